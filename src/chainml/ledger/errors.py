@@ -306,3 +306,11 @@ def revert_error(reason: str | None, *, tx_hash: str | None = None) -> ContractR
 def known_reasons() -> frozenset[str]:
     """Every revert reason chainml's contracts may give."""
     return frozenset(_REASONS)
+
+
+class ReorgDetected(ChainDataError):
+    """A block an event stream had already processed is no longer on the chain.
+
+    With a confirmation depth larger than any reorganisation this never happens; when it
+    does, the reorganisation was deeper than the depth and the node must raise an alarm.
+    """
