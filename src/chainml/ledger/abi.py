@@ -13,6 +13,8 @@ from typing import Any, cast
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
+from eth_abi.grammar import TupleType
+from eth_abi.grammar import parse as parse_type
 from eth_utils.abi import (
     collapse_if_tuple,
     event_abi_to_log_topic,
@@ -61,7 +63,19 @@ def decode_revert(data: bytes, *, tx_hash: str | None = None) -> ContractRevert:
 
 
 def _normalise(kind: str, value: Any) -> Any:
-    return to_checksum_address(value) if kind == "address" else value
+    """Checksum every address in a decoded value, following its ABI type into tuples."""
+    return _normalise_parsed(parse_type(kind), value)
+
+
+def _normalise_parsed(node: Any, value: Any) -> Any:
+    if isinstance(node, TupleType):
+        if node.is_array:
+            inner = node.item_type
+            return tuple(_normalise_parsed(inner, v) for v in value)
+        return tuple(_normalise_parsed(c, v) for c, v in zip(node.components, value, strict=True))
+    if node.is_array:
+        return tuple(_normalise_parsed(node.item_type, v) for v in value)
+    return to_checksum_address(value) if node.base == "address" else value
 
 
 class ContractABI:
@@ -109,10 +123,10 @@ class ContractABI:
         if not outputs:
             return None
         try:
-            values = abi_decode(_types(outputs), data)
+            raw = abi_decode(_types(outputs), data)
         except (DecodingError, ValueError, OverflowError) as exc:
             raise ChainDataError(f"could not decode the result of {name}") from exc
-        values = [_normalise(t, v) for t, v in zip(_types(outputs), values, strict=True)]
+        values = [_normalise(t, v) for t, v in zip(_types(outputs), raw, strict=True)]
         return values[0] if len(values) == 1 else tuple(values)
 
     def encode_constructor(self, args: Sequence[Any]) -> bytes:

@@ -91,9 +91,7 @@ def deploy_system(
     datasets = deploy_contract(client, deployer, "Datasets")
     models = deploy_contract(client, deployer, "Models")
     jobs = deploy_contract(client, deployer, "Jobs", registry.address)
-    receipts = deploy_contract(
-        client, deployer, "Receipts", p.dispute_window, p.withdrawal_delay
-    )
+    receipts = deploy_contract(client, deployer, "Receipts", p.dispute_window, p.withdrawal_delay)
     registry.transact(deployer, "set_slasher", jobs.address)
     return Deployment(
         chain_id=client.chain_id,
