@@ -16,7 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from eth_tester.exceptions import BlockNotFound, TransactionNotFound
+from eth_tester.exceptions import ValidationError as TesterValidationError
 from eth_utils.exceptions import ValidationError as EthValidationError
+from rlp.exceptions import RLPException
 
 from chainml.ledger.devchain.chain import CHAIN_ID, CallReverted, DevChain, JournalError
 
@@ -158,7 +160,7 @@ class RpcHandler:
             return self.chain.send_raw_transaction(p[0])
         except JournalError:
             raise
-        except (EthValidationError, ValueError) as exc:
+        except (EthValidationError, TesterValidationError, RLPException, ValueError) as exc:
             raise RpcFailure(-32000, f"transaction rejected: {str(exc)[:200]}") from exc
 
     def _receipt(self, p: list[Any]) -> Any:
@@ -225,7 +227,15 @@ class RpcHandler:
             return _error(rid, -32602, "missing parameters")
         except JournalError:
             raise
-        except (EthValidationError, ValueError, TypeError, KeyError) as exc:
+        except (
+            EthValidationError,
+            TesterValidationError,
+            RLPException,
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+        ) as exc:
             return _error(rid, -32602, f"invalid parameters: {str(exc)[:200]}")
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 

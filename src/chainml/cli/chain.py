@@ -1,0 +1,53 @@
+"""``chainml chain up | down | status``: the embedded development chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from chainml.errors import ChainmlError
+from chainml.ledger.client import LedgerClient
+from chainml.ledger.devchain import down, running, up
+
+app = typer.Typer(help="Run chainml's embedded chain (py-evm, JSON-RPC on 127.0.0.1).")
+console = Console()
+DATADIR = typer.Option(Path(".chainml/chain"), help="where blocks and the journal live")
+
+
+@app.command("up")
+def chain_up(datadir: Path = DATADIR, port: int = typer.Option(8545)) -> None:
+    """Start the chain in the background (or show the one already running)."""
+    try:
+        url = up(datadir, port)
+    except ChainmlError as exc:
+        console.print(f"[red]could not start the chain:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"chain running at {url} (data in {datadir})")
+
+
+@app.command("down")
+def chain_down(datadir: Path = DATADIR) -> None:
+    """Stop the background chain; its data stays for the next `up`."""
+    console.print("chain stopped" if down(datadir) else "no chain was running")
+
+
+@app.command("status")
+def chain_status(datadir: Path = DATADIR) -> None:
+    """Show URL, chain id, head block and process of the background chain."""
+    found = running(datadir)
+    if not found:
+        console.print(f"chain not running (data in {datadir})")
+        raise typer.Exit(1)
+    pid, url = found
+    client = LedgerClient(url, timeout=5)
+    try:
+        head = client.block("latest")
+        console.print(
+            f"url {url}\nchain id {client.chain_id}\nhead block {int(head['number'], 16)} "
+            f"{head['hash']}\npid {pid}\ndata {datadir}"
+        )
+    except ChainmlError as exc:
+        console.print(f"[red]chain process {pid} does not answer at {url}:[/red] {exc}")
+        raise typer.Exit(1) from exc
