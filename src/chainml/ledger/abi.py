@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
-from eth_abi.exceptions import DecodingError
+from eth_abi.exceptions import DecodingError, EncodingError
 from eth_abi.grammar import TupleType
 from eth_abi.grammar import parse as parse_type
 from eth_utils.abi import (
@@ -114,7 +114,7 @@ class ContractABI:
         selector = function_abi_to_4byte_selector(cast(Any, item))
         try:
             return selector + abi_encode(_types(item.get("inputs", [])), list(args))
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (EncodingError, TypeError, ValueError, OverflowError) as exc:
             raise InvalidParameter(f"arguments do not fit {name}: {exc}") from exc
 
     def decode_result(self, name: str, nargs: int, data: bytes) -> Any:
@@ -134,7 +134,10 @@ class ContractABI:
         inputs = self._constructor.get("inputs", []) if self._constructor else []
         if len(inputs) != len(args):
             raise InvalidParameter(f"the constructor takes {len(inputs)} arguments")
-        return abi_encode(_types(inputs), list(args)) if inputs else b""
+        try:
+            return abi_encode(_types(inputs), list(args)) if inputs else b""
+        except (EncodingError, TypeError, ValueError, OverflowError) as exc:
+            raise InvalidParameter(f"constructor arguments do not fit: {exc}") from exc
 
     def event_topic(self, name: str) -> bytes:
         """topic0 of event ``name``."""

@@ -118,6 +118,7 @@ class DevChain:
         self.lock = threading.RLock()
         self._clock = clock
         self._offset = 0
+        self._min_next = 0  # evm_increaseTime: the next block is at least this late
         datadir.mkdir(parents=True, exist_ok=True)
         genesis_file = datadir / "genesis.json"
         if genesis_file.exists():
@@ -147,7 +148,7 @@ class DevChain:
 
     def _next_timestamp(self) -> int:
         parent = int(self.backend.chain.get_canonical_head().timestamp)
-        return max(parent + 1, int(self._clock()) + self._offset)
+        return max(parent + 1, int(self._clock()) + self._offset, self._min_next)
 
     def _set_pending_timestamp(self, ts: int) -> None:
         chain = self.backend.chain
@@ -162,7 +163,10 @@ class DevChain:
             self._set_pending_timestamp(int(record["ts"]))
             return self.tester.mine_blocks(1)
         if kind == "time":
-            self._offset += int(record["s"])
+            seconds = int(record["s"])
+            self._offset += seconds
+            head = int(self.backend.chain.get_canonical_head().timestamp)
+            self._min_next = max(self._min_next, head + seconds)
             return self._offset
         raise JournalError(f"unknown journal record {kind!r}")
 
