@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from chainml.cli.chain import app as chain_app
@@ -19,6 +21,25 @@ app.add_typer(chain_app, name="chain")
 @app.callback()
 def _root() -> None:
     """Train and serve AI models across organisations that do not trust each other."""
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(Path(".chainml/demo"), help="where the chain and blobs go"),
+    rounds: int = typer.Option(3, min=1, max=64),
+) -> None:
+    """Run the main job on the embedded defaults: a federated job recorded on chain."""
+    from rich.console import Console
+
+    from chainml.errors import ChainmlError
+    from chainml.node.demo import run
+
+    console = Console()
+    try:
+        run(workdir, rounds=rounds, console=console)
+    except ChainmlError as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 @app.command()

@@ -1,1 +1,1 @@
-"""chainml.storage."""
+"""chainml.storage: content-addressed blob stores."""

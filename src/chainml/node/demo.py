@@ -1,0 +1,271 @@
+"""The main job on the embedded defaults: a real federated job recorded on chain.
+
+Starts chainml's embedded chain as its own process, deploys the contracts, registers four
+parties with stake, has three hospitals commit to their shards of the digits data with
+salted Merkle roots, posts a job with escrow, runs federated rounds in which every
+trainer signs an EIP-712 commitment to its update and the aggregator records one
+transaction per round (sealed aggregate's CID, commitment root, participant bitmap),
+passes the challenge window, finalises, pays out, and shows what is on chain.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from rich.console import Console
+from rich.table import Table
+
+from chainml.crypto import (
+    DatasetCommitment,
+    Identity,
+    MerkleTree,
+    commitment_leaf,
+    encode_float_records,
+    keccak256,
+    schema_hash,
+    sign_round_commitment,
+    verify_round_commitment,
+)
+from chainml.ledger.bindings import Chainml, JobParams, JobState, Role
+from chainml.ledger.client import LedgerClient, LocalSigner
+from chainml.ledger.deploy import deploy_system
+from chainml.ledger.devchain import DevChainProcess
+from chainml.storage.local import LocalBlobStore
+from chainml.training.data import Dataset, dirichlet_partition, load
+from chainml.training.fedavg import fedavg
+from chainml.training.models import SoftmaxRegression, to_safetensors
+
+ETHER = 10**18
+DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+SEAL_CONTEXT = b"chainml/model/seal/v1"
+
+
+@dataclass
+class Party:
+    name: str
+    identity: Identity
+    roles: Role
+    stake: int
+    shard: list[int] = field(default_factory=list)
+    dataset_id: int = 0
+    reward: int = 0
+
+
+@dataclass
+class DemoResult:
+    """What the demo did, for the summary and for tests."""
+
+    chain_id: int
+    job_id: int
+    accuracies: list[float]
+    rewards: dict[str, int]
+    round_cids: list[str]
+    escrow: int
+    refund: int
+    job_state: JobState
+
+
+def _seal(key: bytes, data: bytes, aad: bytes) -> bytes:
+    nonce = secrets.token_bytes(12)
+    return nonce + AESGCM(key).encrypt(nonce, data, SEAL_CONTEXT + aad)
+
+
+def run(
+    workdir: Path,
+    *,
+    rounds: int = 3,
+    seed: int = 0,
+    console: Console | None = None,
+    chain_url: str | None = None,
+) -> DemoResult:
+    """Run the demo; starts (and stops) its own chain unless ``chain_url`` is given."""
+    out = console or Console(quiet=True)
+    if chain_url is not None:
+        return _run(chain_url, workdir, rounds, seed, out)
+    if (workdir / "chain").exists():
+        shutil.rmtree(workdir / "chain")
+    with DevChainProcess(workdir / "chain") as chain:
+        out.print(f"[bold]embedded chain[/bold] at {chain.url} (py-evm, data in {workdir})")
+        return _run(chain.url, workdir, rounds, seed, out)
+
+
+def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoResult:
+    client = LedgerClient(url)
+    dev = LocalSigner.from_key(DEV_KEY)
+    step = _stepper(out)
+
+    step("deploy Registry, Datasets, Models, Jobs, Receipts")
+    cm = Chainml.connect(client, deploy_system(client, dev))
+    window = 3600
+
+    trainer_roles = Role.DATA_OWNER | Role.TRAINER | Role.VALIDATOR
+    parties = [
+        Party("hospital-a", Identity.generate(), trainer_roles, 3 * ETHER),
+        Party("hospital-b", Identity.generate(), trainer_roles, 3 * ETHER),
+        Party("hospital-c", Identity.generate(), trainer_roles, 3 * ETHER),
+        Party("coordinator", Identity.generate(), Role.REQUESTER | Role.AGGREGATOR, 2 * ETHER),
+    ]
+    step("register 4 parties: account, X25519 key with proof of possession, stake")
+    for p in parties:
+        client.transact(dev, to=p.identity.address, value=20 * ETHER)
+        pop = p.identity.proof_of_possession(client.chain_id, cm.registry.address)
+        cm.registry.register(
+            p.identity.account,
+            p.identity.x25519.public_bytes,
+            pop,
+            p.roles,
+            f"http://127.0.0.1/{p.name}",
+            p.stake,
+        )
+    trainers, coordinator = parties[:3], parties[3]
+
+    data = load("digits", seed=seed)
+    shards = dirichlet_partition(data.y_train, len(trainers), alpha=0.5, seed=seed)
+    step("each hospital commits to its digits records (salted Merkle root)")
+    for p, shard in zip(trainers, shards, strict=True):
+        p.shard = shard.tolist()
+        records = encode_float_records(data.x_train[shard], data.y_train[shard])
+        commitment = DatasetCommitment.build(records)
+        p.dataset_id = cm.datasets.commit(
+            p.identity.account, commitment.root, len(records), schema_hash("digits 8x8 float64")
+        )
+
+    escrow = 3 * ETHER
+    params = JobParams(
+        aggregator=coordinator.identity.address,
+        rounds=rounds,
+        min_participants=len(trainers),
+        max_participants=len(trainers),
+        min_stake=ETHER,
+        challenge_window=window,
+        clip_bound=10_000,
+        config_hash=keccak256(b"softmax-regression digits lr=0.5 epochs=2"),
+    )
+    step(f"coordinator posts a {rounds}-round job with {escrow / ETHER:g} ETH in escrow")
+    job_id = cm.jobs.create_job(coordinator.identity.account, params, escrow)
+    index = {p.identity.address: cm.jobs.join(p.identity.account, job_id) for p in trainers}
+
+    store = LocalBlobStore(workdir / "blobs")
+    model_key = AESGCM.generate_key(bit_length=256)  # the requester's; never stored in clear
+    global_model = SoftmaxRegression(data.n_features, data.n_classes, seed=seed)
+    accuracies: list[float] = []
+    cids: list[str] = []
+    for r in range(1, rounds + 1):
+        updates, weights, signed = [], [], []
+        for p in trainers:
+            local = SoftmaxRegression(data.n_features, data.n_classes)
+            local.set_params(global_model.params)
+            local.fit(data.x_train[p.shard], data.y_train[p.shard], epochs=2, seed=seed + r)
+            blob = to_safetensors(local.params)
+            commitment = keccak256(blob)
+            sig = sign_round_commitment(
+                p.identity.account, client.chain_id, cm.jobs.address, job_id, r, commitment
+            )
+            updates.append(local.params)
+            weights.append(len(p.shard))
+            signed.append((p, commitment, sig))
+        # The aggregator checks every signature before it counts an update.
+        for p, commitment, sig in signed:
+            verify_round_commitment(
+                p.identity.address, sig, client.chain_id, cm.jobs.address, job_id, r, commitment
+            )
+        global_model.set_params(fedavg(updates, weights))
+        sealed = _seal(model_key, to_safetensors(global_model.params), f"{job_id}/{r}".encode())
+        cid = store.put(sealed)
+        tree = MerkleTree([commitment_leaf(p.identity.address, job_id, r, c) for p, c, _ in signed])
+        bitmap = sum(1 << index[p.identity.address] for p, _, _ in signed)
+        cm.jobs.submit_round(coordinator.identity.account, job_id, r, cid, tree.root, bitmap)
+        for i, (p, c, _) in enumerate(signed):  # every trainer checks it was counted
+            assert cm.jobs.verify_inclusion(job_id, r, p.identity.address, c, tree.proof(i))
+        acc = _accuracy(global_model, data)
+        accuracies.append(acc)
+        cids.append(cid)
+        step(f"round {r}: 3 signed commitments, sealed aggregate {cid[:16]}…, accuracy {acc:.3f}")
+
+    step("challenge window passes; job finalised; rewards claimed once each")
+    client.increase_time(window + 1)
+    cm.jobs.finalize(coordinator.identity.account, job_id)
+    for p in trainers:
+        p.reward = cm.jobs.claim_reward(p.identity.account, job_id)
+    refund = 0
+    if escrow - sum(p.reward for p in trainers) > 0:
+        refund = cm.jobs.refund(coordinator.identity.account, job_id)
+    job = cm.jobs.job(job_id)
+    result = DemoResult(
+        chain_id=client.chain_id,
+        job_id=job_id,
+        accuracies=accuracies,
+        rewards={p.name: p.reward for p in trainers},
+        round_cids=cids,
+        escrow=escrow,
+        refund=refund,
+        job_state=job.state,
+    )
+    _summary(out, cm, client, parties, job_id, result)
+    return result
+
+
+def _accuracy(model: SoftmaxRegression, data: Dataset) -> float:
+    return model.accuracy(data.x_test, data.y_test)
+
+
+def _stepper(out: Console) -> Callable[[str], None]:
+    count = [0]
+
+    def step(text: str) -> None:
+        count[0] += 1
+        out.print(f"[cyan]{count[0]:>2}.[/cyan] {text}")
+
+    return step
+
+
+def _summary(
+    out: Console,
+    cm: Chainml,
+    client: LedgerClient,
+    parties: list[Party],
+    job_id: int,
+    result: DemoResult,
+) -> None:
+    table = Table(title=f"parties on chain {result.chain_id}")
+    for col in ("party", "account", "roles", "stake (ETH)", "data set", "records", "reward (ETH)"):
+        table.add_column(col)
+    for p in parties:
+        ds = cm.datasets.get(p.dataset_id) if p.dataset_id else None
+        roles = cm.registry.party(p.identity.address).roles
+        table.add_row(
+            p.name,
+            p.identity.address[:10] + "…",
+            "|".join(r.name.lower() for r in Role if r in roles and r.name),
+            f"{cm.registry.stake_of(p.identity.address) / ETHER:g}",
+            f"#{p.dataset_id} {ds.merkle_root.hex()[:10]}…" if ds else "-",
+            str(ds.record_count) if ds else "-",
+            f"{p.reward / ETHER:.6f}" if p.reward else "-",
+        )
+    out.print(table)
+    job = cm.jobs.job(job_id)
+    rounds = Table(
+        title=f"job {job_id}: {job.state.name.lower()}, escrow {result.escrow / ETHER:g} ETH"
+    )
+    for col in ("round", "sealed aggregate (CID)", "commitment root", "bitmap", "test accuracy"):
+        rounds.add_column(col)
+    for r, acc in enumerate(result.accuracies, start=1):
+        info = cm.jobs.round(job_id, r)
+        rounds.add_row(
+            str(r),
+            info.aggregate_cid,
+            info.commitment_root.hex()[:16] + "…",
+            bin(info.bitmap),
+            f"{acc:.3f}",
+        )
+    out.print(rounds)
+    out.print(
+        f"escrow left in Jobs: {cm.jobs.escrow_held()} wei; "
+        f"refund of rounding remainder: {result.refund} wei; "
+        f"head block {client.block_number()}"
+    )
