@@ -130,9 +130,9 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
     for p, shard in zip(trainers, shards, strict=True):
         p.shard = shard.tolist()
         records = encode_float_records(data.x_train[shard], data.y_train[shard])
-        commitment = DatasetCommitment.build(records)
+        dataset = DatasetCommitment.build(records)
         p.dataset_id = cm.datasets.commit(
-            p.identity.account, commitment.root, len(records), schema_hash("digits 8x8 float64")
+            p.identity.account, dataset.root, len(records), schema_hash("digits 8x8 float64")
         )
 
     escrow = 3 * ETHER
