@@ -102,6 +102,11 @@ class InvalidSignatureOnChain(ContractRevert):
 
 
 @_register
+class ValidatorSetFull(ContractRevert):
+    """The Registry holds as many validators as its committee draw can iterate."""
+
+
+@_register
 class InsufficientStake(ContractRevert):
     """Stake is below what the action requires."""
 

@@ -144,7 +144,7 @@ def register(x25519_key: bytes32, pop: Bytes[65], roles: uint256, endpoint: Stri
         x25519_key=x25519_key, roles=roles, endpoint=endpoint, registered_at=block.timestamp
     )
     if roles & ROLE_VALIDATOR != 0:
-        assert len(self.validators) < MAX_VALIDATORS, "InvalidParameter"
+        assert len(self.validators) < MAX_VALIDATORS, "ValidatorSetFull"
         self.validators.append(msg.sender)
     log Registered(account=msg.sender, x25519_key=x25519_key, roles=roles, endpoint=endpoint)
     if msg.value > 0:
