@@ -302,6 +302,8 @@ def test_models_grants_and_receipts(world: World):
     )
     with pytest.raises(errors.NotAuthorized):
         models.publish_version(grantee.account, model_id, "x", "y", keccak256(b"w"))
+    with pytest.raises(errors.UnknownModel):
+        models.publish_version(owner.account, model_id + 7, "x", "y", keccak256(b"w"))
     now = int(w.client.block("latest")["timestamp"], 16)
     grant_id = models.grant(owner.account, v1, grantee.address, now + 1000, "bafy-wrapped-key")
     assert models.has_access(v1, grantee.address) and models.has_access(v1, owner.address)
