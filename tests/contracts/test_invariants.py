@@ -95,6 +95,7 @@ class JobsMachine(RuleBasedStateMachine):
     @rule(i=actor)
     def withdraw(self, i: int) -> None:
         attempt(self.s.registry.withdraw, sender=ACTORS[i].address)
+        attempt(self.s.registry.claim_slash_reward, sender=ACTORS[i].address)
 
     @rule(seconds=st.sampled_from([1, WINDOW // 2, WINDOW, 3600]))
     def time_passes(self, seconds: int) -> None:
@@ -237,10 +238,10 @@ class JobsMachine(RuleBasedStateMachine):
         if not hasattr(self, "s"):
             return
         r = self.s.registry
-        assert (
-            boa.env.get_balance(r.address)
-            == r.total_staked() + r.total_unbonding() + r.slashed_pool()
+        assert boa.env.get_balance(r.address) == (
+            r.total_staked() + r.total_unbonding() + r.slashed_pool() + r.total_rewards_owed()
         )
+        assert r.total_rewards_owed() == sum(r.rewards_owed(a.address) for a in ACTORS)
         assert r.total_staked() == sum(r.stake_of(a.address) for a in ACTORS)
         assert r.total_unbonding() == sum(r.unbonding_of(a.address) for a in ACTORS)
 

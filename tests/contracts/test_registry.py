@@ -131,11 +131,16 @@ def test_slash_takes_active_then_unbonding_never_more_than_stake():
         assert reg.stake_of(a.address) == 0 and reg.unbonding_of(a.address) == ETHER - 10
         assert reg.slash(a.address, 100 * ETHER, reporter) == ETHER - 10  # capped at what is left
         assert reg.slash(a.address, ETHER, reporter) == 0
-    assert boa.env.get_balance(reporter) == (3 * ETHER) // 2
+    assert reg.rewards_owed(reporter) == (3 * ETHER) // 2
     assert reg.slashed_pool() == 3 * ETHER - (3 * ETHER) // 2
     assert boa.env.get_balance(reg.address) == (
-        reg.total_staked() + reg.total_unbonding() + reg.slashed_pool()
+        reg.total_staked() + reg.total_unbonding() + reg.slashed_pool() + reg.total_rewards_owed()
     )
+    with boa.env.prank(reporter):
+        assert reg.claim_slash_reward() == (3 * ETHER) // 2
+        with boa.reverts("NothingToWithdraw"):
+            reg.claim_slash_reward()
+    assert boa.env.get_balance(reporter) == (3 * ETHER) // 2 and reg.total_rewards_owed() == 0
 
 
 def test_committee_is_stake_weighted_distinct_and_deterministic(system):

@@ -7,9 +7,10 @@
 @dev    Deploy: Registry(unbonding_delay, min_validator_stake), then set_slasher(jobs)
         once from the deployer; the slasher can never change afterwards.
 
-        Accounting: self.balance == total_staked + total_unbonding + slashed_pool.
-        Half of every slash goes to the beneficiary (the reporter), the other half stays
-        in slashed_pool for ever (burnt).
+        Accounting: self.balance == total_staked + total_unbonding + slashed_pool
+        + total_rewards_owed. Half of every slash is owed to the beneficiary (the reporter),
+        who collects it with claim_slash_reward (a pull payment, so no beneficiary can
+        block a slash by refusing it); the other half stays in slashed_pool for ever (burnt).
 
         Committee randomness: the seed mixes block.prevrandao with the caller's ids. On a
         proof-of-stake chain prevrandao is the RANDAO mix; the proposer of the block that
@@ -71,6 +72,10 @@ event Slashed:
 event SlasherSet:
     slasher: address
 
+event SlashRewardClaimed:
+    account: indexed(address)
+    amount: uint256
+
 
 deployer: public(immutable(address))
 unbonding_delay: public(immutable(uint256))
@@ -86,6 +91,8 @@ unbonding_release_at: public(HashMap[address, uint256])
 total_staked: public(uint256)
 total_unbonding: public(uint256)
 slashed_pool: public(uint256)
+rewards_owed: public(HashMap[address, uint256])
+total_rewards_owed: public(uint256)
 validators: public(DynArray[address, MAX_VALIDATORS])
 
 
@@ -231,11 +238,10 @@ def set_slasher(slasher: address):
 
 
 @external
-@nonreentrant
 def slash(offender: address, amount: uint256, beneficiary: address) -> uint256:
     """
     @notice Take up to amount from offender's stake (active first, then unbonding); half
-            of what is taken goes to beneficiary, the rest is burnt. Only the slasher.
+            of what is taken is owed to beneficiary, the rest is burnt. Only the slasher.
     @return What was taken: never more than the offender's stake.
     """
     assert msg.sender == self.slasher, "NotAuthorized"
@@ -252,13 +258,26 @@ def slash(offender: address, amount: uint256, beneficiary: address) -> uint256:
     if beneficiary != empty(address):
         reward = taken // 2
     self.slashed_pool += taken - reward
+    self.rewards_owed[beneficiary] += reward
+    self.total_rewards_owed += reward
     log Slashed(offender=offender, amount=taken, beneficiary=beneficiary, reward=reward)
-    if reward > 0:
-        ok: bool = raw_call(beneficiary, b"", value=reward, revert_on_failure=False)
-        if not ok:
-            # A beneficiary that refuses payment forfeits its reward to the burnt pool.
-            self.slashed_pool += reward
     return taken
+
+
+@external
+@nonreentrant
+def claim_slash_reward() -> uint256:
+    """
+    @notice Pay msg.sender the slashing rewards it is owed. Reverts NothingToWithdraw.
+    """
+    amount: uint256 = self.rewards_owed[msg.sender]
+    assert amount > 0, "NothingToWithdraw"
+    self.rewards_owed[msg.sender] = 0
+    self.total_rewards_owed -= amount
+    log SlashRewardClaimed(account=msg.sender, amount=amount)
+    ok: bool = raw_call(msg.sender, b"", value=amount, revert_on_failure=False)
+    assert ok, "TransferFailed"
+    return amount
 
 
 @external
