@@ -317,6 +317,11 @@ def test_models_grants_and_receipts(world: World):
     assert models.grant_info(g2).wrapped_key_ref == "bafy-wrapped-key-2"
     w.client.increase_time(1001)
     assert not models.has_access(v1, grantee.address)  # expired
+    models.transfer_ownership(owner.account, model_id, grantee.address)
+    with pytest.raises(errors.NotAuthorized):
+        models.grant(owner.account, v1, provider.address, now + 5000, "k")
+    models.grant(grantee.account, v1, provider.address, now + 5000, "k")
+    assert models.has_access(v1, provider.address)
 
     rc = w.cm.receipts
     client_party = grantee

@@ -216,6 +216,11 @@ class Models(_Binding):
     def revoke(self, signer: TransactionSigner, grant_id: int) -> Receipt:
         return self.contract.transact(signer, "revoke", grant_id)
 
+    def transfer_ownership(
+        self, signer: TransactionSigner, model_id: int, new_owner: str
+    ) -> Receipt:
+        return self.contract.transact(signer, "transfer_ownership", model_id, new_owner)
+
     def has_access(self, version_id: int, account: str) -> bool:
         return bool(self.contract.call("has_access", version_id, account))
 

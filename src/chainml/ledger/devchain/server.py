@@ -264,6 +264,9 @@ def _error(rid: Any, code: int, message: str, data: str | None = None) -> dict[s
 
 class _HTTPHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK (40 ms on Linux loopback) on every call.
+    disable_nagle_algorithm = True
     server: DevChainHTTPServer
 
     def do_POST(self) -> None:
