@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+MYTH := .venv-mythril/bin/myth
 
 .PHONY: setup demo test lint typecheck unit bench artifacts clean
 
@@ -22,6 +23,9 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(MYTH): scripts/setup-mythril.sh
+	PYTHON=$(PYTHON) bash scripts/setup-mythril.sh .venv-mythril
+
 demo: setup
 	$(VENV)/bin/chainml demo
 
@@ -35,12 +39,14 @@ typecheck: setup
 unit: setup
 	$(VENV)/bin/pytest
 
-test: setup lint typecheck
+test: setup $(MYTH) lint typecheck
 	$(PY) -m chainml.ledger.artifacts check
+	$(PY) -m chainml.ledger.audit.static
 	$(VENV)/bin/pytest
 
 bench: setup
 	CHAINML_BENCH_FULL=1 $(PY) -m benchmarks all
+	CHAINML_FUZZ_SCALE=10 $(VENV)/bin/pytest -q tests/contracts/test_invariants.py
 
 artifacts: setup
 	$(PY) -m chainml.ledger.artifacts build

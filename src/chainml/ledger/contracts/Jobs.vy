@@ -23,7 +23,8 @@
         Rewards: a finalised job's escrow is shared among participants in proportion to
         the rounds each took part in; the rounding remainder, and the whole escrow of a
         cancelled job, go back to the requester. Accounting:
-        self.balance == escrow_held == sum over jobs of (escrow - paid).
+        self.balance >= escrow_held == sum over jobs of (escrow - paid); equality unless
+        ether is forced in (selfdestruct, block rewards), which only adds.
 """
 
 interface IRegistry:

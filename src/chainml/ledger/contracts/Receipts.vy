@@ -8,8 +8,8 @@
         settles it into the provider's earnings, which the provider withdraws.
 @dev    Deploy: Receipts(dispute_window, withdrawal_delay). A client's withdrawal waits
         withdrawal_delay seconds so providers can post what is due first.
-        Accounting: self.balance == total_available + total_reserved + total_pending
-        + total_earnings.
+        Accounting: self.balance >= total_available + total_reserved + total_pending
+        + total_earnings (equality unless ether is forced in, which only adds).
 """
 
 STATUS_POSTED: constant(uint8) = 1

@@ -7,10 +7,11 @@
 @dev    Deploy: Registry(unbonding_delay, min_validator_stake), then set_slasher(jobs)
         once from the deployer; the slasher can never change afterwards.
 
-        Accounting: self.balance == total_staked + total_unbonding + slashed_pool
-        + total_rewards_owed. Half of every slash is owed to the beneficiary (the reporter),
-        who collects it with claim_slash_reward (a pull payment, so no beneficiary can
-        block a slash by refusing it); the other half stays in slashed_pool for ever (burnt).
+        Accounting: self.balance >= total_staked + total_unbonding + slashed_pool
+        + total_rewards_owed (equality unless ether is forced in, which only adds).
+        Half of every slash is owed to the beneficiary (the reporter), who collects it
+        with claim_slash_reward (a pull payment, so no beneficiary can block a slash by
+        refusing it); the other half stays in slashed_pool for ever (burnt).
 
         Committee randomness: the seed mixes block.prevrandao with the caller's ids. On a
         proof-of-stake chain prevrandao is the RANDAO mix; the proposer of the block that
