@@ -30,6 +30,7 @@ def test_exported_names_are_stable():
         "commitments",
         "errors",
         "hashing",
+        "hpke",
         "keys",
         "merkle",
         "signing",

@@ -11,7 +11,13 @@ from chainml.crypto.commitments import (
     schema_hash,
     verify_opening,
 )
-from chainml.crypto.errors import CryptoError, InvalidKey, InvalidProof, InvalidSignature
+from chainml.crypto.errors import (
+    CryptoError,
+    DecryptionFailed,
+    InvalidKey,
+    InvalidProof,
+    InvalidSignature,
+)
 from chainml.crypto.hashing import keccak256, sha256, tagged_hash
 from chainml.crypto.keys import (
     AccountKey,
@@ -31,6 +37,7 @@ __all__ = [
     "AccountKey",
     "CryptoError",
     "DatasetCommitment",
+    "DecryptionFailed",
     "Identity",
     "InvalidKey",
     "InvalidProof",

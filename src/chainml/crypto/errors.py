@@ -19,3 +19,7 @@ class InvalidKey(CryptoError, ValueError):
 
 class InvalidProof(CryptoError):
     """A Merkle or zero-knowledge proof did not verify."""
+
+
+class DecryptionFailed(CryptoError):
+    """A ciphertext did not authenticate: wrong key, wrong context, or tampered."""

@@ -190,6 +190,19 @@ class _Contract:
     def writes_storage(self, fn: Any) -> bool:
         return self._transitive(fn, self._writes, lambda n: self.storage_write(n) is not None)
 
+    def storage_written(self, fn: Any, seen: frozenset[str] = frozenset()) -> set[str]:
+        """Every storage variable ``fn`` can write, itself or through internal functions."""
+        names: set[str] = set()
+        for node in fn.get_descendants():
+            name = self.storage_write(node)
+            if name is not None:
+                names.add(name)
+            elif isinstance(node, vy_ast.Call):
+                target = self._internal_target(node)
+                if target is not None and target.name not in seen:
+                    names |= self.storage_written(target, seen | {fn.name})
+        return names
+
     def reads_sender(self, fn: Any) -> bool:
         def test(n: Any) -> bool:
             return (

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,6 @@ from typing import Any
 
 import vyper.ast as vy_ast
 
-from chainml.crypto import keccak256
 from chainml.ledger.errors import LedgerError
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -101,11 +101,16 @@ def _decorators(fn: Any) -> set[str]:
 CANARY = "msg.sender == empty(address)"
 
 
-def instrument(source: str, invariant: Invariant, *, canary: bool = False) -> str:
+def instrument(
+    source: str, invariant: Invariant, *, target: str | None = None, canary: bool = False
+) -> str:
     """The contract with the induction step's assumption and check in every state-changing
-    external function.  With ``canary`` the check at each exit is one that always fails, so
-    that Mythril reports every function that can complete under the assumption: the proof
-    is not vacuous for a function only if its canary is reported."""
+    external function; with ``target``, a contract of that one external function alone, so
+    that a run explores only it (Mythril's ``--transaction-sequences`` still forks into
+    every branch of the dispatcher).  With ``canary`` the
+    check at each exit is one that always fails, so that Mythril reports every function
+    that can complete under the assumption: the proof is not vacuous for a function only
+    if its canary is reported."""
     module = vy_ast.parse_to_ast(source)
     lines = source.splitlines()
     edits: list[tuple[int, int, list[str]]] = []  # (first line, last line, replacement)
@@ -117,9 +122,15 @@ def instrument(source: str, invariant: Invariant, *, canary: bool = False) -> st
 
     for fn in module.get_children(vy_ast.FunctionDef):
         decorators = _decorators(fn)
-        if "external" not in decorators or decorators & _STATE_CHANGING_EXCLUDED:
+        if "external" not in decorators:
             continue
         first = fn.body[0]
+        if target is not None and fn.name != target:
+            start = min(d.lineno for d in fn.decorator_list)
+            edits.append((start, fn.end_lineno, []))
+            continue
+        if decorators & _STATE_CHANGING_EXCLUDED:
+            continue
         value = " + msg.value" if "payable" in decorators else ""
         assume = f"assert self.balance >= {invariant.owed}{value}"
         ind = indent(first.lineno)
@@ -161,7 +172,7 @@ def runtime_code(source: str, constructor_args: Sequence[Any], name: str) -> byt
     immutables included."""
     import boa
     import vyper
-    from eth_abi import encode
+    from eth_abi.abi import encode
     from vyper.compiler.settings import OptimizationLevel, Settings
     from vyper.exceptions import VyperException
 
@@ -173,7 +184,9 @@ def runtime_code(source: str, constructor_args: Sequence[Any], name: str) -> byt
         )
     except VyperException as exc:
         raise SymbolicError(f"{name}: the instrumented contract does not compile: {exc}") from exc
-    ctor = next((i for i in out["abi"] if i.get("type") == "constructor"), {"inputs": []})
+    ctor: dict[str, Any] = next(
+        (i for i in out["abi"] if i.get("type") == "constructor"), {"inputs": []}
+    )
     types = [i["type"] for i in ctor["inputs"]]
     creation = bytes.fromhex(out["bytecode"].removeprefix("0x")) + encode(
         types, list(constructor_args)
@@ -185,18 +198,24 @@ def runtime_code(source: str, constructor_args: Sequence[Any], name: str) -> byt
 @dataclass(frozen=True)
 class ProofResult:
     invariant: Invariant
+    function: str
     status: str  # "proved", "violated" or "incomplete"
     seconds: float
     instructions_covered: int
     instructions_total: int
-    detail: str = ""
+    canary: bool = False
 
     @property
     def proved(self) -> bool:
         return self.status == "proved"
 
+    @property
+    def reached(self) -> bool:
+        """For a canary run: Mythril reached an exit of the function."""
+        return self.status == "violated"
 
-def _myth(code_path: Path, timeout: int, selectors: Sequence[bytes] = ()) -> dict[str, Any]:
+
+def _myth(code_path: Path, timeout: int) -> dict[str, Any]:
     if not MYTH.exists():
         raise SymbolicError(f"Mythril is not installed at {MYTH}: run scripts/setup-mythril.sh")
     cmd = [
@@ -219,9 +238,6 @@ def _myth(code_path: Path, timeout: int, selectors: Sequence[bytes] = ()) -> dic
         "-o",
         "jsonv2",
     ]
-    if selectors:
-        only = ",".join("0x" + s.hex() for s in selectors)
-        cmd += ["--transaction-sequences", f"[[{only}]]"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 120, check=False)
     try:
         report = json.loads(done.stdout)
@@ -233,103 +249,117 @@ def _myth(code_path: Path, timeout: int, selectors: Sequence[bytes] = ()) -> dic
     return dict(report[0])
 
 
-def state_changing(source: str) -> dict[bytes, str]:
-    """Selector to signature of every external function that is neither view nor pure."""
-    import vyper
-
-    abi = vyper.compile_code(source, output_formats=["abi"])["abi"]
-    out = {}
-    for item in abi:
-        if item.get("type") == "function" and item["stateMutability"] not in ("view", "pure"):
-            signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
-            out[keccak256(signature.encode())[:4]] = signature
-    return out
-
-
-def _run(
-    invariant: Invariant, harness: str, only: Sequence[str], timeout: int
-) -> tuple[dict[str, Any], float]:
-    code = runtime_code(harness, invariant.constructor_args, invariant.contract)
-    with tempfile.TemporaryDirectory(prefix="chainml-myth-") as tmp:
-        path = Path(tmp) / f"{invariant.contract}.hex"
-        path.write_text(code.hex())
-        started = time.monotonic()
-        report = _myth(path, timeout, [keccak256(sig.encode())[:4] for sig in only])
-        return report, time.monotonic() - started
-
-
-def _failing_selectors(report: dict[str, Any]) -> set[bytes]:
-    found = set()
-    for issue in report.get("issues", []):
-        for case in issue.get("extra", {}).get("testCases", []):
-            steps = case.get("steps") or [{}]
-            data = str(steps[-1].get("input", ""))
-            if data.startswith("0x") and len(data) >= 10:
-                found.add(bytes.fromhex(data[2:10]))
-    return found
-
-
 def _source(invariant: Invariant, source: str | None) -> str:
     from chainml.ledger.artifacts import CONTRACTS_DIR
 
     return source or (CONTRACTS_DIR / f"{invariant.contract}.vy").read_text()
 
 
+def obligations(
+    invariant: Invariant, source: str | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """(external functions that can change the invariant, {function: why not} for the rest).
+
+    A function can change ``balance >= owed`` only if it receives value (payable), can send
+    it (any external call), or writes a storage variable that ``owed`` reads; the writes are
+    found on Vyper's typed AST through internal calls.  The others need no proof."""
+    from chainml.ledger.audit.static import _Contract
+
+    source = _source(invariant, source)
+    with tempfile.TemporaryDirectory(prefix="chainml-sym-") as tmp:
+        path = Path(tmp) / f"{invariant.contract}.vy"
+        path.write_text(source)
+        contract = _Contract(path)
+    variables = set(re.findall(r"self\.(\w+)", invariant.owed))
+    relevant, skipped = [], {}
+    for name, fn in contract.functions.items():
+        decorators = contract.decorators(fn)
+        if "external" not in decorators:
+            continue
+        if decorators & _STATE_CHANGING_EXCLUDED:
+            skipped[name] = "view or pure"
+        elif "payable" in decorators or contract.calls_out(fn):
+            relevant.append(name)
+        elif contract.storage_written(fn) & variables:
+            relevant.append(name)
+        else:
+            skipped[name] = "neither receives nor sends value nor writes " + ", ".join(
+                sorted(variables)
+            )
+    return relevant, skipped
+
+
 def prove(
     invariant: Invariant,
+    function: str,
     source: str | None = None,
     *,
-    only: Sequence[str] = (),
+    canary: bool = False,
     timeout: int = EXECUTION_TIMEOUT,
 ) -> ProofResult:
-    """Run the induction step for one invariant (on ``source`` instead of the project's
-    contract when given: the negative controls pass a mutant), over every external function
-    or, with ``only``, over the ones whose signatures (``"withdraw()"``) it names."""
-    source = _source(invariant, source)
-    report, seconds = _run(invariant, instrument(source, invariant), only, timeout)
+    """The induction step for one invariant and one external function (on ``source``
+    instead of the project's contract when given: the negative controls pass a mutant).
+    With ``canary``, the run that must come back "violated" for the proof to mean
+    anything."""
+    harness = instrument(_source(invariant, source), invariant, target=function, canary=canary)
+    code = runtime_code(harness, invariant.constructor_args, invariant.contract)
+    with tempfile.TemporaryDirectory(prefix="chainml-myth-") as tmp:
+        path = Path(tmp) / f"{invariant.contract}.hex"
+        path.write_text(code.hex())
+        started = time.monotonic()
+        report = _myth(path, timeout)
+        seconds = time.monotonic() - started
     info = report.get("meta", {}).get("mythril_execution_info", {})
     coverage = info.get("coverage") or [{}]
     covered = max(int(c.get("instructions_covered", 0)) for c in coverage)
     total = max(int(c.get("total_instructions", 0)) for c in coverage)
-    failing = _failing_selectors(report)
     if report.get("issues"):
-        names = state_changing(source)
-        which = sorted(names.get(sel, "0x" + sel.hex()) for sel in failing)
-        detail = f"counterexample: a call of {', '.join(which) or 'unknown'}"
-        return ProofResult(invariant, "violated", seconds, covered, total, detail)
-    duration = int(info.get("analysis_duration", 0)) / 1e9
-    if duration >= 0.95 * timeout:
-        return ProofResult(invariant, "incomplete", seconds, covered, total, "time limit reached")
-    return ProofResult(invariant, "proved", seconds, covered, total)
+        status = "violated"
+    elif int(info.get("analysis_duration", 0)) / 1e9 >= 0.95 * timeout:
+        status = "incomplete"
+    else:
+        status = "proved"
+    return ProofResult(invariant, function, status, seconds, covered, total, canary)
 
 
-def reached(
-    invariant: Invariant, source: str | None = None, *, timeout: int = EXECUTION_TIMEOUT
-) -> tuple[set[str], set[str]]:
-    """(functions whose exit Mythril reaches under the induction assumption, all
-    state-changing functions): a proof covers a function only if it is in the first set."""
-    source = _source(invariant, source)
-    report, _ = _run(invariant, instrument(source, invariant, canary=True), (), timeout)
-    names = state_changing(source)
-    return {names[s] for s in _failing_selectors(report) if s in names}, set(names.values())
+def prove_all(
+    invariants: Sequence[Invariant] = INVARIANTS, *, workers: int | None = None
+) -> list[ProofResult]:
+    """Every obligation of every invariant, with its canary, on ``workers`` processes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tasks = [
+        (inv, fn, canary)
+        for inv in invariants
+        for fn in obligations(inv)[0]
+        for canary in (False, True)
+    ]
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        futures = [pool.submit(prove, inv, fn, canary=canary) for inv, fn, canary in tasks]
+        return [f.result() for f in futures]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    wanted = set(args)
-    results = []
-    for invariant in INVARIANTS:
-        if wanted and invariant.contract not in wanted:
-            continue
-        print(f"proving {invariant.contract}: {invariant.name} …", file=sys.stderr, flush=True)
-        result = prove(invariant)
-        results.append(result)
+    chosen = [inv for inv in INVARIANTS if not args or inv.contract in args]
+    for inv in chosen:
+        relevant, skipped = obligations(inv)
+        print(f"{inv.contract}: {inv.expression}", flush=True)
+        print(f"  to prove: {', '.join(relevant)}", flush=True)
+        for name, why in skipped.items():
+            print(f"  {name}: no proof needed ({why})", flush=True)
+    results = prove_all(chosen)
+    ok = True
+    for r in results:
+        good = r.reached if r.canary else r.proved
+        ok &= good
+        kind = "exit reached" if r.canary else "invariant"
+        verdict = ("reached" if r.reached else "NOT REACHED") if r.canary else r.status
         print(
-            f"{invariant.contract:9} {result.status:10} {result.seconds:6.1f} s  "
-            f"{result.instructions_covered}/{result.instructions_total} instructions  "
-            f"{invariant.expression} {result.detail}"
+            f"{r.invariant.contract:9} {r.function:20} {kind:12} {verdict:11} "
+            f"{r.seconds:6.1f} s  {r.instructions_covered}/{r.instructions_total} instructions"
         )
-    return 0 if all(r.proved for r in results) else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,372 @@
+"""Signed, sealed envelopes: every message between nodes.
+
+An envelope's header names the sender and recipient (registered accounts), the purpose,
+the job and round, a timestamp and a random 32-byte nonce.  The payload is sealed to the
+recipient's registered X25519 key with HPKE, with the header as HPKE ``info`` so that a
+payload cannot be moved under another header.  The sender signs the header and the hash of
+the sealed payload as EIP-712 typed data under the domain ``{name: "chainml-envelope",
+version: "1", chainId, verifyingContract: Registry}``: a signature made for one chain or
+one deployment is worthless on another.
+
+``EnvelopeReceiver.open`` checks, cheapest first: size, form, recipient, freshness, the
+signature, the sender's registration and stake, the nonce (replays), and finally opens the
+payload.  Each refusal is a ``Rejected`` subclass with a ``cause`` and is counted.  The
+nonce is recorded only after the signature verified, so forged envelopes cannot fill the
+replay cache.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import is_hex_address, to_checksum_address
+
+from chainml.crypto import keccak256
+from chainml.crypto.errors import CryptoError
+from chainml.crypto.hpke import OVERHEAD, open_sealed, seal
+from chainml.crypto.keys import Identity, recover_address
+from chainml.crypto.signing import domain_separator
+from chainml.errors import ChainmlError
+
+VERSION = 1
+DOMAIN_NAME = "chainml-envelope"
+ENVELOPE_TYPEHASH = keccak256(
+    b"Envelope(address sender,address recipient,string purpose,uint256 jobId,uint256 round,"
+    b"uint64 timestamp,bytes32 nonce,bytes32 payloadHash)"
+)
+MAX_PURPOSE = 64
+DEFAULT_MAX_PAYLOAD = 4 << 20
+DEFAULT_MAX_SKEW = 120  # seconds either side of the receiver's clock
+
+
+class Rejected(ChainmlError):
+    """An envelope was refused; ``cause`` names why (the metric label)."""
+
+    cause = "rejected"
+
+
+class Malformed(Rejected):
+    cause = "malformed"
+
+
+class Oversized(Rejected):
+    cause = "oversized"
+
+
+class WrongRecipient(Rejected):
+    cause = "wrong_recipient"
+
+
+class Stale(Rejected):
+    cause = "stale"
+
+
+class BadSignature(Rejected):
+    cause = "bad_signature"
+
+
+class UnknownSender(Rejected):
+    cause = "unknown_sender"
+
+
+class Unstaked(Rejected):
+    cause = "unstaked"
+
+
+class Replayed(Rejected):
+    cause = "replayed"
+
+
+class Undecryptable(Rejected):
+    cause = "undecryptable"
+
+
+CAUSES = tuple(
+    c.cause
+    for c in (
+        Malformed,
+        Oversized,
+        WrongRecipient,
+        Stale,
+        BadSignature,
+        UnknownSender,
+        Unstaked,
+        Replayed,
+        Undecryptable,
+    )
+)
+
+
+@dataclass(frozen=True)
+class Header:
+    sender: str
+    recipient: str
+    purpose: str
+    job_id: int
+    round: int
+    timestamp: int
+    nonce: bytes
+
+    def encode(self) -> bytes:
+        """Canonical bytes of the header: HPKE ``info``."""
+        return abi_encode(
+            ["uint8", "address", "address", "string", "uint256", "uint256", "uint64", "bytes32"],
+            [
+                VERSION,
+                self.sender,
+                self.recipient,
+                self.purpose,
+                self.job_id,
+                self.round,
+                self.timestamp,
+                self.nonce,
+            ],
+        )
+
+
+def envelope_digest(chain_id: int, registry: str, header: Header, payload: bytes) -> bytes:
+    struct_hash = keccak256(
+        abi_encode(
+            [
+                "bytes32",
+                "address",
+                "address",
+                "bytes32",
+                "uint256",
+                "uint256",
+                "uint64",
+                "bytes32",
+                "bytes32",
+            ],
+            [
+                ENVELOPE_TYPEHASH,
+                header.sender,
+                header.recipient,
+                keccak256(header.purpose.encode()),
+                header.job_id,
+                header.round,
+                header.timestamp,
+                header.nonce,
+                keccak256(payload),
+            ],
+        )
+    )
+    domain = domain_separator(chain_id, registry, name=DOMAIN_NAME)
+    return keccak256(b"\x19\x01" + domain + struct_hash)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    header: Header
+    payload: bytes  # HPKE enc || ciphertext
+    signature: bytes
+
+    def to_bytes(self) -> bytes:
+        h = self.header
+        return json.dumps(
+            {
+                "v": VERSION,
+                "sender": h.sender,
+                "recipient": h.recipient,
+                "purpose": h.purpose,
+                "job_id": h.job_id,
+                "round": h.round,
+                "timestamp": h.timestamp,
+                "nonce": h.nonce.hex(),
+                "payload": base64.b64encode(self.payload).decode(),
+                "signature": self.signature.hex(),
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Envelope:
+        """Parse the wire form; raises ``Malformed`` for anything but a well-formed one."""
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Malformed("not JSON") from exc
+        if not isinstance(doc, dict) or doc.get("v") != VERSION:
+            raise Malformed("not a version-1 envelope")
+        try:
+            header = Header(
+                sender=_address(doc["sender"]),
+                recipient=_address(doc["recipient"]),
+                purpose=_purpose(doc["purpose"]),
+                job_id=_uint(doc["job_id"], 256),
+                round=_uint(doc["round"], 256),
+                timestamp=_uint(doc["timestamp"], 64),
+                nonce=_hex(doc["nonce"], 32),
+            )
+            payload = base64.b64decode(_str(doc["payload"]), validate=True)
+            signature = _hex(doc["signature"], 65)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Malformed(f"bad field: {exc}") from None
+        return cls(header, payload, signature)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+def _address(value: Any) -> str:
+    if not is_hex_address(_str(value)):
+        raise ValueError("not an address")
+    return str(to_checksum_address(value))
+
+
+def _purpose(value: Any) -> str:
+    text = _str(value)
+    if not 0 < len(text) <= MAX_PURPOSE or not text.isascii() or not text.isprintable():
+        raise ValueError("purpose must be 1-64 printable ASCII characters")
+    return text
+
+
+def _uint(value: Any, bits: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
+        raise ValueError(f"expected a uint{bits}")
+    return value
+
+
+def _hex(value: Any, size: int) -> bytes:
+    data = bytes.fromhex(_str(value))
+    if len(data) != size:
+        raise ValueError(f"expected {size} bytes")
+    return data
+
+
+def seal_envelope(
+    sender: Identity,
+    *,
+    recipient: str,
+    recipient_key: bytes,
+    purpose: str,
+    plaintext: bytes,
+    chain_id: int,
+    registry: str,
+    timestamp: int,
+    job_id: int = 0,
+    round: int = 0,
+    nonce: bytes | None = None,
+) -> Envelope:
+    """Seal ``plaintext`` to ``recipient_key`` and sign it as ``sender``."""
+    header = Header(
+        sender=sender.address,
+        recipient=str(to_checksum_address(recipient)),
+        purpose=_purpose(purpose),
+        job_id=job_id,
+        round=round,
+        timestamp=timestamp,
+        nonce=nonce if nonce is not None else os.urandom(32),
+    )
+    payload = seal(recipient_key, plaintext, header.encode())
+    signature = sender.account.sign_digest(envelope_digest(chain_id, registry, header, payload))
+    return Envelope(header, payload, signature)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What the receiver needs to know of a sender, from the Registry."""
+
+    address: str
+    x25519_public: bytes
+    stake: int
+
+
+class PeerDirectory(Protocol):
+    def lookup(self, address: str) -> Peer | None: ...
+
+
+class ReplayCache(Protocol):
+    def remember(self, sender: str, nonce: bytes, timestamp: int) -> bool:
+        """Record the nonce; False if it was already recorded."""
+        ...
+
+
+@dataclass(frozen=True)
+class Opened:
+    header: Header
+    plaintext: bytes
+
+
+class EnvelopeReceiver:
+    """Opens envelopes addressed to ``identity``; the ledger view, the replay cache and the
+    clock are injected."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        chain_id: int,
+        registry: str,
+        peers: PeerDirectory,
+        replays: ReplayCache,
+        clock: Callable[[], float],
+        min_stake: int = 1,
+        max_skew: int = DEFAULT_MAX_SKEW,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        self.identity = identity
+        self.chain_id = chain_id
+        self.registry = registry
+        self.peers = peers
+        self.replays = replays
+        self.clock = clock
+        self.min_stake = min_stake
+        self.max_skew = max_skew
+        self.max_payload = max_payload
+        self.rejections: Counter[str] = Counter()
+        self.accepted = 0
+
+    @property
+    def max_wire_size(self) -> int:
+        return (self.max_payload + OVERHEAD) * 4 // 3 + 1024
+
+    def open(self, raw: bytes) -> Opened:
+        try:
+            opened = self._open(raw)
+        except Rejected as exc:
+            self.rejections[exc.cause] += 1
+            raise
+        self.accepted += 1
+        return opened
+
+    def _open(self, raw: bytes) -> Opened:
+        if len(raw) > self.max_wire_size:
+            raise Oversized(f"{len(raw)} bytes on the wire, limit {self.max_wire_size}")
+        env = Envelope.from_bytes(raw)
+        h = env.header
+        if len(env.payload) > self.max_payload + OVERHEAD:
+            raise Oversized(f"payload of {len(env.payload)} bytes")
+        if h.recipient != self.identity.address:
+            raise WrongRecipient("addressed to another node")
+        if abs(self.clock() - h.timestamp) > self.max_skew:
+            raise Stale(f"timestamp {h.timestamp} is more than {self.max_skew} s off")
+        digest = envelope_digest(self.chain_id, self.registry, h, env.payload)
+        try:
+            signer = recover_address(digest, env.signature)
+        except CryptoError:
+            signer = None
+        if signer != h.sender:
+            raise BadSignature("not signed by the sender")
+        peer = self.peers.lookup(h.sender)
+        if peer is None:
+            raise UnknownSender("sender is not registered")
+        if peer.stake < self.min_stake:
+            raise Unstaked(f"sender's stake {peer.stake} is below {self.min_stake}")
+        if not self.replays.remember(h.sender, h.nonce, h.timestamp):
+            raise Replayed("nonce already seen")
+        try:
+            plaintext = open_sealed(self.identity.x25519, env.payload, h.encode())
+        except CryptoError as exc:
+            raise Undecryptable("payload does not open") from exc
+        return Opened(h, plaintext)

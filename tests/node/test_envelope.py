@@ -1,0 +1,276 @@
+"""Signed, sealed envelopes: what is accepted, and every way of being refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+
+import pytest
+
+from chainml.crypto import Identity
+from chainml.node.envelope import (
+    CAUSES,
+    BadSignature,
+    Envelope,
+    EnvelopeReceiver,
+    Malformed,
+    Oversized,
+    Peer,
+    Rejected,
+    Replayed,
+    Stale,
+    Undecryptable,
+    UnknownSender,
+    Unstaked,
+    WrongRecipient,
+    envelope_digest,
+    seal_envelope,
+)
+from chainml.node.state import NodeState, SqliteReplayCache
+
+CHAIN_ID = 1337
+REGISTRY = "0x" + "ab" * 20
+NOW = 1_800_000_000
+
+
+class Directory:
+    def __init__(self, *peers: tuple[Identity, int]) -> None:
+        self.peers = {i.address: Peer(i.address, i.x25519.public_bytes, s) for i, s in peers}
+
+    def lookup(self, address: str) -> Peer | None:
+        return self.peers.get(address)
+
+
+@pytest.fixture
+def world(tmp_path):
+    alice, bob, mallory, poor = (Identity.generate() for _ in range(4))
+    state = NodeState(tmp_path / "state.db")
+    receiver = EnvelopeReceiver(
+        bob,
+        chain_id=CHAIN_ID,
+        registry=REGISTRY,
+        peers=Directory((alice, 10), (bob, 10), (poor, 0)),
+        replays=SqliteReplayCache(state, horizon=120),
+        clock=lambda: NOW,
+        max_payload=64 * 1024,
+    )
+    return alice, bob, mallory, poor, receiver, state
+
+
+def make(sender, recipient, plaintext=b"update for round 1", **kw):
+    args = dict(
+        recipient=recipient.address,
+        recipient_key=recipient.x25519.public_bytes,
+        purpose="secagg/share-keys",
+        plaintext=plaintext,
+        chain_id=CHAIN_ID,
+        registry=REGISTRY,
+        timestamp=NOW,
+        job_id=7,
+        round=1,
+    )
+    args.update(kw)
+    return seal_envelope(sender, **args)
+
+
+def test_round_trip(world):
+    alice, bob, *_, receiver, _ = world
+    env = make(alice, bob)
+    opened = receiver.open(env.to_bytes())
+    assert opened.plaintext == b"update for round 1"
+    assert (opened.header.sender, opened.header.job_id, opened.header.round) == (
+        alice.address,
+        7,
+        1,
+    )
+    assert receiver.accepted == 1 and sum(receiver.rejections.values()) == 0
+
+
+def test_the_payload_is_not_in_the_clear(world):
+    alice, bob, *_ = world
+    secret = b"gradient bytes nobody else may read" * 4
+    wire = make(alice, bob, secret).to_bytes()
+    assert secret not in wire and base64.b64encode(secret) not in wire
+
+
+@pytest.mark.parametrize(
+    ("build", "error"),
+    [
+        (lambda a, b, m, p: make(a, m), WrongRecipient),
+        (lambda a, b, m, p: make(a, b, timestamp=NOW - 121), Stale),
+        (lambda a, b, m, p: make(a, b, timestamp=NOW + 121), Stale),
+        (lambda a, b, m, p: make(m, b), UnknownSender),
+        (lambda a, b, m, p: make(p, b), Unstaked),
+        (lambda a, b, m, p: make(a, b, b"x" * (64 * 1024 + 1)), Oversized),
+        (lambda a, b, m, p: make(a, b, chain_id=1), BadSignature),
+        (lambda a, b, m, p: make(a, b, registry="0x" + "cd" * 20), BadSignature),
+        # sealed to someone else's key, though addressed and signed correctly
+        (lambda a, b, m, p: make(a, b, recipient_key=m.x25519.public_bytes), Undecryptable),
+    ],
+    ids=[
+        "wrong-recipient",
+        "old",
+        "future",
+        "unregistered",
+        "unstaked",
+        "oversized",
+        "other-chain",
+        "other-registry",
+        "wrong-key",
+    ],
+)
+def test_refusals_are_typed_and_counted(world, build, error):
+    alice, bob, mallory, poor, receiver, _ = world
+    with pytest.raises(error):
+        receiver.open(build(alice, bob, mallory, poor).to_bytes())
+    assert receiver.rejections[error.cause] == 1 and receiver.accepted == 0
+
+
+def test_forged_sender_and_moved_payload(world):
+    alice, bob, mallory, _, receiver, _ = world
+    env = make(mallory, bob)
+    forged = Envelope(
+        env.header.__class__(**{**env.header.__dict__, "sender": alice.address}),
+        env.payload,
+        env.signature,
+    )
+    with pytest.raises(BadSignature):
+        receiver.open(forged.to_bytes())
+    # alice's genuine payload under another header she signed: HPKE info differs
+    a1, a2 = make(alice, bob, b"one"), make(alice, bob, b"two", round=2)
+    moved = Envelope(a2.header, a1.payload, a2.signature)
+    with pytest.raises(BadSignature):  # the signature covers the payload hash
+        receiver.open(moved.to_bytes())
+    # even re-signed by its own sender, a payload does not open under another header
+    resigned = Envelope(
+        a2.header,
+        a1.payload,
+        alice.account.sign_digest(envelope_digest(CHAIN_ID, REGISTRY, a2.header, a1.payload)),
+    )
+    with pytest.raises(Undecryptable):
+        receiver.open(resigned.to_bytes())
+
+
+def test_replay_refused_even_after_a_restart(world, tmp_path):
+    alice, bob, *_, receiver, state = world
+    wire = make(alice, bob).to_bytes()
+    receiver.open(wire)
+    with pytest.raises(Replayed):
+        receiver.open(wire)
+    state.close()
+    reopened = NodeState(tmp_path / "state.db")
+    again = EnvelopeReceiver(
+        bob,
+        chain_id=CHAIN_ID,
+        registry=REGISTRY,
+        peers=receiver.peers,
+        replays=SqliteReplayCache(reopened, horizon=120),
+        clock=lambda: NOW,
+    )
+    with pytest.raises(Replayed):
+        again.open(wire)
+
+
+def test_forgeries_do_not_fill_the_replay_cache(world):
+    alice, bob, mallory, _, receiver, _ = world
+    for _ in range(20):
+        env = make(mallory, bob)
+        bad = Envelope(
+            env.header.__class__(**{**env.header.__dict__, "sender": alice.address}),
+            env.payload,
+            env.signature,
+        )
+        with pytest.raises(BadSignature):
+            receiver.open(bad.to_bytes())
+    assert len(receiver.replays) == 0
+
+
+def test_old_nonces_are_pruned(world):
+    alice, bob, *_, receiver, _ = world
+    receiver.open(make(alice, bob).to_bytes())
+    receiver.clock = lambda: NOW + 1000
+    receiver.open(make(alice, bob, timestamp=NOW + 1000).to_bytes())
+    assert len(receiver.replays) == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\xff\xfe",
+        b"[]",
+        b'{"v": 2}',
+        b'{"v": 1}',
+        b'{"v": 1, "sender": 5}',
+        json.dumps({"v": True}).encode(),
+    ],
+)
+def test_malformed(world, raw):
+    *_, receiver, _ = world
+    with pytest.raises(Malformed):
+        receiver.open(raw)
+
+
+def _mutations(rng: random.Random, good: bytes, alice, bob, mallory):
+    """Yield (label, wire bytes) of envelopes that must all be refused."""
+    doc = json.loads(good)
+    kinds = ["flip", "truncate", "field", "recipient", "replay", "oversize", "extend"]
+    while True:
+        kind = rng.choice(kinds)
+        if kind == "flip":
+            data = bytearray(good)
+            for _ in range(rng.randint(1, 4)):
+                i = rng.randrange(len(data))
+                data[i] ^= 1 << rng.randrange(8)
+            yield kind, bytes(data)
+        elif kind == "truncate":
+            yield kind, good[: rng.randrange(len(good))]
+        elif kind == "extend":
+            yield kind, good + bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        elif kind == "field":
+            mutated = dict(doc)
+            key = rng.choice([k for k in doc if k != "v"])
+            value = mutated[key]
+            if isinstance(value, int):
+                mutated[key] = rng.choice([value + 1, -1, 2**256, "1", None])
+            else:
+                chars = list(value)
+                i = rng.randrange(len(chars))
+                chars[i] = rng.choice("0123456789abcdefABCDEF+/=x ")
+                mutated[key] = "".join(chars)
+                if mutated[key] == value:
+                    mutated[key] = value[:-1]
+            yield kind, json.dumps(mutated).encode()
+        elif kind == "recipient":
+            yield kind, make(alice, mallory).to_bytes()
+        elif kind == "replay":
+            yield kind, good
+        else:
+            yield kind, make(alice, bob, b"\0" * (64 * 1024 + rng.randint(1, 9000))).to_bytes()
+
+
+def test_thousand_mutated_envelopes_none_accepted(world):
+    """1,000 mutations of a genuine envelope: bit flips, truncations, field edits, wrong
+    recipients, replays, oversize.  None is accepted; each is refused with a typed error."""
+    alice, bob, mallory, _, receiver, _ = world
+    good = make(alice, bob).to_bytes()
+    receiver.open(good)  # accepted once; every later copy is a replay
+    rng = random.Random(20261125)
+    kinds: dict[str, int] = {}
+    stream = _mutations(rng, good, alice, bob, mallory)
+    for _ in range(1000):
+        kind, wire = next(stream)
+        if wire == good and kind != "replay":
+            continue
+        with pytest.raises(Rejected) as info:
+            receiver.open(wire)
+        assert type(info.value) is not Rejected and info.value.cause in CAUSES
+        kinds[kind] = kinds.get(kind, 0) + 1
+    assert receiver.accepted == 1
+    assert sum(receiver.rejections.values()) == sum(kinds.values()) >= 990
+    assert set(kinds) == {"flip", "truncate", "field", "recipient", "replay", "oversize", "extend"}
+    # each kind of damage reaches a different check
+    assert {"malformed", "replayed", "wrong_recipient", "oversized", "bad_signature"} <= set(
+        receiver.rejections
+    )
