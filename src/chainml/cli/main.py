@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from chainml.cli.chain import app as chain_app
+from chainml.cli.node import app as node_app
 
 app = typer.Typer(
     name="chainml",
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 
 app.add_typer(chain_app, name="chain")
+app.add_typer(node_app, name="node")
 
 
 @app.callback()

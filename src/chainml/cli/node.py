@@ -1,0 +1,91 @@
+"""``chainml node init | run | status``: one node per party."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from pathlib import Path
+
+import requests
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chainml.errors import ChainmlError
+
+app = typer.Typer(help="Run a party's node: identity, HTTP API, envelopes, metrics.")
+console = Console()
+CONFIG = typer.Option(Path("node.toml"), "--config", help="the node's node.toml")
+
+
+def _password(confirm: bool) -> str:
+    value = os.environ.get("CHAINML_PASSWORD")
+    if value:
+        return value
+    value = getpass.getpass("keystore password: ")
+    if confirm and getpass.getpass("again: ") != value:
+        console.print("[red]the passwords differ[/red]")
+        raise typer.Exit(1)
+    return value
+
+
+@app.command("init")
+def node_init(
+    directory: Path = typer.Argument(..., help="where the keystore and node.toml go"),
+    name: str = typer.Option(..., help="the party's name"),
+    rpc: str = typer.Option("http://127.0.0.1:8545", help="the chain's JSON-RPC URL"),
+    deployment: str = typer.Option(..., help="deployment.json of chainml's contracts"),
+    port: int = typer.Option(8701, help="the API's port on 127.0.0.1"),
+) -> None:
+    """Create an identity (account + X25519 keys) in an encrypted keystore, and node.toml."""
+    from chainml.node.daemon import init
+
+    try:
+        identity = init(
+            directory, name, _password(confirm=True), rpc=rpc, deployment=deployment, port=port
+        )
+    except ChainmlError as exc:
+        console.print(f"[red]init failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{name}: account {identity.address}, config {directory / 'node.toml'}")
+
+
+@app.command("run")
+def node_run(config: Path = CONFIG) -> None:
+    """Serve the node's API until SIGTERM or Ctrl-C."""
+    import logging
+
+    from chainml.node.daemon import NodeConfig, run
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        run(NodeConfig.load(config))
+    except ChainmlError as exc:
+        console.print(f"[red]node failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command("status")
+def node_status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Ask a running node how it is."""
+    from chainml.node.daemon import NodeConfig
+
+    try:
+        cfg = NodeConfig.load(config)
+        doc = requests.get(f"http://{cfg.host}:{cfg.port}/v1/status", timeout=5).json()
+    except ChainmlError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    except requests.RequestException:
+        console.print(f"[red]no node answers at {cfg.host}:{cfg.port}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(doc))
+        return
+    table = Table(title=f"node {cfg.name}")
+    table.add_column("field")
+    table.add_column("value")
+    for key, value in doc.items():
+        table.add_row(key, str(value))
+    console.print(table)

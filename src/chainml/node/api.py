@@ -1,0 +1,157 @@
+"""The node's HTTP API (FastAPI), versioned under ``/v1``, with Prometheus ``/metrics``.
+
+``POST /v1/envelopes`` takes an envelope's wire bytes and answers 202 when it was accepted
+or a JSON error ``{"error": cause, "detail": ...}`` with a status per cause.  The OpenAPI
+schema is published at ``/openapi.json`` and committed as ``docs/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
+from pydantic import BaseModel
+
+from chainml import __version__
+from chainml.node.envelope import CAUSES, EnvelopeReceiver, Opened, Rejected
+
+STATUS_BY_CAUSE = {
+    "malformed": 400,
+    "undecryptable": 400,
+    "stale": 400,
+    "bad_signature": 401,
+    "unknown_sender": 403,
+    "unstaked": 403,
+    "replayed": 409,
+    "oversized": 413,
+    "wrong_recipient": 421,
+}
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "chainml_requests", "HTTP requests by path", ["path"], registry=self.registry
+        )
+        self.accepted = Counter(
+            "chainml_envelopes_accepted", "Envelopes accepted", registry=self.registry
+        )
+        self.rejected = Counter(
+            "chainml_envelopes_rejected",
+            "Envelopes refused, by cause",
+            ["cause"],
+            registry=self.registry,
+        )
+        for cause in CAUSES:
+            self.rejected.labels(cause=cause)
+        self.head_lag = Gauge(
+            "chainml_chain_head_lag_blocks",
+            "Blocks between the chain head and the node's cursor",
+            registry=self.registry,
+        )
+        self.peers = Gauge(
+            "chainml_peers", "Registered parties known to the node", registry=self.registry
+        )
+
+
+class Accepted(BaseModel):
+    sender: str
+    purpose: str
+    job_id: int
+    round: int
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str
+
+
+class Status(BaseModel):
+    version: str
+    address: str
+    chain_id: int
+    registry: str
+    accepted: int
+    rejected: dict[str, int]
+
+
+def create_app(
+    receiver: EnvelopeReceiver,
+    *,
+    on_message: Callable[[Opened], None] = lambda opened: None,
+    metrics: Metrics | None = None,
+) -> FastAPI:
+    metrics = metrics or Metrics()
+    app = FastAPI(title="chainml node", version=__version__, openapi_url="/openapi.json")
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Any) -> Any:
+        route = request.scope.get("route")
+        metrics.requests.labels(path=getattr(route, "path", "other")).inc()
+        return await call_next(request)
+
+    @app.get("/v1/status", response_model=Status)
+    def status() -> Status:
+        return Status(
+            version=__version__,
+            address=receiver.identity.address,
+            chain_id=receiver.chain_id,
+            registry=receiver.registry,
+            accepted=receiver.accepted,
+            rejected=dict(receiver.rejections),
+        )
+
+    @app.post(
+        "/v1/envelopes",
+        status_code=202,
+        response_model=Accepted,
+        responses={code: {"model": ErrorBody} for code in sorted(set(STATUS_BY_CAUSE.values()))},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
+    async def post_envelope(request: Request) -> Any:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > receiver.max_wire_size:
+                return _refuse(metrics, receiver, "oversized", "request body over the limit")
+        try:
+            opened = receiver.open(bytes(body))
+        except Rejected as exc:
+            metrics.rejected.labels(cause=exc.cause).inc()
+            return JSONResponse(
+                {"error": exc.cause, "detail": str(exc)}, status_code=STATUS_BY_CAUSE[exc.cause]
+            )
+        metrics.accepted.inc()
+        on_message(opened)
+        h = opened.header
+        return Accepted(sender=h.sender, purpose=h.purpose, job_id=h.job_id, round=h.round)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _refuse(metrics: Metrics, receiver: EnvelopeReceiver, cause: str, detail: str) -> JSONResponse:
+    receiver.rejections[cause] += 1
+    metrics.rejected.labels(cause=cause).inc()
+    return JSONResponse({"error": cause, "detail": detail}, status_code=STATUS_BY_CAUSE[cause])

@@ -1,0 +1,212 @@
+"""One node per party: configuration, the ledger-backed peer directory, and the process.
+
+``chainml node init`` writes a keystore and a ``node.toml``; ``chainml node run --config
+node.toml`` serves the API until SIGTERM or SIGINT, then stops cleanly (uvicorn finishes
+the requests in flight, the state database is closed).  The keystore password comes from
+the environment variable named in the config (``CHAINML_PASSWORD`` by default), never
+from the config file or the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chainml.crypto import Identity
+from chainml.errors import ChainmlError
+from chainml.ledger.bindings import Chainml
+from chainml.ledger.client import LedgerClient
+from chainml.ledger.deploy import Deployment
+from chainml.node import keystore
+from chainml.node.envelope import DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_SKEW, EnvelopeReceiver, Peer
+from chainml.node.state import NodeState, SqliteReplayCache
+
+log = logging.getLogger("chainml.node")
+
+
+class ConfigError(ChainmlError):
+    """node.toml is missing a field or has a wrong one."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    keystore: Path
+    state: Path
+    host: str
+    port: int
+    rpc_url: str
+    deployment: Path
+    password_env: str = "CHAINML_PASSWORD"  # noqa: S105 (the variable's name, not a password)
+    min_stake: int = 1
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+    max_skew: int = DEFAULT_MAX_SKEW
+
+    @classmethod
+    def load(cls, path: Path) -> NodeConfig:
+        path = Path(path)
+        try:
+            doc = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"no config at {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        base = path.parent
+        try:
+            node, chain = doc["node"], doc["chain"]
+            limits = doc.get("limits", {})
+            host, _, port = str(node["listen"]).rpartition(":")
+            return cls(
+                name=str(node["name"]),
+                keystore=base / node["keystore"],
+                state=base / node.get("state", "state.db"),
+                host=host,
+                port=int(port),
+                rpc_url=str(chain["rpc"]),
+                deployment=base / chain["deployment"],
+                password_env=str(node.get("password_env", "CHAINML_PASSWORD")),
+                min_stake=int(limits.get("min_stake", 1)),
+                max_payload=int(limits.get("max_payload", DEFAULT_MAX_PAYLOAD)),
+                max_skew=int(limits.get("max_skew", DEFAULT_MAX_SKEW)),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: missing or bad field {exc}") from None
+
+    def password(self) -> str:
+        value = os.environ.get(self.password_env)
+        if not value:
+            raise ConfigError(f"set the keystore password in ${self.password_env}")
+        return value
+
+
+TEMPLATE = """\
+# chainml node configuration (paths are relative to this file)
+[node]
+name = "{name}"
+keystore = "keystore.json"
+state = "state.db"
+listen = "127.0.0.1:{port}"
+password_env = "CHAINML_PASSWORD"
+
+[chain]
+rpc = "{rpc}"
+deployment = "{deployment}"
+
+[limits]
+min_stake = 1
+max_payload = {max_payload}
+max_skew = {max_skew}
+"""
+
+
+def init(
+    directory: Path,
+    name: str,
+    password: str,
+    *,
+    rpc: str,
+    deployment: str,
+    port: int,
+    work: int = keystore.SCRYPT_N,
+) -> Identity:
+    """Create a party's identity and its config in ``directory``."""
+    directory = Path(directory)
+    identity = Identity.generate()
+    keystore.save(identity, directory / "keystore.json", password, work=work)
+    (directory / "node.toml").write_text(
+        TEMPLATE.format(
+            name=name,
+            port=port,
+            rpc=rpc,
+            deployment=deployment,
+            max_payload=DEFAULT_MAX_PAYLOAD,
+            max_skew=DEFAULT_MAX_SKEW,
+        )
+    )
+    return identity
+
+
+class LedgerPeers:
+    """Peers as the Registry knows them, cached for ``ttl`` seconds."""
+
+    def __init__(self, cm: Chainml, *, ttl: float = 5.0, clock: Any = time.monotonic) -> None:
+        self.cm = cm
+        self.ttl = ttl
+        self.clock = clock
+        self._cache: dict[str, tuple[float, Peer | None]] = {}
+
+    def lookup(self, address: str) -> Peer | None:
+        hit = self._cache.get(address)
+        now = self.clock()
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        peer = None
+        if self.cm.registry.is_registered(address):
+            info = self.cm.registry.party(address)
+            peer = Peer(address, info.x25519_key, self.cm.registry.stake_of(address))
+        self._cache[address] = (now, peer)
+        return peer
+
+
+@dataclass
+class Node:
+    config: NodeConfig
+    identity: Identity
+    client: LedgerClient
+    cm: Chainml
+    state: NodeState
+    receiver: EnvelopeReceiver
+
+
+def build(config: NodeConfig, password: str) -> Node:
+    identity = keystore.load(config.keystore, password)
+    client = LedgerClient(config.rpc_url)
+    deployment = Deployment.load(config.deployment)
+    cm = Chainml.connect(client, deployment)
+    state = NodeState(config.state)
+    receiver = EnvelopeReceiver(
+        identity,
+        chain_id=client.chain_id,
+        registry=deployment.registry,
+        peers=LedgerPeers(cm),
+        replays=SqliteReplayCache(state, horizon=config.max_skew),
+        clock=time.time,
+        min_stake=config.min_stake,
+        max_skew=config.max_skew,
+        max_payload=config.max_payload,
+    )
+    return Node(config, identity, client, cm, state, receiver)
+
+
+def run(config: NodeConfig) -> None:
+    """Serve until SIGTERM/SIGINT (uvicorn's handlers), then close the state."""
+    import uvicorn
+
+    from chainml.node.api import create_app
+
+    node = build(config, config.password())
+    app = create_app(node.receiver)
+    log.info(
+        "node %s (%s) on http://%s:%d", config.name, node.identity.address, config.host, config.port
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=config.host, port=config.port, log_level="warning", access_log=False
+        )
+    )
+    # uvicorn handles SIGTERM/SIGINT while serving, then re-raises the signal to the handler
+    # that was in place before: make that one a no-op, so that the process ends normally
+    # (state closed, exit status 0) instead of dying by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
+    try:
+        server.run()
+    finally:
+        node.state.close()
+        log.info("node %s stopped", config.name)

@@ -1,0 +1,193 @@
+"""A real node process on loopback, against the embedded chain in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from chainml.crypto import Identity
+from chainml.ledger.anvil import free_port
+from chainml.ledger.bindings import Chainml, Role
+from chainml.ledger.client import LedgerClient, LocalSigner
+from chainml.ledger.deploy import deploy_system
+from chainml.ledger.devchain import DevChainProcess
+from chainml.node import daemon, keystore
+from chainml.node.envelope import Envelope, seal_envelope
+
+DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+ETHER = 10**18
+PASSWORD = "node test password"
+
+
+def _register(client, cm, dev, ident, stake):
+    client.transact(dev, to=ident.address, value=stake + ETHER)
+    pop = ident.proof_of_possession(client.chain_id, cm.registry.address)
+    cm.registry.register(ident.account, ident.x25519.public_bytes, pop, Role.TRAINER, "x", stake)
+
+
+def _start(config: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, CHAINML_PASSWORD=PASSWORD)
+    return subprocess.Popen(
+        [sys.executable, "-m", "chainml.cli.main", "node", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read().decode() if proc.stdout else "node exited")
+        try:
+            requests.get(url + "/v1/status", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError("node did not come up")
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("net")
+    with DevChainProcess(tmp / "chain") as chain:
+        client = LedgerClient(chain.url)
+        dev = LocalSigner.from_key(DEV_KEY)
+        deployment = deploy_system(client, dev)
+        deployment.save(tmp / "deployment.json")
+        cm = Chainml.connect(client, deployment)
+        port = free_port()
+        daemon.init(
+            tmp / "bob",
+            "bob",
+            PASSWORD,
+            rpc=chain.url,
+            deployment="../deployment.json",
+            port=port,
+            work=1 << 10,
+        )
+        bob = keystore.load(tmp / "bob" / "keystore.json", PASSWORD)
+        alice, mallory, poor = Identity.generate(), Identity.generate(), Identity.generate()
+        for ident, stake in ((bob, ETHER), (alice, ETHER), (poor, 0)):
+            _register(client, cm, dev, ident, stake)
+        yield {
+            "client": client,
+            "deployment": deployment,
+            "config": tmp / "bob" / "node.toml",
+            "url": f"http://127.0.0.1:{port}",
+            "bob": bob,
+            "alice": alice,
+            "mallory": mallory,
+            "poor": poor,
+        }
+
+
+def _envelope(net, sender, plaintext=b"hello bob", **kw) -> Envelope:
+    args = dict(
+        recipient=net["bob"].address,
+        recipient_key=net["bob"].x25519.public_bytes,
+        purpose="ping",
+        plaintext=plaintext,
+        chain_id=net["client"].chain_id,
+        registry=net["deployment"].registry,
+        timestamp=int(time.time()),
+    )
+    args.update(kw)
+    return seal_envelope(sender, **args)
+
+
+def test_node_serves_refuses_by_cause_and_keeps_replays_across_restart(network):
+    net = network
+    url = net["url"]
+    proc = _start(net["config"])
+    try:
+        _wait_up(url, proc)
+        status = requests.get(url + "/v1/status", timeout=5).json()
+        assert status["address"] == net["bob"].address
+
+        good = _envelope(net, net["alice"]).to_bytes()
+        r = requests.post(url + "/v1/envelopes", data=good, timeout=5)
+        assert r.status_code == 202, r.text
+        assert r.json()["sender"] == net["alice"].address
+
+        def post(body: bytes) -> tuple[int, str]:
+            resp = requests.post(url + "/v1/envelopes", data=body, timeout=5)
+            return resp.status_code, resp.json()["error"]
+
+        assert post(good) == (409, "replayed")
+        assert post(_envelope(net, net["mallory"]).to_bytes()) == (403, "unknown_sender")
+        assert post(_envelope(net, net["poor"]).to_bytes()) == (403, "unstaked")
+        assert post(b"{not json") == (400, "malformed")
+        assert post(_envelope(net, net["alice"], timestamp=1).to_bytes()) == (400, "stale")
+        doc = json.loads(_envelope(net, net["alice"]).to_bytes())
+        doc["sender"] = net["poor"].address
+        assert post(json.dumps(doc).encode()) == (401, "bad_signature")
+        huge = _envelope(net, net["alice"], b"\0" * (5 << 20)).to_bytes()
+        assert post(huge) == (413, "oversized")
+
+        metrics = requests.get(url + "/metrics", timeout=5).text
+        assert "chainml_envelopes_accepted_total 1.0" in metrics
+        for cause in ("replayed", "unknown_sender", "unstaked", "malformed", "stale"):
+            assert f'chainml_envelopes_rejected_total{{cause="{cause}"}} 1.0' in metrics
+        schema = requests.get(url + "/openapi.json", timeout=5).json()
+        assert "/v1/envelopes" in schema["paths"] and "/v1/status" in schema["paths"]
+
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "chainml.cli.main",
+                "node",
+                "status",
+                "--json",
+                "--config",
+                str(net["config"]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        assert json.loads(out.stdout)["rejected"]["replayed"] == 1
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        logs = proc.stdout.read().decode() if proc.stdout else ""
+        assert PASSWORD not in logs and net["bob"].account.private_bytes().hex() not in logs
+
+        proc = _start(net["config"])
+        _wait_up(url, proc)
+        assert post(good) == (409, "replayed")  # the replay cache survived the restart
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+
+
+def test_node_refuses_to_start_without_password(network):
+    env = {k: v for k, v in os.environ.items() if k != "CHAINML_PASSWORD"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chainml.cli.main",
+            "node",
+            "run",
+            "--config",
+            str(network["config"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 1 and "CHAINML_PASSWORD" in out.stdout
