@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 MYTH := .venv-mythril/bin/myth
 
-.PHONY: setup demo test lint typecheck unit bench artifacts clean
+.PHONY: setup demo test lint typecheck unit bench audit artifacts clean
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -39,14 +39,19 @@ typecheck: setup
 unit: setup
 	$(VENV)/bin/pytest
 
-test: setup $(MYTH) lint typecheck
+test: setup lint typecheck
 	$(PY) -m chainml.ledger.artifacts check
 	$(PY) -m chainml.ledger.audit.static
+	$(PY) -m chainml.ledger.audit.spec
 	$(VENV)/bin/pytest
 
 bench: setup
 	CHAINML_BENCH_FULL=1 $(PY) -m benchmarks all
 	CHAINML_FUZZ_SCALE=10 $(VENV)/bin/pytest -q tests/contracts/test_invariants.py
+
+audit: setup $(MYTH)
+	$(PY) -m chainml.ledger.audit.symbolic
+	$(VENV)/bin/pytest -m mythril tests/ledger/test_audit_symbolic.py
 
 artifacts: setup
 	$(PY) -m chainml.ledger.artifacts build

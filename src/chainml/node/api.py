@@ -155,3 +155,18 @@ def _refuse(metrics: Metrics, receiver: EnvelopeReceiver, cause: str, detail: st
     receiver.rejections[cause] += 1
     metrics.rejected.labels(cause=cause).inc()
     return JSONResponse({"error": cause, "detail": detail}, status_code=STATUS_BY_CAUSE[cause])
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The API's OpenAPI document (routes only; no node behind it)."""
+    from typing import cast
+
+    return create_app(cast(EnvelopeReceiver, None)).openapi()
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    json.dump(openapi_schema(), sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.write("\n")

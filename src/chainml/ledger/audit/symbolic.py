@@ -1,27 +1,28 @@
-"""Symbolic proofs of the contracts' solvency invariants with Mythril over deployed bytecode.
+"""Mythril over the deployed bytecode: an induction step for each solvency invariant.
 
-Each proof is an induction on the transaction sequence, both steps checked by an SMT solver
-(Mythril's symbolic EVM over z3):
+This is the bytecode-level companion of ``chainml.ledger.audit.spec`` (whose z3 proofs over
+an executable specification are the ones ``make test`` relies on).  For each external
+function that can move ether or what a contract owes (``obligations``), the contract's
+Vyper source is cut down to that function and instrumented: it first *assumes* the
+invariant held before the call (a plain ``assert``, which reverts and so discards the
+states where it did not; amounts below 2^128 wei) and *asserts* it on every way out
+(``assert ..., UNREACHABLE``: the INVALID opcode Mythril reports).  The harness is compiled
+with ``-O none`` for Shanghai, deployed so immutables are real, and its runtime code goes
+to Mythril with all storage unconstrained and one transaction of any sender, value and
+calldata.
 
-* **step**: the contract's Vyper source is instrumented so that every state-changing
-  external function first *assumes* the invariant held before the call (a plain ``assert``,
-  which reverts and so prunes the paths where it did not) and *asserts* it on every way out
-  (``assert ..., UNREACHABLE``, which compiles to the INVALID opcode that Mythril reports).
-  The instrumented contract is deployed (so immutables are real), its runtime code is
-  handed to Mythril with **all storage symbolic** (``--unconstrained-storage``) and one
-  transaction of any sender, value and calldata.  No report means: from *every* state that
-  satisfies the invariant, no transaction can break it;
-* **base**: the constructor leaves every total at zero, which the unit tests check.
+Outcomes: ``violated`` (Mythril found a state and a call that break the invariant — the
+planted slips of the tests are found this way), ``proved`` (every path explored and every
+solver query decided), or ``incomplete``: Mythril treats a query z3 does not decide within
+its timeout as unsatisfiable and silently drops the path, so a run with undecided queries
+(counted by ``myth_launcher``) or one that hit its time limit proves nothing.  On these
+contracts most steps end incomplete, which is why the proofs are done over the
+specification.  A *canary* run (an exit check that always fails) shows whether Mythril
+reaches a function's end at all.
 
-Together they cover every reachable state, not a bounded number of transactions.  Bounds
-that remain, stated in docs/contracts.md: loops are unrolled ``LOOP_BOUND`` times (paths
-beyond are not explored), calls out of the contract return unconstrained data and do not
-re-enter (re-entry is closed by ``@nonreentrant`` and checked by the static analyser), and a
-run that reaches its time limit is reported as incomplete, never as proved.
-
-Mythril runs from its own virtualenv (``scripts/setup-mythril.sh``): its pins clash with
-chainml's.  ``python -m chainml.ledger.audit.symbolic`` proves them all and exits 1 unless
-every one is proved.
+Mythril runs from its own virtualenv (``scripts/setup-mythril.sh``; its pins clash with
+chainml's).  ``make audit`` runs ``python -m chainml.ledger.audit.symbolic``, which exits 1
+only when a violation is found.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ import vyper.ast as vy_ast
 from chainml.ledger.errors import LedgerError
 
 ROOT = Path(__file__).resolve().parents[4]
-MYTH = Path(os.environ.get("CHAINML_MYTH", ROOT / ".venv-mythril" / "bin" / "myth"))
+MYTH_PYTHON = Path(os.environ.get("CHAINML_MYTH_PYTHON", ROOT / ".venv-mythril" / "bin" / "python"))
+LAUNCHER = Path(__file__).with_name("myth_launcher.py")
 LOOP_BOUND = 3
+AMOUNT_BOUND = 2**128
 # Mythril 0.24 has no TLOAD/TSTORE/MCOPY: on a Cancun build every @nonreentrant path dies at
 # the lock and the proof would pass vacuously.  A Shanghai build keeps the lock in storage.
 EVM_VERSION = "shanghai"
@@ -67,6 +70,23 @@ class Invariant:
     @property
     def expression(self) -> str:
         return f"self.balance >= {self.owed}"
+
+    @property
+    def terms(self) -> list[str]:
+        return [t.strip() for t in self.owed.split("+")]
+
+    def harness_sum(self, extra: str = "") -> str:
+        """The owed sum in wrapping arithmetic: exact under ``bounded``, and far lighter for
+        the solver than Vyper's overflow-checked additions."""
+        total = self.terms[0]
+        for term in [*self.terms[1:], *([extra] if extra else [])]:
+            total = f"unsafe_add({total}, {term})"
+        return total
+
+    def bounded(self, extra: str = "") -> str:
+        """Every amount below 2^128 wei (all the ether there is, ~2^87, is far below)."""
+        values = ["self.balance", *self.terms, *([extra] if extra else [])]
+        return " and ".join(f"{v} < {AMOUNT_BOUND}" for v in values)
 
 
 # Jobs' constructor takes the Registry's address; any address does, calls to it are
@@ -114,7 +134,8 @@ def instrument(
     module = vy_ast.parse_to_ast(source)
     lines = source.splitlines()
     edits: list[tuple[int, int, list[str]]] = []  # (first line, last line, replacement)
-    check = f"assert {CANARY if canary else invariant.expression}, UNREACHABLE"
+    post = f"self.balance >= {invariant.harness_sum()}"
+    check = f"assert {CANARY if canary else post}, UNREACHABLE"
 
     def indent(lineno: int) -> str:
         line = lines[lineno - 1]
@@ -131,10 +152,13 @@ def instrument(
             continue
         if decorators & _STATE_CHANGING_EXCLUDED:
             continue
-        value = " + msg.value" if "payable" in decorators else ""
-        assume = f"assert self.balance >= {invariant.owed}{value}"
+        value = "msg.value" if "payable" in decorators else ""
         ind = indent(first.lineno)
-        edits.append((first.lineno, first.lineno - 1, [ind + assume]))
+        assume = [
+            f"{ind}assert {invariant.bounded(value)}",
+            f"{ind}assert self.balance >= {invariant.harness_sum(value)}",
+        ]
+        edits.append((first.lineno, first.lineno - 1, assume))
         for ret in fn.get_descendants(vy_ast.Return):
             ind = indent(ret.lineno)
             if ret.value is None:
@@ -204,6 +228,7 @@ class ProofResult:
     instructions_covered: int
     instructions_total: int
     canary: bool = False
+    undecided: int = 0  # solver queries that timed out: Mythril drops their paths
 
     @property
     def proved(self) -> bool:
@@ -215,11 +240,15 @@ class ProofResult:
         return self.status == "violated"
 
 
-def _myth(code_path: Path, timeout: int) -> dict[str, Any]:
-    if not MYTH.exists():
-        raise SymbolicError(f"Mythril is not installed at {MYTH}: run scripts/setup-mythril.sh")
+def _myth(code_path: Path, timeout: int) -> tuple[dict[str, Any], int]:
+    """Mythril's report, and how many solver queries it left undecided."""
+    if not MYTH_PYTHON.exists():
+        raise SymbolicError(
+            f"Mythril's interpreter is not at {MYTH_PYTHON}: run scripts/setup-mythril.sh"
+        )
     cmd = [
-        str(MYTH),
+        str(MYTH_PYTHON),
+        str(LAUNCHER),
         "analyze",
         "-f",
         str(code_path),
@@ -246,7 +275,10 @@ def _myth(code_path: Path, timeout: int) -> dict[str, Any]:
         raise SymbolicError(f"Mythril failed (exit {done.returncode}): {tail}") from None
     if not isinstance(report, list) or not report:
         raise SymbolicError(f"unexpected Mythril report: {done.stdout[:500]}")
-    return dict(report[0])
+    marker = re.findall(r"CHAINML-SOLVER-UNKNOWN (\d+)", done.stderr)
+    if not marker:
+        raise SymbolicError("Mythril ended without the launcher's count of undecided queries")
+    return dict(report[0]), int(marker[-1])
 
 
 def _source(invariant: Invariant, source: str | None) -> str:
@@ -307,7 +339,7 @@ def prove(
         path = Path(tmp) / f"{invariant.contract}.hex"
         path.write_text(code.hex())
         started = time.monotonic()
-        report = _myth(path, timeout)
+        report, undecided = _myth(path, timeout)
         seconds = time.monotonic() - started
     info = report.get("meta", {}).get("mythril_execution_info", {})
     coverage = info.get("coverage") or [{}]
@@ -315,11 +347,11 @@ def prove(
     total = max(int(c.get("total_instructions", 0)) for c in coverage)
     if report.get("issues"):
         status = "violated"
-    elif int(info.get("analysis_duration", 0)) / 1e9 >= 0.95 * timeout:
+    elif undecided or int(info.get("analysis_duration", 0)) / 1e9 >= 0.95 * timeout:
         status = "incomplete"
     else:
         status = "proved"
-    return ProofResult(invariant, function, status, seconds, covered, total, canary)
+    return ProofResult(invariant, function, status, seconds, covered, total, canary, undecided)
 
 
 def prove_all(
@@ -349,17 +381,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, why in skipped.items():
             print(f"  {name}: no proof needed ({why})", flush=True)
     results = prove_all(chosen)
-    ok = True
     for r in results:
-        good = r.reached if r.canary else r.proved
-        ok &= good
         kind = "exit reached" if r.canary else "invariant"
-        verdict = ("reached" if r.reached else "NOT REACHED") if r.canary else r.status
+        verdict = ("reached" if r.reached else "not reached") if r.canary else r.status
         print(
             f"{r.invariant.contract:9} {r.function:20} {kind:12} {verdict:11} "
-            f"{r.seconds:6.1f} s  {r.instructions_covered}/{r.instructions_total} instructions"
+            f"{r.seconds:6.1f} s  {r.undecided} undecided  "
+            f"{r.instructions_covered}/{r.instructions_total} instructions"
         )
-    return 0 if ok else 1
+    violated = [r for r in results if not r.canary and r.status == "violated"]
+    proved = [r for r in results if not r.canary and r.proved]
+    print(
+        f"{len(proved)} of {len(results) // 2} induction steps proved by Mythril, "
+        f"{len(violated)} violated; the rest incomplete (see docs/contracts.md)"
+    )
+    return 1 if violated else 0
 
 
 if __name__ == "__main__":
