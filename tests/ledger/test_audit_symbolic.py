@@ -20,7 +20,6 @@ from chainml.ledger.artifacts import CONTRACTS_DIR
 from chainml.ledger.audit import symbolic
 from chainml.ledger.audit.symbolic import INVARIANTS, Invariant
 
-
 BY_CONTRACT = {inv.contract: inv for inv in INVARIANTS}
 OBLIGATIONS = [(inv, fn) for inv in INVARIANTS for fn in symbolic.obligations(inv)[0]]
 
