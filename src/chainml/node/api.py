@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from chainml import __version__
 from chainml.node.envelope import CAUSES, EnvelopeReceiver, Opened, Rejected
+from chainml.node.ids import Alerts, PeerScore, RateLimiter
 
 STATUS_BY_CAUSE = {
     "malformed": 400,
@@ -35,6 +36,7 @@ STATUS_BY_CAUSE = {
     "replayed": 409,
     "oversized": 413,
     "wrong_recipient": 421,
+    "rate_limited": 429,
 }
 
 
@@ -65,6 +67,12 @@ class Metrics:
         self.peers = Gauge(
             "chainml_peers", "Registered parties known to the node", registry=self.registry
         )
+        self.alerts = Gauge(
+            "chainml_alerts",
+            "Intrusion-detection alerts raised, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
 
 
 class Accepted(BaseModel):
@@ -77,6 +85,28 @@ class Accepted(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     detail: str
+
+
+class AlertOut(BaseModel):
+    kind: str
+    subject: str
+    detail: str
+    at: float
+
+
+@dataclass
+class Guard:
+    """The intrusion-detection parts the API consults on every request."""
+
+    alerts: Alerts
+    limiter: RateLimiter
+    score: PeerScore
+
+    @classmethod
+    def create(cls, clock: Any, *, per_peer: float = 50, overall: float = 500) -> Guard:
+        alerts = Alerts(clock)
+        limiter = RateLimiter(clock, alerts, per_peer=per_peer, overall=overall)
+        return cls(alerts, limiter, PeerScore(limiter))
 
 
 class Status(BaseModel):
@@ -93,14 +123,22 @@ def create_app(
     *,
     on_message: Callable[[Opened], None] = lambda opened: None,
     metrics: Metrics | None = None,
+    guard: Guard | None = None,
 ) -> FastAPI:
+    import time
+
     metrics = metrics or Metrics()
+    guard = guard or Guard.create(time.monotonic)
     app = FastAPI(title="chainml node", version=__version__, openapi_url="/openapi.json")
 
     @app.middleware("http")
-    async def count_requests(request: Request, call_next: Any) -> Any:
-        route = request.scope.get("route")
-        metrics.requests.labels(path=getattr(route, "path", "other")).inc()
+    async def limit_and_count(request: Request, call_next: Any) -> Any:
+        metrics.requests.labels(
+            path=request.url.path if request.url.path in PATHS else "other"
+        ).inc()
+        peer = request.client.host if request.client else "unknown"
+        if request.url.path != "/metrics" and not guard.limiter.allow(peer):
+            return _refuse(metrics, receiver, "rate_limited", "too many requests")
         return await call_next(request)
 
     @app.get("/v1/status", response_model=Status)
@@ -136,6 +174,7 @@ def create_app(
             opened = receiver.open(bytes(body))
         except Rejected as exc:
             metrics.rejected.labels(cause=exc.cause).inc()
+            guard.score.refused(request.client.host if request.client else "unknown", exc.cause)
             return JSONResponse(
                 {"error": exc.cause, "detail": str(exc)}, status_code=STATUS_BY_CAUSE[exc.cause]
             )
@@ -144,15 +183,25 @@ def create_app(
         h = opened.header
         return Accepted(sender=h.sender, purpose=h.purpose, job_id=h.job_id, round=h.round)
 
+    @app.get("/v1/alerts", response_model=list[AlertOut])
+    def alerts() -> list[AlertOut]:
+        return [AlertOut(**a.__dict__) for a in guard.alerts.recent]
+
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
+        for kind, count in guard.alerts.counts.items():
+            metrics.alerts.labels(kind=kind).set(count)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
 
+PATHS = {"/v1/status", "/v1/envelopes", "/v1/alerts", "/metrics", "/openapi.json"}
+
+
 def _refuse(metrics: Metrics, receiver: EnvelopeReceiver, cause: str, detail: str) -> JSONResponse:
-    receiver.rejections[cause] += 1
+    if cause != "rate_limited":
+        receiver.rejections[cause] += 1
     metrics.rejected.labels(cause=cause).inc()
     return JSONResponse({"error": cause, "detail": detail}, status_code=STATUS_BY_CAUSE[cause])
 

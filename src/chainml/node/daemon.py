@@ -47,6 +47,8 @@ class NodeConfig:
     min_stake: int = 1
     max_payload: int = DEFAULT_MAX_PAYLOAD
     max_skew: int = DEFAULT_MAX_SKEW
+    rate_per_peer: float = 50.0
+    rate_overall: float = 500.0
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -74,6 +76,8 @@ class NodeConfig:
                 min_stake=int(limits.get("min_stake", 1)),
                 max_payload=int(limits.get("max_payload", DEFAULT_MAX_PAYLOAD)),
                 max_skew=int(limits.get("max_skew", DEFAULT_MAX_SKEW)),
+                rate_per_peer=float(limits.get("rate_per_peer", 50)),
+                rate_overall=float(limits.get("rate_overall", 500)),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: missing or bad field {exc}") from None
@@ -102,6 +106,8 @@ deployment = "{deployment}"
 min_stake = 1
 max_payload = {max_payload}
 max_skew = {max_skew}
+rate_per_peer = 50   # requests per second from one address; a flooder is banned
+rate_overall = 500
 """
 
 
@@ -188,10 +194,11 @@ def run(config: NodeConfig) -> None:
     """Serve until SIGTERM/SIGINT (uvicorn's handlers), then close the state."""
     import uvicorn
 
-    from chainml.node.api import create_app
+    from chainml.node.api import Guard, create_app
 
     node = build(config, config.password())
-    app = create_app(node.receiver)
+    guard = Guard.create(time.monotonic, per_peer=config.rate_per_peer, overall=config.rate_overall)
+    app = create_app(node.receiver, guard=guard)
     log.info(
         "node %s (%s) on http://%s:%d", config.name, node.identity.address, config.host, config.port
     )
