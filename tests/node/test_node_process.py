@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from chainml.crypto import Identity
-from chainml.ledger.anvil import free_port
+from chainml.ledger.anvil import AnvilProcess, free_port
 from chainml.ledger.bindings import Chainml, Role
 from chainml.ledger.client import LedgerClient, LocalSigner
 from chainml.ledger.deploy import deploy_system
@@ -235,3 +235,29 @@ def test_a_flooding_peer_is_banned_and_alerted_others_still_served(network, tmp_
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+
+
+def test_node_alarms_when_its_endpoints_disagree(network):
+    net = network
+    with AnvilProcess() as anvil:
+        text = net["config"].read_text()
+        text = text.replace("interval = 5 ", "interval = 0.2 ").replace(
+            "endpoints = []", f'endpoints = ["{anvil.url}"]'
+        )
+        config = net["config"].with_name("eclipse.toml")
+        config.write_text(text.replace('state = "state.db"', 'state = "eclipse.db"'))
+        proc = _start(config)
+        try:
+            _wait_up(net["url"], proc)
+            deadline = time.monotonic() + 20
+            kinds: set[str] = set()
+            while time.monotonic() < deadline and "endpoints_disagree" not in kinds:
+                time.sleep(0.2)
+                alerts = requests.get(net["url"] + "/v1/alerts", timeout=5).json()
+                kinds = {a["kind"] for a in alerts}
+            assert "endpoints_disagree" in kinds
+            # every party here was funded by the one dev account: one entity, all the stake
+            assert {"stake_majority", "common_funder"} <= kinds
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0

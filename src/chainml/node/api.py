@@ -101,6 +101,18 @@ class Guard:
     alerts: Alerts
     limiter: RateLimiter
     score: PeerScore
+    others: list[Alerts] = field(default_factory=list)  # e.g. the chain monitor's
+
+    def all_alerts(self) -> list[Any]:
+        every = [a for src in (self.alerts, *self.others) for a in src.recent]
+        return sorted(every, key=lambda a: a.at)
+
+    def counts(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for src in (self.alerts, *self.others):
+            for kind, n in src.counts.items():
+                total[kind] = total.get(kind, 0) + n
+        return total
 
     @classmethod
     def create(cls, clock: Any, *, per_peer: float = 50, overall: float = 500) -> Guard:
@@ -185,11 +197,11 @@ def create_app(
 
     @app.get("/v1/alerts", response_model=list[AlertOut])
     def alerts() -> list[AlertOut]:
-        return [AlertOut(**a.__dict__) for a in guard.alerts.recent]
+        return [AlertOut(**a.__dict__) for a in guard.all_alerts()]
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
-        for kind, count in guard.alerts.counts.items():
+        for kind, count in guard.counts().items():
             metrics.alerts.labels(kind=kind).set(count)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 import tomllib
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ class NodeConfig:
     max_skew: int = DEFAULT_MAX_SKEW
     rate_per_peer: float = 50.0
     rate_overall: float = 500.0
+    endpoints: tuple[str, ...] = ()  # more RPC URLs of the same chain, to detect an eclipse
+    monitor_interval: float = 5.0
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -78,6 +81,8 @@ class NodeConfig:
                 max_skew=int(limits.get("max_skew", DEFAULT_MAX_SKEW)),
                 rate_per_peer=float(limits.get("rate_per_peer", 50)),
                 rate_overall=float(limits.get("rate_overall", 500)),
+                endpoints=tuple(str(u) for u in doc.get("monitor", {}).get("endpoints", [])),
+                monitor_interval=float(doc.get("monitor", {}).get("interval", 5.0)),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: missing or bad field {exc}") from None
@@ -108,6 +113,10 @@ max_payload = {max_payload}
 max_skew = {max_skew}
 rate_per_peer = 50   # requests per second from one address; a flooder is banned
 rate_overall = 500
+
+[monitor]
+interval = 5        # seconds between chain checks
+endpoints = []      # other RPC URLs of the same chain: disagreement means an eclipse
 """
 
 
@@ -198,6 +207,18 @@ def run(config: NodeConfig) -> None:
 
     node = build(config, config.password())
     guard = Guard.create(time.monotonic, per_peer=config.rate_per_peer, overall=config.rate_overall)
+    from chainml.node.ids import Alerts
+    from chainml.node.monitor import ChainMonitor
+
+    chain_alerts = Alerts(time.time, once=True)
+    guard.others.append(chain_alerts)
+    endpoints = {config.rpc_url: node.client} | {url: LedgerClient(url) for url in config.endpoints}
+    monitor = ChainMonitor(node.cm, chain_alerts, endpoints=endpoints)
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=monitor.run, args=(stop, config.monitor_interval), name="chain-monitor", daemon=True
+    )
+    watcher.start()
     app = create_app(node.receiver, guard=guard)
     log.info(
         "node %s (%s) on http://%s:%d", config.name, node.identity.address, config.host, config.port
@@ -215,5 +236,7 @@ def run(config: NodeConfig) -> None:
     try:
         server.run()
     finally:
+        stop.set()
+        watcher.join(timeout=10)
         node.state.close()
         log.info("node %s stopped", config.name)

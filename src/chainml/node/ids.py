@@ -39,19 +39,31 @@ class Alert:
 
 
 class Alerts:
-    """The most recent alerts, each logged once as it is raised."""
+    """The most recent alerts, each logged as it is raised.  With ``once``, a (kind,
+    subject) already raised is not raised again (for checks repeated on a timer)."""
 
-    def __init__(self, clock: Callable[[], float], keep: int = 1000) -> None:
+    def __init__(self, clock: Callable[[], float], keep: int = 1000, *, once: bool = False) -> None:
         self.clock = clock
+        self.once = once
         self.recent: deque[Alert] = deque(maxlen=keep)
         self.counts: Counter[str] = Counter()
+        self._seen: set[tuple[str, str]] = set()
 
-    def raise_(self, kind: str, subject: str, detail: str) -> Alert:
+    def raise_(self, kind: str, subject: str, detail: str) -> Alert | None:
+        if self.once:
+            if (kind, subject) in self._seen:
+                return None
+            self._seen.add((kind, subject))
         alert = Alert(kind, subject, detail, self.clock())
         self.recent.append(alert)
         self.counts[kind] += 1
         log.warning("alert %s %s: %s", kind, subject, detail)
         return alert
+
+
+def _add(raised: list[Alert], alert: Alert | None) -> None:
+    if alert is not None:
+        raised.append(alert)
 
 
 @dataclass
@@ -150,11 +162,11 @@ def check_endpoints(
     top, common = max(heads.values()), min(heads.values())
     for url, head in heads.items():
         if top - head > max_lag:
-            raised.append(alerts.raise_("endpoint_behind", url, f"{top - head} blocks behind"))
+            _add(raised, alerts.raise_("endpoint_behind", url, f"{top - head} blocks behind"))
     hashes = {url: hash_at(url, common) for url in heads}
     if len(set(hashes.values())) > 1:
         detail = f"block {common}: " + ", ".join(f"{u}={h[:10]}" for u, h in hashes.items())
-        raised.append(alerts.raise_("endpoints_disagree", "chain", detail))
+        _add(raised, alerts.raise_("endpoints_disagree", "chain", detail))
     return raised
 
 
@@ -176,7 +188,7 @@ def check_stake(
 ) -> list[Alert]:
     """Stake concentration per entity, identities sharing a funder, registration bursts."""
     holders = list(holders)
-    raised = []
+    raised: list[Alert] = []
     entity: Counter[str] = Counter()
     members: dict[str, list[str]] = {}
     for h in holders:
@@ -186,12 +198,13 @@ def check_stake(
     total = sum(entity.values())
     for key, stake in entity.items():
         if total and 2 * stake > total:
-            raised.append(alerts.raise_("stake_majority", key, f"{stake}/{total} of the stake"))
+            _add(raised, alerts.raise_("stake_majority", key, f"{stake}/{total} of the stake"))
         elif total and 3 * stake > total:
-            raised.append(alerts.raise_("stake_over_third", key, f"{stake}/{total} of the stake"))
+            _add(raised, alerts.raise_("stake_over_third", key, f"{stake}/{total} of the stake"))
         if len(members[key]) >= same_funder and key not in members[key]:
-            raised.append(
-                alerts.raise_("common_funder", key, f"funded {len(members[key])} identities")
+            _add(
+                raised,
+                alerts.raise_("common_funder", key, f"funded {len(members[key])} identities"),
             )
     times = sorted(h.registered_at for h in holders)
     for i in range(len(times)):
@@ -199,8 +212,9 @@ def check_stake(
         while j < len(times) and times[j] - times[i] <= burst_window:
             j += 1
         if j - i >= burst:
-            raised.append(
-                alerts.raise_("registration_burst", "registry", f"{j - i} in {burst_window} s")
+            _add(
+                raised,
+                alerts.raise_("registration_burst", "registry", f"{j - i} in {burst_window} s"),
             )
             break
     return raised
@@ -215,15 +229,16 @@ class ReorgWatch:
     seen: dict[int, str] = field(default_factory=dict)
 
     def observe(self, head: int, hash_at: Callable[[int], str], span: int = 64) -> list[Alert]:
-        raised = []
+        raised: list[Alert] = []
         for n in range(max(0, head - span), head + 1):
             h = hash_at(n)
             old = self.seen.get(n)
             if old is not None and old != h and head - n >= self.confirmations:
-                raised.append(
+                _add(
+                    raised,
                     self.alerts.raise_(
                         "deep_reorg", f"block {n}", f"depth {head - n + 1} > {self.confirmations}"
-                    )
+                    ),
                 )
             self.seen[n] = h
         for n in [n for n in self.seen if n < head - span]:

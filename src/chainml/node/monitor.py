@@ -1,0 +1,102 @@
+"""The node's chain watch: feeds ``chainml.node.ids`` from the ledger, on a timer.
+
+Each ``tick``: the head of every configured RPC endpoint (eclipse), the primary
+endpoint's recent block hashes (reorganisations past the confirmation depth), and the
+Registry's parties with their stakes and funders (Sybil and stake concentration).  A
+party's funder is whoever sent its account its first ether, found by scanning blocks once,
+as they come.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+
+from chainml.errors import ChainmlError
+from chainml.ledger.bindings import Chainml
+from chainml.ledger.client import LedgerClient
+from chainml.node.ids import Alert, Alerts, ReorgWatch, StakeHolder, check_endpoints, check_stake
+
+log = logging.getLogger("chainml.node.monitor")
+
+
+class ChainMonitor:
+    def __init__(
+        self,
+        cm: Chainml,
+        alerts: Alerts,
+        *,
+        endpoints: Mapping[str, LedgerClient] | None = None,
+        confirmations: int = 2,
+        max_lag: int = 5,
+        scan_limit: int = 200_000,
+    ) -> None:
+        self.cm = cm
+        self.client = cm.registry.contract.client
+        self.alerts = alerts
+        self.endpoints = dict(endpoints or {})
+        self.max_lag = max_lag
+        self.scan_limit = scan_limit
+        self.reorgs = ReorgWatch(alerts, confirmations)
+        self.funders: dict[str, str] = {}
+        self.registered: dict[str, int] = {}  # account -> registration timestamp
+        self._scanned = -1
+        self._logs_from = 0
+
+    def _hash(self, client: LedgerClient, number: int) -> str:
+        return str(client.block(number).get("hash"))
+
+    def _scan(self, head: int) -> None:
+        if head > self.scan_limit:
+            return  # a long chain: funders stay unknown rather than scanning it all
+        for n in range(self._scanned + 1, head + 1):
+            block = self.client.rpc("eth_getBlockByNumber", [hex(n), True])
+            for tx in block.get("transactions", []):
+                to = tx.get("to")
+                if to and int(tx.get("value", "0x0"), 16) > 0:
+                    self.funders.setdefault(str(to).lower(), str(tx["from"]).lower())
+        self._scanned = head
+
+    def _registrations(self, head: int) -> None:
+        registry = self.cm.registry.contract
+        for raw in self.client.logs(
+            address=registry.address, from_block=self._logs_from, to_block=head
+        ):
+            event = registry.abi.decode_log(raw)
+            if event is not None and event.name == "Registered":
+                account = str(event.args["account"])
+                stamp = int(self.client.block(event.block_number)["timestamp"], 16)
+                self.registered.setdefault(account, stamp)
+        self._logs_from = head + 1
+
+    def tick(self) -> list[Alert]:
+        """One round of checks (pass ``Alerts(once=True)`` to raise each alert once)."""
+        raised: list[Alert] = []
+        if len(self.endpoints) >= 2:
+            heads = {url: c.block_number() for url, c in self.endpoints.items()}
+            raised += check_endpoints(
+                self.alerts, heads, lambda url, n: self._hash(self.endpoints[url], n), self.max_lag
+            )
+        head = self.client.block_number()
+        raised += self.reorgs.observe(head, lambda n: self._hash(self.client, n))
+        self._scan(head)
+        self._registrations(head)
+        holders = [
+            StakeHolder(
+                account,
+                self.cm.registry.stake_of(account),
+                self.funders.get(account.lower()),
+                stamp,
+            )
+            for account, stamp in self.registered.items()
+        ]
+        raised += check_stake(self.alerts, holders)
+        return raised
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        while not stop.wait(interval):
+            try:
+                self.tick()
+            except (ChainmlError, OSError, KeyError, ValueError) as exc:
+                log.warning("chain monitor: %s", exc)
