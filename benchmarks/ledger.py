@@ -88,8 +88,7 @@ def _party(
 ) -> Identity:
     ident = Identity.generate()
     client.transact(dev, to=ident.address, value=stake + 20 * ETHER)
-    pop = ident.proof_of_possession(client.chain_id, cm.registry.address)
-    cm.registry.register(ident.account, ident.x25519.public_bytes, pop, roles, "http://x", stake)
+    cm.registry.register_identity(ident, roles, "http://x", stake)
     return ident
 
 

@@ -25,10 +25,7 @@ def test_sybil_cluster_majority_and_an_eclipse_are_alerted(tmp_path):
 
         def join(ident: Identity, funder, stake: int) -> None:
             client.transact(funder, to=ident.address, value=stake + ETHER // 10)
-            pop = ident.proof_of_possession(client.chain_id, cm.registry.address)
-            cm.registry.register(
-                ident.account, ident.x25519.public_bytes, pop, Role.VALIDATOR, "x", stake
-            )
+            cm.registry.register_identity(ident, Role.VALIDATOR, "x", stake)
 
         alerts = Alerts(time.time, once=True)
         monitor = ChainMonitor(cm, alerts, endpoints={"embedded": client})

@@ -31,31 +31,15 @@ PASSWORD = "node test password"
 
 def _register(client, cm, dev, ident, stake):
     client.transact(dev, to=ident.address, value=stake + ETHER)
-    pop = ident.proof_of_possession(client.chain_id, cm.registry.address)
-    cm.registry.register(ident.account, ident.x25519.public_bytes, pop, Role.TRAINER, "x", stake)
+    cm.registry.register_identity(ident, Role.TRAINER, "x", stake)
 
 
 def _start(config: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, CHAINML_PASSWORD=PASSWORD)
-    return subprocess.Popen(
-        [sys.executable, "-m", "chainml.cli.main", "node", "run", "--config", str(config)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    return daemon.spawn(config, PASSWORD)
 
 
 def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stdout.read().decode() if proc.stdout else "node exited")
-        try:
-            requests.get(url + "/v1/status", timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError("node did not come up")
+    daemon.wait_ready(url, proc)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import Any
 
+from chainml.crypto.keys import Identity
 from chainml.ledger.client import BoundContract, LedgerClient, Receipt, TransactionSigner
 from chainml.ledger.deploy import Deployment, bind
 from chainml.ledger.errors import ChainDataError
@@ -84,6 +85,15 @@ class Registry(_Binding):
     ) -> Receipt:
         return self.contract.transact(
             signer, "register", x25519_key, pop, int(roles), endpoint, value=stake
+        )
+
+    def register_identity(
+        self, identity: Identity, roles: Role, endpoint: str = "", stake: int = 0
+    ) -> Receipt:
+        """Register ``identity`` (its account signs, with its proof of possession)."""
+        pop = identity.proof_of_possession(self.contract.client.chain_id, self.address)
+        return self.register(
+            identity.account, identity.x25519.public_bytes, pop, roles, endpoint, stake
         )
 
     def rotate_key(self, signer: TransactionSigner, x25519_key: bytes, pop: bytes) -> Receipt:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -240,3 +242,36 @@ def run(config: NodeConfig) -> None:
         watcher.join(timeout=10)
         node.state.close()
         log.info("node %s stopped", config.name)
+
+
+def spawn(config: Path, password: str, *, quiet: bool = False) -> subprocess.Popen[bytes]:
+    """``chainml node run --config config`` as a child process, the password in its
+    environment only."""
+    out = subprocess.DEVNULL if quiet else subprocess.PIPE
+    return subprocess.Popen(
+        [sys.executable, "-m", "chainml.cli.main", "node", "run", "--config", str(config)],
+        env=dict(os.environ, CHAINML_PASSWORD=password),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Until the node at ``url`` answers; raises ``NodeStartError`` if it exits first."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise NodeStartError(f"node exited with {proc.returncode}: {output[-2000:]}")
+        try:
+            requests.get(url + "/v1/status", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise NodeStartError(f"node did not answer at {url} within {timeout:g} s")
+
+
+class NodeStartError(ChainmlError):
+    """A node process did not come up."""
