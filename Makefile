@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 MYTH := .venv-mythril/bin/myth
+BROWSER := /usr/bin/chromedriver
 
 .PHONY: setup demo test lint typecheck unit bench audit artifacts clean
 
@@ -23,6 +24,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# the dashboard's test drives Debian's chromium headless
+$(BROWSER):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
 $(MYTH): scripts/setup-mythril.sh
 	PYTHON=$(PYTHON) bash scripts/setup-mythril.sh .venv-mythril
 
@@ -39,7 +44,7 @@ typecheck: setup
 unit: setup
 	$(VENV)/bin/pytest
 
-test: setup lint typecheck
+test: setup $(BROWSER) lint typecheck
 	$(PY) -m chainml.ledger.artifacts check
 	$(PY) -m chainml.ledger.audit.static
 	$(PY) -m chainml.ledger.audit.spec

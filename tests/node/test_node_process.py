@@ -67,6 +67,8 @@ def network(tmp_path_factory):
             _register(client, cm, dev, ident, stake)
         yield {
             "client": client,
+            "cm": cm,
+            "dev": dev,
             "deployment": deployment,
             "config": tmp / "bob" / "node.toml",
             "url": f"http://127.0.0.1:{port}",
@@ -245,3 +247,62 @@ def test_node_alarms_when_its_endpoints_disagree(network):
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=15) == 0
+
+
+def test_dashboard_in_a_headless_browser(network, tmp_path):
+    """The page a user opens: parties with a stake chart, the job posted, the alerts."""
+    from PIL import Image
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    from chainml.ledger.bindings import JobParams
+
+    net = network
+    cm, dev = net["cm"], net["dev"]
+    job_id = cm.jobs.create_job(dev, JobParams(net["alice"].address, 2, 1, 4, 1, 60), ETHER)
+    config = net["config"].with_name("dash.toml")
+    config.write_text(net["config"].read_text().replace('state = "state.db"', 'state = "dash.db"'))
+    proc = _start(config)
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600"):
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        _wait_up(net["url"], proc)
+        deadline = time.monotonic() + 20
+        while True:  # the chain monitor's first pass fills the party list
+            driver.get(net["url"] + "/")
+            rows = driver.find_elements(By.CSS_SELECTOR, "#parties tr")
+            if len(rows) >= 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert driver.title == "chainml node bob"
+        text = driver.find_element(By.TAG_NAME, "body").text
+        for ident in ("bob", "alice", "poor"):
+            assert net[ident].address in text
+        assert len(rows) == 4  # header + three parties
+        jobs = driver.find_element(By.ID, "jobs").text
+        assert f"{job_id} OPEN 0/2" in jobs
+        alerts = driver.find_element(By.ID, "alerts").text
+        assert "stake_majority" in alerts  # one funder staked for everyone here
+        bars = driver.find_elements(By.CSS_SELECTOR, "#stake-chart rect")
+        assert len(bars) == 3
+        shot = tmp_path / "dashboard.png"  # kept by pytest under its basetemp for a look
+        assert driver.save_screenshot(str(shot))
+        image = Image.open(shot).convert("RGB")
+        assert image.size[0] >= 1000
+        chart = driver.find_element(By.ID, "stake-chart")
+        x, y = chart.location["x"], chart.location["y"]
+        w, h = chart.size["width"], chart.size["height"]
+        scale = image.size[0] / driver.execute_script("return window.innerWidth")
+        box = image.crop(
+            (int(x * scale), int(y * scale), int((x + w) * scale), int((y + h) * scale))
+        )
+        blue = sum(1 for px in box.getdata() if px[2] > 180 and px[0] < 100)
+        assert blue > 500, "the stake bars are not drawn"
+    finally:
+        driver.quit()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,6 +24,7 @@ from prometheus_client import (
 from pydantic import BaseModel
 
 from chainml import __version__
+from chainml.errors import ChainmlError
 from chainml.node.envelope import CAUSES, EnvelopeReceiver, Opened, Rejected
 from chainml.node.ids import Alerts, PeerScore, RateLimiter
 
@@ -136,6 +138,7 @@ def create_app(
     on_message: Callable[[Opened], None] = lambda opened: None,
     metrics: Metrics | None = None,
     guard: Guard | None = None,
+    dashboard: Callable[[], str] | None = None,
 ) -> FastAPI:
     import time
 
@@ -195,6 +198,17 @@ def create_app(
         h = opened.header
         return Accepted(sender=h.sender, purpose=h.purpose, job_id=h.job_id, round=h.round)
 
+    @app.get("/", include_in_schema=False)
+    def page() -> Response:
+        if dashboard is None:
+            return HTMLResponse("<p>no dashboard on this node</p>", status_code=404)
+        try:
+            return HTMLResponse(dashboard())
+        except ChainmlError as exc:
+            return HTMLResponse(
+                f"<h1>chain unreachable</h1><p>{escape(type(exc).__name__)}</p>", status_code=503
+            )
+
     @app.get("/v1/alerts", response_model=list[AlertOut])
     def alerts() -> list[AlertOut]:
         return [AlertOut(**a.__dict__) for a in guard.all_alerts()]
@@ -208,7 +222,7 @@ def create_app(
     return app
 
 
-PATHS = {"/v1/status", "/v1/envelopes", "/v1/alerts", "/metrics", "/openapi.json"}
+PATHS = {"/", "/v1/status", "/v1/envelopes", "/v1/alerts", "/metrics", "/openapi.json"}
 
 
 def _refuse(metrics: Metrics, receiver: EnvelopeReceiver, cause: str, detail: str) -> JSONResponse:

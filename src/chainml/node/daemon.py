@@ -221,7 +221,19 @@ def run(config: NodeConfig) -> None:
         target=monitor.run, args=(stop, config.monitor_interval), name="chain-monitor", daemon=True
     )
     watcher.start()
-    app = create_app(node.receiver, guard=guard)
+    from chainml.node.dashboard import collect, render
+
+    info = {
+        "name": config.name,
+        "account": node.identity.address,
+        "chain": str(node.client.chain_id),
+        "rpc": config.rpc_url,
+    }
+
+    def dashboard() -> str:
+        return render(collect(node.cm, info, list(monitor.registered), guard.all_alerts()))
+
+    app = create_app(node.receiver, guard=guard, dashboard=dashboard)
     log.info(
         "node %s (%s) on http://%s:%d", config.name, node.identity.address, config.host, config.port
     )

@@ -95,8 +95,11 @@ class ChainMonitor:
         return raised
 
     def run(self, stop: threading.Event, interval: float) -> None:
-        while not stop.wait(interval):
+        """Tick now, then every ``interval`` seconds until ``stop`` is set."""
+        while True:
             try:
                 self.tick()
             except (ChainmlError, OSError, KeyError, ValueError) as exc:
                 log.warning("chain monitor: %s", exc)
+            if stop.wait(interval):
+                return
