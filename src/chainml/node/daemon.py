@@ -54,6 +54,8 @@ class NodeConfig:
     rate_overall: float = 500.0
     endpoints: tuple[str, ...] = ()  # more RPC URLs of the same chain, to detect an eclipse
     monitor_interval: float = 5.0
+    worker_interval: float = 1.0
+    confirmations: int = 0
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -85,6 +87,8 @@ class NodeConfig:
                 rate_overall=float(limits.get("rate_overall", 500)),
                 endpoints=tuple(str(u) for u in doc.get("monitor", {}).get("endpoints", [])),
                 monitor_interval=float(doc.get("monitor", {}).get("interval", 5.0)),
+                worker_interval=float(doc.get("workers", {}).get("interval", 1.0)),
+                confirmations=int(chain.get("confirmations", 0)),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: missing or bad field {exc}") from None
@@ -108,6 +112,7 @@ password_env = "CHAINML_PASSWORD"
 [chain]
 rpc = "{rpc}"
 deployment = "{deployment}"
+confirmations = 0   # blocks an event must be under before the node acts on it
 
 [limits]
 min_stake = 1
@@ -119,6 +124,9 @@ rate_overall = 500
 [monitor]
 interval = 5        # seconds between chain checks
 endpoints = []      # other RPC URLs of the same chain: disagreement means an eclipse
+
+[workers]
+interval = 1        # seconds between passes over new events and open jobs
 """
 
 
@@ -221,6 +229,18 @@ def run(config: NodeConfig) -> None:
         target=monitor.run, args=(stop, config.monitor_interval), name="chain-monitor", daemon=True
     )
     watcher.start()
+    from chainml.ledger.bindings import Role
+    from chainml.node.workers import JobWorkers
+
+    me = node.identity.address
+    roles = node.cm.registry.party(me).roles if node.cm.registry.is_registered(me) else Role(0)
+    workers = JobWorkers(
+        node.cm, node.identity, node.state, roles=roles, confirmations=config.confirmations
+    )
+    worker = threading.Thread(
+        target=workers.run, args=(stop, config.worker_interval), name="workers", daemon=True
+    )
+    worker.start()
     from chainml.node.dashboard import collect, render
 
     info = {
@@ -252,6 +272,7 @@ def run(config: NodeConfig) -> None:
     finally:
         stop.set()
         watcher.join(timeout=10)
+        worker.join(timeout=10)
         node.state.close()
         log.info("node %s stopped", config.name)
 

@@ -1,0 +1,289 @@
+"""Workers: what a node does on its own, driven by chain events and chain state.
+
+Every action a worker takes on chain goes through ``Actions.perform``, which makes it
+idempotent across crashes: the intent is recorded (SQLite, synchronous) before the
+transaction is sent, its hash right after, and the outcome once mined.  After a restart, an
+action found half-done is finished from what the chain says — a receipt for the recorded
+hash, or the chain state the action was meant to reach — never by sending blindly again.
+Events are read through an ``EventStream`` whose cursor is stored in the same database and
+advanced only after every event of a batch was handled.
+
+``crash_point(name)`` is the fault-injection hook the crash tests use: when the
+environment variable ``CHAINML_CRASH_AT`` names it, the process kills itself with SIGKILL
+right there.  It is a no-op otherwise.
+
+The workers today: a trainer joins every open job it qualifies for; any node finalises a
+job it took part in once the last challenge window has passed; a participant claims its
+reward once.  The training and inference issues add round steps and key-guardian duties.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from chainml.crypto import Identity
+from chainml.ledger.bindings import Chainml, JobState, Role
+from chainml.ledger.client import LedgerClient, Receipt
+from chainml.ledger.errors import ContractRevert, LedgerError
+from chainml.ledger.events import Cursor, EventStream
+from chainml.node.state import NodeState
+
+log = logging.getLogger("chainml.node.workers")
+
+CRASH_ENV = "CHAINML_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        log.warning("crash point %s: killing the process", name)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SqliteCursorStore:
+    def __init__(self, state: NodeState) -> None:
+        self.state = state
+
+    def load(self, name: str) -> Cursor | None:
+        raw = self.state.get(f"cursor:{name}")
+        if raw is None:
+            return None
+        number, block_hash = raw.split(":", 1)
+        return Cursor(int(number), block_hash)
+
+    def save(self, name: str, cursor: Cursor) -> None:
+        self.state.put(f"cursor:{name}", f"{cursor.block_number}:{cursor.block_hash}")
+
+
+@dataclass(frozen=True)
+class Action:
+    key: str
+    status: str  # intent | sent | done | failed
+    tx_hash: str | None
+
+
+class Actions:
+    """The durable record of on-chain actions."""
+
+    def __init__(self, state: NodeState, client: LedgerClient) -> None:
+        self.state = state
+        self.client = client
+        with state._lock:
+            state._db.execute(
+                "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, status TEXT NOT NULL,"
+                " tx_hash TEXT, detail TEXT, updated REAL NOT NULL)"
+            )
+
+    def get(self, key: str) -> Action | None:
+        with self.state._lock:
+            row = self.state._db.execute(
+                "SELECT status, tx_hash FROM actions WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else Action(key, row[0], row[1])
+
+    def _set(self, key: str, status: str, tx_hash: str | None, detail: str = "") -> None:
+        with self.state._lock:
+            self.state._db.execute(
+                "INSERT INTO actions (key, status, tx_hash, detail, updated) VALUES (?,?,?,?,?)"
+                " ON CONFLICT (key) DO UPDATE SET status = excluded.status,"
+                " tx_hash = excluded.tx_hash, detail = excluded.detail, updated = excluded.updated",
+                (key, status, tx_hash, detail, time.time()),
+            )
+
+    def unfinished(self) -> list[str]:
+        with self.state._lock:
+            rows = self.state._db.execute(
+                "SELECT key FROM actions WHERE status IN ('intent', 'sent') ORDER BY updated"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def perform(
+        self,
+        key: str,
+        *,
+        done_on_chain: Callable[[], bool],
+        send: Callable[[], str],
+    ) -> bool:
+        """Make the action ``key`` happen exactly once; True once it is done."""
+        kind = key.split(":", 1)[0]
+        action = self.get(key)
+        if action is not None and action.status in ("done", "failed"):
+            return action.status == "done"
+        if action is None:
+            self._set(key, "intent", None)
+            crash_point(f"{kind}:after-intent")
+        elif action.status == "sent" and action.tx_hash:
+            receipt = self._receipt(action.tx_hash)
+            if receipt is not None and receipt.status == 1:
+                self._set(key, "done", action.tx_hash)
+                return True
+        # intent only, or sent but not mined (dropped) or reverted: ask the chain first
+        if done_on_chain():
+            self._set(key, "done", action.tx_hash if action else None, "found done on chain")
+            return True
+        try:
+            tx_hash = send()
+        except ContractRevert as exc:
+            # refused before sending (gas estimation): the chain says it cannot be done
+            self._set(key, "failed", None, f"{type(exc).__name__}: {exc}")
+            log.info("action %s refused: %s", key, type(exc).__name__)
+            return False
+        crash_point(f"{kind}:after-send")
+        self._set(key, "sent", tx_hash)
+        crash_point(f"{kind}:after-record")
+        receipt = self.client.wait_for_receipt(tx_hash)
+        crash_point(f"{kind}:after-receipt")
+        if receipt.status == 1:
+            self._set(key, "done", tx_hash)
+            return True
+        self._set(key, "failed", tx_hash, "reverted")
+        return False
+
+    def _receipt(self, tx_hash: str) -> Receipt | None:
+        try:
+            return self.client.wait_for_receipt(tx_hash, timeout=5)
+        except LedgerError:
+            return None
+
+
+class JobWorkers:
+    """Trainer joins, finalisation and reward claims for one node."""
+
+    def __init__(
+        self,
+        cm: Chainml,
+        identity: Identity,
+        state: NodeState,
+        *,
+        roles: Role,
+        confirmations: int = 0,
+    ) -> None:
+        self.cm = cm
+        self.client = cm.jobs.contract.client
+        self.identity = identity
+        self.roles = roles
+        self.actions = Actions(state, self.client)
+        self.stream = EventStream(
+            self.client,
+            [cm.jobs.contract],
+            name="jobs",
+            store=SqliteCursorStore(state),
+            confirmations=confirmations,
+        )
+        self.state = state
+
+    def _send(self, fn: str, *args: object) -> Callable[[], str]:
+        contract = self.cm.jobs.contract
+
+        def go() -> str:
+            return str(
+                self.client.send(
+                    self.identity.account,
+                    to=contract.address,
+                    data=contract.abi.encode_call(fn, list(args)),
+                    wait=False,
+                )
+            )
+
+        return go
+
+    def _joined(self, job_id: int) -> bool:
+        return bool(self.cm.jobs.contract.call("participant_of", job_id, self.identity.address))
+
+    def on_job_created(self, job_id: int) -> None:
+        if not self.roles & Role.TRAINER:
+            return
+        key = f"join:{job_id}"
+        if self.actions.get(key) is None:  # a new decision: is the job for us?
+            job = self.cm.jobs.job(job_id)
+            if job.state != JobState.OPEN or job.rounds_done > 0:
+                return
+            if self.cm.registry.stake_of(self.identity.address) < job.params.min_stake:
+                return
+        # an action already begun is finished whatever the job looks like now
+        if (
+            self.actions.perform(
+                key, done_on_chain=partial(self._joined, job_id), send=self._send("join", job_id)
+            )
+            and self.state.get(f"job:{job_id}") is None
+        ):
+            self.state.put(f"job:{job_id}", "joined")
+
+    def _do(self, kind: str, job_id: int) -> bool:
+        done, fn = {
+            "join": (self._joined, "join"),
+            "finalize": (self._finalized, "finalize"),
+            "claim": (self._claimed, "claim_reward"),
+        }[kind]
+        return self.actions.perform(
+            f"{kind}:{job_id}", done_on_chain=partial(done, job_id), send=self._send(fn, job_id)
+        )
+
+    def resume(self) -> None:
+        """Finish every action a crash left half-done, whatever the job looks like now."""
+        for key in self.actions.unfinished():
+            kind, job_id = key.split(":", 1)
+            self._do(kind, int(job_id))
+
+    def _my_jobs(self) -> list[int]:
+        with self.state._lock:
+            rows = self.state._db.execute(
+                "SELECT key FROM meta WHERE key LIKE 'job:%' AND value = 'joined'"
+            ).fetchall()
+        return sorted(int(r[0].split(":", 1)[1]) for r in rows)
+
+    def _finalized(self, job_id: int) -> bool:
+        return self.cm.jobs.job(job_id).state != JobState.OPEN
+
+    def _claimed(self, job_id: int) -> bool:
+        return bool(self.cm.jobs.contract.call("claimed", job_id, self.identity.address))
+
+    def advance(self, now: float) -> None:
+        """Finalise and claim, from chain state, for every job this node joined."""
+        for job_id in self._my_jobs():
+            job = self.cm.jobs.job(job_id)
+            if job.state == JobState.CANCELLED:
+                self.state.put(f"job:{job_id}", "cancelled")
+                continue
+            window_over = now >= job.last_round_at + job.params.challenge_window
+            if (
+                job.state == JobState.OPEN
+                and job.rounds_done == job.params.rounds
+                and job.open_challenges == 0
+                and window_over
+            ):
+                self._do("finalize", job_id)
+                job = self.cm.jobs.job(job_id)
+            if job.state == JobState.FINALIZED:
+                self._do("claim", job_id)
+                self.state.put(f"job:{job_id}", "claimed")
+
+    def tick(self) -> int:
+        """Finish half-done actions, handle new confirmed events, then advance joined jobs;
+        returns the number of events handled."""
+        self.resume()
+        batch = self.stream.poll()
+        for event in batch.events:
+            if event.name == "JobCreated":
+                self.on_job_created(int(event.args["job_id"]))
+        crash_point("events:before-ack")
+        self.stream.ack(batch)
+        now = int(self.client.block("latest")["timestamp"], 16)
+        self.advance(now)
+        return len(batch.events)
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        """Tick now, then every ``interval`` seconds until ``stop`` is set."""
+        while True:
+            try:
+                self.tick()
+            except LedgerError as exc:
+                log.warning("workers: %s: %s", type(exc).__name__, exc)
+            if stop.wait(interval):
+                return

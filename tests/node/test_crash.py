@@ -1,0 +1,166 @@
+"""A real node process killed with SIGKILL at 13 points of a job, then restarted: it
+finishes what it started, loses nothing, and does nothing twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from chainml.crypto import Identity
+from chainml.ledger.anvil import free_port
+from chainml.ledger.bindings import Chainml, JobParams, JobState, Role
+from chainml.ledger.client import LedgerClient, LocalSigner
+from chainml.ledger.deploy import deploy_system
+from chainml.ledger.devchain import DevChainProcess
+from chainml.node import daemon, keystore
+from chainml.node.workers import CRASH_ENV
+
+DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+ETHER = 10**18
+PASSWORD = "crash test"
+WINDOW = 60
+
+POINTS = [
+    "join:after-intent",
+    "join:after-send",
+    "join:after-record",
+    "join:after-receipt",
+    "events:before-ack",
+    "finalize:after-intent",
+    "finalize:after-send",
+    "finalize:after-record",
+    "finalize:after-receipt",
+    "claim:after-intent",
+    "claim:after-send",
+    "claim:after-record",
+    "claim:after-receipt",
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("crash")
+    with DevChainProcess(tmp / "chain") as chain:
+        client = LedgerClient(chain.url)
+        dev = LocalSigner.from_key(DEV_KEY)
+        deployment = deploy_system(client, dev)
+        deployment.save(tmp / "deployment.json")
+        cm = Chainml.connect(client, deployment)
+        port = free_port()
+        daemon.init(
+            tmp / "node",
+            "trainer",
+            PASSWORD,
+            rpc=chain.url,
+            deployment="../deployment.json",
+            port=port,
+            work=1 << 10,
+        )
+        config = tmp / "node" / "node.toml"
+        config.write_text(config.read_text().replace("interval = 1 ", "interval = 0.1 "))
+        trainer = keystore.load(tmp / "node" / "keystore.json", PASSWORD)
+        aggregator = Identity.generate()
+        for ident, roles in ((trainer, Role.TRAINER), (aggregator, Role.AGGREGATOR)):
+            client.transact(dev, to=ident.address, value=3 * ETHER)
+            cm.registry.register_identity(ident, roles, "x", ETHER)
+        yield {
+            "client": client,
+            "cm": cm,
+            "dev": dev,
+            "config": config,
+            "url": f"http://127.0.0.1:{port}",
+            "trainer": trainer,
+            "aggregator": aggregator,
+        }
+
+
+def _events(cm, name: str, job_id: int, who: str | None = None) -> int:
+    client = cm.jobs.contract.client
+    count = 0
+    for raw in client.logs(address=cm.jobs.address, from_block=0, to_block=client.block_number()):
+        event = cm.jobs.contract.abi.decode_log(raw)
+        if event is None or event.name != name or int(event.args["job_id"]) != job_id:
+            continue
+        if who is None or who in {str(v) for v in event.args.values()}:
+            count += 1
+    return count
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_killed_node_finishes_its_job_once(world, point, monkeypatch):
+    w = world
+    cm, client, me = w["cm"], w["client"], w["trainer"].address
+    job_id = cm.jobs.create_job(
+        w["dev"], JobParams(w["aggregator"].address, 1, 1, 4, ETHER, WINDOW), ETHER
+    )
+    monkeypatch.setenv(CRASH_ENV, point)
+    proc = daemon.spawn(w["config"], PASSWORD)
+    monkeypatch.delenv(CRASH_ENV)
+    crashes, submitted = 0, False
+
+    def restart_if_killed():
+        nonlocal proc, crashes
+        if proc.poll() is None:
+            return
+        output = proc.stdout.read().decode() if proc.stdout else ""
+        assert proc.returncode == -signal.SIGKILL, output[-2000:]
+        assert f"crash point {point}" in output
+        crashes += 1
+        assert crashes == 1
+        proc = daemon.spawn(w["config"], PASSWORD)  # no crash this time
+
+    def finished() -> bool:
+        return cm.jobs.job(job_id).state == JobState.FINALIZED and bool(
+            cm.jobs.contract.call("claimed", job_id, me)
+        )
+
+    deadline = time.monotonic() + 90
+    # done when the chain shows the job finished and the node has crashed once (a crash
+    # after the last transaction comes after the chain already shows it)
+    while not (finished() and crashes == 1):
+        if time.monotonic() > deadline:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+            tail = proc.stdout.read().decode()[-3000:] if proc.stdout else ""
+            pytest.fail(f"job {job_id}: crashes={crashes} {cm.jobs.job(job_id)} {tail}")
+        index = int(cm.jobs.contract.call("participant_of", job_id, me))
+        if index and not submitted:
+            cm.jobs.submit_round(
+                w["aggregator"].account, job_id, 1, "bafkreiround", b"\1" * 32, 1 << (index - 1)
+            )
+            client.increase_time(WINDOW + 1)
+            submitted = True
+        restart_if_killed()
+        time.sleep(0.1)
+    daemon.wait_ready(w["url"], proc)
+    # the restarted node settles its records from the chain, then stops cleanly
+    db = sqlite3.connect(w["config"].parent / "state.db")
+    keys = [f"join:{job_id}", f"finalize:{job_id}", f"claim:{job_id}"]
+    deadline = time.monotonic() + 20
+    statuses: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        rows = db.execute(
+            f"SELECT key, status FROM actions WHERE key IN ({','.join('?' * len(keys))})", keys
+        ).fetchall()
+        statuses = dict(rows)
+        if statuses.get(keys[0]) == "done" and statuses.get(keys[2]) == "done":
+            break
+        time.sleep(0.1)
+    db.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert statuses.get(keys[0]) == "done" and statuses.get(keys[2]) == "done", statuses
+    # finalising is anyone's job; a node that began it saw it through
+    if point.startswith("finalize"):
+        assert statuses.get(keys[1]) == "done", statuses
+    assert statuses.get(keys[1]) in ("done", None), statuses
+    assert crashes == 1, f"the node never reached {point}"
+    assert _events(cm, "Joined", job_id, me) == 1
+    assert _events(cm, "JobFinalized", job_id) == 1
+    assert _events(cm, "RewardClaimed", job_id, me) == 1
+    assert cm.jobs.reward_of(job_id, me) == 0  # claimed, and the whole share paid
+    assert os.environ.get(CRASH_ENV) is None
