@@ -117,10 +117,17 @@ class Guard:
         return total
 
     @classmethod
-    def create(cls, clock: Any, *, per_peer: float = 50, overall: float = 500) -> Guard:
+    def create(
+        cls,
+        clock: Any,
+        *,
+        per_peer: float = 50,
+        overall: float = 500,
+        ban_after_refusals: int = 20,
+    ) -> Guard:
         alerts = Alerts(clock)
         limiter = RateLimiter(clock, alerts, per_peer=per_peer, overall=overall)
-        return cls(alerts, limiter, PeerScore(limiter))
+        return cls(alerts, limiter, PeerScore(limiter, threshold=ban_after_refusals))
 
 
 class Status(BaseModel):

@@ -52,6 +52,7 @@ class NodeConfig:
     max_skew: int = DEFAULT_MAX_SKEW
     rate_per_peer: float = 50.0
     rate_overall: float = 500.0
+    ban_after_refusals: int = 20  # hostile refusals (forged, replayed, ...) before a ban
     endpoints: tuple[str, ...] = ()  # more RPC URLs of the same chain, to detect an eclipse
     monitor_interval: float = 5.0
     worker_interval: float = 1.0
@@ -85,6 +86,7 @@ class NodeConfig:
                 max_skew=int(limits.get("max_skew", DEFAULT_MAX_SKEW)),
                 rate_per_peer=float(limits.get("rate_per_peer", 50)),
                 rate_overall=float(limits.get("rate_overall", 500)),
+                ban_after_refusals=int(limits.get("ban_after_refusals", 20)),
                 endpoints=tuple(str(u) for u in doc.get("monitor", {}).get("endpoints", [])),
                 monitor_interval=float(doc.get("monitor", {}).get("interval", 5.0)),
                 worker_interval=float(doc.get("workers", {}).get("interval", 1.0)),
@@ -120,6 +122,7 @@ max_payload = {max_payload}
 max_skew = {max_skew}
 rate_per_peer = 50   # requests per second from one address; a flooder is banned
 rate_overall = 500
+ban_after_refusals = 20   # forged, replayed, malformed or undecryptable envelopes
 
 [monitor]
 interval = 5        # seconds between chain checks
@@ -216,7 +219,12 @@ def run(config: NodeConfig) -> None:
     from chainml.node.api import Guard, create_app
 
     node = build(config, config.password())
-    guard = Guard.create(time.monotonic, per_peer=config.rate_per_peer, overall=config.rate_overall)
+    guard = Guard.create(
+        time.monotonic,
+        per_peer=config.rate_per_peer,
+        overall=config.rate_overall,
+        ban_after_refusals=config.ban_after_refusals,
+    )
     from chainml.node.ids import Alerts
     from chainml.node.monitor import ChainMonitor
 
