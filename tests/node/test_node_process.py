@@ -124,6 +124,12 @@ def test_node_serves_refuses_by_cause_and_keeps_replays_across_restart(network):
 
         metrics = requests.get(url + "/metrics", timeout=5).text
         assert "chainml_envelopes_accepted_total 1.0" in metrics
+        deadline = time.monotonic() + 15  # bob, alice, poor, once the monitor's first pass is done
+        while "chainml_peers 3.0" not in metrics and time.monotonic() < deadline:
+            time.sleep(0.2)
+            metrics = requests.get(url + "/metrics", timeout=5).text
+        assert "chainml_peers 3.0" in metrics
+        assert "chainml_chain_head_lag_blocks" in metrics
         for cause in ("replayed", "unknown_sender", "unstaked", "malformed", "stale"):
             assert f'chainml_envelopes_rejected_total{{cause="{cause}"}} 1.0' in metrics
         schema = requests.get(url + "/openapi.json", timeout=5).json()
@@ -151,6 +157,10 @@ def test_node_serves_refuses_by_cause_and_keeps_replays_across_restart(network):
         assert proc.wait(timeout=15) == 0
         logs = proc.stdout.read().decode() if proc.stdout else ""
         assert PASSWORD not in logs and net["bob"].account.private_bytes().hex() not in logs
+        assert net["bob"].x25519.private_bytes().hex() not in logs
+        records = [json.loads(line) for line in logs.splitlines() if line.strip()]
+        assert records and all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+        assert any("stopped" in r["msg"] for r in records)
 
         proc = _start(net["config"])
         _wait_up(url, proc)

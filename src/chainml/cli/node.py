@@ -56,9 +56,11 @@ def node_run(config: Path = CONFIG) -> None:
     """Serve the node's API until SIGTERM or Ctrl-C."""
     import logging
 
-    from chainml.node.daemon import NodeConfig, run
+    from chainml.node.daemon import JsonLogFormatter, NodeConfig, run
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         run(NodeConfig.load(config))
     except ChainmlError as exc:

@@ -146,6 +146,7 @@ def create_app(
     metrics: Metrics | None = None,
     guard: Guard | None = None,
     dashboard: Callable[[], str] | None = None,
+    on_scrape: Callable[[Metrics], None] = lambda metrics: None,
 ) -> FastAPI:
     import time
 
@@ -224,6 +225,7 @@ def create_app(
     def prometheus() -> Response:
         for kind, count in guard.counts().items():
             metrics.alerts.labels(kind=kind).set(count)
+        on_scrape(metrics)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

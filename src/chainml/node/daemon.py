@@ -33,6 +33,24 @@ from chainml.node.state import NodeState, SqliteReplayCache
 log = logging.getLogger("chainml.node")
 
 
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message.  Messages are written by
+    chainml's code, which never formats a secret into one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        doc = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            doc["error"] = record.exc_info[0].__name__  # the type only: no traceback text
+        return json.dumps(doc)
+
+
 class ConfigError(ChainmlError):
     """node.toml is missing a field or has a wrong one."""
 
@@ -261,7 +279,13 @@ def run(config: NodeConfig) -> None:
     def dashboard() -> str:
         return render(collect(node.cm, info, list(monitor.registered), guard.all_alerts()))
 
-    app = create_app(node.receiver, guard=guard, dashboard=dashboard)
+    def on_scrape(metrics: Any) -> None:
+        metrics.peers.set(len(monitor.registered))
+        cursor = workers.stream.store.load(workers.stream.name)
+        head = node.client.block_number()
+        metrics.head_lag.set(head - cursor.block_number if cursor else head)
+
+    app = create_app(node.receiver, guard=guard, dashboard=dashboard, on_scrape=on_scrape)
     log.info(
         "node %s (%s) on http://%s:%d", config.name, node.identity.address, config.host, config.port
     )
