@@ -27,16 +27,13 @@ from typing import Any
 import requests
 
 from chainml.crypto import Identity
-from chainml.ledger.anvil import free_port
-from chainml.ledger.bindings import Chainml, Role
-from chainml.ledger.client import LedgerClient, LocalSigner
-from chainml.ledger.deploy import deploy_system
+from chainml.ledger.bindings import Role
+from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
-from chainml.node import daemon, keystore
+from chainml.node import daemon, localnet
 from chainml.node.envelope import CAUSES, seal_envelope
 from chainml.node.mutate import mutations
 
-DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ETHER = 10**18
 PASSWORD = "benchmark"
 RATE = 200
@@ -111,21 +108,10 @@ def run(quick: bool) -> dict[str, Any]:
     ):
         tmp = Path(tmp_name)
         client = LedgerClient(chain.url)
-        dev = LocalSigner.from_key(DEV_KEY)
-        deployment = deploy_system(client, dev)
-        deployment.save(tmp / "deployment.json")
-        cm = Chainml.connect(client, deployment)
-        port = free_port()
-        daemon.init(
-            tmp / "node",
-            "bench",
-            PASSWORD,
-            rpc=chain.url,
-            deployment="../deployment.json",
-            port=port,
-            work=1 << 12,
-        )
-        config = tmp / "node" / "node.toml"
+        cm, dev = localnet.deploy(client, tmp)
+        node_dir = localnet.init_node(tmp, "bench", PASSWORD, rpc=chain.url, work=1 << 12)
+        config = node_dir.config
+        port = int(node_dir.url.rsplit(":", 1)[1])
         config.write_text(
             config.read_text()
             .replace("rate_per_peer = 50", "rate_per_peer = 100000")
@@ -134,7 +120,7 @@ def run(quick: bool) -> dict[str, Any]:
             # not be cut short by the ban that protects a real node
             .replace("ban_after_refusals = 20", "ban_after_refusals = 1000000000")
         )
-        node = keystore.load(tmp / "node" / "keystore.json", PASSWORD)
+        node = node_dir.identity
         senders = [Identity.generate() for _ in range(SENDERS)]
         for ident in [node, *senders]:
             client.transact(dev, to=ident.address, value=2 * ETHER)
@@ -148,7 +134,7 @@ def run(quick: bool) -> dict[str, Any]:
                 purpose="bench",
                 plaintext=payload,
                 chain_id=client.chain_id,
-                registry=deployment.registry,
+                registry=cm.registry.address,
                 timestamp=int(time.time()),
             ).to_bytes()
 

@@ -11,15 +11,12 @@ import time
 import pytest
 
 from chainml.crypto import Identity
-from chainml.ledger.anvil import free_port
-from chainml.ledger.bindings import Chainml, JobParams, JobState, Role
-from chainml.ledger.client import LedgerClient, LocalSigner
-from chainml.ledger.deploy import deploy_system
+from chainml.ledger.bindings import JobParams, JobState, Role
+from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
-from chainml.node import daemon, keystore
+from chainml.node import daemon, localnet
 from chainml.node.workers import CRASH_ENV
 
-DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ETHER = 10**18
 PASSWORD = "crash test"
 WINDOW = 60
@@ -46,23 +43,11 @@ def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("crash")
     with DevChainProcess(tmp / "chain") as chain:
         client = LedgerClient(chain.url)
-        dev = LocalSigner.from_key(DEV_KEY)
-        deployment = deploy_system(client, dev)
-        deployment.save(tmp / "deployment.json")
-        cm = Chainml.connect(client, deployment)
-        port = free_port()
-        daemon.init(
-            tmp / "node",
-            "trainer",
-            PASSWORD,
-            rpc=chain.url,
-            deployment="../deployment.json",
-            port=port,
-            work=1 << 10,
-        )
-        config = tmp / "node" / "node.toml"
+        cm, dev = localnet.deploy(client, tmp)
+        node = localnet.init_node(tmp, "trainer", PASSWORD, rpc=chain.url, work=1 << 10)
+        config = node.config
         config.write_text(config.read_text().replace("interval = 1 ", "interval = 0.1 "))
-        trainer = keystore.load(tmp / "node" / "keystore.json", PASSWORD)
+        trainer = node.identity
         aggregator = Identity.generate()
         for ident, roles in ((trainer, Role.TRAINER), (aggregator, Role.AGGREGATOR)):
             client.transact(dev, to=ident.address, value=3 * ETHER)
@@ -72,7 +57,7 @@ def world(tmp_path_factory):
             "cm": cm,
             "dev": dev,
             "config": config,
-            "url": f"http://127.0.0.1:{port}",
+            "url": node.url,
             "trainer": trainer,
             "aggregator": aggregator,
         }

@@ -16,15 +16,13 @@ import pytest
 import requests
 
 from chainml.crypto import Identity
-from chainml.ledger.anvil import AnvilProcess, free_port
-from chainml.ledger.bindings import Chainml, Role
-from chainml.ledger.client import LedgerClient, LocalSigner
-from chainml.ledger.deploy import deploy_system
+from chainml.ledger.anvil import AnvilProcess
+from chainml.ledger.bindings import Role
+from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
-from chainml.node import daemon, keystore
+from chainml.node import daemon, localnet
 from chainml.node.envelope import Envelope, seal_envelope
 
-DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ETHER = 10**18
 PASSWORD = "node test password"
 
@@ -47,21 +45,9 @@ def network(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("net")
     with DevChainProcess(tmp / "chain") as chain:
         client = LedgerClient(chain.url)
-        dev = LocalSigner.from_key(DEV_KEY)
-        deployment = deploy_system(client, dev)
-        deployment.save(tmp / "deployment.json")
-        cm = Chainml.connect(client, deployment)
-        port = free_port()
-        daemon.init(
-            tmp / "bob",
-            "bob",
-            PASSWORD,
-            rpc=chain.url,
-            deployment="../deployment.json",
-            port=port,
-            work=1 << 10,
-        )
-        bob = keystore.load(tmp / "bob" / "keystore.json", PASSWORD)
+        cm, dev = localnet.deploy(client, tmp)
+        node = localnet.init_node(tmp, "bob", PASSWORD, rpc=chain.url, work=1 << 10)
+        bob = node.identity
         alice, mallory, poor = Identity.generate(), Identity.generate(), Identity.generate()
         for ident, stake in ((bob, ETHER), (alice, ETHER), (poor, 0)):
             _register(client, cm, dev, ident, stake)
@@ -69,9 +55,8 @@ def network(tmp_path_factory):
             "client": client,
             "cm": cm,
             "dev": dev,
-            "deployment": deployment,
-            "config": tmp / "bob" / "node.toml",
-            "url": f"http://127.0.0.1:{port}",
+            "config": node.config,
+            "url": node.url,
             "bob": bob,
             "alice": alice,
             "mallory": mallory,
@@ -86,7 +71,7 @@ def _envelope(net, sender, plaintext=b"hello bob", **kw) -> Envelope:
         purpose="ping",
         plaintext=plaintext,
         chain_id=net["client"].chain_id,
-        registry=net["deployment"].registry,
+        registry=net["cm"].registry.address,
         timestamp=int(time.time()),
     )
     args.update(kw)

@@ -35,13 +35,14 @@ from chainml.ledger.bindings import Chainml, JobParams, JobState, Role
 from chainml.ledger.client import LedgerClient, LocalSigner
 from chainml.ledger.deploy import deploy_system
 from chainml.ledger.devchain import DevChainProcess
+from chainml.node.localnet import DEV_KEY
 from chainml.storage.local import LocalBlobStore
 from chainml.training.data import Dataset, dirichlet_partition, load
 from chainml.training.fedavg import fedavg
 from chainml.training.models import SoftmaxRegression, to_safetensors
 
 ETHER = 10**18
-DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
 SEAL_CONTEXT = b"chainml/model/seal/v1"
 
 

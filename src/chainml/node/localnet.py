@@ -1,0 +1,49 @@
+"""A network on one machine: contracts on a development chain and node directories for
+named parties.  Used by ``make demo``, the node tests and the node benchmark.
+
+The deployer is the development chains' first account (Anvil's and the embedded chain's
+well-known key, worthless anywhere else).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from chainml.crypto import Identity
+from chainml.ledger.anvil import free_port
+from chainml.ledger.bindings import Chainml
+from chainml.ledger.client import LedgerClient, LocalSigner
+from chainml.ledger.deploy import deploy_system
+from chainml.node import daemon, keystore
+
+DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+@dataclass(frozen=True)
+class NodeDir:
+    name: str
+    config: Path
+    url: str
+    identity: Identity
+
+
+def deploy(client: LedgerClient, root: Path) -> tuple[Chainml, LocalSigner]:
+    """Deploy the contracts with the development key; ``root/deployment.json`` records them."""
+    dev = LocalSigner.from_key(DEV_KEY)
+    deployment = deploy_system(client, dev)
+    deployment.save(Path(root) / "deployment.json")
+    return Chainml.connect(client, deployment), dev
+
+
+def init_node(
+    root: Path, name: str, password: str, *, rpc: str, work: int = keystore.SCRYPT_N
+) -> NodeDir:
+    """``root/name``: a keystore and a node.toml on a free loopback port."""
+    port = free_port()
+    directory = Path(root) / name
+    daemon.init(
+        directory, name, password, rpc=rpc, deployment="../deployment.json", port=port, work=work
+    )
+    identity = keystore.load(directory / "keystore.json", password)
+    return NodeDir(name, directory / "node.toml", f"http://127.0.0.1:{port}", identity)
