@@ -21,3 +21,17 @@ def test_demo_runs_a_real_job_and_pays_out_every_wei(tmp_path: Path):
         assert (
             b"__metadata__" not in sealed and b'"dtype"' not in sealed
         )  # not safetensors in clear
+
+
+def test_the_demo_s_nodes_joined_and_claimed_by_themselves(tmp_path: Path):
+    import sqlite3
+
+    result = run(tmp_path, rounds=1)
+    for name in result.rewards:
+        db = sqlite3.connect(tmp_path / "nodes" / name / "state.db")
+        actions = dict(db.execute("SELECT key, status FROM actions").fetchall())
+        db.close()
+        job = result.job_id
+        assert actions[f"join:{job}"] == "done" and actions[f"claim:{job}"] == "done"
+        log = (tmp_path / "nodes" / name / "node.log").read_text()
+        assert "stopped" in log

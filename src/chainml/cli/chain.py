@@ -51,3 +51,34 @@ def chain_status(datadir: Path = DATADIR) -> None:
     except ChainmlError as exc:
         console.print(f"[red]chain process {pid} does not answer at {url}:[/red] {exc}")
         raise typer.Exit(1) from exc
+
+
+@app.command("deploy")
+def chain_deploy(
+    rpc: str = typer.Option("http://127.0.0.1:8545", help="the chain's JSON-RPC URL"),
+    out: Path = typer.Option(Path(".chainml/deployment.json"), help="where to record it"),
+    key_env: str = typer.Option(
+        "",
+        help="name of the environment variable holding the deployer's key; "
+        "empty: the development chains' well-known first account",
+    ),
+) -> None:
+    """Deploy chainml's five contracts and record their addresses for the nodes."""
+    import os
+
+    from chainml.ledger.client import LocalSigner
+    from chainml.ledger.deploy import deploy_system
+    from chainml.node.localnet import DEV_KEY
+
+    key = os.environ.get(key_env, "") if key_env else DEV_KEY
+    if not key:
+        console.print(f"[red]${key_env} is empty[/red]")
+        raise typer.Exit(1)
+    try:
+        deployment = deploy_system(LedgerClient(rpc), LocalSigner.from_key(key))
+    except ChainmlError as exc:
+        console.print(f"[red]deployment failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    deployment.save(out)
+    console.print(f"deployed on chain {deployment.chain_id}: Registry {deployment.registry}")
+    console.print(f"recorded in {out}")

@@ -160,10 +160,11 @@ def init(
     deployment: str,
     port: int,
     work: int = keystore.SCRYPT_N,
+    identity: Identity | None = None,
 ) -> Identity:
-    """Create a party's identity and its config in ``directory``."""
+    """Create a party's identity (or keep ``identity``) and its config in ``directory``."""
     directory = Path(directory)
-    identity = Identity.generate()
+    identity = identity or Identity.generate()
     keystore.save(identity, directory / "keystore.json", password, work=work)
     (directory / "node.toml").write_text(
         TEMPLATE.format(

@@ -2,19 +2,27 @@
 
 Starts chainml's embedded chain as its own process, deploys the contracts, registers four
 parties with stake, has three hospitals commit to their shards of the digits data with
-salted Merkle roots, posts a job with escrow, runs federated rounds in which every
-trainer signs an EIP-712 commitment to its update and the aggregator records one
-transaction per round (sealed aggregate's CID, commitment root, participant bitmap),
-passes the challenge window, finalises, pays out, and shows what is on chain.
+salted Merkle roots, starts one node process per party, posts a job with escrow which the
+hospitals' nodes join on their own, runs federated rounds in which every trainer signs an
+EIP-712 commitment to its update and the aggregator records one transaction per round
+(sealed aggregate's CID, commitment root, participant bitmap), passes the challenge
+window, lets the nodes finalise and claim, and shows what is on chain.  Training itself
+still runs in this process; the training issue moves it into the nodes.
 """
 
 from __future__ import annotations
 
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rich.console import Console
@@ -31,11 +39,11 @@ from chainml.crypto import (
     sign_round_commitment,
     verify_round_commitment,
 )
+from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Chainml, JobParams, JobState, Role
-from chainml.ledger.client import LedgerClient, LocalSigner
-from chainml.ledger.deploy import deploy_system
+from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
-from chainml.node.localnet import DEV_KEY
+from chainml.node import daemon, localnet
 from chainml.storage.local import LocalBlobStore
 from chainml.training.data import Dataset, dirichlet_partition, load
 from chainml.training.fedavg import fedavg
@@ -97,11 +105,14 @@ def run(
 
 def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoResult:
     client = LedgerClient(url)
-    dev = LocalSigner.from_key(DEV_KEY)
     step = _stepper(out)
 
     step("deploy Registry, Datasets, Models, Jobs, Receipts")
-    cm = Chainml.connect(client, deploy_system(client, dev))
+    nodes_dir = workdir / "nodes"
+    if nodes_dir.exists():
+        shutil.rmtree(nodes_dir)
+    nodes_dir.mkdir(parents=True)
+    cm, dev = localnet.deploy(client, nodes_dir)
     window = 3600
 
     trainer_roles = Role.DATA_OWNER | Role.TRAINER | Role.VALIDATOR
@@ -136,6 +147,50 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
             p.identity.account, dataset.root, len(records), schema_hash("digits 8x8 float64")
         )
 
+    step("start one node process per party (its keystore encrypted, its API on loopback)")
+    password = secrets.token_urlsafe(16)  # this run's only; never written down
+    nodes = [
+        localnet.init_node(nodes_dir, p.name, password, rpc=url, work=1 << 12, identity=p.identity)
+        for p in parties
+    ]
+    for n in nodes:
+        n.config.write_text(n.config.read_text().replace("interval = 1 ", "interval = 0.2 "))
+    with ExitStack() as running:
+        for n in nodes:
+            running.enter_context(_NodeProcess(n, password, nodes_dir / n.name / "node.log"))
+        out.print("  dashboards: " + "  ".join(f"{n.name} {n.url}/" for n in nodes))
+        return _job(
+            client,
+            cm,
+            parties,
+            trainers,
+            coordinator,
+            data,
+            workdir,
+            rounds,
+            seed,
+            window,
+            out,
+            step,
+            nodes,
+        )
+
+
+def _job(
+    client: LedgerClient,
+    cm: Chainml,
+    parties: list[Party],
+    trainers: list[Party],
+    coordinator: Party,
+    data: Dataset,
+    workdir: Path,
+    rounds: int,
+    seed: int,
+    window: int,
+    out: Console,
+    step: Callable[[str], None],
+    nodes: list[localnet.NodeDir],
+) -> DemoResult:
     escrow = 3 * ETHER
     params = JobParams(
         aggregator=coordinator.identity.address,
@@ -149,7 +204,15 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
     )
     step(f"coordinator posts a {rounds}-round job with {escrow / ETHER:g} ETH in escrow")
     job_id = cm.jobs.create_job(coordinator.identity.account, params, escrow)
-    index = {p.identity.address: cm.jobs.join(p.identity.account, job_id) for p in trainers}
+    step("the hospitals' nodes see the job on chain and join it (stake checked)")
+    index = {
+        p.identity.address: slot - 1
+        for p, slot in zip(
+            trainers,
+            _wait_for(lambda: _slots(cm, job_id, trainers), "the nodes to join"),
+            strict=True,
+        )
+    }
 
     store = LocalBlobStore(workdir / "blobs")
     model_key = AESGCM.generate_key(bit_length=256)  # the requester's; never stored in clear
@@ -188,11 +251,11 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
         cids.append(cid)
         step(f"round {r}: 3 signed commitments, sealed aggregate {cid[:16]}…, accuracy {acc:.3f}")
 
-    step("challenge window passes; job finalised; rewards claimed once each")
+    step("challenge window passes; the nodes finalise the job and claim each reward once")
     client.increase_time(window + 1)
-    cm.jobs.finalize(coordinator.identity.account, job_id)
+    claimed = _wait_for(lambda: _rewards(cm, job_id, trainers), "the nodes to claim")
     for p in trainers:
-        p.reward = cm.jobs.claim_reward(p.identity.account, job_id)
+        p.reward = claimed[p.identity.address]
     refund = 0
     if escrow - sum(p.reward for p in trainers) > 0:
         refund = cm.jobs.refund(coordinator.identity.account, job_id)
@@ -208,7 +271,70 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
         job_state=job.state,
     )
     _summary(out, cm, client, parties, job_id, result)
+    if sys.stdin.isatty() and out.is_terminal:
+        out.print(f"dashboard: {nodes[0].url}/  (nodes still running; press Enter to stop them)")
+        input()
     return result
+
+
+class _NodeProcess:
+    """A party's node for the length of the demo; its log in ``log``."""
+
+    def __init__(self, node: localnet.NodeDir, password: str, log: Path) -> None:
+        self.node, self.password, self.log = node, password, log
+
+    def __enter__(self) -> _NodeProcess:
+        self.proc = daemon.spawn(self.node.config, self.password)
+        daemon.wait_ready(self.node.url, self.proc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.log.write_bytes(self.proc.stdout.read())
+
+
+T = TypeVar("T")
+
+
+def _wait_for(probe: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value is not None:
+            return value
+        time.sleep(0.2)
+    raise DemoError(f"timed out waiting for {what}")
+
+
+def _slots(cm: Chainml, job_id: int, trainers: list[Party]) -> list[int] | None:
+    slots = [
+        int(cm.jobs.contract.call("participant_of", job_id, p.identity.address)) for p in trainers
+    ]
+    return slots if all(slots) else None
+
+
+def _rewards(cm: Chainml, job_id: int, trainers: list[Party]) -> dict[str, int] | None:
+    client = cm.jobs.contract.client
+    paid: dict[str, int] = {}
+    for raw in client.logs(address=cm.jobs.address, from_block=0, to_block=client.block_number()):
+        event = cm.jobs.contract.abi.decode_log(raw)
+        if (
+            event is not None
+            and event.name == "RewardClaimed"
+            and int(event.args["job_id"]) == job_id
+        ):
+            paid[str(event.args["participant"])] = int(event.args["amount"])
+    return paid if all(p.identity.address in paid for p in trainers) else None
+
+
+class DemoError(ChainmlError):
+    """The demo could not complete."""
 
 
 def _accuracy(model: SoftmaxRegression, data: Dataset) -> float:

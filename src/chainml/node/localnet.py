@@ -37,13 +37,27 @@ def deploy(client: LedgerClient, root: Path) -> tuple[Chainml, LocalSigner]:
 
 
 def init_node(
-    root: Path, name: str, password: str, *, rpc: str, work: int = keystore.SCRYPT_N
+    root: Path,
+    name: str,
+    password: str,
+    *,
+    rpc: str,
+    work: int = keystore.SCRYPT_N,
+    identity: Identity | None = None,
 ) -> NodeDir:
-    """``root/name``: a keystore and a node.toml on a free loopback port."""
+    """``root/name``: a keystore (of ``identity``, or a new one) and a node.toml on a free
+    loopback port."""
     port = free_port()
     directory = Path(root) / name
     daemon.init(
-        directory, name, password, rpc=rpc, deployment="../deployment.json", port=port, work=work
+        directory,
+        name,
+        password,
+        rpc=rpc,
+        deployment="../deployment.json",
+        port=port,
+        work=work,
+        identity=identity,
     )
     identity = keystore.load(directory / "keystore.json", password)
     return NodeDir(name, directory / "node.toml", f"http://127.0.0.1:{port}", identity)
