@@ -151,7 +151,7 @@ def create_app(
     import time
 
     metrics = metrics or Metrics()
-    guard = guard or Guard.create(time.monotonic)
+    guard = guard or Guard.create(time.time)
     app = FastAPI(title="chainml node", version=__version__, openapi_url="/openapi.json")
 
     @app.middleware("http")

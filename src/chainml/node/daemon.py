@@ -239,7 +239,7 @@ def run(config: NodeConfig) -> None:
 
     node = build(config, config.password())
     guard = Guard.create(
-        time.monotonic,
+        time.time,  # alerts carry wall-clock times, like the chain monitor's
         per_peer=config.rate_per_peer,
         overall=config.rate_overall,
         ban_after_refusals=config.ban_after_refusals,
