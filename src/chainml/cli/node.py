@@ -17,6 +17,14 @@ from chainml.errors import ChainmlError
 app = typer.Typer(help="Run a party's node: identity, HTTP API, envelopes, metrics.")
 console = Console()
 CONFIG = typer.Option(Path("node.toml"), "--config", help="the node's node.toml")
+_ROLE_NAMES = (
+    "data_owner",
+    "trainer",
+    "aggregator",
+    "validator",
+    "inference_provider",
+    "requester",
+)
 
 
 def _password(confirm: bool) -> str:
@@ -91,3 +99,35 @@ def node_status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--js
     for key, value in doc.items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+@app.command("register")
+def node_register(
+    config: Path = CONFIG,
+    roles: str = typer.Option("trainer", help="comma-separated: " + ", ".join(_ROLE_NAMES)),
+    stake: float = typer.Option(0.0, help="stake to lock, in the native currency"),
+) -> None:
+    """Register the node's identity in the Registry (its account pays gas and stake)."""
+    from decimal import Decimal
+
+    from chainml.ledger.bindings import Role
+    from chainml.node.daemon import NodeConfig, build
+
+    try:
+        wanted = Role(0)
+        for name in filter(None, (r.strip().lower() for r in roles.split(","))):
+            if name not in _ROLE_NAMES:
+                console.print(f"[red]unknown role {name!r}[/red]; one of {', '.join(_ROLE_NAMES)}")
+                raise typer.Exit(1)
+            wanted |= Role[name.upper()]
+        cfg = NodeConfig.load(config)
+        node = build(cfg, _password(confirm=False))
+        wei = int(Decimal(str(stake)) * 10**18)
+        node.cm.registry.register_identity(
+            node.identity, wanted, f"http://{cfg.host}:{cfg.port}", wei
+        )
+        node.state.close()
+    except ChainmlError as exc:
+        console.print(f"[red]registration failed:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{node.identity.address} registered as {roles} with stake {stake:g}")
