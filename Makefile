@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 MYTH := .venv-mythril/bin/myth
-BROWSER := /usr/bin/chromedriver
+DEBS := /usr/bin/chromedriver /usr/bin/ipfs_cid
 
 .PHONY: setup demo test lint typecheck unit bench audit artifacts clean
 
@@ -24,9 +24,9 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# the dashboard's test drives Debian's chromium headless
-$(BROWSER):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+# Debian packages the tests use: chromium for the dashboard, ipfs_cid for IPFS CIDs
+$(DEBS):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver ipfs-cid
 
 $(MYTH): scripts/setup-mythril.sh
 	PYTHON=$(PYTHON) bash scripts/setup-mythril.sh .venv-mythril
@@ -44,7 +44,7 @@ typecheck: setup
 unit: setup
 	$(VENV)/bin/pytest
 
-test: setup $(BROWSER) lint typecheck
+test: setup $(DEBS) lint typecheck
 	$(PY) -m chainml.ledger.artifacts check
 	$(PY) -m chainml.ledger.audit.static
 	$(PY) -m chainml.ledger.audit.spec
