@@ -9,9 +9,9 @@ import pytest
 
 from chainml.ledger.anvil import AnvilProcess
 from chainml.ledger.client import LedgerClient, LocalSigner
+from chainml.ledger.devchain import DEV_KEY
 
-# Account 0 of the standard development mnemonic; both backends prefund it.
-DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+# Accounts 0-3 of the standard development mnemonic; both backends prefund them.
 DEV_KEYS = [
     DEV_KEY,
     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",

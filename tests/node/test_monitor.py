@@ -9,11 +9,10 @@ from chainml.ledger.anvil import AnvilProcess
 from chainml.ledger.bindings import Chainml, Role
 from chainml.ledger.client import LedgerClient, LocalSigner
 from chainml.ledger.deploy import deploy_system
-from chainml.ledger.devchain import DevChainProcess
+from chainml.ledger.devchain import DEV_KEY, DevChainProcess
 from chainml.node.ids import Alerts
 from chainml.node.monitor import ChainMonitor
 
-DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ETHER = 10**18
 
 

@@ -216,6 +216,12 @@ def test_a_flooding_peer_is_banned_and_alerted_others_still_served(network, tmp_
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+    # the alert is in the node's log too, as a JSON record
+    logs = proc.stdout.read().decode() if proc.stdout else ""
+    records = [json.loads(line) for line in logs.splitlines() if line.strip()]
+    assert any(
+        r["logger"] == "chainml.node.ids" and "peer_banned 127.0.0.1" in r["msg"] for r in records
+    )
 
 
 def test_node_alarms_when_its_endpoints_disagree(network):

@@ -68,7 +68,7 @@ def chain_deploy(
 
     from chainml.ledger.client import LocalSigner
     from chainml.ledger.deploy import deploy_system
-    from chainml.node.localnet import DEV_KEY
+    from chainml.ledger.devchain import DEV_KEY
 
     key = os.environ.get(key_env, "") if key_env else DEV_KEY
     if not key:

@@ -31,6 +31,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[Any] | None, timeout: float) -> None:
+    """SIGTERM ``proc`` and wait; SIGKILL it if it has not stopped within ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def find_anvil() -> Path:
     """The Anvil binary: $CHAINML_ANVIL, the project's node_modules, or PATH."""
     if env := os.environ.get("CHAINML_ANVIL"):
@@ -74,13 +86,7 @@ class AnvilProcess:
         raise ChainUnavailable("anvil did not answer in time")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop_process(self._proc, timeout=10)
         self._proc = None
 
     def __enter__(self) -> AnvilProcess:

@@ -388,6 +388,19 @@ class BoundContract:
             signer, to=self.address, data=self.abi.encode_call(fn, args), value=value
         )
 
+    def past_events(
+        self, name: str | None = None, *, from_block: int = 0, to_block: int | None = None
+    ) -> list[Event]:
+        """This contract's events in a block range (only those called ``name`` if given),
+        oldest first."""
+        last = self.client.block_number() if to_block is None else to_block
+        found = []
+        for log in self.client.logs(address=self.address, from_block=from_block, to_block=last):
+            event = self.abi.decode_log(log)
+            if event is not None and (name is None or event.name == name):
+                found.append(event)
+        return found
+
     def events(self, receipt: Receipt, name: str | None = None) -> list[Event]:
         """This contract's events in ``receipt`` (only those called ``name`` if given)."""
         found = []

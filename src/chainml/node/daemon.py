@@ -180,12 +180,21 @@ def init(
 
 
 class LedgerPeers:
-    """Peers as the Registry knows them, cached for ``ttl`` seconds."""
+    """Peers as the Registry knows them, cached for ``ttl`` seconds; at most ``max_entries``
+    are kept (senders with valid signatures cost nothing to invent)."""
 
-    def __init__(self, cm: Chainml, *, ttl: float = 5.0, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        cm: Chainml,
+        *,
+        ttl: float = 5.0,
+        clock: Any = time.monotonic,
+        max_entries: int = 10_000,
+    ) -> None:
         self.cm = cm
         self.ttl = ttl
         self.clock = clock
+        self.max_entries = max_entries
         self._cache: dict[str, tuple[float, Peer | None]] = {}
 
     def lookup(self, address: str) -> Peer | None:
@@ -197,7 +206,10 @@ class LedgerPeers:
         if self.cm.registry.is_registered(address):
             info = self.cm.registry.party(address)
             peer = Peer(address, info.x25519_key, self.cm.registry.stake_of(address))
-        self._cache[address] = (now, peer)
+        self._cache.pop(address, None)
+        self._cache[address] = (now, peer)  # newest last
+        while len(self._cache) > self.max_entries:
+            del self._cache[next(iter(self._cache))]
         return peer
 
 

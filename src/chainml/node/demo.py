@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +38,7 @@ from chainml.crypto import (
     verify_round_commitment,
 )
 from chainml.errors import ChainmlError
+from chainml.ledger.anvil import stop_process
 from chainml.ledger.bindings import Chainml, JobParams, JobState, Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
@@ -289,12 +288,7 @@ class _NodeProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=20)
         if self.proc.stdout:
             self.log.write_bytes(self.proc.stdout.read())
 
@@ -320,16 +314,11 @@ def _slots(cm: Chainml, job_id: int, trainers: list[Party]) -> list[int] | None:
 
 
 def _rewards(cm: Chainml, job_id: int, trainers: list[Party]) -> dict[str, int] | None:
-    client = cm.jobs.contract.client
-    paid: dict[str, int] = {}
-    for raw in client.logs(address=cm.jobs.address, from_block=0, to_block=client.block_number()):
-        event = cm.jobs.contract.abi.decode_log(raw)
-        if (
-            event is not None
-            and event.name == "RewardClaimed"
-            and int(event.args["job_id"]) == job_id
-        ):
-            paid[str(event.args["participant"])] = int(event.args["amount"])
+    paid = {
+        str(e.args["participant"]): int(e.args["amount"])
+        for e in cm.jobs.contract.past_events("RewardClaimed")
+        if int(e.args["job_id"]) == job_id
+    }
     return paid if all(p.identity.address in paid for p in trainers) else None
 
 

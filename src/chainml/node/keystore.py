@@ -69,11 +69,6 @@ def save(identity: Identity, path: Path, password: str, *, work: int = SCRYPT_N)
         os.fsync(fh.fileno())
 
 
-def address_of(path: Path) -> str:
-    """The account address of a keystore, without the password."""
-    return str(_read(path)["address"])
-
-
 def _read(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(Path(path).read_text())

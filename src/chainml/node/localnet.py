@@ -1,8 +1,7 @@
 """A network on one machine: contracts on a development chain and node directories for
 named parties.  Used by ``make demo``, the node tests and the node benchmark.
 
-The deployer is the development chains' first account (Anvil's and the embedded chain's
-well-known key, worthless anywhere else).
+The deployer is the development chains' first account (``chainml.ledger.devchain.DEV_KEY``).
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ from chainml.ledger.anvil import free_port
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.client import LedgerClient, LocalSigner
 from chainml.ledger.deploy import deploy_system
+from chainml.ledger.devchain import DEV_KEY
 from chainml.node import daemon, keystore
-
-DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 
 @dataclass(frozen=True)

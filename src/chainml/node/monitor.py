@@ -60,14 +60,10 @@ class ChainMonitor:
 
     def _registrations(self, head: int) -> None:
         registry = self.cm.registry.contract
-        for raw in self.client.logs(
-            address=registry.address, from_block=self._logs_from, to_block=head
-        ):
-            event = registry.abi.decode_log(raw)
-            if event is not None and event.name == "Registered":
-                account = str(event.args["account"])
-                stamp = int(self.client.block(event.block_number)["timestamp"], 16)
-                self.registered.setdefault(account, stamp)
+        for event in registry.past_events("Registered", from_block=self._logs_from, to_block=head):
+            account = str(event.args["account"])
+            stamp = int(self.client.block(event.block_number)["timestamp"], 16)
+            self.registered.setdefault(account, stamp)
         self._logs_from = head + 1
 
     def tick(self) -> list[Alert]:

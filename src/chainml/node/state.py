@@ -1,8 +1,9 @@
 """The node's durable state: one SQLite database in WAL mode.
 
-Tables: ``nonces`` (the envelope replay cache, so a replay is refused after a restart too)
-and ``meta``.  Every write commits before the call returns (``synchronous=FULL``), so a
-node killed with SIGKILL loses nothing it acknowledged.
+Tables: ``nonces`` (the envelope replay cache, so a replay is refused after a restart
+too), ``actions`` (the workers' on-chain actions, see ``chainml.node.workers``) and
+``meta``.  Every write commits before the call returns (``synchronous=FULL``), so a node
+killed with SIGKILL loses nothing it acknowledged.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nonces (
@@ -20,6 +22,13 @@ CREATE TABLE IF NOT EXISTS nonces (
 );
 CREATE INDEX IF NOT EXISTS nonces_by_time ON nonces (timestamp);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS actions (
+    key TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    tx_hash TEXT,
+    detail TEXT,
+    updated REAL NOT NULL
+);
 """
 
 
@@ -37,18 +46,25 @@ class NodeState:
         with self._lock:
             self._db.close()
 
-    def get(self, key: str) -> str | None:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+            return self._db.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run one statement (committed on return); the number of rows it changed."""
+        with self._lock:
+            return self._db.execute(sql, params).rowcount
+
+    def get(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     def put(self, key: str, value: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
 
 class SqliteReplayCache:
@@ -58,17 +74,20 @@ class SqliteReplayCache:
     def __init__(self, state: NodeState, horizon: int) -> None:
         self.state = state
         self.horizon = horizon
+        self._pruned_at: int | None = None
 
     def remember(self, sender: str, nonce: bytes, timestamp: int) -> bool:
-        db = self.state._db
-        with self.state._lock:
-            db.execute("DELETE FROM nonces WHERE timestamp < ?", (timestamp - 2 * self.horizon,))
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO nonces (sender, nonce, timestamp) VALUES (?, ?, ?)",
-                (sender, nonce, timestamp),
+        # prune at most once per horizon, not on every envelope
+        if self._pruned_at is None or timestamp - self._pruned_at >= self.horizon:
+            self.state.execute(
+                "DELETE FROM nonces WHERE timestamp < ?", (timestamp - 2 * self.horizon,)
             )
-            return cursor.rowcount == 1
+            self._pruned_at = timestamp
+        added = self.state.execute(
+            "INSERT OR IGNORE INTO nonces (sender, nonce, timestamp) VALUES (?, ?, ?)",
+            (sender, nonce, timestamp),
+        )
+        return added == 1
 
     def __len__(self) -> int:
-        with self.state._lock:
-            return int(self.state._db.execute("SELECT COUNT(*) FROM nonces").fetchone()[0])
+        return int(self.state.query("SELECT COUNT(*) FROM nonces")[0][0])

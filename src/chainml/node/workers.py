@@ -74,33 +74,23 @@ class Actions:
     def __init__(self, state: NodeState, client: LedgerClient) -> None:
         self.state = state
         self.client = client
-        with state._lock:
-            state._db.execute(
-                "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, status TEXT NOT NULL,"
-                " tx_hash TEXT, detail TEXT, updated REAL NOT NULL)"
-            )
 
     def get(self, key: str) -> Action | None:
-        with self.state._lock:
-            row = self.state._db.execute(
-                "SELECT status, tx_hash FROM actions WHERE key = ?", (key,)
-            ).fetchone()
-        return None if row is None else Action(key, row[0], row[1])
+        rows = self.state.query("SELECT status, tx_hash FROM actions WHERE key = ?", (key,))
+        return Action(key, rows[0][0], rows[0][1]) if rows else None
 
     def _set(self, key: str, status: str, tx_hash: str | None, detail: str = "") -> None:
-        with self.state._lock:
-            self.state._db.execute(
-                "INSERT INTO actions (key, status, tx_hash, detail, updated) VALUES (?,?,?,?,?)"
-                " ON CONFLICT (key) DO UPDATE SET status = excluded.status,"
-                " tx_hash = excluded.tx_hash, detail = excluded.detail, updated = excluded.updated",
-                (key, status, tx_hash, detail, time.time()),
-            )
+        self.state.execute(
+            "INSERT INTO actions (key, status, tx_hash, detail, updated) VALUES (?,?,?,?,?)"
+            " ON CONFLICT (key) DO UPDATE SET status = excluded.status,"
+            " tx_hash = excluded.tx_hash, detail = excluded.detail, updated = excluded.updated",
+            (key, status, tx_hash, detail, time.time()),
+        )
 
     def unfinished(self) -> list[str]:
-        with self.state._lock:
-            rows = self.state._db.execute(
-                "SELECT key FROM actions WHERE status IN ('intent', 'sent') ORDER BY updated"
-            ).fetchall()
+        rows = self.state.query(
+            "SELECT key FROM actions WHERE status IN ('intent', 'sent') ORDER BY updated"
+        )
         return [str(r[0]) for r in rows]
 
     def perform(
@@ -232,10 +222,7 @@ class JobWorkers:
             self._do(kind, int(job_id))
 
     def _my_jobs(self) -> list[int]:
-        with self.state._lock:
-            rows = self.state._db.execute(
-                "SELECT key FROM meta WHERE key LIKE 'job:%' AND value = 'joined'"
-            ).fetchall()
+        rows = self.state.query("SELECT key FROM meta WHERE key LIKE 'job:%' AND value = 'joined'")
         return sorted(int(r[0].split(":", 1)[1]) for r in rows)
 
     def _finalized(self, job_id: int) -> bool:

@@ -41,13 +41,13 @@ from typing import Any
 
 import vyper.ast as vy_ast
 
+from chainml.ledger.audit.spec import AMOUNT_BOUND
 from chainml.ledger.errors import LedgerError
 
 ROOT = Path(__file__).resolve().parents[4]
 MYTH_PYTHON = Path(os.environ.get("CHAINML_MYTH_PYTHON", ROOT / ".venv-mythril" / "bin" / "python"))
 LAUNCHER = Path(__file__).with_name("myth_launcher.py")
 LOOP_BOUND = 3
-AMOUNT_BOUND = 2**128
 # Mythril 0.24 has no TLOAD/TSTORE/MCOPY: on a Cancun build every @nonreentrant path dies at
 # the lock and the proof would pass vacuously.  A Shanghai build keeps the lock in storage.
 EVM_VERSION = "shanghai"

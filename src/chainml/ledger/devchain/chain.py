@@ -35,6 +35,9 @@ from chainml.ledger.errors import ChainDataError
 
 CHAIN_ID = 1337
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
+# The mnemonic's first account (m/44'/60'/0'/0/0), funded on this chain and on Anvil: the
+# deployer of development networks.  Public knowledge, worthless on any other chain.
+DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DEV_BALANCE = 10_000 * 10**18
 _FRAME = struct.Struct(">II")  # payload length, crc32
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from chainml.ledger.anvil import free_port
+from chainml.ledger.anvil import free_port, stop_process
 from chainml.ledger.errors import ChainUnavailable
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -93,13 +93,7 @@ class DevChainProcess:
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM and wait (SIGKILL if it does not stop in time)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout)
         self.proc = None
 
     def kill(self) -> None:
