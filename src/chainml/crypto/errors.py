@@ -23,3 +23,34 @@ class InvalidProof(CryptoError):
 
 class DecryptionFailed(CryptoError):
     """A ciphertext did not authenticate: wrong key, wrong context, or tampered."""
+
+
+# -- streaming AEAD: every way a sealed stream can be wrong has its own type ----------------
+
+
+class MalformedHeader(DecryptionFailed):
+    """Not a chainml sealed stream, or one of an unknown version or suite."""
+
+
+class WrongKey(DecryptionFailed):
+    """The key does not match the stream's key commitment (or the context differs)."""
+
+
+class TamperedChunk(DecryptionFailed):
+    """A chunk does not authenticate at any position: its bytes were changed."""
+
+
+class ReorderedChunk(DecryptionFailed):
+    """A chunk that belongs later in the stream appears early."""
+
+
+class DuplicatedChunk(DecryptionFailed):
+    """A chunk that already appeared appears again."""
+
+
+class TruncatedStream(DecryptionFailed):
+    """The stream ends before its final chunk."""
+
+
+class ExtendedStream(DecryptionFailed):
+    """Bytes follow the stream's final chunk."""

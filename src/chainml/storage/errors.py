@@ -19,3 +19,7 @@ class CorruptBlob(StorageError):
 
 class InvalidCid(StorageError, ValueError):
     """A string that is not a CID this store understands."""
+
+
+class MalformedBlock(CorruptBlob):
+    """A block that hashes right but is not a UnixFS file node this store can read."""

@@ -47,3 +47,40 @@ def test_one_changed_byte_changes_the_cid():
     before = cid_v0(bytes(data))
     data[CHUNK + 5] ^= 1
     assert cid_v0(bytes(data)) != before
+
+
+def _level_wise(data: bytes, links: int) -> bytes:
+    """The reference shape: leaves, then parents of ``links`` children, level by level."""
+    from chainml.storage import unixfs
+
+    builder = unixfs.DagBuilder()
+    leaves = [
+        builder._emit(
+            [],
+            unixfs._unixfs(2, data[i : i + CHUNK], len(data[i : i + CHUNK])),
+            len(data[i : i + CHUNK]),
+        )
+        for i in range(0, len(data), CHUNK)
+    ]
+    level = leaves
+    while len(level) > 1:
+        level = [builder._parent(level[i : i + links]) for i in range(0, len(level), links)]
+    return level[0].multihash
+
+
+@pytest.mark.parametrize("chunks", [2, 3, 4, 9, 10, 27, 28, 30])
+def test_streaming_builder_matches_level_wise_shape(monkeypatch, chunks: int):
+    """With 3 links per node, 28 chunks already need a four-level tree."""
+    from chainml.storage import unixfs
+
+    monkeypatch.setattr(unixfs, "MAX_LINKS", 3)
+    data = random.Random(chunks).randbytes(chunks * CHUNK - 7)
+    blocks: dict[bytes, bytes] = {}
+    builder = unixfs.DagBuilder(blocks.__setitem__)
+    for i in range(0, len(data), 100_000):
+        builder.write(data[i : i + 100_000])
+    root = builder.finish()
+    assert root == _level_wise(data, 3)
+    from chainml.storage.cid import DAG_PB, Cid
+
+    assert b"".join(unixfs.read_file(Cid(DAG_PB, root), lambda c: blocks[c.multihash])) == data
