@@ -18,7 +18,10 @@ def test_published_schema_matches_the_code():
 
 def test_schema_is_versioned():
     paths = openapi_schema()["paths"]
-    assert set(paths) == {"/v1/status", "/v1/envelopes", "/v1/alerts"}
+    assert set(paths) == {"/v1/status", "/v1/envelopes", "/v1/keys/release", "/v1/alerts"}
+    assert {"200", "400", "401", "403", "404", "409"} <= set(
+        paths["/v1/keys/release"]["post"]["responses"]
+    )
     assert "202" in paths["/v1/envelopes"]["post"]["responses"]
     assert {"400", "401", "403", "409", "413", "421", "429"} <= set(
         paths["/v1/envelopes"]["post"]["responses"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -16,12 +17,17 @@ import pytest
 import requests
 
 from chainml.crypto import Identity
+from chainml.crypto.stream import generate_key
 from chainml.ledger.anvil import AnvilProcess
 from chainml.ledger.bindings import Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node import daemon, localnet
+from chainml.node.access import LedgerChainView
 from chainml.node.envelope import Envelope, seal_envelope
+from chainml.storage import access
+from chainml.storage.local import LocalBlobStore
+from chainml.storage.sealed import seal_artifact
 
 ETHER = 10**18
 PASSWORD = "node test password"
@@ -150,6 +156,75 @@ def test_node_serves_refuses_by_cause_and_keeps_replays_across_restart(network):
         proc = _start(net["config"])
         _wait_up(url, proc)
         assert post(good) == (409, "replayed")  # the replay cache survived the restart
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+
+
+def test_a_guardian_node_releases_its_share_only_as_the_chain_allows(network):
+    """bob's node is one of the guardians of a model alice owns and is granted."""
+    net = network
+    cm, alice, mallory, bob = net["cm"], net["alice"], net["mallory"], net["bob"]
+    view = LedgerChainView(cm)
+    store = LocalBlobStore(net["config"].parent / "store")  # bob's node's store
+    key = generate_key()
+    sealed = seal_artifact(store, key, os.urandom(10_000), artifact_id="m", version=1)
+    model = cm.models.create_model(alice.account, "m")
+    version = cm.models.publish_version(
+        alice.account,
+        model,
+        sealed.manifest.ciphertext_cid,
+        sealed.manifest_cid,
+        sealed.plaintext_commitment,
+    )
+    bundle = access.split_among_guardians(view, key, version, [bob.address], threshold=1)
+    grant = cm.models.grant(
+        alice.account, version, alice.address, view.now() + 3600, store.put(bundle)
+    )
+    url = net["url"] + "/v1/keys/release"
+
+    def ask(signer=alice, grant_id=grant, **change):
+        request = access.make_request(signer.account, view, grant_id, bob.address, view.now())
+        return request, request.encode() if not change else dataclasses.replace(
+            request, **change
+        ).encode()
+
+    proc = _start(net["config"])
+    try:
+        _wait_up(net["url"], proc)
+        request, body = ask()
+        reply = requests.post(url, data=body, timeout=5)
+        assert reply.status_code == 200, reply.text
+        r = reply.json()
+        release = access.KeyRelease(
+            r["guardian"],
+            r["index"],
+            bytes.fromhex(r["sealed_share"]),
+            bytes.fromhex(r["signature"]),
+        )
+        assert access.recover_key(alice, view, [request], [release], sealed.manifest) == key
+        assert key.hex() not in reply.text
+        refusals = {
+            "replay": body,
+            "forged": ask(mallory, requester=alice.address)[1],
+            "not the grantee": ask(mallory)[1],
+            "unknown grant": ask(grant_id=grant + 100)[1],
+            "garbage": b"{not json",
+        }
+        got = {name: requests.post(url, data=b, timeout=5) for name, b in refusals.items()}
+        assert {n: (g.status_code, g.json()["error"]) for n, g in got.items()} == {
+            "replay": (409, "replayed_request"),
+            "forged": (401, "forged_request"),
+            "not the grantee": (403, "not_grantee"),
+            "unknown grant": (404, "unknown_grant"),
+            "garbage": (400, "malformed_bundle"),
+        }
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        proc = _start(net["config"])
+        _wait_up(net["url"], proc)
+        assert requests.post(url, data=body, timeout=5).status_code == 409  # survives a restart
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -27,6 +27,14 @@ from chainml import __version__
 from chainml.errors import ChainmlError
 from chainml.node.envelope import CAUSES, EnvelopeReceiver, Opened, Rejected
 from chainml.node.ids import Alerts, PeerScore, RateLimiter
+from chainml.storage.access import (
+    AccessError,
+    ForgedRequest,
+    Guardian,
+    KeyRequest,
+    MalformedBundle,
+    ReplayedRequest,
+)
 
 STATUS_BY_CAUSE = {
     "malformed": 400,
@@ -147,6 +155,7 @@ def create_app(
     guard: Guard | None = None,
     dashboard: Callable[[], str] | None = None,
     on_scrape: Callable[[Metrics], None] = lambda metrics: None,
+    guardian: Guardian | None = None,
 ) -> FastAPI:
     import time
 
@@ -206,6 +215,45 @@ def create_app(
         h = opened.header
         return Accepted(sender=h.sender, purpose=h.purpose, job_id=h.job_id, round=h.round)
 
+    @app.post(
+        "/v1/keys/release",
+        response_model=KeyReleaseOut,
+        responses={code: {"model": ErrorBody} for code in sorted(set(RELEASE_STATUS.values()))},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
+    async def release_key(request: Request) -> Any:
+        """Key guardian: this node's share of a grant's key, sealed to the grantee."""
+        peer = request.client.host if request.client else "unknown"
+        if guardian is None:
+            return JSONResponse(
+                {"error": "not_a_guardian", "detail": "this node guards no keys"}, status_code=404
+            )
+        body = await request.body()
+        try:
+            if len(body) > MAX_KEY_REQUEST:
+                raise MalformedBundle("request body over the limit")
+            release = guardian.release(KeyRequest.decode(body))
+        except AccessError as exc:
+            cause = _snake(type(exc).__name__)
+            metrics.rejected.labels(cause=cause).inc()
+            if isinstance(exc, (ForgedRequest, ReplayedRequest, MalformedBundle)):
+                guard.score.refused(peer, cause)
+            return JSONResponse(
+                {"error": cause, "detail": str(exc)},
+                status_code=RELEASE_STATUS.get(type(exc).__name__, 403),
+            )
+        return KeyReleaseOut(
+            guardian=release.guardian,
+            index=release.index,
+            sealed_share=release.sealed_share.hex(),
+            signature=release.signature.hex(),
+        )
+
     @app.get("/", include_in_schema=False)
     def page() -> Response:
         if dashboard is None:
@@ -231,7 +279,39 @@ def create_app(
     return app
 
 
-PATHS = {"/", "/v1/status", "/v1/envelopes", "/v1/alerts", "/metrics", "/openapi.json"}
+PATHS = {
+    "/",
+    "/v1/status",
+    "/v1/envelopes",
+    "/v1/keys/release",
+    "/v1/alerts",
+    "/metrics",
+    "/openapi.json",
+}
+MAX_KEY_REQUEST = 4096
+RELEASE_STATUS = {
+    "MalformedBundle": 400,
+    "ForgedRequest": 401,
+    "StaleRequest": 401,
+    "NotGrantee": 403,
+    "GrantRevoked": 403,
+    "GrantExpired": 403,
+    "UnknownParty": 403,
+    "UnknownGrant": 404,
+    "NotAGuardian": 404,
+    "ReplayedRequest": 409,
+}
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+class KeyReleaseOut(BaseModel):
+    guardian: str
+    index: int
+    sealed_share: str
+    signature: str
 
 
 def _refuse(metrics: Metrics, receiver: EnvelopeReceiver, cause: str, detail: str) -> JSONResponse:

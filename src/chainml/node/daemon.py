@@ -27,8 +27,11 @@ from chainml.ledger.bindings import Chainml
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.deploy import Deployment
 from chainml.node import keystore
+from chainml.node.access import LedgerChainView
 from chainml.node.envelope import DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_SKEW, EnvelopeReceiver, Peer
 from chainml.node.state import NodeState, SqliteReplayCache
+from chainml.storage.access import Guardian
+from chainml.storage.local import LocalBlobStore
 
 log = logging.getLogger("chainml.node")
 
@@ -75,6 +78,7 @@ class NodeConfig:
     monitor_interval: float = 5.0
     worker_interval: float = 1.0
     confirmations: int = 0
+    store: Path = Path("store")  # the node's blob store (key bundles it guards, artifacts)
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -109,6 +113,7 @@ class NodeConfig:
                 monitor_interval=float(doc.get("monitor", {}).get("interval", 5.0)),
                 worker_interval=float(doc.get("workers", {}).get("interval", 1.0)),
                 confirmations=int(chain.get("confirmations", 0)),
+                store=base / doc.get("storage", {}).get("dir", "store"),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: missing or bad field {exc}") from None
@@ -141,6 +146,9 @@ max_skew = {max_skew}
 rate_per_peer = 50   # requests per second from one address; a flooder is banned
 rate_overall = 500
 ban_after_refusals = 20   # forged, replayed, malformed or undecryptable envelopes
+
+[storage]
+dir = "store"       # content-addressed blobs: sealed artifacts, key bundles
 
 [monitor]
 interval = 5        # seconds between chain checks
@@ -298,7 +306,15 @@ def run(config: NodeConfig) -> None:
         head = node.client.block_number()
         metrics.head_lag.set(head - cursor.block_number if cursor else head)
 
-    app = create_app(node.receiver, guard=guard, dashboard=dashboard, on_scrape=on_scrape)
+    guardian = Guardian(
+        node.identity,
+        LedgerChainView(node.cm),
+        LocalBlobStore(config.store),
+        replay=SqliteReplayCache(node.state, horizon=3600),
+    )
+    app = create_app(
+        node.receiver, guard=guard, dashboard=dashboard, on_scrape=on_scrape, guardian=guardian
+    )
     log.info(
         "node %s (%s) on http://%s:%d", config.name, node.identity.address, config.host, config.port
     )

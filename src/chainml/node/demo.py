@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rich.console import Console
 from rich.table import Table
 
@@ -37,20 +36,25 @@ from chainml.crypto import (
     sign_round_commitment,
     verify_round_commitment,
 )
+from chainml.crypto.stream import generate_key
 from chainml.errors import ChainmlError
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.bindings import Chainml, JobParams, JobState, Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node import daemon, localnet
+from chainml.node.access import LedgerChainView
+from chainml.node.keyrelease import fetch_key
+from chainml.storage import access
 from chainml.storage.local import LocalBlobStore
+from chainml.storage.sealed import load_manifest, open_artifact, seal_artifact
 from chainml.training.data import Dataset, dirichlet_partition, load
 from chainml.training.fedavg import fedavg
-from chainml.training.models import SoftmaxRegression, to_safetensors
+from chainml.training.models import SoftmaxRegression, from_safetensors, to_safetensors
 
 ETHER = 10**18
 
-SEAL_CONTEXT = b"chainml/model/seal/v1"
+SAFETENSORS = "application/vnd.safetensors"
 
 
 @dataclass
@@ -76,11 +80,7 @@ class DemoResult:
     escrow: int
     refund: int
     job_state: JobState
-
-
-def _seal(key: bytes, data: bytes, aad: bytes) -> bytes:
-    nonce = secrets.token_bytes(12)
-    return nonce + AESGCM(key).encrypt(nonce, data, SEAL_CONTEXT + aad)
+    model_version: int = 0  # the sealed final model on the Models contract
 
 
 def run(
@@ -152,11 +152,15 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
         localnet.init_node(nodes_dir, p.name, password, rpc=url, work=1 << 12, identity=p.identity)
         for p in parties
     ]
-    for n in nodes:
-        n.config.write_text(n.config.read_text().replace("interval = 1 ", "interval = 0.2 "))
+    blobs = (workdir / "blobs").resolve()
+    for n in nodes:  # one machine: the nodes share the store that IPFS would be across machines
+        text = n.config.read_text().replace("interval = 1 ", "interval = 0.2 ")
+        n.config.write_text(text.replace('dir = "store"', f'dir = "{blobs}"'))
     with ExitStack() as running:
         for n in nodes:
             running.enter_context(_NodeProcess(n, password, nodes_dir / n.name / "node.log"))
+        for p, n in zip(parties, nodes, strict=True):  # now that each node has its address
+            cm.registry.set_endpoint(p.identity.account, n.url)
         out.print("  dashboards: " + "  ".join(f"{n.name} {n.url}/" for n in nodes))
         return _job(
             client,
@@ -214,7 +218,7 @@ def _job(
     }
 
     store = LocalBlobStore(workdir / "blobs")
-    model_key = AESGCM.generate_key(bit_length=256)  # the requester's; never stored in clear
+    model_key = generate_key()  # the requester's; never stored in clear
     global_model = SoftmaxRegression(data.n_features, data.n_classes, seed=seed)
     accuracies: list[float] = []
     cids: list[str] = []
@@ -238,8 +242,15 @@ def _job(
                 p.identity.address, sig, client.chain_id, cm.jobs.address, job_id, r, commitment
             )
         global_model.set_params(fedavg(updates, weights))
-        sealed = _seal(model_key, to_safetensors(global_model.params), f"{job_id}/{r}".encode())
-        cid = store.put(sealed)
+        sealed = seal_artifact(
+            store,
+            model_key,
+            to_safetensors(global_model.params),
+            artifact_id=f"job-{job_id}-aggregate",
+            version=r,
+            media_type=SAFETENSORS,
+        )
+        cid = sealed.manifest.ciphertext_cid
         tree = MerkleTree([commitment_leaf(p.identity.address, job_id, r, c) for p, c, _ in signed])
         bitmap = sum(1 << index[p.identity.address] for p, _, _ in signed)
         cm.jobs.submit_round(coordinator.identity.account, job_id, r, cid, tree.root, bitmap)
@@ -255,6 +266,16 @@ def _job(
     claimed = _wait_for(lambda: _rewards(cm, job_id, trainers), "the nodes to claim")
     for p in trainers:
         p.reward = claimed[p.identity.address]
+    opened = _release_model(
+        cm,
+        store,
+        coordinator,
+        trainers,
+        job_id,
+        model_key,
+        to_safetensors(global_model.params),
+        step,
+    )
     refund = 0
     if escrow - sum(p.reward for p in trainers) > 0:
         refund = cm.jobs.refund(coordinator.identity.account, job_id)
@@ -268,12 +289,61 @@ def _job(
         escrow=escrow,
         refund=refund,
         job_state=job.state,
+        model_version=opened,
     )
     _summary(out, cm, client, parties, job_id, result)
     if sys.stdin.isatty() and out.is_terminal:
         out.print(f"dashboard: {nodes[0].url}/  (nodes still running; press Enter to stop them)")
         input()
     return result
+
+
+def _release_model(
+    cm: Chainml,
+    store: LocalBlobStore,
+    owner: Party,
+    guardians: list[Party],
+    job_id: int,
+    key: bytes,
+    weights: bytes,
+    step: Callable[[str], None],
+) -> int:
+    """The requester publishes the sealed final model, splits its key 2-of-3 among the
+    hospitals' nodes as guardians and grants it to hospital-a, which then gets the key
+    from the guardians' APIs and opens the model."""
+    model_id = cm.models.create_model(owner.identity.account, f"digits job {job_id}")
+    sealed = seal_artifact(
+        store, key, weights, artifact_id=f"model-{model_id}", version=1, media_type=SAFETENSORS
+    )
+    version = cm.models.publish_version(
+        owner.identity.account,
+        model_id,
+        sealed.manifest.ciphertext_cid,
+        sealed.manifest_cid,
+        sealed.plaintext_commitment,
+        job_id=job_id,
+    )
+    view = LedgerChainView(cm)
+    bundle = access.split_among_guardians(
+        view, key, version, [g.identity.address for g in guardians], threshold=2
+    )
+    grantee = guardians[0]
+    expiry = view.now() + 30 * 24 * 3600
+    grant = cm.models.grant(
+        owner.identity.account, version, grantee.identity.address, expiry, store.put(bundle)
+    )
+    step(
+        f"the model is sealed as version {version} ({sealed.manifest.ciphertext_cid[:16]}…), "
+        f"its key split 2-of-3 among the hospitals' nodes; grant {grant} to {grantee.name}"
+    )
+    manifest = load_manifest(store, cm.models.version(version).manifest_cid)
+    released = fetch_key(grantee.identity, cm, store, grant, manifest)
+    params = from_safetensors(open_artifact(store, released, manifest))
+    step(
+        f"{grantee.name} asked the guardians' nodes, got 2 shares, rebuilt the key and opened "
+        f"the model ({sum(v.size for v in params.values())} parameters)"
+    )
+    return version
 
 
 class _NodeProcess:
