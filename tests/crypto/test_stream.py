@@ -111,7 +111,16 @@ def test_key_commitment_in_header_is_checked(sealed):
         (lambda c: [*c[:-1], c[-1][: TAG - 1]], TruncatedStream),
         (lambda c: [*c[:-1], c[-1][:-3]], TamperedChunk),
     ],
-    ids=["reorder", "duplicate", "cut", "append-chunk", "append-bytes", "flip", "cut-tag", "cut-mid"],
+    ids=[
+        "reorder",
+        "duplicate",
+        "cut",
+        "append-chunk",
+        "append-bytes",
+        "flip",
+        "cut-tag",
+        "cut-mid",
+    ],
 )
 def test_each_change_has_its_error(sealed, mutate, error):
     key, _, ct = sealed

@@ -8,6 +8,7 @@ import typer
 
 from chainml.cli.chain import app as chain_app
 from chainml.cli.node import app as node_app
+from chainml.cli.storage import cid, model_app, store_app
 
 app = typer.Typer(
     name="chainml",
@@ -18,6 +19,9 @@ app = typer.Typer(
 
 app.add_typer(chain_app, name="chain")
 app.add_typer(node_app, name="node")
+app.add_typer(store_app, name="store")
+app.add_typer(model_app, name="model")
+app.command("cid")(cid)
 
 
 @app.callback()

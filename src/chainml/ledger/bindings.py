@@ -162,6 +162,13 @@ class Datasets(_Binding):
 
 
 @dataclass(frozen=True)
+class ModelInfo:
+    owner: str
+    name: str
+    version_count: int
+
+
+@dataclass(frozen=True)
 class VersionInfo:
     model_id: int
     ciphertext_cid: str
@@ -233,6 +240,9 @@ class Models(_Binding):
 
     def has_access(self, version_id: int, account: str) -> bool:
         return bool(self.contract.call("has_access", version_id, account))
+
+    def model(self, model_id: int) -> ModelInfo:
+        return ModelInfo(*self.contract.call("get_model", model_id))
 
     def version(self, version_id: int) -> VersionInfo:
         return VersionInfo(*self.contract.call("get_version", version_id))
