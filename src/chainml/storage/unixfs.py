@@ -111,7 +111,7 @@ class DagBuilder:
         data = _unixfs(_FILE, b"", total, [c.file_size for c in children])
         return self._emit(children, data, total)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self._done:
             raise RuntimeError("DagBuilder already finished")
         self.size += len(data)
