@@ -1,0 +1,35 @@
+"""Masks for secure aggregation: ChaCha20 keystreams from full 256-bit seeds.
+
+Every mask is derived with HKDF-SHA256 from a 32-byte seed and a context label that names
+what it is for (the job, the round, the pair or the owner), so no two uses share a
+keystream.  Output is a uniform vector over Z_2^32 (uint32, wrapping arithmetic).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from numpy.typing import NDArray
+
+from chainml.crypto.errors import InvalidKey
+
+_NONCE = bytes(16)  # ChaCha20's 64-bit counter and 64-bit nonce; each key is used once
+
+
+def derive(seed: bytes, context: bytes) -> bytes:
+    """A 32-byte key for one use, named by ``context``."""
+    if len(seed) != 32:
+        raise InvalidKey("a PRG seed is 32 bytes")
+    if not context:
+        raise ValueError("a context label is required")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=context).derive(seed)
+
+
+def mask(seed: bytes, context: bytes, length: int) -> NDArray[np.uint32]:
+    """``length`` uniform uint32 values from ``seed`` under ``context``."""
+    key = derive(seed, context)
+    encryptor = Cipher(algorithms.ChaCha20(key, _NONCE), mode=None).encryptor()
+    stream = encryptor.update(bytes(4 * length))
+    return np.frombuffer(stream, dtype=np.uint32)

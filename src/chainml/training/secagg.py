@@ -1,0 +1,691 @@
+"""SecAgg+ (Bell et al. 2020) hardened against an aggregator that deviates.
+
+The aggregator learns the sum of the clients' updates and nothing else, even if it
+deviates from the protocol, as long as it colludes with fewer than ``threshold`` clients.
+Client and server are pure state machines: messages in, messages out; the caller (the
+node, or ``run_in_memory`` in tests and benchmarks) moves them and decides when a stage's
+time is up.
+
+Stages, each message bound to (chain, Jobs contract, job, round, stage, sender):
+
+0. keys: each client makes two fresh X25519 pairs (one to encrypt shares, one for mask
+   agreement) and signs both public keys with its registered account (EIP-712).  The
+   server forwards to each client its neighbours' signed keys; the client checks every
+   signature against the roster.
+1. shares: the client Shamir-splits (threshold ``t``) its mask-agreement private key and a
+   fresh self-mask seed among its neighbours, each pair of shares encrypted to that
+   neighbour (ChaCha20-Poly1305 under a key agreed with X25519, bound to both ids).
+2. masked input: ``y_i = encode(x_i) + PRG(b_i) + sum_j ±PRG(s_ij)`` over Z_2^32, the sum
+   over neighbours that shared in stage 1.  Masks are ChaCha20 keystreams from 256-bit
+   keys derived with HKDF under a label naming the round, the use and the pair.
+3. consistency: the server sends the survivor list; each client signs it once.  A client
+   answers stage 4 only for the list it signed, carrying valid signatures from a quorum of
+   ``floor((n + t - 1) / 2) + 1`` clients of the roster: two different lists cannot both
+   reach a quorum without an honest client signing both, which honest clients never do.
+4. unmasking: for each neighbour the client reveals exactly one share: of its self-mask
+   seed if the signed list says it survived, of its mask key if not, never both.
+
+The graph is a Harary graph of degree ``k`` (about ``2 log2 n``) over a permutation of
+the roster drawn from a public seed; with ``k >= n - 1`` it is complete.  Inputs are
+clipped to the job's L2 bound and encoded with stochastic rounding (``chainml.crypto.
+fixedpoint``), so the masked vector is as many bytes as the float32 update.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from eth_abi.abi import encode as abi_encode
+from numpy.typing import NDArray
+
+from chainml.crypto import fixedpoint, prg
+from chainml.crypto.errors import CryptoError
+from chainml.crypto.hashing import keccak256, tagged_hash
+from chainml.crypto.keys import AccountKey, X25519KeyPair, recover_address
+from chainml.crypto.shamir import Share, ShareError, combine, split
+from chainml.crypto.signing import domain_separator
+from chainml.training.errors import TrainingError
+
+KEYS_TYPEHASH = keccak256(
+    b"SecAggKeys(uint256 jobId,uint256 round,uint256 client,bytes32 encryptionKey,bytes32 maskKey)"
+)
+SURVIVORS_TYPEHASH = keccak256(b"SecAggSurvivors(uint256 jobId,uint256 round,bytes32 survivors)")
+
+
+class SecAggError(TrainingError):
+    """Base class of secure aggregation failures."""
+
+
+class ProtocolViolation(SecAggError):
+    """A message out of place: wrong stage, wrong recipient, unknown sender, a replay."""
+
+
+class ForgedKeys(SecAggError):
+    """A client's public keys are not signed by its registered account."""
+
+
+class InconsistentView(SecAggError):
+    """The server's survivor list is not the one this client signed, lacks a quorum of
+    signatures, or would make the client reveal both shares of one neighbour."""
+
+
+class TooFewSurvivors(SecAggError):
+    """Fewer clients remain than the protocol needs: the round aborts, nothing is learnt."""
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundParams:
+    chain_id: int
+    jobs: str  # the Jobs contract: the EIP-712 domain of every signature
+    job_id: int
+    round: int
+    roster: Mapping[int, str]  # client id -> registered account
+    vector_len: int
+    degree: int
+    threshold: int
+    clip: float  # L2 bound on each update
+    graph_seed: bytes  # public randomness that draws the graph
+
+    def __post_init__(self) -> None:
+        n = len(self.roster)
+        if n < 2 or any(not 1 <= i <= 65535 for i in self.roster):
+            raise ValueError("need at least 2 clients with ids from 1 to 65535")
+        if not 2 <= self.degree or (self.degree % 2 and self.degree < n - 1):
+            raise ValueError("the degree is even (or n - 1 for a complete graph)")
+        if not 2 <= self.threshold <= min(self.degree, n - 1):
+            raise ValueError("need 2 <= threshold <= degree")
+        if self.vector_len < 1 or self.clip <= 0 or len(self.graph_seed) != 32:
+            raise ValueError("bad vector length, clip bound or graph seed")
+
+    @classmethod
+    def create(
+        cls,
+        roster: Mapping[int, str],
+        vector_len: int,
+        *,
+        chain_id: int,
+        jobs: str,
+        job_id: int,
+        round: int,
+        clip: float,
+        graph_seed: bytes,
+        degree: int | None = None,
+        threshold: int | None = None,
+    ) -> RoundParams:
+        """Defaults: degree about 2 log2 n (complete below 12 clients), threshold a
+        strict majority of a neighbourhood."""
+        n = len(roster)
+        if degree is None:
+            degree = 2 * math.ceil(math.log2(n)) if n > 12 else n - 1
+            degree = min(degree, n - 1)
+        if threshold is None:
+            threshold = max(2, degree // 2 + 1)
+        return cls(
+            chain_id,
+            jobs,
+            job_id,
+            round,
+            dict(roster),
+            vector_len,
+            degree,
+            threshold,
+            clip,
+            graph_seed,
+        )
+
+    @cached_property
+    def context(self) -> bytes:
+        roster = b"".join(
+            i.to_bytes(2, "big") + bytes.fromhex(a[2:]) for i, a in sorted(self.roster.items())
+        )
+        return tagged_hash(
+            b"chainml/secagg/v1",
+            abi_encode(
+                [
+                    "uint256",
+                    "address",
+                    "uint256",
+                    "uint256",
+                    "bytes32",
+                    "uint256",
+                    "uint256",
+                    "uint256",
+                    "bytes32",
+                ],
+                [
+                    self.chain_id,
+                    self.jobs,
+                    self.job_id,
+                    self.round,
+                    keccak256(roster),
+                    self.vector_len,
+                    self.degree,
+                    self.threshold,
+                    self.graph_seed,
+                ],
+            ),
+        )
+
+    @cached_property
+    def frac_bits(self) -> int:
+        return fixedpoint.fraction_bits(len(self.roster), self.clip)
+
+    @cached_property
+    def quorum(self) -> int:
+        return (len(self.roster) + self.threshold - 1) // 2 + 1
+
+    @cached_property
+    def neighbours(self) -> dict[int, frozenset[int]]:
+        ids = sorted(self.roster)
+        n = len(ids)
+        if self.degree >= n - 1:
+            return {i: frozenset(ids) - {i} for i in ids}
+        order = np.random.default_rng(int.from_bytes(tagged_hash(b"graph", self.context), "big"))
+        ring = [ids[p] for p in order.permutation(n)]
+        half = self.degree // 2
+        return {
+            ring[p]: frozenset(ring[(p + d) % n] for d in range(-half, half + 1) if d)
+            for p in range(n)
+        }
+
+    def _eip712(self, struct: bytes) -> bytes:
+        return keccak256(b"\x19\x01" + domain_separator(self.chain_id, self.jobs) + struct)
+
+    def keys_digest(self, client: int, pk_c: bytes, pk_s: bytes) -> bytes:
+        return self._eip712(
+            keccak256(
+                abi_encode(
+                    ["bytes32", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
+                    [KEYS_TYPEHASH, self.job_id, self.round, client, pk_c, pk_s],
+                )
+            )
+        )
+
+    def survivors_digest(self, survivors: Sequence[int]) -> bytes:
+        listed = keccak256(self.context + b"".join(i.to_bytes(2, "big") for i in survivors))
+        return self._eip712(
+            keccak256(
+                abi_encode(
+                    ["bytes32", "uint256", "uint256", "bytes32"],
+                    [SURVIVORS_TYPEHASH, self.job_id, self.round, listed],
+                )
+            )
+        )
+
+    def label(self, *parts: object) -> bytes:
+        return self.context + b"|" + b"|".join(str(p).encode() for p in parts)
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyAdvert:
+    sender: int
+    pk_c: bytes
+    pk_s: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class NeighbourKeys:
+    recipient: int
+    adverts: tuple[KeyAdvert, ...]
+
+
+@dataclass(frozen=True)
+class SealedShares:
+    sender: int
+    ciphertexts: Mapping[int, bytes]  # neighbour -> its pair of shares, encrypted
+
+
+@dataclass(frozen=True)
+class ShareBatch:
+    recipient: int
+    ciphertexts: Mapping[int, bytes]  # neighbour that sent it -> ciphertext
+
+
+@dataclass(frozen=True)
+class MaskedInput:
+    sender: int
+    vector: NDArray[np.uint32]
+
+
+@dataclass(frozen=True)
+class SurvivorList:
+    recipient: int
+    survivors: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SurvivorSignature:
+    sender: int
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class UnmaskRequest:
+    recipient: int
+    survivors: tuple[int, ...]
+    signatures: Mapping[int, bytes]
+
+
+@dataclass(frozen=True)
+class UnmaskShares:
+    sender: int
+    self_mask: Mapping[int, bytes]  # survivor -> this client's share of its self-mask seed
+    mask_key: Mapping[int, bytes]  # dropped client -> this client's share of its mask key
+
+
+def _sign_ok(params: RoundParams, digest: bytes, signature: bytes, client: int) -> bool:
+    try:
+        return recover_address(digest, signature).lower() == params.roster[client].lower()
+    except (CryptoError, KeyError):
+        return False
+
+
+def _pair_sign(i: int, j: int) -> int:
+    return 1 if i < j else -1
+
+
+def _pair_mask(params: RoundParams, secret: bytes, i: int, j: int) -> NDArray[np.uint32]:
+    return prg.mask(secret, params.label("pair", min(i, j), max(i, j)), params.vector_len)
+
+
+def _self_mask(params: RoundParams, seed: bytes, i: int) -> NDArray[np.uint32]:
+    return prg.mask(seed, params.label("self", i), params.vector_len)
+
+
+def _share_cipher(params: RoundParams, secret: bytes, i: int, j: int) -> ChaCha20Poly1305:
+    return ChaCha20Poly1305(prg.derive(secret, params.label("shares", min(i, j), max(i, j))))
+
+
+def clip_l2(x: NDArray[np.floating], bound: float) -> NDArray[np.float64]:
+    """``x`` scaled down to L2 norm ``bound`` if it is longer."""
+    v = np.asarray(x, dtype=np.float64)
+    norm = float(np.linalg.norm(v))
+    return v * (bound / norm) if norm > bound else v
+
+
+# -- the client ------------------------------------------------------------------------------
+
+
+class SecAggClient:
+    """One trainer's side of one round."""
+
+    def __init__(
+        self,
+        params: RoundParams,
+        client_id: int,
+        account: AccountKey,
+        update: NDArray[np.floating],
+        *,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        if client_id not in params.roster:
+            raise ProtocolViolation(f"client {client_id} is not on the roster")
+        if account.address.lower() != params.roster[client_id].lower():
+            raise ProtocolViolation("the account is not the one the roster names")
+        if np.shape(update) != (params.vector_len,):
+            raise SecAggError(
+                f"the update has {np.size(update)} values, the round {params.vector_len}"
+            )
+        self.params, self.id, self.account = params, client_id, account
+        self._update = clip_l2(update, params.clip)
+        self._rng = rng or np.random.default_rng(int.from_bytes(os.urandom(16), "big"))
+        self._c = X25519KeyPair.generate()
+        self._s = X25519KeyPair.generate()
+        self._seed = os.urandom(32)
+        self._stage = "keys"
+        self._peers: dict[int, KeyAdvert] = {}
+        self._held: dict[int, tuple[Share, Share]] = {}  # neighbour -> (key share, seed share)
+        self._signed: tuple[int, ...] | None = None
+        self.revealed: dict[int, str] = {}  # neighbour -> "self_mask" | "mask_key"
+
+    def _expect(self, stage: str, recipient: int) -> None:
+        if self._stage != stage:
+            raise ProtocolViolation(f"client {self.id} is at stage {self._stage}, not {stage}")
+        if recipient != self.id:
+            raise ProtocolViolation(f"a message for client {recipient} reached client {self.id}")
+
+    def advertise(self) -> KeyAdvert:
+        if self._stage != "keys":
+            raise ProtocolViolation("keys are advertised once, first")
+        pk_c, pk_s = self._c.public_bytes, self._s.public_bytes
+        signature = self.account.sign_digest(self.params.keys_digest(self.id, pk_c, pk_s))
+        self._stage = "neighbours"
+        return KeyAdvert(self.id, pk_c, pk_s, signature)
+
+    def handle(
+        self, message: NeighbourKeys | ShareBatch | SurvivorList | UnmaskRequest
+    ) -> SealedShares | MaskedInput | SurvivorSignature | UnmaskShares:
+        if isinstance(message, NeighbourKeys):
+            return self._share(message)
+        if isinstance(message, ShareBatch):
+            return self._mask(message)
+        if isinstance(message, SurvivorList):
+            return self._sign(message)
+        if isinstance(message, UnmaskRequest):
+            return self._unmask(message)
+        raise ProtocolViolation(f"a client does not take {type(message).__name__}")
+
+    def _share(self, message: NeighbourKeys) -> SealedShares:
+        self._expect("neighbours", message.recipient)
+        mine = self.params.neighbours[self.id]
+        for advert in message.adverts:
+            if advert.sender not in mine or advert.sender in self._peers:
+                raise ProtocolViolation(
+                    f"keys of client {advert.sender}: not a neighbour, or twice"
+                )
+            if len(advert.pk_c) != 32 or len(advert.pk_s) != 32:
+                raise ForgedKeys(f"client {advert.sender}'s keys are malformed")
+            digest = self.params.keys_digest(advert.sender, advert.pk_c, advert.pk_s)
+            if not _sign_ok(self.params, digest, advert.signature, advert.sender):
+                raise ForgedKeys(f"client {advert.sender}'s keys are not signed by its account")
+            self._peers[advert.sender] = advert
+        if len(self._peers) < self.params.threshold:
+            raise TooFewSurvivors(f"{len(self._peers)} neighbours, {self.params.threshold} needed")
+        order = sorted(self._peers)
+        key_shares = split(self._s.private_bytes(), self.params.threshold, len(order))
+        seed_shares = split(self._seed, self.params.threshold, len(order))
+        out = {}
+        for j, ks, ss in zip(order, key_shares, seed_shares, strict=True):
+            cipher = _share_cipher(self.params, self._c.exchange(self._peers[j].pk_c), self.id, j)
+            plain = self.id.to_bytes(2, "big") + j.to_bytes(2, "big") + ks.encode() + ss.encode()
+            out[j] = cipher.encrypt(bytes(12), plain, self.params.label("share", self.id, j))
+        self._stage = "shares"
+        return SealedShares(self.id, out)
+
+    def _mask(self, message: ShareBatch) -> MaskedInput:
+        self._expect("shares", message.recipient)
+        for j, ciphertext in message.ciphertexts.items():
+            if j not in self._peers or j in self._held:
+                raise ProtocolViolation(f"shares from client {j}: not a neighbour, or twice")
+            cipher = _share_cipher(self.params, self._c.exchange(self._peers[j].pk_c), j, self.id)
+            try:
+                plain = cipher.decrypt(
+                    bytes(12), ciphertext, self.params.label("share", j, self.id)
+                )
+            except InvalidTag:
+                raise ProtocolViolation(f"shares from client {j} do not authenticate") from None
+            if (
+                plain[:4] != j.to_bytes(2, "big") + self.id.to_bytes(2, "big")
+                or len(plain) != 4 + 138
+            ):
+                raise ProtocolViolation(f"shares from client {j} are for another pair")
+            try:
+                self._held[j] = (Share.decode(plain[4:73]), Share.decode(plain[73:]))
+            except ShareError:
+                raise ProtocolViolation(f"shares from client {j} are malformed") from None
+        if len(self._held) < self.params.threshold - 1:
+            raise TooFewSurvivors(f"shares from {len(self._held)} neighbours")
+        p = self.params
+        y = fixedpoint.encode(self._update, p.frac_bits, self._rng)
+        y += _self_mask(p, self._seed, self.id)
+        for j in self._held:
+            pairwise = _pair_mask(p, self._s.exchange(self._peers[j].pk_s), self.id, j)
+            if _pair_sign(self.id, j) > 0:
+                y += pairwise
+            else:
+                y -= pairwise
+        self._stage = "masked"
+        return MaskedInput(self.id, y)
+
+    def _sign(self, message: SurvivorList) -> SurvivorSignature:
+        if self._signed is not None:
+            raise ProtocolViolation("this client already signed a survivor list this round")
+        self._expect("masked", message.recipient)
+        survivors = message.survivors
+        if list(survivors) != sorted(set(survivors)) or not set(survivors) <= set(
+            self.params.roster
+        ):
+            raise InconsistentView("the survivor list is not a sorted subset of the roster")
+        if self.id not in survivors:
+            raise InconsistentView("the list leaves out this client, which sent its input")
+        if len(survivors) < self.params.quorum:
+            raise TooFewSurvivors(f"{len(survivors)} survivors, quorum {self.params.quorum}")
+        self._signed = survivors
+        self._stage = "signed"
+        digest = self.params.survivors_digest(survivors)
+        return SurvivorSignature(self.id, self.account.sign_digest(digest))
+
+    def _unmask(self, message: UnmaskRequest) -> UnmaskShares:
+        self._expect("signed", message.recipient)
+        if message.survivors != self._signed:
+            raise InconsistentView("asked to unmask for a list other than the one signed")
+        digest = self.params.survivors_digest(message.survivors)
+        valid = {
+            c
+            for c, sig in message.signatures.items()
+            if c in message.survivors and _sign_ok(self.params, digest, sig, c)
+        }
+        if len(valid) < self.params.quorum:
+            raise InconsistentView(
+                f"{len(valid)} valid signatures on the list, quorum {self.params.quorum}"
+            )
+        survived = set(message.survivors)
+        self_mask, mask_key = {}, {}
+        for j, (key_share, seed_share) in self._held.items():
+            kind = "self_mask" if j in survived else "mask_key"
+            if self.revealed.get(j, kind) != kind:  # unreachable by construction; kept as a guard
+                raise InconsistentView(f"client {j}: would reveal both shares")
+            self.revealed[j] = kind
+            if kind == "self_mask":
+                self_mask[j] = seed_share.encode()
+            else:
+                mask_key[j] = key_share.encode()
+        self._stage = "done"
+        return UnmaskShares(self.id, self_mask, mask_key)
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+@dataclass
+class SecAggResult:
+    total: NDArray[np.float64]  # the sum of the survivors' clipped updates
+    survivors: tuple[int, ...]
+    dropped: tuple[int, ...]  # shared keys, then dropped before their input counted
+
+
+@dataclass
+class SecAggServer:
+    """The aggregator: routes messages, learns only the sum of the survivors' inputs."""
+
+    params: RoundParams
+    stage: str = "keys"
+    refused: list[str] = field(default_factory=list)
+    _adverts: dict[int, KeyAdvert] = field(default_factory=dict)
+    _shares: dict[int, SealedShares] = field(default_factory=dict)
+    _inputs: dict[int, NDArray[np.uint32]] = field(default_factory=dict)
+    _survivors: tuple[int, ...] = ()
+    _signatures: dict[int, bytes] = field(default_factory=dict)
+    _unmask: dict[int, UnmaskShares] = field(default_factory=dict)
+
+    _STAGE_OF = {
+        KeyAdvert: "keys",
+        SealedShares: "shares",
+        MaskedInput: "masked",
+        SurvivorSignature: "consistency",
+        UnmaskShares: "unmask",
+    }
+
+    def receive(
+        self, message: KeyAdvert | SealedShares | MaskedInput | SurvivorSignature | UnmaskShares
+    ) -> None:
+        """Take one client message; raises ``ProtocolViolation`` (and keeps going) for a
+        message of another stage, from outside the roster, or a second one from a client."""
+        stage = self._STAGE_OF.get(type(message))
+        if stage != self.stage:
+            raise self._refuse(f"{type(message).__name__} during stage {self.stage}")
+        sender = message.sender
+        if sender not in self.params.roster:
+            raise self._refuse(f"client {sender} is not on the roster")
+        if isinstance(message, KeyAdvert):
+            digest = self.params.keys_digest(sender, message.pk_c, message.pk_s)
+            if not _sign_ok(self.params, digest, message.signature, sender):
+                raise self._refuse(f"client {sender}'s keys are not signed by its account")
+            self._once(self._adverts, sender, message)
+        elif isinstance(message, SealedShares):
+            if sender not in self._adverts or not set(message.ciphertexts) <= set(self._adverts):
+                raise self._refuse(f"client {sender}'s shares name clients without keys")
+            self._once(self._shares, sender, message)
+        elif isinstance(message, MaskedInput):
+            v = message.vector
+            if (
+                sender not in self._shares
+                or v.dtype != np.uint32
+                or v.shape != (self.params.vector_len,)
+            ):
+                raise self._refuse(f"client {sender}'s masked input is malformed or unexpected")
+            self._once(self._inputs, sender, v)
+        elif isinstance(message, SurvivorSignature):
+            digest = self.params.survivors_digest(self._survivors)
+            if sender not in self._survivors or not _sign_ok(
+                self.params, digest, message.signature, sender
+            ):
+                raise self._refuse(f"client {sender}'s signature on the survivors does not verify")
+            self._once(self._signatures, sender, message.signature)
+        else:
+            if sender not in self._signatures:
+                raise self._refuse(f"client {sender} did not sign the survivor list")
+            self._once(self._unmask, sender, message)
+
+    def _refuse(self, why: str) -> ProtocolViolation:
+        self.refused.append(why)
+        return ProtocolViolation(why)
+
+    def _once(self, table: dict[int, Any], sender: int, value: object) -> None:
+        if sender in table:
+            raise self._refuse(f"a second {self.stage} message from client {sender}")
+        table[sender] = value
+
+    def _abort(self, why: str) -> TooFewSurvivors:
+        self.stage = "aborted"
+        return TooFewSurvivors(why)
+
+    def advance(
+        self,
+    ) -> list[NeighbourKeys] | list[ShareBatch] | list[SurvivorList] | list[UnmaskRequest]:
+        """Close the current stage with what arrived; the messages for the next one."""
+        p = self.params
+        if self.stage == "keys":
+            if len(self._adverts) < p.quorum:
+                raise self._abort(f"{len(self._adverts)} clients sent keys, {p.quorum} needed")
+            self.stage = "shares"
+            return [
+                NeighbourKeys(
+                    i,
+                    tuple(self._adverts[j] for j in sorted(p.neighbours[i] & self._adverts.keys())),
+                )
+                for i in sorted(self._adverts)
+            ]
+        if self.stage == "shares":
+            if len(self._shares) < p.quorum:
+                raise self._abort(f"{len(self._shares)} clients shared, {p.quorum} needed")
+            self.stage = "masked"
+            return [
+                ShareBatch(
+                    j,
+                    {
+                        i: s.ciphertexts[j]
+                        for i, s in sorted(self._shares.items())
+                        if j in s.ciphertexts
+                    },
+                )
+                for j in sorted(self._shares)
+            ]
+        if self.stage == "masked":
+            if len(self._inputs) < p.quorum:
+                raise self._abort(f"{len(self._inputs)} masked inputs, quorum {p.quorum}")
+            self._survivors = tuple(sorted(self._inputs))
+            self.stage = "consistency"
+            return [SurvivorList(i, self._survivors) for i in self._survivors]
+        if self.stage == "consistency":
+            if len(self._signatures) < p.quorum:
+                raise self._abort(f"{len(self._signatures)} signatures, quorum {p.quorum}")
+            self.stage = "unmask"
+            signatures = dict(self._signatures)
+            return [UnmaskRequest(i, self._survivors, signatures) for i in sorted(signatures)]
+        raise ProtocolViolation(f"nothing to advance at stage {self.stage}; call finish()")
+
+    def finish(self) -> SecAggResult:
+        """Remove every mask and decode the sum; ``TooFewSurvivors`` if some secret lacks
+        ``threshold`` shares."""
+        if self.stage != "unmask":
+            raise ProtocolViolation(f"finish() at stage {self.stage}")
+        p = self.params
+        survivors = set(self._survivors)
+        dropped = sorted(set(self._shares) - survivors)
+        total = np.zeros(p.vector_len, dtype=np.uint32)
+        for v in self._inputs.values():
+            total += v
+        for j in sorted(survivors):
+            seed = self._rebuild(j, "self_mask")
+            total -= _self_mask(p, seed, j)
+        for j in dropped:
+            secret = X25519KeyPair.from_private_bytes(self._rebuild(j, "mask_key"))
+            if secret.public_bytes != self._adverts[j].pk_s:
+                raise self._abort(f"client {j}'s mask key rebuilds wrong: a share was bad")
+            for i in sorted(survivors & p.neighbours[j] & set(self._shares[j].ciphertexts)):
+                pairwise = _pair_mask(p, secret.exchange(self._adverts[i].pk_s), i, j)
+                if _pair_sign(i, j) > 0:
+                    total -= pairwise
+                else:
+                    total += pairwise
+        self.stage = "done"
+        return SecAggResult(fixedpoint.decode(total, p.frac_bits), self._survivors, tuple(dropped))
+
+    def _rebuild(self, j: int, kind: str) -> bytes:
+        raw = [getattr(u, kind)[j] for u in self._unmask.values() if j in getattr(u, kind)]
+        try:
+            shares = [Share.decode(r) for r in raw]
+            return combine(
+                shares[: self.params.threshold] if len(shares) >= self.params.threshold else shares
+            )
+        except ShareError as exc:
+            raise self._abort(
+                f"client {j}: {len(raw)} shares, {self.params.threshold} needed ({exc})"
+            ) from None
+
+
+# -- one round in one process (tests, benchmarks) --------------------------------------------
+
+
+def run_in_memory(
+    params: RoundParams,
+    clients: Mapping[int, SecAggClient],
+    *,
+    drop: Mapping[str, Iterable[int]] | None = None,
+) -> SecAggResult:
+    """Run a round, dropping the named clients at the named stage ("keys", "shares",
+    "masked", "consistency", "unmask"): from then on their messages are lost."""
+    drop = {k: set(v) for k, v in (drop or {}).items()}
+    gone: set[int] = set()
+    server = SecAggServer(params)
+
+    def alive(stage: str) -> list[int]:
+        gone.update(drop.get(stage, ()))
+        return [i for i in sorted(clients) if i not in gone]
+
+    for i in alive("keys"):
+        server.receive(clients[i].advertise())
+    stages = ["shares", "masked", "consistency", "unmask"]
+    for stage in stages:
+        outgoing = server.advance()
+        ids = set(alive(stage))
+        for message in outgoing:
+            if message.recipient in ids:
+                server.receive(clients[message.recipient].handle(message))
+    return server.finish()

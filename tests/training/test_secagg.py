@@ -1,0 +1,246 @@
+"""SecAgg+: the sum is right through dropouts at every stage, a round below threshold
+aborts, and a deviating server learns nothing more than the sum."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from chainml.crypto import Identity
+from chainml.training.secagg import (
+    ForgedKeys,
+    InconsistentView,
+    KeyAdvert,
+    NeighbourKeys,
+    ProtocolViolation,
+    RoundParams,
+    SecAggClient,
+    SecAggServer,
+    SurvivorList,
+    TooFewSurvivors,
+    UnmaskRequest,
+    UnmaskShares,
+    run_in_memory,
+)
+
+N, M = 10, 2000
+IDENTITIES = {i: Identity.generate() for i in range(1, 41)}
+
+
+def _params(n: int = N, m: int = M, **kw) -> RoundParams:
+    roster = {i: IDENTITIES[i].address for i in range(1, n + 1)}
+    args = dict(
+        chain_id=31337,
+        jobs="0x" + "ab" * 20,
+        job_id=7,
+        round=3,
+        clip=5.0,
+        graph_seed=bytes(32),
+        threshold=4,
+    )
+    args.update(kw)
+    return RoundParams.create(roster, m, **args)
+
+
+def _clients(
+    p: RoundParams, seed: int = 0
+) -> tuple[dict[int, SecAggClient], dict[int, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    updates = {i: rng.normal(scale=0.05, size=p.vector_len) for i in p.roster}
+    return {i: SecAggClient(p, i, IDENTITIES[i].account, updates[i]) for i in p.roster}, updates
+
+
+def _bound(p: RoundParams, k: int) -> float:
+    """Stochastic rounding: each input is off by less than one unit of 2^-f per coordinate."""
+    return k / 2**p.frac_bits
+
+
+def test_the_sum_equals_the_plaintext_sum_within_the_quantisation_bound():
+    p = _params()
+    clients, updates = _clients(p)
+    result = run_in_memory(p, clients)
+    assert result.survivors == tuple(range(1, N + 1))
+    assert np.abs(result.total - sum(updates.values())).max() < _bound(p, N)
+
+
+def test_clipping_to_the_job_bound():
+    p = _params(clip=1.0)
+    clients, updates = _clients(p)
+    big = {i: u * 1000 for i, u in updates.items()}
+    clients = {i: SecAggClient(p, i, IDENTITIES[i].account, big[i]) for i in p.roster}
+    total = run_in_memory(p, clients).total
+    clipped = sum(u / np.linalg.norm(u) for u in big.values())
+    assert np.abs(total - clipped).max() < _bound(p, N)
+
+
+@pytest.mark.parametrize("stage", ["keys", "shares", "masked", "consistency", "unmask"])
+def test_thirty_percent_drop_at_each_stage(stage: str):
+    p = _params()
+    clients, updates = _clients(p, seed=1)
+    dropped = [2, 5, 9]
+    result = run_in_memory(p, clients, drop={stage: dropped})
+    expected = sum(updates[i] for i in result.survivors)
+    assert np.abs(result.total - expected).max() < _bound(p, N)
+    counted = set(result.survivors)
+    # inputs that reached the server count even if their senders vanish afterwards
+    assert counted.isdisjoint(dropped) == (stage in {"keys", "shares", "masked"})
+
+
+def test_a_larger_sparse_round_with_dropouts():
+    p = _params(n=40, m=500, threshold=None)
+    assert p.degree < 39  # a real k-regular graph, not the complete one
+    assert all(len(v) == p.degree for v in p.neighbours.values())
+    clients, updates = _clients(p, seed=2)
+    result = run_in_memory(p, clients, drop={"masked": [3, 11, 17, 25, 33]})
+    expected = sum(updates[i] for i in result.survivors)
+    assert len(result.dropped) == 5
+    assert np.abs(result.total - expected).max() < _bound(p, 40)
+
+
+@pytest.mark.parametrize("stage", ["keys", "shares", "masked", "consistency"])
+def test_below_threshold_the_round_aborts_cleanly(stage: str):
+    p = _params()
+    clients, _ = _clients(p)
+    with pytest.raises(TooFewSurvivors):
+        run_in_memory(p, clients, drop={stage: [1, 2, 3, 4]})
+
+
+def _through_keys(p: RoundParams, clients):
+    server = SecAggServer(p)
+    adverts = {i: c.advertise() for i, c in clients.items()}
+    for advert in adverts.values():
+        server.receive(advert)
+    server.adverts_sent = adverts  # for tests that replay them
+    return server, server.advance()
+
+
+def _to_masked(p, clients):
+    server, out = _through_keys(p, clients)
+    for m in out:
+        server.receive(clients[m.recipient].handle(m))
+    for m in server.advance():
+        server.receive(clients[m.recipient].handle(m))
+    return server
+
+
+def test_a_server_listing_a_client_both_alive_and_dropped_learns_nothing():
+    """Flower's SecAgg+ leaks client 5's update to this server; here no list reaches a
+    quorum of signatures twice, and no client reveals both shares of client 5."""
+    p = _params()
+    clients, _ = _clients(p)
+    _to_masked(p, clients)
+    everyone = tuple(range(1, N + 1))
+    without_5 = tuple(i for i in everyone if i != 5)
+    group_a, group_b = [1, 2, 3, 4, 6], [7, 8, 9, 10]
+    sigs_a = {i: clients[i].handle(SurvivorList(i, everyone)).signature for i in group_a}
+    sigs_b = {i: clients[i].handle(SurvivorList(i, without_5)).signature for i in group_b}
+    revealed = {"self_mask": 0, "mask_key": 0}
+    for group, listed, sigs in ((group_a, everyone, sigs_a), (group_b, without_5, sigs_b)):
+        for i in group:
+            with pytest.raises(InconsistentView):  # 5 or 4 signatures: below the quorum of 7
+                clients[i].handle(UnmaskRequest(i, listed, sigs))
+    # mixing both groups' signatures does not help: they sign different lists
+    for i in group_b:
+        with pytest.raises(InconsistentView):
+            clients[i].handle(UnmaskRequest(i, without_5, {**sigs_a, **sigs_b}))
+    for c in clients.values():
+        for kind in c.revealed.values():
+            revealed[kind] += 1
+    assert revealed == {"self_mask": 0, "mask_key": 0}
+    # a client asked for a second list refuses to sign it
+    with pytest.raises(ProtocolViolation):
+        clients[1].handle(SurvivorList(1, without_5))
+
+
+def test_an_altered_list_or_forged_quorum_is_refused():
+    p = _params()
+    clients, _ = _clients(p)
+    server = _to_masked(p, clients)
+    listed = tuple(range(1, N + 1))
+    sigs = {i: clients[i].handle(SurvivorList(i, listed)).signature for i in listed}
+    shorter = listed[:-1]
+    with pytest.raises(InconsistentView):
+        clients[1].handle(UnmaskRequest(1, shorter, sigs))
+    forged = {i: IDENTITIES[1].account.sign_digest(p.survivors_digest(listed)) for i in listed}
+    with pytest.raises(InconsistentView):
+        clients[2].handle(UnmaskRequest(2, listed, forged))
+    reply = clients[3].handle(UnmaskRequest(3, listed, sigs))
+    assert isinstance(reply, UnmaskShares) and not reply.mask_key
+    with pytest.raises(ProtocolViolation):  # a replayed request
+        clients[3].handle(UnmaskRequest(3, listed, sigs))
+    assert server.stage == "masked"  # the server never got past the inputs
+
+
+def test_replays_wrong_stages_and_strangers_are_refused():
+    p = _params()
+    clients, _ = _clients(p)
+    server, out = _through_keys(p, clients)
+    first = out[0]
+    reply = clients[first.recipient].handle(first)
+    with pytest.raises(ProtocolViolation):
+        clients[first.recipient].handle(first)  # the same stage message again
+    with pytest.raises(ProtocolViolation):
+        clients[2].handle(dataclasses.replace(out[1], recipient=1))  # someone else's message
+    server.receive(reply)
+    with pytest.raises(ProtocolViolation):
+        server.receive(reply)  # a duplicate to the server
+    with pytest.raises(ProtocolViolation):
+        server.receive(server.adverts_sent[5])  # a keys message in the shares stage
+    with pytest.raises(ProtocolViolation):
+        SecAggClient(p, 11, Identity.generate().account, np.zeros(M))
+    assert len(server.refused) == 2
+
+
+def test_keys_not_signed_by_the_registered_account():
+    p = _params()
+    clients, _ = _clients(p)
+    server = SecAggServer(p)
+    advert = clients[1].advertise()
+    forged = KeyAdvert(1, os.urandom(32), os.urandom(32), advert.signature)
+    with pytest.raises(ProtocolViolation):
+        server.receive(forged)
+    others = [clients[i].advertise() for i in (2, 3, 4, 5)]
+    with pytest.raises(ForgedKeys):  # and a client refuses it if a server forwards it
+        clients[6].advertise()
+        clients[6].handle(NeighbourKeys(6, (forged, *others)))
+
+
+def test_masked_inputs_look_uniform():
+    """What the server sees of one client: an all-zero update after masking is
+    indistinguishable from uniform over Z_2^32 (chi-square on bytes and on the top byte)."""
+    p = _params(m=40_000)
+    rng = np.random.default_rng(5)
+    clients = {
+        i: SecAggClient(p, i, IDENTITIES[i].account, np.zeros(p.vector_len), rng=rng)
+        for i in p.roster
+    }
+    server = SecAggServer(p)
+    for c in clients.values():
+        server.receive(c.advertise())
+    for m in server.advance():
+        server.receive(clients[m.recipient].handle(m))
+    masked = [clients[m.recipient].handle(m) for m in server.advance()]
+    y = masked[0].vector
+    counts = np.bincount(y.view(np.uint8), minlength=256)
+    assert stats.chisquare(counts).pvalue > 1e-4
+    top = np.bincount((y >> 24).astype(np.int64), minlength=256)
+    assert stats.chisquare(top).pvalue > 1e-4
+    # while an unmasked encoding of the same zeros is anything but uniform
+    assert (
+        stats.chisquare(np.bincount(np.zeros(40_000, np.uint8), minlength=256) + 1).pvalue < 1e-10
+    )
+    assert len({bytes(m.vector[:8]) for m in masked}) == len(masked)
+
+
+def test_parameters_are_checked():
+    with pytest.raises(ValueError):
+        _params(threshold=1)
+    with pytest.raises(ValueError):
+        _params(graph_seed=b"short")
+    p = _params()
+    with pytest.raises(ProtocolViolation):
+        SecAggClient(p, 1, IDENTITIES[2].account, np.zeros(M))
