@@ -6,6 +6,7 @@ Parameters are a name → float32 array mapping; they travel as safetensors byte
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import numpy as np
@@ -105,3 +106,104 @@ class SoftmaxRegression:
                 w -= lr * (x[idx].T @ g + l2 * w)
                 b -= lr * g.sum(axis=0)
         self.params = {"w": w.astype(np.float32), "b": b.astype(np.float32)}
+
+
+LogisticRegression = SoftmaxRegression  # multinomial logistic regression: the same model
+
+
+class MLP:
+    """A multi-layer perceptron trained with mini-batch SGD with momentum.
+
+    ``activation`` is ``"relu"`` or ``"square"`` (x², the activation CKKS inference can
+    evaluate exactly; trained that way from the start so accuracy holds encrypted).
+    Parameters are named ``w0, b0, w1, b1, …``.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        hidden: tuple[int, ...] = (64,),
+        *,
+        activation: str = "relu",
+        seed: int = 0,
+    ) -> None:
+        if activation not in ("relu", "square"):
+            raise TrainingError("activation is 'relu' or 'square'")
+        self.activation = activation
+        rng = np.random.default_rng(seed)
+        sizes = [n_features, *hidden, n_classes]
+        self.params = {}
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+            scale = np.sqrt(2.0 / a) if activation == "relu" else np.sqrt(1.0 / a)
+            self.params[f"w{i}"] = (rng.standard_normal((a, b)) * scale).astype(np.float32)
+            self.params[f"b{i}"] = np.zeros(b, dtype=np.float32)
+        self.layers = len(sizes) - 1
+
+    def set_params(self, params: Mapping[str, NDArray[np.float32]]) -> None:
+        if {k: v.shape for k, v in params.items()} != {k: v.shape for k, v in self.params.items()}:
+            raise TrainingError("parameters do not fit this model")
+        self.params = {k: np.array(v, dtype=np.float32) for k, v in params.items()}
+
+    def _act(self, z: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.maximum(z, 0.0) if self.activation == "relu" else z * z
+
+    def _forward(
+        self, x: NDArray[np.float64], p: Mapping[str, NDArray[np.float64]]
+    ) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64]]]:
+        inputs, pre = [x], []
+        h = x
+        for i in range(self.layers):
+            z = h @ p[f"w{i}"] + p[f"b{i}"]
+            pre.append(z)
+            h = self._act(z) if i < self.layers - 1 else z
+            inputs.append(h)
+        return inputs, pre
+
+    def logits(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        p = {k: v.astype(np.float64) for k, v in self.params.items()}
+        return self._forward(np.asarray(x, dtype=np.float64), p)[0][-1]
+
+    def predict(self, x: NDArray[np.float64]) -> NDArray[np.int64]:
+        return np.asarray(self.logits(x).argmax(axis=1), dtype=np.int64)
+
+    def accuracy(self, x: NDArray[np.float64], y: NDArray[np.int64]) -> float:
+        return float((self.predict(x) == y).mean())
+
+    def fit(
+        self,
+        x: NDArray[np.float64],
+        y: NDArray[np.int64],
+        *,
+        epochs: int = 1,
+        lr: float = 0.1,
+        batch: int = 32,
+        l2: float = 1e-4,
+        momentum: float = 0.9,
+        seed: int = 0,
+    ) -> None:
+        """Local training from the current parameters."""
+        rng = np.random.default_rng(seed)
+        p = {k: v.astype(np.float64) for k, v in self.params.items()}
+        velocity = {k: np.zeros_like(v) for k, v in p.items()}
+        onehot = np.eye(p[f"b{self.layers - 1}"].shape[0])[y]
+        for _ in range(epochs):
+            order = rng.permutation(len(x))
+            for start in range(0, len(x), batch):
+                idx = order[start : start + batch]
+                inputs, pre = self._forward(x[idx], p)
+                z = inputs[-1] - inputs[-1].max(axis=1, keepdims=True)
+                prob = np.exp(z)
+                prob /= prob.sum(axis=1, keepdims=True)
+                delta = (prob - onehot[idx]) / len(idx)
+                for i in reversed(range(self.layers)):
+                    grad_w = inputs[i].T @ delta + l2 * p[f"w{i}"]
+                    grad_b = delta.sum(axis=0)
+                    if i:
+                        back = delta @ p[f"w{i}"].T
+                        zi = pre[i - 1]
+                        delta = back * (zi > 0) if self.activation == "relu" else back * 2 * zi
+                    for name, grad in ((f"w{i}", grad_w), (f"b{i}", grad_b)):
+                        velocity[name] = momentum * velocity[name] - lr * grad
+                        p[name] += velocity[name]
+        self.params = {k: v.astype(np.float32) for k, v in p.items()}

@@ -122,15 +122,17 @@ class RoundParams:
         graph_seed: bytes,
         degree: int | None = None,
         threshold: int | None = None,
+        dropout: float = 0.3,
     ) -> RoundParams:
-        """Defaults: degree about 2 log2 n (complete below 12 clients), threshold a
-        strict majority of a neighbourhood."""
+        """Defaults: degree about 2 log2 n (complete below 12 clients); threshold a strict
+        majority of a neighbourhood, lowered until a ``dropout`` share of the clients can
+        vanish at any stage and the survivors still reach the consistency quorum."""
         n = len(roster)
         if degree is None:
             degree = 2 * math.ceil(math.log2(n)) if n > 12 else n - 1
             degree = min(degree, n - 1)
         if threshold is None:
-            threshold = max(2, degree // 2 + 1)
+            threshold = max(2, min(degree // 2 + 1, math.floor((1 - 2 * dropout) * n) - 1))
         return cls(
             chain_id,
             jobs,

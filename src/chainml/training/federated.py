@@ -1,0 +1,175 @@
+"""Federated training in one process: local training, then one aggregation per round.
+
+Each trainer starts from the global parameters, trains on its own shard and returns the
+change (its delta), clipped to the job's L2 bound.  The aggregate is applied to the global
+model.  Aggregation modes:
+
+- ``fedavg``: plaintext mean weighted by sample counts;
+- ``secagg``: the same weighted mean computed with SecAgg+ (``chainml.training.secagg``):
+  each trainer masks ``n_k / n_max * delta_k`` and the server, which knows the public
+  record counts (they are committed on chain), divides the sum by ``sum(n_k) / n_max``;
+- ``median``, ``trimmed_mean``, ``krum``: robust aggregators over plaintext deltas, for
+  jobs that send updates to a committee instead.
+
+Attackers for the poisoning tests transform their own data or delta (``label_flip``,
+``sign_flip``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chainml.crypto import Identity
+from chainml.training import privacy, robust
+from chainml.training.data import Dataset
+from chainml.training.errors import TrainingError
+from chainml.training.models import MLP, flatten, unflatten
+from chainml.training.secagg import RoundParams, SecAggClient, clip_l2, run_in_memory
+
+MODES = ("fedavg", "secagg", "median", "trimmed_mean", "krum")
+
+
+@dataclass
+class History:
+    accuracy: list[float] = field(default_factory=list)
+    participants: list[tuple[int, ...]] = field(default_factory=list)
+    # each client's deltas summed over the rounds (what FoolsGold scores; plaintext modes)
+    delta_sums: NDArray[np.float64] | None = None
+    epsilon: float | None = None  # (ε, delta)-DP of the whole job so far, with dp on
+
+
+@dataclass(frozen=True)
+class Attack:
+    kind: str  # "label_flip" or "sign_flip"
+    clients: frozenset[int]  # positions in the shard list
+    scale: float = 10.0
+    sybil: bool = False  # one adversary behind all of them: they share the first one's data
+
+
+def train_federated(
+    data: Dataset,
+    shards: Sequence[NDArray[np.int64]],
+    *,
+    rounds: int,
+    mode: str = "fedavg",
+    make_model: Callable[[], MLP] | None = None,
+    local_epochs: int = 5,
+    lr: float = 0.1,
+    clip: float = 10.0,
+    attack: Attack | None = None,
+    byzantine: int = 0,
+    seed: int = 0,
+    identities: Mapping[int, Identity] | None = None,
+    drop: Mapping[int, Mapping[str, Sequence[int]]] | None = None,
+    dp: str | None = None,
+    noise_multiplier: float = 1.0,
+    delta: float = 1e-5,
+) -> tuple[MLP, History]:
+    """Train for ``rounds``; ``dp`` is None, "central" or "distributed" (Gaussian noise of
+    ``noise_multiplier * clip`` on the sum; ε at ``delta`` in the history)."""
+    if mode not in MODES:
+        raise TrainingError(f"mode is one of {MODES}")
+    if dp not in (None, "central", "distributed") or (dp and mode not in ("fedavg", "secagg")):
+        raise TrainingError("dp is 'central' or 'distributed', with fedavg or secagg")
+    accountant = privacy.RdpAccountant()
+    noise_rng = np.random.default_rng([seed, 99])
+    model = (make_model or (lambda: MLP(data.n_features, data.n_classes, (64,), seed=seed)))()
+    like = model.params
+    history = History()
+    n = len(shards)
+    counts = np.array([len(s) for s in shards], dtype=np.float64)
+    n_classes = data.n_classes
+    if mode == "secagg" and identities is None:
+        identities = {i: Identity.generate() for i in range(1, n + 1)}
+    for r in range(1, rounds + 1):
+        start = flatten(model.params).astype(np.float64)
+        deltas = []
+        for k, shard in enumerate(shards):
+            if attack and attack.sybil and k in attack.clients:
+                shard = shards[min(attack.clients)]
+            local = make_model() if make_model else MLP(data.n_features, n_classes, (64,))
+            local.set_params(model.params)
+            y = data.y_train[shard]
+            if attack and k in attack.clients and attack.kind == "label_flip":
+                y = n_classes - 1 - y
+            local.fit(
+                data.x_train[shard], y, epochs=local_epochs, lr=lr, seed=seed * 1000 + r * 100 + k
+            )
+            change = flatten(local.params).astype(np.float64) - start
+            if attack and k in attack.clients and attack.kind == "sign_flip":
+                change = -attack.scale * change
+            deltas.append(clip_l2(change, clip))
+        weights = counts / counts.max()  # public record counts; scaled sums keep their clip
+        if dp == "distributed":  # each trainer noises its own weighted, clipped delta
+            deltas = [
+                d + privacy.distributed_noise(len(d), clip, noise_multiplier, n, noise_rng) / w
+                for d, w in zip(deltas, weights, strict=True)
+            ]
+        if mode == "fedavg":
+            weighted_sum = np.tensordot(weights, np.stack(deltas), axes=1)
+            participants = tuple(range(1, n + 1))
+        elif mode == "secagg":
+            assert identities is not None
+            bound = clip  # SecAgg's range check; distributed noise needs room above the clip
+            if dp == "distributed":
+                bound += 6 * noise_multiplier * clip * np.sqrt(len(start) / n)
+            params = RoundParams.create(
+                {i: identities[i].address for i in range(1, n + 1)},
+                len(start),
+                chain_id=31337,
+                jobs="0x" + "00" * 19 + "01",
+                job_id=1,
+                round=r,
+                clip=bound,
+                graph_seed=np.random.default_rng([seed, r]).bytes(32),
+            )
+            clients = {
+                i: SecAggClient(
+                    params,
+                    i,
+                    identities[i].account,
+                    deltas[i - 1] * weights[i - 1],
+                    rng=np.random.default_rng([seed, r, i]),
+                )
+                for i in range(1, n + 1)
+            }
+            result = run_in_memory(params, clients, drop=(drop or {}).get(r))
+            participants = result.survivors
+            weighted_sum = result.total
+        if mode in ("fedavg", "secagg"):
+            if dp == "central":
+                weighted_sum = weighted_sum + privacy.central_noise(
+                    len(start), clip, noise_multiplier, noise_rng
+                )
+                accountant.step(noise_multiplier)
+            elif dp == "distributed":
+                accountant.step(
+                    privacy.effective_multiplier(noise_multiplier, len(participants), n)
+                )
+            update = weighted_sum / sum(weights[i - 1] for i in participants)
+        else:
+            stacked = np.stack(deltas)
+            if mode == "median":
+                update = robust.coordinate_median(stacked)
+            elif mode == "trimmed_mean":
+                update = robust.trimmed_mean(stacked, max(byzantine, 1))
+            else:
+                update = robust.multi_krum(stacked, byzantine)
+            participants = tuple(range(1, n + 1))
+        if mode != "secagg":
+            stacked_deltas = np.stack(deltas)
+            history.delta_sums = (
+                stacked_deltas
+                if history.delta_sums is None
+                else history.delta_sums + stacked_deltas
+            )
+        model.set_params(unflatten((start + update).astype(np.float32), like))
+        history.accuracy.append(model.accuracy(data.x_test, data.y_test))
+        if dp:
+            history.epsilon = accountant.epsilon(delta)
+        history.participants.append(participants)
+    return model, history
