@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 MYTH := .venv-mythril/bin/myth
+FLOWER := .venv-flower/bin/python
 DEBS := /usr/bin/chromedriver /usr/bin/ipfs_cid
 
 .PHONY: setup demo test lint typecheck unit bench audit artifacts clean
@@ -31,6 +32,9 @@ $(DEBS):
 $(MYTH): scripts/setup-mythril.sh
 	PYTHON=$(PYTHON) bash scripts/setup-mythril.sh .venv-mythril
 
+$(FLOWER): scripts/setup-flower.sh
+	PYTHON=$(PYTHON) bash scripts/setup-flower.sh .venv-flower
+
 demo: setup
 	$(VENV)/bin/chainml demo
 
@@ -50,7 +54,7 @@ test: setup $(DEBS) lint typecheck
 	$(PY) -m chainml.ledger.audit.spec
 	$(VENV)/bin/pytest
 
-bench: setup
+bench: setup $(FLOWER)
 	CHAINML_BENCH_FULL=1 $(PY) -m benchmarks all
 	CHAINML_FUZZ_SCALE=10 $(VENV)/bin/pytest -q tests/contracts/test_invariants.py
 
@@ -62,4 +66,4 @@ artifacts: setup
 	$(PY) -m chainml.ledger.artifacts build
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-flower node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
