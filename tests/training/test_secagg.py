@@ -11,10 +11,12 @@ import pytest
 from scipy import stats
 
 from chainml.crypto import Identity
+from chainml.crypto.signing import verify_round_commitment
 from chainml.training.secagg import (
+    AggregateMismatch,
     ForgedKeys,
     InconsistentView,
-    KeyAdvert,
+    MaskedInput,
     NeighbourKeys,
     ProtocolViolation,
     RoundParams,
@@ -25,6 +27,7 @@ from chainml.training.secagg import (
     UnmaskRequest,
     UnmaskShares,
     run_in_memory,
+    verify_round,
 )
 
 N, M = 10, 2000
@@ -200,7 +203,7 @@ def test_keys_not_signed_by_the_registered_account():
     clients, _ = _clients(p)
     server = SecAggServer(p)
     advert = clients[1].advertise()
-    forged = KeyAdvert(1, os.urandom(32), os.urandom(32), advert.signature)
+    forged = dataclasses.replace(advert, pk_s=os.urandom(32))
     with pytest.raises(ProtocolViolation):
         server.receive(forged)
     others = [clients[i].advertise() for i in (2, 3, 4, 5)]
@@ -244,3 +247,83 @@ def test_parameters_are_checked():
     p = _params()
     with pytest.raises(ProtocolViolation):
         SecAggClient(p, 1, IDENTITIES[2].account, np.zeros(M))
+
+
+def _verified_round(drop=None):
+    p = _params()
+    clients, updates = _clients(p, seed=3)
+    captured: dict[int, np.ndarray] = {}
+    originals = {i: c.handle for i, c in clients.items()}
+
+    def capture(i):
+        def handle(message):
+            out = originals[i](message)
+            if isinstance(out, MaskedInput):
+                captured[i] = out.vector
+            return out
+
+        return handle
+
+    for i, c in clients.items():
+        c.handle = capture(i)
+    result = run_in_memory(p, clients, drop=drop)
+    return p, result, captured, updates
+
+
+@pytest.mark.parametrize("drop", [None, {"masked": [2, 5, 9]}])
+def test_anyone_can_check_the_published_sum(drop):
+    p, result, inputs, updates = _verified_round(drop)
+    checked = verify_round(p, result.transcript, inputs.__getitem__)
+    assert np.array_equal(checked, result.total)
+    assert set(result.transcript.mask_keys) == set(result.dropped)
+    for address, commitment in result.transcript.leaves(p):  # slashable if signed twice
+        i = next(k for k, a in p.roster.items() if a == address)
+        verify_round_commitment(
+            address,
+            result.transcript.inputs[i].signature,
+            p.chain_id,
+            p.jobs,
+            p.job_id,
+            p.round,
+            commitment,
+        )
+
+
+def test_a_sum_off_by_one_unit_in_one_coordinate_is_caught():
+    p, result, inputs, _ = _verified_round()
+    t = result.transcript
+    total = np.frombuffer(t.total, dtype="<u4").copy()
+    total[1234] += 1
+    with pytest.raises(AggregateMismatch, match="published sum"):
+        verify_round(p, dataclasses.replace(t, total=total.tobytes()), inputs.__getitem__)
+
+
+def test_every_forgery_in_a_transcript_is_caught():
+    p, result, inputs, _ = _verified_round({"masked": [2, 5, 9]})
+    t = result.transcript
+    tampered = dict(inputs)
+    tampered[1] = inputs[1].copy()
+    tampered[1][0] ^= 1
+    cases = {
+        "input": (t, tampered),
+        "seed": (dataclasses.replace(t, seeds={**t.seeds, 3: bytes(32)}), inputs),
+        "mask key": (dataclasses.replace(t, mask_keys={**t.mask_keys, 5: bytes(32)}), inputs),
+        "no mask key": (dataclasses.replace(t, mask_keys={}), inputs),
+        "partners": (
+            dataclasses.replace(
+                t, inputs={**t.inputs, 1: dataclasses.replace(t.inputs[1], partners=(3, 4))}
+            ),
+            inputs,
+        ),
+        "quorum": (
+            dataclasses.replace(
+                t, survivor_signatures=dict(list(t.survivor_signatures.items())[:3])
+            ),
+            inputs,
+        ),
+        "survivors": (dataclasses.replace(t, survivors=t.survivors[1:]), inputs),
+    }
+    for name, (transcript, given) in cases.items():
+        with pytest.raises(AggregateMismatch):
+            verify_round(p, transcript, given.__getitem__)
+            pytest.fail(name)

@@ -33,14 +33,16 @@ fixedpoint``), so the masked vector is as many bytes as the float32 update.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+from blake3 import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from eth_abi.abi import encode as abi_encode
@@ -51,7 +53,7 @@ from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256, tagged_hash
 from chainml.crypto.keys import AccountKey, X25519KeyPair, recover_address
 from chainml.crypto.shamir import Share, ShareError, combine, split
-from chainml.crypto.signing import domain_separator
+from chainml.crypto.signing import domain_separator, round_commitment_digest
 from chainml.training.errors import TrainingError
 
 KEYS_TYPEHASH = keccak256(
@@ -204,15 +206,25 @@ class RoundParams:
     def _eip712(self, struct: bytes) -> bytes:
         return keccak256(b"\x19\x01" + domain_separator(self.chain_id, self.jobs) + struct)
 
-    def keys_digest(self, client: int, pk_c: bytes, pk_s: bytes) -> bytes:
+    def keys_digest(self, client: int, pk_c: bytes, pk_s: bytes, seed_commitment: bytes) -> bytes:
         return self._eip712(
             keccak256(
                 abi_encode(
-                    ["bytes32", "uint256", "uint256", "uint256", "bytes32", "bytes32"],
-                    [KEYS_TYPEHASH, self.job_id, self.round, client, pk_c, pk_s],
+                    ["bytes32", "uint256", "uint256", "uint256", "bytes32", "bytes32", "bytes32"],
+                    [KEYS_TYPEHASH, self.job_id, self.round, client, pk_c, pk_s, seed_commitment],
                 )
             )
         )
+
+    def input_digest(self, commitment: bytes) -> bytes:
+        """A trainer's round commitment, as the Jobs contract checks it (so that signing
+        two different ones in a round is slashable evidence)."""
+        return round_commitment_digest(
+            self.chain_id, self.jobs, self.job_id, self.round, commitment
+        )
+
+    def seed_commitment(self, client: int, seed: bytes) -> bytes:
+        return tagged_hash(b"chainml/secagg/seed", self.label("seed", client) + seed)
 
     def survivors_digest(self, survivors: Sequence[int]) -> bytes:
         listed = keccak256(self.context + b"".join(i.to_bytes(2, "big") for i in survivors))
@@ -237,7 +249,11 @@ class KeyAdvert:
     sender: int
     pk_c: bytes
     pk_s: bytes
+    seed_commitment: bytes  # binds the self-mask seed the client will share
     signature: bytes
+
+    def digest(self, params: RoundParams) -> bytes:
+        return params.keys_digest(self.sender, self.pk_c, self.pk_s, self.seed_commitment)
 
 
 @dataclass(frozen=True)
@@ -262,6 +278,24 @@ class ShareBatch:
 class MaskedInput:
     sender: int
     vector: NDArray[np.uint32]
+    partners: tuple[int, ...]  # the neighbours whose pairwise masks it added
+    signature: bytes  # its round commitment: over the vector's hash and the partners
+
+    @property
+    def commitment(self) -> bytes:
+        return input_commitment(input_hash(self.vector), self.partners)
+
+
+def input_hash(vector: NDArray[np.uint32]) -> bytes:
+    """BLAKE3 of a masked input's little-endian uint32 bytes (SHA-256 would cost the
+    server a third of a second per 100 inputs of a million values)."""
+    return blake3(np.ascontiguousarray(vector, dtype="<u4").view(np.uint8)).digest()
+
+
+def input_commitment(vector_hash: bytes, partners: Sequence[int]) -> bytes:
+    """What a trainer signs for the round: its masked input and whom it masked with."""
+    listed = b"".join(i.to_bytes(2, "big") for i in partners)
+    return keccak256(vector_hash + keccak256(listed))
 
 
 @dataclass(frozen=True)
@@ -365,9 +399,10 @@ class SecAggClient:
         if self._stage != "keys":
             raise ProtocolViolation("keys are advertised once, first")
         pk_c, pk_s = self._c.public_bytes, self._s.public_bytes
-        signature = self.account.sign_digest(self.params.keys_digest(self.id, pk_c, pk_s))
+        committed = self.params.seed_commitment(self.id, self._seed)
+        digest = self.params.keys_digest(self.id, pk_c, pk_s, committed)
         self._stage = "neighbours"
-        return KeyAdvert(self.id, pk_c, pk_s, signature)
+        return KeyAdvert(self.id, pk_c, pk_s, committed, self.account.sign_digest(digest))
 
     def handle(
         self, message: NeighbourKeys | ShareBatch | SurvivorList | UnmaskRequest
@@ -392,8 +427,9 @@ class SecAggClient:
                 )
             if len(advert.pk_c) != 32 or len(advert.pk_s) != 32:
                 raise ForgedKeys(f"client {advert.sender}'s keys are malformed")
-            digest = self.params.keys_digest(advert.sender, advert.pk_c, advert.pk_s)
-            if not _sign_ok(self.params, digest, advert.signature, advert.sender):
+            if not _sign_ok(
+                self.params, advert.digest(self.params), advert.signature, advert.sender
+            ):
                 raise ForgedKeys(f"client {advert.sender}'s keys are not signed by its account")
             self._peers[advert.sender] = advert
         if len(self._peers) < self.params.threshold:
@@ -442,7 +478,9 @@ class SecAggClient:
             else:
                 y -= pairwise
         self._stage = "masked"
-        return MaskedInput(self.id, y)
+        partners = tuple(sorted(self._held))
+        digest = p.input_digest(input_commitment(input_hash(y), partners))
+        return MaskedInput(self.id, y, partners, self.account.sign_digest(digest))
 
     def _sign(self, message: SurvivorList) -> SurvivorSignature:
         if self._signed is not None:
@@ -494,11 +532,136 @@ class SecAggClient:
 # -- the server ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SignedInput:
+    input_hash: bytes
+    partners: tuple[int, ...]
+    signature: bytes  # the trainer's EIP-712 RoundCommitment
+
+    @property
+    def commitment(self) -> bytes:
+        return input_commitment(self.input_hash, self.partners)
+
+
+@dataclass(frozen=True)
+class RoundTranscript:
+    """What the aggregator publishes so that anyone can check the sum: the signed keys
+    (with seed commitments), each survivor's signed commitment to its masked input, the
+    survivor list with its quorum of signatures, the survivors' self-mask seeds and the
+    mask keys of the dropped clients they had masked with, and the sum over Z_2^32.  It
+    reveals what the aggregator saw, which the protocol makes worth only the sum."""
+
+    adverts: Mapping[int, KeyAdvert]
+    inputs: Mapping[int, SignedInput]
+    survivors: tuple[int, ...]
+    survivor_signatures: Mapping[int, bytes]
+    seeds: Mapping[int, bytes]
+    mask_keys: Mapping[int, bytes]
+    total: bytes  # little-endian uint32
+
+    def leaves(self, params: RoundParams) -> list[tuple[str, bytes]]:
+        """(trainer account, signed commitment) for the round's commitment root."""
+        return [(params.roster[i], self.inputs[i].commitment) for i in self.survivors]
+
+
+class AggregateMismatch(SecAggError):
+    """A published aggregate that its transcript does not support."""
+
+
+def unmask(
+    params: RoundParams, transcript: RoundTranscript, inputs: Mapping[int, NDArray[np.uint32]]
+) -> NDArray[np.uint32]:
+    """The sum over Z_2^32 of the survivors' inputs with every mask removed, from the
+    transcript's seeds and keys (the aggregator and every verifier run this)."""
+    p = params
+    total = np.zeros(p.vector_len, dtype=np.uint32)
+    for i in transcript.survivors:
+        total += inputs[i]
+        total -= _self_mask(p, transcript.seeds[i], i)
+    survivors = set(transcript.survivors)
+    for j, secret in sorted(transcript.mask_keys.items()):
+        key = X25519KeyPair.from_private_bytes(secret)
+        for i in sorted(survivors):
+            if j in transcript.inputs[i].partners:
+                pairwise = _pair_mask(p, key.exchange(transcript.adverts[i].pk_s), i, j)
+                if _pair_sign(i, j) > 0:
+                    total -= pairwise
+                else:
+                    total += pairwise
+    return total
+
+
+def verify_round(
+    params: RoundParams,
+    transcript: RoundTranscript,
+    fetch_input: Callable[[int], NDArray[np.uint32]],
+) -> NDArray[np.float64]:
+    """Check a published aggregate from its transcript and the masked inputs (public:
+    each is uniformly random on its own); returns the decoded sum.  Raises
+    ``AggregateMismatch`` for any signature, hash, seed, key or single unit that is off."""
+    p = params
+    survivors = transcript.survivors
+    if list(survivors) != sorted(set(survivors)) or not set(survivors) <= set(p.roster):
+        raise AggregateMismatch("the survivor list is not a sorted subset of the roster")
+    digest = p.survivors_digest(survivors)
+    signers = {
+        c
+        for c, sig in transcript.survivor_signatures.items()
+        if c in survivors and _sign_ok(p, digest, sig, c)
+    }
+    if len(signers) < p.quorum:
+        raise AggregateMismatch(
+            f"{len(signers)} valid signatures on the survivors, quorum {p.quorum}"
+        )
+    for j, advert in transcript.adverts.items():
+        if advert.sender != j or not _sign_ok(p, advert.digest(p), advert.signature, j):
+            raise AggregateMismatch(f"client {j}'s keys are not signed by its account")
+    inputs = {}
+    for i in survivors:
+        signed = transcript.inputs.get(i)
+        if signed is None or not _sign_ok(
+            p, p.input_digest(signed.commitment), signed.signature, i
+        ):
+            raise AggregateMismatch(f"client {i}'s input commitment is missing or not signed")
+        vector = fetch_input(i)
+        if (
+            vector.dtype != np.uint32
+            or vector.shape != (p.vector_len,)
+            or input_hash(vector) != signed.input_hash
+        ):
+            raise AggregateMismatch(f"client {i}'s masked input does not match its commitment")
+        inputs[i] = vector
+        if not set(signed.partners) <= p.neighbours[i]:
+            raise AggregateMismatch(f"client {i} claims partners outside its neighbourhood")
+        if (
+            p.seed_commitment(i, transcript.seeds.get(i, b""))
+            != transcript.adverts[i].seed_commitment
+        ):
+            raise AggregateMismatch(f"client {i}'s revealed seed is not the one it committed to")
+    for i in survivors:
+        for j in transcript.inputs[i].partners:
+            if j in transcript.inputs and i not in transcript.inputs[j].partners:
+                raise AggregateMismatch(f"clients {i} and {j} disagree on masking each other")
+            if j not in transcript.inputs and j not in transcript.mask_keys:
+                raise AggregateMismatch(f"client {j}'s mask key is missing")
+    for j, secret in transcript.mask_keys.items():
+        if (
+            j in survivors
+            or X25519KeyPair.from_private_bytes(secret).public_bytes != transcript.adverts[j].pk_s
+        ):
+            raise AggregateMismatch(f"client {j}'s revealed mask key is not its own")
+    total = unmask(p, transcript, inputs)
+    if total.astype("<u4").tobytes() != transcript.total:
+        raise AggregateMismatch("the published sum is not the sum of the committed inputs")
+    return fixedpoint.decode(total, p.frac_bits)
+
+
 @dataclass
 class SecAggResult:
     total: NDArray[np.float64]  # the sum of the survivors' clipped updates
     survivors: tuple[int, ...]
     dropped: tuple[int, ...]  # shared keys, then dropped before their input counted
+    transcript: RoundTranscript
 
 
 @dataclass
@@ -514,6 +677,7 @@ class SecAggServer:
     _survivors: tuple[int, ...] = ()
     _signatures: dict[int, bytes] = field(default_factory=dict)
     _unmask: dict[int, UnmaskShares] = field(default_factory=dict)
+    _signed_inputs: dict[int, SignedInput] = field(default_factory=dict)
 
     _STAGE_OF = {
         KeyAdvert: "keys",
@@ -535,8 +699,7 @@ class SecAggServer:
         if sender not in self.params.roster:
             raise self._refuse(f"client {sender} is not on the roster")
         if isinstance(message, KeyAdvert):
-            digest = self.params.keys_digest(sender, message.pk_c, message.pk_s)
-            if not _sign_ok(self.params, digest, message.signature, sender):
+            if not _sign_ok(self.params, message.digest(self.params), message.signature, sender):
                 raise self._refuse(f"client {sender}'s keys are not signed by its account")
             self._once(self._adverts, sender, message)
         elif isinstance(message, SealedShares):
@@ -551,7 +714,13 @@ class SecAggServer:
                 or v.shape != (self.params.vector_len,)
             ):
                 raise self._refuse(f"client {sender}'s masked input is malformed or unexpected")
+            digest = self.params.input_digest(message.commitment)
+            if not _sign_ok(self.params, digest, message.signature, sender):
+                raise self._refuse(f"client {sender}'s masked input is not signed by it")
             self._once(self._inputs, sender, v)
+            self._signed_inputs[sender] = SignedInput(
+                input_hash(v), message.partners, message.signature
+            )
         elif isinstance(message, SurvivorSignature):
             digest = self.params.survivors_digest(self._survivors)
             if sender not in self._survivors or not _sign_ok(
@@ -624,30 +793,37 @@ class SecAggServer:
 
     def finish(self) -> SecAggResult:
         """Remove every mask and decode the sum; ``TooFewSurvivors`` if some secret lacks
-        ``threshold`` shares."""
+        ``threshold`` shares.  The result carries the round's public transcript."""
         if self.stage != "unmask":
             raise ProtocolViolation(f"finish() at stage {self.stage}")
         p = self.params
         survivors = set(self._survivors)
-        dropped = sorted(set(self._shares) - survivors)
-        total = np.zeros(p.vector_len, dtype=np.uint32)
-        for v in self._inputs.values():
-            total += v
-        for j in sorted(survivors):
-            seed = self._rebuild(j, "self_mask")
-            total -= _self_mask(p, seed, j)
-        for j in dropped:
-            secret = X25519KeyPair.from_private_bytes(self._rebuild(j, "mask_key"))
-            if secret.public_bytes != self._adverts[j].pk_s:
+        seeds = {j: self._rebuild(j, "self_mask") for j in sorted(survivors)}
+        partners_of_dropped = {
+            j for i in survivors for j in self._signed_inputs[i].partners if j not in survivors
+        }
+        mask_keys = {}
+        for j in sorted(partners_of_dropped):
+            secret = self._rebuild(j, "mask_key")
+            if X25519KeyPair.from_private_bytes(secret).public_bytes != self._adverts[j].pk_s:
                 raise self._abort(f"client {j}'s mask key rebuilds wrong: a share was bad")
-            for i in sorted(survivors & p.neighbours[j] & set(self._shares[j].ciphertexts)):
-                pairwise = _pair_mask(p, secret.exchange(self._adverts[i].pk_s), i, j)
-                if _pair_sign(i, j) > 0:
-                    total -= pairwise
-                else:
-                    total += pairwise
+            mask_keys[j] = secret
+        transcript = RoundTranscript(
+            adverts={j: self._adverts[j] for j in sorted(survivors | partners_of_dropped)},
+            inputs={i: self._signed_inputs[i] for i in sorted(survivors)},
+            survivors=self._survivors,
+            survivor_signatures=dict(self._signatures),
+            seeds=seeds,
+            mask_keys=mask_keys,
+            total=b"",
+        )
+        total = unmask(p, transcript, self._inputs)
+        transcript = dataclasses.replace(transcript, total=total.astype("<u4").tobytes())
         self.stage = "done"
-        return SecAggResult(fixedpoint.decode(total, p.frac_bits), self._survivors, tuple(dropped))
+        dropped = tuple(sorted(set(self._shares) - survivors))
+        return SecAggResult(
+            fixedpoint.decode(total, p.frac_bits), self._survivors, dropped, transcript
+        )
 
     def _rebuild(self, j: int, kind: str) -> bytes:
         raw = [getattr(u, kind)[j] for u in self._unmask.values() if j in getattr(u, kind)]
