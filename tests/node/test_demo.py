@@ -14,7 +14,7 @@ def test_demo_runs_a_real_job_and_pays_out_every_wei(tmp_path: Path):
     assert result.job_state == JobState.FINALIZED
     assert sum(result.rewards.values()) + result.refund == result.escrow
     assert all(v > 0 for v in result.rewards.values())
-    assert result.accuracies[-1] > 0.85
+    assert result.accuracies[-1] > 0.85 and len(result.rewards) == 10
     store = LocalBlobStore(tmp_path / "blobs")
     for cid in result.round_cids:
         sealed = store.get(cid)

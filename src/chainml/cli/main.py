@@ -32,7 +32,7 @@ def _root() -> None:
 @app.command()
 def demo(
     workdir: Path = typer.Option(Path(".chainml/demo"), help="where the chain and blobs go"),
-    rounds: int = typer.Option(3, min=1, max=64),
+    rounds: int = typer.Option(10, min=1, max=64),
 ) -> None:
     """Run the main job on the embedded defaults: a federated job recorded on chain."""
     from rich.console import Console

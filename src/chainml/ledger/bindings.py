@@ -261,7 +261,7 @@ class JobParams:
     max_participants: int
     min_stake: int
     challenge_window: int
-    clip_bound: int = 0
+    clip_bound: int = 0  # the L2 bound on each trainer's update, in thousandths
     dp_noise_multiplier: int = 0
     dp_delta_exponent: int = 0
     config_hash: bytes = b"\0" * 32

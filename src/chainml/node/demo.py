@@ -1,13 +1,18 @@
 """The main job on the embedded defaults: a real federated job recorded on chain.
 
-Starts chainml's embedded chain as its own process, deploys the contracts, registers four
-parties with stake, has three hospitals commit to their shards of the digits data with
-salted Merkle roots, starts one node process per party, posts a job with escrow which the
-hospitals' nodes join on their own, runs federated rounds in which every trainer signs an
-EIP-712 commitment to its update and the aggregator records one transaction per round
-(sealed aggregate's CID, commitment root, participant bitmap), passes the challenge
-window, lets the nodes finalise and claim, and shows what is on chain.  Training itself
-still runs in this process; the training issue moves it into the nodes.
+Starts chainml's embedded chain as its own process, deploys the contracts, registers ten
+hospitals and a coordinator with stake, has the hospitals commit to their non-IID
+(Dirichlet 0.5) shards of the digits data with salted Merkle roots, starts one node
+process per party, posts a job with escrow which the hospitals' nodes join on their own,
+and trains an MLP: each round every hospital trains on its own shard and the coordinator
+learns only the sum of their clipped updates through SecAgg+; every trainer's signed
+commitment goes under the round's Merkle root, the aggregator records one transaction
+per round (sealed aggregate's CID, commitment root, participant bitmap), and an auditor
+re-checks each sum from the published transcript.  Then the challenge window passes, the
+nodes finalise and claim, the final model is sealed, its key split 2-of-3 among three
+hospitals' nodes, and a grantee opens it through them.  Local training and the SecAgg+
+messages still run in this process; the nodes' processes carry chain actions and key
+release.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -33,8 +39,6 @@ from chainml.crypto import (
     encode_float_records,
     keccak256,
     schema_hash,
-    sign_round_commitment,
-    verify_round_commitment,
 )
 from chainml.crypto.stream import generate_key
 from chainml.errors import ChainmlError
@@ -49,8 +53,16 @@ from chainml.storage import access
 from chainml.storage.local import LocalBlobStore
 from chainml.storage.sealed import load_manifest, open_artifact, seal_artifact
 from chainml.training.data import Dataset, dirichlet_partition, load
-from chainml.training.fedavg import fedavg
-from chainml.training.models import SoftmaxRegression, from_safetensors, to_safetensors
+from chainml.training.models import MLP, flatten, from_safetensors, to_safetensors, unflatten
+from chainml.training.secagg import (
+    RoundParams,
+    RoundTranscript,
+    SecAggClient,
+    SecAggServer,
+    clip_l2,
+    run_in_memory,
+    verify_round,
+)
 
 ETHER = 10**18
 
@@ -116,12 +128,13 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
 
     trainer_roles = Role.DATA_OWNER | Role.TRAINER | Role.VALIDATOR
     parties = [
-        Party("hospital-a", Identity.generate(), trainer_roles, 3 * ETHER),
-        Party("hospital-b", Identity.generate(), trainer_roles, 3 * ETHER),
-        Party("hospital-c", Identity.generate(), trainer_roles, 3 * ETHER),
-        Party("coordinator", Identity.generate(), Role.REQUESTER | Role.AGGREGATOR, 2 * ETHER),
+        Party(f"hospital-{letter}", Identity.generate(), trainer_roles, 3 * ETHER)
+        for letter in "abcdefghij"
     ]
-    step("register 4 parties: account, X25519 key with proof of possession, stake")
+    parties.append(
+        Party("coordinator", Identity.generate(), Role.REQUESTER | Role.AGGREGATOR, 2 * ETHER)
+    )
+    step(f"register {len(parties)} parties: account, X25519 key with proof of possession, stake")
     for p in parties:
         client.transact(dev, to=p.identity.address, value=20 * ETHER)
         pop = p.identity.proof_of_possession(client.chain_id, cm.registry.address)
@@ -133,7 +146,7 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
             f"http://127.0.0.1/{p.name}",
             p.stake,
         )
-    trainers, coordinator = parties[:3], parties[3]
+    trainers, coordinator = parties[:-1], parties[-1]
 
     data = load("digits", seed=seed)
     shards = dirichlet_partition(data.y_train, len(trainers), alpha=0.5, seed=seed)
@@ -203,7 +216,7 @@ def _job(
         min_stake=ETHER,
         challenge_window=window,
         clip_bound=10_000,
-        config_hash=keccak256(b"softmax-regression digits lr=0.5 epochs=2"),
+        config_hash=keccak256(b"mlp 64-64-10 relu digits lr=0.1 momentum=0.9 epochs=5 secagg+"),
     )
     step(f"coordinator posts a {rounds}-round job with {escrow / ETHER:g} ETH in escrow")
     job_id = cm.jobs.create_job(coordinator.identity.account, params, escrow)
@@ -219,29 +232,42 @@ def _job(
 
     store = LocalBlobStore(workdir / "blobs")
     model_key = generate_key()  # the requester's; never stored in clear
-    global_model = SoftmaxRegression(data.n_features, data.n_classes, seed=seed)
+    global_model = MLP(data.n_features, data.n_classes, (64,), seed=seed)
+    clip = cm.jobs.job(job_id).params.clip_bound / 1000  # the job's L2 bound, on chain
+    counts = np.array([len(p.shard) for p in trainers], dtype=np.float64)
+    weights = counts / counts.max()  # record counts are public: committed on chain
     accuracies: list[float] = []
     cids: list[str] = []
+    audits: list[str] = []
     for r in range(1, rounds + 1):
-        updates, weights, signed = [], [], []
-        for p in trainers:
-            local = SoftmaxRegression(data.n_features, data.n_classes)
+        start = flatten(global_model.params).astype(np.float64)
+        roster = {index[p.identity.address] + 1: p.identity.address for p in trainers}
+        round_params = RoundParams.create(
+            roster,
+            len(start),
+            chain_id=client.chain_id,
+            jobs=cm.jobs.address,
+            job_id=job_id,
+            round=r,
+            clip=clip,
+            graph_seed=keccak256(cm.jobs.address.encode() + f"{job_id}/{r}".encode()),
+        )
+        clients = {}
+        for p, w in zip(trainers, weights, strict=True):  # each hospital trains on its own shard
+            local = MLP(data.n_features, data.n_classes, (64,))
             local.set_params(global_model.params)
-            local.fit(data.x_train[p.shard], data.y_train[p.shard], epochs=2, seed=seed + r)
-            blob = to_safetensors(local.params)
-            commitment = keccak256(blob)
-            sig = sign_round_commitment(
-                p.identity.account, client.chain_id, cm.jobs.address, job_id, r, commitment
-            )
-            updates.append(local.params)
-            weights.append(len(p.shard))
-            signed.append((p, commitment, sig))
-        # The aggregator checks every signature before it counts an update.
-        for p, commitment, sig in signed:
-            verify_round_commitment(
-                p.identity.address, sig, client.chain_id, cm.jobs.address, job_id, r, commitment
-            )
-        global_model.set_params(fedavg(updates, weights))
+            local.fit(data.x_train[p.shard], data.y_train[p.shard], epochs=5, seed=seed + r)
+            delta = clip_l2(flatten(local.params).astype(np.float64) - start, clip) * w
+            slot = index[p.identity.address] + 1
+            clients[slot] = SecAggClient(round_params, slot, p.identity.account, delta)
+        server = SecAggServer(round_params)  # the coordinator's aggregator role
+        aggregated = run_in_memory(round_params, clients, server=server)
+        transcript = aggregated.transcript
+        # published for auditors: the transcript and every (masked, uniform-looking) input
+        refs = {i: store.put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()}
+        audits.append(store.put(transcript.encode()))
+        update = aggregated.total / sum(weights[i - 1] for i in aggregated.survivors)
+        global_model.set_params(unflatten((start + update).astype(np.float32), global_model.params))
         sealed = seal_artifact(
             store,
             model_key,
@@ -251,15 +277,23 @@ def _job(
             media_type=SAFETENSORS,
         )
         cid = sealed.manifest.ciphertext_cid
-        tree = MerkleTree([commitment_leaf(p.identity.address, job_id, r, c) for p, c, _ in signed])
-        bitmap = sum(1 << index[p.identity.address] for p, _, _ in signed)
+        leaves = transcript.leaves(round_params)
+        tree = MerkleTree([commitment_leaf(a, job_id, r, c) for a, c in leaves])
+        bitmap = sum(1 << (i - 1) for i in aggregated.survivors)
         cm.jobs.submit_round(coordinator.identity.account, job_id, r, cid, tree.root, bitmap)
-        for i, (p, c, _) in enumerate(signed):  # every trainer checks it was counted
-            assert cm.jobs.verify_inclusion(job_id, r, p.identity.address, c, tree.proof(i))
-        acc = _accuracy(global_model, data)
+        for k, (address, commitment) in enumerate(leaves):  # every trainer checks it counted
+            assert cm.jobs.verify_inclusion(job_id, r, address, commitment, tree.proof(k))
+        # an auditor re-checks the sum from public data only: the transcript and the inputs
+        public = RoundTranscript.decode(store.get(audits[-1]))
+        fetched = {i: np.frombuffer(store.get(ref), dtype="<u4") for i, ref in refs.items()}
+        verify_round(round_params, public, fetched.__getitem__)
+        acc = global_model.accuracy(data.x_test, data.y_test)
         accuracies.append(acc)
         cids.append(cid)
-        step(f"round {r}: 3 signed commitments, sealed aggregate {cid[:16]}…, accuracy {acc:.3f}")
+        step(
+            f"round {r}: {len(aggregated.survivors)} masked updates (SecAgg+), sum re-checked by "
+            f"an auditor, sealed aggregate {cid[:14]}…, accuracy {acc:.3f}"
+        )
 
     step("challenge window passes; the nodes finalise the job and claim each reward once")
     client.increase_time(window + 1)
@@ -394,10 +428,6 @@ def _rewards(cm: Chainml, job_id: int, trainers: list[Party]) -> dict[str, int] 
 
 class DemoError(ChainmlError):
     """The demo could not complete."""
-
-
-def _accuracy(model: SoftmaxRegression, data: Dataset) -> float:
-    return model.accuracy(data.x_test, data.y_test)
 
 
 def _stepper(out: Console) -> Callable[[str], None]:

@@ -34,6 +34,7 @@ fixedpoint``), so the masked vector is as many bytes as the float32 update.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -289,7 +290,7 @@ class MaskedInput:
 def input_hash(vector: NDArray[np.uint32]) -> bytes:
     """BLAKE3 of a masked input's little-endian uint32 bytes (SHA-256 would cost the
     server a third of a second per 100 inputs of a million values)."""
-    return blake3(np.ascontiguousarray(vector, dtype="<u4").view(np.uint8)).digest()
+    return blake3(np.ascontiguousarray(vector, dtype="<u4").tobytes()).digest()
 
 
 def input_commitment(vector_hash: bytes, partners: Sequence[int]) -> bytes:
@@ -563,6 +564,51 @@ class RoundTranscript:
         """(trainer account, signed commitment) for the round's commitment root."""
         return [(params.roster[i], self.inputs[i].commitment) for i in self.survivors]
 
+    def encode(self) -> bytes:
+        """Versioned JSON (bytes as hex); what the aggregator stores for auditors."""
+        doc = {
+            "format": "chainml-secagg-transcript/1",
+            "adverts": {
+                str(j): [a.pk_c.hex(), a.pk_s.hex(), a.seed_commitment.hex(), a.signature.hex()]
+                for j, a in self.adverts.items()
+            },
+            "inputs": {
+                str(i): [s.input_hash.hex(), list(s.partners), s.signature.hex()]
+                for i, s in self.inputs.items()
+            },
+            "survivors": list(self.survivors),
+            "survivor_signatures": {str(i): v.hex() for i, v in self.survivor_signatures.items()},
+            "seeds": {str(i): v.hex() for i, v in self.seeds.items()},
+            "mask_keys": {str(i): v.hex() for i, v in self.mask_keys.items()},
+            "total": self.total.hex(),
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> RoundTranscript:
+        try:
+            d = json.loads(raw)
+            if d.get("format") != "chainml-secagg-transcript/1":
+                raise ValueError("unknown format")
+            h = bytes.fromhex
+            return cls(
+                adverts={
+                    int(j): KeyAdvert(int(j), h(a[0]), h(a[1]), h(a[2]), h(a[3]))
+                    for j, a in d["adverts"].items()
+                },
+                inputs={
+                    int(i): SignedInput(h(v[0]), tuple(int(x) for x in v[1]), h(v[2]))
+                    for i, v in d["inputs"].items()
+                },
+                survivors=tuple(int(i) for i in d["survivors"]),
+                survivor_signatures={int(i): h(v) for i, v in d["survivor_signatures"].items()},
+                seeds={int(i): h(v) for i, v in d["seeds"].items()},
+                mask_keys={int(i): h(v) for i, v in d["mask_keys"].items()},
+                total=h(d["total"]),
+            )
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise AggregateMismatch("not a secure-aggregation transcript") from exc
+
 
 class AggregateMismatch(SecAggError):
     """A published aggregate that its transcript does not support."""
@@ -733,6 +779,12 @@ class SecAggServer:
                 raise self._refuse(f"client {sender} did not sign the survivor list")
             self._once(self._unmask, sender, message)
 
+    @property
+    def inputs(self) -> Mapping[int, NDArray[np.uint32]]:
+        """The masked inputs received (public: each is uniform on its own); the node
+        stores them beside the transcript for auditors."""
+        return dict(self._inputs)
+
     def _refuse(self, why: str) -> ProtocolViolation:
         self.refused.append(why)
         return ProtocolViolation(why)
@@ -846,12 +898,13 @@ def run_in_memory(
     clients: Mapping[int, SecAggClient],
     *,
     drop: Mapping[str, Iterable[int]] | None = None,
+    server: SecAggServer | None = None,
 ) -> SecAggResult:
     """Run a round, dropping the named clients at the named stage ("keys", "shares",
     "masked", "consistency", "unmask"): from then on their messages are lost."""
     drop = {k: set(v) for k, v in (drop or {}).items()}
     gone: set[int] = set()
-    server = SecAggServer(params)
+    server = server or SecAggServer(params)
 
     def alive(stage: str) -> list[int]:
         gone.update(drop.get(stage, ()))
