@@ -20,6 +20,7 @@ from chainml.training.secagg import (
     NeighbourKeys,
     ProtocolViolation,
     RoundParams,
+    RoundTranscript,
     SecAggClient,
     SecAggServer,
     SurvivorList,
@@ -327,3 +328,13 @@ def test_every_forgery_in_a_transcript_is_caught():
         with pytest.raises(AggregateMismatch):
             verify_round(p, transcript, given.__getitem__)
             pytest.fail(name)
+
+
+def test_the_transcript_survives_its_wire_format():
+    p, result, inputs, _ = _verified_round({"masked": [2, 5, 9]})
+    decoded = RoundTranscript.decode(result.transcript.encode())
+    assert decoded == result.transcript
+    assert np.array_equal(verify_round(p, decoded, inputs.__getitem__), result.total)
+    for bad in (b"{}", b"not json", b'{"format": "chainml-secagg-transcript/1"}'):
+        with pytest.raises(AggregateMismatch):
+            RoundTranscript.decode(bad)
