@@ -19,6 +19,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
 )
 from pydantic import BaseModel
@@ -76,6 +77,20 @@ class Metrics:
         )
         self.peers = Gauge(
             "chainml_peers", "Registered parties known to the node", registry=self.registry
+        )
+        self.round_seconds = Histogram(
+            "chainml_round_seconds",
+            "Training rounds this node took part in, start to end, by role and outcome",
+            ["role", "outcome"],
+            buckets=(0.5, 1, 2, 5, 10, 20, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.stage_seconds = Histogram(
+            "chainml_secagg_stage_seconds",
+            "Secure-aggregation stages at the aggregator, by stage",
+            ["stage"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=self.registry,
         )
         self.alerts = Gauge(
             "chainml_alerts",

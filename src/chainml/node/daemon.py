@@ -58,6 +58,10 @@ class ConfigError(ChainmlError):
     """node.toml is missing a field or has a wrong one."""
 
 
+def _optional(base: Path, value: object) -> Path | None:
+    return base / str(value) if value else None
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     name: str
@@ -79,6 +83,10 @@ class NodeConfig:
     worker_interval: float = 1.0
     confirmations: int = 0
     store: Path = Path("store")  # the node's blob store (key bundles it guards, artifacts)
+    training_data: Path | None = None  # a trainer's own data: .npz with x and y
+    validation: Path | None = None  # an aggregator's held-out data, for accuracy per round
+    jobs_dir: Path = Path("jobs")  # job configurations this aggregator serves, by hash
+    stage_timeout: float = 10.0  # seconds a secure-aggregation stage waits for stragglers
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -93,6 +101,7 @@ class NodeConfig:
         try:
             node, chain = doc["node"], doc["chain"]
             limits = doc.get("limits", {})
+            training = doc.get("training", {})
             host, _, port = str(node["listen"]).rpartition(":")
             return cls(
                 name=str(node["name"]),
@@ -114,6 +123,10 @@ class NodeConfig:
                 worker_interval=float(doc.get("workers", {}).get("interval", 1.0)),
                 confirmations=int(chain.get("confirmations", 0)),
                 store=base / doc.get("storage", {}).get("dir", "store"),
+                training_data=_optional(base, training.get("data")),
+                validation=_optional(base, training.get("validation")),
+                jobs_dir=base / training.get("jobs_dir", "jobs"),
+                stage_timeout=float(training.get("stage_timeout", 10.0)),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: missing or bad field {exc}") from None
@@ -149,6 +162,12 @@ ban_after_refusals = 20   # forged, replayed, malformed or undecryptable envelop
 
 [storage]
 dir = "store"       # content-addressed blobs: sealed artifacts, key bundles
+
+[training]
+# data = "data.npz"             # a trainer's own records (x, y); never leaves this node
+# validation = "validation.npz" # an aggregator's held-out records: accuracy per round
+jobs_dir = "jobs"               # job configurations this node aggregates, named by hash
+stage_timeout = 10              # seconds a secure-aggregation stage waits for stragglers
 
 [monitor]
 interval = 5        # seconds between chain checks
@@ -255,7 +274,7 @@ def run(config: NodeConfig) -> None:
     """Serve until SIGTERM/SIGINT (uvicorn's handlers), then close the state."""
     import uvicorn
 
-    from chainml.node.api import Guard, create_app
+    from chainml.node.api import Guard, Metrics, create_app
 
     node = build(config, config.password())
     guard = Guard.create(
@@ -306,14 +325,23 @@ def run(config: NodeConfig) -> None:
         head = node.client.block_number()
         metrics.head_lag.set(head - cursor.block_number if cursor else head)
 
+    store = LocalBlobStore(config.store)
     guardian = Guardian(
         node.identity,
         LedgerChainView(node.cm),
-        LocalBlobStore(config.store),
+        store,
         replay=SqliteReplayCache(node.state, horizon=3600),
     )
+    metrics = Metrics()
+    dispatcher = _round_roles(config, node, roles, store, metrics, stop)
     app = create_app(
-        node.receiver, guard=guard, dashboard=dashboard, on_scrape=on_scrape, guardian=guardian
+        node.receiver,
+        guard=guard,
+        dashboard=dashboard,
+        on_scrape=on_scrape,
+        guardian=guardian,
+        metrics=metrics,
+        on_message=dispatcher.put,
     )
     log.info(
         "node %s (%s) on http://%s:%d", config.name, node.identity.address, config.host, config.port
@@ -336,6 +364,61 @@ def run(config: NodeConfig) -> None:
         worker.join(timeout=10)
         node.state.close()
         log.info("node %s stopped", config.name)
+
+
+def _round_roles(
+    config: NodeConfig,
+    node: Node,
+    roles: Any,
+    store: LocalBlobStore,
+    metrics: Any,
+    stop: threading.Event,
+) -> Any:
+    """The trainer role (if the node trains and has data) and the aggregator role (if it
+    aggregates), fed by one dispatcher thread."""
+    from chainml.ledger.bindings import Role
+    from chainml.node.rounds import (
+        AggregatorRole,
+        Courier,
+        Dispatcher,
+        TrainerRole,
+        load_npz,
+        run_aggregator,
+    )
+
+    courier = Courier(node.identity, node.cm)
+    trainer = aggregator = None
+    if roles & Role.TRAINER and config.training_data is not None:
+        trainer = TrainerRole(
+            node.identity,
+            node.cm,
+            node.state,
+            courier,
+            load_npz(config.training_data),
+            metrics=metrics,
+        )
+    if roles & Role.AGGREGATOR:
+        validation = load_npz(config.validation) if config.validation else None
+        aggregator = AggregatorRole(
+            node.identity,
+            node.cm,
+            node.state,
+            courier,
+            store,
+            jobs_dir=config.jobs_dir,
+            validation=validation,
+            stage_timeout=config.stage_timeout,
+            metrics=metrics,
+        )
+        threading.Thread(
+            target=run_aggregator,
+            args=(aggregator, stop, config.worker_interval),
+            name="aggregator",
+            daemon=True,
+        ).start()
+    dispatcher = Dispatcher(trainer, aggregator)
+    threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True).start()
+    return dispatcher
 
 
 def spawn(config: Path, password: str, *, quiet: bool = False) -> subprocess.Popen[bytes]:

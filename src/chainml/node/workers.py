@@ -219,7 +219,8 @@ class JobWorkers:
         """Finish every action a crash left half-done, whatever the job looks like now."""
         for key in self.actions.unfinished():
             kind, job_id = key.split(":", 1)
-            self._do(kind, int(job_id))
+            if kind in ("join", "finalize", "claim"):  # round results are the aggregator's
+                self._do(kind, int(job_id))
 
     def _my_jobs(self) -> list[int]:
         rows = self.state.query("SELECT key FROM meta WHERE key LIKE 'job:%' AND value = 'joined'")

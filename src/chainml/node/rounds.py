@@ -1,0 +1,676 @@
+"""Training rounds across node processes: the trainer and aggregator roles.
+
+Every message between them is an envelope (signed by the sender's registered account,
+sealed to the recipient's registered X25519 key), and the SecAgg+ state machines of
+``chainml.training.secagg`` do the protocol work; this module only moves messages, keeps
+time, and makes each step durable:
+
+- the **aggregator** (the job's ``aggregator`` on chain) starts round ``r`` once every
+  participant has joined: it sends each trainer a ``round/start`` (job configuration,
+  global parameters, SecAgg+ parameters), then runs the five SecAgg+ stages, each closed
+  when every expected message is in or ``stage_timeout`` passes (whoever is late has
+  dropped out).  It seals the new global model, stores a public round record (sealed
+  aggregate, transcript, masked inputs) and submits one transaction: the record's CID,
+  the Merkle root over the trainers' signed commitments, the participant bitmap.  A round
+  that falls below the threshold, or that a crash interrupted, is aborted and retried as
+  a new attempt; nothing reaches the chain for it.
+- a **trainer** checks that a ``round/start`` comes from the job's aggregator and carries
+  the configuration whose hash is on chain, trains on its own data and answers each stage.
+  Before it sends its signed commitment it records it in SQLite; a trainer that has
+  committed in a round never takes part in that round again (after a crash its SecAgg+
+  keys are gone: it is a dropout), so no trainer ever signs two commitments for one round.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+from numpy.typing import NDArray
+
+from chainml.crypto import Identity, MerkleTree, commitment_leaf, keccak256
+from chainml.errors import ChainmlError
+from chainml.ledger.bindings import Chainml, JobState
+from chainml.ledger.errors import LedgerError
+from chainml.node.envelope import Opened, seal_envelope
+from chainml.node.state import NodeState
+from chainml.node.workers import Actions, crash_point
+from chainml.storage.access import unwrap_as_grantee, wrap_for_grantee
+from chainml.storage.sealed import load_manifest, open_artifact, seal_artifact
+from chainml.storage.store import BlobStore
+from chainml.training import wire
+from chainml.training.errors import TrainingError
+from chainml.training.job import JobConfig
+from chainml.training.models import Params, flatten, from_safetensors, to_safetensors, unflatten
+from chainml.training.secagg import (
+    MaskedInput,
+    ProtocolViolation,
+    RoundParams,
+    SecAggClient,
+    SecAggError,
+    SecAggServer,
+    UnmaskShares,
+)
+
+log = logging.getLogger("chainml.node.rounds")
+
+START = "round/start"
+TO_CLIENT = "secagg/client"
+TO_SERVER = "secagg/server"
+STAGES = ("keys", "shares", "masked", "consistency", "unmask")
+MAX_ATTEMPTS = 3
+
+
+class DeliveryFailed(ChainmlError):
+    """An envelope did not reach its recipient's node."""
+
+
+class Courier:
+    """Seals, signs and posts envelopes to registered parties' endpoints."""
+
+    def __init__(self, identity: Identity, cm: Chainml, *, timeout: float = 10.0) -> None:
+        self.identity, self.cm, self.timeout = identity, cm, timeout
+        self.chain_id = cm.registry.client.chain_id
+        self.session = requests.Session()
+        self._lock = threading.Lock()
+
+    def send(self, to: str, purpose: str, payload: bytes, job_id: int, round_no: int) -> None:
+        party = self.cm.registry.party(to)
+        envelope = seal_envelope(
+            self.identity,
+            recipient=to,
+            recipient_key=party.x25519_key,
+            purpose=purpose,
+            plaintext=payload,
+            chain_id=self.chain_id,
+            registry=self.cm.registry.address,
+            timestamp=int(time.time()),
+            job_id=job_id,
+            round=round_no,
+        )
+        body = envelope.to_bytes()
+        url = party.endpoint.rstrip("/") + "/v1/envelopes"
+        with self._lock:  # one session, used by one thread at a time
+            try:
+                reply = self.session.post(url, data=body, timeout=self.timeout)
+            except requests.ConnectionError:
+                # a pooled connection to a peer that restarted: once more on a fresh one
+                self.session.close()
+                self.session = requests.Session()
+                try:
+                    reply = self.session.post(url, data=body, timeout=self.timeout)
+                except requests.RequestException as exc:
+                    raise DeliveryFailed(f"{to}: {type(exc).__name__}") from None
+            except requests.RequestException as exc:
+                raise DeliveryFailed(f"{to}: {type(exc).__name__}") from None
+        if reply.status_code != 202:
+            raise DeliveryFailed(f"{to} refused the envelope: HTTP {reply.status_code}")
+
+
+@dataclass(frozen=True)
+class RoundStart:
+    """What the aggregator sends each trainer to open a round."""
+
+    config: bytes  # the job configuration, canonical JSON
+    params: bytes  # global parameters, safetensors
+    roster: Mapping[int, str]
+    degree: int
+    threshold: int
+    clip: float
+    graph_seed: bytes
+    attempt: int
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "format": "chainml-round-start/1",
+                "config": self.config.decode(),
+                "params": base64.b64encode(self.params).decode(),
+                "roster": {str(k): v for k, v in self.roster.items()},
+                "degree": self.degree,
+                "threshold": self.threshold,
+                "clip": self.clip,
+                "graph_seed": self.graph_seed.hex(),
+                "attempt": self.attempt,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> RoundStart:
+        try:
+            d = json.loads(raw)
+            if d["format"] != "chainml-round-start/1":
+                raise ValueError("unknown format")
+            return cls(
+                d["config"].encode(),
+                base64.b64decode(d["params"], validate=True),
+                {int(k): str(v) for k, v in d["roster"].items()},
+                int(d["degree"]),
+                int(d["threshold"]),
+                float(d["clip"]),
+                bytes.fromhex(d["graph_seed"]),
+                int(d["attempt"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ProtocolViolation("malformed round start") from exc
+
+    def round_params(self, cm: Chainml, job_id: int, round_no: int, vector_len: int) -> RoundParams:
+        return RoundParams(
+            chain_id=cm.jobs.client.chain_id,
+            jobs=cm.jobs.address,
+            job_id=job_id,
+            round=round_no,
+            roster=self.roster,
+            vector_len=vector_len,
+            degree=self.degree,
+            threshold=self.threshold,
+            clip=self.clip,
+            graph_seed=self.graph_seed,
+        )
+
+
+def roster_of(cm: Chainml, job_id: int) -> dict[int, str]:
+    """Bitmap index + 1 -> participant, as the Jobs contract records them."""
+    count = cm.jobs.job(job_id).participant_count
+    return {i + 1: str(cm.jobs.contract.call("participant_at", job_id, i)) for i in range(count)}
+
+
+# -- the trainer -----------------------------------------------------------------------------
+
+
+class TrainerRole:
+    def __init__(
+        self,
+        identity: Identity,
+        cm: Chainml,
+        state: NodeState,
+        courier: Courier,
+        data: tuple[NDArray[np.float64], NDArray[np.int64]],
+        *,
+        metrics: Any = None,
+    ) -> None:
+        self.identity, self.cm, self.state, self.courier = identity, cm, state, courier
+        self.x, self.y = data
+        self.metrics = metrics
+        self.clients: dict[tuple[int, int], tuple[SecAggClient, float]] = {}
+
+    def on_start(self, opened: Opened) -> None:
+        h = opened.header
+        job = self.cm.jobs.job(h.job_id)
+        if h.sender.lower() != job.params.aggregator.lower():
+            raise ProtocolViolation("a round start from someone other than the job's aggregator")
+        start = RoundStart.decode(opened.plaintext)
+        if keccak256(start.config) != job.params.config_hash:
+            raise ProtocolViolation("the job configuration does not match its hash on chain")
+        config = JobConfig.decode(start.config)
+        if start.roster != roster_of(self.cm, h.job_id):
+            raise ProtocolViolation("the round's roster is not the job's participants")
+        slot = next(
+            (i for i, a in start.roster.items() if a.lower() == self.identity.address.lower()), 0
+        )
+        if not slot:
+            raise ProtocolViolation("this node is not a participant of the job")
+        key = f"secagg:{h.job_id}:{h.round}"
+        if self.state.get(key) is not None:
+            log.info("round %d of job %d: already took part; staying out", h.round, h.job_id)
+            return
+        if abs(start.clip - job.params.clip_bound / 1000) > 1e-9:
+            raise ProtocolViolation("the clip bound is not the job's")
+        params = start.round_params(self.cm, h.job_id, h.round, config.vector_len())
+        global_params = from_safetensors(start.params)
+        update = config.local_update(
+            global_params, self.x, self.y, round_no=h.round, clip=start.clip
+        )
+        client = SecAggClient(params, slot, self.identity.account, update)
+        self.state.put(key, "keys")
+        self.clients[(h.job_id, h.round)] = (client, time.monotonic())
+        self._reply(h.sender, h.job_id, h.round, client.advertise())
+
+    def on_secagg(self, opened: Opened) -> None:
+        h = opened.header
+        entry = self.clients.get((h.job_id, h.round))
+        if entry is None:
+            log.info(
+                "round %d of job %d: no state for it (not started, or lost): ignored",
+                h.round,
+                h.job_id,
+            )
+            return
+        client, started = entry
+        if h.sender.lower() != self.cm.jobs.job(h.job_id).params.aggregator.lower():
+            raise ProtocolViolation(
+                "secure-aggregation traffic from someone other than the aggregator"
+            )
+        message = wire.decode(opened.plaintext)
+        reply = client.handle(message)  # type: ignore[arg-type]
+        if isinstance(reply, MaskedInput):
+            # durable before it leaves: this node never commits twice in one round
+            self.state.put(f"secagg:{h.job_id}:{h.round}", "committed:" + reply.commitment.hex())
+            crash_point("secagg:after-commit")
+        self._reply(h.sender, h.job_id, h.round, reply)
+        if isinstance(reply, UnmaskShares):
+            del self.clients[(h.job_id, h.round)]
+            if self.metrics is not None:
+                self.metrics.round_seconds.labels(role="trainer", outcome="done").observe(
+                    time.monotonic() - started
+                )
+
+    def _reply(self, to: str, job_id: int, round_no: int, message: wire.Message) -> None:
+        self.courier.send(to, TO_SERVER, wire.encode(message), job_id, round_no)
+
+
+# -- the aggregator --------------------------------------------------------------------------
+
+
+class AggregatorRole:
+    def __init__(
+        self,
+        identity: Identity,
+        cm: Chainml,
+        state: NodeState,
+        courier: Courier,
+        store: BlobStore,
+        *,
+        jobs_dir: Path,
+        validation: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None,
+        stage_timeout: float = 10.0,
+        metrics: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.identity, self.cm, self.state, self.courier, self.store = (
+            identity,
+            cm,
+            state,
+            courier,
+            store,
+        )
+        self.jobs_dir, self.validation = Path(jobs_dir), validation
+        self.stage_timeout, self.metrics, self.clock = stage_timeout, metrics, clock
+        self.actions = Actions(state, cm.jobs.client)
+        self.inbox: dict[tuple[int, int], queue.Queue[tuple[str, wire.Message]]] = {}
+        self._lock = threading.Lock()
+
+    # messages arrive on the node's dispatcher thread
+    def on_secagg(self, opened: Opened) -> None:
+        h = opened.header
+        with self._lock:
+            box = self.inbox.get((h.job_id, h.round))
+        if box is None:
+            log.info("secure-aggregation message for a round not running: ignored")
+            return
+        box.put((h.sender, wire.decode(opened.plaintext)))
+
+    def _my_open_jobs(self) -> list[int]:
+        count = int(self.cm.jobs.contract.call("job_count"))
+        mine = []
+        for job_id in range(1, count + 1):
+            job = self.cm.jobs.job(job_id)
+            if (
+                job.state == JobState.OPEN
+                and job.params.aggregator.lower() == self.identity.address.lower()
+                and job.participant_count >= job.params.max_participants
+                and job.rounds_done < job.params.rounds
+            ):
+                mine.append(job_id)
+        return mine
+
+    def tick(self) -> None:
+        for job_id in self._my_open_jobs():
+            config = self._config(job_id)
+            if config is None:
+                continue
+            round_no = self.cm.jobs.job(job_id).rounds_done + 1
+            status = self.state.get(f"round:{job_id}:{round_no}") or "new:0"
+            kind, attempt = status.split(":", 1)
+            if kind in ("running", "done"):  # interrupted, or not on chain after all: void
+                log.warning(
+                    "job %d round %d: attempt %s did not reach the chain; aborted",
+                    job_id,
+                    round_no,
+                    attempt,
+                )
+                kind = "aborted"
+                self.state.put(f"round:{job_id}:{round_no}", f"aborted:{attempt}")
+            if kind in ("aborted", "new") and int(attempt) >= MAX_ATTEMPTS:
+                continue
+            if kind == "submitting":  # a crash between recording and submitting: finish it
+                record = json.loads(self.state.get(f"record:{job_id}:{round_no}") or "{}")
+                done = self._submit(job_id, round_no, int(attempt), record)
+                self.state.put(
+                    f"round:{job_id}:{round_no}", f"{'done' if done else 'aborted'}:{attempt}"
+                )
+                continue
+            self.run_round(job_id, round_no, config, int(attempt) + 1)
+
+    def _config(self, job_id: int) -> JobConfig | None:
+        wanted = self.cm.jobs.job(job_id).params.config_hash
+        path = self.jobs_dir / f"{wanted.hex()}.json"
+        if not path.exists():
+            return None
+        return JobConfig.decode(path.read_bytes())
+
+    def _model_key(self, job_id: int) -> bytes:
+        """The job's model key, kept only wrapped to this node's own X25519 key."""
+        from chainml.crypto.stream import generate_key
+        from chainml.node.access import LedgerChainView
+
+        view = LedgerChainView(self.cm)
+        ref = self.state.get(f"job-key:{job_id}")
+        if ref is None:
+            key = generate_key()
+            bundle = wrap_for_grantee(view, key, job_id, self.identity.address)
+            self.state.put(f"job-key:{job_id}", self.store.put(bundle))
+            return key
+        return unwrap_as_grantee(
+            view, self.store.get(ref), self.identity.x25519, job_id, self.identity.address
+        )
+
+    def _global(self, job_id: int, round_no: int, config: JobConfig) -> Params:
+        if round_no == 1:
+            return config.initial_model().params
+        record = json.loads(self.store.get(self.cm.jobs.round(job_id, round_no - 1).aggregate_cid))
+        manifest = load_manifest(self.store, record["model_manifest"])
+        return from_safetensors(open_artifact(self.store, self._model_key(job_id), manifest))
+
+    def run_round(self, job_id: int, round_no: int, config: JobConfig, attempt: int) -> bool:
+        started = self.clock()
+        job = self.cm.jobs.job(job_id)
+        roster = roster_of(self.cm, job_id)
+        vector_len = config.vector_len()
+        clip = job.params.clip_bound / 1000
+        seed = keccak256(self.cm.jobs.address.encode() + f"{job_id}/{round_no}/{attempt}".encode())
+        # room above the clip for the appended weight coordinate (at most 1)
+        params = RoundParams.create(
+            roster,
+            vector_len,
+            chain_id=self.cm.jobs.client.chain_id,
+            jobs=self.cm.jobs.address,
+            job_id=job_id,
+            round=round_no,
+            clip=clip + 1.0,
+            graph_seed=seed,
+        )
+        global_params = self._global(job_id, round_no, config)
+        start = RoundStart(
+            config.encode(),
+            to_safetensors(global_params),
+            roster,
+            params.degree,
+            params.threshold,
+            clip,
+            seed,
+            attempt,
+        )
+        key = f"round:{job_id}:{round_no}"
+        self.state.put(key, f"running:{attempt}")
+        box: queue.Queue[tuple[str, wire.Message]] = queue.Queue()
+        with self._lock:
+            self.inbox[(job_id, round_no)] = box
+        server = SecAggServer(params)
+        try:
+            for address in roster.values():
+                self._send(address, START, start.encode(), job_id, round_no)
+            log.info(
+                "job %d round %d (attempt %d): started with %d trainers",
+                job_id,
+                round_no,
+                attempt,
+                len(roster),
+            )
+            expected = set(roster)
+            for stage in STAGES:
+                t0 = self.clock()
+                got = self._collect(box, server, roster, expected)
+                crash_point(f"aggregator:{stage}")
+                if self.metrics is not None:
+                    self.metrics.stage_seconds.labels(stage=stage).observe(self.clock() - t0)
+                if stage == "unmask":
+                    break
+                outgoing = server.advance()
+                expected = set()
+                for message in outgoing:
+                    if self._send(
+                        roster[message.recipient], TO_CLIENT, wire.encode(message), job_id, round_no
+                    ):
+                        expected.add(message.recipient)
+                log.info(
+                    "job %d round %d: stage %s closed with %d of %d",
+                    job_id,
+                    round_no,
+                    stage,
+                    len(got),
+                    len(roster),
+                )
+            result = server.finish()
+        except SecAggError as exc:
+            self.state.put(key, f"aborted:{attempt}")
+            log.warning("job %d round %d (attempt %d) aborted: %s", job_id, round_no, attempt, exc)
+            if self.metrics is not None:
+                self.metrics.round_seconds.labels(role="aggregator", outcome="aborted").observe(
+                    self.clock() - started
+                )
+            return False
+        finally:
+            with self._lock:
+                self.inbox.pop((job_id, round_no), None)
+        total = result.total[:-1]
+        weight = float(result.total[-1])
+        if weight <= 0:
+            self.state.put(key, f"aborted:{attempt}")
+            return False
+        new = flatten(global_params).astype(np.float64) + total / weight
+        new_params = unflatten(new.astype(np.float32), global_params)
+        sealed = seal_artifact(
+            self.store,
+            self._model_key(job_id),
+            to_safetensors(new_params),
+            artifact_id=f"job-{job_id}-aggregate",
+            version=round_no,
+            media_type="application/vnd.safetensors",
+        )
+        inputs = {
+            str(i): self.store.put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()
+        }
+        leaves = result.transcript.leaves(params)
+        tree = MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves])
+        record = {
+            "format": "chainml-round-record/1",
+            "job": job_id,
+            "round": round_no,
+            "model_manifest": sealed.manifest_cid,
+            "model_ciphertext": sealed.manifest.ciphertext_cid,
+            "transcript": self.store.put(result.transcript.encode()),
+            "inputs": inputs,
+            "params": {
+                "degree": params.degree,
+                "threshold": params.threshold,
+                "clip": params.clip,
+                "graph_seed": params.graph_seed.hex(),
+                "vector_len": vector_len,
+            },
+            "root": tree.root.hex(),
+            "bitmap": sum(1 << (i - 1) for i in result.survivors),
+        }
+        accuracy = None
+        if self.validation is not None:
+            model = config.initial_model()
+            model.set_params(new_params)
+            accuracy = model.accuracy(*self.validation)
+            self.state.put(f"accuracy:{job_id}:{round_no}", f"{accuracy:.6f}")
+        self.state.put(f"record:{job_id}:{round_no}", json.dumps(record))
+        self.state.put(key, f"submitting:{attempt}")
+        crash_point("aggregator:before-submit")
+        if not self._submit(job_id, round_no, attempt, record):
+            self.state.put(key, f"aborted:{attempt}")
+            log.warning(
+                "job %d round %d (attempt %d): the chain refused the result",
+                job_id,
+                round_no,
+                attempt,
+            )
+            return False
+        self.state.put(key, f"done:{attempt}")
+        if self.metrics is not None:
+            self.metrics.round_seconds.labels(role="aggregator", outcome="done").observe(
+                self.clock() - started
+            )
+        log.info(
+            "job %d round %d: %d trainers counted, accuracy %s",
+            job_id,
+            round_no,
+            len(result.survivors),
+            accuracy,
+        )
+        return True
+
+    def _submit(self, job_id: int, round_no: int, attempt: int, record: dict[str, Any]) -> bool:
+        cid = self.store.put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+        contract = self.cm.jobs.contract
+        client = contract.client
+
+        def send() -> str:
+            return str(
+                client.send(
+                    self.identity.account,
+                    to=contract.address,
+                    data=contract.abi.encode_call(
+                        "submit_round",
+                        [job_id, round_no, cid, bytes.fromhex(record["root"]), record["bitmap"]],
+                    ),
+                    wait=False,
+                )
+            )
+
+        return self.actions.perform(
+            f"round:{job_id}:{round_no}:{attempt}",
+            done_on_chain=lambda: self.cm.jobs.job(job_id).rounds_done >= round_no,
+            send=send,
+        )
+
+    def _send(self, to: str, purpose: str, payload: bytes, job_id: int, round_no: int) -> bool:
+        try:
+            self.courier.send(to, purpose, payload, job_id, round_no)
+            return True
+        except (DeliveryFailed, LedgerError) as exc:
+            log.info(
+                "job %d round %d: %s unreachable (%s): counted as dropped",
+                job_id,
+                round_no,
+                to,
+                exc,
+            )
+            return False
+
+    def _collect(
+        self,
+        box: queue.Queue[tuple[str, wire.Message]],
+        server: SecAggServer,
+        roster: Mapping[int, str],
+        expected: set[int],
+    ) -> set[int]:
+        got: set[int] = set()
+        deadline = self.clock() + self.stage_timeout
+        while got < expected:
+            left = deadline - self.clock()
+            if left <= 0:
+                break
+            try:
+                sender, message = box.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            claimed = getattr(message, "sender", None)
+            if claimed is None or roster.get(claimed, "").lower() != sender.lower():
+                log.warning(
+                    "a secure-aggregation message whose sender id is not its signer: refused"
+                )
+                continue
+            try:
+                server.receive(message)  # type: ignore[arg-type]
+            except ProtocolViolation as exc:
+                log.warning("refused: %s", exc)
+                continue
+            got.add(claimed)
+        return got
+
+
+# -- routing --------------------------------------------------------------------------------
+
+
+class Dispatcher:
+    """Takes opened envelopes from the API and hands them to the roles, one at a time, on
+    its own thread (the API answers 202 at once)."""
+
+    def __init__(self, trainer: TrainerRole | None, aggregator: AggregatorRole | None) -> None:
+        self.trainer, self.aggregator = trainer, aggregator
+        self.queue: queue.Queue[Opened] = queue.Queue(maxsize=10_000)
+
+    def put(self, opened: Opened) -> None:
+        purpose = opened.header.purpose
+        if purpose == TO_SERVER and self.aggregator is not None:
+            self.aggregator.on_secagg(opened)  # cheap: queued for the round's own thread
+            return
+        try:
+            self.queue.put_nowait(opened)
+        except queue.Full:
+            log.warning("dispatcher queue full: envelope dropped")
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                opened = self.queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            purpose = opened.header.purpose
+            try:
+                if purpose == START and self.trainer is not None:
+                    self.trainer.on_start(opened)
+                elif purpose == TO_CLIENT and self.trainer is not None:
+                    self.trainer.on_secagg(opened)
+            except (ChainmlError, TrainingError) as exc:
+                log.warning(
+                    "%s from %s refused: %s: %s",
+                    purpose,
+                    opened.header.sender,
+                    type(exc).__name__,
+                    exc,
+                )
+
+
+def run_aggregator(role: AggregatorRole, stop: threading.Event, interval: float) -> None:
+    while True:
+        try:
+            role.tick()
+        except (ChainmlError, TrainingError) as exc:
+            log.warning("aggregator: %s: %s", type(exc).__name__, exc)
+        if stop.wait(interval):
+            return
+
+
+def load_npz(path: Path) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """A party's data: ``x`` (float) and ``y`` (int) arrays in an .npz (no pickles)."""
+    with np.load(path, allow_pickle=False) as data:
+        return np.asarray(data["x"], dtype=np.float64), np.asarray(data["y"], dtype=np.int64)
+
+
+__all__ = [
+    "AggregatorRole",
+    "Courier",
+    "DeliveryFailed",
+    "Dispatcher",
+    "RoundStart",
+    "TrainerRole",
+    "load_npz",
+    "roster_of",
+    "run_aggregator",
+]

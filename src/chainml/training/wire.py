@@ -1,0 +1,158 @@
+"""Versioned wire encodings of the SecAgg+ messages and of a round's start.
+
+JSON objects with a ``type``; bytes as hex; vectors as base64 of little-endian uint32.
+Anything else — a missing field, a wrong size, an unknown type — raises
+``ProtocolViolation``, so a node refuses a malformed message with a typed error.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from chainml.training.secagg import (
+    KeyAdvert,
+    MaskedInput,
+    NeighbourKeys,
+    ProtocolViolation,
+    SealedShares,
+    ShareBatch,
+    SurvivorList,
+    SurvivorSignature,
+    UnmaskRequest,
+    UnmaskShares,
+)
+
+FORMAT = "chainml-secagg/1"
+MAX_VECTOR = 1 << 26
+
+Message = (
+    KeyAdvert
+    | NeighbourKeys
+    | SealedShares
+    | ShareBatch
+    | MaskedInput
+    | SurvivorList
+    | SurvivorSignature
+    | UnmaskRequest
+    | UnmaskShares
+)
+
+
+def _hexmap(m: Mapping[int, bytes]) -> dict[str, str]:
+    return {str(k): v.hex() for k, v in m.items()}
+
+
+def _advert(a: KeyAdvert) -> list[Any]:
+    return [a.sender, a.pk_c.hex(), a.pk_s.hex(), a.seed_commitment.hex(), a.signature.hex()]
+
+
+def encode(message: Message) -> bytes:
+    m = message
+    body: dict[str, Any]
+    if isinstance(m, KeyAdvert):
+        body = {"advert": _advert(m)}
+    elif isinstance(m, NeighbourKeys):
+        body = {"recipient": m.recipient, "adverts": [_advert(a) for a in m.adverts]}
+    elif isinstance(m, SealedShares):
+        body = {"sender": m.sender, "ciphertexts": _hexmap(m.ciphertexts)}
+    elif isinstance(m, ShareBatch):
+        body = {"recipient": m.recipient, "ciphertexts": _hexmap(m.ciphertexts)}
+    elif isinstance(m, MaskedInput):
+        vector = base64.b64encode(np.ascontiguousarray(m.vector, dtype="<u4").tobytes()).decode()
+        body = {
+            "sender": m.sender,
+            "vector": vector,
+            "partners": list(m.partners),
+            "signature": m.signature.hex(),
+        }
+    elif isinstance(m, SurvivorList):
+        body = {"recipient": m.recipient, "survivors": list(m.survivors)}
+    elif isinstance(m, SurvivorSignature):
+        body = {"sender": m.sender, "signature": m.signature.hex()}
+    elif isinstance(m, UnmaskRequest):
+        body = {
+            "recipient": m.recipient,
+            "survivors": list(m.survivors),
+            "signatures": _hexmap(m.signatures),
+        }
+    else:
+        body = {
+            "sender": m.sender,
+            "self_mask": _hexmap(m.self_mask),
+            "mask_key": _hexmap(m.mask_key),
+        }
+    body["type"] = type(m).__name__
+    body["format"] = FORMAT
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _int(v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 32:
+        raise ValueError("not a small non-negative integer")
+    return v
+
+
+def _bytes(v: Any, size: int | None = None) -> bytes:
+    raw = bytes.fromhex(v)
+    if size is not None and len(raw) != size:
+        raise ValueError("wrong size")
+    return raw
+
+
+def _ids(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, list):
+        raise ValueError("not a list")
+    return tuple(_int(x) for x in v)
+
+
+def _map(v: Any) -> dict[int, bytes]:
+    if not isinstance(v, dict):
+        raise ValueError("not an object")
+    return {_int(int(k)): _bytes(x) for k, x in v.items()}
+
+
+def _unadvert(v: Any) -> KeyAdvert:
+    sender, pk_c, pk_s, seed, sig = v
+    return KeyAdvert(
+        _int(sender), _bytes(pk_c, 32), _bytes(pk_s, 32), _bytes(seed, 32), _bytes(sig, 65)
+    )
+
+
+def decode(raw: bytes) -> Message:
+    try:
+        d = json.loads(raw)
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError("not a chainml secure-aggregation message")
+        kind = d["type"]
+        if kind == "KeyAdvert":
+            return _unadvert(d["advert"])
+        if kind == "NeighbourKeys":
+            return NeighbourKeys(_int(d["recipient"]), tuple(_unadvert(a) for a in d["adverts"]))
+        if kind == "SealedShares":
+            return SealedShares(_int(d["sender"]), _map(d["ciphertexts"]))
+        if kind == "ShareBatch":
+            return ShareBatch(_int(d["recipient"]), _map(d["ciphertexts"]))
+        if kind == "MaskedInput":
+            blob = base64.b64decode(d["vector"], validate=True)
+            if len(blob) % 4 or len(blob) > 4 * MAX_VECTOR:
+                raise ValueError("a vector is whole uint32 values")
+            vector = np.frombuffer(blob, dtype="<u4").astype(np.uint32)
+            return MaskedInput(
+                _int(d["sender"]), vector, _ids(d["partners"]), _bytes(d["signature"], 65)
+            )
+        if kind == "SurvivorList":
+            return SurvivorList(_int(d["recipient"]), _ids(d["survivors"]))
+        if kind == "SurvivorSignature":
+            return SurvivorSignature(_int(d["sender"]), _bytes(d["signature"], 65))
+        if kind == "UnmaskRequest":
+            return UnmaskRequest(_int(d["recipient"]), _ids(d["survivors"]), _map(d["signatures"]))
+        if kind == "UnmaskShares":
+            return UnmaskShares(_int(d["sender"]), _map(d["self_mask"]), _map(d["mask_key"]))
+        raise ValueError(f"unknown message type {kind!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolViolation(f"malformed secure-aggregation message: {exc}") from None

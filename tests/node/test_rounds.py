@@ -1,0 +1,218 @@
+"""Training across node processes: four trainer nodes and an aggregator node, every
+message an envelope over loopback, SecAgg+ between them, one transaction per round.
+
+Then the crashes: a trainer killed right after it recorded its commitment (the round
+completes without it, and it never commits twice), and an aggregator killed in the middle
+of a round (the round is aborted cleanly: nothing on chain, no trainer commits twice)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from chainml.crypto import Identity, MerkleTree, commitment_leaf
+from chainml.ledger.anvil import stop_process
+from chainml.ledger.bindings import JobParams, Role
+from chainml.ledger.client import LedgerClient
+from chainml.ledger.devchain import DevChainProcess
+from chainml.node import daemon, localnet
+from chainml.node.workers import CRASH_ENV
+from chainml.storage.local import LocalBlobStore
+from chainml.training.data import dirichlet_partition, load
+from chainml.training.job import JobConfig
+from chainml.training.secagg import RoundParams, RoundTranscript, verify_round
+
+ETHER = 10**18
+PASSWORD = "rounds test"
+TRAINERS = 4
+CONFIG = JobConfig(n_features=64, n_classes=10, hidden=(16,), epochs=2)
+
+
+def _state(node: localnet.NodeDir, key: str) -> str | None:
+    db = sqlite3.connect(node.config.parent / "state.db")
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
+def _network(tmp: Path, chain_url: str):
+    client = LedgerClient(chain_url)
+    cm, dev = localnet.deploy(client, tmp)
+    data = load("digits", seed=0)
+    shards = dirichlet_partition(data.y_train, TRAINERS, 0.5, seed=0)
+    store = tmp / "store"
+    nodes = []
+    for i in range(TRAINERS + 1):
+        name = f"trainer-{i}" if i < TRAINERS else "aggregator"
+        node = localnet.init_node(tmp, name, PASSWORD, rpc=chain_url, work=1 << 10)
+        text = node.config.read_text().replace("interval = 1 ", "interval = 0.2 ")
+        text = text.replace('dir = "store"', f'dir = "{store}"').replace(
+            "stage_timeout = 10", "stage_timeout = 4"
+        )
+        if i < TRAINERS:
+            shard = shards[i]
+            np.savez(node.config.parent / "data.npz", x=data.x_train[shard], y=data.y_train[shard])
+            text = text.replace('# data = "data.npz"', 'data = "data.npz"')
+            roles = Role.TRAINER | Role.DATA_OWNER
+        else:
+            np.savez(node.config.parent / "validation.npz", x=data.x_test, y=data.y_test)
+            text = text.replace('# validation = "validation.npz"', 'validation = "validation.npz"')
+            (node.config.parent / "jobs").mkdir()
+            (node.config.parent / "jobs" / f"{CONFIG.config_hash.hex()}.json").write_bytes(
+                CONFIG.encode()
+            )
+            roles = Role.AGGREGATOR | Role.REQUESTER
+        node.config.write_text(text)
+        client.transact(dev, to=node.identity.address, value=5 * ETHER)
+        cm.registry.register_identity(node.identity, roles, node.url, ETHER)
+        nodes.append(node)
+    return client, cm, nodes, LocalBlobStore(store)
+
+
+def _post_job(cm, aggregator: localnet.NodeDir, rounds: int) -> int:
+    params = JobParams(
+        aggregator=aggregator.identity.address,
+        rounds=rounds,
+        min_participants=TRAINERS - 1,  # a round counts with one trainer missing
+        max_participants=TRAINERS,
+        min_stake=ETHER,
+        challenge_window=3600,
+        clip_bound=10_000,
+        config_hash=CONFIG.config_hash,
+    )
+    return cm.jobs.create_job(aggregator.identity.account, params, ETHER)
+
+
+def _start(node: localnet.NodeDir, crash_at: str | None = None):
+    env = dict(os.environ, CHAINML_PASSWORD=PASSWORD)
+    env.pop(CRASH_ENV, None)
+    if crash_at:
+        env[CRASH_ENV] = crash_at
+    log = (node.config.parent / "node.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chainml.cli.main", "node", "run", "--config", str(node.config)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    daemon.wait_ready(node.url, proc)
+    return proc
+
+
+def _wait(probe, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+def _audit(cm, store: LocalBlobStore, job_id: int, round_no: int):
+    """What any auditor can do from the chain and the public blobs alone."""
+    info = cm.jobs.round(job_id, round_no)
+    record = json.loads(store.get(info.aggregate_cid))
+    p = record["params"]
+    roster = {
+        i + 1: str(cm.jobs.contract.call("participant_at", job_id, i)) for i in range(TRAINERS)
+    }
+    params = RoundParams(
+        cm.jobs.client.chain_id,
+        cm.jobs.address,
+        job_id,
+        round_no,
+        roster,
+        p["vector_len"],
+        p["degree"],
+        p["threshold"],
+        p["clip"],
+        bytes.fromhex(p["graph_seed"]),
+    )
+    transcript = RoundTranscript.decode(store.get(record["transcript"]))
+    inputs = {int(i): np.frombuffer(store.get(c), dtype="<u4") for i, c in record["inputs"].items()}
+    verify_round(params, transcript, inputs.__getitem__)
+    tree = MerkleTree(
+        [commitment_leaf(a, job_id, round_no, c) for a, c in transcript.leaves(params)]
+    )
+    assert tree.root == info.commitment_root
+    assert info.bitmap == sum(1 << (i - 1) for i in transcript.survivors)
+    return transcript
+
+
+def test_rounds_across_processes_and_a_trainer_killed_mid_round(tmp_path: Path):
+    with DevChainProcess(tmp_path / "chain") as chain:
+        client, cm, nodes, store = _network(tmp_path, chain.url)
+        trainers, aggregator = nodes[:TRAINERS], nodes[TRAINERS]
+        with ExitStack() as running:
+            procs = {}
+            for i, node in enumerate(trainers):
+                # trainer 1 dies right after recording its round-1 commitment
+                procs[node.name] = _start(node, "secagg:after-commit" if i == 1 else None)
+                running.callback(stop_process, procs[node.name], 20)
+            job_id = _post_job(cm, aggregator, rounds=2)
+            _wait(lambda: cm.jobs.job(job_id).participant_count == TRAINERS)
+            agg = _start(aggregator)
+            running.callback(stop_process, agg, 20)
+            _wait(lambda: procs["trainer-1"].poll() is not None, 60)
+            assert procs["trainer-1"].returncode == -signal.SIGKILL
+            committed = _state(trainers[1], f"secagg:{job_id}:1")
+            assert committed is not None and committed.startswith("committed:")
+            # back at once, without the crash: round 1 waits out its stage timeout meanwhile
+            procs["trainer-1"] = _start(trainers[1])
+            running.callback(stop_process, procs["trainer-1"], 20)
+            _wait(lambda: cm.jobs.job(job_id).rounds_done >= 1)
+            first = _audit(cm, store, job_id, 1)
+            slot = int(
+                cm.jobs.contract.call("participant_of", job_id, trainers[1].identity.address)
+            )
+            assert slot not in first.survivors and len(first.survivors) == TRAINERS - 1
+            _wait(lambda: cm.jobs.job(job_id).rounds_done == 2)
+            second = _audit(cm, store, job_id, 2)
+            assert len(second.survivors) == TRAINERS
+            # the restarted trainer kept its one round-1 commitment and made no other
+            assert _state(trainers[1], f"secagg:{job_id}:1") == committed
+            accuracy = _state(aggregator, f"accuracy:{job_id}:2")
+            assert accuracy is not None and float(accuracy) > 0.5
+            metrics = requests.get(aggregator.url + "/metrics", timeout=5).text
+            assert 'chainml_round_seconds_count{outcome="done",role="aggregator"} 2.0' in metrics
+            assert 'chainml_secagg_stage_seconds_count{stage="masked"}' in metrics
+
+
+def test_an_aggregator_killed_mid_round_aborts_it_cleanly(tmp_path: Path):
+    with DevChainProcess(tmp_path / "chain") as chain:
+        client, cm, nodes, store = _network(tmp_path, chain.url)
+        trainers, aggregator = nodes[:TRAINERS], nodes[TRAINERS]
+        with ExitStack() as running:
+            for node in trainers:
+                running.callback(stop_process, _start(node), 20)
+            job_id = _post_job(cm, aggregator, rounds=1)
+            _wait(lambda: cm.jobs.job(job_id).participant_count == TRAINERS)
+            agg = _start(aggregator, "aggregator:masked")  # dies holding every masked input
+            _wait(lambda: agg.poll() is not None, 60)
+            assert _state(aggregator, f"round:{job_id}:1") == "running:1"
+            agg = _start(aggregator)
+            running.callback(stop_process, agg, 20)
+            # the interrupted attempt is void; every trainer already committed in it, so the
+            # retries find no one willing to sign a second commitment, and abort
+            _wait(
+                lambda: (_state(aggregator, f"round:{job_id}:1") or "").startswith("aborted:3"), 90
+            )
+            assert cm.jobs.job(job_id).rounds_done == 0
+            for node in trainers:
+                assert (_state(node, f"secagg:{job_id}:1") or "").startswith("committed:")
+            unknown = Identity.generate()
+            assert not cm.registry.is_registered(unknown.address)
