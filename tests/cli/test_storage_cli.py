@@ -112,3 +112,21 @@ def test_seal_grant_open_revoke(two_nodes):
     assert _cli("model", "open", "2", "-o", tmp / "z", "--config", owner).returncode == 0
     assert (tmp / "z").read_bytes() == weights.read_bytes()
     assert PASSWORD not in sealed.stdout + granted.stdout + revoked.stdout + again.stderr
+
+
+def test_store_put_get_through_a_kubo_rpc_api(tmp_path: Path):
+    from tests.storage.test_kubo_rpc import Kubo
+
+    daemon = Kubo()  # the recorded Kubo RPC protocol on loopback
+    try:
+        data = random.Random(4).randbytes(CHUNK + 7)
+        src, out = tmp_path / "in.bin", tmp_path / "out.bin"
+        src.write_bytes(data)
+        put = _cli("store", "put", src, "--ipfs-api", daemon.url)
+        assert put.returncode == 0, put.stderr
+        cid = put.stdout.strip()
+        assert _cli("store", "get", cid, "-o", out, "--ipfs-api", daemon.url).returncode == 0
+        assert out.read_bytes() == data
+        assert "add" in daemon.commands() and "block/get" in daemon.commands()
+    finally:
+        daemon.close()

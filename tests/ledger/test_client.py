@@ -149,6 +149,22 @@ def test_concurrent_senders_never_collide_on_nonces(client: LedgerClient, dev_si
     assert start == 21  # the deployment and twenty stores, each with its own nonce
 
 
+def test_an_account_shared_by_two_processes_recovers_its_nonce(
+    client: LedgerClient, chain_url: str, dev_signer: LocalSigner
+):
+    """An operator's CLI and its node may send from one account: a stale cached nonce is
+    re-read from the chain once, not turned into an error."""
+    other = LedgerClient(chain_url, timeout=20)
+    try:
+        target = LocalSigner.generate().address
+        client.transact(dev_signer, to=target, value=1)  # caches the next nonce here
+        other.transact(dev_signer, to=target, value=1)  # the account moves on elsewhere
+        client.transact(dev_signer, to=target, value=1)  # stale cache: retried, not failed
+        assert client.balance(target) == 3
+    finally:
+        other.close()
+
+
 def test_unreachable_node_and_missing_receipt(client: LedgerClient):
     from chainml.ledger.anvil import free_port
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from chainml.ledger.bindings import JobState
@@ -16,8 +17,9 @@ def test_demo_runs_a_real_job_and_pays_out_every_wei(tmp_path: Path):
     assert all(v > 0 for v in result.rewards.values())
     assert result.accuracies[-1] > 0.85 and len(result.rewards) == 10
     store = LocalBlobStore(tmp_path / "blobs")
-    for cid in result.round_cids:
-        sealed = store.get(cid)
+    for cid in result.round_cids:  # each round's public record on chain
+        record = json.loads(store.get(cid))
+        sealed = store.get(record["model_ciphertext"])
         assert b"__metadata__" not in sealed and b'"F32"' not in sealed  # no safetensors in clear
     assert result.model_version > 0  # sealed, granted, and opened through the guardians
 

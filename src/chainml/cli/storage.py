@@ -14,6 +14,7 @@ from chainml.errors import ChainmlError
 
 if TYPE_CHECKING:
     from chainml.node.daemon import Node
+    from chainml.storage.store import BlobStore
 
 store_app = typer.Typer(help="Content-addressed blobs: the CIDs ipfs add gives.")
 model_app = typer.Typer(help="Sealed models on the Models contract: seal, grant, open, revoke.")
@@ -21,6 +22,19 @@ console = Console()
 err = Console(stderr=True)
 CONFIG = typer.Option(Path("node.toml"), "--config", help="the node's node.toml")
 STORE = typer.Option(Path(".chainml/store"), "--store", help="local store directory")
+IPFS_API = typer.Option(
+    "", "--ipfs-api", help="a kubo daemon's RPC API (http://127.0.0.1:5001) instead of --store"
+)
+
+
+def _blob_store(store: Path, ipfs_api: str) -> BlobStore:
+    if ipfs_api:
+        from chainml.storage.kubo_rpc import KuboRpcStore
+
+        return KuboRpcStore(ipfs_api)
+    from chainml.storage.local import LocalBlobStore
+
+    return LocalBlobStore(store)
 
 
 def _fail(what: str, exc: Exception) -> typer.Exit:
@@ -48,12 +62,11 @@ def cid(
 def store_put(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
     store: Path = STORE,
+    ipfs_api: str = IPFS_API,
 ) -> None:
     """Store FILE; print its CID."""
-    from chainml.storage.local import LocalBlobStore
-
     try:
-        typer.echo(LocalBlobStore(store).put(file))
+        typer.echo(_blob_store(store, ipfs_api).put(file))
     except ChainmlError as exc:
         raise _fail("put failed", exc) from exc
 
@@ -63,17 +76,16 @@ def store_get(
     cid: str,
     out: Path = typer.Option(..., "-o", "--output", help="file to write (atomically)"),
     store: Path = STORE,
+    ipfs_api: str = IPFS_API,
 ) -> None:
     """Fetch a blob by CID, every block verified; OUT appears only if all of it checks."""
     import os
     import tempfile
 
-    from chainml.storage.local import LocalBlobStore
-
     fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, prefix=".get-")
     try:
         with os.fdopen(fd, "wb") as fh:
-            for piece in LocalBlobStore(store).open(cid):
+            for piece in _blob_store(store, ipfs_api).open(cid):
                 fh.write(piece)
         os.replace(tmp, out)
     except ChainmlError as exc:

@@ -264,28 +264,34 @@ class LedgerClient:
             gas = int(estimate * self.gas_margin) + _SSTORE_HEADROOM
         max_fee, tip = self._fees()
         with self._lock_for(sender):
-            nonce = self._nonces.get(sender)
-            if nonce is None:
-                nonce = _int(self.rpc("eth_getTransactionCount", [sender, "pending"]))
-            unsigned = {
-                "type": 2,
-                "chainId": self.chain_id,
-                "nonce": nonce,
-                "value": value,
-                "data": data,
-                "gas": gas,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-            }
-            if "to" in tx:
-                unsigned["to"] = tx["to"]
-            raw = signer.sign_transaction(unsigned)
-            try:
-                tx_hash = str(self.rpc("eth_sendRawTransaction", ["0x" + raw.hex()]))
-            except (RpcError, ContractRevert):
-                self._nonces.pop(sender, None)  # re-read the nonce from the chain next time
-                raise
-            self._nonces[sender] = nonce + 1
+            for attempt in (1, 2):
+                nonce = self._nonces.get(sender)
+                if nonce is None:
+                    nonce = _int(self.rpc("eth_getTransactionCount", [sender, "pending"]))
+                unsigned = {
+                    "type": 2,
+                    "chainId": self.chain_id,
+                    "nonce": nonce,
+                    "value": value,
+                    "data": data,
+                    "gas": gas,
+                    "maxFeePerGas": max_fee,
+                    "maxPriorityFeePerGas": tip,
+                }
+                if "to" in tx:
+                    unsigned["to"] = tx["to"]
+                raw = signer.sign_transaction(unsigned)
+                try:
+                    tx_hash = str(self.rpc("eth_sendRawTransaction", ["0x" + raw.hex()]))
+                except (RpcError, ContractRevert) as exc:
+                    self._nonces.pop(sender, None)  # re-read the nonce from the chain next time
+                    # another process sent from this account since we cached its nonce:
+                    # once more with the chain's count
+                    if attempt == 1 and isinstance(exc, RpcError) and "nonce" in str(exc).lower():
+                        continue
+                    raise
+                self._nonces[sender] = nonce + 1
+                break
         if not wait:
             return tx_hash
         receipt = self.wait_for_receipt(tx_hash)

@@ -2,21 +2,23 @@
 
 Starts chainml's embedded chain as its own process, deploys the contracts, registers ten
 hospitals and a coordinator with stake, has the hospitals commit to their non-IID
-(Dirichlet 0.5) shards of the digits data with salted Merkle roots, starts one node
-process per party, posts a job with escrow which the hospitals' nodes join on their own,
-and trains an MLP: each round every hospital trains on its own shard and the coordinator
-learns only the sum of their clipped updates through SecAgg+; every trainer's signed
-commitment goes under the round's Merkle root, the aggregator records one transaction
-per round (sealed aggregate's CID, commitment root, participant bitmap), and an auditor
-re-checks each sum from the published transcript.  Then the challenge window passes, the
-nodes finalise and claim, the final model is sealed, its key split 2-of-3 among three
-hospitals' nodes, and a grantee opens it through them.  Local training and the SecAgg+
-messages still run in this process; the nodes' processes carry chain actions and key
-release.
+(Dirichlet 0.5) shards of the digits data with salted Merkle roots, and starts one node
+process per party: each hospital's node holds its own records, the coordinator's node
+holds the job configuration and a held-out set.  The coordinator posts a job with escrow;
+the hospitals' nodes join it on their own, and from then on the nodes train by
+themselves: every round the coordinator's node sends the global model, each hospital's
+node trains on its own records, clips and masks its update, and the coordinator's node
+learns only their sum through SecAgg+ over signed, sealed envelopes; it records one
+transaction per round (the public round record's CID, the Merkle root over the
+hospitals' signed commitments, the participant bitmap).  This process only watches, and
+audits each round from public data.  Then the challenge window passes, the nodes finalise
+and claim, the final model is sealed, its key split 2-of-3 among three hospitals' nodes,
+and a grantee opens it through them.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import sys
@@ -24,6 +26,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,7 +40,6 @@ from chainml.crypto import (
     MerkleTree,
     commitment_leaf,
     encode_float_records,
-    keccak256,
     schema_hash,
 )
 from chainml.crypto.stream import generate_key
@@ -50,23 +52,22 @@ from chainml.node import daemon, localnet
 from chainml.node.access import LedgerChainView
 from chainml.node.keyrelease import fetch_key
 from chainml.storage import access
+from chainml.storage.access import unwrap_as_grantee
 from chainml.storage.local import LocalBlobStore
 from chainml.storage.sealed import load_manifest, open_artifact, seal_artifact
 from chainml.training.data import Dataset, dirichlet_partition, load
-from chainml.training.models import MLP, flatten, from_safetensors, to_safetensors, unflatten
+from chainml.training.job import JobConfig
+from chainml.training.models import from_safetensors
 from chainml.training.secagg import (
     RoundParams,
     RoundTranscript,
-    SecAggClient,
-    SecAggServer,
-    clip_l2,
-    run_in_memory,
     verify_round,
 )
 
 ETHER = 10**18
 
 SAFETENSORS = "application/vnd.safetensors"
+JOB = JobConfig(n_features=64, n_classes=10, hidden=(64,), epochs=5, lr=0.1)
 
 
 @dataclass
@@ -166,9 +167,20 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
         for p in parties
     ]
     blobs = (workdir / "blobs").resolve()
-    for n in nodes:  # one machine: the nodes share the store that IPFS would be across machines
+    for p, n in zip(parties, nodes, strict=True):
         text = n.config.read_text().replace("interval = 1 ", "interval = 0.2 ")
-        n.config.write_text(text.replace('dir = "store"', f'dir = "{blobs}"'))
+        # one machine: the nodes share the store that IPFS would be across machines
+        text = text.replace('dir = "store"', f'dir = "{blobs}"')
+        home = n.config.parent
+        if p is coordinator:  # held-out data to report accuracy; the job it serves
+            np.savez(home / "validation.npz", x=data.x_test, y=data.y_test)
+            text = text.replace('# validation = "validation.npz"', 'validation = "validation.npz"')
+            (home / "jobs").mkdir(exist_ok=True)
+            (home / "jobs" / f"{JOB.config_hash.hex()}.json").write_bytes(JOB.encode())
+        else:  # each hospital's own records, which never leave its node
+            np.savez(home / "data.npz", x=data.x_train[p.shard], y=data.y_train[p.shard])
+            text = text.replace('# data = "data.npz"', 'data = "data.npz"')
+        n.config.write_text(text)
     with ExitStack() as running:
         for n in nodes:
             running.enter_context(_NodeProcess(n, password, nodes_dir / n.name / "node.log"))
@@ -211,88 +223,32 @@ def _job(
     params = JobParams(
         aggregator=coordinator.identity.address,
         rounds=rounds,
-        min_participants=len(trainers),
+        min_participants=len(trainers) * 7 // 10,  # a round counts with 30% missing
         max_participants=len(trainers),
         min_stake=ETHER,
         challenge_window=window,
-        clip_bound=10_000,
-        config_hash=keccak256(b"mlp 64-64-10 relu digits lr=0.1 momentum=0.9 epochs=5 secagg+"),
+        clip_bound=10_000,  # an L2 bound of 10 on each update, in thousandths
+        config_hash=JOB.config_hash,
     )
     step(f"coordinator posts a {rounds}-round job with {escrow / ETHER:g} ETH in escrow")
     job_id = cm.jobs.create_job(coordinator.identity.account, params, escrow)
     step("the hospitals' nodes see the job on chain and join it (stake checked)")
-    index = {
-        p.identity.address: slot - 1
-        for p, slot in zip(
-            trainers,
-            _wait_for(lambda: _slots(cm, job_id, trainers), "the nodes to join"),
-            strict=True,
-        )
-    }
-
+    _wait_for(lambda: _slots(cm, job_id, trainers), "the nodes to join")
     store = LocalBlobStore(workdir / "blobs")
-    model_key = generate_key()  # the requester's; never stored in clear
-    global_model = MLP(data.n_features, data.n_classes, (64,), seed=seed)
-    clip = cm.jobs.job(job_id).params.clip_bound / 1000  # the job's L2 bound, on chain
-    counts = np.array([len(p.shard) for p in trainers], dtype=np.float64)
-    weights = counts / counts.max()  # record counts are public: committed on chain
+    coordinator_node = nodes[parties.index(coordinator)]
     accuracies: list[float] = []
     cids: list[str] = []
-    audits: list[str] = []
     for r in range(1, rounds + 1):
-        start = flatten(global_model.params).astype(np.float64)
-        roster = {index[p.identity.address] + 1: p.identity.address for p in trainers}
-        round_params = RoundParams.create(
-            roster,
-            len(start),
-            chain_id=client.chain_id,
-            jobs=cm.jobs.address,
-            job_id=job_id,
-            round=r,
-            clip=clip,
-            graph_seed=keccak256(cm.jobs.address.encode() + f"{job_id}/{r}".encode()),
-        )
-        clients = {}
-        for p, w in zip(trainers, weights, strict=True):  # each hospital trains on its own shard
-            local = MLP(data.n_features, data.n_classes, (64,))
-            local.set_params(global_model.params)
-            local.fit(data.x_train[p.shard], data.y_train[p.shard], epochs=5, seed=seed + r)
-            delta = clip_l2(flatten(local.params).astype(np.float64) - start, clip) * w
-            slot = index[p.identity.address] + 1
-            clients[slot] = SecAggClient(round_params, slot, p.identity.account, delta)
-        server = SecAggServer(round_params)  # the coordinator's aggregator role
-        aggregated = run_in_memory(round_params, clients, server=server)
-        transcript = aggregated.transcript
-        # published for auditors: the transcript and every (masked, uniform-looking) input
-        refs = {i: store.put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()}
-        audits.append(store.put(transcript.encode()))
-        update = aggregated.total / sum(weights[i - 1] for i in aggregated.survivors)
-        global_model.set_params(unflatten((start + update).astype(np.float32), global_model.params))
-        sealed = seal_artifact(
-            store,
-            model_key,
-            to_safetensors(global_model.params),
-            artifact_id=f"job-{job_id}-aggregate",
-            version=r,
-            media_type=SAFETENSORS,
-        )
-        cid = sealed.manifest.ciphertext_cid
-        leaves = transcript.leaves(round_params)
-        tree = MerkleTree([commitment_leaf(a, job_id, r, c) for a, c in leaves])
-        bitmap = sum(1 << (i - 1) for i in aggregated.survivors)
-        cm.jobs.submit_round(coordinator.identity.account, job_id, r, cid, tree.root, bitmap)
-        for k, (address, commitment) in enumerate(leaves):  # every trainer checks it counted
-            assert cm.jobs.verify_inclusion(job_id, r, address, commitment, tree.proof(k))
-        # an auditor re-checks the sum from public data only: the transcript and the inputs
-        public = RoundTranscript.decode(store.get(audits[-1]))
-        fetched = {i: np.frombuffer(store.get(ref), dtype="<u4") for i, ref in refs.items()}
-        verify_round(round_params, public, fetched.__getitem__)
-        acc = global_model.accuracy(data.x_test, data.y_test)
-        accuracies.append(acc)
-        cids.append(cid)
+        _wait_for(partial(_rounds_done, cm, job_id, r), f"round {r}", 180.0)
+        info = cm.jobs.round(job_id, r)
+        counted = _audit(cm, store, job_id, r, info.aggregate_cid)
+        accuracy = float(_node_state(coordinator_node, f"accuracy:{job_id}:{r}") or "nan")
+        accuracies.append(accuracy)
+        cids.append(info.aggregate_cid)
         step(
-            f"round {r}: {len(aggregated.survivors)} masked updates (SecAgg+), sum re-checked by "
-            f"an auditor, sealed aggregate {cid[:14]}…, accuracy {acc:.3f}"
+            f"round {r}: the hospitals' nodes trained and masked, the coordinator's node "
+            f"learnt only the sum of {counted} updates (SecAgg+), an auditor re-checked it "
+            f"from public data; accuracy {accuracy:.3f}"
         )
 
     step("challenge window passes; the nodes finalise the job and claim each reward once")
@@ -300,15 +256,9 @@ def _job(
     claimed = _wait_for(lambda: _rewards(cm, job_id, trainers), "the nodes to claim")
     for p in trainers:
         p.reward = claimed[p.identity.address]
+    final = _final_weights(cm, store, coordinator, coordinator_node, job_id, rounds)
     opened = _release_model(
-        cm,
-        store,
-        coordinator,
-        trainers,
-        job_id,
-        model_key,
-        to_safetensors(global_model.params),
-        step,
+        cm, store, coordinator, trainers[:3], job_id, generate_key(), final, step
     )
     refund = 0
     if escrow - sum(p.reward for p in trainers) > 0:
@@ -378,6 +328,75 @@ def _release_model(
         f"the model ({sum(v.size for v in params.values())} parameters)"
     )
     return version
+
+
+def _rounds_done(cm: Chainml, job_id: int, at_least: int) -> bool | None:
+    return cm.jobs.job(job_id).rounds_done >= at_least or None
+
+
+def _node_state(node: localnet.NodeDir, key: str) -> str | None:
+    """Read one value of a running node's state (SQLite in WAL mode: readers never block)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{node.config.parent / 'state.db'}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    finally:
+        db.close()
+    return str(row[0]) if row else None
+
+
+def _audit(cm: Chainml, store: LocalBlobStore, job_id: int, round_no: int, cid: str) -> int:
+    """What any auditor can do from the chain and the public blobs alone: re-check the
+    round's sum from its transcript and masked inputs, and its commitment root; returns
+    how many trainers were counted."""
+    record = json.loads(store.get(cid))
+    p = record["params"]
+    roster = {
+        i + 1: str(cm.jobs.contract.call("participant_at", job_id, i))
+        for i in range(cm.jobs.job(job_id).participant_count)
+    }
+    params = RoundParams(
+        cm.jobs.client.chain_id,
+        cm.jobs.address,
+        job_id,
+        round_no,
+        roster,
+        p["vector_len"],
+        p["degree"],
+        p["threshold"],
+        p["clip"],
+        bytes.fromhex(p["graph_seed"]),
+    )
+    transcript = RoundTranscript.decode(store.get(record["transcript"]))
+    inputs = {int(i): np.frombuffer(store.get(c), dtype="<u4") for i, c in record["inputs"].items()}
+    verify_round(params, transcript, inputs.__getitem__)
+    leaves = transcript.leaves(params)
+    tree = MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves])
+    if tree.root != cm.jobs.round(job_id, round_no).commitment_root:
+        raise DemoError(f"round {round_no}: the commitment root on chain is not the transcript's")
+    return len(transcript.survivors)
+
+
+def _final_weights(
+    cm: Chainml,
+    store: LocalBlobStore,
+    requester: Party,
+    node: localnet.NodeDir,
+    job_id: int,
+    rounds: int,
+) -> bytes:
+    """The requester (whose node aggregated) opens the last sealed aggregate: the job's key
+    is kept only wrapped to its own X25519 key."""
+    view = LedgerChainView(cm)
+    ref = _node_state(node, f"job-key:{job_id}")
+    if ref is None:
+        raise DemoError("the coordinator's node holds no key for the job")
+    key = unwrap_as_grantee(
+        view, store.get(ref), requester.identity.x25519, job_id, requester.identity.address
+    )
+    record = json.loads(store.get(cm.jobs.round(job_id, rounds).aggregate_cid))
+    return open_artifact(store, key, load_manifest(store, record["model_manifest"]))
 
 
 class _NodeProcess:
