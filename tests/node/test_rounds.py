@@ -190,6 +190,9 @@ def test_rounds_across_processes_and_a_trainer_killed_mid_round(tmp_path: Path):
             metrics = requests.get(aggregator.url + "/metrics", timeout=5).text
             assert 'chainml_round_seconds_count{outcome="done",role="aggregator"} 2.0' in metrics
             assert 'chainml_secagg_stage_seconds_count{stage="masked"}' in metrics
+            page = requests.get(aggregator.url + "/", timeout=10).text
+            chart = page[page.index(f'id="accuracy-chart-{job_id}"') :]
+            assert chart[: chart.index("</svg>")].count("<circle") == 2
 
 
 def test_an_aggregator_killed_mid_round_aborts_it_cleanly(tmp_path: Path):

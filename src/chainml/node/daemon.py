@@ -317,7 +317,14 @@ def run(config: NodeConfig) -> None:
     }
 
     def dashboard() -> str:
-        return render(collect(node.cm, info, list(monitor.registered), guard.all_alerts()))
+        measured: dict[int, dict[int, float]] = {}
+        for key, value in node.state.query(
+            "SELECT key, value FROM meta WHERE key LIKE 'accuracy:%'"
+        ):
+            _, job_id, round_no = str(key).split(":")
+            measured.setdefault(int(job_id), {})[int(round_no)] = float(value)
+        accounts = list(monitor.registered)
+        return render(collect(node.cm, info, accounts, guard.all_alerts(), measured))
 
     def on_scrape(metrics: Any) -> None:
         metrics.peers.set(len(monitor.registered))

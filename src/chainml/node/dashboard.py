@@ -2,8 +2,9 @@
 node has noticed.  No scripts, no external assets (it must render on a machine with no
 network); it refreshes itself every ``REFRESH`` seconds.
 
-Sections: the node; parties and their stakes (with a bar chart); jobs and their rounds;
-models, versions and grants; receipt batches; alerts.
+Sections: the node; parties and their stakes (with a bar chart); jobs and their rounds
+(with a plot of accuracy per round for the jobs this node aggregates); models, versions
+and grants; receipt batches; alerts.
 """
 
 from __future__ import annotations
@@ -28,11 +29,21 @@ class Snapshot:
     grants: list[dict[str, Any]] = field(default_factory=list)
     batches: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    accuracy: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
 
 
-def collect(cm: Chainml, node: dict[str, str], accounts: list[str], alerts: list[Any]) -> Snapshot:
-    """Read what the page shows from the chain (newest first, at most ``MAX_ROWS`` each)."""
+def collect(
+    cm: Chainml,
+    node: dict[str, str],
+    accounts: list[str],
+    alerts: list[Any],
+    accuracy: dict[int, dict[int, float]] | None = None,
+) -> Snapshot:
+    """Read what the page shows from the chain (newest first, at most ``MAX_ROWS`` each);
+    ``accuracy`` is what this node measured on its held-out data, by job and round."""
     snap = Snapshot(node)
+    accuracy = accuracy or {}
     for account in accounts[:MAX_ROWS]:
         info = cm.registry.party(account)
         snap.parties.append(
@@ -56,6 +67,23 @@ def collect(cm: Chainml, node: dict[str, str], accounts: list[str], alerts: list
                 "paid": job.paid,
             }
         )
+        for round_no in range(job.rounds_done, 0, -1):
+            if len(snap.rounds) >= MAX_ROWS:
+                break
+            recorded = cm.jobs.round(job_id, round_no)
+            measured = accuracy.get(job_id, {}).get(round_no)
+            snap.rounds.append(
+                {
+                    "job": job_id,
+                    "round": round_no,
+                    "trainers counted": bin(recorded.bitmap).count("1"),
+                    "record": recorded.aggregate_cid,
+                    "commitment root": recorded.commitment_root.hex()[:16] + "…",
+                    "accuracy": "-" if measured is None else f"{measured:.3f}",
+                }
+            )
+        if accuracy.get(job_id):
+            snap.accuracy[job_id] = sorted(accuracy[job_id].items())
     models = cm.models.contract
     for version_id in range(int(models.call("version_count")), 0, -1)[:MAX_ROWS]:
         v = cm.models.version(version_id)
@@ -129,6 +157,37 @@ def _stake_chart(parties: list[dict[str, Any]]) -> str:
     )
 
 
+def _accuracy_chart(job_id: int, points: list[tuple[int, float]]) -> str:
+    """Accuracy per round as an inline SVG line with its points, axes 0..1 and 1..last."""
+    width, height, pad = 640, 220, 36
+    last = max(r for r, _ in points)
+
+    def xy(r: int, a: float) -> tuple[float, float]:
+        x = pad + (width - 2 * pad) * ((r - 1) / max(last - 1, 1))
+        return x, height - pad - (height - 2 * pad) * a
+
+    coords = [xy(r, a) for r, a in points]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" class="dot"><title>round {r}: {a:.3f}</title>'
+        "</circle>"
+        for (x, y), (r, a) in zip(coords, points, strict=True)
+    )
+    grid = "".join(
+        f'<line x1="{pad}" x2="{width - pad}" y1="{xy(1, g)[1]:.1f}" y2="{xy(1, g)[1]:.1f}" '
+        f'class="grid"/><text x="2" y="{xy(1, g)[1] + 4:.1f}" class="lbl">{g:.1f}</text>'
+        for g in (0.0, 0.5, 0.9, 1.0)
+    )
+    return (
+        f"<h2>Accuracy per round, job {job_id}</h2>"
+        f'<svg id="accuracy-chart-{job_id}" width="{width}" height="{height}" role="img" '
+        f'aria-label="held-out accuracy per round of job {job_id}">{grid}'
+        f'<polyline points="{line}" class="line"/>{dots}'
+        f'<text x="{pad}" y="{height - 8}" class="lbl">round 1</text>'
+        f'<text x="{width - pad - 50}" y="{height - 8}" class="lbl">round {last}</text></svg>'
+    )
+
+
 STYLE = """
 body{font-family:sans-serif;margin:24px;background:#fafafa;color:#222}
 h1{margin:0 0 4px}h2{margin:24px 0 8px;font-size:18px}.n{color:#888;font-weight:normal}
@@ -136,6 +195,7 @@ table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;paddi
 font-size:13px;text-align:left}th{background:#eef}.empty{color:#888}
 .bar{fill:#3b6fd8}.lbl{font-size:12px;fill:#333}.alerts td{background:#fff1f0}
 .meta{color:#555;font-size:13px}
+.line{fill:none;stroke:#d8613b;stroke-width:2}.dot{fill:#d8613b}.grid{stroke:#ddd}
 """
 
 
@@ -155,6 +215,8 @@ def render(snap: Snapshot) -> str:
         + _table("Parties", snap.parties, "no party registered", "parties")
         + _stake_chart(snap.parties)
         + _table("Jobs", snap.jobs, "no job yet", "jobs")
+        + "".join(_accuracy_chart(j, pts) for j, pts in snap.accuracy.items())
+        + _table("Rounds", snap.rounds, "no round recorded", "rounds")
         + _table("Model versions", snap.versions, "no model published", "versions")
         + _table("Grants", snap.grants, "no grant", "grants")
         + _table("Receipt batches", snap.batches, "no receipts posted", "batches")
