@@ -27,7 +27,7 @@ from chainml.crypto import Identity
 from chainml.training import privacy, robust
 from chainml.training.data import Dataset
 from chainml.training.errors import TrainingError
-from chainml.training.models import MLP, flatten, unflatten
+from chainml.training.models import MLP, Model, flatten, unflatten
 from chainml.training.secagg import RoundParams, SecAggClient, clip_l2, run_in_memory
 
 MODES = ("fedavg", "secagg", "median", "trimmed_mean", "krum")
@@ -56,7 +56,7 @@ def train_federated(
     *,
     rounds: int,
     mode: str = "fedavg",
-    make_model: Callable[[], MLP] | None = None,
+    make_model: Callable[[], Model] | None = None,
     local_epochs: int = 5,
     lr: float = 0.1,
     clip: float = 10.0,
@@ -68,7 +68,7 @@ def train_federated(
     dp: str | None = None,
     noise_multiplier: float = 1.0,
     delta: float = 1e-5,
-) -> tuple[MLP, History]:
+) -> tuple[Model, History]:
     """Train for ``rounds``; ``dp`` is None, "central" or "distributed" (Gaussian noise of
     ``noise_multiplier * clip`` on the sum; ε at ``delta`` in the history)."""
     if mode not in MODES:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,6 +19,25 @@ from safetensors.numpy import save as st_save
 from chainml.training.errors import TrainingError
 
 Params = dict[str, NDArray[np.float32]]
+
+
+class Model(Protocol):
+    """What federated training needs of a model: numpy MLP, logistic regression, or a
+    PyTorch module through ``chainml.training.torch_adapter``."""
+
+    @property
+    def params(self) -> Params: ...
+    def set_params(self, params: Mapping[str, NDArray[np.float32]]) -> None: ...
+    def fit(
+        self,
+        x: NDArray[np.float64],
+        y: NDArray[np.int64],
+        *,
+        epochs: int = 1,
+        lr: float = 0.1,
+        seed: int = 0,
+    ) -> None: ...
+    def accuracy(self, x: NDArray[np.float64], y: NDArray[np.int64]) -> float: ...
 
 
 def to_safetensors(params: Mapping[str, NDArray[np.float32]]) -> bytes:
