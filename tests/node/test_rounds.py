@@ -7,7 +7,6 @@ of a round (the round is aborted cleanly: nothing on chain, no trainer commits t
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -20,17 +19,17 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from chainml.crypto import Identity, MerkleTree, commitment_leaf
+from chainml.crypto import Identity
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.bindings import JobParams, Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node import daemon, localnet
+from chainml.node.rounds import audit_round
 from chainml.node.workers import CRASH_ENV
 from chainml.storage.local import LocalBlobStore
 from chainml.training.data import dirichlet_partition, load
 from chainml.training.job import JobConfig
-from chainml.training.secagg import RoundParams, RoundTranscript, verify_round
 
 ETHER = 10**18
 PASSWORD = "rounds test"
@@ -122,37 +121,6 @@ def _wait(probe, timeout: float = 120.0):
     raise AssertionError("timed out")
 
 
-def _audit(cm, store: LocalBlobStore, job_id: int, round_no: int):
-    """What any auditor can do from the chain and the public blobs alone."""
-    info = cm.jobs.round(job_id, round_no)
-    record = json.loads(store.get(info.aggregate_cid))
-    p = record["params"]
-    roster = {
-        i + 1: str(cm.jobs.contract.call("participant_at", job_id, i)) for i in range(TRAINERS)
-    }
-    params = RoundParams(
-        cm.jobs.client.chain_id,
-        cm.jobs.address,
-        job_id,
-        round_no,
-        roster,
-        p["vector_len"],
-        p["degree"],
-        p["threshold"],
-        p["clip"],
-        bytes.fromhex(p["graph_seed"]),
-    )
-    transcript = RoundTranscript.decode(store.get(record["transcript"]))
-    inputs = {int(i): np.frombuffer(store.get(c), dtype="<u4") for i, c in record["inputs"].items()}
-    verify_round(params, transcript, inputs.__getitem__)
-    tree = MerkleTree(
-        [commitment_leaf(a, job_id, round_no, c) for a, c in transcript.leaves(params)]
-    )
-    assert tree.root == info.commitment_root
-    assert info.bitmap == sum(1 << (i - 1) for i in transcript.survivors)
-    return transcript
-
-
 def test_rounds_across_processes_and_a_trainer_killed_mid_round(tmp_path: Path):
     with DevChainProcess(tmp_path / "chain") as chain:
         client, cm, nodes, store = _network(tmp_path, chain.url)
@@ -175,13 +143,13 @@ def test_rounds_across_processes_and_a_trainer_killed_mid_round(tmp_path: Path):
             procs["trainer-1"] = _start(trainers[1])
             running.callback(stop_process, procs["trainer-1"], 20)
             _wait(lambda: cm.jobs.job(job_id).rounds_done >= 1)
-            first = _audit(cm, store, job_id, 1)
+            first = audit_round(cm, store, job_id, 1)
             slot = int(
                 cm.jobs.contract.call("participant_of", job_id, trainers[1].identity.address)
             )
             assert slot not in first.survivors and len(first.survivors) == TRAINERS - 1
             _wait(lambda: cm.jobs.job(job_id).rounds_done == 2)
-            second = _audit(cm, store, job_id, 2)
+            second = audit_round(cm, store, job_id, 2)
             assert len(second.survivors) == TRAINERS
             # the restarted trainer kept its one round-1 commitment and made no other
             assert _state(trainers[1], f"secagg:{job_id}:1") == committed

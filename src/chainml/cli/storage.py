@@ -79,19 +79,14 @@ def store_get(
     ipfs_api: str = IPFS_API,
 ) -> None:
     """Fetch a blob by CID, every block verified; OUT appears only if all of it checks."""
-    import os
-    import tempfile
+    from chainml.storage.store import atomic_file
 
-    fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, prefix=".get-")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_file(out.resolve(), prefix=".get-") as fh:
             for piece in _blob_store(store, ipfs_api).open(cid):
                 fh.write(piece)
-        os.replace(tmp, out)
     except ChainmlError as exc:
         raise _fail("get failed", exc) from exc
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _node(config: Path) -> Node:

@@ -37,8 +37,6 @@ from rich.table import Table
 from chainml.crypto import (
     DatasetCommitment,
     Identity,
-    MerkleTree,
-    commitment_leaf,
     encode_float_records,
     schema_hash,
 )
@@ -51,6 +49,7 @@ from chainml.ledger.devchain import DevChainProcess
 from chainml.node import daemon, localnet
 from chainml.node.access import LedgerChainView
 from chainml.node.keyrelease import fetch_key
+from chainml.node.rounds import audit_round
 from chainml.storage import access
 from chainml.storage.access import unwrap_as_grantee
 from chainml.storage.local import LocalBlobStore
@@ -58,11 +57,6 @@ from chainml.storage.sealed import load_manifest, open_artifact, seal_artifact
 from chainml.training.data import Dataset, dirichlet_partition, load
 from chainml.training.job import JobConfig
 from chainml.training.models import from_safetensors
-from chainml.training.secagg import (
-    RoundParams,
-    RoundTranscript,
-    verify_round,
-)
 
 ETHER = 10**18
 
@@ -241,7 +235,7 @@ def _job(
     for r in range(1, rounds + 1):
         _wait_for(partial(_rounds_done, cm, job_id, r), f"round {r}", 180.0)
         info = cm.jobs.round(job_id, r)
-        counted = _audit(cm, store, job_id, r, info.aggregate_cid)
+        counted = len(audit_round(cm, store, job_id, r).survivors)
         accuracy = float(_node_state(coordinator_node, f"accuracy:{job_id}:{r}") or "nan")
         accuracies.append(accuracy)
         cids.append(info.aggregate_cid)
@@ -344,38 +338,6 @@ def _node_state(node: localnet.NodeDir, key: str) -> str | None:
     finally:
         db.close()
     return str(row[0]) if row else None
-
-
-def _audit(cm: Chainml, store: LocalBlobStore, job_id: int, round_no: int, cid: str) -> int:
-    """What any auditor can do from the chain and the public blobs alone: re-check the
-    round's sum from its transcript and masked inputs, and its commitment root; returns
-    how many trainers were counted."""
-    record = json.loads(store.get(cid))
-    p = record["params"]
-    roster = {
-        i + 1: str(cm.jobs.contract.call("participant_at", job_id, i))
-        for i in range(cm.jobs.job(job_id).participant_count)
-    }
-    params = RoundParams(
-        cm.jobs.client.chain_id,
-        cm.jobs.address,
-        job_id,
-        round_no,
-        roster,
-        p["vector_len"],
-        p["degree"],
-        p["threshold"],
-        p["clip"],
-        bytes.fromhex(p["graph_seed"]),
-    )
-    transcript = RoundTranscript.decode(store.get(record["transcript"]))
-    inputs = {int(i): np.frombuffer(store.get(c), dtype="<u4") for i, c in record["inputs"].items()}
-    verify_round(params, transcript, inputs.__getitem__)
-    leaves = transcript.leaves(params)
-    tree = MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves])
-    if tree.root != cm.jobs.round(job_id, round_no).commitment_root:
-        raise DemoError(f"round {round_no}: the commitment root on chain is not the transcript's")
-    return len(transcript.survivors)
 
 
 def _final_weights(

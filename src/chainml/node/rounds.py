@@ -53,13 +53,16 @@ from chainml.training.errors import TrainingError
 from chainml.training.job import JobConfig
 from chainml.training.models import Params, flatten, from_safetensors, to_safetensors, unflatten
 from chainml.training.secagg import (
+    AggregateMismatch,
     MaskedInput,
     ProtocolViolation,
     RoundParams,
+    RoundTranscript,
     SecAggClient,
     SecAggError,
     SecAggServer,
     UnmaskShares,
+    verify_round,
 )
 
 log = logging.getLogger("chainml.node.rounds")
@@ -604,6 +607,48 @@ class AggregatorRole:
         return got
 
 
+# -- auditing -------------------------------------------------------------------------------
+
+
+def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> RoundTranscript:
+    """What anyone can check from the chain and the public blobs alone: the round record
+    on chain names the transcript and the masked inputs; the sum is recomputed from them,
+    and the commitment root and bitmap on chain must be the transcript's.  Raises
+    ``AggregateMismatch``."""
+    info = cm.jobs.round(job_id, round_no)
+    try:
+        record = json.loads(store.get(info.aggregate_cid))
+        p = record["params"]
+        params = RoundParams(
+            cm.jobs.client.chain_id,
+            cm.jobs.address,
+            job_id,
+            round_no,
+            roster_of(cm, job_id),
+            int(p["vector_len"]),
+            int(p["degree"]),
+            int(p["threshold"]),
+            float(p["clip"]),
+            bytes.fromhex(p["graph_seed"]),
+        )
+        refs = {int(i): str(c) for i, c in record["inputs"].items()}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AggregateMismatch(f"round {round_no}: not a round record") from exc
+    transcript = RoundTranscript.decode(store.get(record["transcript"]))
+
+    def fetch(i: int) -> NDArray[np.uint32]:
+        return np.frombuffer(store.get(refs[i]), dtype="<u4")
+
+    verify_round(params, transcript, fetch)
+    leaves = transcript.leaves(params)
+    tree = MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves])
+    if tree.root != info.commitment_root:
+        raise AggregateMismatch(f"round {round_no}: the commitment root is not the transcript's")
+    if info.bitmap != sum(1 << (i - 1) for i in transcript.survivors):
+        raise AggregateMismatch(f"round {round_no}: the bitmap is not the transcript's survivors")
+    return transcript
+
+
 # -- routing --------------------------------------------------------------------------------
 
 
@@ -670,6 +715,7 @@ __all__ = [
     "Dispatcher",
     "RoundStart",
     "TrainerRole",
+    "audit_round",
     "load_npz",
     "roster_of",
     "run_aggregator",

@@ -11,13 +11,12 @@ on every read.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from chainml.storage.cid import DAG_PB, Cid, parse_cid
 from chainml.storage.errors import BlobNotFound
-from chainml.storage.store import Source, iter_source
+from chainml.storage.store import Source, atomic_file, iter_source
 from chainml.storage.unixfs import DagBuilder, read_file
 
 
@@ -36,16 +35,8 @@ class LocalBlobStore:
         if path.exists():
             return path
         path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(block)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as fh:
+            fh.write(block)
         return path
 
     def put(self, source: Source) -> str:

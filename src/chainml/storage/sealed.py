@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ from chainml.crypto.stream import (
 )
 from chainml.storage.cid import parse_cid
 from chainml.storage.errors import StorageError
-from chainml.storage.store import BlobStore, Source, iter_source
+from chainml.storage.store import BlobStore, Source, atomic_file, iter_source
 
 FORMAT = 1
 MAX_MANIFEST = 4096
@@ -182,15 +180,6 @@ def open_artifact(store: BlobStore, key: bytes, manifest: Manifest) -> bytes:
 
 def open_to_file(store: BlobStore, key: bytes, manifest: Manifest, dest: Path) -> None:
     """Write the plaintext to ``dest`` atomically: on any error nothing appears there."""
-    dest = Path(dest)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".open-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for piece in open_stream(store, key, manifest):
-                fh.write(piece)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(Path(dest), prefix=".open-") as fh:
+        for piece in open_stream(store, key, manifest):
+            fh.write(piece)

@@ -8,7 +8,10 @@ back wrong bytes unnoticed.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -50,6 +53,22 @@ def iter_source(source: Source, size: int = CHUNK) -> Iterator[bytes]:
             yield piece
     else:
         yield from source
+
+
+@contextmanager
+def atomic_file(dest: Path, prefix: str = ".tmp-") -> Iterator[BinaryIO]:
+    """A file that appears at ``dest`` whole or not at all: written beside it, fsynced and
+    renamed over it when the block exits normally, removed if anything is raised."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=prefix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_all(store: BlobStore, cid: str) -> bytes:

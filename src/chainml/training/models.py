@@ -73,7 +73,38 @@ def unflatten(vector: NDArray[np.float32], like: Mapping[str, NDArray[np.float32
     return out
 
 
-class SoftmaxRegression:
+def check_shapes(
+    have: Mapping[str, NDArray[np.float32]], given: Mapping[str, NDArray[np.float32]]
+) -> None:
+    """Raises ``TrainingError`` unless ``given`` has exactly ``have``'s names and shapes."""
+    if {k: tuple(np.shape(v)) for k, v in given.items()} != {
+        k: tuple(np.shape(v)) for k, v in have.items()
+    }:
+        raise TrainingError("parameters do not fit this model")
+
+
+class Classifier:
+    """``predict`` and ``accuracy`` from a model's ``logits``."""
+
+    def logits(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        raise NotImplementedError
+
+    def predict(self, x: NDArray[np.float64]) -> NDArray[np.int64]:
+        return np.asarray(self.logits(x).argmax(axis=1), dtype=np.int64)
+
+    def accuracy(self, x: NDArray[np.float64], y: NDArray[np.int64]) -> float:
+        return float((self.predict(x) == y).mean())
+
+
+class _NumpyModel(Classifier):
+    params: Params
+
+    def set_params(self, params: Mapping[str, NDArray[np.float32]]) -> None:
+        check_shapes(self.params, params)
+        self.params = {k: np.array(v, dtype=np.float32) for k, v in params.items()}
+
+
+class SoftmaxRegression(_NumpyModel):
     """Multinomial logistic regression trained with mini-batch SGD."""
 
     def __init__(self, n_features: int, n_classes: int, *, seed: int = 0) -> None:
@@ -83,19 +114,8 @@ class SoftmaxRegression:
             "b": np.zeros(n_classes, dtype=np.float32),
         }
 
-    def set_params(self, params: Mapping[str, NDArray[np.float32]]) -> None:
-        if {k: v.shape for k, v in params.items()} != {k: v.shape for k, v in self.params.items()}:
-            raise TrainingError("parameters do not fit this model")
-        self.params = {k: np.array(v, dtype=np.float32) for k, v in params.items()}
-
     def logits(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.asarray(x @ self.params["w"] + self.params["b"], dtype=np.float64)
-
-    def predict(self, x: NDArray[np.float64]) -> NDArray[np.int64]:
-        return np.asarray(self.logits(x).argmax(axis=1), dtype=np.int64)
-
-    def accuracy(self, x: NDArray[np.float64], y: NDArray[np.int64]) -> float:
-        return float((self.predict(x) == y).mean())
 
     def fit(
         self,
@@ -131,7 +151,7 @@ class SoftmaxRegression:
 LogisticRegression = SoftmaxRegression  # multinomial logistic regression: the same model
 
 
-class MLP:
+class MLP(_NumpyModel):
     """A multi-layer perceptron trained with mini-batch SGD with momentum.
 
     ``activation`` is ``"relu"`` or ``"square"`` (x², the activation CKKS inference can
@@ -160,11 +180,6 @@ class MLP:
             self.params[f"b{i}"] = np.zeros(b, dtype=np.float32)
         self.layers = len(sizes) - 1
 
-    def set_params(self, params: Mapping[str, NDArray[np.float32]]) -> None:
-        if {k: v.shape for k, v in params.items()} != {k: v.shape for k, v in self.params.items()}:
-            raise TrainingError("parameters do not fit this model")
-        self.params = {k: np.array(v, dtype=np.float32) for k, v in params.items()}
-
     def _act(self, z: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.maximum(z, 0.0) if self.activation == "relu" else z * z
 
@@ -183,12 +198,6 @@ class MLP:
     def logits(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         p = {k: v.astype(np.float64) for k, v in self.params.items()}
         return self._forward(np.asarray(x, dtype=np.float64), p)[0][-1]
-
-    def predict(self, x: NDArray[np.float64]) -> NDArray[np.int64]:
-        return np.asarray(self.logits(x).argmax(axis=1), dtype=np.int64)
-
-    def accuracy(self, x: NDArray[np.float64], y: NDArray[np.int64]) -> float:
-        return float((self.predict(x) == y).mean())
 
     def fit(
         self,

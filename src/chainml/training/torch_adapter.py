@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chainml.training.errors import TrainingError
-from chainml.training.models import Params
+from chainml.training.models import Classifier, Params, check_shapes
 
 try:
     import torch
@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - the extra is not installed
     raise TrainingError("the PyTorch adapter needs: pip install 'chainml[torch]'") from exc
 
 
-class TorchModel:
+class TorchModel(Classifier):
     def __init__(self, module: Any, *, lr: float = 0.1, momentum: float = 0.9) -> None:
         self.module = module
         self.lr, self.momentum = lr, momentum
@@ -37,11 +37,7 @@ class TorchModel:
         }
 
     def set_params(self, params: Mapping[str, NDArray[np.float32]]) -> None:
-        current = self.module.state_dict()
-        if {k: tuple(v.shape) for k, v in current.items()} != {
-            k: tuple(np.shape(v)) for k, v in params.items()
-        }:
-            raise TrainingError("parameters do not fit this model")
+        check_shapes(self.params, params)
         self.module.load_state_dict(
             {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in params.items()}
         )
@@ -51,12 +47,6 @@ class TorchModel:
         with torch.no_grad():
             out = self.module(torch.as_tensor(np.asarray(x, dtype=np.float32)))
         return np.asarray(out.numpy(), dtype=np.float64)
-
-    def predict(self, x: NDArray[np.float64]) -> NDArray[np.int64]:
-        return np.asarray(self.logits(x).argmax(axis=1), dtype=np.int64)
-
-    def accuracy(self, x: NDArray[np.float64], y: NDArray[np.int64]) -> float:
-        return float((self.predict(x) == y).mean())
 
     def fit(
         self,
