@@ -1,0 +1,244 @@
+"""Signed inference receipts, their batches on chain, and the client's checks.
+
+For every request it serves, a provider signs a receipt (EIP-712 under the Receipts
+contract's domain): provider, client, model version, the hashes of the request and the
+response, the price and a per-client counter that starts at 1 and never repeats.  Every
+``max_receipts`` receipts or ``max_age`` seconds it posts, per client, one batch on chain:
+the Merkle root of the receipts' struct hashes, their count and the amount due.
+
+The client keeps every receipt it was given (``ReceiptBook``) and checks each batch
+against the receipts the provider lists for it.  It refuses — each with its own error —
+a receipt whose signature or content differs from the one it holds (``AlteredReceipt``),
+a batch that leaves out a receipt it holds from the counters the batch covers
+(``ReceiptLeftOut``), a counter listed twice or already paid in an earlier batch
+(``CountedTwice``), and a root, count or amount that do not match the listing
+(``BatchMismatch``); it then disputes the batch on chain within the dispute window.
+Both sides are pure: nothing here sends a transaction or reads a clock of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from eth_abi.abi import encode as abi_encode
+
+from chainml.crypto.errors import CryptoError
+from chainml.crypto.hashing import keccak256
+from chainml.crypto.keys import AccountKey, recover_address
+from chainml.crypto.merkle import MerkleTree
+from chainml.crypto.signing import domain_separator
+from chainml.errors import ChainmlError
+
+RECEIPT_TYPEHASH = keccak256(
+    b"Receipt(address provider,address client,uint256 modelVersion,bytes32 request,"
+    b"bytes32 response,uint256 price,uint64 counter)"
+)
+
+
+class ReceiptError(ChainmlError):
+    """A receipt or a batch the client does not accept; the subclass says why."""
+
+
+class AlteredReceipt(ReceiptError):
+    """Not signed by the provider, or not the receipt the client was given."""
+
+
+class ReceiptLeftOut(ReceiptError):
+    """A receipt the client holds is missing from a batch that covers its counter."""
+
+
+class CountedTwice(ReceiptError):
+    """A counter listed twice, or already paid in an earlier batch."""
+
+
+class BatchMismatch(ReceiptError):
+    """The batch on chain does not match the receipts listed for it."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    provider: str
+    client: str
+    model_version: int
+    request_hash: bytes
+    response_hash: bytes
+    price: int
+    counter: int
+    signature: bytes = b""
+
+    def struct_hash(self) -> bytes:
+        return keccak256(
+            abi_encode(
+                [
+                    "bytes32",
+                    "address",
+                    "address",
+                    "uint256",
+                    "bytes32",
+                    "bytes32",
+                    "uint256",
+                    "uint64",
+                ],
+                [
+                    RECEIPT_TYPEHASH,
+                    self.provider,
+                    self.client,
+                    self.model_version,
+                    self.request_hash,
+                    self.response_hash,
+                    self.price,
+                    self.counter,
+                ],
+            )
+        )
+
+    def digest(self, chain_id: int, receipts_contract: str) -> bytes:
+        return keccak256(
+            b"\x19\x01" + domain_separator(chain_id, receipts_contract) + self.struct_hash()
+        )
+
+    def verify(self, chain_id: int, receipts_contract: str) -> None:
+        try:
+            signer = recover_address(self.digest(chain_id, receipts_contract), self.signature)
+        except CryptoError:
+            raise AlteredReceipt(f"receipt {self.counter}: malformed signature") from None
+        if signer.lower() != self.provider.lower():
+            raise AlteredReceipt(f"receipt {self.counter} is not signed by its provider")
+
+
+def batch_root(receipts: Sequence[Receipt]) -> bytes:
+    """The Merkle root a provider posts: over the receipts' struct hashes, by counter."""
+    ordered = sorted(receipts, key=lambda r: r.counter)
+    return MerkleTree([r.struct_hash() for r in ordered]).root
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What the provider posts on chain, and the receipts it lists for it off chain."""
+
+    client: str
+    root: bytes
+    count: int
+    amount: int
+    receipts: tuple[Receipt, ...]
+
+
+@dataclass
+class ReceiptIssuer:
+    """The provider's side: sign receipts, and cut a batch per client when one holds
+    ``max_receipts`` receipts or its oldest is ``max_age`` seconds old."""
+
+    account: AccountKey
+    chain_id: int
+    receipts_contract: str
+    clock: Callable[[], float]
+    max_receipts: int = 100
+    max_age: float = 60.0
+    _counters: dict[str, int] = field(default_factory=dict)
+    _pending: dict[str, list[Receipt]] = field(default_factory=dict)
+    _since: dict[str, float] = field(default_factory=dict)
+
+    def issue(
+        self,
+        client: str,
+        model_version: int,
+        request_hash: bytes,
+        response_hash: bytes,
+        price: int,
+    ) -> Receipt:
+        key = client.lower()
+        counter = self._counters.get(key, 0) + 1
+        self._counters[key] = counter
+        unsigned = Receipt(
+            self.account.address,
+            client,
+            model_version,
+            request_hash,
+            response_hash,
+            price,
+            counter,
+        )
+        signature = self.account.sign_digest(unsigned.digest(self.chain_id, self.receipts_contract))
+        receipt = Receipt(**{**unsigned.__dict__, "signature": signature})
+        self._pending.setdefault(key, []).append(receipt)
+        self._since.setdefault(key, self.clock())
+        return receipt
+
+    def due(self) -> list[Batch]:
+        """The batches to post now (and forget locally)."""
+        now, out = self.clock(), []
+        for key, pending in list(self._pending.items()):
+            if len(pending) >= self.max_receipts or now - self._since[key] >= self.max_age:
+                out.append(self._cut(key))
+        return out
+
+    def flush(self) -> list[Batch]:
+        return [self._cut(key) for key in list(self._pending)]
+
+    def _cut(self, key: str) -> Batch:
+        receipts = tuple(self._pending.pop(key))
+        self._since.pop(key, None)
+        return Batch(
+            receipts[0].client,
+            batch_root(receipts),
+            len(receipts),
+            sum(r.price for r in receipts),
+            receipts,
+        )
+
+
+@dataclass
+class ReceiptBook:
+    """The client's side: every receipt it was given, and the counters already paid."""
+
+    client: str
+    chain_id: int
+    receipts_contract: str
+    held: dict[tuple[str, int], Receipt] = field(default_factory=dict)
+    paid: set[tuple[str, int]] = field(default_factory=set)
+
+    def record(self, receipt: Receipt, request_hash: bytes, response_hash: bytes) -> None:
+        """Keep a receipt just received, after checking it is for this request and answer."""
+        receipt.verify(self.chain_id, self.receipts_contract)
+        if receipt.client.lower() != self.client.lower():
+            raise AlteredReceipt("a receipt for another client")
+        if (receipt.request_hash, receipt.response_hash) != (request_hash, response_hash):
+            raise AlteredReceipt("the receipt names another request or response")
+        key = (receipt.provider.lower(), receipt.counter)
+        if key in self.held:
+            raise CountedTwice(f"counter {receipt.counter} was already used")
+        self.held[key] = receipt
+
+    def check(self, batch: Batch, provider: str) -> None:
+        """Accept a posted batch (root, count, amount from chain; receipts listed off
+        chain) or raise why not; accepted counters count as paid."""
+        provider = provider.lower()
+        counters = [r.counter for r in batch.receipts]
+        if len(set(counters)) != len(counters):
+            raise CountedTwice("a counter is listed twice in the batch")
+        for r in batch.receipts:
+            if r.provider.lower() != provider or r.client.lower() != self.client.lower():
+                raise AlteredReceipt(f"receipt {r.counter} names another provider or client")
+            if (provider, r.counter) in self.paid:
+                raise CountedTwice(f"receipt {r.counter} was paid in an earlier batch")
+            mine = self.held.get((provider, r.counter))
+            if mine is None or mine != r:
+                raise AlteredReceipt(f"receipt {r.counter} is not the one this client holds")
+        if counters:
+            low, high = min(counters), max(counters)
+            for p, c in self.held:
+                if p == provider and low <= c <= high and c not in counters:
+                    raise ReceiptLeftOut(f"receipt {c} is held but not in the batch")
+        if batch.root != batch_root(batch.receipts):
+            raise BatchMismatch("the root on chain is not the root of the listed receipts")
+        if batch.count != len(batch.receipts) or batch.amount != sum(
+            r.price for r in batch.receipts
+        ):
+            raise BatchMismatch("the count or amount on chain is not the listing's")
+        self.paid.update((provider, c) for c in counters)
+
+
+def reason_hash(error: ReceiptError) -> bytes:
+    """What a dispute records on chain: the hash of the error's kind and message."""
+    return keccak256(f"{type(error).__name__}: {error}".encode())

@@ -1,0 +1,161 @@
+"""Receipts for paid inference: signed per request, batched under a root on the Receipts
+contract, checked by the client, disputed on chain when they do not add up."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chainml.crypto import Identity
+from chainml.inference.receipts import (
+    AlteredReceipt,
+    Batch,
+    BatchMismatch,
+    CountedTwice,
+    ReceiptBook,
+    ReceiptIssuer,
+    ReceiptLeftOut,
+    batch_root,
+    reason_hash,
+)
+from chainml.ledger.bindings import Chainml
+from chainml.ledger.client import LedgerClient, LocalSigner
+from chainml.ledger.deploy import SystemParameters, deploy_system
+from chainml.ledger.devchain import DEV_KEY, DevChainProcess
+
+ETHER = 10**18
+PRICE = 10**15
+WINDOW = 600
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LedgerClient, Chainml]]:
+    with DevChainProcess(Path(tmp_path_factory.mktemp("receipts")) / "chain") as process:
+        client = LedgerClient(process.url, timeout=20)
+        dev = LocalSigner.from_key(DEV_KEY)
+        params = SystemParameters(dispute_window=WINDOW)
+        yield client, Chainml.connect(client, deploy_system(client, dev, params))
+        client.close()
+
+
+def _parties(client: LedgerClient, cm: Chainml):
+    dev = LocalSigner.from_key(DEV_KEY)
+    provider, user = Identity.generate(), Identity.generate()
+    for ident in (provider, user):
+        client.transact(dev, to=ident.address, value=2 * ETHER)
+    cm.receipts.deposit(user.account, ETHER // 10)
+    now = [0.0]
+    issuer = ReceiptIssuer(
+        provider.account,
+        client.chain_id,
+        cm.receipts.address,
+        lambda: now[0],
+        max_receipts=5,
+        max_age=30,
+    )
+    book = ReceiptBook(user.address, client.chain_id, cm.receipts.address)
+    return provider, user, issuer, book, now
+
+
+def _serve(issuer: ReceiptIssuer, book: ReceiptBook, n: int) -> None:
+    for _ in range(n):
+        request, response = os.urandom(32), os.urandom(32)
+        book.record(issuer.issue(book.client, 1, request, response, PRICE), request, response)
+
+
+def _post(cm: Chainml, provider: Identity, batch: Batch) -> tuple[int, Batch]:
+    batch_id = cm.receipts.post_batch(
+        provider.account, batch.client, batch.root, batch.count, batch.amount
+    )
+    info = cm.receipts.batch(batch_id)  # what the client reads back from chain
+    return batch_id, Batch(
+        info.client, info.receipt_root, info.receipt_count, info.amount, batch.receipts
+    )
+
+
+def test_an_honest_batch_is_accepted_and_settles(chain):
+    client, cm = chain
+    provider, user, issuer, book, now = _parties(client, cm)
+    _serve(issuer, book, 3)
+    assert issuer.due() == []  # neither 5 receipts nor 30 seconds yet
+    _serve(issuer, book, 2)
+    (batch,) = issuer.due()
+    batch_id, posted = _post(cm, provider, batch)
+    book.check(posted, provider.address)
+    assert cm.receipts.available(user.address) == ETHER // 10 - 5 * PRICE
+    client.increase_time(WINDOW + 1)
+    cm.receipts.settle(provider.account, batch_id)
+    assert cm.receipts.earnings(provider.address) == 5 * PRICE
+    _serve(issuer, book, 1)
+    now[0] = 31.0  # the age rule cuts a batch of one
+    (late,) = issuer.due()
+    assert late.count == 1 and late.receipts[0].counter == 6
+    with pytest.raises(CountedTwice):  # an old receipt billed again in a new batch
+        book.check(dataclasses.replace(batch, receipts=batch.receipts[:1]), provider.address)
+
+
+def _cheat(batch: Batch, receipts) -> Batch:
+    receipts = tuple(receipts)
+    return Batch(
+        batch.client, batch_root(receipts), len(receipts), sum(r.price for r in receipts), receipts
+    )
+
+
+@pytest.mark.parametrize(
+    ("cheat", "error"),
+    [
+        (
+            lambda b: _cheat(
+                b, [dataclasses.replace(b.receipts[0], price=PRICE * 9), *b.receipts[1:]]
+            ),
+            AlteredReceipt,
+        ),
+        (
+            lambda b: _cheat(b, [b.receipts[0], b.receipts[1], b.receipts[3], b.receipts[4]]),
+            ReceiptLeftOut,
+        ),
+        (lambda b: _cheat(b, [*b.receipts, b.receipts[2]]), CountedTwice),
+        (lambda b: dataclasses.replace(b, amount=b.amount + PRICE), BatchMismatch),
+    ],
+    ids=["altered", "left-out", "twice", "amount"],
+)
+def test_a_dishonest_batch_is_caught_and_disputed(chain, cheat, error):
+    client, cm = chain
+    provider, user, issuer, book, _ = _parties(client, cm)
+    _serve(issuer, book, 5)
+    (honest,) = issuer.due()
+    batch_id, posted = _post(cm, provider, cheat(honest))
+    with pytest.raises(error) as caught:
+        book.check(posted, provider.address)
+    before = cm.receipts.available(user.address)
+    cm.receipts.dispute(user.account, batch_id, reason_hash(caught.value))
+    info = cm.receipts.batch(batch_id)
+    assert info.status == 3 and info.reason_hash == reason_hash(caught.value)
+    assert cm.receipts.available(user.address) == before + posted.amount  # nothing paid
+
+
+def test_a_receipt_is_checked_when_it_arrives(chain):
+    client, cm = chain
+    provider, user, issuer, book, _ = _parties(client, cm)
+    request, response = os.urandom(32), os.urandom(32)
+    receipt = issuer.issue(user.address, 1, request, response, PRICE)
+    with pytest.raises(AlteredReceipt):
+        book.record(receipt, request, os.urandom(32))  # not the answer it got
+    with pytest.raises(AlteredReceipt):
+        book.record(dataclasses.replace(receipt, price=1), request, response)
+    impostor = Identity.generate()
+    forged = dataclasses.replace(
+        receipt,
+        signature=impostor.account.sign_digest(
+            receipt.digest(client.chain_id, cm.receipts.address)
+        ),
+    )
+    with pytest.raises(AlteredReceipt):
+        book.record(forged, request, response)
+    book.record(receipt, request, response)
+    with pytest.raises(CountedTwice):
+        book.record(receipt, request, response)
