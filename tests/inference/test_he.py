@@ -1,0 +1,115 @@
+"""CKKS inference on the digits test set: encrypted predictions agree with plaintext, the
+provider never holds the client's secret key, and bad ciphertexts get typed errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chainml.inference import he
+from chainml.inference.he import (
+    BadCiphertext,
+    HEClient,
+    HEProvider,
+    UnsupportedModel,
+    compile_model,
+)
+from chainml.training.data import load
+from chainml.training.models import MLP, LogisticRegression
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits", seed=0)
+
+
+@pytest.fixture(scope="module")
+def mlp(digits):
+    model = MLP(64, 10, (32,), activation="square", seed=0)  # trained with x² from the start
+    for epoch in range(30):
+        model.fit(digits.x_train, digits.y_train, epochs=1, lr=0.02, seed=epoch)
+    plan = compile_model(model.params, "square")
+    client = HEClient(plan.depth, plan.rotations)
+    return model, plan, client, HEProvider(plan, client.evaluation_keys())
+
+
+def _check_agreement(digits, model, plan, client, provider):
+    x, y = digits.x_test, digits.y_test
+    logits = client.decrypt_batch(provider.evaluate_batch(client.encrypt_batch(x)), len(x))
+    encrypted, plain = logits.argmax(1), model.predict(x)
+    assert (encrypted == plain).mean() >= 0.995
+    assert abs((encrypted == y).mean() - (plain == y).mean()) <= 0.005
+
+
+def test_mlp_batched_agrees_with_plaintext(digits, mlp):
+    model, plan, client, provider = mlp
+    assert model.accuracy(digits.x_test, digits.y_test) > 0.93
+    _check_agreement(digits, model, plan, client, provider)
+
+
+def test_mlp_single_queries_agree_with_plaintext(digits, mlp):
+    model, plan, client, provider = mlp
+    x = digits.x_test[:25]
+    for row in x:
+        logits = client.decrypt_query(provider.evaluate_query(client.encrypt_query(row)), plan)
+        assert np.abs(logits - plan.plaintext(row[None])[0]).max() < 1e-3
+    assert len(plan.rotations) == 11  # Galois keys only for the steps used
+
+
+def test_logistic_regression_both_modes(digits):
+    model = LogisticRegression(64, 10, seed=0)
+    for epoch in range(30):
+        model.fit(digits.x_train, digits.y_train, epochs=1, seed=epoch)
+    plan = compile_model(model.params)
+    assert plan.depth == 1
+    client = HEClient(plan.depth, plan.rotations)
+    provider = HEProvider(plan, client.evaluation_keys())
+    _check_agreement(digits, model, plan, client, provider)
+    row = digits.x_test[3]
+    logits = client.decrypt_query(provider.evaluate_query(client.encrypt_query(row)), plan)
+    assert np.abs(logits - plan.plaintext(row[None])[0]).max() < 1e-3
+
+
+def test_parameters_follow_the_depth():
+    assert he.HEParameters.for_depth(3).coeff_bits == (49, 40, 40, 40, 49)
+    assert he.HEParameters.for_depth(3).poly_degree == 8192
+    assert he.HEParameters.for_depth(6).poly_degree == 16384  # 338 bits: over 8192's 218
+    with pytest.raises(UnsupportedModel):
+        compile_model(MLP(64, 10, (32,), activation="relu").params, "relu")
+
+
+def test_the_provider_never_holds_the_secret_key(mlp):
+    import tenseal.sealapi as seal
+
+    _, _, client, provider = mlp
+    secret = he._save(client._secret)
+    provider.evaluate_query(client.encrypt_query(np.zeros(64)))
+    for blob in provider.received:  # everything it was ever given
+        assert secret[64:128] not in blob
+    held = [v for v in vars(provider).values() if isinstance(v, seal.SecretKey)]
+    assert held == [] and "secret" not in " ".join(vars(provider))
+
+
+def test_bad_input_gets_a_typed_error_and_the_provider_goes_on(digits, mlp):
+    _, plan, client, provider = mlp
+    good = client.encrypt_query(digits.x_test[0])
+    other = HEClient(1, [1])  # another parameter set (depth 1: a shorter modulus chain)
+    bad = {
+        "garbage": b"\x00" * 1000,
+        "truncated": good[: len(good) // 2],
+        "flipped": good[:200] + bytes([good[200] ^ 0xFF]) + good[201:],
+        "other parameters": other.encrypt_query(digits.x_test[0]),
+        "oversized": good + b"\x00" * he.MAX_QUERY_BYTES,
+        "empty": b"",
+    }
+    for name, data in bad.items():
+        with pytest.raises(BadCiphertext):
+            provider.evaluate_query(data)
+            pytest.fail(name)
+    with pytest.raises(BadCiphertext):  # keys from another context
+        HEProvider(plan, other.evaluation_keys())
+    with pytest.raises(BadCiphertext):  # a batch of the wrong size
+        provider.evaluate_batch(client.encrypt_batch(digits.x_test[:10])[:5])
+    # and it still serves
+    logits = client.decrypt_query(provider.evaluate_query(good), plan)
+    assert logits.argmax() == plan.plaintext(digits.x_test[:1])[0].argmax()
