@@ -207,9 +207,8 @@ class HEClient:
     def _encrypt(self, values: NDArray[np.float64]) -> bytes:
         plain = seal.Plaintext()
         self._encoder.encode(values.astype(float).tolist(), self.scale, plain)
-        ct = seal.Ciphertext()
-        self._encryptor.encrypt_symmetric(plain, ct)  # seeded: half the bytes on the wire
-        return _save(ct)
+        # the serialisable form keeps the seed of the uniform half: half the bytes
+        return _save(self._encryptor.encrypt_symmetric(plain))
 
     def encrypt_query(self, x: NDArray[np.float64]) -> bytes:
         """One input, tiled for latency mode."""
