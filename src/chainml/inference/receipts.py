@@ -165,6 +165,10 @@ class ReceiptIssuer:
         self._since.setdefault(key, self.clock())
         return receipt
 
+    def owed(self, client: str) -> int:
+        """What ``client`` owes in receipts not yet cut into a batch."""
+        return sum(r.price for r in self._pending.get(client.lower(), []))
+
     def due(self) -> list[Batch]:
         """The batches to post now (and forget locally)."""
         now, out = self.clock(), []

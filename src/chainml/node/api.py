@@ -92,6 +92,19 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
             registry=self.registry,
         )
+        self.inference = Counter(
+            "chainml_inference_requests",
+            "Inference requests by mode and outcome (ok, or the refusal's cause)",
+            ["mode", "outcome"],
+            registry=self.registry,
+        )
+        self.inference_seconds = Histogram(
+            "chainml_inference_seconds",
+            "Inference requests answered, by mode, from body received to answer",
+            ["mode"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
         self.alerts = Gauge(
             "chainml_alerts",
             "Intrusion-detection alerts raised, by kind",
@@ -171,6 +184,7 @@ def create_app(
     dashboard: Callable[[], str] | None = None,
     on_scrape: Callable[[Metrics], None] = lambda metrics: None,
     guardian: Guardian | None = None,
+    provider: Any = None,
 ) -> FastAPI:
     import time
 
@@ -269,6 +283,8 @@ def create_app(
             signature=release.signature.hex(),
         )
 
+    _inference_routes(app, provider, metrics, guard)
+
     @app.get("/", include_in_schema=False)
     def page() -> Response:
         if dashboard is None:
@@ -294,12 +310,100 @@ def create_app(
     return app
 
 
+def _inference_routes(app: FastAPI, provider: Any, metrics: Metrics, guard: Guard) -> None:
+    """``/v1/infer`` (plain), ``/v1/infer/he`` (CKKS), the served model, and the receipts
+    listed for each posted batch.  ``provider`` is the node's ``ProviderRole`` or None."""
+    from starlette.concurrency import run_in_threadpool
+
+    from chainml.inference.service import CAUSES, InferenceRefused, OversizedRequest, receipt_doc
+
+    for cause in CAUSES:
+        for mode in ("plain", "he"):
+            metrics.inference.labels(mode=mode, outcome=cause)
+    binary = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+        "responses": {
+            "200": {
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                }
+            }
+        },
+    }
+
+    def unavailable() -> JSONResponse:
+        return JSONResponse(
+            {"error": "no_model", "detail": "this node serves no model (yet)"}, status_code=503
+        )
+
+    async def serve(request: Request, label: str, modes: tuple[str, ...]) -> Response:
+        if provider is None or provider.service.model is None:
+            return unavailable()
+        import time
+
+        started = time.perf_counter()
+        peer = request.client.host if request.client else "unknown"
+        limit = provider.service.max_request("he-keys") + 8
+        body = bytearray()
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise OversizedRequest("request body over the limit")
+            answer = await run_in_threadpool(provider.service.handle, bytes(body), modes)
+        except InferenceRefused as exc:
+            metrics.inference.labels(mode=label, outcome=exc.cause).inc()
+            if exc.cause in ("bad_signature", "replayed", "malformed"):
+                guard.score.refused(peer, exc.cause)
+            return JSONResponse({"error": exc.cause, "detail": str(exc)}, status_code=exc.status)
+        metrics.inference.labels(mode=label, outcome="ok").inc()
+        metrics.inference_seconds.labels(mode=label).observe(time.perf_counter() - started)
+        return Response(answer, media_type="application/octet-stream")
+
+    @app.get("/v1/infer/model", responses={503: {"model": ErrorBody}})
+    def served_model() -> Any:
+        """The model this provider serves: version, prices, its CKKS plan's shape."""
+        info = provider.info() if provider is not None else None
+        return info if info is not None else unavailable()
+
+    @app.post("/v1/infer", openapi_extra=binary, responses={503: {"model": ErrorBody}})
+    async def infer_plain(request: Request) -> Response:
+        """A plain request: input sealed to this node, answer sealed to the client."""
+        return await serve(request, "plain", ("plain",))
+
+    @app.post("/v1/infer/he", openapi_extra=binary, responses={503: {"model": ErrorBody}})
+    async def infer_he(request: Request) -> Response:
+        """CKKS: evaluation keys (he-keys), one query (he) or a batch (he-batch)."""
+        return await serve(request, "he", ("he-keys", "he", "he-batch"))
+
+    @app.get("/v1/receipts/batches/{batch_id}", responses={404: {"model": ErrorBody}})
+    def batch_listing(batch_id: int) -> Any:
+        """The receipts this provider billed in a batch it posted on chain."""
+        listed = (
+            provider.receipts.listing(batch_id) if provider is not None and batch_id > 0 else []
+        )
+        if not listed:
+            return JSONResponse(
+                {"error": "unknown_batch", "detail": "no receipts listed for that batch"},
+                status_code=404,
+            )
+        return [receipt_doc(r) for r in listed]
+
+
 PATHS = {
     "/",
     "/v1/status",
     "/v1/envelopes",
     "/v1/keys/release",
     "/v1/alerts",
+    "/v1/infer",
+    "/v1/infer/he",
+    "/v1/infer/model",
     "/metrics",
     "/openapi.json",
 }

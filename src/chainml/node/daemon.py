@@ -87,6 +87,11 @@ class NodeConfig:
     validation: Path | None = None  # an aggregator's held-out data, for accuracy per round
     jobs_dir: Path = Path("jobs")  # job configurations this aggregator serves, by hash
     stage_timeout: float = 10.0  # seconds a secure-aggregation stage waits for stragglers
+    price: int = 10**12  # wei per plain row or encrypted query, as an inference provider
+    batch_price: int = 10**14  # wei per encrypted batch (throughput mode)
+    receipt_batch: int = 100  # receipts per posted batch at most
+    receipt_age: float = 60.0  # seconds before a client's unposted receipts are posted
+    model_version: int = 0  # the version to serve; 0: the newest granted to this node
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -102,6 +107,7 @@ class NodeConfig:
             node, chain = doc["node"], doc["chain"]
             limits = doc.get("limits", {})
             training = doc.get("training", {})
+            inference = doc.get("inference", {})
             host, _, port = str(node["listen"]).rpartition(":")
             return cls(
                 name=str(node["name"]),
@@ -127,6 +133,11 @@ class NodeConfig:
                 validation=_optional(base, training.get("validation")),
                 jobs_dir=base / training.get("jobs_dir", "jobs"),
                 stage_timeout=float(training.get("stage_timeout", 10.0)),
+                price=int(inference.get("price", 10**12)),
+                batch_price=int(inference.get("batch_price", 10**14)),
+                receipt_batch=int(inference.get("receipt_batch", 100)),
+                receipt_age=float(inference.get("receipt_age", 60.0)),
+                model_version=int(inference.get("model_version", 0)),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: missing or bad field {exc}") from None
@@ -168,6 +179,13 @@ dir = "store"       # content-addressed blobs: sealed artifacts, key bundles
 # validation = "validation.npz" # an aggregator's held-out records: accuracy per round
 jobs_dir = "jobs"               # job configurations this node aggregates, named by hash
 stage_timeout = 10              # seconds a secure-aggregation stage waits for stragglers
+
+[inference]   # as an inference provider (role INFERENCE_PROVIDER)
+price = 1000000000000           # wei per plain row or encrypted query
+batch_price = 100000000000000   # wei per encrypted batch of up to 4,096 rows
+receipt_batch = 100             # receipts per batch posted on chain, at most
+receipt_age = 60                # seconds before a client's receipts are posted anyway
+model_version = 0               # 0: serve the newest version granted to this node
 
 [monitor]
 interval = 5        # seconds between chain checks
@@ -341,6 +359,22 @@ def run(config: NodeConfig) -> None:
     )
     metrics = Metrics()
     dispatcher = _round_roles(config, node, roles, store, metrics, stop)
+    provider = None
+    if roles & Role.INFERENCE_PROVIDER:
+        from chainml.node.inference import ProviderRole
+
+        provider = ProviderRole(
+            node,
+            price=config.price,
+            batch_price=config.batch_price,
+            max_receipts=config.receipt_batch,
+            max_age=config.receipt_age,
+            model_version=config.model_version,
+            clock=time.time,
+        )
+        threading.Thread(
+            target=provider.run, args=(stop, config.worker_interval), name="provider", daemon=True
+        ).start()
     app = create_app(
         node.receiver,
         guard=guard,
@@ -349,6 +383,7 @@ def run(config: NodeConfig) -> None:
         guardian=guardian,
         metrics=metrics,
         on_message=dispatcher.put,
+        provider=provider,
     )
     log.info(
         "node %s (%s) on http://%s:%d", config.name, node.identity.address, config.host, config.port

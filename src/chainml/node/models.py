@@ -21,6 +21,7 @@ from chainml.storage.local import LocalBlobStore
 from chainml.storage.sealed import (
     Manifest,
     load_manifest,
+    open_artifact,
     open_to_file,
     seal_artifact,
 )
@@ -114,30 +115,39 @@ def manifest_of(node: Node, version_id: int) -> Manifest:
     return load_manifest(_store(node), node.cm.models.version(version_id).manifest_cid)
 
 
+def _version_key(node: Node, version_id: int, manifest: Manifest, grant_id: int) -> bytes:
+    """The data key of a version: the owner's own, or through a grant (owner-wrapped, or
+    rebuilt from the guardians' shares)."""
+    if not grant_id:
+        return _own_key(node, version_id)
+    info = node.cm.models.grant_info(grant_id)
+    if info.version_id != version_id:
+        raise access.MalformedBundle(f"grant {grant_id} is for version {info.version_id}")
+    raw = _store(node).get(info.wrapped_key_ref)
+    kind = json.loads(raw).get("kind") if raw.startswith(b"{") else None
+    if kind == "owner":
+        return access.unwrap_as_grantee(
+            LedgerChainView(node.cm),
+            raw,
+            node.identity.x25519,
+            version_id,
+            node.identity.address,
+        )
+    return fetch_key(node.identity, node.cm, _store(node), grant_id, manifest)
+
+
 def open_version(node: Node, version_id: int, dest: Path, *, grant_id: int = 0) -> Manifest:
     """Decrypt a version to ``dest`` (atomically) with the owner's key or through a grant."""
-    store = _store(node)
     manifest = manifest_of(node, version_id)
-    if not grant_id:
-        key = _own_key(node, version_id)
-    else:
-        info = node.cm.models.grant_info(grant_id)
-        if info.version_id != version_id:
-            raise access.MalformedBundle(f"grant {grant_id} is for version {info.version_id}")
-        raw = store.get(info.wrapped_key_ref)
-        kind = json.loads(raw).get("kind") if raw.startswith(b"{") else None
-        if kind == "owner":
-            key = access.unwrap_as_grantee(
-                LedgerChainView(node.cm),
-                raw,
-                node.identity.x25519,
-                version_id,
-                node.identity.address,
-            )
-        else:
-            key = fetch_key(node.identity, node.cm, store, grant_id, manifest)
-    open_to_file(store, key, manifest, dest)
+    open_to_file(_store(node), _version_key(node, version_id, manifest, grant_id), manifest, dest)
     return manifest
+
+
+def open_in_memory(node: Node, version_id: int, *, grant_id: int = 0) -> bytes:
+    """A version's plaintext, never written to disk (a server loading the model it serves)."""
+    manifest = manifest_of(node, version_id)
+    key = _version_key(node, version_id, manifest, grant_id)
+    return open_artifact(_store(node), key, manifest)
 
 
 def revoke(node: Node, grant_id: int, *, rotate: bool) -> int:

@@ -477,7 +477,7 @@ class AggregatorRole:
         sealed = seal_artifact(
             self.store,
             self._model_key(job_id),
-            to_safetensors(new_params),
+            to_safetensors(new_params, config.architecture()),
             artifact_id=f"job-{job_id}-aggregate",
             version=round_no,
             media_type="application/vnd.safetensors",

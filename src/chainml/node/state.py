@@ -1,7 +1,8 @@
 """The node's durable state: one SQLite database in WAL mode.
 
 Tables: ``nonces`` (the envelope replay cache, so a replay is refused after a restart
-too), ``actions`` (the workers' on-chain actions, see ``chainml.node.workers``) and
+too), ``receipts`` (an inference provider's signed receipts and the batch that billed
+each), ``actions`` (the workers' on-chain actions, see ``chainml.node.workers``) and
 ``meta``.  Every write commits before the call returns (``synchronous=FULL``), so a node
 killed with SIGKILL loses nothing it acknowledged.
 """
@@ -22,6 +23,14 @@ CREATE TABLE IF NOT EXISTS nonces (
 );
 CREATE INDEX IF NOT EXISTS nonces_by_time ON nonces (timestamp);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS receipts (
+    client TEXT NOT NULL,
+    counter INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    issued REAL NOT NULL,
+    batch INTEGER,
+    PRIMARY KEY (client, counter)
+);
 CREATE TABLE IF NOT EXISTS actions (
     key TEXT PRIMARY KEY,
     status TEXT NOT NULL,

@@ -52,6 +52,11 @@ class JobConfig:
             raise TrainingError("a job configuration is canonical JSON of an MLP")
         return config
 
+    def architecture(self) -> dict[str, str]:
+        """What a server needs, beside the weights, to rebuild the model (safetensors
+        metadata)."""
+        return {"model": self.model, "activation": self.activation}
+
     @property
     def config_hash(self) -> bytes:
         return keccak256(self.encode())

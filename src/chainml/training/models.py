@@ -40,18 +40,31 @@ class Model(Protocol):
     def accuracy(self, x: NDArray[np.float64], y: NDArray[np.int64]) -> float: ...
 
 
-def to_safetensors(params: Mapping[str, NDArray[np.float32]]) -> bytes:
-    """Serialise parameters as safetensors (data only: loading runs no code)."""
-    return bytes(st_save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}))
+def to_safetensors(
+    params: Mapping[str, NDArray[np.float32]], metadata: Mapping[str, str] | None = None
+) -> bytes:
+    """Serialise parameters as safetensors (data only: loading runs no code); ``metadata``
+    (strings) goes in the header, e.g. the architecture a server needs to rebuild it."""
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
+    return bytes(st_save(tensors, metadata=dict(metadata) if metadata else None))
 
 
-def from_safetensors(blob: bytes) -> Params:
-    """Parse safetensors bytes; raises ``TrainingError`` on anything malformed."""
+def safetensors_metadata(blob: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of safetensors bytes (its JSON header; nothing else is read)."""
+    import json
+    import struct
+
     try:
-        loaded = st_load(blob)
-    except (SafetensorError, ValueError, OSError) as exc:
-        raise TrainingError("not a valid safetensors model") from exc
-    return {k: np.asarray(v, dtype=np.float32) for k, v in loaded.items()}
+        (size,) = struct.unpack("<Q", blob[:8])
+        header = json.loads(blob[8 : 8 + size]) if 0 < size <= 1 << 20 else None
+    except (struct.error, UnicodeDecodeError, ValueError):
+        header = None
+    if not isinstance(header, dict):
+        raise TrainingError("not a valid safetensors header")
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise TrainingError("safetensors metadata must map strings to strings")
+    return dict(meta)
 
 
 def flatten(params: Mapping[str, NDArray[np.float32]]) -> NDArray[np.float32]:
@@ -236,3 +249,36 @@ class MLP(_NumpyModel):
                         velocity[name] = momentum * velocity[name] - lr * grad
                         p[name] += velocity[name]
         self.params = {k: v.astype(np.float32) for k, v in p.items()}
+
+
+def classifier_from_safetensors(blob: bytes) -> tuple[Classifier, Params, str | None]:
+    """Rebuild a served model: a softmax regression (``w``, ``b``) or an MLP (``w0, b0, …``)
+    whose activation the metadata names; returns the model, its parameters and the
+    activation."""
+    params = from_safetensors(blob)
+    activation = safetensors_metadata(blob).get("activation")
+    if set(params) == {"w", "b"}:
+        n_features, n_classes = params["w"].shape
+        model: _NumpyModel = SoftmaxRegression(n_features, n_classes)
+    else:
+        layers = len(params) // 2
+        if set(params) != {f"{p}{i}" for p in "wb" for i in range(layers)} or layers < 1:
+            raise TrainingError("neither a softmax regression nor an MLP")
+        shapes = [params[f"w{i}"].shape for i in range(layers)]
+        model = MLP(
+            shapes[0][0],
+            shapes[-1][1],
+            tuple(s[1] for s in shapes[:-1]),
+            activation=activation or "relu",
+        )
+    model.set_params(params)
+    return model, params, activation
+
+
+def from_safetensors(blob: bytes) -> Params:
+    """Parse safetensors bytes; raises ``TrainingError`` on anything malformed."""
+    try:
+        loaded = st_load(blob)
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise TrainingError("not a valid safetensors model") from exc
+    return {k: np.asarray(v, dtype=np.float32) for k, v in loaded.items()}

@@ -1,0 +1,544 @@
+"""Paid inference between a client and a provider: the wire format, and the provider's
+state machine.
+
+A request is ``b"CMLQ" || u32 header length || header (JSON) || body``.  The header names
+the client and the provider, the model version, the mode, the client's HE key set (for
+``he`` and ``he-batch``), the client's X25519 reply key (for ``plain``), a timestamp, a
+random nonce and the body's hash; the client signs it as EIP-712 typed data under the
+domain ``{name: "chainml-inference", chainId, verifyingContract: Receipts}``.  The request
+hash a receipt names is that digest, so it covers the body.
+
+Modes:
+
+- ``plain`` — the body is the input (safetensors, ``x``: rows × features) sealed with HPKE
+  to the provider's registered X25519 key; the answer (``logits``) is sealed to the reply
+  key.  Only the two ends see either.
+- ``he-keys`` — the body is the client's public CKKS evaluation keys; the provider keeps
+  them (a few clients' worth) under the key set's hash.  Free, but only for a client that
+  could pay for a query.
+- ``he`` — one CKKS ciphertext (latency mode) under that key set; ``he-batch`` — one
+  ciphertext per feature (throughput mode).
+
+A response is ``b"CMLR" || u32 receipt length || receipt (JSON) || body``; the receipt is
+the provider's signature over the request hash, the body's hash, the price and a
+per-client counter (``chainml.inference.receipts``).
+
+``InferenceService.handle`` checks, cheapest first: size and form, provider, model,
+freshness, the signature, the nonce (replays, recorded only once the signature holds),
+the client's prepaid balance on chain less what it already owes, and then the body.  Each
+refusal is an ``InferenceRefused`` subclass with a ``cause`` and an HTTP status.  The
+ledger view, receipt ledger, replay cache and clock are injected; nothing here sends a
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import is_hex_address, to_checksum_address
+from numpy.typing import NDArray
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from chainml.crypto.errors import CryptoError
+from chainml.crypto.hashing import keccak256
+from chainml.crypto.hpke import open_sealed, seal
+from chainml.crypto.keys import AccountKey, X25519KeyPair, recover_address
+from chainml.crypto.signing import domain_separator
+from chainml.errors import ChainmlError
+from chainml.inference.he import BadCiphertext, HEProvider, Plan
+from chainml.inference.receipts import Receipt
+
+DOMAIN_NAME = "chainml-inference"
+REQUEST_MAGIC, RESPONSE_MAGIC = b"CMLQ", b"CMLR"
+MODES = ("plain", "he-keys", "he", "he-batch")
+REQUEST_TYPEHASH = keccak256(
+    b"InferenceRequest(address client,address provider,uint256 modelVersion,string mode,"
+    b"bytes32 keySet,bytes32 replyKey,uint64 timestamp,bytes32 nonce,bytes32 bodyHash)"
+)
+MAX_HEADER = 4096
+ZERO32 = bytes(32)
+
+
+class InferenceRefused(ChainmlError):
+    """A request the provider refuses; ``cause`` names why, ``status`` is the HTTP code."""
+
+    cause, status = "refused", 400
+
+
+class MalformedRequest(InferenceRefused):
+    cause, status = "malformed", 400
+
+
+class OversizedRequest(InferenceRefused):
+    cause, status = "oversized", 413
+
+
+class WrongProvider(InferenceRefused):
+    cause, status = "wrong_provider", 421
+
+
+class WrongModel(InferenceRefused):
+    cause, status = "wrong_model", 409
+
+
+class StaleRequest(InferenceRefused):
+    cause, status = "stale", 400
+
+
+class ForgedRequest(InferenceRefused):
+    cause, status = "bad_signature", 401
+
+
+class ReplayedRequest(InferenceRefused):
+    cause, status = "replayed", 409
+
+
+class InsufficientBalance(InferenceRefused):
+    cause, status = "insufficient_balance", 402
+
+
+class UnknownKeySet(InferenceRefused):
+    cause, status = "unknown_key_set", 428
+
+
+class BadInput(InferenceRefused):
+    cause, status = "bad_input", 400
+
+
+class ModeUnavailable(InferenceRefused):
+    cause, status = "mode_unavailable", 501
+
+
+CAUSES = tuple(
+    c.cause
+    for c in (
+        MalformedRequest,
+        OversizedRequest,
+        WrongProvider,
+        WrongModel,
+        StaleRequest,
+        ForgedRequest,
+        ReplayedRequest,
+        InsufficientBalance,
+        UnknownKeySet,
+        BadInput,
+        ModeUnavailable,
+    )
+)
+
+
+# -- the wire ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestHeader:
+    client: str
+    provider: str
+    model_version: int
+    mode: str
+    key_set: bytes  # keccak of the HE evaluation keys, or zero
+    reply_key: bytes  # the client's X25519 public key for a sealed answer, or zero
+    timestamp: int
+    nonce: bytes
+    body_hash: bytes
+
+    def digest(self, chain_id: int, receipts: str) -> bytes:
+        """The EIP-712 digest the client signs: also the request hash on receipts."""
+        struct_hash = keccak256(
+            abi_encode(
+                [
+                    "bytes32",
+                    "address",
+                    "address",
+                    "uint256",
+                    "bytes32",
+                    "bytes32",
+                    "bytes32",
+                    "uint64",
+                    "bytes32",
+                    "bytes32",
+                ],
+                [
+                    REQUEST_TYPEHASH,
+                    self.client,
+                    self.provider,
+                    self.model_version,
+                    keccak256(self.mode.encode()),
+                    self.key_set,
+                    self.reply_key,
+                    self.timestamp,
+                    self.nonce,
+                    self.body_hash,
+                ],
+            )
+        )
+        domain = domain_separator(chain_id, receipts, name=DOMAIN_NAME)
+        return keccak256(b"\x19\x01" + domain + struct_hash)
+
+    def seal_info(self) -> bytes:
+        return seal_info(self.client, self.provider, self.nonce)
+
+
+def seal_info(client: str, provider: str, nonce: bytes) -> bytes:
+    """HPKE ``info`` for a plain body: binds it to the client, the provider and the nonce."""
+    return b"chainml-infer/" + bytes.fromhex(client[2:] + provider[2:]) + nonce
+
+
+def _frame(magic: bytes, doc: dict[str, Any], body: bytes) -> bytes:
+    head = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    return magic + struct.pack(">I", len(head)) + head + body
+
+
+def _unframe(magic: bytes, raw: bytes, error: type[ChainmlError]) -> tuple[dict[str, Any], bytes]:
+    if len(raw) < 8 or raw[:4] != magic:
+        raise error("not a chainml inference message")
+    (size,) = struct.unpack(">I", raw[4:8])
+    if size > MAX_HEADER or 8 + size > len(raw):
+        raise error("bad header length")
+    try:
+        doc = json.loads(raw[8 : 8 + size])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise error("header is not JSON") from None
+    if not isinstance(doc, dict):
+        raise error("header is not an object")
+    return doc, raw[8 + size :]
+
+
+def _address(value: Any) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise ValueError("not an address")
+    return str(to_checksum_address(value))
+
+
+def _b32(value: Any) -> bytes:
+    data = bytes.fromhex(value) if isinstance(value, str) else b""
+    if len(data) != 32:
+        raise ValueError("expected 32 bytes in hex")
+    return data
+
+
+def _uint(value: Any, bits: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
+        raise ValueError(f"expected a uint{bits}")
+    return value
+
+
+def encode_request(header: RequestHeader, signature: bytes, body: bytes) -> bytes:
+    h = header
+    doc = {
+        "client": h.client,
+        "provider": h.provider,
+        "model_version": h.model_version,
+        "mode": h.mode,
+        "key_set": h.key_set.hex(),
+        "reply_key": h.reply_key.hex(),
+        "timestamp": h.timestamp,
+        "nonce": h.nonce.hex(),
+        "body_hash": h.body_hash.hex(),
+        "signature": signature.hex(),
+    }
+    return _frame(REQUEST_MAGIC, doc, body)
+
+
+def decode_request(raw: bytes) -> tuple[RequestHeader, bytes, bytes]:
+    """(header, signature, body); raises ``MalformedRequest``."""
+    doc, body = _unframe(REQUEST_MAGIC, raw, MalformedRequest)
+    try:
+        mode = doc["mode"]
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        header = RequestHeader(
+            client=_address(doc["client"]),
+            provider=_address(doc["provider"]),
+            model_version=_uint(doc["model_version"], 256),
+            mode=mode,
+            key_set=_b32(doc["key_set"]),
+            reply_key=_b32(doc["reply_key"]),
+            timestamp=_uint(doc["timestamp"], 64),
+            nonce=_b32(doc["nonce"]),
+            body_hash=_b32(doc["body_hash"]),
+        )
+        signature = bytes.fromhex(doc["signature"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedRequest(f"bad field: {exc}") from None
+    if len(signature) != 65:
+        raise MalformedRequest("a signature is 65 bytes")
+    if keccak256(body) != header.body_hash:
+        raise MalformedRequest("the body does not match its hash")
+    return header, signature, body
+
+
+def receipt_doc(r: Receipt) -> dict[str, Any]:
+    return {
+        "provider": r.provider,
+        "client": r.client,
+        "model_version": r.model_version,
+        "request_hash": r.request_hash.hex(),
+        "response_hash": r.response_hash.hex(),
+        "price": str(r.price),
+        "counter": r.counter,
+        "signature": r.signature.hex(),
+    }
+
+
+def receipt_from_doc(doc: Any) -> Receipt:
+    """Parse a receipt; raises ``ValueError`` on anything malformed."""
+    try:
+        return Receipt(
+            provider=_address(doc["provider"]),
+            client=_address(doc["client"]),
+            model_version=_uint(doc["model_version"], 256),
+            request_hash=_b32(doc["request_hash"]),
+            response_hash=_b32(doc["response_hash"]),
+            price=_uint(int(doc["price"]), 256),
+            counter=_uint(doc["counter"], 64),
+            signature=bytes.fromhex(doc["signature"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a receipt: {exc}") from None
+
+
+def encode_response(receipt: Receipt, body: bytes) -> bytes:
+    return _frame(RESPONSE_MAGIC, receipt_doc(receipt), body)
+
+
+class BadResponse(ChainmlError):
+    """A provider's answer that is not a well-formed response."""
+
+
+def decode_response(raw: bytes) -> tuple[Receipt, bytes]:
+    doc, body = _unframe(RESPONSE_MAGIC, raw, BadResponse)
+    try:
+        return receipt_from_doc(doc), body
+    except ValueError as exc:
+        raise BadResponse(str(exc)) from None
+
+
+def pack_arrays(arrays: dict[str, NDArray[Any]]) -> bytes:
+    return bytes(st_save({k: np.ascontiguousarray(v) for k, v in arrays.items()}))
+
+
+def unpack_arrays(blob: bytes) -> dict[str, NDArray[Any]]:
+    """safetensors bytes → arrays (data only, nothing executed); ``ValueError`` if bad."""
+    try:
+        return dict(st_load(blob))
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise ValueError("not a safetensors body") from exc
+
+
+def pack_blobs(blobs: Sequence[bytes]) -> bytes:
+    """Length-prefixed byte strings (HE ciphertexts and keys)."""
+    return b"".join(struct.pack(">I", len(b)) + b for b in blobs)
+
+
+def unpack_blobs(data: bytes, limit: int) -> list[bytes]:
+    out: list[bytes] = []
+    at = 0
+    while at < len(data):
+        if len(out) >= limit or at + 4 > len(data):
+            raise ValueError("too many or truncated parts")
+        (size,) = struct.unpack(">I", data[at : at + 4])
+        if at + 4 + size > len(data):
+            raise ValueError("a part runs past the end")
+        out.append(data[at + 4 : at + 4 + size])
+        at += 4 + size
+    return out
+
+
+# -- the provider -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model version the provider serves, and its prices in wei."""
+
+    version: int
+    predict: Callable[[NDArray[np.float64]], NDArray[np.float64]]  # rows → logits
+    n_features: int
+    plan: Plan | None  # None: no CKKS plan for this model (plain mode only)
+    price: int  # per row (plain) or per query (he)
+    batch_price: int  # per throughput-mode batch
+
+    def info(self) -> dict[str, Any]:
+        p = self.plan
+        return {
+            "model_version": self.version,
+            "n_features": self.n_features,
+            "price": str(self.price),
+            "batch_price": str(self.batch_price),
+            "he": None
+            if p is None
+            else {
+                "depth": p.depth,
+                "n_classes": p.n_classes,
+                "regression": p.w2 is None,
+                "rotations": p.rotations,
+            },
+        }
+
+
+class ReceiptLedger(Protocol):
+    """Where the provider's receipts live until they are posted (durable in a node)."""
+
+    def issue(
+        self, client: str, model_version: int, request_hash: bytes, response_hash: bytes, price: int
+    ) -> Receipt: ...
+    def owed(self, client: str) -> int:
+        """What the client owes in receipts not yet posted on chain."""
+        ...
+
+
+class Replays(Protocol):
+    def remember(self, sender: str, nonce: bytes, timestamp: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_skew: int = 120
+    max_rows: int = 1024  # plain mode, per request
+    max_body: int = 16 << 20  # queries and batches (a batch: 64 ciphertexts of ~206 KB)
+    max_keys: int = 64 << 20  # one evaluation-key upload
+    key_sets: int = 8  # clients whose keys are kept at once
+
+
+class InferenceService:
+    """The provider's side: refuse what it must, answer and sign a receipt for the rest."""
+
+    def __init__(
+        self,
+        account: AccountKey,
+        x25519: X25519KeyPair,
+        *,
+        chain_id: int,
+        receipts_contract: str,
+        model: ServedModel | None,
+        balance: Callable[[str], int],
+        ledger: ReceiptLedger,
+        replays: Replays,
+        clock: Callable[[], float],
+        limits: Limits | None = None,
+    ) -> None:
+        self.account = account
+        self.x25519 = x25519
+        self.chain_id = chain_id
+        self.receipts_contract = receipts_contract
+        self.model = model
+        self.balance = balance
+        self.ledger = ledger
+        self.replays = replays
+        self.clock = clock
+        self.limits = limits or Limits()
+        self._keys: OrderedDict[tuple[str, bytes], HEProvider] = OrderedDict()
+        self._lock = threading.Lock()  # receipts are issued one at a time
+
+    def max_request(self, mode: str) -> int:
+        return (self.limits.max_keys if mode == "he-keys" else self.limits.max_body) + MAX_HEADER
+
+    def handle(self, raw: bytes, modes: Sequence[str] = MODES) -> bytes:
+        """A response for ``raw`` (a request in one of ``modes``), or an
+        ``InferenceRefused``."""
+        if len(raw) > self.limits.max_keys + MAX_HEADER + 8:
+            raise OversizedRequest(f"{len(raw)} bytes")
+        header, signature, body = decode_request(raw)
+        if header.mode not in modes:
+            raise MalformedRequest(f"mode {header.mode} is not served here")
+        if len(raw) > self.max_request(header.mode) + 8:
+            raise OversizedRequest(f"{len(raw)} bytes for mode {header.mode}")
+        model = self.model
+        if header.provider != self.account.address:
+            raise WrongProvider("addressed to another provider")
+        if model is None or header.model_version != model.version:
+            raise WrongModel("this provider does not serve that model version")
+        if abs(self.clock() - header.timestamp) > self.limits.max_skew:
+            raise StaleRequest(f"timestamp {header.timestamp} is too far off")
+        request_hash = header.digest(self.chain_id, self.receipts_contract)
+        try:
+            signer = recover_address(request_hash, signature)
+        except CryptoError:
+            signer = None
+        if signer != header.client:
+            raise ForgedRequest("not signed by the client it names")
+        if not self.replays.remember(header.client, header.nonce, header.timestamp):
+            raise ReplayedRequest("nonce already seen")
+        if header.mode == "he-keys":
+            self._need(header.client, model.price)
+            return self._keys_in(header, body)
+        answer, price = self._evaluate(header, body, model)
+        with self._lock:
+            self._need(header.client, price)
+            receipt = self.ledger.issue(
+                header.client, model.version, request_hash, keccak256(answer), price
+            )
+        return encode_response(receipt, answer)
+
+    def _need(self, client: str, price: int) -> None:
+        if self.balance(client) - self.ledger.owed(client) < max(price, 1):
+            raise InsufficientBalance("the prepaid balance on chain does not cover this request")
+
+    def _keys_in(self, header: RequestHeader, body: bytes) -> bytes:
+        model = self.model
+        if model is None or model.plan is None:
+            raise ModeUnavailable("this model has no homomorphic plan")
+        try:
+            relin, galois = unpack_blobs(body, 2)
+            provider = HEProvider(model.plan, {"relin": relin, "galois": galois})
+        except (ValueError, BadCiphertext) as exc:
+            raise BadInput(f"evaluation keys: {exc}") from None
+        key_set = keccak256(body)
+        with self._lock:
+            self._keys.pop((header.client, key_set), None)
+            self._keys[(header.client, key_set)] = provider
+            while len(self._keys) > self.limits.key_sets:
+                self._keys.popitem(last=False)
+        return json.dumps({"key_set": key_set.hex()}).encode()
+
+    def _evaluate(
+        self, header: RequestHeader, body: bytes, model: ServedModel
+    ) -> tuple[bytes, int]:
+        if header.mode == "plain":
+            try:
+                x = unpack_arrays(open_sealed(self.x25519, body, header.seal_info()))["x"]
+            except (CryptoError, ValueError, KeyError) as exc:
+                raise BadInput(f"plain input: {type(exc).__name__}") from None
+            if (
+                x.ndim != 2
+                or x.shape[1] != model.n_features
+                or not 0 < len(x) <= self.limits.max_rows
+            ):
+                raise BadInput(f"x must be 1..{self.limits.max_rows} rows of {model.n_features}")
+            if header.reply_key == ZERO32:
+                raise BadInput("a plain request needs a reply key")
+            logits = model.predict(np.asarray(x, dtype=np.float64)).astype(np.float32)
+            answer = seal(
+                header.reply_key,
+                pack_arrays({"logits": logits}),
+                header.digest(self.chain_id, self.receipts_contract),
+            )
+            return answer, model.price * len(x)
+        provider = self._keys.get((header.client, header.key_set))
+        if provider is None:
+            raise UnknownKeySet("upload the evaluation keys first (mode he-keys)")
+        try:
+            if header.mode == "he":
+                return provider.evaluate_query(body), model.price
+            parts = unpack_blobs(body, model.n_features)
+            return pack_blobs(provider.evaluate_batch(parts)), model.batch_price
+        except (ValueError, BadCiphertext) as exc:
+            raise BadInput(f"ciphertext: {exc}") from None
+        finally:
+            provider.received.clear()  # the bytes are no longer needed
+
+
+def new_nonce() -> bytes:
+    return os.urandom(32)

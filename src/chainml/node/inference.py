@@ -1,0 +1,292 @@
+"""The inference provider, a node role.
+
+The role finds a model version granted to this node on the Models contract (the newest
+valid grant, or the version named in ``[inference] model_version``), gets its key the way
+the grant says (owner-wrapped, or k-of-n from the guardians' nodes), opens it in memory
+only, and serves it through ``chainml.inference.service``: ``POST /v1/infer`` (plain,
+sealed both ways) and ``POST /v1/infer/he`` (CKKS, for an MLP trained with x² or a
+regression).  Receipts are kept in the node's SQLite state the moment they are signed;
+every ``max_receipts`` receipts or ``max_age`` seconds per client, the role posts their
+Merkle root, count and amount on the Receipts contract, exactly once (``Actions``), and
+keeps the listing the client checks the batch against (``GET /v1/receipts/batches/{id}``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from chainml.crypto.keys import AccountKey
+from chainml.errors import ChainmlError
+from chainml.inference.he import UnsupportedModel, compile_model
+from chainml.inference.receipts import Batch, Receipt, batch_root
+from chainml.inference.service import (
+    InferenceService,
+    Limits,
+    ServedModel,
+    receipt_doc,
+    receipt_from_doc,
+)
+from chainml.ledger.bindings import Chainml
+from chainml.ledger.errors import LedgerError
+from chainml.node.daemon import Node
+from chainml.node.state import NodeState, SqliteReplayCache
+from chainml.node.workers import Actions
+from chainml.training.models import classifier_from_safetensors
+
+log = logging.getLogger("chainml.node.inference")
+
+
+class SqliteReceipts:
+    """The provider's receipts, durable from the moment they are signed: a counter never
+    repeats for a client, and a receipt is billed in exactly one batch."""
+
+    def __init__(
+        self,
+        state: NodeState,
+        account: AccountKey,
+        *,
+        chain_id: int,
+        receipts_contract: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.state = state
+        self.account = account
+        self.chain_id = chain_id
+        self.receipts_contract = receipts_contract
+        self.clock = clock
+
+    def issue(
+        self, client: str, model_version: int, request_hash: bytes, response_hash: bytes, price: int
+    ) -> Receipt:
+        rows = self.state.query(
+            "SELECT COALESCE(MAX(counter), 0) FROM receipts WHERE client = ?", (client,)
+        )
+        unsigned = Receipt(
+            self.account.address,
+            client,
+            model_version,
+            request_hash,
+            response_hash,
+            price,
+            int(rows[0][0]) + 1,
+        )
+        digest = unsigned.digest(self.chain_id, self.receipts_contract)
+        receipt = Receipt(**{**unsigned.__dict__, "signature": self.account.sign_digest(digest)})
+        self.state.execute(
+            "INSERT INTO receipts (client, counter, body, issued) VALUES (?, ?, ?, ?)",
+            (client, receipt.counter, json.dumps(receipt_doc(receipt)), self.clock()),
+        )
+        return receipt
+
+    def _rows(self, where: str, params: tuple[Any, ...]) -> list[tuple[Receipt, float]]:
+        rows = self.state.query(
+            f"SELECT body, issued FROM receipts WHERE {where} ORDER BY client, counter",  # noqa: S608
+            params,
+        )
+        return [(receipt_from_doc(json.loads(body)), float(issued)) for body, issued in rows]
+
+    def owed(self, client: str) -> int:
+        return sum(r.price for r, _ in self._rows("client = ? AND batch IS NULL", (client,)))
+
+    def due(self, max_receipts: int, max_age: float, *, flush: bool = False) -> list[Batch]:
+        """Per client, the oldest unbilled receipts (at most ``max_receipts``) once there are
+        that many or the oldest is ``max_age`` seconds old."""
+        pending: dict[str, list[tuple[Receipt, float]]] = {}
+        for receipt, issued in self._rows("batch IS NULL", ()):
+            pending.setdefault(receipt.client, []).append((receipt, issued))
+        now, out = self.clock(), []
+        for client, rows in pending.items():
+            if flush or len(rows) >= max_receipts or now - rows[0][1] >= max_age:
+                chosen = tuple(r for r, _ in rows[:max_receipts])
+                out.append(
+                    Batch(
+                        client,
+                        batch_root(chosen),
+                        len(chosen),
+                        sum(r.price for r in chosen),
+                        chosen,
+                    )
+                )
+        return out
+
+    def mark(self, batch: Batch, batch_id: int) -> None:
+        """Record which batch billed these receipts (``-1``: the chain refused to bill)."""
+        for r in batch.receipts:
+            self.state.execute(
+                "UPDATE receipts SET batch = ? WHERE client = ? AND counter = ?",
+                (batch_id, r.client, r.counter),
+            )
+
+    def listing(self, batch_id: int) -> list[Receipt]:
+        return [r for r, _ in self._rows("batch = ?", (batch_id,))]
+
+
+def serve_model(blob: bytes, version: int, *, price: int, batch_price: int) -> ServedModel:
+    """A ``ServedModel`` from safetensors bytes; a CKKS plan when the model has one."""
+    model, params, activation = classifier_from_safetensors(blob)
+    try:
+        plan = compile_model(params, activation)
+    except UnsupportedModel:
+        plan = None
+    return ServedModel(
+        version=version,
+        predict=model.logits,
+        n_features=int(next(iter(params.values())).shape[0]),
+        plan=plan,
+        price=price,
+        batch_price=batch_price,
+    )
+
+
+class NoGrant(ChainmlError):
+    """No valid grant of a model version to this node."""
+
+
+class ProviderRole:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        price: int,
+        batch_price: int,
+        max_receipts: int,
+        max_age: float,
+        model_version: int = 0,
+        clock: Callable[[], float],
+        limits: Limits | None = None,
+        open_version: Callable[[Node, int, int], bytes] | None = None,
+    ) -> None:
+        from chainml.node.models import open_in_memory
+
+        self.node = node
+        self.cm: Chainml = node.cm
+        self.price, self.batch_price = price, batch_price
+        self.max_receipts, self.max_age = max_receipts, max_age
+        self.model_version = model_version
+        self.clock = clock
+        self._open = open_version or (lambda n, v, g: open_in_memory(n, v, grant_id=g))
+        self.receipts = SqliteReceipts(
+            node.state,
+            node.identity.account,
+            chain_id=node.client.chain_id,
+            receipts_contract=self.cm.receipts.address,
+            clock=clock,
+        )
+        self.actions = Actions(node.state, node.client)
+        self.service = InferenceService(
+            node.identity.account,
+            node.identity.x25519,
+            chain_id=node.client.chain_id,
+            receipts_contract=self.cm.receipts.address,
+            model=None,
+            balance=self.cm.receipts.available,
+            ledger=self.receipts,
+            replays=SqliteReplayCache(node.state, horizon=(limits or Limits()).max_skew),
+            clock=clock,
+            limits=limits,
+        )
+
+    # -- the model ------------------------------------------------------------------------
+
+    def _grant(self) -> tuple[int, int]:
+        """(version, grant id) of the newest valid grant to this node."""
+        me = self.node.identity.address.lower()
+        for event in reversed(self.cm.models.contract.past_events("GrantIssued")):
+            grant_id, version = int(event.args["grant_id"]), int(event.args["version_id"])
+            if str(event.args["grantee"]).lower() != me:
+                continue
+            if self.model_version and version != self.model_version:
+                continue
+            if self.cm.models.contract.call("grant_valid", grant_id):
+                return version, grant_id
+        raise NoGrant("no valid grant of a model to this node")
+
+    def load(self) -> bool:
+        """Load the granted model once; True when one is served."""
+        if self.service.model is not None:
+            return True
+        try:
+            version, grant_id = self._grant()
+            blob = self._open(self.node, version, grant_id)
+            self.service.model = serve_model(
+                blob, version, price=self.price, batch_price=self.batch_price
+            )
+        except ChainmlError as exc:
+            log.info("no model to serve yet: %s", type(exc).__name__)
+            return False
+        mode = "plain and CKKS" if self.service.model.plan is not None else "plain only"
+        log.info("serving model version %d through grant %d (%s)", version, grant_id, mode)
+        return True
+
+    def info(self) -> dict[str, Any] | None:
+        model = self.service.model
+        if model is None:
+            return None
+        return {
+            "provider": self.node.identity.address,
+            "x25519": self.node.identity.x25519.public_bytes.hex(),
+            **model.info(),
+        }
+
+    # -- billing --------------------------------------------------------------------------
+
+    def _posted(self, batch: Batch) -> int | None:
+        """The id of a batch already on chain with this root, client and provider."""
+        me = self.node.identity.address.lower()
+        for event in self.cm.receipts.contract.past_events("BatchPosted"):
+            a = event.args
+            if (
+                str(a["provider"]).lower() == me
+                and str(a["client"]).lower() == batch.client.lower()
+                and bytes(a["receipt_root"]) == batch.root
+            ):
+                return int(a["batch_id"])
+        return None
+
+    def post_due(self, *, flush: bool = False) -> int:
+        """Post the batches that are due; the number posted."""
+        posted, contract = 0, self.cm.receipts.contract
+        for batch in self.receipts.due(self.max_receipts, self.max_age, flush=flush):
+            first, last = batch.receipts[0].counter, batch.receipts[-1].counter
+            key = f"post_batch:{batch.client}:{first}-{last}"
+
+            def send(b: Batch = batch) -> str:
+                return str(
+                    self.node.client.send(
+                        self.node.identity.account,
+                        to=contract.address,
+                        data=contract.abi.encode_call(
+                            "post_batch", [b.client, b.root, b.count, b.amount]
+                        ),
+                        wait=False,
+                    )
+                )
+
+            def on_chain(b: Batch = batch) -> bool:
+                return self._posted(b) is not None
+
+            done = self.actions.perform(key, done_on_chain=on_chain, send=send)
+            batch_id = self._posted(batch) if done else None
+            self.receipts.mark(batch, batch_id if batch_id is not None else -1)
+            if batch_id is None:
+                log.warning("batch %s refused on chain: the client could not pay", key)
+                continue
+            posted += 1
+            log.info("posted batch %d: %d receipts, %d wei", batch_id, batch.count, batch.amount)
+        return posted
+
+    def tick(self) -> None:
+        self.load()
+        self.post_due()
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        while not stop.is_set():
+            try:
+                self.tick()
+            except (ChainmlError, LedgerError, OSError) as exc:
+                log.warning("provider pass failed: %s", type(exc).__name__)
+            stop.wait(interval)

@@ -1,0 +1,239 @@
+"""The provider's state machine and the client against each other, in one process: plain
+requests sealed both ways, encrypted queries and batches, receipts for each, and every
+kind of bad request refused with its own cause while the provider goes on serving."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from chainml.crypto import Identity
+from chainml.inference import he
+from chainml.inference.client import InferenceClient, ModelInfo, ProviderRefused
+from chainml.inference.he import compile_model
+from chainml.inference.receipts import AlteredReceipt, ReceiptIssuer
+from chainml.inference.service import (
+    InferenceRefused,
+    InferenceService,
+    Limits,
+    ServedModel,
+    decode_request,
+    encode_request,
+    encode_response,
+    pack_blobs,
+)
+from chainml.training.data import load
+from chainml.training.models import MLP
+
+CHAIN_ID, RECEIPTS = 31337, "0x" + "ab" * 20
+PRICE, BATCH_PRICE = 10, 500
+
+
+class Replays:
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, bytes]] = set()
+
+    def remember(self, sender: str, nonce: bytes, timestamp: int) -> bool:
+        fresh = (sender, nonce) not in self.seen
+        self.seen.add((sender, nonce))
+        return fresh
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits", seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(digits):
+    m = MLP(64, 10, (32,), activation="square", seed=0)
+    for epoch in range(30):
+        m.fit(digits.x_train, digits.y_train, epochs=1, lr=0.02, seed=epoch)
+    return m
+
+
+class World:
+    """One provider, one client, a clock, balances and every byte the provider received."""
+
+    def __init__(self, model: MLP) -> None:
+        self.now = [1_700_000_000.0]
+        self.balances: dict[str, int] = {}
+        self.provider_id, self.client_id = Identity.generate(), Identity.generate()
+        self.issuer = ReceiptIssuer(
+            self.provider_id.account, CHAIN_ID, RECEIPTS, lambda: self.now[0], max_receipts=1000
+        )
+        served = ServedModel(
+            version=7,
+            predict=model.logits,
+            n_features=64,
+            plan=compile_model(model.params, "square"),
+            price=PRICE,
+            batch_price=BATCH_PRICE,
+        )
+        self.service = InferenceService(
+            self.provider_id.account,
+            self.provider_id.x25519,
+            chain_id=CHAIN_ID,
+            receipts_contract=RECEIPTS,
+            model=served,
+            balance=lambda who: self.balances.get(who, 0),
+            ledger=self.issuer,
+            replays=Replays(),
+            clock=lambda: self.now[0],
+            limits=Limits(max_body=14 << 20),
+        )
+        self.received: list[bytes] = []
+        info = ModelInfo.from_doc(
+            {
+                "provider": self.provider_id.address,
+                "x25519": self.provider_id.x25519.public_bytes.hex(),
+                **served.info(),
+            }
+        )
+        self.client = InferenceClient(
+            self.client_id,
+            info,
+            chain_id=CHAIN_ID,
+            receipts_contract=RECEIPTS,
+            post=self.post,
+            clock=lambda: self.now[0],
+        )
+
+    def post(self, path: str, raw: bytes) -> tuple[int, bytes]:
+        self.received.append(raw)
+        try:
+            return 200, self.service.handle(raw)
+        except InferenceRefused as exc:
+            return exc.status, json.dumps({"error": exc.cause, "detail": str(exc)}).encode()
+
+
+@pytest.fixture(scope="module")
+def world(model):
+    w = World(model)
+    w.balances[w.client_id.address] = 10**9
+    return w
+
+
+def test_plain_mode_is_sealed_both_ways_and_receipted(world, model, digits):
+    x = digits.x_test[:16]
+    logits = world.client.predict_plain(x)
+    assert np.allclose(logits, model.logits(x.astype(np.float32)), atol=1e-4)
+    request = world.received[-1]
+    assert x.astype(np.float32).tobytes()[:64] not in request  # the input travelled sealed
+    (receipt,) = [r for r in world.client.book.held.values() if r.price == 16 * PRICE]
+    assert receipt.provider == world.provider_id.address and receipt.model_version == 7
+
+
+def test_encrypted_queries_and_batch_agree_and_the_provider_never_holds_the_secret_key(
+    world, model, digits
+):
+    x = digits.x_test
+    singles = [world.client.predict_encrypted(x[i]).argmax() for i in range(5)]
+    assert singles == list(model.predict(x[:5]))
+    batch = world.client.predict_encrypted_batch(x)
+    assert (batch.argmax(1) == model.predict(x)).mean() >= 0.995
+    secret = he._save(world.client._he._secret)  # type: ignore[union-attr]
+    for raw in world.received:
+        assert secret[64:128] not in raw and secret[-64:] not in raw
+    assert world.client.sent > 25 << 20 and world.client.received > 0  # keys went once
+
+
+def test_receipts_name_each_request_and_count_up(world):
+    mine = sorted(world.client.book.held.values(), key=lambda r: r.counter)
+    assert [r.counter for r in mine] == list(range(1, len(mine) + 1))
+    assert world.issuer.owed(world.client_id.address) == sum(r.price for r in mine)
+
+
+def _fresh(world: World, mode: str = "he", body: bytes = b"\x00" * 8, **changes: object) -> bytes:
+    header, raw = world.client._request(mode, body, key_set=world.client._key_set)
+    if changes:
+        fields = {**header.__dict__, **changes}
+        header = type(header)(**fields)
+        signature = world.client_id.account.sign_digest(header.digest(CHAIN_ID, RECEIPTS))
+        raw = encode_request(header, signature, body)
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("cause", "make"),
+    [
+        ("malformed", lambda w: b"not a request"),
+        ("malformed", lambda w: _fresh(w)[:-1]),  # the body no longer matches its hash
+        ("wrong_provider", lambda w: _fresh(w, provider=w.client_id.address)),
+        ("wrong_model", lambda w: _fresh(w, model_version=8)),
+        ("stale", lambda w: _fresh(w, timestamp=int(w.now[0]) - 3600)),
+        ("bad_signature", lambda w: _forged(w)),
+        ("unknown_key_set", lambda w: _fresh(w, key_set=os.urandom(32))),
+        ("bad_input", lambda w: _fresh(w, body=b"\x00" * 300)),  # not a ciphertext
+        ("bad_input", lambda w: _fresh(w, mode="he-batch", body=pack_blobs([b"x"] * 3))),
+        ("bad_input", lambda w: _fresh(w, mode="he-keys", body=pack_blobs([b"a", b"b"]))),
+        ("bad_input", lambda w: _fresh(w, mode="plain", body=os.urandom(100))),  # won't open
+        ("oversized", lambda w: _fresh(w, body=b"\x00" * (15 << 20))),
+    ],
+)
+def test_bad_requests_get_their_own_cause_and_serving_goes_on(world, digits, cause, make):
+    raw = make(world)
+    before = world.issuer.owed(world.client_id.address)
+    with pytest.raises(InferenceRefused) as caught:
+        world.service.handle(raw)
+    assert caught.value.cause == cause
+    assert world.issuer.owed(world.client_id.address) == before  # nothing billed
+    assert world.client.predict_encrypted(digits.x_test[0]).shape == (10,)
+
+
+def _forged(world: World) -> bytes:
+    raw = _fresh(world)
+    header, signature, body = decode_request(raw)
+    other = Identity.generate()
+    return encode_request(
+        header, other.account.sign_digest(header.digest(CHAIN_ID, RECEIPTS)), body
+    )
+
+
+def test_a_replayed_request_is_refused(world):
+    raw = _fresh(world, mode="plain", body=b"")
+    with pytest.raises(InferenceRefused):
+        world.service.handle(raw)  # refused for its body, but its nonce is now spent
+    with pytest.raises(InferenceRefused) as caught:
+        world.service.handle(raw)
+    assert caught.value.cause == "replayed"
+
+
+def test_keys_of_another_context_are_refused(world):
+    other = he.HEClient(1, [1])  # the parameters of a depth-1 plan, not this one's
+    keys = other.evaluation_keys()
+    raw = _fresh(world, mode="he-keys", body=pack_blobs([keys["relin"], keys["galois"]]))
+    with pytest.raises(InferenceRefused) as caught:
+        world.service.handle(raw)
+    assert caught.value.cause == "bad_input"
+
+
+def test_no_balance_no_answer(model, digits):
+    poor = World(model)
+    poor.balances[poor.client_id.address] = 3 * PRICE
+    poor.client.predict_plain(digits.x_test[:3])  # exactly what it has
+    with pytest.raises(ProviderRefused) as caught:
+        poor.client.predict_plain(digits.x_test[:1])  # owed receipts count against it
+    assert caught.value.status == 402 and caught.value.cause == "insufficient_balance"
+
+
+def test_an_altered_receipt_in_an_answer_is_caught(world, digits):
+    honest = world.post
+
+    def tamper(path: str, raw: bytes) -> tuple[int, bytes]:
+        status, answer = honest(path, raw)
+        from chainml.inference.service import decode_response
+
+        receipt, body = decode_response(answer)
+        cheaper = type(receipt)(**{**receipt.__dict__, "price": receipt.price * 2})
+        return status, encode_response(cheaper, body)
+
+    world.client.post = tamper
+    try:
+        with pytest.raises(AlteredReceipt):
+            world.client.predict_plain(digits.x_test[:1])
+    finally:
+        world.client.post = honest
