@@ -18,10 +18,14 @@ Both sides are pure: nothing here sends a transaction or reads a clock of its ow
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
 
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256
@@ -92,6 +96,40 @@ class Receipt:
                 ],
             )
         )
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "client": self.client,
+            "model_version": self.model_version,
+            "request_hash": self.request_hash.hex(),
+            "response_hash": self.response_hash.hex(),
+            "price": str(self.price),
+            "counter": self.counter,
+            "signature": self.signature.hex(),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> Receipt:
+        """Parse ``to_doc``'s form; raises ``ValueError`` on anything malformed."""
+        try:
+            receipt = cls(
+                provider=to_checksum_address(doc["provider"]),
+                client=to_checksum_address(doc["client"]),
+                model_version=int(doc["model_version"]),
+                request_hash=bytes.fromhex(doc["request_hash"]),
+                response_hash=bytes.fromhex(doc["response_hash"]),
+                price=int(doc["price"]),
+                counter=int(doc["counter"]),
+                signature=bytes.fromhex(doc["signature"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a receipt: {exc}") from None
+        if len(receipt.request_hash) != 32 or len(receipt.response_hash) != 32:
+            raise ValueError("not a receipt: hashes are 32 bytes")
+        if not 0 <= receipt.price < 1 << 256 or not 0 < receipt.counter < 1 << 64:
+            raise ValueError("not a receipt: price or counter out of range")
+        return receipt
 
     def digest(self, chain_id: int, receipts_contract: str) -> bytes:
         return keccak256(
@@ -201,6 +239,43 @@ class ReceiptBook:
     receipts_contract: str
     held: dict[tuple[str, int], Receipt] = field(default_factory=dict)
     paid: set[tuple[str, int]] = field(default_factory=set)
+    checked: set[int] = field(default_factory=set)  # batch ids already checked
+
+    def save(self, path: Path) -> None:
+        """Keep the book in a file (written whole or not at all)."""
+        from chainml.storage.store import atomic_file
+
+        doc = {
+            "client": self.client,
+            "chain_id": self.chain_id,
+            "receipts_contract": self.receipts_contract,
+            "held": [r.to_doc() for r in self.held.values()],
+            "paid": sorted([p, c] for p, c in self.paid),
+            "checked": sorted(self.checked),
+        }
+        with atomic_file(Path(path), prefix=".book-") as fh:
+            fh.write(json.dumps(doc, indent=1).encode())
+
+    @classmethod
+    def load(cls, path: Path, client: str, chain_id: int, receipts_contract: str) -> ReceiptBook:
+        """The book kept at ``path``, or a new one; refuses a book of another client or
+        deployment."""
+        book = cls(client, chain_id, receipts_contract)
+        if not Path(path).exists():
+            return book
+        try:
+            doc = json.loads(Path(path).read_text())
+            same = (doc["client"].lower(), doc["chain_id"], doc["receipts_contract"].lower())
+            if same != (client.lower(), chain_id, receipts_contract.lower()):
+                raise ReceiptError(f"{path} is the receipt book of another client or chain")
+            for item in doc["held"]:
+                r = Receipt.from_doc(item)
+                book.held[(r.provider.lower(), r.counter)] = r
+            book.paid = {(str(p), int(c)) for p, c in doc["paid"]}
+            book.checked = {int(b) for b in doc["checked"]}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ReceiptError(f"{path} is not a receipt book: {type(exc).__name__}") from None
+        return book
 
     def record(self, receipt: Receipt, request_hash: bytes, response_hash: bytes) -> None:
         """Keep a receipt just received, after checking it is for this request and answer."""

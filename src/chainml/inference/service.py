@@ -279,38 +279,8 @@ def decode_request(raw: bytes) -> tuple[RequestHeader, bytes, bytes]:
     return header, signature, body
 
 
-def receipt_doc(r: Receipt) -> dict[str, Any]:
-    return {
-        "provider": r.provider,
-        "client": r.client,
-        "model_version": r.model_version,
-        "request_hash": r.request_hash.hex(),
-        "response_hash": r.response_hash.hex(),
-        "price": str(r.price),
-        "counter": r.counter,
-        "signature": r.signature.hex(),
-    }
-
-
-def receipt_from_doc(doc: Any) -> Receipt:
-    """Parse a receipt; raises ``ValueError`` on anything malformed."""
-    try:
-        return Receipt(
-            provider=_address(doc["provider"]),
-            client=_address(doc["client"]),
-            model_version=_uint(doc["model_version"], 256),
-            request_hash=_b32(doc["request_hash"]),
-            response_hash=_b32(doc["response_hash"]),
-            price=_uint(int(doc["price"]), 256),
-            counter=_uint(doc["counter"], 64),
-            signature=bytes.fromhex(doc["signature"]),
-        )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"not a receipt: {exc}") from None
-
-
 def encode_response(receipt: Receipt, body: bytes) -> bytes:
-    return _frame(RESPONSE_MAGIC, receipt_doc(receipt), body)
+    return _frame(RESPONSE_MAGIC, receipt.to_doc(), body)
 
 
 class BadResponse(ChainmlError):
@@ -320,7 +290,7 @@ class BadResponse(ChainmlError):
 def decode_response(raw: bytes) -> tuple[Receipt, bytes]:
     doc, body = _unframe(RESPONSE_MAGIC, raw, BadResponse)
     try:
-        return receipt_from_doc(doc), body
+        return Receipt.from_doc(doc), body
     except ValueError as exc:
         raise BadResponse(str(exc)) from None
 

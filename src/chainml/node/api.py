@@ -315,7 +315,7 @@ def _inference_routes(app: FastAPI, provider: Any, metrics: Metrics, guard: Guar
     listed for each posted batch.  ``provider`` is the node's ``ProviderRole`` or None."""
     from starlette.concurrency import run_in_threadpool
 
-    from chainml.inference.service import CAUSES, InferenceRefused, OversizedRequest, receipt_doc
+    from chainml.inference.service import CAUSES, InferenceRefused, OversizedRequest
 
     for cause in CAUSES:
         for mode in ("plain", "he"):
@@ -392,7 +392,7 @@ def _inference_routes(app: FastAPI, provider: Any, metrics: Metrics, guard: Guar
                 {"error": "unknown_batch", "detail": "no receipts listed for that batch"},
                 status_code=404,
             )
-        return [receipt_doc(r) for r in listed]
+        return [r.to_doc() for r in listed]
 
 
 PATHS = {

@@ -27,8 +27,6 @@ from chainml.inference.service import (
     InferenceService,
     Limits,
     ServedModel,
-    receipt_doc,
-    receipt_from_doc,
 )
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.errors import LedgerError
@@ -78,7 +76,7 @@ class SqliteReceipts:
         receipt = Receipt(**{**unsigned.__dict__, "signature": self.account.sign_digest(digest)})
         self.state.execute(
             "INSERT INTO receipts (client, counter, body, issued) VALUES (?, ?, ?, ?)",
-            (client, receipt.counter, json.dumps(receipt_doc(receipt)), self.clock()),
+            (client, receipt.counter, json.dumps(receipt.to_doc()), self.clock()),
         )
         return receipt
 
@@ -87,7 +85,7 @@ class SqliteReceipts:
             f"SELECT body, issued FROM receipts WHERE {where} ORDER BY client, counter",  # noqa: S608
             params,
         )
-        return [(receipt_from_doc(json.loads(body)), float(issued)) for body, issued in rows]
+        return [(Receipt.from_doc(json.loads(body)), float(issued)) for body, issued in rows]
 
     def owed(self, client: str) -> int:
         return sum(r.price for r, _ in self._rows("client = ? AND batch IS NULL", (client,)))
@@ -135,7 +133,7 @@ def serve_model(blob: bytes, version: int, *, price: int, batch_price: int) -> S
     return ServedModel(
         version=version,
         predict=model.logits,
-        n_features=int(next(iter(params.values())).shape[0]),
+        n_features=int(params["w" if "w" in params else "w0"].shape[0]),
         plan=plan,
         price=price,
         batch_price=batch_price,
@@ -290,3 +288,118 @@ class ProviderRole:
             except (ChainmlError, LedgerError, OSError) as exc:
                 log.warning("provider pass failed: %s", type(exc).__name__)
             stop.wait(interval)
+
+
+# -- the client's side: HTTP to the provider, receipts checked against the chain -----------
+
+
+def http_transport(
+    base_url: str, timeout: float = 120.0
+) -> Callable[[str, bytes], tuple[int, bytes]]:
+    """``post(path, body) -> (status, body)`` against a provider node's API."""
+    import requests
+
+    session = requests.Session()
+
+    def post(path: str, body: bytes) -> tuple[int, bytes]:
+        try:
+            answer = session.post(
+                base_url.rstrip("/") + path,
+                data=body,
+                headers={"content-type": "application/octet-stream"},
+                timeout=timeout,
+            )
+        except requests.RequestException as exc:
+            raise ProviderUnreachable(f"{base_url}: {type(exc).__name__}") from None
+        return answer.status_code, answer.content
+
+    return post
+
+
+class ProviderUnreachable(ChainmlError):
+    """The provider's node did not answer."""
+
+
+def connect(
+    cm: Chainml,
+    identity: Any,
+    provider: str,
+    *,
+    book: Any = None,
+    url: str | None = None,
+) -> Any:
+    """An ``InferenceClient`` for the provider registered on chain as ``provider``: its
+    endpoint and X25519 key come from the Registry, the served model from its API."""
+    import time
+
+    import requests
+
+    from chainml.inference.client import InferenceClient, ModelInfo
+
+    party = cm.registry.party(provider)
+    base = url or party.endpoint
+    try:
+        answer = requests.get(base.rstrip("/") + "/v1/infer/model", timeout=30)
+    except requests.RequestException as exc:
+        raise ProviderUnreachable(f"{base}: {type(exc).__name__}") from None
+    if answer.status_code != 200:
+        raise ProviderUnreachable(f"{base} serves no model ({answer.status_code})")
+    info = ModelInfo.from_doc(answer.json())
+    if info.provider.lower() != provider.lower() or info.x25519 != party.x25519_key:
+        raise ProviderUnreachable("the node at that endpoint is not the registered provider")
+    return InferenceClient(
+        identity,
+        info,
+        chain_id=cm.receipts.client.chain_id,
+        receipts_contract=cm.receipts.address,
+        post=http_transport(base),
+        clock=time.time,
+        book=book,
+    )
+
+
+def fetch_listing(base_url: str, batch_id: int) -> list[Receipt]:
+    import requests
+
+    try:
+        answer = requests.get(f"{base_url.rstrip('/')}/v1/receipts/batches/{batch_id}", timeout=30)
+        docs = answer.json() if answer.status_code == 200 else []
+        return [Receipt.from_doc(d) for d in docs]
+    except (requests.RequestException, ValueError, TypeError):
+        return []  # nothing listed: the batch cannot match what the client holds
+
+
+def check_batches(
+    cm: Chainml, identity: Any, book: Any, *, dispute: bool = True
+) -> list[tuple[int, str]]:
+    """Check every open batch billed to this client against the receipts it holds and the
+    provider's listing; dispute (on chain) each one that does not match.  Returns
+    (batch id, "ok" or the error's kind) per batch checked."""
+    from chainml.inference.receipts import ReceiptError, reason_hash
+
+    me, out = identity.address.lower(), []
+    for event in cm.receipts.contract.past_events("BatchPosted"):
+        batch_id = int(event.args["batch_id"])
+        if str(event.args["client"]).lower() != me or batch_id in book.checked:
+            continue
+        info = cm.receipts.batch(batch_id)
+        if info.status != 1:  # already settled or disputed
+            continue
+        endpoint = cm.registry.party(info.provider).endpoint
+        batch = Batch(
+            identity.address,
+            bytes(info.receipt_root),
+            info.receipt_count,
+            info.amount,
+            tuple(fetch_listing(endpoint, batch_id)),
+        )
+        try:
+            book.check(batch, info.provider)
+            verdict = "ok"
+        except ReceiptError as exc:
+            verdict = type(exc).__name__
+            if dispute:
+                cm.receipts.dispute(identity.account, batch_id, reason_hash(exc))
+        book.checked.add(batch_id)
+        out.append((batch_id, verdict))
+    return out

@@ -1,0 +1,212 @@
+"""A real inference provider: a node process on loopback serves the model version granted
+to it on chain, answers plain and encrypted requests from a paying client over HTTP, keeps
+its receipts across a SIGKILL, posts them on the Receipts contract once, and a client
+checks every batch billed to it — and disputes one it never received receipts for."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from chainml.crypto import Identity
+from chainml.crypto.stream import generate_key
+from chainml.inference.client import ProviderRefused
+from chainml.inference.receipts import ReceiptBook
+from chainml.ledger.bindings import Role
+from chainml.ledger.client import LedgerClient
+from chainml.ledger.devchain import DevChainProcess
+from chainml.node import daemon, localnet
+from chainml.node.access import LedgerChainView
+from chainml.node.inference import check_batches, connect
+from chainml.storage import access
+from chainml.storage.local import LocalBlobStore
+from chainml.storage.sealed import seal_artifact
+from chainml.training.data import load
+from chainml.training.models import MLP, to_safetensors
+
+ETHER = 10**18
+PASSWORD = "provider test password"
+PRICE = 10**12
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits", seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(digits):
+    m = MLP(64, 10, (32,), activation="square", seed=0)
+    for epoch in range(20):
+        m.fit(digits.x_train, digits.y_train, epochs=1, lr=0.02, seed=epoch)
+    return m
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory, model):
+    """A chain, a provider node granted a sealed x² MLP by its owner, a funded client."""
+    tmp = tmp_path_factory.mktemp("market")
+    with DevChainProcess(tmp / "chain") as chain:
+        client = LedgerClient(chain.url)
+        cm, dev = localnet.deploy(client, tmp)
+        node = localnet.init_node(tmp, "provider", PASSWORD, rpc=chain.url, work=1 << 10)
+        config = node.config.read_text()
+        config = config.replace("receipt_batch = 100 ", "receipt_batch = 6 ")
+        config = config.replace("receipt_age = 60 ", "receipt_age = 3600 ")
+        config = config.replace("interval = 1 ", "interval = 0.2 ")
+        node.config.write_text(config)
+        owner, user = Identity.generate(), Identity.generate()
+        for ident in (node.identity, owner, user):
+            client.transact(dev, to=ident.address, value=5 * ETHER)
+        cm.registry.register_identity(node.identity, Role.INFERENCE_PROVIDER, node.url, ETHER)
+        cm.registry.register_identity(owner, Role.REQUESTER, "", ETHER)
+        # the owner seals the model into the provider's store and grants it the version
+        store = LocalBlobStore(node.config.parent / "store")
+        key = generate_key()
+        weights = to_safetensors(model.params, {"model": "mlp", "activation": "square"})
+        sealed = seal_artifact(store, key, weights, artifact_id="model-1", version=1)
+        model_id = cm.models.create_model(owner.account, "digits x2")
+        version = cm.models.publish_version(
+            owner.account,
+            model_id,
+            sealed.manifest.ciphertext_cid,
+            sealed.manifest_cid,
+            sealed.plaintext_commitment,
+        )
+        view = LedgerChainView(cm)
+        bundle = access.wrap_for_grantee(view, key, version, node.identity.address)
+        cm.models.grant(
+            owner.account, version, node.identity.address, view.now() + 86400, store.put(bundle)
+        )
+        cm.receipts.deposit(user.account, ETHER // 100)
+        proc = daemon.spawn(node.config, PASSWORD)
+        try:
+            daemon.wait_ready(node.url, proc)
+            yield {
+                "client": client,
+                "cm": cm,
+                "node": node,
+                "proc": proc,
+                "user": user,
+                "version": version,
+            }
+        finally:
+            localnet_stop(proc)
+
+
+def localnet_stop(proc) -> None:
+    from chainml.ledger.anvil import stop_process
+
+    stop_process(proc, timeout=20)
+
+
+def _serving(url: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            answer = requests.get(url + "/v1/infer/model", timeout=2)
+            if answer.status_code == 200:
+                return answer.json()
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the provider never served its granted model")
+
+
+def _batches_for(cm, who: str) -> list[int]:
+    return [
+        int(e.args["batch_id"])
+        for e in cm.receipts.contract.past_events("BatchPosted")
+        if str(e.args["client"]).lower() == who.lower()
+    ]
+
+
+def test_paid_inference_survives_a_kill_and_every_receipt_is_billed_once(
+    market, model, digits, tmp_path
+):
+    m, x = market, digits.x_test
+    info = _serving(m["node"].url)
+    assert info["model_version"] == m["version"] and info["he"]["depth"] == 3
+    book = ReceiptBook(m["user"].address, m["client"].chain_id, m["cm"].receipts.address)
+    inference = connect(m["cm"], m["user"], m["node"].identity.address, book=book)
+
+    plain = inference.predict_plain(x[:20])
+    assert np.array_equal(plain.argmax(1), model.predict(x[:20]))
+    assert [inference.predict_encrypted(x[i]).argmax() for i in range(2)] == list(
+        model.predict(x[:2])
+    )
+    batch = inference.predict_encrypted_batch(x)
+    assert (batch.argmax(1) == model.predict(x)).mean() >= 0.995
+    assert len(book.held) == 4 and not _batches_for(m["cm"], m["user"].address)
+
+    # the provider dies with four receipts signed and not yet billed
+    m["proc"].send_signal(signal.SIGKILL)
+    m["proc"].wait(timeout=10)
+    m["proc"] = daemon.spawn(m["node"].config, PASSWORD)
+    daemon.wait_ready(m["node"].url, m["proc"])
+    _serving(m["node"].url)
+    inference = connect(m["cm"], m["user"], m["node"].identity.address, book=book)
+    inference.predict_plain(x[20:21])
+    inference.predict_plain(x[21:22])  # the sixth receipt: a batch is due
+    counters = sorted(c for _, c in book.held)
+    assert counters == [1, 2, 3, 4, 5, 6]  # no counter repeated after the restart
+
+    deadline = time.monotonic() + 30
+    while not _batches_for(m["cm"], m["user"].address) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    (batch_id,) = _batches_for(m["cm"], m["user"].address)
+    onchain = m["cm"].receipts.batch(batch_id)
+    assert onchain.receipt_count == 6
+    assert onchain.amount == sum(r.price for r in book.held.values()) == 24 * PRICE + 100 * PRICE
+    assert check_batches(m["cm"], m["user"], book) == [(batch_id, "ok")]
+    time.sleep(1.5)  # another pass of the poster: nothing is billed twice
+    assert _batches_for(m["cm"], m["user"].address) == [batch_id]
+
+    book.save(tmp_path / "book.json")
+    again = ReceiptBook.load(
+        tmp_path / "book.json", m["user"].address, m["client"].chain_id, m["cm"].receipts.address
+    )
+    assert again.held == book.held and again.checked == {batch_id}
+
+
+def test_a_batch_the_client_holds_no_receipts_for_is_disputed(market):
+    m = market
+    cm, provider = m["cm"], m["node"].identity
+    before = cm.receipts.available(m["user"].address)
+    book = ReceiptBook.load(
+        Path("/nonexistent"), m["user"].address, m["client"].chain_id, cm.receipts.address
+    )
+    book.checked.update(_batches_for(cm, m["user"].address))  # settled business
+    billed = cm.receipts.post_batch(provider.account, m["user"].address, b"\x01" * 32, 3, PRICE)
+    verdicts = dict(check_batches(cm, m["user"], book))
+    assert set(verdicts) == {billed} and verdicts[billed] in ("AlteredReceipt", "BatchMismatch")
+    assert cm.receipts.batch(billed).status == 3  # disputed on chain
+    assert cm.receipts.available(m["user"].address) == before  # the amount came back
+
+
+def test_bad_requests_get_typed_refusals_and_the_node_keeps_serving(market, digits):
+    m = market
+    url = m["node"].url
+    _serving(url)
+    for body, status in ((b"garbage", 400), (b"CMLQ" + b"\xff" * 4, 400)):
+        answer = requests.post(url + "/v1/infer", data=body, timeout=10)
+        assert answer.status_code == status and answer.json()["error"] == "malformed"
+    huge = requests.post(url + "/v1/infer/he", data=b"\x00" * (70 << 20), timeout=60)
+    assert huge.status_code == 413 and huge.json()["error"] == "oversized"
+    stranger = Identity.generate()  # signs properly, but has no prepaid balance
+    inference = connect(m["cm"], stranger, m["node"].identity.address)
+    with pytest.raises(ProviderRefused) as caught:
+        inference.predict_plain(digits.x_test[:1])
+    assert caught.value.status == 402 and caught.value.cause == "insufficient_balance"
+    metrics = requests.get(url + "/metrics", timeout=10).text
+    assert (
+        'chainml_inference_requests_total{mode="plain",outcome="insufficient_balance"} 1.0'
+        in metrics
+    )
+    paying = connect(m["cm"], m["user"], m["node"].identity.address)
+    assert paying.predict_plain(digits.x_test[:1]).shape == (1, 10)
