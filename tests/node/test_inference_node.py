@@ -5,7 +5,10 @@ checks every batch billed to it — and disputes one it never received receipts 
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -210,3 +213,65 @@ def test_bad_requests_get_typed_refusals_and_the_node_keeps_serving(market, digi
     )
     paying = connect(m["cm"], m["user"], m["node"].identity.address)
     assert paying.predict_plain(digits.x_test[:1]).shape == (1, 10)
+
+
+def _cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chainml.cli.main", *args, "--config", str(config)],
+        env=dict(os.environ, CHAINML_PASSWORD=PASSWORD, COLUMNS="200"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_the_cli_client_prepays_asks_encrypted_and_checks_its_receipts(market, digits, tmp_path):
+    m = market
+    _serving(m["node"].url)
+    root = m["node"].config.parent.parent  # beside the provider: the same deployment.json
+    clinic = localnet.init_node(root, "clinic", PASSWORD, rpc=m["client"].url, work=1 << 10)
+    from chainml.ledger.client import LocalSigner
+    from chainml.ledger.devchain import DEV_KEY
+
+    m["client"].transact(LocalSigner.from_key(DEV_KEY), to=clinic.identity.address, value=ETHER)
+    data = tmp_path / "digits.npz"
+    np.savez(data, x=digits.x_test, y=digits.y_test)
+    provider = m["node"].identity.address
+
+    done = _cli("infer", "deposit", "0.01", config=clinic.config)
+    assert done.returncode == 0 and "prepaid balance: 0.01 ETH" in done.stdout, done.stderr
+    done = _cli(
+        "infer",
+        "run",
+        provider,
+        "--input",
+        str(data),
+        "--rows",
+        "6",
+        "--encrypted",
+        config=clinic.config,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "6 predictions (encrypted)" in done.stdout and "6 receipts held" in done.stdout
+    accuracy = float(done.stdout.split("accuracy ")[1].split()[0])
+    assert accuracy >= 0.8
+    deadline = time.monotonic() + 30  # six receipts make a batch: the provider bills it
+    while not _batches_for(m["cm"], clinic.identity.address) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    (honest,) = _batches_for(m["cm"], clinic.identity.address)
+    done = _cli("infer", "receipts", config=clinic.config)
+    assert done.returncode == 0 and f"batch {honest}: 6 receipts" in done.stdout
+    assert done.stdout.strip().endswith("ok")
+    done = _cli("infer", "receipts", config=clinic.config)  # checked once, kept in the book
+    assert done.returncode == 0 and "no new batches" in done.stdout
+    # a provider that bills what it never served: the CLI catches it, disputes, exits 3
+    billed = m["cm"].receipts.post_batch(
+        m["node"].identity.account, clinic.identity.address, b"\x02" * 32, 1, PRICE
+    )
+    done = _cli("infer", "receipts", config=clinic.config)
+    assert done.returncode == 3 and f"batch {billed}" in done.stdout and "disputed" in done.stdout
+    assert m["cm"].receipts.batch(billed).status == 3
+    wrong = _cli(
+        "infer", "run", provider, "--input", str(tmp_path / "none.npz"), config=clinic.config
+    )
+    assert wrong.returncode != 0
