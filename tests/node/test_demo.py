@@ -22,6 +22,10 @@ def test_demo_runs_a_real_job_and_pays_out_every_wei(tmp_path: Path):
         sealed = store.get(record["model_ciphertext"])
         assert b"__metadata__" not in sealed and b'"F32"' not in sealed  # no safetensors in clear
     assert result.model_version > 0  # sealed, granted, and opened through the guardians
+    served = result.inference  # and served by the grantee's node to a paying clinic
+    assert served is not None and served.agreement >= 0.995
+    assert abs(served.encrypted_accuracy - served.plaintext_accuracy) <= 0.005
+    assert served.receipt_checks and all(v == "ok" for _, v in served.receipt_checks)
 
 
 def test_the_demo_s_nodes_joined_and_claimed_by_themselves(tmp_path: Path):

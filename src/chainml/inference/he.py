@@ -186,11 +186,10 @@ class HEClient:
         self.context = self.parameters.context()
         keygen = seal.KeyGenerator(self.context)
         self._secret = keygen.secret_key()
-        self._relin = seal.RelinKeys()
-        keygen.create_relin_keys(self._relin)
-        self._galois = seal.GaloisKeys()
-        keygen.create_galois_keys(
-            galois_elements(rotations, self.parameters.poly_degree), self._galois
+        # the serialisable forms keep the seed of each key's uniform half: half the bytes
+        self._relin = keygen.create_relin_keys()
+        self._galois = keygen.create_galois_keys(
+            galois_elements(rotations, self.parameters.poly_degree)
         )
         self._encoder = seal.CKKSEncoder(self.context)
         self._encryptor = seal.Encryptor(self.context, self._secret)

@@ -61,7 +61,8 @@ from chainml.training.models import from_safetensors
 ETHER = 10**18
 
 SAFETENSORS = "application/vnd.safetensors"
-JOB = JobConfig(n_features=64, n_classes=10, hidden=(64,), epochs=5, lr=0.1)
+# one hidden layer with the x² activation: the trained model is the one served under CKKS
+JOB = JobConfig(n_features=64, n_classes=10, hidden=(32,), activation="square", epochs=5, lr=0.03)
 
 
 @dataclass
@@ -88,6 +89,15 @@ class DemoResult:
     refund: int
     job_state: JobState
     model_version: int = 0  # the sealed final model on the Models contract
+    inference: Served | None = None  # the clinic's paid, encrypted predictions
+
+
+@dataclass(frozen=True)
+class Served:
+    agreement: float  # encrypted vs plaintext predictions on the digits test set
+    encrypted_accuracy: float
+    plaintext_accuracy: float
+    receipt_checks: list[tuple[int, str]]  # (batch id, verdict) per batch billed
 
 
 def run(
@@ -126,6 +136,7 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
         Party(f"hospital-{letter}", Identity.generate(), trainer_roles, 3 * ETHER)
         for letter in "abcdefghij"
     ]
+    parties[0].roles |= Role.INFERENCE_PROVIDER  # serves the final model once granted it
     parties.append(
         Party("coordinator", Identity.generate(), Role.REQUESTER | Role.AGGREGATOR, 2 * ETHER)
     )
@@ -174,6 +185,8 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
         else:  # each hospital's own records, which never leave its node
             np.savez(home / "data.npz", x=data.x_train[p.shard], y=data.y_train[p.shard])
             text = text.replace('# data = "data.npz"', 'data = "data.npz"')
+        if p.roles & Role.INFERENCE_PROVIDER:  # bill the demo's client within seconds
+            text = text.replace("receipt_age = 60 ", "receipt_age = 2 ")
         n.config.write_text(text)
     with ExitStack() as running:
         for n in nodes:
@@ -254,6 +267,7 @@ def _job(
     opened = _release_model(
         cm, store, coordinator, trainers[:3], job_id, generate_key(), final, step
     )
+    served = _paid_inference(client, cm, trainers[0], final, data, step)
     refund = 0
     if escrow - sum(p.reward for p in trainers) > 0:
         refund = cm.jobs.refund(coordinator.identity.account, job_id)
@@ -268,6 +282,7 @@ def _job(
         refund=refund,
         job_state=job.state,
         model_version=opened,
+        inference=served,
     )
     _summary(out, cm, client, parties, job_id, result)
     if sys.stdin.isatty() and out.is_terminal:
@@ -322,6 +337,73 @@ def _release_model(
         f"the model ({sum(v.size for v in params.values())} parameters)"
     )
     return version
+
+
+def _paid_inference(
+    client: LedgerClient,
+    cm: Chainml,
+    provider: Party,
+    weights: bytes,
+    data: Dataset,
+    step: Callable[[str], None],
+) -> Served:
+    """A clinic prepays, gets encrypted predictions for the test digits from the provider
+    (hospital-a's node, which opened the model through the guardians), checks them against
+    the plaintext model and checks the receipts batch the provider posts on chain."""
+    from chainml.inference.receipts import ReceiptBook
+    from chainml.ledger.client import LocalSigner
+    from chainml.ledger.devchain import DEV_KEY
+    from chainml.node.inference import check_batches, connect
+    from chainml.training.models import classifier_from_safetensors
+
+    clinic = Identity.generate()
+    client.transact(LocalSigner.from_key(DEV_KEY), to=clinic.address, value=ETHER)
+    cm.receipts.deposit(clinic.account, ETHER // 100)
+    step(f"a clinic ({clinic.address[:10]}…) prepays 0.01 ETH on the Receipts contract")
+    _wait_for(lambda: _serving(cm, provider), f"{provider.name}'s node to serve the model", 60)
+    book = ReceiptBook(clinic.address, client.chain_id, cm.receipts.address)
+    inference = connect(cm, clinic, provider.identity.address, book=book)
+    model, _, _ = classifier_from_safetensors(weights)
+    x, y = data.x_test, data.y_test
+    plain = model.predict(x)
+    started = time.perf_counter()
+    singles = np.array([inference.predict_encrypted(row).argmax() for row in x[:20]])
+    per_query = (time.perf_counter() - started) / 20
+    batch = inference.predict_encrypted_batch(x).argmax(axis=1)
+    agreement = float((batch == plain).mean())
+    step(
+        f"{provider.name}'s node answered 20 encrypted queries ({per_query * 1e3:.0f} ms each "
+        f"over HTTP, {int((singles == plain[:20]).sum())}/20 as in plaintext) and one "
+        f"encrypted batch of {len(x)} digits: agreement {agreement:.1%} with plaintext, "
+        f"accuracy {float((batch == y).mean()):.3f} (plaintext {float((plain == y).mean()):.3f});"
+        " it never saw an input, a prediction or the clinic's secret key"
+    )
+    checks: list[tuple[int, str]] = []
+
+    def all_billed() -> bool | None:
+        checks.extend(check_batches(cm, clinic, book))
+        disputed = any(v != "ok" for _, v in checks)
+        return disputed or len(book.paid) >= len(book.held) or None
+
+    _wait_for(all_billed, "the provider to post every receipt", 60)
+    for batch_id, verdict in checks:
+        info = cm.receipts.batch(batch_id)
+        step(
+            f"the provider posted receipt batch {batch_id} on chain ({info.receipt_count} "
+            f"signed receipts, {info.amount / ETHER:g} ETH reserved); the clinic checked every "
+            f"receipt against its own: {verdict}"
+        )
+    return Served(agreement, float((batch == y).mean()), float((plain == y).mean()), checks)
+
+
+def _serving(cm: Chainml, provider: Party) -> bool | None:
+    import requests
+
+    endpoint = cm.registry.party(provider.identity.address).endpoint
+    try:
+        return requests.get(endpoint + "/v1/infer/model", timeout=2).status_code == 200 or None
+    except requests.RequestException:
+        return None
 
 
 def _rounds_done(cm: Chainml, job_id: int, at_least: int) -> bool | None:

@@ -214,7 +214,7 @@ class ProviderRole:
                 blob, version, price=self.price, batch_price=self.batch_price
             )
         except ChainmlError as exc:
-            log.info("no model to serve yet: %s", type(exc).__name__)
+            log.debug("no model to serve yet: %s", type(exc).__name__)
             return False
         mode = "plain and CKKS" if self.service.model.plan is not None else "plain only"
         log.info("serving model version %d through grant %d (%s)", version, grant_id, mode)
