@@ -18,7 +18,17 @@ def test_published_schema_matches_the_code():
 
 def test_schema_is_versioned():
     paths = openapi_schema()["paths"]
-    assert set(paths) == {"/v1/status", "/v1/envelopes", "/v1/keys/release", "/v1/alerts"}
+    assert set(paths) == {
+        "/v1/status",
+        "/v1/envelopes",
+        "/v1/keys/release",
+        "/v1/alerts",
+        "/v1/infer",
+        "/v1/infer/he",
+        "/v1/infer/model",
+        "/v1/receipts/batches/{batch_id}",
+    }
+    assert all(path.startswith("/v1/") for path in paths)
     assert {"200", "400", "401", "403", "404", "409"} <= set(
         paths["/v1/keys/release"]["post"]["responses"]
     )

@@ -275,3 +275,25 @@ def test_the_cli_client_prepays_asks_encrypted_and_checks_its_receipts(market, d
         "infer", "run", provider, "--input", str(tmp_path / "none.npz"), config=clinic.config
     )
     assert wrong.returncode != 0
+
+
+def test_an_unreachable_provider_s_batch_waits_then_is_disputed(market):
+    """Run last: it moves the chain's clock."""
+    m = market
+    cm, chain = m["cm"], m["client"]
+    from chainml.ledger.client import LocalSigner
+    from chainml.ledger.devchain import DEV_KEY
+
+    gone = Identity.generate()  # a provider whose registered endpoint answers nothing
+    chain.transact(LocalSigner.from_key(DEV_KEY), to=gone.address, value=2 * ETHER)
+    cm.registry.register_identity(gone, Role.INFERENCE_PROVIDER, "http://127.0.0.1:9", ETHER)
+    book = ReceiptBook(m["user"].address, chain.chain_id, cm.receipts.address)
+    book.checked.update(_batches_for(cm, m["user"].address))
+    billed = cm.receipts.post_batch(gone.account, m["user"].address, b"\x03" * 32, 1, PRICE)
+    assert check_batches(cm, m["user"], book) == [(billed, "pending")]
+    assert cm.receipts.batch(billed).status == 1  # not disputed on a provider's silence alone
+    window = int(cm.receipts.contract.call("dispute_window"))
+    chain.increase_time(window // 2 + 1)
+    verdicts = check_batches(cm, m["user"], book)
+    assert [b for b, _ in verdicts] == [billed] and verdicts[0][1] != "pending"
+    assert cm.receipts.batch(billed).status == 3

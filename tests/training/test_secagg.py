@@ -29,6 +29,7 @@ from chainml.training.secagg import (
     UnmaskShares,
     run_in_memory,
     verify_round,
+    verify_sum,
 )
 
 N, M = 10, 2000
@@ -338,3 +339,36 @@ def test_the_transcript_survives_its_wire_format():
     for bad in (b"{}", b"not json", b'{"format": "chainml-secagg-transcript/1"}'):
         with pytest.raises(AggregateMismatch):
             RoundTranscript.decode(bad)
+
+
+@pytest.mark.parametrize("drop", [None, {"masked": [2, 5, 9]}, {"shares": [4]}])
+def test_a_verifiable_round_is_checked_from_the_commitments_alone(drop):
+    p = _params(verifiable=True)
+    clients, updates = _clients(p, seed=5)
+    result = run_in_memory(p, clients, drop=drop)
+    checked = verify_sum(p, result.transcript)  # no masked input needed
+    assert np.array_equal(checked, result.total)
+    survivors = sum(updates[i] for i in result.survivors)
+    assert np.abs(result.total - survivors).max() < _bound(p, len(result.survivors))
+    decoded = RoundTranscript.decode(result.transcript.encode())
+    assert np.array_equal(verify_sum(p, decoded), result.total)
+
+
+def test_a_verifiable_sum_off_by_one_unit_or_with_a_swapped_commitment_is_caught():
+    p = _params(verifiable=True)
+    clients, _ = _clients(p, seed=6)
+    t = run_in_memory(p, clients).transcript
+    total = np.frombuffer(t.total, dtype="<u4").copy()
+    total[777] += 1
+    with pytest.raises(AggregateMismatch, match="combined commitments"):
+        verify_sum(p, dataclasses.replace(t, total=total.tobytes()))
+    opening = np.frombuffer(t.total, dtype="<u4").copy()
+    opening[p.vector_len + 3] += 1  # the aggregate opening, not the sum
+    with pytest.raises(AggregateMismatch, match="combined commitments"):
+        verify_sum(p, dataclasses.replace(t, total=opening.tobytes()))
+    other = t.inputs[2].value_commitment  # 1 claims 2's commitment: its signature breaks
+    swapped = {**t.inputs, 1: dataclasses.replace(t.inputs[1], value_commitment=other)}
+    with pytest.raises(AggregateMismatch, match="not signed"):
+        verify_sum(p, dataclasses.replace(t, inputs=swapped))
+    with pytest.raises(AggregateMismatch, match="no value commitments"):
+        verify_sum(_params(), t)

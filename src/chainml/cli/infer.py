@@ -135,11 +135,14 @@ def receipts(
         console.print("no new batches billed to this client")
     for batch_id, verdict in verdicts:
         info = node.cm.receipts.batch(batch_id)
+        if verdict == "pending":
+            console.print(f"batch {batch_id}: the provider does not answer; check again later")
+            continue
         colour = "green" if verdict == "ok" else "red"
         action = "" if verdict == "ok" else (" — disputed" if dispute else " — not disputed")
         console.print(
             f"batch {batch_id}: {info.receipt_count} receipts, {info.amount / ETHER:g} ETH: "
             f"[{colour}]{verdict}[/{colour}]{action}"
         )
-    if any(v != "ok" for _, v in verdicts):
+    if any(v not in ("ok", "pending") for _, v in verdicts):
         raise typer.Exit(3)

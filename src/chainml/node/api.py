@@ -384,9 +384,7 @@ def _inference_routes(app: FastAPI, provider: Any, metrics: Metrics, guard: Guar
     @app.get("/v1/receipts/batches/{batch_id}", responses={404: {"model": ErrorBody}})
     def batch_listing(batch_id: int) -> Any:
         """The receipts this provider billed in a batch it posted on chain."""
-        listed = (
-            provider.receipts.listing(batch_id) if provider is not None and batch_id > 0 else []
-        )
+        listed = provider.listing(batch_id) if provider is not None else []
         if not listed:
             return JSONResponse(
                 {"error": "unknown_batch", "detail": "no receipts listed for that batch"},

@@ -381,7 +381,7 @@ def _paid_inference(
     checks: list[tuple[int, str]] = []
 
     def all_billed() -> bool | None:
-        checks.extend(check_batches(cm, clinic, book))
+        checks.extend(c for c in check_batches(cm, clinic, book) if c[1] != "pending")
         disputed = any(v != "ok" for _, v in checks)
         return disputed or len(book.paid) >= len(book.held) or None
 

@@ -30,6 +30,7 @@ from chainml.inference.service import (
 )
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.errors import LedgerError
+from chainml.node.access import LedgerChainView
 from chainml.node.daemon import Node
 from chainml.node.state import NodeState, SqliteReplayCache
 from chainml.node.workers import Actions
@@ -119,8 +120,21 @@ class SqliteReceipts:
                 (batch_id, r.client, r.counter),
             )
 
-    def listing(self, batch_id: int) -> list[Receipt]:
-        return [r for r, _ in self._rows("batch = ?", (batch_id,))]
+    def cut(self, batch: Batch) -> None:
+        """Note the root a batch is about to be posted with, so that it can be listed
+        the moment it is on chain."""
+        for r in batch.receipts:
+            self.state.execute(
+                "UPDATE receipts SET root = ? WHERE client = ? AND counter = ? AND batch IS NULL",
+                (batch.root, r.client, r.counter),
+            )
+
+    def listing(self, batch_id: int, root: bytes | None = None) -> list[Receipt]:
+        """The receipts billed in a batch: by its id once recorded, else by its root."""
+        found = [r for r, _ in self._rows("batch = ?", (batch_id,))]
+        if not found and root is not None:
+            found = [r for r, _ in self._rows("root = ? AND batch IS NULL", (root,))]
+        return found
 
 
 def serve_model(blob: bytes, version: int, *, price: int, batch_price: int) -> ServedModel:
@@ -232,6 +246,15 @@ class ProviderRole:
 
     # -- billing --------------------------------------------------------------------------
 
+    def listing(self, batch_id: int) -> list[Receipt]:
+        """What ``GET /v1/receipts/batches/{id}`` lists: a batch this provider posted."""
+        if batch_id <= 0 or batch_id > self.cm.receipts.contract.call("batch_count"):
+            return []
+        info = self.cm.receipts.batch(batch_id)
+        if info.provider.lower() != self.node.identity.address.lower():
+            return []
+        return self.receipts.listing(batch_id, bytes(info.receipt_root))
+
     def _posted(self, batch: Batch) -> int | None:
         """The id of a batch already on chain with this root, client and provider."""
         me = self.node.identity.address.lower()
@@ -251,6 +274,7 @@ class ProviderRole:
         for batch in self.receipts.due(self.max_receipts, self.max_age, flush=flush):
             first, last = batch.receipts[0].counter, batch.receipts[-1].counter
             key = f"post_batch:{batch.client}:{first}-{last}"
+            self.receipts.cut(batch)
 
             def send(b: Batch = batch) -> str:
                 return str(
@@ -358,15 +382,20 @@ def connect(
     )
 
 
-def fetch_listing(base_url: str, batch_id: int) -> list[Receipt]:
+def fetch_listing(base_url: str, batch_id: int) -> list[Receipt] | None:
+    """The receipts a provider lists for a batch; None if it cannot be reached; an empty
+    list if it lists nothing (or nothing well-formed) for it."""
     import requests
 
     try:
         answer = requests.get(f"{base_url.rstrip('/')}/v1/receipts/batches/{batch_id}", timeout=30)
+    except requests.RequestException:
+        return None
+    try:
         docs = answer.json() if answer.status_code == 200 else []
         return [Receipt.from_doc(d) for d in docs]
-    except (requests.RequestException, ValueError, TypeError):
-        return []  # nothing listed: the batch cannot match what the client holds
+    except (ValueError, TypeError):
+        return []  # a listing that does not parse cannot match what the client holds
 
 
 def check_batches(
@@ -374,10 +403,12 @@ def check_batches(
 ) -> list[tuple[int, str]]:
     """Check every open batch billed to this client against the receipts it holds and the
     provider's listing; dispute (on chain) each one that does not match.  Returns
-    (batch id, "ok" or the error's kind) per batch checked."""
+    (batch id, "ok", "pending" — the provider did not answer, ask again — or the error's
+    kind) per batch looked at."""
     from chainml.inference.receipts import ReceiptError, reason_hash
 
     me, out = identity.address.lower(), []
+    window = int(cm.receipts.contract.call("dispute_window"))
     for event in cm.receipts.contract.past_events("BatchPosted"):
         batch_id = int(event.args["batch_id"])
         if str(event.args["client"]).lower() != me or batch_id in book.checked:
@@ -385,13 +416,18 @@ def check_batches(
         info = cm.receipts.batch(batch_id)
         if info.status != 1:  # already settled or disputed
             continue
-        endpoint = cm.registry.party(info.provider).endpoint
+        listed = fetch_listing(cm.registry.party(info.provider).endpoint, batch_id)
+        if listed is None:  # provider unreachable: ask again, until half the window is gone
+            if LedgerChainView(cm).now() < info.posted_at + window // 2:
+                out.append((batch_id, "pending"))
+                continue
+            listed = []
         batch = Batch(
             identity.address,
             bytes(info.receipt_root),
             info.receipt_count,
             info.amount,
-            tuple(fetch_listing(endpoint, batch_id)),
+            tuple(listed),
         )
         try:
             book.check(batch, info.provider)

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS receipts (
     counter INTEGER NOT NULL,
     body TEXT NOT NULL,
     issued REAL NOT NULL,
+    root BLOB,
     batch INTEGER,
     PRIMARY KEY (client, counter)
 );

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from eth_abi.abi import encode as abi_encode
 from numpy.typing import NDArray
 
-from chainml.crypto import fixedpoint, prg
+from chainml.crypto import fixedpoint, lattice, prg
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256, tagged_hash
 from chainml.crypto.keys import AccountKey, X25519KeyPair, recover_address
@@ -99,6 +99,7 @@ class RoundParams:
     threshold: int
     clip: float  # L2 bound on each update
     graph_seed: bytes  # public randomness that draws the graph
+    verifiable: bool = False  # each input also carries a lattice commitment (see verify_sum)
 
     def __post_init__(self) -> None:
         n = len(self.roster)
@@ -126,6 +127,7 @@ class RoundParams:
         degree: int | None = None,
         threshold: int | None = None,
         dropout: float = 0.3,
+        verifiable: bool = False,
     ) -> RoundParams:
         """Defaults: degree about 2 log2 n (complete below 12 clients); threshold a strict
         majority of a neighbourhood, lowered until a ``dropout`` share of the clients can
@@ -147,6 +149,7 @@ class RoundParams:
             threshold,
             clip,
             graph_seed,
+            verifiable,
         )
 
     @cached_property
@@ -167,6 +170,7 @@ class RoundParams:
                     "uint256",
                     "uint256",
                     "bytes32",
+                    "bool",
                 ],
                 [
                     self.chain_id,
@@ -178,9 +182,23 @@ class RoundParams:
                     self.degree,
                     self.threshold,
                     self.graph_seed,
+                    self.verifiable,
                 ],
             ),
         )
+
+    @property
+    def secure_len(self) -> int:
+        """What is summed securely: the update, and the commitment randomness if any."""
+        return self.vector_len + (lattice.RANDOMNESS_LEN if self.verifiable else 0)
+
+    @property
+    def commitment_key(self) -> lattice.CommitmentKey:
+        """Public matrices for the job (not the round: expanded once per job)."""
+        seed = abi_encode(
+            ["uint256", "address", "uint256"], [self.chain_id, self.jobs, self.job_id]
+        )
+        return lattice.commitment_key(seed, self.vector_len)
 
     @cached_property
     def frac_bits(self) -> int:
@@ -281,10 +299,11 @@ class MaskedInput:
     vector: NDArray[np.uint32]
     partners: tuple[int, ...]  # the neighbours whose pairwise masks it added
     signature: bytes  # its round commitment: over the vector's hash and the partners
+    value_commitment: bytes = b""  # lattice commitment to the unmasked input, if verifiable
 
     @property
     def commitment(self) -> bytes:
-        return input_commitment(input_hash(self.vector), self.partners)
+        return input_commitment(input_hash(self.vector), self.partners, self.value_commitment)
 
 
 def input_hash(vector: NDArray[np.uint32]) -> bytes:
@@ -293,10 +312,14 @@ def input_hash(vector: NDArray[np.uint32]) -> bytes:
     return blake3(np.ascontiguousarray(vector, dtype="<u4").tobytes()).digest()
 
 
-def input_commitment(vector_hash: bytes, partners: Sequence[int]) -> bytes:
-    """What a trainer signs for the round: its masked input and whom it masked with."""
+def input_commitment(
+    vector_hash: bytes, partners: Sequence[int], value_commitment: bytes = b""
+) -> bytes:
+    """What a trainer signs for the round: its masked input, whom it masked with and, in a
+    verifiable round, its lattice commitment to the unmasked input."""
     listed = b"".join(i.to_bytes(2, "big") for i in partners)
-    return keccak256(vector_hash + keccak256(listed))
+    extra = keccak256(value_commitment) if value_commitment else b""
+    return keccak256(vector_hash + keccak256(listed) + extra)
 
 
 @dataclass(frozen=True)
@@ -337,11 +360,11 @@ def _pair_sign(i: int, j: int) -> int:
 
 
 def _pair_mask(params: RoundParams, secret: bytes, i: int, j: int) -> NDArray[np.uint32]:
-    return prg.mask(secret, params.label("pair", min(i, j), max(i, j)), params.vector_len)
+    return prg.mask(secret, params.label("pair", min(i, j), max(i, j)), params.secure_len)
 
 
 def _self_mask(params: RoundParams, seed: bytes, i: int) -> NDArray[np.uint32]:
-    return prg.mask(seed, params.label("self", i), params.vector_len)
+    return prg.mask(seed, params.label("self", i), params.secure_len)
 
 
 def _share_cipher(params: RoundParams, secret: bytes, i: int, j: int) -> ChaCha20Poly1305:
@@ -471,6 +494,11 @@ class SecAggClient:
             raise TooFewSurvivors(f"shares from {len(self._held)} neighbours")
         p = self.params
         y = fixedpoint.encode(self._update, p.frac_bits, self._rng)
+        value_commitment = b""
+        if p.verifiable:  # commit to the unmasked input; its randomness is summed too
+            r = lattice.CommitmentKey.randomness(self._rng)
+            value_commitment = p.commitment_key.commit(y.view(np.int32), r).to_bytes()
+            y = np.concatenate([y, r.astype(np.uint32)])
         y += _self_mask(p, self._seed, self.id)
         for j in self._held:
             pairwise = _pair_mask(p, self._s.exchange(self._peers[j].pk_s), self.id, j)
@@ -480,8 +508,8 @@ class SecAggClient:
                 y -= pairwise
         self._stage = "masked"
         partners = tuple(sorted(self._held))
-        digest = p.input_digest(input_commitment(input_hash(y), partners))
-        return MaskedInput(self.id, y, partners, self.account.sign_digest(digest))
+        digest = p.input_digest(input_commitment(input_hash(y), partners, value_commitment))
+        return MaskedInput(self.id, y, partners, self.account.sign_digest(digest), value_commitment)
 
     def _sign(self, message: SurvivorList) -> SurvivorSignature:
         if self._signed is not None:
@@ -538,10 +566,11 @@ class SignedInput:
     input_hash: bytes
     partners: tuple[int, ...]
     signature: bytes  # the trainer's EIP-712 RoundCommitment
+    value_commitment: bytes = b""
 
     @property
     def commitment(self) -> bytes:
-        return input_commitment(self.input_hash, self.partners)
+        return input_commitment(self.input_hash, self.partners, self.value_commitment)
 
 
 @dataclass(frozen=True)
@@ -573,7 +602,12 @@ class RoundTranscript:
                 for j, a in self.adverts.items()
             },
             "inputs": {
-                str(i): [s.input_hash.hex(), list(s.partners), s.signature.hex()]
+                str(i): [
+                    s.input_hash.hex(),
+                    list(s.partners),
+                    s.signature.hex(),
+                    s.value_commitment.hex(),
+                ]
                 for i, s in self.inputs.items()
             },
             "survivors": list(self.survivors),
@@ -597,7 +631,12 @@ class RoundTranscript:
                     for j, a in d["adverts"].items()
                 },
                 inputs={
-                    int(i): SignedInput(h(v[0]), tuple(int(x) for x in v[1]), h(v[2]))
+                    int(i): SignedInput(
+                        h(v[0]),
+                        tuple(int(x) for x in v[1]),
+                        h(v[2]),
+                        h(v[3]) if len(v) > 3 else b"",
+                    )
                     for i, v in d["inputs"].items()
                 },
                 survivors=tuple(int(i) for i in d["survivors"]),
@@ -620,7 +659,7 @@ def unmask(
     """The sum over Z_2^32 of the survivors' inputs with every mask removed, from the
     transcript's seeds and keys (the aggregator and every verifier run this)."""
     p = params
-    total = np.zeros(p.vector_len, dtype=np.uint32)
+    total = np.zeros(p.secure_len, dtype=np.uint32)
     for i in transcript.survivors:
         total += inputs[i]
         total -= _self_mask(p, transcript.seeds[i], i)
@@ -637,15 +676,8 @@ def unmask(
     return total
 
 
-def verify_round(
-    params: RoundParams,
-    transcript: RoundTranscript,
-    fetch_input: Callable[[int], NDArray[np.uint32]],
-) -> NDArray[np.float64]:
-    """Check a published aggregate from its transcript and the masked inputs (public:
-    each is uniformly random on its own); returns the decoded sum.  Raises
-    ``AggregateMismatch`` for any signature, hash, seed, key or single unit that is off."""
-    p = params
+def _check_survivors(p: RoundParams, transcript: RoundTranscript) -> tuple[int, ...]:
+    """The survivor list is a sorted subset of the roster with a quorum of signatures."""
     survivors = transcript.survivors
     if list(survivors) != sorted(set(survivors)) or not set(survivors) <= set(p.roster):
         raise AggregateMismatch("the survivor list is not a sorted subset of the roster")
@@ -659,6 +691,50 @@ def verify_round(
         raise AggregateMismatch(
             f"{len(signers)} valid signatures on the survivors, quorum {p.quorum}"
         )
+    return survivors
+
+
+def verify_sum(params: RoundParams, transcript: RoundTranscript) -> NDArray[np.float64]:
+    """Check a verifiable round's published sum against the survivors' signed lattice
+    commitments alone — no masked input is needed and none is seen; returns the decoded
+    sum.  Raises ``AggregateMismatch`` if a commitment is missing or unsigned, or if the
+    sum (one unit off in one coordinate is enough) does not open their total."""
+    p = params
+    if not p.verifiable:
+        raise AggregateMismatch("this round carries no value commitments")
+    survivors = _check_survivors(p, transcript)
+    commitments = []
+    for i in survivors:
+        signed = transcript.inputs.get(i)
+        if signed is None or not _sign_ok(
+            p, p.input_digest(signed.commitment), signed.signature, i
+        ):
+            raise AggregateMismatch(f"client {i}'s input commitment is missing or not signed")
+        try:
+            commitments.append(lattice.Commitment.from_bytes(signed.value_commitment))
+        except lattice.CommitmentError:
+            raise AggregateMismatch(f"client {i}'s value commitment is malformed") from None
+    total = np.frombuffer(transcript.total, dtype="<u4")
+    if total.shape != (p.secure_len,):
+        raise AggregateMismatch("the published sum has the wrong length")
+    signed_total = total.view(np.int32).astype(np.int64)
+    if not p.commitment_key.check_sum(
+        commitments, signed_total[: p.vector_len], signed_total[p.vector_len :]
+    ):
+        raise AggregateMismatch("the sum does not open the survivors' combined commitments")
+    return fixedpoint.decode(total[: p.vector_len].copy(), p.frac_bits)
+
+
+def verify_round(
+    params: RoundParams,
+    transcript: RoundTranscript,
+    fetch_input: Callable[[int], NDArray[np.uint32]],
+) -> NDArray[np.float64]:
+    """Check a published aggregate from its transcript and the masked inputs (public:
+    each is uniformly random on its own); returns the decoded sum.  Raises
+    ``AggregateMismatch`` for any signature, hash, seed, key or single unit that is off."""
+    p = params
+    survivors = _check_survivors(p, transcript)
     for j, advert in transcript.adverts.items():
         if advert.sender != j or not _sign_ok(p, advert.digest(p), advert.signature, j):
             raise AggregateMismatch(f"client {j}'s keys are not signed by its account")
@@ -672,7 +748,7 @@ def verify_round(
         vector = fetch_input(i)
         if (
             vector.dtype != np.uint32
-            or vector.shape != (p.vector_len,)
+            or vector.shape != (p.secure_len,)
             or input_hash(vector) != signed.input_hash
         ):
             raise AggregateMismatch(f"client {i}'s masked input does not match its commitment")
@@ -699,7 +775,7 @@ def verify_round(
     total = unmask(p, transcript, inputs)
     if total.astype("<u4").tobytes() != transcript.total:
         raise AggregateMismatch("the published sum is not the sum of the committed inputs")
-    return fixedpoint.decode(total, p.frac_bits)
+    return fixedpoint.decode(total[: p.vector_len], p.frac_bits)
 
 
 @dataclass
@@ -757,15 +833,17 @@ class SecAggServer:
             if (
                 sender not in self._shares
                 or v.dtype != np.uint32
-                or v.shape != (self.params.vector_len,)
+                or v.shape != (self.params.secure_len,)
             ):
                 raise self._refuse(f"client {sender}'s masked input is malformed or unexpected")
             digest = self.params.input_digest(message.commitment)
             if not _sign_ok(self.params, digest, message.signature, sender):
                 raise self._refuse(f"client {sender}'s masked input is not signed by it")
             self._once(self._inputs, sender, v)
+            if bool(message.value_commitment) != self.params.verifiable:
+                raise self._refuse(f"client {sender}'s input lacks or adds a value commitment")
             self._signed_inputs[sender] = SignedInput(
-                input_hash(v), message.partners, message.signature
+                input_hash(v), message.partners, message.signature, message.value_commitment
             )
         elif isinstance(message, SurvivorSignature):
             digest = self.params.survivors_digest(self._survivors)
@@ -874,7 +952,10 @@ class SecAggServer:
         self.stage = "done"
         dropped = tuple(sorted(set(self._shares) - survivors))
         return SecAggResult(
-            fixedpoint.decode(total, p.frac_bits), self._survivors, dropped, transcript
+            fixedpoint.decode(total[: p.vector_len], p.frac_bits),
+            self._survivors,
+            dropped,
+            transcript,
         )
 
     def _rebuild(self, j: int, kind: str) -> bytes:

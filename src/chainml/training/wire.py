@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from chainml.crypto import lattice
 from chainml.training.secagg import (
     KeyAdvert,
     MaskedInput,
@@ -69,6 +70,7 @@ def encode(message: Message) -> bytes:
             "vector": vector,
             "partners": list(m.partners),
             "signature": m.signature.hex(),
+            "value_commitment": m.value_commitment.hex(),
         }
     elif isinstance(m, SurvivorList):
         body = {"recipient": m.recipient, "survivors": list(m.survivors)}
@@ -142,8 +144,15 @@ def decode(raw: bytes) -> Message:
             if len(blob) % 4 or len(blob) > 4 * MAX_VECTOR:
                 raise ValueError("a vector is whole uint32 values")
             vector = np.frombuffer(blob, dtype="<u4").astype(np.uint32)
+            committed = bytes.fromhex(d.get("value_commitment", ""))
+            if committed and len(committed) != lattice.COMMITMENT_BYTES:
+                raise ValueError("a value commitment has a fixed size")
             return MaskedInput(
-                _int(d["sender"]), vector, _ids(d["partners"]), _bytes(d["signature"], 65)
+                _int(d["sender"]),
+                vector,
+                _ids(d["partners"]),
+                _bytes(d["signature"], 65),
+                committed,
             )
         if kind == "SurvivorList":
             return SurvivorList(_int(d["recipient"]), _ids(d["survivors"]))

@@ -1,0 +1,83 @@
+"""Lattice commitments: the NTT is the ring's multiplication, commitments add, hide
+nothing in plain sight, and a sum off by one unit — or an opening out of bounds — fails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chainml.crypto import lattice
+from chainml.crypto.lattice import (
+    ETA,
+    PRIMES,
+    RANDOMNESS_LEN,
+    Commitment,
+    CommitmentError,
+    CommitmentKey,
+    D,
+)
+
+
+@pytest.mark.parametrize("p", PRIMES)
+def test_the_ntt_turns_ring_products_into_entrywise_products(p):
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, p, D), rng.integers(0, p, D)
+    product = lattice.negacyclic_product(a, b, p)
+    assert np.array_equal(lattice.ntt(product, p), (lattice.ntt(a, p) * lattice.ntt(b, p)) % p)
+    x_to_the_d = np.zeros(D, dtype=np.int64)  # X^(D-1) · X = X^D = -1 in the ring
+    x_to_the_d[D - 1] = 1
+    x = np.zeros(D, dtype=np.int64)
+    x[1] = 1
+    assert lattice.negacyclic_product(x_to_the_d, x, p)[0] == p - 1
+
+
+def test_commitments_add_and_a_sum_off_by_one_unit_is_caught():
+    rng = np.random.default_rng(2)
+    key = CommitmentKey(b"seed", 3000)
+    updates = [rng.integers(-(1 << 20), 1 << 20, 3000) for _ in range(5)]
+    openings = [CommitmentKey.randomness(rng) for _ in range(5)]
+    commitments = [key.commit(u, r) for u, r in zip(updates, openings, strict=True)]
+    total, opening = sum(updates), sum(openings)
+    assert key.check_sum(commitments, total, opening)
+    off = total.copy()
+    off[1234] += 1
+    assert not key.check_sum(commitments, off, opening)
+    assert not key.check_sum(commitments[:4], total, opening)  # one left out
+    shifted = opening.copy()
+    shifted[7] += 1
+    assert not key.check_sum(commitments, total, shifted)
+    far = opening.copy()
+    far[0] = 5 * ETA + 1  # out of the bound binding rests on, whatever it opens
+    assert not key.check_sum(commitments, total, far)
+    assert not key.check_sum(commitments, np.full(3000, 1 << 31), opening)
+
+
+def test_randomness_hides_equal_vectors_and_bytes_round_trip():
+    rng = np.random.default_rng(3)
+    key = CommitmentKey(b"seed", 700)
+    u = rng.integers(-100, 100, 700)
+    first = key.commit(u, CommitmentKey.randomness(rng))
+    second = key.commit(u, CommitmentKey.randomness(rng))
+    assert first != second  # the same update twice is not recognisable
+    assert Commitment.from_bytes(first.to_bytes()) == first
+    with pytest.raises(CommitmentError):
+        Commitment.from_bytes(first.to_bytes()[:-4])
+    with pytest.raises(CommitmentError):
+        Commitment.from_bytes(b"\xff" * len(first.to_bytes()))  # coefficients >= p
+    with pytest.raises(CommitmentError):
+        key.commit(u[:-1], CommitmentKey.randomness(rng))
+    assert CommitmentKey.randomness(rng).shape == (RANDOMNESS_LEN,)
+
+
+def test_commitments_look_uniform():
+    """Chi-square on the commitment's residues, bucketed: no bias an auditor could use."""
+    rng = np.random.default_rng(4)
+    key = CommitmentKey(b"seed", 256)
+    zero = np.zeros(256, dtype=np.int64)
+    values = np.concatenate(
+        [key.commit(zero, CommitmentKey.randomness(rng)).value[0].ravel() for _ in range(20)]
+    )
+    counts = np.bincount((values * 16 // PRIMES[0]).astype(int), minlength=16)
+    expected = len(values) / 16
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 37.7  # 15 degrees of freedom, p = 0.001
