@@ -254,8 +254,8 @@ def _job(
         cids.append(info.aggregate_cid)
         step(
             f"round {r}: the hospitals' nodes trained and masked, the coordinator's node "
-            f"learnt only the sum of {counted} updates (SecAgg+), an auditor re-checked it "
-            f"from public data; accuracy {accuracy:.3f}"
+            f"learnt only the sum of {counted} updates (SecAgg+), an auditor checked it against "
+            f"their signed lattice commitments alone; accuracy {accuracy:.3f}"
         )
 
     step("challenge window passes; the nodes finalise the job and claim each reward once")

@@ -63,6 +63,7 @@ from chainml.training.secagg import (
     SecAggServer,
     UnmaskShares,
     verify_round,
+    verify_sum,
 )
 
 log = logging.getLogger("chainml.node.rounds")
@@ -168,18 +169,21 @@ class RoundStart:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ProtocolViolation("malformed round start") from exc
 
-    def round_params(self, cm: Chainml, job_id: int, round_no: int, vector_len: int) -> RoundParams:
+    def round_params(
+        self, cm: Chainml, job_id: int, round_no: int, config: JobConfig
+    ) -> RoundParams:
         return RoundParams(
             chain_id=cm.jobs.client.chain_id,
             jobs=cm.jobs.address,
             job_id=job_id,
             round=round_no,
             roster=self.roster,
-            vector_len=vector_len,
+            vector_len=config.vector_len(),
             degree=self.degree,
             threshold=self.threshold,
             clip=self.clip,
             graph_seed=self.graph_seed,
+            verifiable=config.verifiable,
         )
 
 
@@ -230,7 +234,7 @@ class TrainerRole:
             return
         if abs(start.clip - job.params.clip_bound / 1000) > 1e-9:
             raise ProtocolViolation("the clip bound is not the job's")
-        params = start.round_params(self.cm, h.job_id, h.round, config.vector_len())
+        params = start.round_params(self.cm, h.job_id, h.round, config)
         global_params = from_safetensors(start.params)
         update = config.local_update(
             global_params, self.x, self.y, round_no=h.round, clip=start.clip
@@ -403,6 +407,7 @@ class AggregatorRole:
             round=round_no,
             clip=clip + 1.0,
             graph_seed=seed,
+            verifiable=config.verifiable,
         )
         global_params = self._global(job_id, round_no, config)
         start = RoundStart(
@@ -501,6 +506,7 @@ class AggregatorRole:
                 "clip": params.clip,
                 "graph_seed": params.graph_seed.hex(),
                 "vector_len": vector_len,
+                "verifiable": params.verifiable,
             },
             "root": tree.root.hex(),
             "bitmap": sum(1 << (i - 1) for i in result.survivors),
@@ -612,9 +618,10 @@ class AggregatorRole:
 
 def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> RoundTranscript:
     """What anyone can check from the chain and the public blobs alone: the round record
-    on chain names the transcript and the masked inputs; the sum is recomputed from them,
-    and the commitment root and bitmap on chain must be the transcript's.  Raises
-    ``AggregateMismatch``."""
+    on chain names the transcript (and the masked inputs); the sum is checked against the
+    survivors' signed lattice commitments (or, for a job without them, recomputed from the
+    masked inputs), and the commitment root and bitmap on chain must be the transcript's.
+    Raises ``AggregateMismatch``."""
     info = cm.jobs.round(job_id, round_no)
     try:
         record = json.loads(store.get(info.aggregate_cid))
@@ -630,6 +637,7 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> Ro
             int(p["threshold"]),
             float(p["clip"]),
             bytes.fromhex(p["graph_seed"]),
+            bool(p.get("verifiable", False)),
         )
         refs = {int(i): str(c) for i, c in record["inputs"].items()}
     except (ValueError, KeyError, TypeError) as exc:
@@ -639,7 +647,10 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> Ro
     def fetch(i: int) -> NDArray[np.uint32]:
         return np.frombuffer(store.get(refs[i]), dtype="<u4")
 
-    verify_round(params, transcript, fetch)
+    if params.verifiable:  # the signed lattice commitments alone: no masked input needed
+        verify_sum(params, transcript)
+    else:
+        verify_round(params, transcript, fetch)
     leaves = transcript.leaves(params)
     tree = MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves])
     if tree.root != info.commitment_root:

@@ -34,6 +34,7 @@ class JobConfig:
     seed: int = 0
     weight_base: int = 1000  # records per party that count as weight 1
     model: str = "mlp"
+    verifiable: bool = True  # rounds carry lattice commitments: anyone checks the sum
 
     def encode(self) -> bytes:
         doc = asdict(self)
