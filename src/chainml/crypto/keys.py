@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from coincurve import PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_keys.exceptions import BadSignature
 from eth_keys.main import KeyAPI
 from eth_utils.address import to_checksum_address
 from eth_utils.exceptions import ValidationError
@@ -47,12 +48,19 @@ def recover_address(digest: bytes, signature: bytes) -> str:
     v = signature[64]
     if v not in (27, 28) or not 0 < s <= _HALF_N or not 0 < r < SECP256K1_N:
         raise InvalidSignature("malformed or malleable signature")
-    try:
-        sig = _keys.Signature(vrs=(v - 27, r, s))
-        public = sig.recover_public_key_from_msg_hash(digest)
-    except (BadSignature, ValidationError, ValueError) as exc:
+    try:  # libsecp256k1 directly: a third of eth-keys' cost per call
+        public = PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v - 27]), digest, hasher=None
+        )
+    except (ValueError, TypeError) as exc:
         raise InvalidSignature("signature does not recover") from exc
-    return to_checksum_address(public.to_canonical_address())
+    return _checksum(keccak256(public.format(compressed=False)[1:])[12:])
+
+
+@lru_cache(maxsize=4096)
+def _checksum(address: bytes) -> str:
+    """EIP-55 form of a 20-byte address (the same few signers recur: cached)."""
+    return str(to_checksum_address(address))
 
 
 class AccountKey:

@@ -8,6 +8,8 @@ double-signing evidence.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 
@@ -23,6 +25,7 @@ ROUND_COMMITMENT_TYPEHASH = keccak256(
 )
 
 
+@lru_cache(maxsize=256)
 def domain_separator(chain_id: int, verifying_contract: str, *, name: str = "chainml") -> bytes:
     return keccak256(
         abi_encode(
@@ -38,18 +41,29 @@ def domain_separator(chain_id: int, verifying_contract: str, *, name: str = "cha
     )
 
 
+def words(*values: int | bytes) -> bytes:
+    """ABI encoding of static ``uint256`` and ``bytes32`` values (what ``eth_abi`` gives
+    for those types, without its per-call validation cost on hot paths)."""
+    out = bytearray()
+    for v in values:
+        if isinstance(v, bytes):
+            if len(v) != 32:
+                raise ValueError("a bytes32 word is 32 bytes")
+            out += v
+        elif isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 256:
+            out += v.to_bytes(32, "big")
+        else:
+            raise ValueError("a word is a uint256 or 32 bytes")
+    return bytes(out)
+
+
 def round_commitment_digest(
     chain_id: int, jobs_contract: str, job_id: int, round_no: int, commitment: bytes
 ) -> bytes:
     """The EIP-712 digest of a participant's commitment for one job round."""
     if len(commitment) != 32:
         raise ValueError("a commitment is 32 bytes")
-    struct_hash = keccak256(
-        abi_encode(
-            ["bytes32", "uint256", "uint256", "bytes32"],
-            [ROUND_COMMITMENT_TYPEHASH, job_id, round_no, commitment],
-        )
-    )
+    struct_hash = keccak256(words(ROUND_COMMITMENT_TYPEHASH, job_id, round_no, commitment))
     return keccak256(b"\x19\x01" + domain_separator(chain_id, jobs_contract) + struct_hash)
 
 

@@ -54,7 +54,7 @@ from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256, tagged_hash
 from chainml.crypto.keys import AccountKey, X25519KeyPair, recover_address
 from chainml.crypto.shamir import Share, ShareError, combine, split
-from chainml.crypto.signing import domain_separator, round_commitment_digest
+from chainml.crypto.signing import domain_separator, round_commitment_digest, words
 from chainml.training.errors import TrainingError
 
 KEYS_TYPEHASH = keccak256(
@@ -228,10 +228,7 @@ class RoundParams:
     def keys_digest(self, client: int, pk_c: bytes, pk_s: bytes, seed_commitment: bytes) -> bytes:
         return self._eip712(
             keccak256(
-                abi_encode(
-                    ["bytes32", "uint256", "uint256", "uint256", "bytes32", "bytes32", "bytes32"],
-                    [KEYS_TYPEHASH, self.job_id, self.round, client, pk_c, pk_s, seed_commitment],
-                )
+                words(KEYS_TYPEHASH, self.job_id, self.round, client, pk_c, pk_s, seed_commitment)
             )
         )
 
@@ -247,14 +244,7 @@ class RoundParams:
 
     def survivors_digest(self, survivors: Sequence[int]) -> bytes:
         listed = keccak256(self.context + b"".join(i.to_bytes(2, "big") for i in survivors))
-        return self._eip712(
-            keccak256(
-                abi_encode(
-                    ["bytes32", "uint256", "uint256", "bytes32"],
-                    [SURVIVORS_TYPEHASH, self.job_id, self.round, listed],
-                )
-            )
-        )
+        return self._eip712(keccak256(words(SURVIVORS_TYPEHASH, self.job_id, self.round, listed)))
 
     def label(self, *parts: object) -> bytes:
         return self.context + b"|" + b"|".join(str(p).encode() for p in parts)
