@@ -399,6 +399,7 @@ class SecAggClient:
         self._seed = os.urandom(32)
         self._stage = "keys"
         self._peers: dict[int, KeyAdvert] = {}
+        self._channels: dict[int, bytes] = {}  # shared secrets with neighbours, once each
         self._held: dict[int, tuple[Share, Share]] = {}  # neighbour -> (key share, seed share)
         self._signed: tuple[int, ...] | None = None
         self.revealed: dict[int, str] = {}  # neighbour -> "self_mask" | "mask_key"
@@ -453,18 +454,24 @@ class SecAggClient:
         seed_shares = split(self._seed, self.params.threshold, len(order))
         out = {}
         for j, ks, ss in zip(order, key_shares, seed_shares, strict=True):
-            cipher = _share_cipher(self.params, self._c.exchange(self._peers[j].pk_c), self.id, j)
+            cipher = _share_cipher(self.params, self._channel(j), self.id, j)
             plain = self.id.to_bytes(2, "big") + j.to_bytes(2, "big") + ks.encode() + ss.encode()
             out[j] = cipher.encrypt(bytes(12), plain, self.params.label("share", self.id, j))
         self._stage = "shares"
         return SealedShares(self.id, out)
+
+    def _channel(self, j: int) -> bytes:
+        """The key agreement with neighbour ``j`` for sealing shares (both directions)."""
+        if j not in self._channels:
+            self._channels[j] = self._c.exchange(self._peers[j].pk_c)
+        return self._channels[j]
 
     def _mask(self, message: ShareBatch) -> MaskedInput:
         self._expect("shares", message.recipient)
         for j, ciphertext in message.ciphertexts.items():
             if j not in self._peers or j in self._held:
                 raise ProtocolViolation(f"shares from client {j}: not a neighbour, or twice")
-            cipher = _share_cipher(self.params, self._c.exchange(self._peers[j].pk_c), j, self.id)
+            cipher = _share_cipher(self.params, self._channel(j), j, self.id)
             try:
                 plain = cipher.decrypt(
                     bytes(12), ciphertext, self.params.label("share", j, self.id)
