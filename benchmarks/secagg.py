@@ -229,8 +229,8 @@ def lattice_commitments(n: int = 100, m: int = 10**6) -> dict[str, Any]:
         times.append(time.perf_counter() - started)
     counts = [n - 2 * (n // 3), n // 3, n // 3]
     listed = [c for c, k in zip(commitments, counts, strict=True) for _ in range(k)]
-    total = sum(k * u for k, u in zip(counts, values, strict=True))
-    opening = sum(k * r for k, r in zip(counts, openings, strict=True))
+    total = np.sum([k * u for k, u in zip(counts, values, strict=True)], axis=0)
+    opening = np.sum([k * r for k, r in zip(counts, openings, strict=True)], axis=0)
     started = time.perf_counter()
     ok = key.check_sum(listed, total, opening)
     check_s = time.perf_counter() - started

@@ -136,6 +136,11 @@ class Receipt:
             b"\x19\x01" + domain_separator(chain_id, receipts_contract) + self.struct_hash()
         )
 
+    def signed(self, account: AccountKey, chain_id: int, receipts_contract: str) -> Receipt:
+        """This receipt signed by ``account`` (the provider)."""
+        signature = account.sign_digest(self.digest(chain_id, receipts_contract))
+        return Receipt(**{**self.__dict__, "signature": signature})
+
     def verify(self, chain_id: int, receipts_contract: str) -> None:
         try:
             signer = recover_address(self.digest(chain_id, receipts_contract), self.signature)
@@ -188,17 +193,9 @@ class ReceiptIssuer:
         key = client.lower()
         counter = self._counters.get(key, 0) + 1
         self._counters[key] = counter
-        unsigned = Receipt(
-            self.account.address,
-            client,
-            model_version,
-            request_hash,
-            response_hash,
-            price,
-            counter,
-        )
-        signature = self.account.sign_digest(unsigned.digest(self.chain_id, self.receipts_contract))
-        receipt = Receipt(**{**unsigned.__dict__, "signature": signature})
+        receipt = Receipt(
+            self.account.address, client, model_version, request_hash, response_hash, price, counter
+        ).signed(self.account, self.chain_id, self.receipts_contract)
         self._pending.setdefault(key, []).append(receipt)
         self._since.setdefault(key, self.clock())
         return receipt

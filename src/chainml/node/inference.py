@@ -64,17 +64,10 @@ class SqliteReceipts:
         rows = self.state.query(
             "SELECT COALESCE(MAX(counter), 0) FROM receipts WHERE client = ?", (client,)
         )
-        unsigned = Receipt(
-            self.account.address,
-            client,
-            model_version,
-            request_hash,
-            response_hash,
-            price,
-            int(rows[0][0]) + 1,
-        )
-        digest = unsigned.digest(self.chain_id, self.receipts_contract)
-        receipt = Receipt(**{**unsigned.__dict__, "signature": self.account.sign_digest(digest)})
+        counter = int(rows[0][0]) + 1
+        receipt = Receipt(
+            self.account.address, client, model_version, request_hash, response_hash, price, counter
+        ).signed(self.account, self.chain_id, self.receipts_contract)
         self.state.execute(
             "INSERT INTO receipts (client, counter, body, issued) VALUES (?, ?, ?, ?)",
             (client, receipt.counter, json.dumps(receipt.to_doc()), self.clock()),

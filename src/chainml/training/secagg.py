@@ -531,14 +531,15 @@ class SecAggClient:
         if message.survivors != self._signed:
             raise InconsistentView("asked to unmask for a list other than the one signed")
         digest = self.params.survivors_digest(message.survivors)
-        valid = {
-            c
-            for c, sig in message.signatures.items()
-            if c in message.survivors and _sign_ok(self.params, digest, sig, c)
-        }
-        if len(valid) < self.params.quorum:
+        valid = 0  # a quorum of valid signatures is what it needs: stop there
+        for c, sig in sorted(message.signatures.items()):
+            if valid >= self.params.quorum:
+                break
+            if c in message.survivors and _sign_ok(self.params, digest, sig, c):
+                valid += 1
+        if valid < self.params.quorum:
             raise InconsistentView(
-                f"{len(valid)} valid signatures on the list, quorum {self.params.quorum}"
+                f"{valid} valid signatures on the list, quorum {self.params.quorum}"
             )
         survived = set(message.survivors)
         self_mask, mask_key = {}, {}
