@@ -46,31 +46,38 @@ def _state(node: localnet.NodeDir, key: str) -> str | None:
     return row[0] if row else None
 
 
-def _network(tmp: Path, chain_url: str):
+def _network(
+    tmp: Path, chain_url: str, config: JobConfig = CONFIG, trainers: int = TRAINERS, sybils: int = 0
+):
+    """``trainers`` trainer nodes (the last ``sybils`` of them one attacker's: the same
+    records with flipped labels) and an aggregator node serving ``config``."""
     client = LedgerClient(chain_url)
     cm, dev = localnet.deploy(client, tmp)
     data = load("digits", seed=0)
-    shards = dirichlet_partition(data.y_train, TRAINERS, 0.5, seed=0)
+    shards = dirichlet_partition(data.y_train, trainers, 0.5, seed=0)
     store = tmp / "store"
     nodes = []
-    for i in range(TRAINERS + 1):
-        name = f"trainer-{i}" if i < TRAINERS else "aggregator"
+    for i in range(trainers + 1):
+        name = f"trainer-{i}" if i < trainers else "aggregator"
         node = localnet.init_node(tmp, name, PASSWORD, rpc=chain_url, work=1 << 10)
         text = node.config.read_text().replace("interval = 1 ", "interval = 0.2 ")
         text = text.replace('dir = "store"', f'dir = "{store}"').replace(
             "stage_timeout = 10", "stage_timeout = 4"
         )
-        if i < TRAINERS:
+        if i < trainers:
             shard = shards[i]
-            np.savez(node.config.parent / "data.npz", x=data.x_train[shard], y=data.y_train[shard])
+            x, y = data.x_train[shard], data.y_train[shard]
+            if i >= trainers - sybils:  # one attacker, several identities, one objective
+                x, y = data.x_train[:300], (data.y_train[:300] + 1) % 10
+            np.savez(node.config.parent / "data.npz", x=x, y=y)
             text = text.replace('# data = "data.npz"', 'data = "data.npz"')
             roles = Role.TRAINER | Role.DATA_OWNER
         else:
             np.savez(node.config.parent / "validation.npz", x=data.x_test, y=data.y_test)
             text = text.replace('# validation = "validation.npz"', 'validation = "validation.npz"')
             (node.config.parent / "jobs").mkdir()
-            (node.config.parent / "jobs" / f"{CONFIG.config_hash.hex()}.json").write_bytes(
-                CONFIG.encode()
+            (node.config.parent / "jobs" / f"{config.config_hash.hex()}.json").write_bytes(
+                config.encode()
             )
             roles = Role.AGGREGATOR | Role.REQUESTER
         node.config.write_text(text)
@@ -80,16 +87,18 @@ def _network(tmp: Path, chain_url: str):
     return client, cm, nodes, LocalBlobStore(store)
 
 
-def _post_job(cm, aggregator: localnet.NodeDir, rounds: int) -> int:
+def _post_job(
+    cm, aggregator: localnet.NodeDir, rounds: int, config: JobConfig = CONFIG, trainers=TRAINERS
+) -> int:
     params = JobParams(
         aggregator=aggregator.identity.address,
         rounds=rounds,
-        min_participants=TRAINERS - 1,  # a round counts with one trainer missing
-        max_participants=TRAINERS,
+        min_participants=trainers - 1,  # a round counts with one trainer missing
+        max_participants=trainers,
         min_stake=ETHER,
         challenge_window=3600,
         clip_bound=10_000,
-        config_hash=CONFIG.config_hash,
+        config_hash=config.config_hash,
     )
     return cm.jobs.create_job(aggregator.identity.account, params, ETHER)
 
@@ -187,3 +196,26 @@ def test_an_aggregator_killed_mid_round_aborts_it_cleanly(tmp_path: Path):
                 assert (_state(node, f"secagg:{job_id}:1") or "").startswith("committed:")
             unknown = Identity.generate()
             assert not cm.registry.is_registered(unknown.address)
+
+
+def test_a_robust_job_flags_one_attacker_s_sybil_trainers(tmp_path):
+    """Plaintext updates to the aggregator, Multi-Krum over them, FoolsGold over the job:
+    two trainer nodes run by one attacker (same records, flipped labels) are flagged as
+    Sybil poisoners on the aggregator's /v1/alerts; no honest trainer is; each round's
+    record checks out against the signed commitments on chain."""
+    config = JobConfig(n_features=64, n_classes=10, hidden=(32,), epochs=5, aggregation="krum")
+    with DevChainProcess(tmp_path / "chain") as chain, ExitStack() as running:
+        client, cm, nodes, store = _network(tmp_path, chain.url, config, trainers=6, sybils=2)
+        trainers, aggregator = nodes[:-1], nodes[-1]
+        for node in nodes:
+            running.callback(stop_process, _start(node), 20)
+        job_id = _post_job(cm, aggregator, rounds=2, config=config, trainers=6)
+        _wait(lambda: cm.jobs.job(job_id).rounds_done == 2, timeout=180)
+        for r in (1, 2):
+            assert len(audit_round(cm, store, job_id, r).survivors) == 6
+        alerts = requests.get(aggregator.url + "/v1/alerts", timeout=5).json()
+        flagged = {a["subject"].lower() for a in alerts if a["kind"] == "sybil_poisoner"}
+        sybils = {n.identity.address.lower() for n in trainers[-2:]}
+        assert flagged == sybils
+        accuracy = _state(aggregator, f"accuracy:{job_id}:2")
+        assert accuracy is not None and float(accuracy) > 0.5

@@ -358,7 +358,7 @@ def run(config: NodeConfig) -> None:
         replay=SqliteReplayCache(node.state, horizon=3600),
     )
     metrics = Metrics()
-    dispatcher = _round_roles(config, node, roles, store, metrics, stop)
+    dispatcher = _round_roles(config, node, roles, store, metrics, stop, guard.alerts)
     provider = None
     if roles & Role.INFERENCE_PROVIDER:
         from chainml.node.inference import ProviderRole
@@ -415,6 +415,7 @@ def _round_roles(
     store: LocalBlobStore,
     metrics: Any,
     stop: threading.Event,
+    alerts: Any = None,
 ) -> Any:
     """The trainer role (if the node trains and has data) and the aggregator role (if it
     aggregates), fed by one dispatcher thread."""
@@ -451,6 +452,7 @@ def _round_roles(
             validation=validation,
             stage_timeout=config.stage_timeout,
             metrics=metrics,
+            alerts=alerts,
         )
         threading.Thread(
             target=run_aggregator,

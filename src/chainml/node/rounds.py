@@ -19,6 +19,12 @@ time, and makes each step durable:
   Before it sends its signed commitment it records it in SQLite; a trainer that has
   committed in a round never takes part in that round again (after a crash its SecAgg+
   keys are gone: it is a dropout), so no trainer ever signs two commitments for one round.
+
+A job whose configuration names a robust rule (``aggregation``: ``krum``, ``median`` or
+``trimmed_mean``) accepts plaintext updates instead, each sealed to the aggregator and
+signed as the trainer's round commitment: the aggregator applies the rule, keeps
+FoolsGold similarity scores over the job's rounds, and raises a ``sybil_poisoner`` alert
+(log, ``/v1/alerts``, dashboard) for each trainer they flag.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,9 @@ import requests
 from numpy.typing import NDArray
 
 from chainml.crypto import Identity, MerkleTree, commitment_leaf, keccak256
+from chainml.crypto.errors import CryptoError
+from chainml.crypto.keys import recover_address
+from chainml.crypto.signing import round_commitment_digest
 from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Chainml, JobState
 from chainml.ledger.errors import LedgerError
@@ -48,7 +57,7 @@ from chainml.node.workers import Actions, crash_point
 from chainml.storage.access import unwrap_as_grantee, wrap_for_grantee
 from chainml.storage.sealed import load_manifest, open_artifact, seal_artifact
 from chainml.storage.store import BlobStore
-from chainml.training import wire
+from chainml.training import robust, wire
 from chainml.training.errors import TrainingError
 from chainml.training.job import JobConfig
 from chainml.training.models import Params, flatten, from_safetensors, to_safetensors, unflatten
@@ -71,6 +80,7 @@ log = logging.getLogger("chainml.node.rounds")
 START = "round/start"
 TO_CLIENT = "secagg/client"
 TO_SERVER = "secagg/server"
+PLAIN = "robust/update"
 STAGES = ("keys", "shares", "masked", "consistency", "unmask")
 MAX_ATTEMPTS = 3
 
@@ -187,6 +197,51 @@ class RoundStart:
         )
 
 
+def _signed_by(params: RoundParams, message: PlainUpdate, account: str) -> bool:
+    try:
+        signer = recover_address(params.input_digest(message.commitment), message.signature)
+    except CryptoError:
+        return False
+    return signer.lower() == account.lower()
+
+
+@dataclass(frozen=True)
+class PlainUpdate:
+    """A trainer's update for a robust-aggregation job, and its signed round commitment
+    (EIP-712 ``RoundCommitment`` over the hash of the float32 bytes)."""
+
+    update: NDArray[np.float32]
+    signature: bytes
+
+    @property
+    def commitment(self) -> bytes:
+        return keccak256(np.ascontiguousarray(self.update, dtype="<f4").tobytes())
+
+    def encode(self) -> bytes:
+        data = np.ascontiguousarray(self.update, dtype="<f4").tobytes()
+        return json.dumps(
+            {
+                "format": "chainml-plain-update/1",
+                "update": base64.b64encode(data).decode(),
+                "signature": self.signature.hex(),
+            }
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> PlainUpdate:
+        try:
+            d = json.loads(raw)
+            if d["format"] != "chainml-plain-update/1":
+                raise ValueError("unknown format")
+            data = base64.b64decode(d["update"], validate=True)
+            signature = bytes.fromhex(d["signature"])
+            if len(data) % 4 or len(signature) != 65:
+                raise ValueError("bad sizes")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProtocolViolation("malformed plain update") from exc
+        return cls(np.frombuffer(data, dtype="<f4").astype(np.float32), signature)
+
+
 def roster_of(cm: Chainml, job_id: int) -> dict[int, str]:
     """Bitmap index + 1 -> participant, as the Jobs contract records them."""
     count = cm.jobs.job(job_id).participant_count
@@ -239,6 +294,14 @@ class TrainerRole:
         update = config.local_update(
             global_params, self.x, self.y, round_no=h.round, clip=start.clip
         )
+        if config.aggregation != "secagg":  # a robust job: the update itself, signed
+            plain = PlainUpdate(update.astype(np.float32), b"")
+            digest = params.input_digest(plain.commitment)
+            signed = PlainUpdate(plain.update, self.identity.account.sign_digest(digest))
+            self.state.put(key, "committed:" + plain.commitment.hex())  # durable first
+            crash_point("secagg:after-commit")
+            self.courier.send(h.sender, PLAIN, signed.encode(), h.job_id, h.round)
+            return
         client = SecAggClient(params, slot, self.identity.account, update)
         self.state.put(key, "keys")
         self.clients[(h.job_id, h.round)] = (client, time.monotonic())
@@ -294,6 +357,7 @@ class AggregatorRole:
         stage_timeout: float = 10.0,
         metrics: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        alerts: Any = None,
     ) -> None:
         self.identity, self.cm, self.state, self.courier, self.store = (
             identity,
@@ -305,6 +369,8 @@ class AggregatorRole:
         self.jobs_dir, self.validation = Path(jobs_dir), validation
         self.stage_timeout, self.metrics, self.clock = stage_timeout, metrics, clock
         self.actions = Actions(state, cm.jobs.client)
+        self.alerts = alerts
+        self.histories: dict[int, dict[int, Any]] = {}  # FoolsGold: summed updates per job
         self.inbox: dict[tuple[int, int], queue.Queue[tuple[str, wire.Message]]] = {}
         self._lock = threading.Lock()
 
@@ -316,7 +382,10 @@ class AggregatorRole:
         if box is None:
             log.info("secure-aggregation message for a round not running: ignored")
             return
-        box.put((h.sender, wire.decode(opened.plaintext)))
+        if h.purpose == PLAIN:
+            box.put((h.sender, PlainUpdate.decode(opened.plaintext)))  # type: ignore[arg-type]
+        else:
+            box.put((h.sender, wire.decode(opened.plaintext)))
 
     def _my_open_jobs(self) -> list[int]:
         count = int(self.cm.jobs.contract.call("job_count"))
@@ -425,6 +494,14 @@ class AggregatorRole:
         box: queue.Queue[tuple[str, wire.Message]] = queue.Queue()
         with self._lock:
             self.inbox[(job_id, round_no)] = box
+        if config.aggregation != "secagg":
+            try:
+                return self._robust_round(
+                    job_id, round_no, attempt, config, params, start, global_params, box, started
+                )
+            finally:
+                with self._lock:
+                    self.inbox.pop((job_id, round_no), None)
         server = SecAggServer(params)
         try:
             for address in roster.values():
@@ -478,26 +555,10 @@ class AggregatorRole:
             self.state.put(key, f"aborted:{attempt}")
             return False
         new = flatten(global_params).astype(np.float64) + total / weight
-        new_params = unflatten(new.astype(np.float32), global_params)
-        sealed = seal_artifact(
-            self.store,
-            self._model_key(job_id),
-            to_safetensors(new_params, config.architecture()),
-            artifact_id=f"job-{job_id}-aggregate",
-            version=round_no,
-            media_type="application/vnd.safetensors",
-        )
         inputs = {
             str(i): self.store.put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()
         }
-        leaves = result.transcript.leaves(params)
-        tree = MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves])
-        record = {
-            "format": "chainml-round-record/1",
-            "job": job_id,
-            "round": round_no,
-            "model_manifest": sealed.manifest_cid,
-            "model_ciphertext": sealed.manifest.ciphertext_cid,
+        fields = {
             "transcript": self.store.put(result.transcript.encode()),
             "inputs": inputs,
             "params": {
@@ -508,8 +569,147 @@ class AggregatorRole:
                 "vector_len": vector_len,
                 "verifiable": params.verifiable,
             },
+        }
+        return self._publish(
+            job_id,
+            round_no,
+            attempt,
+            config,
+            unflatten(new.astype(np.float32), global_params),
+            result.transcript.leaves(params),
+            result.survivors,
+            fields,
+            started,
+        )
+
+    def _robust_round(
+        self,
+        job_id: int,
+        round_no: int,
+        attempt: int,
+        config: JobConfig,
+        params: RoundParams,
+        start: RoundStart,
+        global_params: Params,
+        box: queue.Queue[tuple[str, wire.Message]],
+        started: float,
+    ) -> bool:
+        """Plaintext updates to this aggregator, a robust rule over them, FoolsGold."""
+        roster = params.roster
+        for address in roster.values():
+            self._send(address, START, start.encode(), job_id, round_no)
+        by_address = {a.lower(): i for i, a in roster.items()}
+        got: dict[int, PlainUpdate] = {}
+        deadline = self.clock() + self.stage_timeout
+        while len(got) < len(roster) and self.clock() < deadline:
+            try:
+                sender, message = box.get(timeout=min(0.5, max(deadline - self.clock(), 0.01)))
+            except queue.Empty:
+                continue
+            slot = by_address.get(sender.lower())
+            if not isinstance(message, PlainUpdate) or slot is None or slot in got:
+                continue
+            ok = message.update.shape == (params.vector_len,) and np.isfinite(message.update).all()
+            if not ok or not _signed_by(params, message, roster[slot]):
+                log.warning(
+                    "job %d round %d: a bad update from %s refused", job_id, round_no, sender
+                )
+                continue
+            got[slot] = message
+        key = f"round:{job_id}:{round_no}"
+        if len(got) < params.threshold:
+            self.state.put(key, f"aborted:{attempt}")
+            log.warning("job %d round %d: %d updates, too few", job_id, round_no, len(got))
+            return False
+        counted = sorted(got)
+        raw = np.stack([got[i].update.astype(np.float64) for i in counted])
+        weights = np.maximum(raw[:, -1:], 1e-9)
+        deltas = np.clip(raw[:, :-1] / weights, -1e6, 1e6)  # each party's own step, unweighted
+        flagged = self._sybil_check(job_id, counted, deltas, roster)
+        keep = [k for k, i in enumerate(counted) if i not in flagged]
+        if len(keep) >= 3:  # FoolsGold's verdict first: alike identities do not vote twice
+            deltas = deltas[keep]
+        delta = robust.aggregate(config.aggregation, deltas)
+        new = flatten(global_params).astype(np.float64) + delta
+        fields = {
+            "aggregation": config.aggregation,
+            "commitments": {str(i): got[i].commitment.hex() for i in counted},
+            "signatures": {str(i): got[i].signature.hex() for i in counted},
+            "params": {"vector_len": params.vector_len, "clip": params.clip},
+        }
+        leaves = [(roster[i], got[i].commitment) for i in counted]
+        return self._publish(
+            job_id,
+            round_no,
+            attempt,
+            config,
+            unflatten(new.astype(np.float32), global_params),
+            leaves,
+            counted,
+            fields,
+            started,
+        )
+
+    def _sybil_check(
+        self,
+        job_id: int,
+        counted: Sequence[int],
+        deltas: NDArray[np.float64],
+        roster: Mapping[int, str],
+    ) -> set[int]:
+        """FoolsGold over each trainer's updates summed across the job's rounds so far; the
+        trainers it flags (each raised as an alert)."""
+        history = self.histories.setdefault(job_id, {})
+        for i, d in zip(counted, deltas, strict=True):
+            history[i] = history.get(i, 0.0) + d
+        ids = sorted(history)
+        if len(ids) < 3:
+            return set()
+        scores = robust.foolsgold_scores(np.stack([history[i] for i in ids]))
+        flagged = {ids[index] for index in robust.flag_sybils(scores)}
+        for index in robust.flag_sybils(scores):
+            who = roster[ids[index]]
+            if self.alerts is not None:
+                self.alerts.raise_(
+                    "sybil_poisoner",
+                    who,
+                    f"job {job_id}: updates too alike to another trainer's "
+                    f"(FoolsGold weight {scores[index]:.2f})",
+                )
+        return flagged
+
+    def _publish(
+        self,
+        job_id: int,
+        round_no: int,
+        attempt: int,
+        config: JobConfig,
+        new_params: Params,
+        leaves: list[tuple[str, bytes]],
+        counted: Sequence[int],
+        fields: dict[str, Any],
+        started: float,
+    ) -> bool:
+        """Seal the new model, store the round record, and submit it on chain once."""
+        key = f"round:{job_id}:{round_no}"
+        sealed = seal_artifact(
+            self.store,
+            self._model_key(job_id),
+            to_safetensors(new_params, config.architecture()),
+            artifact_id=f"job-{job_id}-aggregate",
+            version=round_no,
+            media_type="application/vnd.safetensors",
+        )
+        tree = MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves])
+        record = {
+            "format": "chainml-round-record/1",
+            "job": job_id,
+            "round": round_no,
+            "model_manifest": sealed.manifest_cid,
+            "model_ciphertext": sealed.manifest.ciphertext_cid,
+            **fields,
             "root": tree.root.hex(),
-            "bitmap": sum(1 << (i - 1) for i in result.survivors),
+            "bitmap": sum(1 << (i - 1) for i in counted),
         }
         accuracy = None
         if self.validation is not None:
@@ -538,7 +738,7 @@ class AggregatorRole:
             "job %d round %d: %d trainers counted, accuracy %s",
             job_id,
             round_no,
-            len(result.survivors),
+            len(counted),
             accuracy,
         )
         return True
@@ -625,6 +825,8 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> Ro
     info = cm.jobs.round(job_id, round_no)
     try:
         record = json.loads(store.get(info.aggregate_cid))
+        if record.get("aggregation", "secagg") != "secagg":
+            return _audit_robust(cm, record, info, job_id, round_no)
         p = record["params"]
         params = RoundParams(
             cm.jobs.client.chain_id,
@@ -660,6 +862,33 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> Ro
     return transcript
 
 
+def _audit_robust(
+    cm: Chainml, record: dict[str, Any], info: Any, job_id: int, round_no: int
+) -> RoundTranscript:
+    """A robust round's record: every counted trainer signed its commitment, and the root
+    and bitmap on chain are theirs (the updates themselves went to the aggregator only)."""
+    roster = roster_of(cm, job_id)
+    counted = sorted(int(i) for i in record["commitments"])
+    leaves = []
+    for i in counted:
+        commitment = bytes.fromhex(record["commitments"][str(i)])
+        digest = round_commitment_digest(
+            cm.jobs.client.chain_id, cm.jobs.address, job_id, round_no, commitment
+        )
+        try:
+            signer = recover_address(digest, bytes.fromhex(record["signatures"][str(i)]))
+        except CryptoError:
+            signer = ""
+        if i not in roster or signer.lower() != roster[i].lower():
+            raise AggregateMismatch(f"round {round_no}: trainer {i}'s commitment is not signed")
+        leaves.append(commitment_leaf(roster[i], job_id, round_no, commitment))
+    if MerkleTree(leaves).root != info.commitment_root:
+        raise AggregateMismatch(f"round {round_no}: the commitment root is not the record's")
+    if info.bitmap != sum(1 << (i - 1) for i in counted):
+        raise AggregateMismatch(f"round {round_no}: the bitmap is not the record's trainers")
+    return RoundTranscript({}, {}, tuple(counted), {}, {}, {}, b"")
+
+
 # -- routing --------------------------------------------------------------------------------
 
 
@@ -673,7 +902,7 @@ class Dispatcher:
 
     def put(self, opened: Opened) -> None:
         purpose = opened.header.purpose
-        if purpose == TO_SERVER and self.aggregator is not None:
+        if purpose in (TO_SERVER, PLAIN) and self.aggregator is not None:
             self.aggregator.on_secagg(opened)  # cheap: queued for the round's own thread
             return
         try:

@@ -35,6 +35,7 @@ class JobConfig:
     weight_base: int = 1000  # records per party that count as weight 1
     model: str = "mlp"
     verifiable: bool = True  # rounds carry lattice commitments: anyone checks the sum
+    aggregation: str = "secagg"  # or a robust rule over plaintext updates: krum, median, ...
 
     def encode(self) -> bytes:
         doc = asdict(self)
@@ -49,6 +50,8 @@ class JobConfig:
             config = cls(**doc)
         except (ValueError, TypeError, KeyError) as exc:
             raise TrainingError("not a job configuration") from exc
+        if config.aggregation not in ("secagg", "krum", "median", "trimmed_mean"):
+            raise TrainingError("aggregation is secagg, krum, median or trimmed_mean")
         if config.model != "mlp" or config.encode() != raw:
             raise TrainingError("a job configuration is canonical JSON of an MLP")
         return config
