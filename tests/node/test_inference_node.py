@@ -96,6 +96,7 @@ def market(tmp_path_factory, model):
                 "node": node,
                 "proc": proc,
                 "user": user,
+                "owner": owner,
                 "version": version,
             }
         finally:
@@ -297,3 +298,24 @@ def test_an_unreachable_provider_s_batch_waits_then_is_disputed(market):
     verdicts = check_batches(cm, m["user"], book)
     assert [b for b, _ in verdicts] == [billed] and verdicts[0][1] != "pending"
     assert cm.receipts.batch(billed).status == 3
+
+
+def test_a_revoked_grant_stops_the_serving(market, digits):
+    """Run last: the model is gone afterwards."""
+    m = market
+    cm = m["cm"]
+    grant_id = next(
+        int(e.args["grant_id"])
+        for e in cm.models.contract.past_events("GrantIssued")
+        if str(e.args["grantee"]).lower() == m["node"].identity.address.lower()
+    )
+    _serving(m["node"].url)
+    cm.models.revoke(m["owner"].account, grant_id)
+    deadline = time.monotonic() + 20
+    status = 200
+    while status == 200 and time.monotonic() < deadline:
+        status = requests.get(m["node"].url + "/v1/infer/model", timeout=5).status_code
+        time.sleep(0.2)
+    assert status == 503
+    answer = requests.post(m["node"].url + "/v1/infer", data=b"anything", timeout=5)
+    assert answer.status_code == 503 and answer.json()["error"] == "no_model"

@@ -172,6 +172,7 @@ class ProviderRole:
         self.price, self.batch_price = price, batch_price
         self.max_receipts, self.max_age = max_receipts, max_age
         self.model_version = model_version
+        self._grant_id = 0
         self.clock = clock
         self._open = open_version or (lambda n, v, g: open_in_memory(n, v, grant_id=g))
         self.receipts = SqliteReceipts(
@@ -211,15 +212,20 @@ class ProviderRole:
         raise NoGrant("no valid grant of a model to this node")
 
     def load(self) -> bool:
-        """Load the granted model once; True when one is served."""
+        """Serve the granted model: load it once, and stop serving it as soon as its grant
+        is revoked or expires (then look for another); True while one is served."""
         if self.service.model is not None:
-            return True
+            if self.cm.models.contract.call("grant_valid", self._grant_id):
+                return True
+            log.warning("grant %d is no longer valid: model unloaded", self._grant_id)
+            self.service.model = None
         try:
             version, grant_id = self._grant()
             blob = self._open(self.node, version, grant_id)
             self.service.model = serve_model(
                 blob, version, price=self.price, batch_price=self.batch_price
             )
+            self._grant_id = grant_id
         except ChainmlError as exc:
             log.debug("no model to serve yet: %s", type(exc).__name__)
             return False
