@@ -16,7 +16,7 @@ from eth_utils.address import to_checksum_address
 from chainml.ledger import artifacts
 from chainml.ledger.abi import ContractABI
 from chainml.ledger.client import BoundContract, LedgerClient, TransactionSigner
-from chainml.ledger.errors import ChainDataError, InvalidParameter
+from chainml.ledger.errors import ChainDataError, DeploymentFileError
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ class Deployment:
             data = json.loads(path.read_text())
             return cls(**{k: data[k] for k in cls.__dataclass_fields__})
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InvalidParameter(f"{path} is not a chainml deployment file") from exc
+            raise DeploymentFileError(
+                f"{path} is missing or not a chainml deployment file"
+            ) from exc
 
     def check(self, client: LedgerClient) -> None:
         """Raise ``ChainDataError`` unless ``client`` is on this chain with code at each address."""

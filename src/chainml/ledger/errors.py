@@ -44,6 +44,10 @@ class ArtifactMismatch(LedgerError):
     """Committed compiled artifacts do not match the contract sources."""
 
 
+class DeploymentFileError(LedgerError):
+    """A deployment file is missing or is not one ``chainml chain deploy`` wrote."""
+
+
 class ChainDataError(LedgerError):
     """Data returned by a chain failed a consistency check."""
 
