@@ -13,6 +13,6 @@ def test_a_bad_deployment_file_is_named_and_is_not_a_revert(tmp_path, content):
     path = tmp_path / "deployment.json"
     if content is not None:
         path.write_text(content)
-    with pytest.raises(DeploymentFileError, match="deployment.json") as caught:
+    with pytest.raises(DeploymentFileError, match=r"deployment\.json") as caught:
         Deployment.load(path)
     assert not isinstance(caught.value, ContractRevert)
