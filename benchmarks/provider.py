@@ -34,7 +34,6 @@ def _pct(values: list[float], q: float) -> float:
 
 def run(quick: bool = False) -> dict[str, Any]:
     from chainml.crypto import Identity
-    from chainml.crypto.stream import generate_key
     from chainml.inference.he import HEClient, HEProvider, compile_model
     from chainml.inference.receipts import ReceiptBook
     from chainml.ledger.anvil import stop_process
@@ -42,11 +41,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     from chainml.ledger.client import LedgerClient
     from chainml.ledger.devchain import DevChainProcess
     from chainml.node import daemon, localnet
-    from chainml.node.access import LedgerChainView
     from chainml.node.inference import check_batches, connect
-    from chainml.storage import access
     from chainml.storage.local import LocalBlobStore
-    from chainml.storage.sealed import seal_artifact
     from chainml.training.data import load
     from chainml.training.models import MLP, to_safetensors
 
@@ -89,21 +85,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         cm.registry.register_identity(node.identity, Role.INFERENCE_PROVIDER, node.url, ether)
         cm.registry.register_identity(owner, Role.REQUESTER, "", ether)
         store = LocalBlobStore(node.config.parent / "store")
-        key = generate_key()
         weights = to_safetensors(model.params, {"model": "mlp", "activation": "square"})
-        sealed = seal_artifact(store, key, weights, artifact_id="model-1", version=1)
-        model_id = cm.models.create_model(owner.account, "digits x2")
-        version = cm.models.publish_version(
-            owner.account,
-            model_id,
-            sealed.manifest.ciphertext_cid,
-            sealed.manifest_cid,
-            sealed.plaintext_commitment,
-        )
-        view = LedgerChainView(cm)
-        bundle = access.wrap_for_grantee(view, key, version, node.identity.address)
-        cm.models.grant(
-            owner.account, version, node.identity.address, view.now() + 86400, store.put(bundle)
+        localnet.publish_and_grant(
+            cm, store, owner, node.identity.address, weights, name="digits x2"
         )
         cm.receipts.deposit(user.account, ether // 10)
         proc = daemon.spawn(node.config, "bench", quiet=True)

@@ -82,7 +82,7 @@ def test_deployment_round_trips_and_is_checked(world: World, tmp_path):
     world.deployment.save(path)
     assert Deployment.load(path) == world.deployment
     (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(errors.InvalidParameter):
+    with pytest.raises(errors.DeploymentFileError):
         Deployment.load(tmp_path / "bad.json")
 
 

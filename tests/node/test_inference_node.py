@@ -17,18 +17,14 @@ import pytest
 import requests
 
 from chainml.crypto import Identity
-from chainml.crypto.stream import generate_key
 from chainml.inference.client import ProviderRefused
 from chainml.inference.receipts import ReceiptBook
 from chainml.ledger.bindings import Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node import daemon, localnet
-from chainml.node.access import LedgerChainView
 from chainml.node.inference import check_batches, connect
-from chainml.storage import access
 from chainml.storage.local import LocalBlobStore
-from chainml.storage.sealed import seal_artifact
 from chainml.training.data import load
 from chainml.training.models import MLP, to_safetensors
 
@@ -70,21 +66,9 @@ def market(tmp_path_factory, model):
         cm.registry.register_identity(owner, Role.REQUESTER, "", ETHER)
         # the owner seals the model into the provider's store and grants it the version
         store = LocalBlobStore(node.config.parent / "store")
-        key = generate_key()
         weights = to_safetensors(model.params, {"model": "mlp", "activation": "square"})
-        sealed = seal_artifact(store, key, weights, artifact_id="model-1", version=1)
-        model_id = cm.models.create_model(owner.account, "digits x2")
-        version = cm.models.publish_version(
-            owner.account,
-            model_id,
-            sealed.manifest.ciphertext_cid,
-            sealed.manifest_cid,
-            sealed.plaintext_commitment,
-        )
-        view = LedgerChainView(cm)
-        bundle = access.wrap_for_grantee(view, key, version, node.identity.address)
-        cm.models.grant(
-            owner.account, version, node.identity.address, view.now() + 86400, store.put(bundle)
+        version = localnet.publish_and_grant(
+            cm, store, owner, node.identity.address, weights, name="digits x2"
         )
         cm.receipts.deposit(user.account, ETHER // 100)
         proc = daemon.spawn(node.config, PASSWORD)

@@ -16,6 +16,7 @@ from chainml.ledger.client import LedgerClient, LocalSigner
 from chainml.ledger.deploy import deploy_system
 from chainml.ledger.devchain import DEV_KEY
 from chainml.node import daemon, keystore
+from chainml.storage.store import BlobStore
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,30 @@ def init_node(
     )
     identity = keystore.load(directory / "keystore.json", password)
     return NodeDir(name, directory / "node.toml", f"http://127.0.0.1:{port}", identity)
+
+
+def publish_and_grant(
+    cm: Chainml, store: BlobStore, owner: Identity, grantee: str, weights: bytes, *, name: str
+) -> int:
+    """``owner`` seals ``weights`` under a fresh key into ``store``, publishes it as a new
+    model's first version and grants it to ``grantee`` for a day (key wrapped to it);
+    returns the version id."""
+    from chainml.crypto.stream import generate_key
+    from chainml.node.access import LedgerChainView
+    from chainml.storage import access
+    from chainml.storage.sealed import seal_artifact
+
+    key = generate_key()
+    model_id = cm.models.create_model(owner.account, name)
+    sealed = seal_artifact(store, key, weights, artifact_id=f"model-{model_id}", version=1)
+    version = cm.models.publish_version(
+        owner.account,
+        model_id,
+        sealed.manifest.ciphertext_cid,
+        sealed.manifest_cid,
+        sealed.plaintext_commitment,
+    )
+    view = LedgerChainView(cm)
+    bundle = access.wrap_for_grantee(view, key, version, grantee)
+    cm.models.grant(owner.account, version, grantee, view.now() + 86400, store.put(bundle))
+    return version
