@@ -116,7 +116,7 @@ def _start(node: localnet.NodeDir, crash_at: str | None = None):
         stderr=subprocess.STDOUT,
     )
     log.close()
-    daemon.wait_ready(node.url, proc)
+    daemon.wait_ready(node.url, proc, address=node.identity.address)
     return proc
 
 

@@ -477,8 +477,11 @@ def spawn(config: Path, password: str, *, quiet: bool = False) -> subprocess.Pop
     )
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Until the node at ``url`` answers; raises ``NodeStartError`` if it exits first."""
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0, *, address: str = ""
+) -> None:
+    """Until the node at ``url`` answers (as ``address``, if given: not some other server
+    that holds the port); raises ``NodeStartError`` if it exits first."""
     import requests
 
     deadline = time.monotonic() + timeout
@@ -487,10 +490,18 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
             output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
             raise NodeStartError(f"node exited with {proc.returncode}: {output[-2000:]}")
         try:
-            requests.get(url + "/v1/status", timeout=1)
-            return
+            answer = requests.get(url + "/v1/status", timeout=1)
         except requests.ConnectionError:
             time.sleep(0.1)
+            continue
+        if not address:
+            return
+        try:
+            if str(answer.json()["address"]).lower() == address.lower():
+                return
+        except (ValueError, KeyError, TypeError):
+            pass
+        time.sleep(0.1)  # another server answers there: wait for ours, or for it to exit
     raise NodeStartError(f"node did not answer at {url} within {timeout:g} s")
 
 

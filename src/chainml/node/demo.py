@@ -451,7 +451,7 @@ class _NodeProcess:
 
     def __enter__(self) -> _NodeProcess:
         self.proc = daemon.spawn(self.node.config, self.password)
-        daemon.wait_ready(self.node.url, self.proc)
+        daemon.wait_ready(self.node.url, self.proc, address=self.node.identity.address)
         return self
 
     def __exit__(self, *exc: object) -> None:
