@@ -17,15 +17,15 @@ from chainml.inference.receipts import (
     BatchMismatch,
     CountedTwice,
     ReceiptBook,
-    ReceiptIssuer,
     ReceiptLeftOut,
-    batch_root,
     reason_hash,
 )
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.client import LedgerClient, LocalSigner
 from chainml.ledger.deploy import SystemParameters, deploy_system
 from chainml.ledger.devchain import DEV_KEY, DevChainProcess
+from chainml.node.inference import SqliteReceipts
+from chainml.node.state import NodeState
 
 ETHER = 10**18
 PRICE = 10**15
@@ -42,49 +42,64 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LedgerClie
         client.close()
 
 
-def _parties(client: LedgerClient, cm: Chainml):
+class Issuer:
+    """The provider's durable receipts, with the batching rule of the tests: 5 receipts or
+    30 seconds."""
+
+    def __init__(self, receipts: SqliteReceipts) -> None:
+        self.receipts = receipts
+        self.issue = receipts.issue
+
+    def due(self) -> list[Batch]:
+        return self.receipts.due(5, 30)
+
+
+def _parties(client: LedgerClient, cm: Chainml, tmp: Path):
     dev = LocalSigner.from_key(DEV_KEY)
     provider, user = Identity.generate(), Identity.generate()
     for ident in (provider, user):
         client.transact(dev, to=ident.address, value=2 * ETHER)
     cm.receipts.deposit(user.account, ETHER // 10)
     now = [0.0]
-    issuer = ReceiptIssuer(
-        provider.account,
-        client.chain_id,
-        cm.receipts.address,
-        lambda: now[0],
-        max_receipts=5,
-        max_age=30,
+    issuer = Issuer(
+        SqliteReceipts(
+            NodeState(tmp / "provider.db"),
+            provider.account,
+            chain_id=client.chain_id,
+            receipts_contract=cm.receipts.address,
+            clock=lambda: now[0],
+        )
     )
     book = ReceiptBook(user.address, client.chain_id, cm.receipts.address)
     return provider, user, issuer, book, now
 
 
-def _serve(issuer: ReceiptIssuer, book: ReceiptBook, n: int) -> None:
+def _serve(issuer: Issuer, book: ReceiptBook, n: int) -> None:
     for _ in range(n):
         request, response = os.urandom(32), os.urandom(32)
         book.record(issuer.issue(book.client, 1, request, response, PRICE), request, response)
 
 
-def _post(cm: Chainml, provider: Identity, batch: Batch) -> tuple[int, Batch]:
+def _post(cm: Chainml, provider: Identity, batch: Batch, issuer: Issuer) -> tuple[int, Batch]:
+    """Post ``batch`` as the provider's account, billed in the provider's store."""
     batch_id = cm.receipts.post_batch(
         provider.account, batch.client, batch.root, batch.count, batch.amount
     )
+    issuer.receipts.mark(batch, batch_id)
     info = cm.receipts.batch(batch_id)  # what the client reads back from chain
     return batch_id, Batch(
         info.client, info.receipt_root, info.receipt_count, info.amount, batch.receipts
     )
 
 
-def test_an_honest_batch_is_accepted_and_settles(chain):
+def test_an_honest_batch_is_accepted_and_settles(chain, tmp_path):
     client, cm = chain
-    provider, user, issuer, book, now = _parties(client, cm)
+    provider, user, issuer, book, now = _parties(client, cm, tmp_path)
     _serve(issuer, book, 3)
     assert issuer.due() == []  # neither 5 receipts nor 30 seconds yet
     _serve(issuer, book, 2)
     (batch,) = issuer.due()
-    batch_id, posted = _post(cm, provider, batch)
+    batch_id, posted = _post(cm, provider, batch, issuer)
     book.check(posted, provider.address)
     assert cm.receipts.available(user.address) == ETHER // 10 - 5 * PRICE
     client.increase_time(WINDOW + 1)
@@ -99,10 +114,7 @@ def test_an_honest_batch_is_accepted_and_settles(chain):
 
 
 def _cheat(batch: Batch, receipts) -> Batch:
-    receipts = tuple(receipts)
-    return Batch(
-        batch.client, batch_root(receipts), len(receipts), sum(r.price for r in receipts), receipts
-    )
+    return Batch.of(batch.client, receipts)
 
 
 @pytest.mark.parametrize(
@@ -123,12 +135,12 @@ def _cheat(batch: Batch, receipts) -> Batch:
     ],
     ids=["altered", "left-out", "twice", "amount"],
 )
-def test_a_dishonest_batch_is_caught_and_disputed(chain, cheat, error):
+def test_a_dishonest_batch_is_caught_and_disputed(chain, tmp_path, cheat, error):
     client, cm = chain
-    provider, user, issuer, book, _ = _parties(client, cm)
+    provider, user, issuer, book, _ = _parties(client, cm, tmp_path)
     _serve(issuer, book, 5)
     (honest,) = issuer.due()
-    batch_id, posted = _post(cm, provider, cheat(honest))
+    batch_id, posted = _post(cm, provider, cheat(honest), issuer)
     with pytest.raises(error) as caught:
         book.check(posted, provider.address)
     before = cm.receipts.available(user.address)
@@ -138,9 +150,9 @@ def test_a_dishonest_batch_is_caught_and_disputed(chain, cheat, error):
     assert cm.receipts.available(user.address) == before + posted.amount  # nothing paid
 
 
-def test_a_receipt_is_checked_when_it_arrives(chain):
+def test_a_receipt_is_checked_when_it_arrives(chain, tmp_path):
     client, cm = chain
-    provider, user, issuer, book, _ = _parties(client, cm)
+    provider, user, issuer, book, _ = _parties(client, cm, tmp_path)
     request, response = os.urandom(32), os.urandom(32)
     receipt = issuer.issue(user.address, 1, request, response, PRICE)
     with pytest.raises(AlteredReceipt):

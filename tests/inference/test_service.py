@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from chainml.crypto import Identity
 from chainml.inference import he
 from chainml.inference.client import InferenceClient, ModelInfo, ProviderRefused
 from chainml.inference.he import compile_model
-from chainml.inference.receipts import AlteredReceipt, ReceiptIssuer
+from chainml.inference.receipts import AlteredReceipt
 from chainml.inference.service import (
     InferenceRefused,
     InferenceService,
@@ -25,45 +26,33 @@ from chainml.inference.service import (
     encode_response,
     pack_blobs,
 )
-from chainml.training.data import load
+from chainml.node.inference import SqliteReceipts
+from chainml.node.state import NodeState, SqliteReplayCache
 from chainml.training.models import MLP
 
 CHAIN_ID, RECEIPTS = 31337, "0x" + "ab" * 20
 PRICE, BATCH_PRICE = 10, 500
 
 
-class Replays:
-    def __init__(self) -> None:
-        self.seen: set[tuple[str, bytes]] = set()
-
-    def remember(self, sender: str, nonce: bytes, timestamp: int) -> bool:
-        fresh = (sender, nonce) not in self.seen
-        self.seen.add((sender, nonce))
-        return fresh
-
-
 @pytest.fixture(scope="module")
-def digits():
-    return load("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
-def model(digits):
-    m = MLP(64, 10, (32,), activation="square", seed=0)
-    for epoch in range(30):
-        m.fit(digits.x_train, digits.y_train, epochs=1, lr=0.02, seed=epoch)
-    return m
+def model(x2_mlp):
+    return x2_mlp
 
 
 class World:
     """One provider, one client, a clock, balances and every byte the provider received."""
 
-    def __init__(self, model: MLP) -> None:
+    def __init__(self, model: MLP, state: Path) -> None:
         self.now = [1_700_000_000.0]
         self.balances: dict[str, int] = {}
         self.provider_id, self.client_id = Identity.generate(), Identity.generate()
-        self.issuer = ReceiptIssuer(
-            self.provider_id.account, CHAIN_ID, RECEIPTS, lambda: self.now[0], max_receipts=1000
+        db = NodeState(state)  # the provider node's durable receipts and replay cache
+        self.issuer = SqliteReceipts(
+            db,
+            self.provider_id.account,
+            chain_id=CHAIN_ID,
+            receipts_contract=RECEIPTS,
+            clock=lambda: self.now[0],
         )
         served = ServedModel(
             version=7,
@@ -81,7 +70,7 @@ class World:
             model=served,
             balance=lambda who: self.balances.get(who, 0),
             ledger=self.issuer,
-            replays=Replays(),
+            replays=SqliteReplayCache(db, horizon=120),
             clock=lambda: self.now[0],
             limits=Limits(max_body=14 << 20),
         )
@@ -111,8 +100,8 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(model):
-    w = World(model)
+def world(model, tmp_path_factory):
+    w = World(model, tmp_path_factory.mktemp("provider") / "state.db")
     w.balances[w.client_id.address] = 10**9
     return w
 
@@ -149,10 +138,10 @@ def test_receipts_name_each_request_and_count_up(world):
 
 
 def _fresh(world: World, mode: str = "he", body: bytes = b"\x00" * 8, **changes: object) -> bytes:
-    header, raw = world.client._request(mode, body, key_set=world.client._key_set)
+    _, raw = world.client._request(mode, body, key_set=world.client._key_set)
     if changes:
-        fields = {**header.__dict__, **changes}
-        header = type(header)(**fields)
+        header = decode_request(raw)[0]
+        header = type(header)(**{**header.__dict__, **changes})
         signature = world.client_id.account.sign_digest(header.digest(CHAIN_ID, RECEIPTS))
         raw = encode_request(header, signature, body)
     return raw
@@ -212,13 +201,26 @@ def test_keys_of_another_context_are_refused(world):
     assert caught.value.cause == "bad_input"
 
 
-def test_no_balance_no_answer(model, digits):
-    poor = World(model)
+def test_no_balance_no_answer(model, digits, tmp_path):
+    poor = World(model, tmp_path / "state.db")
     poor.balances[poor.client_id.address] = 3 * PRICE
     poor.client.predict_plain(digits.x_test[:3])  # exactly what it has
     with pytest.raises(ProviderRefused) as caught:
         poor.client.predict_plain(digits.x_test[:1])  # owed receipts count against it
     assert caught.value.status == 402 and caught.value.cause == "insufficient_balance"
+
+
+def test_an_unpaid_encrypted_query_costs_the_provider_no_evaluation(model, digits, tmp_path):
+    poor = World(model, tmp_path / "state.db")
+    poor.balances[poor.client_id.address] = PRICE  # one encrypted query's worth
+    poor.client.predict_encrypted(digits.x_test[0])
+    (provider,) = poor.service._keys.values()
+    evaluated = []
+    original = provider.evaluate_query
+    provider.evaluate_query = lambda data: evaluated.append(data) or original(data)  # type: ignore[method-assign]
+    with pytest.raises(ProviderRefused) as caught:
+        poor.client.predict_encrypted(digits.x_test[1])
+    assert caught.value.status == 402 and evaluated == []  # refused before any CKKS work
 
 
 def test_an_altered_receipt_in_an_answer_is_caught(world, digits):

@@ -25,8 +25,7 @@ from chainml.ledger.devchain import DevChainProcess
 from chainml.node import daemon, localnet
 from chainml.node.inference import check_batches, connect
 from chainml.storage.local import LocalBlobStore
-from chainml.training.data import load
-from chainml.training.models import MLP, to_safetensors
+from chainml.training.models import to_safetensors
 
 ETHER = 10**18
 PASSWORD = "provider test password"
@@ -34,16 +33,8 @@ PRICE = 10**12
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
-def model(digits):
-    m = MLP(64, 10, (32,), activation="square", seed=0)
-    for epoch in range(20):
-        m.fit(digits.x_train, digits.y_train, epochs=1, lr=0.02, seed=epoch)
-    return m
+def model(x2_mlp):
+    return x2_mlp
 
 
 @pytest.fixture(scope="module")

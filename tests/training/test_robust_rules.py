@@ -38,3 +38,18 @@ def test_a_plain_update_round_trips_and_malformed_ones_are_refused():
     for bad in (b"", b"{}", update.encode().replace(b"plain-update/1", b"plain-update/2")):
         with pytest.raises(ProtocolViolation):
             PlainUpdate.decode(bad)
+
+
+def test_the_aggregator_takes_only_updates_within_the_job_s_bounds():
+    from chainml.node.rounds import _within_bounds
+
+    step = np.full(8, 0.5)  # L2 norm 1.414
+    honest = np.append(step * 0.3, 0.3).astype(np.float32)
+    assert _within_bounds(honest, 9, clip=1.5)
+    assert not _within_bounds(honest, 9, clip=1.4)  # the step is over the job's bound
+    for weight in (0.0, -0.3, 1.5):
+        assert not _within_bounds(np.append(step * 0.3, weight).astype(np.float32), 9, 10.0)
+    nan = honest.copy()
+    nan[2] = np.nan
+    assert not _within_bounds(nan, 9, 10.0)
+    assert not _within_bounds(honest[:-1], 9, 10.0)

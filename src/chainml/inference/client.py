@@ -21,7 +21,7 @@ from chainml.crypto.hashing import keccak256
 from chainml.crypto.hpke import open_sealed, seal
 from chainml.crypto.keys import Identity, X25519KeyPair
 from chainml.errors import ChainmlError
-from chainml.inference.he import HEClient
+from chainml.inference.he import HEClient, PlanShape
 from chainml.inference.receipts import ReceiptBook
 from chainml.inference.service import (
     ZERO32,
@@ -56,7 +56,7 @@ class ModelInfo:
     n_features: int
     price: int
     batch_price: int
-    he: dict[str, Any] | None
+    he: PlanShape | None  # None: the model is served in plain mode only
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> ModelInfo:
@@ -68,18 +68,10 @@ class ModelInfo:
                 int(doc["n_features"]),
                 int(doc["price"]),
                 int(doc["batch_price"]),
-                doc.get("he"),
+                None if doc.get("he") is None else PlanShape.from_doc(doc["he"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadResponse(f"not a model description: {exc}") from None
-
-
-class _Shape:
-    """What decryption needs of a plan: how many classes, and where they sit."""
-
-    def __init__(self, he: dict[str, Any]) -> None:
-        self.n_classes = int(he["n_classes"])
-        self.w2 = None if he["regression"] else True
 
 
 class InferenceClient:
@@ -113,7 +105,8 @@ class InferenceClient:
         key_set: bytes = ZERO32,
         reply_key: bytes = ZERO32,
         nonce: bytes | None = None,
-    ) -> tuple[RequestHeader, bytes]:
+    ) -> tuple[bytes, bytes]:
+        """(request hash, the signed request's wire bytes)."""
         header = RequestHeader(
             client=self.identity.address,
             provider=self.info.provider,
@@ -126,8 +119,7 @@ class InferenceClient:
             body_hash=keccak256(body),
         )
         digest = header.digest(self.chain_id, self.receipts_contract)
-        signature = self.identity.account.sign_digest(digest)
-        return header, encode_request(header, signature, body)
+        return digest, encode_request(header, self.identity.account.sign_digest(digest), body)
 
     def _send(self, path: str, raw: bytes) -> bytes:
         status, answer = self.post(path, raw)
@@ -142,12 +134,10 @@ class InferenceClient:
             raise ProviderRefused(status, cause, detail)
         return answer
 
-    def _paid(self, path: str, header: RequestHeader, raw: bytes) -> bytes:
+    def _paid(self, path: str, request_hash: bytes, raw: bytes) -> bytes:
         """Send, check the receipt names this request and answer, keep it; the answer."""
         receipt, body = decode_response(self._send(path, raw))
-        self.book.record(
-            receipt, header.digest(self.chain_id, self.receipts_contract), keccak256(body)
-        )
+        self.book.record(receipt, request_hash, keccak256(body))
         return body
 
     # -- plain, sealed both ways ------------------------------------------------------------
@@ -159,48 +149,48 @@ class InferenceClient:
         nonce = new_nonce()
         info = seal_info(self.identity.address, self.info.provider, nonce)
         body = seal(self.info.x25519, pack_arrays({"x": np.asarray(x, dtype=np.float32)}), info)
-        header, raw = self._request("plain", body, reply_key=reply.public_bytes, nonce=nonce)
-        answer = self._paid("/v1/infer", header, raw)
+        request_hash, raw = self._request("plain", body, reply_key=reply.public_bytes, nonce=nonce)
+        answer = self._paid("/v1/infer", request_hash, raw)
         try:
-            opened = open_sealed(
-                reply, answer, header.digest(self.chain_id, self.receipts_contract)
-            )
+            opened = open_sealed(reply, answer, request_hash)
             return np.asarray(unpack_arrays(opened)["logits"], dtype=np.float64)
         except (CryptoError, ValueError, KeyError) as exc:
             raise BadResponse(f"the sealed answer does not open: {type(exc).__name__}") from None
 
     # -- homomorphic ------------------------------------------------------------------------
 
-    def _he_client(self) -> HEClient:
-        he = self.info.he
-        if he is None:
+    def _he_client(self) -> tuple[HEClient, PlanShape]:
+        shape = self.info.he
+        if shape is None:
             raise BadResponse("the provider's model has no homomorphic plan")
         if self._he is None:
-            client = HEClient(int(he["depth"]), [int(r) for r in he["rotations"]])
+            client = HEClient(shape.depth, shape.rotations)
             keys = client.evaluation_keys()
             body = pack_blobs([keys["relin"], keys["galois"]])
             _, raw = self._request("he-keys", body)
-            doc = json.loads(self._send("/v1/infer/he", raw))
-            if bytes.fromhex(doc["key_set"]) != keccak256(body):
+            try:
+                named = bytes.fromhex(json.loads(self._send("/v1/infer/he", raw))["key_set"])
+            except (ValueError, KeyError, TypeError):
+                raise BadResponse("the provider's answer to the keys is malformed") from None
+            if named != keccak256(body):
                 raise BadResponse("the provider names another key set")
-            self._he, self._key_set = client, keccak256(body)
-        return self._he
+            self._he, self._key_set = client, named
+        return self._he, shape
 
     def predict_encrypted(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Logits for one row, computed by the provider on a CKKS ciphertext."""
-        he = self._he_client()
-        header, raw = self._request("he", he.encrypt_query(x), key_set=self._key_set)
-        answer = self._paid("/v1/infer/he", header, raw)
-        return he.decrypt_query(answer, _Shape(self.info.he or {}))  # type: ignore[arg-type]
+        he, shape = self._he_client()
+        request_hash, raw = self._request("he", he.encrypt_query(x), key_set=self._key_set)
+        return he.decrypt_query(self._paid("/v1/infer/he", request_hash, raw), shape)
 
     def predict_encrypted_batch(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Logits for up to a ciphertext's slots of rows (throughput mode)."""
-        he = self._he_client()
+        he, shape = self._he_client()
         body = pack_blobs(he.encrypt_batch(x))
-        header, raw = self._request("he-batch", body, key_set=self._key_set)
-        answer = self._paid("/v1/infer/he", header, raw)
+        request_hash, raw = self._request("he-batch", body, key_set=self._key_set)
+        answer = self._paid("/v1/infer/he", request_hash, raw)
         try:
-            parts = unpack_blobs(answer, int((self.info.he or {})["n_classes"]))
+            parts = unpack_blobs(answer, shape.n_classes)
         except ValueError as exc:
             raise BadResponse(str(exc)) from None
         return he.decrypt_batch(parts, len(x))

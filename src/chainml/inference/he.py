@@ -120,6 +120,38 @@ def galois_elements(steps: Sequence[int], poly_degree: int) -> list[int]:
 
 
 @dataclass(frozen=True)
+class PlanShape:
+    """What a client needs of a provider's plan: parameters and Galois keys to make, and
+    where the logits sit in the answer.  Published by the provider; no weights."""
+
+    depth: int
+    n_classes: int
+    regression: bool
+    rotations: tuple[int, ...]
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "depth": self.depth,
+            "n_classes": self.n_classes,
+            "regression": self.regression,
+            "rotations": list(self.rotations),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> PlanShape:
+        """Parse ``to_doc``'s form; ``ValueError`` if malformed."""
+        try:
+            return cls(
+                int(doc["depth"]),
+                int(doc["n_classes"]),
+                bool(doc["regression"]),
+                tuple(int(r) for r in doc["rotations"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a plan shape: {exc}") from None
+
+
+@dataclass(frozen=True)
 class Plan:
     """A model compiled for CKKS: weights in float64, and what the evaluation needs."""
 
@@ -127,6 +159,14 @@ class Plan:
     b1: NDArray[np.float64]
     w2: NDArray[np.float64] | None  # None: logistic regression
     b2: NDArray[np.float64] | None
+
+    @property
+    def regression(self) -> bool:
+        return self.w2 is None
+
+    @property
+    def shape(self) -> PlanShape:
+        return PlanShape(self.depth, self.n_classes, self.regression, tuple(self.rotations))
 
     @property
     def depth(self) -> int:
@@ -227,10 +267,10 @@ class HEClient:
         self._decryptor.decrypt(ct, plain)
         return np.asarray(self._encoder.decode_double(plain))
 
-    def decrypt_query(self, data: bytes, plan: Plan) -> NDArray[np.float64]:
+    def decrypt_query(self, data: bytes, plan: Plan | PlanShape) -> NDArray[np.float64]:
         """The logits: slot k for the MLP, block k's first slot for a regression."""
         values = self._decrypt(data)
-        if plan.w2 is None:
+        if plan.regression:
             return values[: plan.n_classes * BLOCK : BLOCK]
         return values[: plan.n_classes]
 
@@ -248,7 +288,6 @@ class HEProvider:
         self.plan = plan
         self.parameters = HEParameters.for_depth(plan.depth)
         self.context = self.parameters.context()
-        self.received: list[bytes] = [keys["relin"], keys["galois"]]  # all it was given
         self._relin = _load(seal.RelinKeys, self.context, keys["relin"], "relinearisation keys")
         self._galois = _load(seal.GaloisKeys, self.context, keys["galois"], "Galois keys")
         self._encoder = seal.CKKSEncoder(self.context)
@@ -290,7 +329,6 @@ class HEProvider:
         return plain
 
     def _query(self, data: bytes) -> Any:
-        self.received.append(data)
         if len(data) > MAX_QUERY_BYTES:
             raise BadCiphertext("query too large")
         ct = _load(seal.Ciphertext, self.context, data, "query")

@@ -4,7 +4,8 @@ For every request it serves, a provider signs a receipt (EIP-712 under the Recei
 contract's domain): provider, client, model version, the hashes of the request and the
 response, the price and a per-client counter that starts at 1 and never repeats.  Every
 ``max_receipts`` receipts or ``max_age`` seconds it posts, per client, one batch on chain:
-the Merkle root of the receipts' struct hashes, their count and the amount due.
+the Merkle root of the receipts' struct hashes, their count and the amount due (the
+provider's durable side is ``chainml.node.inference.SqliteReceipts``).
 
 The client keeps every receipt it was given (``ReceiptBook``) and checks each batch
 against the receipts the provider lists for it.  It refuses — each with its own error —
@@ -19,7 +20,7 @@ Both sides are pure: nothing here sends a transaction or reads a clock of its ow
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,65 +167,11 @@ class Batch:
     amount: int
     receipts: tuple[Receipt, ...]
 
-
-@dataclass
-class ReceiptIssuer:
-    """The provider's side: sign receipts, and cut a batch per client when one holds
-    ``max_receipts`` receipts or its oldest is ``max_age`` seconds old."""
-
-    account: AccountKey
-    chain_id: int
-    receipts_contract: str
-    clock: Callable[[], float]
-    max_receipts: int = 100
-    max_age: float = 60.0
-    _counters: dict[str, int] = field(default_factory=dict)
-    _pending: dict[str, list[Receipt]] = field(default_factory=dict)
-    _since: dict[str, float] = field(default_factory=dict)
-
-    def issue(
-        self,
-        client: str,
-        model_version: int,
-        request_hash: bytes,
-        response_hash: bytes,
-        price: int,
-    ) -> Receipt:
-        key = client.lower()
-        counter = self._counters.get(key, 0) + 1
-        self._counters[key] = counter
-        receipt = Receipt(
-            self.account.address, client, model_version, request_hash, response_hash, price, counter
-        ).signed(self.account, self.chain_id, self.receipts_contract)
-        self._pending.setdefault(key, []).append(receipt)
-        self._since.setdefault(key, self.clock())
-        return receipt
-
-    def owed(self, client: str) -> int:
-        """What ``client`` owes in receipts not yet cut into a batch."""
-        return sum(r.price for r in self._pending.get(client.lower(), []))
-
-    def due(self) -> list[Batch]:
-        """The batches to post now (and forget locally)."""
-        now, out = self.clock(), []
-        for key, pending in list(self._pending.items()):
-            if len(pending) >= self.max_receipts or now - self._since[key] >= self.max_age:
-                out.append(self._cut(key))
-        return out
-
-    def flush(self) -> list[Batch]:
-        return [self._cut(key) for key in list(self._pending)]
-
-    def _cut(self, key: str) -> Batch:
-        receipts = tuple(self._pending.pop(key))
-        self._since.pop(key, None)
-        return Batch(
-            receipts[0].client,
-            batch_root(receipts),
-            len(receipts),
-            sum(r.price for r in receipts),
-            receipts,
-        )
+    @classmethod
+    def of(cls, client: str, receipts: Sequence[Receipt]) -> Batch:
+        """The batch an honest provider posts for ``receipts``."""
+        listed = tuple(receipts)
+        return cls(client, batch_root(listed), len(listed), sum(r.price for r in listed), listed)
 
 
 @dataclass

@@ -347,14 +347,7 @@ class ServedModel:
             "n_features": self.n_features,
             "price": str(self.price),
             "batch_price": str(self.batch_price),
-            "he": None
-            if p is None
-            else {
-                "depth": p.depth,
-                "n_classes": p.n_classes,
-                "regression": p.w2 is None,
-                "rotations": p.rotations,
-            },
+            "he": None if p is None else p.shape.to_doc(),
         }
 
 
@@ -442,23 +435,25 @@ class InferenceService:
         if not self.replays.remember(header.client, header.nonce, header.timestamp):
             raise ReplayedRequest("nonce already seen")
         if header.mode == "he-keys":
-            self._need(header.client, model.price)
-            return self._keys_in(header, body)
-        answer, price = self._evaluate(header, body, model)
-        with self._lock:
-            self._need(header.client, price)
+            self._need(header.client, model.price, self.balance(header.client))
+            return self._keys_in(header, body, model)
+        work, price = self._prepare(header, body, model, request_hash)
+        balance = self.balance(header.client)
+        self._need(header.client, price, balance)  # before any work is done for it
+        answer = work()
+        with self._lock:  # again, against what the client's other requests now owe
+            self._need(header.client, price, balance)
             receipt = self.ledger.issue(
                 header.client, model.version, request_hash, keccak256(answer), price
             )
         return encode_response(receipt, answer)
 
-    def _need(self, client: str, price: int) -> None:
-        if self.balance(client) - self.ledger.owed(client) < max(price, 1):
+    def _need(self, client: str, price: int, balance: int) -> None:
+        if balance - self.ledger.owed(client) < max(price, 1):
             raise InsufficientBalance("the prepaid balance on chain does not cover this request")
 
-    def _keys_in(self, header: RequestHeader, body: bytes) -> bytes:
-        model = self.model
-        if model is None or model.plan is None:
+    def _keys_in(self, header: RequestHeader, body: bytes, model: ServedModel) -> bytes:
+        if model.plan is None:
             raise ModeUnavailable("this model has no homomorphic plan")
         try:
             relin, galois = unpack_blobs(body, 2)
@@ -473,9 +468,11 @@ class InferenceService:
                 self._keys.popitem(last=False)
         return json.dumps({"key_set": key_set.hex()}).encode()
 
-    def _evaluate(
-        self, header: RequestHeader, body: bytes, model: ServedModel
-    ) -> tuple[bytes, int]:
+    def _prepare(
+        self, header: RequestHeader, body: bytes, model: ServedModel, request_hash: bytes
+    ) -> tuple[Callable[[], bytes], int]:
+        """The request checked as far as it can be without evaluating it: the work that
+        answers it, and its price."""
         if header.mode == "plain":
             try:
                 x = unpack_arrays(open_sealed(self.x25519, body, header.seal_info()))["x"]
@@ -489,25 +486,34 @@ class InferenceService:
                 raise BadInput(f"x must be 1..{self.limits.max_rows} rows of {model.n_features}")
             if header.reply_key == ZERO32:
                 raise BadInput("a plain request needs a reply key")
-            logits = model.predict(np.asarray(x, dtype=np.float64)).astype(np.float32)
-            answer = seal(
-                header.reply_key,
-                pack_arrays({"logits": logits}),
-                header.digest(self.chain_id, self.receipts_contract),
-            )
-            return answer, model.price * len(x)
+
+            def plain() -> bytes:
+                logits = model.predict(np.asarray(x, dtype=np.float64)).astype(np.float32)
+                return seal(header.reply_key, pack_arrays({"logits": logits}), request_hash)
+
+            return plain, model.price * len(x)
         provider = self._keys.get((header.client, header.key_set))
         if provider is None:
             raise UnknownKeySet("upload the evaluation keys first (mode he-keys)")
+        if header.mode == "he":
+            return _typed(lambda: provider.evaluate_query(body)), model.price
         try:
-            if header.mode == "he":
-                return provider.evaluate_query(body), model.price
             parts = unpack_blobs(body, model.n_features)
-            return pack_blobs(provider.evaluate_batch(parts)), model.batch_price
-        except (ValueError, BadCiphertext) as exc:
+        except ValueError as exc:
             raise BadInput(f"ciphertext: {exc}") from None
-        finally:
-            provider.received.clear()  # the bytes are no longer needed
+        return _typed(lambda: pack_blobs(provider.evaluate_batch(parts))), model.batch_price
+
+
+def _typed(work: Callable[[], bytes]) -> Callable[[], bytes]:
+    """``work``, with a ciphertext it cannot evaluate refused as bad input."""
+
+    def run() -> bytes:
+        try:
+            return work()
+        except BadCiphertext as exc:
+            raise BadInput(f"ciphertext: {exc}") from None
+
+    return run
 
 
 def new_nonce() -> bytes:

@@ -19,10 +19,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from chainml.crypto.keys import AccountKey
+from chainml.crypto.keys import AccountKey, Identity
 from chainml.errors import ChainmlError
+from chainml.inference.client import InferenceClient, ModelInfo
 from chainml.inference.he import UnsupportedModel, compile_model
-from chainml.inference.receipts import Batch, Receipt, batch_root
+from chainml.inference.receipts import Batch, Receipt, ReceiptBook, ReceiptError, reason_hash
 from chainml.inference.service import (
     InferenceService,
     Limits,
@@ -69,64 +70,64 @@ class SqliteReceipts:
             self.account.address, client, model_version, request_hash, response_hash, price, counter
         ).signed(self.account, self.chain_id, self.receipts_contract)
         self.state.execute(
-            "INSERT INTO receipts (client, counter, body, issued) VALUES (?, ?, ?, ?)",
-            (client, receipt.counter, json.dumps(receipt.to_doc()), self.clock()),
+            "INSERT INTO receipts (client, counter, body, price, issued) VALUES (?, ?, ?, ?, ?)",
+            (client, counter, json.dumps(receipt.to_doc()), str(price), self.clock()),
         )
         return receipt
 
-    def _rows(self, where: str, params: tuple[Any, ...]) -> list[tuple[Receipt, float]]:
+    def _rows(self, where: str, params: tuple[Any, ...], limit: int = -1) -> list[Receipt]:
         rows = self.state.query(
-            f"SELECT body, issued FROM receipts WHERE {where} ORDER BY client, counter",  # noqa: S608
-            params,
+            f"SELECT body FROM receipts WHERE {where} ORDER BY counter LIMIT ?",  # noqa: S608
+            (*params, limit),
         )
-        return [(Receipt.from_doc(json.loads(body)), float(issued)) for body, issued in rows]
+        return [Receipt.from_doc(json.loads(body)) for (body,) in rows]
 
     def owed(self, client: str) -> int:
-        return sum(r.price for r, _ in self._rows("client = ? AND batch IS NULL", (client,)))
+        """On every request: the prices alone, not the receipts, are read."""
+        rows = self.state.query(
+            "SELECT price FROM receipts WHERE client = ? AND batch IS NULL", (client,)
+        )
+        return sum(int(price) for (price,) in rows)
 
-    def due(self, max_receipts: int, max_age: float, *, flush: bool = False) -> list[Batch]:
+    def due(self, max_receipts: int, max_age: float) -> list[Batch]:
         """Per client, the oldest unbilled receipts (at most ``max_receipts``) once there are
         that many or the oldest is ``max_age`` seconds old."""
-        pending: dict[str, list[tuple[Receipt, float]]] = {}
-        for receipt, issued in self._rows("batch IS NULL", ()):
-            pending.setdefault(receipt.client, []).append((receipt, issued))
-        now, out = self.clock(), []
-        for client, rows in pending.items():
-            if flush or len(rows) >= max_receipts or now - rows[0][1] >= max_age:
-                chosen = tuple(r for r, _ in rows[:max_receipts])
-                out.append(
-                    Batch(
-                        client,
-                        batch_root(chosen),
-                        len(chosen),
-                        sum(r.price for r in chosen),
-                        chosen,
-                    )
-                )
-        return out
-
-    def mark(self, batch: Batch, batch_id: int) -> None:
-        """Record which batch billed these receipts (``-1``: the chain refused to bill)."""
-        for r in batch.receipts:
-            self.state.execute(
-                "UPDATE receipts SET batch = ? WHERE client = ? AND counter = ?",
-                (batch_id, r.client, r.counter),
+        clients = self.state.query(
+            "SELECT client FROM receipts WHERE batch IS NULL GROUP BY client"
+            " HAVING COUNT(*) >= ? OR MIN(issued) <= ?",
+            (max_receipts, self.clock() - max_age),
+        )
+        return [
+            Batch.of(
+                client,
+                self._rows("client = ? AND batch IS NULL", (client,), max_receipts),
             )
+            for (client,) in clients
+        ]
+
+    def _update(self, column: str, value: Any, batch: Batch) -> None:
+        counters = [r.counter for r in batch.receipts]
+        marks = ",".join("?" * len(counters))
+        self.state.execute(
+            f"UPDATE receipts SET {column} = ? WHERE client = ? AND batch IS NULL"  # noqa: S608
+            f" AND counter IN ({marks})",
+            (value, batch.client, *counters),
+        )
 
     def cut(self, batch: Batch) -> None:
         """Note the root a batch is about to be posted with, so that it can be listed
         the moment it is on chain."""
-        for r in batch.receipts:
-            self.state.execute(
-                "UPDATE receipts SET root = ? WHERE client = ? AND counter = ? AND batch IS NULL",
-                (batch.root, r.client, r.counter),
-            )
+        self._update("root", batch.root, batch)
+
+    def mark(self, batch: Batch, batch_id: int) -> None:
+        """Record which batch billed these receipts (``-1``: the chain refused to bill)."""
+        self._update("batch", batch_id, batch)
 
     def listing(self, batch_id: int, root: bytes | None = None) -> list[Receipt]:
         """The receipts billed in a batch: by its id once recorded, else by its root."""
-        found = [r for r, _ in self._rows("batch = ?", (batch_id,))]
+        found = self._rows("batch = ?", (batch_id,))
         if not found and root is not None:
-            found = [r for r, _ in self._rows("root = ? AND batch IS NULL", (root,))]
+            found = self._rows("root = ? AND batch IS NULL", (root,))
         return found
 
 
@@ -267,10 +268,10 @@ class ProviderRole:
                 return int(a["batch_id"])
         return None
 
-    def post_due(self, *, flush: bool = False) -> int:
+    def post_due(self) -> int:
         """Post the batches that are due; the number posted."""
         posted, contract = 0, self.cm.receipts.contract
-        for batch in self.receipts.due(self.max_receipts, self.max_age, flush=flush):
+        for batch in self.receipts.due(self.max_receipts, self.max_age):
             first, last = batch.receipts[0].counter, batch.receipts[-1].counter
             key = f"post_batch:{batch.client}:{first}-{last}"
             self.receipts.cut(batch)
@@ -345,29 +346,36 @@ class ProviderUnreachable(ChainmlError):
 
 def connect(
     cm: Chainml,
-    identity: Any,
+    identity: Identity,
     provider: str,
     *,
-    book: Any = None,
-    url: str | None = None,
-) -> Any:
+    book: ReceiptBook | None = None,
+    wait: float = 0.0,
+) -> InferenceClient:
     """An ``InferenceClient`` for the provider registered on chain as ``provider``: its
-    endpoint and X25519 key come from the Registry, the served model from its API."""
+    endpoint and X25519 key come from the Registry, the served model from its API (asked
+    again for up to ``wait`` seconds while the provider serves none yet)."""
     import time
 
     import requests
 
-    from chainml.inference.client import InferenceClient, ModelInfo
-
     party = cm.registry.party(provider)
-    base = url or party.endpoint
-    try:
-        answer = requests.get(base.rstrip("/") + "/v1/infer/model", timeout=30)
-    except requests.RequestException as exc:
-        raise ProviderUnreachable(f"{base}: {type(exc).__name__}") from None
-    if answer.status_code != 200:
-        raise ProviderUnreachable(f"{base} serves no model ({answer.status_code})")
-    info = ModelInfo.from_doc(answer.json())
+    base = party.endpoint.rstrip("/")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            answer = requests.get(base + "/v1/infer/model", timeout=30)
+            if answer.status_code == 200:
+                info = ModelInfo.from_doc(answer.json())
+                break
+            problem = f"{base} serves no model ({answer.status_code})"
+        except requests.RequestException as exc:
+            problem = f"{base}: {type(exc).__name__}"
+        except ValueError:
+            raise ProviderUnreachable(f"{base} describes its model in no known form") from None
+        if time.monotonic() >= deadline:
+            raise ProviderUnreachable(problem)
+        time.sleep(0.2)
     if info.provider.lower() != provider.lower() or info.x25519 != party.x25519_key:
         raise ProviderUnreachable("the node at that endpoint is not the registered provider")
     return InferenceClient(
@@ -398,14 +406,12 @@ def fetch_listing(base_url: str, batch_id: int) -> list[Receipt] | None:
 
 
 def check_batches(
-    cm: Chainml, identity: Any, book: Any, *, dispute: bool = True
+    cm: Chainml, identity: Identity, book: ReceiptBook, *, dispute: bool = True
 ) -> list[tuple[int, str]]:
     """Check every open batch billed to this client against the receipts it holds and the
     provider's listing; dispute (on chain) each one that does not match.  Returns
     (batch id, "ok", "pending" — the provider did not answer, ask again — or the error's
     kind) per batch looked at."""
-    from chainml.inference.receipts import ReceiptError, reason_hash
-
     me, out = identity.address.lower(), []
     window = int(cm.receipts.contract.call("dispute_window"))
     for event in cm.receipts.contract.past_events("BatchPosted"):

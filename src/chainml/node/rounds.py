@@ -197,6 +197,16 @@ class RoundStart:
         )
 
 
+def _within_bounds(update: NDArray[np.float32], length: int, clip: float) -> bool:
+    """A trainer's ``[step · weight, weight]``: finite, weight in (0, 1], step within the
+    job's L2 bound (float32 rounding allowed for)."""
+    if update.shape != (length,) or not np.isfinite(update).all():
+        return False
+    weight = float(update[-1])
+    step = float(np.linalg.norm(update[:-1].astype(np.float64)))
+    return 0.0 < weight <= 1.0 and step <= clip * weight * (1 + 1e-5)
+
+
 def _signed_by(params: RoundParams, message: PlainUpdate, account: str) -> bool:
     try:
         signer = recover_address(params.input_digest(message.commitment), message.signature)
@@ -494,14 +504,6 @@ class AggregatorRole:
         box: queue.Queue[tuple[str, wire.Message]] = queue.Queue()
         with self._lock:
             self.inbox[(job_id, round_no)] = box
-        if config.aggregation != "secagg":
-            try:
-                return self._robust_round(
-                    job_id, round_no, attempt, config, params, start, global_params, box, started
-                )
-            finally:
-                with self._lock:
-                    self.inbox.pop((job_id, round_no), None)
         server = SecAggServer(params)
         try:
             for address in roster.values():
@@ -513,6 +515,10 @@ class AggregatorRole:
                 attempt,
                 len(roster),
             )
+            if config.aggregation != "secagg":
+                return self._robust_round(
+                    job_id, round_no, attempt, config, params, global_params, box, started
+                )
             expected = set(roster)
             for stage in STAGES:
                 t0 = self.clock()
@@ -589,15 +595,14 @@ class AggregatorRole:
         attempt: int,
         config: JobConfig,
         params: RoundParams,
-        start: RoundStart,
         global_params: Params,
         box: queue.Queue[tuple[str, wire.Message]],
         started: float,
     ) -> bool:
-        """Plaintext updates to this aggregator, a robust rule over them, FoolsGold."""
+        """Plaintext updates to this aggregator (each within the job's clip bound, with a
+        weight in (0, 1]), a robust rule over them, FoolsGold."""
         roster = params.roster
-        for address in roster.values():
-            self._send(address, START, start.encode(), job_id, round_no)
+        clip = params.clip - 1.0  # the job's bound: the round's leaves room for the weight
         by_address = {a.lower(): i for i, a in roster.items()}
         got: dict[int, PlainUpdate] = {}
         deadline = self.clock() + self.stage_timeout
@@ -609,8 +614,9 @@ class AggregatorRole:
             slot = by_address.get(sender.lower())
             if not isinstance(message, PlainUpdate) or slot is None or slot in got:
                 continue
-            ok = message.update.shape == (params.vector_len,) and np.isfinite(message.update).all()
-            if not ok or not _signed_by(params, message, roster[slot]):
+            if not _within_bounds(message.update, params.vector_len, clip) or not _signed_by(
+                params, message, roster[slot]
+            ):
                 log.warning(
                     "job %d round %d: a bad update from %s refused", job_id, round_no, sender
                 )
@@ -623,8 +629,7 @@ class AggregatorRole:
             return False
         counted = sorted(got)
         raw = np.stack([got[i].update.astype(np.float64) for i in counted])
-        weights = np.maximum(raw[:, -1:], 1e-9)
-        deltas = np.clip(raw[:, :-1] / weights, -1e6, 1e6)  # each party's own step, unweighted
+        deltas = raw[:, :-1] / raw[:, -1:]  # each party's own step, unweighted
         flagged = self._sybil_check(job_id, counted, deltas, roster)
         keep = [k for k, i in enumerate(counted) if i not in flagged]
         if len(keep) >= 3:  # FoolsGold's verdict first: alike identities do not vote twice
@@ -816,12 +821,12 @@ class AggregatorRole:
 # -- auditing -------------------------------------------------------------------------------
 
 
-def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> RoundTranscript:
+def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tuple[int, ...]:
     """What anyone can check from the chain and the public blobs alone: the round record
     on chain names the transcript (and the masked inputs); the sum is checked against the
     survivors' signed lattice commitments (or, for a job without them, recomputed from the
     masked inputs), and the commitment root and bitmap on chain must be the transcript's.
-    Raises ``AggregateMismatch``."""
+    Returns the trainers counted; raises ``AggregateMismatch``."""
     info = cm.jobs.round(job_id, round_no)
     try:
         record = json.loads(store.get(info.aggregate_cid))
@@ -859,12 +864,12 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> Ro
         raise AggregateMismatch(f"round {round_no}: the commitment root is not the transcript's")
     if info.bitmap != sum(1 << (i - 1) for i in transcript.survivors):
         raise AggregateMismatch(f"round {round_no}: the bitmap is not the transcript's survivors")
-    return transcript
+    return transcript.survivors
 
 
 def _audit_robust(
     cm: Chainml, record: dict[str, Any], info: Any, job_id: int, round_no: int
-) -> RoundTranscript:
+) -> tuple[int, ...]:
     """A robust round's record: every counted trainer signed its commitment, and the root
     and bitmap on chain are theirs (the updates themselves went to the aggregator only)."""
     roster = roster_of(cm, job_id)
@@ -886,7 +891,7 @@ def _audit_robust(
         raise AggregateMismatch(f"round {round_no}: the commitment root is not the record's")
     if info.bitmap != sum(1 << (i - 1) for i in counted):
         raise AggregateMismatch(f"round {round_no}: the bitmap is not the record's trainers")
-    return RoundTranscript({}, {}, tuple(counted), {}, {}, {}, b"")
+    return tuple(counted)
 
 
 # -- routing --------------------------------------------------------------------------------

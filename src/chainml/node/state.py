@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS receipts (
     client TEXT NOT NULL,
     counter INTEGER NOT NULL,
     body TEXT NOT NULL,
+    price TEXT NOT NULL,
     issued REAL NOT NULL,
     root BLOB,
     batch INTEGER,

@@ -125,7 +125,7 @@ from chainml.storage.errors import (
     MalformedBlock,
     StorageError,
 )
-from chainml.storage.store import Source, iter_source
+from chainml.storage.store import Source, atomic_file, iter_source
 from chainml.storage.unixfs import CHUNK, DagBuilder
 
 __all__ = [
@@ -694,16 +694,8 @@ class IpfsEngineStore:
         if not isinstance(settings, dict):
             raise EngineError("the engine's repository config is not a JSON object")
         _loopback_only(settings, swarm_port)
-        fd, tmp = tempfile.mkstemp(dir=self._repo_path, prefix=".config-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:  # mkstemp: mode 0600
-                json.dump(settings, fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, config)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(config, prefix=".config-") as fh:  # mkstemp: mode 0600
+            fh.write(json.dumps(settings, indent=2).encode())
         _check_config(config)
 
     def _peer_id(self) -> str:

@@ -69,7 +69,3 @@ def atomic_file(dest: Path, prefix: str = ".tmp-") -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def read_all(store: BlobStore, cid: str) -> bytes:
-    return b"".join(store.open(cid))
