@@ -87,6 +87,19 @@ def test_proof_of_possession_binds_key_account_chain_and_registry():
             verify_proof_of_possession(*args, pop)
 
 
+def test_digest_signatures_are_eth_accounts_own():
+    """libsecp256k1 signs here; eth-account's signature of the same hash is byte-equal
+    (deterministic nonces, low s, v in {27, 28}) over many digests."""
+    key = AccountKey.from_bytes(DEV_KEY)
+    half_n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
+    for i in range(64):
+        digest = keccak256(i.to_bytes(4, "big"))
+        sig = key.sign_digest(digest)
+        assert sig == bytes(Account.unsafe_sign_hash(digest, DEV_KEY).signature)
+        assert int.from_bytes(sig[32:64], "big") <= half_n and sig[64] in (27, 28)
+        assert recover_address(digest, sig) == key.address
+
+
 def test_malleable_and_malformed_signatures_are_refused():
     key = AccountKey.generate()
     digest = keccak256(b"message")

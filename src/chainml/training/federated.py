@@ -37,7 +37,7 @@ MODES = ("fedavg", "secagg", "median", "trimmed_mean", "krum")
 class History:
     accuracy: list[float] = field(default_factory=list)
     participants: list[tuple[int, ...]] = field(default_factory=list)
-    # each client's deltas summed over the rounds (what FoolsGold scores; plaintext modes)
+    # each client's deltas summed over the rounds (what FoolsGold scores; robust modes)
     delta_sums: NDArray[np.float64] | None = None
     epsilon: float | None = None  # (ε, delta)-DP of the whole job so far, with dp on
 
@@ -160,7 +160,7 @@ def train_federated(
             else:
                 update = robust.multi_krum(stacked, byzantine)
             participants = tuple(range(1, n + 1))
-        if mode != "secagg":
+        if mode not in ("fedavg", "secagg"):  # the committee sees each delta: FoolsGold's input
             stacked_deltas = np.stack(deltas)
             history.delta_sums = (
                 stacked_deltas
