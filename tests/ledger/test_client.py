@@ -89,6 +89,23 @@ def test_deploy_call_transact_and_events(client: LedgerClient, dev_signer: Local
     assert event.block_number == receipt.block_number
 
 
+def test_past_events_select_by_indexed_argument(client: LedgerClient, dev_signer: LocalSigner):
+    """The node's log index does the selecting (on both backends): only the named
+    sender's events come back, and a filter on what is not indexed is refused."""
+    alice, bob = _funded(client, dev_signer), _funded(client, dev_signer)
+    contract = _deploy(client, alice)
+    for signer, v in [(alice, 1), (bob, 2), (alice, 3)]:
+        contract.transact(signer, "store", v)
+    assert [e["value"] for e in contract.past_events("Stored", where={"who": bob.address})] == [2]
+    alices = contract.past_events("Stored", where={"who": alice.address.lower()})
+    assert [e["value"] for e in alices] == [1, 3]
+    assert len(contract.past_events("Stored")) == 3
+    with pytest.raises(InvalidParameter):
+        contract.past_events("Stored", where={"value": 2})
+    with pytest.raises(InvalidParameter):
+        contract.past_events(where={"who": bob.address})
+
+
 def test_reverts_become_typed_errors_before_sending(client: LedgerClient, dev_signer: LocalSigner):
     signer = _funded(client, dev_signer)
     contract = _deploy(client, signer)

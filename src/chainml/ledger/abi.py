@@ -146,6 +146,30 @@ class ContractABI:
         except KeyError:
             raise InvalidParameter(f"the contract has no event {name!r}") from None
 
+    def event_filter(self, name: str, where: Mapping[str, Any]) -> list[str | None]:
+        """``eth_getLogs`` topics selecting event ``name`` whose indexed arguments equal
+        ``where`` (static types only; an argument left out matches anything)."""
+        item = self._events[self.event_topic(name)]
+        indexed = [p for p in item["inputs"] if p.get("indexed")]
+        unknown = set(where) - {p["name"] for p in indexed}
+        if unknown:
+            raise InvalidParameter(f"{name} has no indexed argument {sorted(unknown)}")
+        topics: list[str | None] = ["0x" + self.event_topic(name).hex()]
+        for param in indexed:
+            kind = collapse_if_tuple(dict(param))
+            if param["name"] not in where:
+                topics.append(None)
+            elif kind in ("string", "bytes") or kind.endswith("]") or kind.startswith("("):
+                raise InvalidParameter(f"{name}.{param['name']} is dynamic: not filterable")
+            else:
+                try:
+                    topics.append("0x" + abi_encode([kind], [where[param["name"]]]).hex())
+                except (EncodingError, TypeError, ValueError, OverflowError) as exc:
+                    raise InvalidParameter(f"{name}.{param['name']}: {exc}") from exc
+        while topics[-1] is None:
+            topics.pop()
+        return topics
+
     def decode_log(self, log: Mapping[str, Any]) -> Event | None:
         """Decode a raw JSON-RPC log of this contract; None if it is none of its events."""
         topics = [bytes.fromhex(str(t).removeprefix("0x")) for t in log["topics"]]

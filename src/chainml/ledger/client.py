@@ -24,6 +24,7 @@ from chainml.ledger.errors import (
     ChainDataError,
     ChainUnavailable,
     ContractRevert,
+    InvalidParameter,
     RpcError,
     TransactionTimeout,
     UnknownRevert,
@@ -395,13 +396,23 @@ class BoundContract:
         )
 
     def past_events(
-        self, name: str | None = None, *, from_block: int = 0, to_block: int | None = None
+        self,
+        name: str | None = None,
+        *,
+        from_block: int = 0,
+        to_block: int | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[Event]:
         """This contract's events in a block range (only those called ``name`` if given),
-        oldest first."""
+        oldest first; ``where`` selects by indexed arguments, in the node's log index."""
         last = self.client.block_number() if to_block is None else to_block
+        if where and name is None:
+            raise InvalidParameter("selecting by indexed arguments needs the event's name")
+        topics = self.abi.event_filter(name, where) if name and where else None
         found = []
-        for log in self.client.logs(address=self.address, from_block=from_block, to_block=last):
+        for log in self.client.logs(
+            address=self.address, from_block=from_block, to_block=last, topics=topics
+        ):
             event = self.abi.decode_log(log)
             if event is not None and (name is None or event.name == name):
                 found.append(event)

@@ -257,15 +257,10 @@ class ProviderRole:
 
     def _posted(self, batch: Batch) -> int | None:
         """The id of a batch already on chain with this root, client and provider."""
-        me = self.node.identity.address.lower()
-        for event in self.cm.receipts.contract.past_events("BatchPosted"):
-            a = event.args
-            if (
-                str(a["provider"]).lower() == me
-                and str(a["client"]).lower() == batch.client.lower()
-                and bytes(a["receipt_root"]) == batch.root
-            ):
-                return int(a["batch_id"])
+        pair = {"provider": self.node.identity.address, "client": batch.client}
+        for event in self.cm.receipts.contract.past_events("BatchPosted", where=pair):
+            if bytes(event.args["receipt_root"]) == batch.root:
+                return int(event.args["batch_id"])
         return None
 
     def post_due(self) -> int:
@@ -412,11 +407,12 @@ def check_batches(
     provider's listing; dispute (on chain) each one that does not match.  Returns
     (batch id, "ok", "pending" — the provider did not answer, ask again — or the error's
     kind) per batch looked at."""
-    me, out = identity.address.lower(), []
+    out = []
     window = int(cm.receipts.contract.call("dispute_window"))
-    for event in cm.receipts.contract.past_events("BatchPosted"):
+    mine = {"client": identity.address}
+    for event in cm.receipts.contract.past_events("BatchPosted", where=mine):
         batch_id = int(event.args["batch_id"])
-        if str(event.args["client"]).lower() != me or batch_id in book.checked:
+        if batch_id in book.checked:
             continue
         info = cm.receipts.batch(batch_id)
         if info.status != 1:  # already settled or disputed
