@@ -14,8 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import requests
 
@@ -52,6 +51,22 @@ def stop_process(proc: subprocess.Popen[Any] | None, timeout: float) -> None:
         proc.wait()
 
 
+class Supervised:
+    """A server subprocess: ``with`` starts it and stops it at the end."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def find_anvil() -> Path:
     """The Anvil binary: $CHAINML_ANVIL, the project's node_modules, or PATH."""
     if env := os.environ.get("CHAINML_ANVIL"):
@@ -66,7 +81,7 @@ def find_anvil() -> Path:
     raise ChainUnavailable("Anvil is not installed: run `make setup` (npm ci)")
 
 
-class AnvilProcess:
+class AnvilProcess(Supervised):
     """``with AnvilProcess() as anvil: anvil.url`` — a fresh Anvil chain, killed on exit."""
 
     def __init__(self, *, port: int | None = None, startup_timeout: float = 20.0) -> None:
@@ -97,14 +112,3 @@ class AnvilProcess:
     def stop(self) -> None:
         stop_process(self._proc, timeout=10)
         self._proc = None
-
-    def __enter__(self) -> AnvilProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

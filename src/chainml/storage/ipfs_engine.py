@@ -114,7 +114,6 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, Final, Protocol, cast
 
 from chainml.storage.cid import DAG_PB, RAW, SHA2_256, Cid, parse_cid
@@ -125,7 +124,7 @@ from chainml.storage.errors import (
     MalformedBlock,
     StorageError,
 )
-from chainml.storage.store import Source, atomic_file, iter_source
+from chainml.storage.store import Closing, Source, atomic_file, iter_source
 from chainml.storage.unixfs import CHUNK, DagBuilder
 
 __all__ = [
@@ -379,7 +378,7 @@ _open_repos: set[str] = set()
 _open_repos_lock = threading.Lock()
 
 
-class IpfsEngineStore:
+class IpfsEngineStore(Closing):
     """A kubo node in this process, listening on loopback only, as a ``BlobStore``."""
 
     def __init__(
@@ -488,17 +487,6 @@ class IpfsEngineStore:
         # (it is keyed by path), may another store open the repository.
         with _open_repos_lock:
             _open_repos.discard(self._key)
-
-    def __enter__(self) -> IpfsEngineStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def closed(self) -> bool:

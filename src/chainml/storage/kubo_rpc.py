@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -47,7 +46,7 @@ import requests
 
 from chainml.storage.cid import DAG_PB, Cid, parse_cid
 from chainml.storage.errors import BlobNotFound, CorruptBlob, InvalidCid, StorageError
-from chainml.storage.store import Source, iter_source
+from chainml.storage.store import Closing, Source, iter_source
 from chainml.storage.unixfs import CHUNK, MAX_LINKS, DagBuilder, read_file
 
 Params = Sequence[tuple[str, str]]
@@ -114,7 +113,7 @@ class _Upload:
         self.error: BaseException | None = None
 
 
-class KuboRpcStore:
+class KuboRpcStore(Closing):
     """Blobs kept by a running kubo daemon, read back verified block by block."""
 
     def __init__(
@@ -148,17 +147,6 @@ class KuboRpcStore:
     def close(self) -> None:
         if self._owns_session:
             self._session.close()
-
-    def __enter__(self) -> KuboRpcStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- BlobStore ------------------------------------------------------------------------
 

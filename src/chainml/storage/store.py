@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, Self, runtime_checkable
 
 from chainml.storage.unixfs import CHUNK
 
@@ -34,6 +34,19 @@ class BlobStore(Protocol):
     def get(self, cid: str) -> bytes: ...
 
     def has(self, cid: str) -> bool: ...
+
+
+class Closing:
+    """``with store:`` closes the store at the end."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def iter_source(source: Source, size: int = CHUNK) -> Iterator[bytes]:

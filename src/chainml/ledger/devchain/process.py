@@ -8,12 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import requests
 
-from chainml.ledger.anvil import free_port, stop_process
+from chainml.ledger.anvil import Supervised, free_port, stop_process
 from chainml.ledger.errors import ChainUnavailable
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -51,7 +50,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-class DevChainProcess:
+class DevChainProcess(Supervised):
     """``with DevChainProcess(datadir) as chain: chain.url`` — a real server subprocess."""
 
     def __init__(
@@ -102,17 +101,6 @@ class DevChainProcess:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
-
-    def __enter__(self) -> DevChainProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # -- detached control for `chainml chain up | down | status` ----------------------------
