@@ -55,6 +55,8 @@ from chainml.training.secagg import (
 ROOT = Path(__file__).resolve().parents[1]
 FLOWER = ROOT / ".venv-flower" / "bin" / "python"
 DROPOUT = 0.1
+TARGET_RATIO = 1.5  # a secure round end to end against a plaintext one (the issue's target)
+CHART = ROOT / "reports" / "secagg-end-to-end.svg"
 _IDS: list[Identity] = []
 
 
@@ -227,11 +229,59 @@ def end_to_end(hidden_layers: list[tuple[int, ...]]) -> dict[str, Any]:
                 "ratio": round(timing["secagg"] / timing["fedavg"], 2),
             }
         )
+    CHART.parent.mkdir(exist_ok=True)
+    CHART.write_text(ratio_chart(sizes, TARGET_RATIO))
     return {
         "task": "digits, 10 parties (Dirichlet 0.5), 5 local epochs, a round with training",
-        "target_ratio": 1.5,
+        "target_ratio": TARGET_RATIO,
         "sizes": sizes,
+        "chart": str(CHART.relative_to(ROOT)),
     }
+
+
+def ratio_chart(sizes: list[dict[str, Any]], target: float) -> str:
+    """The secure/plaintext ratio of a round against the model's size (log scale), with
+    the target as a dashed line: an SVG document."""
+    width, height, pad = 560, 260, 48
+    lo, hi = 3.0, 6.5  # log10 of the parameter counts on the x axis
+    top = max(3.0, *(s["ratio"] for s in sizes)) + 0.5
+
+    def xy(m: int, ratio: float) -> tuple[float, float]:
+        x = pad + (width - 2 * pad) * (np.log10(m) - lo) / (hi - lo)
+        return x, height - pad - (height - 2 * pad) * ratio / top
+
+    points = [xy(s["m"], s["ratio"]) for s in sizes]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#d8613b"/>'
+        f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" font-size="12">{s["ratio"]}×</text>'
+        for (x, y), s in zip(points, sizes, strict=True)
+    )
+    ticks = "".join(
+        f'<text x="{xy(10**e, 0)[0] - 12:.1f}" y="{height - pad + 16}" font-size="12">'
+        f"10^{e}</text>"
+        for e in range(3, 7)
+    )
+    goal = xy(10**3, target)[1]
+    grid = "".join(
+        f'<line x1="{pad}" x2="{width - pad}" y1="{xy(10**3, g)[1]:.1f}" '
+        f'y2="{xy(10**3, g)[1]:.1f}" stroke="#ddd"/><text x="{pad - 30}" '
+        f'y="{xy(10**3, g)[1] + 4:.1f}" font-size="12">{g}×</text>'
+        for g in range(0, int(top) + 1)
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif"><rect width="100%" height="100%" fill="#fff"/>'
+        f'<text x="{pad}" y="20" font-size="14">Secure round / plaintext round, '
+        "10 parties, digits</text>"
+        f'<line x1="{pad}" x2="{width - pad}" y1="{goal:.1f}" y2="{goal:.1f}" stroke="#3b6fd8" '
+        f'stroke-dasharray="6 4"/><text x="{width - pad - 70}" y="{goal - 6:.1f}" '
+        f'font-size="12" fill="#3b6fd8">target {target}×</text>'
+        f"{grid}"
+        f'<polyline points="{line}" fill="none" stroke="#d8613b" stroke-width="2"/>{dots}'
+        f'{ticks}<text x="{width / 2 - 60:.0f}" y="{height - 8}" font-size="12">'
+        "parameters (log scale)</text></svg>"
+    )
 
 
 def lattice_commitments(n: int = 100, m: int = 10**6) -> dict[str, Any]:
