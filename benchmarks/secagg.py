@@ -85,10 +85,10 @@ def _identities(n: int) -> list[Identity]:
     return _IDS[:n]
 
 
-def chainml_round(n: int, m: int) -> dict[str, Any]:
-    ids = _identities(n)
-    roster = {i: ids[i - 1].address for i in range(1, n + 1)}
-    params = RoundParams.create(
+def _params(n: int, m: int) -> RoundParams:
+    """A round of the first ``n`` identities with the default graph and threshold."""
+    roster = {i: a.address for i, a in enumerate(_identities(n), start=1)}
+    return RoundParams.create(
         roster,
         m,
         chain_id=1,
@@ -98,6 +98,12 @@ def chainml_round(n: int, m: int) -> dict[str, Any]:
         clip=100.0,
         graph_seed=bytes(32),
     )
+
+
+def chainml_round(n: int, m: int) -> dict[str, Any]:
+    ids = _identities(n)
+    params = _params(n, m)
+    roster = params.roster
     rng = np.random.default_rng(0)
     vectors = {i: rng.normal(scale=0.1, size=m).astype(np.float32) for i in roster}
     clients = {
@@ -211,17 +217,7 @@ def public_key_floor(n: int = 10) -> dict[str, Any]:
     signatures per client."""
     from chainml.crypto import X25519KeyPair, keccak256, recover_address
 
-    ids = _identities(n)
-    params = RoundParams.create(
-        {i: ids[i - 1].address for i in range(1, n + 1)},
-        1,
-        chain_id=31337,
-        jobs="0x" + "00" * 20,
-        job_id=1,
-        round=1,
-        clip=1.0,
-        graph_seed=bytes(32),
-    )
+    ids, params = _identities(n), _params(n, 1)
     edges = sum(len(v) for v in params.neighbours.values())
     counts = {
         "x25519_agreements": 2 * edges,
