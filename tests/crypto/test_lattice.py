@@ -8,7 +8,6 @@ import pytest
 
 from chainml.crypto import lattice
 from chainml.crypto.lattice import (
-    ETA,
     PRIMES,
     RANDOMNESS_LEN,
     Commitment,
@@ -46,10 +45,16 @@ def test_commitments_add_and_a_sum_off_by_one_unit_is_caught():
     shifted = opening.copy()
     shifted[7] += 1
     assert not key.check_sum(commitments, total, shifted)
-    far = opening.copy()
-    far[0] = 5 * ETA + 1  # out of the bound binding rests on, whatever it opens
+    # openings that do open the sum modulo q, refused only for the bounds binding rests on
+    q = PRIMES[0] * PRIMES[1]
+    combined = commitments[0] + commitments[1] + commitments[2] + commitments[3] + commitments[4]
+    far = opening.astype(np.int64)
+    far[0] += q
+    wide = total.astype(np.int64)
+    wide[0] += q
+    assert key.commit(total, far) == combined and key.commit(wide, opening) == combined
     assert not key.check_sum(commitments, total, far)
-    assert not key.check_sum(commitments, np.full(3000, 1 << 31), opening)
+    assert not key.check_sum(commitments, wide, opening)
 
 
 def test_randomness_hides_equal_vectors_and_bytes_round_trip():

@@ -4,6 +4,7 @@ kind of bad request refused with its own cause while the provider goes on servin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -221,6 +222,29 @@ def test_an_unpaid_encrypted_query_costs_the_provider_no_evaluation(model, digit
     with pytest.raises(ProviderRefused) as caught:
         poor.client.predict_encrypted(digits.x_test[1])
     assert caught.value.status == 402 and evaluated == []  # refused before any CKKS work
+
+
+def test_keys_uploaded_for_a_replaced_model_are_not_used(model, digits, tmp_path):
+    """A grant revoked, another model served: a client still holding the key set it
+    uploaded before gets asked for new keys instead of answers from the old weights."""
+    w = World(model, tmp_path / "state.db")
+    w.balances[w.client_id.address] = 10**9
+    w.client.predict_encrypted(digits.x_test[0])  # keys uploaded for version 7's plan
+    other = MLP(64, 10, (32,), activation="square", seed=1)
+    served = dataclasses.replace(
+        w.service.model, version=8, predict=other.logits, plan=compile_model(other.params, "square")
+    )
+    w.service.model = served
+    w.client.info = ModelInfo.from_doc(
+        {
+            "provider": w.provider_id.address,
+            "x25519": w.provider_id.x25519.public_bytes.hex(),
+            **served.info(),
+        }
+    )
+    with pytest.raises(ProviderRefused) as caught:
+        w.client.predict_encrypted(digits.x_test[1])
+    assert caught.value.status == 428 and caught.value.cause == "unknown_key_set"
 
 
 def test_an_altered_receipt_in_an_answer_is_caught(world, digits):

@@ -182,11 +182,15 @@ def test_bad_requests_get_typed_refusals_and_the_node_keeps_serving(market, digi
     with pytest.raises(ProviderRefused) as caught:
         inference.predict_plain(digits.x_test[:1])
     assert caught.value.status == 402 and caught.value.cause == "insufficient_balance"
+    requests.get(url + "/v1/receipts/batches/999", timeout=10)  # counted by its route
     metrics = requests.get(url + "/metrics", timeout=10).text
     assert (
         'chainml_inference_requests_total{mode="plain",outcome="insufficient_balance"} 1.0'
         in metrics
     )
+    assert 'chainml_requests_total{path="/v1/receipts/batches/{batch_id}"}' in metrics
+    assert "/v1/receipts/batches/999" not in metrics
+    assert 'chainml_requests_total{path="/v1/infer"}' in metrics
     paying = connect(m["cm"], m["user"], m["node"].identity.address)
     assert paying.predict_plain(digits.x_test[:1]).shape == (1, 10)
 

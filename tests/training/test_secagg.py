@@ -27,6 +27,8 @@ from chainml.training.secagg import (
     TooFewSurvivors,
     UnmaskRequest,
     UnmaskShares,
+    input_commitment,
+    input_hash,
     run_in_memory,
     verify_round,
     verify_sum,
@@ -359,11 +361,11 @@ def test_a_verifiable_sum_off_by_one_unit_or_with_a_swapped_commitment_is_caught
     clients, _ = _clients(p, seed=6)
     t = run_in_memory(p, clients).transcript
     total = np.frombuffer(t.total, dtype="<u4").copy()
-    total[777] += 1
+    total[777:778] += 1  # array arithmetic: wraps at 2^32 like the sum itself
     with pytest.raises(AggregateMismatch, match="combined commitments"):
         verify_sum(p, dataclasses.replace(t, total=total.tobytes()))
     opening = np.frombuffer(t.total, dtype="<u4").copy()
-    opening[p.vector_len + 3] += 1  # the aggregate opening, not the sum
+    opening[p.vector_len + 3 : p.vector_len + 4] += 1  # the aggregate opening, not the sum
     with pytest.raises(AggregateMismatch, match="combined commitments"):
         verify_sum(p, dataclasses.replace(t, total=opening.tobytes()))
     other = t.inputs[2].value_commitment  # 1 claims 2's commitment: its signature breaks
@@ -372,3 +374,35 @@ def test_a_verifiable_sum_off_by_one_unit_or_with_a_swapped_commitment_is_caught
         verify_sum(p, dataclasses.replace(t, inputs=swapped))
     with pytest.raises(AggregateMismatch, match="no value commitments"):
         verify_sum(_params(), t)
+
+
+def test_an_input_without_its_value_commitment_is_refused_and_the_round_goes_on():
+    """In a verifiable round, client 3 sends a masked input with no value commitment, signed
+    as such: the server refuses it, counts 3 as dropped, and the sum still checks."""
+    p = _params(verifiable=True)
+    clients, updates = _clients(p, seed=8)
+    honest = clients[3].handle
+
+    def strip(message):
+        out = honest(message)
+        if isinstance(out, MaskedInput):
+            bare = input_commitment(input_hash(out.vector), out.partners, b"")
+            signature = IDENTITIES[3].account.sign_digest(p.input_digest(bare))
+            out = dataclasses.replace(out, value_commitment=b"", signature=signature)
+        return out
+
+    clients[3].handle = strip  # type: ignore[method-assign]
+
+    class Tolerant(SecAggServer):  # refuses, logs and goes on, as the node's aggregator does
+        def receive(self, message):
+            try:
+                super().receive(message)
+            except ProtocolViolation:
+                pass
+
+    server = Tolerant(p)
+    result = run_in_memory(p, clients, server=server)
+    assert 3 not in result.survivors and any("value commitment" in r for r in server.refused)
+    assert np.array_equal(verify_sum(p, result.transcript), result.total)
+    survivors = sum(updates[i] for i in result.survivors)
+    assert np.abs(result.total - survivors).max() < _bound(p, len(result.survivors))

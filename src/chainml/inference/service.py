@@ -67,6 +67,7 @@ REQUEST_TYPEHASH = keccak256(
     b"bytes32 keySet,bytes32 replyKey,uint64 timestamp,bytes32 nonce,bytes32 bodyHash)"
 )
 MAX_HEADER = 4096
+FRAME = 8  # magic and the header's length, before the header
 ZERO32 = bytes(32)
 
 
@@ -201,18 +202,18 @@ def _frame(magic: bytes, doc: dict[str, Any], body: bytes) -> bytes:
 
 
 def _unframe(magic: bytes, raw: bytes, error: type[ChainmlError]) -> tuple[dict[str, Any], bytes]:
-    if len(raw) < 8 or raw[:4] != magic:
+    if len(raw) < FRAME or raw[:4] != magic:
         raise error("not a chainml inference message")
     (size,) = struct.unpack(">I", raw[4:8])
-    if size > MAX_HEADER or 8 + size > len(raw):
+    if size > MAX_HEADER or FRAME + size > len(raw):
         raise error("bad header length")
     try:
-        doc = json.loads(raw[8 : 8 + size])
+        doc = json.loads(raw[FRAME : FRAME + size])
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise error("header is not JSON") from None
     if not isinstance(doc, dict):
         raise error("header is not an object")
-    return doc, raw[8 + size :]
+    return doc, raw[FRAME + size :]
 
 
 def _address(value: Any) -> str:
@@ -406,17 +407,19 @@ class InferenceService:
         self._lock = threading.Lock()  # receipts are issued one at a time
 
     def max_request(self, mode: str) -> int:
-        return (self.limits.max_keys if mode == "he-keys" else self.limits.max_body) + MAX_HEADER
+        """The most bytes a request in ``mode`` may take on the wire (frame included)."""
+        body = self.limits.max_keys if mode == "he-keys" else self.limits.max_body
+        return FRAME + MAX_HEADER + body
 
     def handle(self, raw: bytes, modes: Sequence[str] = MODES) -> bytes:
         """A response for ``raw`` (a request in one of ``modes``), or an
         ``InferenceRefused``."""
-        if len(raw) > self.limits.max_keys + MAX_HEADER + 8:
+        if len(raw) > max(self.max_request(m) for m in modes):
             raise OversizedRequest(f"{len(raw)} bytes")
         header, signature, body = decode_request(raw)
         if header.mode not in modes:
             raise MalformedRequest(f"mode {header.mode} is not served here")
-        if len(raw) > self.max_request(header.mode) + 8:
+        if len(raw) > self.max_request(header.mode):
             raise OversizedRequest(f"{len(raw)} bytes for mode {header.mode}")
         model = self.model
         if header.provider != self.account.address:
@@ -460,7 +463,7 @@ class InferenceService:
             provider = HEProvider(model.plan, {"relin": relin, "galois": galois})
         except (ValueError, BadCiphertext) as exc:
             raise BadInput(f"evaluation keys: {exc}") from None
-        key_set = keccak256(body)
+        key_set = header.body_hash  # decode_request checked it is the body's hash
         with self._lock:
             self._keys.pop((header.client, key_set), None)
             self._keys[(header.client, key_set)] = provider
@@ -492,8 +495,10 @@ class InferenceService:
                 return seal(header.reply_key, pack_arrays({"logits": logits}), request_hash)
 
             return plain, model.price * len(x)
+        if model.plan is None:
+            raise ModeUnavailable("this model has no homomorphic plan")
         provider = self._keys.get((header.client, header.key_set))
-        if provider is None:
+        if provider is None or provider.plan is not model.plan:  # keys of a model since replaced
             raise UnknownKeySet("upload the evaluation keys first (mode he-keys)")
         if header.mode == "he":
             return _typed(lambda: provider.evaluate_query(body)), model.price

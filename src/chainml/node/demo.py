@@ -473,8 +473,7 @@ def _slots(cm: Chainml, job_id: int, trainers: list[Party]) -> list[int] | None:
 def _rewards(cm: Chainml, job_id: int, trainers: list[Party]) -> dict[str, int] | None:
     paid = {
         str(e.args["participant"]): int(e.args["amount"])
-        for e in cm.jobs.contract.past_events("RewardClaimed")
-        if int(e.args["job_id"]) == job_id
+        for e in cm.jobs.contract.past_events("RewardClaimed", where={"job_id": job_id})
     }
     return paid if all(p.identity.address in paid for p in trainers) else None
 

@@ -174,7 +174,6 @@ class ProviderRole:
         self.max_receipts, self.max_age = max_receipts, max_age
         self.model_version = model_version
         self._grant_id = 0
-        self.clock = clock
         self._open = open_version or (lambda n, v, g: open_in_memory(n, v, grant_id=g))
         self.receipts = SqliteReceipts(
             node.state,

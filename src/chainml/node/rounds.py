@@ -35,7 +35,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,7 @@ from numpy.typing import NDArray
 
 from chainml.crypto import Identity, MerkleTree, commitment_leaf, keccak256
 from chainml.crypto.errors import CryptoError
-from chainml.crypto.keys import recover_address
-from chainml.crypto.signing import round_commitment_digest
+from chainml.crypto.signing import verify_round_commitment
 from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Chainml, JobState
 from chainml.ledger.errors import LedgerError
@@ -70,6 +69,7 @@ from chainml.training.secagg import (
     SecAggClient,
     SecAggError,
     SecAggServer,
+    TooFewSurvivors,
     UnmaskShares,
     verify_round,
     verify_sum,
@@ -209,10 +209,41 @@ def _within_bounds(update: NDArray[np.float32], length: int, clip: float) -> boo
 
 def _signed_by(params: RoundParams, message: PlainUpdate, account: str) -> bool:
     try:
-        signer = recover_address(params.input_digest(message.commitment), message.signature)
+        verify_round_commitment(
+            account,
+            message.signature,
+            params.chain_id,
+            params.jobs,
+            params.job_id,
+            params.round,
+            message.commitment,
+        )
     except CryptoError:
         return False
-    return signer.lower() == account.lower()
+    return True
+
+
+def _root(job_id: int, round_no: int, leaves: Sequence[tuple[str, bytes]]) -> bytes:
+    """The commitment root of a round: one leaf per counted trainer (account, commitment)."""
+    return MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves]).root
+
+
+def _bitmap(counted: Iterable[int]) -> int:
+    return sum(1 << (i - 1) for i in counted)
+
+
+def _check_on_chain(
+    info: Any,
+    job_id: int,
+    round_no: int,
+    leaves: Sequence[tuple[str, bytes]],
+    counted: Iterable[int],
+) -> None:
+    """The root and bitmap the chain recorded are those of the round's record."""
+    if _root(job_id, round_no, leaves) != info.commitment_root:
+        raise AggregateMismatch(f"round {round_no}: the commitment root is not the record's")
+    if info.bitmap != _bitmap(counted):
+        raise AggregateMismatch(f"round {round_no}: the bitmap is not the record's trainers")
 
 
 @dataclass(frozen=True)
@@ -380,7 +411,8 @@ class AggregatorRole:
         self.stage_timeout, self.metrics, self.clock = stage_timeout, metrics, clock
         self.actions = Actions(state, cm.jobs.client)
         self.alerts = alerts
-        self.histories: dict[int, dict[int, Any]] = {}  # FoolsGold: summed updates per job
+        # FoolsGold: per job, per trainer, its step in each round
+        self.histories: dict[int, dict[int, dict[int, NDArray[np.float64]]]] = {}
         self.inbox: dict[tuple[int, int], queue.Queue[tuple[str, wire.Message]]] = {}
         self._lock = threading.Lock()
 
@@ -504,7 +536,6 @@ class AggregatorRole:
         box: queue.Queue[tuple[str, wire.Message]] = queue.Queue()
         with self._lock:
             self.inbox[(job_id, round_no)] = box
-        server = SecAggServer(params)
         try:
             for address in roster.values():
                 self._send(address, START, start.encode(), job_id, round_no)
@@ -517,8 +548,9 @@ class AggregatorRole:
             )
             if config.aggregation != "secagg":
                 return self._robust_round(
-                    job_id, round_no, attempt, config, params, global_params, box, started
+                    job_id, round_no, attempt, config, params, clip, global_params, box, started
                 )
+            server = SecAggServer(params)
             expected = set(roster)
             for stage in STAGES:
                 t0 = self.clock()
@@ -595,14 +627,15 @@ class AggregatorRole:
         attempt: int,
         config: JobConfig,
         params: RoundParams,
+        clip: float,
         global_params: Params,
         box: queue.Queue[tuple[str, wire.Message]],
         started: float,
     ) -> bool:
-        """Plaintext updates to this aggregator (each within the job's clip bound, with a
-        weight in (0, 1]), a robust rule over them, FoolsGold."""
+        """Plaintext updates to this aggregator (each within the job's ``clip`` bound, with
+        a weight in (0, 1]), a robust rule over them, FoolsGold.  ``TooFewSurvivors`` below
+        the round's quorum, as in a secure round."""
         roster = params.roster
-        clip = params.clip - 1.0  # the job's bound: the round's leaves room for the weight
         by_address = {a.lower(): i for i, a in roster.items()}
         got: dict[int, PlainUpdate] = {}
         deadline = self.clock() + self.stage_timeout
@@ -622,15 +655,12 @@ class AggregatorRole:
                 )
                 continue
             got[slot] = message
-        key = f"round:{job_id}:{round_no}"
-        if len(got) < params.threshold:
-            self.state.put(key, f"aborted:{attempt}")
-            log.warning("job %d round %d: %d updates, too few", job_id, round_no, len(got))
-            return False
+        if len(got) < params.quorum:
+            raise TooFewSurvivors(f"{len(got)} valid updates, quorum {params.quorum}")
         counted = sorted(got)
         raw = np.stack([got[i].update.astype(np.float64) for i in counted])
         deltas = raw[:, :-1] / raw[:, -1:]  # each party's own step, unweighted
-        flagged = self._sybil_check(job_id, counted, deltas, roster)
+        flagged = self._sybil_check(job_id, round_no, counted, deltas, roster)
         keep = [k for k, i in enumerate(counted) if i not in flagged]
         if len(keep) >= 3:  # FoolsGold's verdict first: alike identities do not vote twice
             deltas = deltas[keep]
@@ -658,26 +688,28 @@ class AggregatorRole:
     def _sybil_check(
         self,
         job_id: int,
+        round_no: int,
         counted: Sequence[int],
         deltas: NDArray[np.float64],
         roster: Mapping[int, str],
     ) -> set[int]:
-        """FoolsGold over each trainer's updates summed across the job's rounds so far; the
-        trainers it flags (each raised as an alert)."""
+        """FoolsGold over each trainer's updates summed across the job's rounds so far (a
+        retried round replaces its earlier attempt's); the trainers it flags, each raised
+        as an alert."""
         history = self.histories.setdefault(job_id, {})
         for i, d in zip(counted, deltas, strict=True):
-            history[i] = history.get(i, 0.0) + d
+            history.setdefault(i, {})[round_no] = d
         ids = sorted(history)
         if len(ids) < 3:
             return set()
-        scores = robust.foolsgold_scores(np.stack([history[i] for i in ids]))
-        flagged = {ids[index] for index in robust.flag_sybils(scores)}
+        scores = robust.foolsgold_scores(np.stack([sum(history[i].values()) for i in ids]))
+        flagged = set()
         for index in robust.flag_sybils(scores):
-            who = roster[ids[index]]
+            flagged.add(ids[index])
             if self.alerts is not None:
                 self.alerts.raise_(
                     "sybil_poisoner",
-                    who,
+                    roster[ids[index]],
                     f"job {job_id}: updates too alike to another trainer's "
                     f"(FoolsGold weight {scores[index]:.2f})",
                 )
@@ -705,7 +737,6 @@ class AggregatorRole:
             version=round_no,
             media_type="application/vnd.safetensors",
         )
-        tree = MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves])
         record = {
             "format": "chainml-round-record/1",
             "job": job_id,
@@ -713,8 +744,8 @@ class AggregatorRole:
             "model_manifest": sealed.manifest_cid,
             "model_ciphertext": sealed.manifest.ciphertext_cid,
             **fields,
-            "root": tree.root.hex(),
-            "bitmap": sum(1 << (i - 1) for i in counted),
+            "root": _root(job_id, round_no, leaves).hex(),
+            "bitmap": _bitmap(counted),
         }
         accuracy = None
         if self.validation is not None:
@@ -858,12 +889,7 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
         verify_sum(params, transcript)
     else:
         verify_round(params, transcript, fetch)
-    leaves = transcript.leaves(params)
-    tree = MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves])
-    if tree.root != info.commitment_root:
-        raise AggregateMismatch(f"round {round_no}: the commitment root is not the transcript's")
-    if info.bitmap != sum(1 << (i - 1) for i in transcript.survivors):
-        raise AggregateMismatch(f"round {round_no}: the bitmap is not the transcript's survivors")
+    _check_on_chain(info, job_id, round_no, transcript.leaves(params), transcript.survivors)
     return transcript.survivors
 
 
@@ -877,20 +903,22 @@ def _audit_robust(
     leaves = []
     for i in counted:
         commitment = bytes.fromhex(record["commitments"][str(i)])
-        digest = round_commitment_digest(
-            cm.jobs.client.chain_id, cm.jobs.address, job_id, round_no, commitment
-        )
         try:
-            signer = recover_address(digest, bytes.fromhex(record["signatures"][str(i)]))
-        except CryptoError:
-            signer = ""
-        if i not in roster or signer.lower() != roster[i].lower():
-            raise AggregateMismatch(f"round {round_no}: trainer {i}'s commitment is not signed")
-        leaves.append(commitment_leaf(roster[i], job_id, round_no, commitment))
-    if MerkleTree(leaves).root != info.commitment_root:
-        raise AggregateMismatch(f"round {round_no}: the commitment root is not the record's")
-    if info.bitmap != sum(1 << (i - 1) for i in counted):
-        raise AggregateMismatch(f"round {round_no}: the bitmap is not the record's trainers")
+            verify_round_commitment(
+                roster[i],
+                bytes.fromhex(record["signatures"][str(i)]),
+                cm.jobs.client.chain_id,
+                cm.jobs.address,
+                job_id,
+                round_no,
+                commitment,
+            )
+        except (KeyError, CryptoError):
+            raise AggregateMismatch(
+                f"round {round_no}: trainer {i}'s commitment is not signed"
+            ) from None
+        leaves.append((roster[i], commitment))
+    _check_on_chain(info, job_id, round_no, leaves, counted)
     return tuple(counted)
 
 

@@ -30,7 +30,7 @@ from chainml.training.errors import TrainingError
 from chainml.training.models import MLP, Model, flatten, unflatten
 from chainml.training.secagg import RoundParams, SecAggClient, clip_l2, run_in_memory
 
-MODES = ("fedavg", "secagg", "median", "trimmed_mean", "krum")
+MODES = ("fedavg", "secagg", *robust.RULES)
 
 
 @dataclass
@@ -152,13 +152,8 @@ def train_federated(
                 )
             update = weighted_sum / sum(weights[i - 1] for i in participants)
         else:
-            stacked = np.stack(deltas)
-            if mode == "median":
-                update = robust.coordinate_median(stacked)
-            elif mode == "trimmed_mean":
-                update = robust.trimmed_mean(stacked, max(byzantine, 1))
-            else:
-                update = robust.multi_krum(stacked, byzantine)
+            f = max(byzantine, 1) if mode == "trimmed_mean" else byzantine
+            update = robust.aggregate(mode, np.stack(deltas), f)
             participants = tuple(range(1, n + 1))
         if mode not in ("fedavg", "secagg"):  # the committee sees each delta: FoolsGold's input
             stacked_deltas = np.stack(deltas)

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chainml.crypto.hashing import keccak256
+from chainml.training import robust
 from chainml.training.errors import TrainingError
 from chainml.training.models import MLP, Params, flatten
 from chainml.training.secagg import clip_l2
@@ -50,8 +51,8 @@ class JobConfig:
             config = cls(**doc)
         except (ValueError, TypeError, KeyError) as exc:
             raise TrainingError("not a job configuration") from exc
-        if config.aggregation not in ("secagg", "krum", "median", "trimmed_mean"):
-            raise TrainingError("aggregation is secagg, krum, median or trimmed_mean")
+        if config.aggregation not in ("secagg", *robust.RULES):
+            raise TrainingError(f"aggregation is secagg or one of {', '.join(robust.RULES)}")
         if config.model != "mlp" or config.encode() != raw:
             raise TrainingError("a job configuration is canonical JSON of an MLP")
         return config

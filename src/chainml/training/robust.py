@@ -86,15 +86,17 @@ def flag_sybils(scores: NDArray[np.floating], threshold: float = 0.1) -> list[in
 RULES = ("krum", "median", "trimmed_mean")
 
 
-def aggregate(rule: str, updates: NDArray[np.floating]) -> NDArray[np.float64]:
-    """One robust aggregate by name, tolerating up to 30% poisoners (``f = ⌊0.3 n⌋``,
-    at most what the rule allows)."""
+def aggregate(
+    rule: str, updates: NDArray[np.floating], f: int | None = None
+) -> NDArray[np.float64]:
+    """One robust aggregate by name, tolerating ``f`` poisoners (by default up to 30%:
+    ``⌊0.3 n⌋``, at most what the rule allows)."""
     u = _check(updates)
     n = len(u)
     if rule == "median":
         return coordinate_median(u)
     if rule == "trimmed_mean":
-        return trimmed_mean(u, min(int(0.3 * n), (n - 1) // 2))
+        return trimmed_mean(u, min(int(0.3 * n), (n - 1) // 2) if f is None else f)
     if rule == "krum":
-        return multi_krum(u, max(0, min(int(0.3 * n), n - 3)))
+        return multi_krum(u, max(0, min(int(0.3 * n), n - 3)) if f is None else f)
     raise TrainingError(f"the robust rules are {', '.join(RULES)}")

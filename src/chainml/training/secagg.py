@@ -192,7 +192,7 @@ class RoundParams:
         """What is summed securely: the update, and the commitment randomness if any."""
         return self.vector_len + (lattice.RANDOMNESS_LEN if self.verifiable else 0)
 
-    @property
+    @cached_property
     def commitment_key(self) -> lattice.CommitmentKey:
         """Public matrices for the job (not the round: expanded once per job)."""
         seed = abi_encode(
@@ -834,12 +834,12 @@ class SecAggServer:
                 or v.shape != (self.params.secure_len,)
             ):
                 raise self._refuse(f"client {sender}'s masked input is malformed or unexpected")
+            if bool(message.value_commitment) != self.params.verifiable:
+                raise self._refuse(f"client {sender}'s input lacks or adds a value commitment")
             digest = self.params.input_digest(message.commitment)
             if not _sign_ok(self.params, digest, message.signature, sender):
                 raise self._refuse(f"client {sender}'s masked input is not signed by it")
             self._once(self._inputs, sender, v)
-            if bool(message.value_commitment) != self.params.verifiable:
-                raise self._refuse(f"client {sender}'s input lacks or adds a value commitment")
             self._signed_inputs[sender] = SignedInput(
                 input_hash(v), message.partners, message.signature, message.value_commitment
             )
