@@ -113,6 +113,27 @@ def test_an_honest_batch_is_accepted_and_settles(chain, tmp_path):
         book.check(dataclasses.replace(batch, receipts=batch.receipts[:1]), provider.address)
 
 
+def test_a_batch_cut_before_a_crash_is_posted_again_as_it_was(chain, tmp_path):
+    """The provider cut a batch and stopped before recording it; receipts issued since do
+    not join it: the next pass offers the same receipts (same root, so the same durable
+    action finds it on chain), and the new ones in a batch of their own."""
+    client, cm = chain
+    provider, user, issuer, book, now = _parties(client, cm, tmp_path)
+    _serve(issuer, book, 5)
+    (batch,) = issuer.due()
+    issuer.receipts.cut(batch)  # ... then the node is killed
+    _serve(issuer, book, 2)
+    now[0] = 31.0
+    again, rest = issuer.due()
+    assert again == batch
+    assert [r.counter for r in rest.receipts] == [6, 7]
+    for b in (again, rest):
+        _, posted = _post(cm, provider, b, issuer)
+        book.check(posted, provider.address)
+    assert issuer.due() == []
+    assert cm.receipts.available(user.address) == ETHER // 10 - 7 * PRICE
+
+
 def _cheat(batch: Batch, receipts) -> Batch:
     return Batch.of(batch.client, receipts)
 

@@ -90,17 +90,29 @@ class SqliteReceipts:
         return sum(int(price) for (price,) in rows)
 
     def due(self, max_receipts: int, max_age: float) -> list[Batch]:
-        """Per client, the oldest unbilled receipts (at most ``max_receipts``) once there are
-        that many or the oldest is ``max_age`` seconds old."""
+        """First the batches cut but not yet recorded (a pass stopped after sending: the
+        same receipts, so the same root and action); then, per client, the oldest
+        receipts in no batch (at most ``max_receipts``) once there are that many or the
+        oldest is ``max_age`` seconds old."""
+        cut = self.state.query(
+            "SELECT DISTINCT client, root FROM receipts WHERE batch IS NULL AND root IS NOT NULL"
+        )
         clients = self.state.query(
-            "SELECT client FROM receipts WHERE batch IS NULL GROUP BY client"
+            "SELECT client FROM receipts WHERE batch IS NULL AND root IS NULL GROUP BY client"
             " HAVING COUNT(*) >= ? OR MIN(issued) <= ?",
             (max_receipts, self.clock() - max_age),
         )
         return [
             Batch.of(
+                client, self._rows("client = ? AND root = ? AND batch IS NULL", (client, root))
+            )
+            for client, root in cut
+        ] + [
+            Batch.of(
                 client,
-                self._rows("client = ? AND batch IS NULL", (client,), max_receipts),
+                self._rows(
+                    "client = ? AND batch IS NULL AND root IS NULL", (client,), max_receipts
+                ),
             )
             for (client,) in clients
         ]
