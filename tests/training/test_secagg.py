@@ -50,7 +50,8 @@ def _params(n: int = N, m: int = M, **kw) -> RoundParams:
         threshold=4,
     )
     args.update(kw)
-    return RoundParams.create(roster, m, **args)
+    keys = {i: IDENTITIES[i].x25519.public_bytes for i in roster}
+    return RoundParams.create(roster, keys, m, **args)
 
 
 def _clients(
@@ -58,7 +59,7 @@ def _clients(
 ) -> tuple[dict[int, SecAggClient], dict[int, np.ndarray]]:
     rng = np.random.default_rng(seed)
     updates = {i: rng.normal(scale=0.05, size=p.vector_len) for i in p.roster}
-    return {i: SecAggClient(p, i, IDENTITIES[i].account, updates[i]) for i in p.roster}, updates
+    return {i: SecAggClient(p, i, IDENTITIES[i], updates[i]) for i in p.roster}, updates
 
 
 def _bound(p: RoundParams, k: int) -> float:
@@ -78,7 +79,7 @@ def test_clipping_to_the_job_bound():
     p = _params(clip=1.0)
     clients, updates = _clients(p)
     big = {i: u * 1000 for i, u in updates.items()}
-    clients = {i: SecAggClient(p, i, IDENTITIES[i].account, big[i]) for i in p.roster}
+    clients = {i: SecAggClient(p, i, IDENTITIES[i], big[i]) for i in p.roster}
     total = run_in_memory(p, clients).total
     clipped = sum(u / np.linalg.norm(u) for u in big.values())
     assert np.abs(total - clipped).max() < _bound(p, N)
@@ -134,6 +135,11 @@ def _to_masked(p, clients):
     return server
 
 
+def _approvals_for(i: int, approved) -> dict[int, bytes]:
+    """What the server forwards to client ``i``: each approver's MAC for ``i``."""
+    return {c: a.tags[i] for c, a in approved.items() if i in a.tags}
+
+
 def test_a_server_listing_a_client_both_alive_and_dropped_learns_nothing():
     """Flower's SecAgg+ leaks client 5's update to this server; here no list reaches a
     quorum of signatures twice, and no client reveals both shares of client 5."""
@@ -143,17 +149,21 @@ def test_a_server_listing_a_client_both_alive_and_dropped_learns_nothing():
     everyone = tuple(range(1, N + 1))
     without_5 = tuple(i for i in everyone if i != 5)
     group_a, group_b = [1, 2, 3, 4, 6], [7, 8, 9, 10]
-    sigs_a = {i: clients[i].handle(SurvivorList(i, everyone)).signature for i in group_a}
-    sigs_b = {i: clients[i].handle(SurvivorList(i, without_5)).signature for i in group_b}
+    approved_a = {i: clients[i].handle(SurvivorList(i, everyone)) for i in group_a}
+    approved_b = {i: clients[i].handle(SurvivorList(i, without_5)) for i in group_b}
     revealed = {"self_mask": 0, "mask_key": 0}
-    for group, listed, sigs in ((group_a, everyone, sigs_a), (group_b, without_5, sigs_b)):
+    for group, listed, approved in (
+        (group_a, everyone, approved_a),
+        (group_b, without_5, approved_b),
+    ):
         for i in group:
-            with pytest.raises(InconsistentView):  # 5 or 4 signatures: below the quorum of 7
-                clients[i].handle(UnmaskRequest(i, listed, sigs))
-    # mixing both groups' signatures does not help: they sign different lists
+            with pytest.raises(InconsistentView):  # 5 or 4 approvals: below the quorum of 7
+                clients[i].handle(UnmaskRequest(i, listed, _approvals_for(i, approved)))
+    # mixing both groups' approvals does not help: they approve different lists
     for i in group_b:
+        mixed = _approvals_for(i, {**approved_a, **approved_b})
         with pytest.raises(InconsistentView):
-            clients[i].handle(UnmaskRequest(i, without_5, {**sigs_a, **sigs_b}))
+            clients[i].handle(UnmaskRequest(i, without_5, mixed))
     for c in clients.values():
         for kind in c.revealed.values():
             revealed[kind] += 1
@@ -168,17 +178,20 @@ def test_an_altered_list_or_forged_quorum_is_refused():
     clients, _ = _clients(p)
     server = _to_masked(p, clients)
     listed = tuple(range(1, N + 1))
-    sigs = {i: clients[i].handle(SurvivorList(i, listed)).signature for i in listed}
+    approved = {i: clients[i].handle(SurvivorList(i, listed)) for i in listed}
     shorter = listed[:-1]
     with pytest.raises(InconsistentView):
-        clients[1].handle(UnmaskRequest(1, shorter, sigs))
-    forged = {i: IDENTITIES[1].account.sign_digest(p.survivors_digest(listed)) for i in listed}
+        clients[1].handle(UnmaskRequest(1, shorter, _approvals_for(1, approved)))
+    # client 1's one genuine MAC for 2, claimed for everyone; MACs meant for client 4
+    forged = {c: approved[1].tags[2] for c in listed}
     with pytest.raises(InconsistentView):
         clients[2].handle(UnmaskRequest(2, listed, forged))
-    reply = clients[3].handle(UnmaskRequest(3, listed, sigs))
+    with pytest.raises(InconsistentView):
+        clients[2].handle(UnmaskRequest(2, listed, _approvals_for(4, approved)))
+    reply = clients[3].handle(UnmaskRequest(3, listed, _approvals_for(3, approved)))
     assert isinstance(reply, UnmaskShares) and not reply.mask_key
     with pytest.raises(ProtocolViolation):  # a replayed request
-        clients[3].handle(UnmaskRequest(3, listed, sigs))
+        clients[3].handle(UnmaskRequest(3, listed, _approvals_for(3, approved)))
     assert server.stage == "masked"  # the server never got past the inputs
 
 
@@ -198,7 +211,7 @@ def test_replays_wrong_stages_and_strangers_are_refused():
     with pytest.raises(ProtocolViolation):
         server.receive(server.adverts_sent[5])  # a keys message in the shares stage
     with pytest.raises(ProtocolViolation):
-        SecAggClient(p, 11, Identity.generate().account, np.zeros(M))
+        SecAggClient(p, 11, Identity.generate(), np.zeros(M))
     assert len(server.refused) == 2
 
 
@@ -210,10 +223,53 @@ def test_keys_not_signed_by_the_registered_account():
     forged = dataclasses.replace(advert, pk_s=os.urandom(32))
     with pytest.raises(ProtocolViolation):
         server.receive(forged)
-    others = [clients[i].advertise() for i in (2, 3, 4, 5)]
+    others = [clients[i].advertise().for_recipient(6) for i in (2, 3, 4, 5)]
+    clients[6].advertise()
     with pytest.raises(ForgedKeys):  # and a client refuses it if a server forwards it
-        clients[6].advertise()
-        clients[6].handle(NeighbourKeys(6, (forged, *others)))
+        clients[6].handle(NeighbourKeys(6, (forged.for_recipient(6), *others)))
+
+
+@pytest.mark.parametrize("how", ["swapped key", "another's MAC", "no MAC", "re-signed"])
+def test_a_server_cannot_stand_between_two_clients(how: str):
+    """The server forwards client 1's advert to client 6 with a key of its own: whatever it
+    does with the MAC, or with a signature by 1's account over the new key (a server that
+    holds a trainer's account key), client 6 refuses it: the MAC is under their pair key."""
+    p = _params()
+    clients, _ = _clients(p)
+    adverts = {i: clients[i].advertise() for i in (1, 2, 3, 4, 5, 6)}
+    mine = adverts[1]
+    if how == "swapped key":
+        bad = dataclasses.replace(mine, pk_s=os.urandom(32)).for_recipient(6)
+    elif how == "another's MAC":
+        bad = dataclasses.replace(mine, tags={6: mine.tags[7]})
+    elif how == "no MAC":
+        bad = dataclasses.replace(mine, tags={})
+    else:
+        pk = os.urandom(32)
+        signature = IDENTITIES[1].account.sign_digest(p.keys_digest(1, pk, mine.seed_commitment))
+        bad = dataclasses.replace(mine, pk_s=pk, signature=signature).for_recipient(6)
+    others = tuple(adverts[i].for_recipient(6) for i in (2, 3, 4, 5))
+    with pytest.raises(ForgedKeys, match="client 1"):
+        clients[6].handle(NeighbourKeys(6, (bad, *others)))
+
+
+def test_a_client_needs_its_registered_key():
+    p = _params()
+    stranger = dataclasses.replace(IDENTITIES[1], x25519=Identity.generate().x25519)
+    with pytest.raises(ProtocolViolation, match="X25519"):
+        SecAggClient(p, 1, stranger, np.zeros(M))
+    with pytest.raises(ValueError, match="registered X25519 key"):
+        RoundParams.create(
+            {1: IDENTITIES[1].address, 2: IDENTITIES[2].address},
+            {},
+            M,
+            chain_id=1,
+            jobs="0x" + "ab" * 20,
+            job_id=1,
+            round=1,
+            clip=1.0,
+            graph_seed=bytes(32),
+        )
 
 
 def test_masked_inputs_look_uniform():
@@ -222,8 +278,7 @@ def test_masked_inputs_look_uniform():
     p = _params(m=40_000)
     rng = np.random.default_rng(5)
     clients = {
-        i: SecAggClient(p, i, IDENTITIES[i].account, np.zeros(p.vector_len), rng=rng)
-        for i in p.roster
+        i: SecAggClient(p, i, IDENTITIES[i], np.zeros(p.vector_len), rng=rng) for i in p.roster
     }
     server = SecAggServer(p)
     for c in clients.values():
@@ -250,7 +305,7 @@ def test_parameters_are_checked():
         _params(graph_seed=b"short")
     p = _params()
     with pytest.raises(ProtocolViolation):
-        SecAggClient(p, 1, IDENTITIES[2].account, np.zeros(M))
+        SecAggClient(p, 1, IDENTITIES[2], np.zeros(M))
 
 
 def _verified_round(drop=None):

@@ -19,6 +19,7 @@ IDS = {i: Identity.generate() for i in range(1, 5)}
 def _every_message_type() -> list[wire.Message]:
     p = RoundParams.create(
         {i: a.address for i, a in IDS.items()},
+        {i: a.x25519.public_bytes for i, a in IDS.items()},
         50,
         chain_id=1,
         jobs="0x" + "11" * 20,
@@ -28,7 +29,7 @@ def _every_message_type() -> list[wire.Message]:
         graph_seed=bytes(32),
         threshold=2,
     )
-    clients = {i: SecAggClient(p, i, IDS[i].account, np.full(50, 0.01)) for i in IDS}
+    clients = {i: SecAggClient(p, i, IDS[i], np.full(50, 0.01)) for i in IDS}
     server, seen = SecAggServer(p), []
     for c in clients.values():
         advert = c.advertise()
@@ -59,12 +60,16 @@ def test_round_trip_of_every_message_type():
     [
         b"",
         b"[]",
-        b'{"format": "chainml-secagg/1", "type": "Nope"}',
+        b'{"format": "chainml-secagg/2", "type": "Nope"}',
         b'{"format": "other", "type": "KeyAdvert"}',
-        b'{"format": "chainml-secagg/1", "type": "SurvivorSignature", "sender": 1, "signature": "00"}',
-        b'{"format": "chainml-secagg/1", "type": "MaskedInput", "sender": 1, "vector": "AAA",'
+        b'{"format": "chainml-secagg/2", "type": "SurvivorSignature", "sender": 1, "signature": "00"}',
+        b'{"format": "chainml-secagg/2", "type": "MaskedInput", "sender": 1, "vector": "AAA",'
         b' "partners": [], "signature": "' + b"00" * 65 + b'"}',
-        b'{"format": "chainml-secagg/1", "type": "SurvivorList", "recipient": -1, "survivors": []}',
+        b'{"format": "chainml-secagg/2", "type": "SurvivorList", "recipient": -1, "survivors": []}',
+        b'{"format": "chainml-secagg/2", "type": "SurvivorSignature", "sender": 1, "signature": "'
+        + b"00" * 65
+        + b'", "tags": {"2": "00"}}',
+        b'{"format": "chainml-secagg/1", "type": "SurvivorList", "recipient": 1, "survivors": []}',
     ],
 )
 def test_malformed_messages_are_refused(raw: bytes):

@@ -63,6 +63,7 @@ from chainml.training.models import Params, flatten, from_safetensors, to_safete
 from chainml.training.secagg import (
     AggregateMismatch,
     MaskedInput,
+    PairKeys,
     ProtocolViolation,
     RoundParams,
     RoundTranscript,
@@ -188,6 +189,7 @@ class RoundStart:
             job_id=job_id,
             round=round_no,
             roster=self.roster,
+            keys=registered_keys(cm, self.roster),
             vector_len=config.vector_len(),
             degree=self.degree,
             threshold=self.threshold,
@@ -289,6 +291,11 @@ def roster_of(cm: Chainml, job_id: int) -> dict[int, str]:
     return {i + 1: str(cm.jobs.contract.call("participant_at", job_id, i)) for i in range(count)}
 
 
+def registered_keys(cm: Chainml, roster: Mapping[int, str]) -> dict[int, bytes]:
+    """Each participant's X25519 key as the Registry lists it (SecAgg+'s pair keys)."""
+    return {i: cm.registry.party(a).x25519_key for i, a in roster.items()}
+
+
 # -- the trainer -----------------------------------------------------------------------------
 
 
@@ -307,6 +314,7 @@ class TrainerRole:
         self.x, self.y = data
         self.metrics = metrics
         self.clients: dict[tuple[int, int], tuple[SecAggClient, float]] = {}
+        self.pairs = PairKeys(identity.x25519)  # agreed once per job and peer, kept
 
     def on_start(self, opened: Opened) -> None:
         h = opened.header
@@ -343,7 +351,7 @@ class TrainerRole:
             crash_point("secagg:after-commit")
             self.courier.send(h.sender, PLAIN, signed.encode(), h.job_id, h.round)
             return
-        client = SecAggClient(params, slot, self.identity.account, update)
+        client = SecAggClient(params, slot, self.identity, update, pairs=self.pairs)
         self.state.put(key, "keys")
         self.clients[(h.job_id, h.round)] = (client, time.monotonic())
         self._reply(h.sender, h.job_id, h.round, client.advertise())
@@ -511,6 +519,7 @@ class AggregatorRole:
         # room above the clip for the appended weight coordinate (at most 1)
         params = RoundParams.create(
             roster,
+            registered_keys(self.cm, roster),
             vector_len,
             chain_id=self.cm.jobs.client.chain_id,
             jobs=self.cm.jobs.address,
@@ -864,18 +873,20 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
         if record.get("aggregation", "secagg") != "secagg":
             return _audit_robust(cm, record, info, job_id, round_no)
         p = record["params"]
+        roster = roster_of(cm, job_id)
         params = RoundParams(
             cm.jobs.client.chain_id,
             cm.jobs.address,
             job_id,
             round_no,
-            roster_of(cm, job_id),
+            roster,
             int(p["vector_len"]),
             int(p["degree"]),
             int(p["threshold"]),
             float(p["clip"]),
             bytes.fromhex(p["graph_seed"]),
             bool(p.get("verifiable", False)),
+            registered_keys(cm, roster),
         )
         refs = {int(i): str(c) for i, c in record["inputs"].items()}
     except (ValueError, KeyError, TypeError) as exc:

@@ -28,7 +28,7 @@ from chainml.training import privacy, robust
 from chainml.training.data import Dataset
 from chainml.training.errors import TrainingError
 from chainml.training.models import MLP, Model, flatten, unflatten
-from chainml.training.secagg import RoundParams, SecAggClient, clip_l2, run_in_memory
+from chainml.training.secagg import PairKeys, RoundParams, SecAggClient, clip_l2, run_in_memory
 
 MODES = ("fedavg", "secagg", *robust.RULES)
 
@@ -85,6 +85,7 @@ def train_federated(
     n_classes = data.n_classes
     if mode == "secagg" and identities is None:
         identities = {i: Identity.generate() for i in range(1, n + 1)}
+    pairs = {i: PairKeys(identity.x25519) for i, identity in (identities or {}).items()}
     for r in range(1, rounds + 1):
         start = flatten(model.params).astype(np.float64)
         deltas = []
@@ -119,6 +120,7 @@ def train_federated(
                 bound += 6 * noise_multiplier * clip * np.sqrt(len(start) / n)
             params = RoundParams.create(
                 {i: identities[i].address for i in range(1, n + 1)},
+                {i: identities[i].x25519.public_bytes for i in range(1, n + 1)},
                 len(start),
                 chain_id=31337,
                 jobs="0x" + "00" * 19 + "01",
@@ -131,8 +133,9 @@ def train_federated(
                 i: SecAggClient(
                     params,
                     i,
-                    identities[i].account,
+                    identities[i],
                     deltas[i - 1] * weights[i - 1],
+                    pairs=pairs[i],  # each trainer keeps its pair keys across the job
                     rng=np.random.default_rng([seed, r, i]),
                 )
                 for i in range(1, n + 1)

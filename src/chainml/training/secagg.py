@@ -8,22 +8,32 @@ time is up.
 
 Stages, each message bound to (chain, Jobs contract, job, round, stage, sender):
 
-0. keys: each client makes two fresh X25519 pairs (one to encrypt shares, one for mask
-   agreement) and signs both public keys with its registered account (EIP-712).  The
-   server forwards to each client its neighbours' signed keys; the client checks every
-   signature against the roster.
-1. shares: the client Shamir-splits (threshold ``t``) its mask-agreement private key and a
-   fresh self-mask seed among its neighbours, each pair of shares encrypted to that
-   neighbour (ChaCha20-Poly1305 under a key agreed with X25519, bound to both ids).
+0. keys: each client makes a fresh X25519 pair for mask agreement and signs its public
+   key, with a commitment to a fresh self-mask seed, with its registered account
+   (EIP-712, for the public transcript).  For each neighbour it adds a MAC under their
+   pair key (below); the server forwards to each client its neighbours' adverts, and the
+   client checks each MAC: only that neighbour could have made it.
+1. shares: the client Shamir-splits (threshold ``t``) its mask-agreement private key and
+   its self-mask seed among its neighbours, each pair of shares encrypted to that
+   neighbour (ChaCha20-Poly1305 under the pair key, bound to the round and both ids).
 2. masked input: ``y_i = encode(x_i) + PRG(b_i) + sum_j ±PRG(s_ij)`` over Z_2^32, the sum
    over neighbours that shared in stage 1.  Masks are ChaCha20 keystreams from 256-bit
    keys derived with HKDF under a label naming the round, the use and the pair.
-3. consistency: the server sends the survivor list; each client signs it once.  A client
-   answers stage 4 only for the list it signed, carrying valid signatures from a quorum of
+3. consistency: the server sends the survivor list; each client approves it once: an
+   EIP-712 signature (for the transcript) and a MAC for every other survivor.  A client
+   answers stage 4 only for the list it approved, carrying approvals from a quorum of
    ``floor((n + t - 1) / 2) + 1`` clients of the roster: two different lists cannot both
-   reach a quorum without an honest client signing both, which honest clients never do.
+   reach a quorum without an honest client approving both, which honest clients never do.
 4. unmasking: for each neighbour the client reveals exactly one share: of its self-mask
-   seed if the signed list says it survived, of its mask key if not, never both.
+   seed if the approved list says it survived, of its mask key if not, never both.
+
+Pair keys (``PairKeys``) come from X25519 between the two clients' registered keys (the
+Registry's, listed in the round's parameters), agreed once per job and kept across its
+rounds.  They are never revealed — unlike the mask keys, which the server rebuilds for
+a client that drops — so they can seal shares; and a MAC under one is a check that costs
+a microsecond, where a signature check costs thirty, so the ~``n (k + q)`` checks a
+round needs on the clients' side cost next to nothing.  What a MAC cannot do, convince
+a third party, is left to the signatures the server checks and publishes.
 
 The graph is a Harary graph of degree ``k`` (about ``2 log2 n``) over a permutation of
 the roster drawn from a public seed; with ``k >= n - 1`` it is complete.  Inputs are
@@ -34,6 +44,8 @@ fixedpoint``), so the masked vector is as many bytes as the float32 update.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -52,15 +64,16 @@ from numpy.typing import NDArray
 from chainml.crypto import fixedpoint, lattice, prg
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256, tagged_hash
-from chainml.crypto.keys import AccountKey, X25519KeyPair, recover_address
+from chainml.crypto.keys import Identity, X25519KeyPair, recover_address
 from chainml.crypto.shamir import Share, ShareError, combine, split
 from chainml.crypto.signing import domain_separator, round_commitment_digest, words
 from chainml.training.errors import TrainingError
 
 KEYS_TYPEHASH = keccak256(
-    b"SecAggKeys(uint256 jobId,uint256 round,uint256 client,bytes32 encryptionKey,bytes32 maskKey)"
+    b"SecAggKeys(uint256 jobId,uint256 round,uint256 client,bytes32 maskKey,bytes32 seedCommitment)"
 )
 SURVIVORS_TYPEHASH = keccak256(b"SecAggSurvivors(uint256 jobId,uint256 round,bytes32 survivors)")
+TRANSCRIPT_FORMAT = "chainml-secagg-transcript/2"  # /2: pair keys replaced the encryption keys
 
 
 class SecAggError(TrainingError):
@@ -76,8 +89,8 @@ class ForgedKeys(SecAggError):
 
 
 class InconsistentView(SecAggError):
-    """The server's survivor list is not the one this client signed, lacks a quorum of
-    signatures, or would make the client reveal both shares of one neighbour."""
+    """The server's survivor list is not the one this client approved, lacks a quorum of
+    approvals, or would make the client reveal both shares of one neighbour."""
 
 
 class TooFewSurvivors(SecAggError):
@@ -100,11 +113,14 @@ class RoundParams:
     clip: float  # L2 bound on each update
     graph_seed: bytes  # public randomness that draws the graph
     verifiable: bool = False  # each input also carries a lattice commitment (see verify_sum)
+    keys: Mapping[int, bytes] = field(default_factory=dict)  # registered X25519 public keys
 
     def __post_init__(self) -> None:
         n = len(self.roster)
         if n < 2 or any(not 1 <= i <= 65535 for i in self.roster):
             raise ValueError("need at least 2 clients with ids from 1 to 65535")
+        if set(self.keys) != set(self.roster) or any(len(k) != 32 for k in self.keys.values()):
+            raise ValueError("every client on the roster needs its registered X25519 key")
         if not 2 <= self.degree or (self.degree % 2 and self.degree < n - 1):
             raise ValueError("the degree is even (or n - 1 for a complete graph)")
         if not 2 <= self.threshold <= min(self.degree, n - 1):
@@ -116,6 +132,7 @@ class RoundParams:
     def create(
         cls,
         roster: Mapping[int, str],
+        keys: Mapping[int, bytes],
         vector_len: int,
         *,
         chain_id: int,
@@ -150,12 +167,14 @@ class RoundParams:
             clip,
             graph_seed,
             verifiable,
+            dict(keys),
         )
 
     @cached_property
     def context(self) -> bytes:
         roster = b"".join(
-            i.to_bytes(2, "big") + bytes.fromhex(a[2:]) for i, a in sorted(self.roster.items())
+            i.to_bytes(2, "big") + bytes.fromhex(a[2:]) + self.keys[i]
+            for i, a in sorted(self.roster.items())
         )
         return tagged_hash(
             b"chainml/secagg/v1",
@@ -195,10 +214,7 @@ class RoundParams:
     @cached_property
     def commitment_key(self) -> lattice.CommitmentKey:
         """Public matrices for the job (not the round: expanded once per job)."""
-        seed = abi_encode(
-            ["uint256", "address", "uint256"], [self.chain_id, self.jobs, self.job_id]
-        )
-        return lattice.commitment_key(seed, self.vector_len)
+        return lattice.commitment_key(self.job_domain, self.vector_len)
 
     @cached_property
     def frac_bits(self) -> int:
@@ -225,11 +241,16 @@ class RoundParams:
     def _eip712(self, struct: bytes) -> bytes:
         return keccak256(b"\x19\x01" + domain_separator(self.chain_id, self.jobs) + struct)
 
-    def keys_digest(self, client: int, pk_c: bytes, pk_s: bytes, seed_commitment: bytes) -> bytes:
+    @cached_property
+    def job_domain(self) -> bytes:
+        """What names the job across its rounds: pair keys are agreed for it once."""
+        return abi_encode(
+            ["uint256", "address", "uint256"], [self.chain_id, self.jobs, self.job_id]
+        )
+
+    def keys_digest(self, client: int, pk_s: bytes, seed_commitment: bytes) -> bytes:
         return self._eip712(
-            keccak256(
-                words(KEYS_TYPEHASH, self.job_id, self.round, client, pk_c, pk_s, seed_commitment)
-            )
+            keccak256(words(KEYS_TYPEHASH, self.job_id, self.round, client, pk_s, seed_commitment))
         )
 
     def input_digest(self, commitment: bytes) -> bytes:
@@ -243,11 +264,20 @@ class RoundParams:
         return tagged_hash(b"chainml/secagg/seed", self.label("seed", client) + seed)
 
     def survivors_digest(self, survivors: Sequence[int]) -> bytes:
-        listed = keccak256(self.context + b"".join(i.to_bytes(2, "big") for i in survivors))
-        return self._eip712(keccak256(words(SURVIVORS_TYPEHASH, self.job_id, self.round, listed)))
+        key = tuple(survivors)
+        if key not in self._digests:  # the server checks each approval against it
+            listed = keccak256(self.context + b"".join(i.to_bytes(2, "big") for i in key))
+            self._digests[key] = self._eip712(
+                keccak256(words(SURVIVORS_TYPEHASH, self.job_id, self.round, listed))
+            )
+        return self._digests[key]
+
+    @cached_property
+    def _digests(self) -> dict[tuple[int, ...], bytes]:
+        return {}
 
     def label(self, *parts: object) -> bytes:
-        return self.context + b"|" + b"|".join(str(p).encode() for p in parts)
+        return self.context + b"|" + "|".join(map(str, parts)).encode()
 
 
 # -- messages --------------------------------------------------------------------------------
@@ -256,13 +286,17 @@ class RoundParams:
 @dataclass(frozen=True)
 class KeyAdvert:
     sender: int
-    pk_c: bytes
     pk_s: bytes
     seed_commitment: bytes  # binds the self-mask seed the client will share
     signature: bytes
+    tags: Mapping[int, bytes] = field(default_factory=dict)  # neighbour -> MAC for it
 
     def digest(self, params: RoundParams) -> bytes:
-        return params.keys_digest(self.sender, self.pk_c, self.pk_s, self.seed_commitment)
+        return params.keys_digest(self.sender, self.pk_s, self.seed_commitment)
+
+    def for_recipient(self, j: int) -> KeyAdvert:
+        """What the server forwards to neighbour ``j``: the advert with ``j``'s MAC only."""
+        return dataclasses.replace(self, tags={j: self.tags[j]} if j in self.tags else {})
 
 
 @dataclass(frozen=True)
@@ -321,14 +355,15 @@ class SurvivorList:
 @dataclass(frozen=True)
 class SurvivorSignature:
     sender: int
-    signature: bytes
+    signature: bytes  # EIP-712 over the list, for the transcript
+    tags: Mapping[int, bytes] = field(default_factory=dict)  # other survivor -> MAC for it
 
 
 @dataclass(frozen=True)
 class UnmaskRequest:
     recipient: int
     survivors: tuple[int, ...]
-    signatures: Mapping[int, bytes]
+    approvals: Mapping[int, bytes]  # survivor -> its MAC on the list for the recipient
 
 
 @dataclass(frozen=True)
@@ -336,6 +371,48 @@ class UnmaskShares:
     sender: int
     self_mask: Mapping[int, bytes]  # survivor -> this client's share of its self-mask seed
     mask_key: Mapping[int, bytes]  # dropped client -> this client's share of its mask key
+
+
+class PairKeys:
+    """One client's pair keys: X25519 between its registered key and each peer's registered
+    key, agreed once per job and peer and kept across the job's rounds (a trainer keeps
+    one of these for its lifetime).  Keys never leave; ``secret`` is the 32-byte pair key
+    for a job, under a label naming the job, both ids and both public keys."""
+
+    def __init__(self, own: X25519KeyPair) -> None:
+        self._own = own
+        self.public = own.public_bytes
+        self._secrets: dict[tuple[bytes, int, int, bytes], bytes] = {}
+
+    def secret(self, params: RoundParams, me: int, j: int) -> bytes:
+        peer = params.keys[j]
+        slot = (params.job_domain, me, j, peer)
+        if slot not in self._secrets:
+            try:
+                shared = self._own.exchange(peer)
+            except CryptoError:
+                raise ForgedKeys(
+                    f"client {j}'s registered key is not a usable X25519 key"
+                ) from None
+            lo, hi = sorted(((me, self.public), (j, peer)))
+            label = b"".join(
+                (
+                    params.job_domain,
+                    lo[0].to_bytes(2, "big"),
+                    lo[1],
+                    hi[0].to_bytes(2, "big"),
+                    hi[1],
+                )
+            )
+            self._secrets[slot] = prg.derive(shared, b"chainml/secagg/v1/pair|" + label)
+        return self._secrets[slot]
+
+
+def _tag(key: bytes, kind: bytes, sender: int, recipient: int, digest: bytes) -> bytes:
+    """A MAC from ``sender`` to ``recipient`` (keyed BLAKE2b) over a digest that already
+    names the job, the round and what is approved."""
+    data = kind + sender.to_bytes(2, "big") + recipient.to_bytes(2, "big") + digest
+    return hashlib.blake2b(data, key=key, digest_size=32, person=b"chainml/secagg/1").digest()
 
 
 def _sign_ok(params: RoundParams, digest: bytes, signature: bytes, client: int) -> bool:
@@ -357,8 +434,6 @@ def _self_mask(params: RoundParams, seed: bytes, i: int) -> NDArray[np.uint32]:
     return prg.mask(seed, params.label("self", i), params.secure_len)
 
 
-def _share_cipher(params: RoundParams, secret: bytes, i: int, j: int) -> ChaCha20Poly1305:
-    return ChaCha20Poly1305(prg.derive(secret, params.label("shares", min(i, j), max(i, j))))
 
 
 def clip_l2(x: NDArray[np.floating], bound: float) -> NDArray[np.float64]:
@@ -378,28 +453,33 @@ class SecAggClient:
         self,
         params: RoundParams,
         client_id: int,
-        account: AccountKey,
+        identity: Identity,
         update: NDArray[np.floating],
         *,
+        pairs: PairKeys | None = None,
         rng: np.random.Generator | None = None,
     ) -> None:
+        """``pairs``: the client's pair keys, kept across the job's rounds by its owner (a
+        fresh set agrees them anew)."""
         if client_id not in params.roster:
             raise ProtocolViolation(f"client {client_id} is not on the roster")
-        if account.address.lower() != params.roster[client_id].lower():
+        if identity.address.lower() != params.roster[client_id].lower():
             raise ProtocolViolation("the account is not the one the roster names")
+        pairs = pairs or PairKeys(identity.x25519)
+        if pairs.public != params.keys[client_id]:
+            raise ProtocolViolation("the X25519 key is not the one the roster names")
         if np.shape(update) != (params.vector_len,):
             raise SecAggError(
                 f"the update has {np.size(update)} values, the round {params.vector_len}"
             )
-        self.params, self.id, self.account = params, client_id, account
+        self.params, self.id, self.account, self._pairs = params, client_id, identity.account, pairs
         self._update = clip_l2(update, params.clip)
         self._rng = rng or np.random.default_rng(int.from_bytes(os.urandom(16), "big"))
-        self._c = X25519KeyPair.generate()
         self._s = X25519KeyPair.generate()
         self._seed = os.urandom(32)
         self._stage = "keys"
         self._peers: dict[int, KeyAdvert] = {}
-        self._channels: dict[int, bytes] = {}  # shared secrets with neighbours, once each
+        self._ciphers: dict[int, ChaCha20Poly1305] = {}
         self._held: dict[int, tuple[Share, Share]] = {}  # neighbour -> (key share, seed share)
         self._signed: tuple[int, ...] | None = None
         self.revealed: dict[int, str] = {}  # neighbour -> "self_mask" | "mask_key"
@@ -413,11 +493,16 @@ class SecAggClient:
     def advertise(self) -> KeyAdvert:
         if self._stage != "keys":
             raise ProtocolViolation("keys are advertised once, first")
-        pk_c, pk_s = self._c.public_bytes, self._s.public_bytes
-        committed = self.params.seed_commitment(self.id, self._seed)
-        digest = self.params.keys_digest(self.id, pk_c, pk_s, committed)
+        p, pk_s = self.params, self._s.public_bytes
+        committed = p.seed_commitment(self.id, self._seed)
+        digest = p.keys_digest(self.id, pk_s, committed)
+        tags = {j: self._tag(b"keys", self.id, j, digest) for j in sorted(p.neighbours[self.id])}
         self._stage = "neighbours"
-        return KeyAdvert(self.id, pk_c, pk_s, committed, self.account.sign_digest(digest))
+        return KeyAdvert(self.id, pk_s, committed, self.account.sign_digest(digest), tags)
+
+    def _tag(self, kind: bytes, sender: int, recipient: int, digest: bytes) -> bytes:
+        peer = recipient if sender == self.id else sender
+        return _tag(self._pairs.secret(self.params, self.id, peer), kind, sender, recipient, digest)
 
     def handle(
         self, message: NeighbourKeys | ShareBatch | SurvivorList | UnmaskRequest
@@ -440,12 +525,11 @@ class SecAggClient:
                 raise ProtocolViolation(
                     f"keys of client {advert.sender}: not a neighbour, or twice"
                 )
-            if len(advert.pk_c) != 32 or len(advert.pk_s) != 32:
+            if len(advert.pk_s) != 32 or len(advert.seed_commitment) != 32:
                 raise ForgedKeys(f"client {advert.sender}'s keys are malformed")
-            if not _sign_ok(
-                self.params, advert.digest(self.params), advert.signature, advert.sender
-            ):
-                raise ForgedKeys(f"client {advert.sender}'s keys are not signed by its account")
+            expected = self._tag(b"keys", advert.sender, self.id, advert.digest(self.params))
+            if not hmac.compare_digest(advert.tags.get(self.id, b""), expected):
+                raise ForgedKeys(f"client {advert.sender}'s keys do not authenticate")
             self._peers[advert.sender] = advert
         if len(self._peers) < self.params.threshold:
             raise TooFewSurvivors(f"{len(self._peers)} neighbours, {self.params.threshold} needed")
@@ -454,24 +538,26 @@ class SecAggClient:
         seed_shares = split(self._seed, self.params.threshold, len(order))
         out = {}
         for j, ks, ss in zip(order, key_shares, seed_shares, strict=True):
-            cipher = _share_cipher(self.params, self._channel(j), self.id, j)
+            cipher = self._share_cipher(j)
             plain = self.id.to_bytes(2, "big") + j.to_bytes(2, "big") + ks.encode() + ss.encode()
             out[j] = cipher.encrypt(bytes(12), plain, self.params.label("share", self.id, j))
         self._stage = "shares"
         return SealedShares(self.id, out)
 
-    def _channel(self, j: int) -> bytes:
-        """The key agreement with neighbour ``j`` for sealing shares (both directions)."""
-        if j not in self._channels:
-            self._channels[j] = self._c.exchange(self._peers[j].pk_c)
-        return self._channels[j]
+    def _share_cipher(self, j: int) -> ChaCha20Poly1305:
+        """This round's share key with ``j``, both ways (the direction is in the associated
+        data)."""
+        if j not in self._ciphers:
+            key = self._pairs.secret(self.params, self.id, j)
+            self._ciphers[j] = ChaCha20Poly1305(prg.derive(key, self.params.label("shares")))
+        return self._ciphers[j]
 
     def _mask(self, message: ShareBatch) -> MaskedInput:
         self._expect("shares", message.recipient)
         for j, ciphertext in message.ciphertexts.items():
             if j not in self._peers or j in self._held:
                 raise ProtocolViolation(f"shares from client {j}: not a neighbour, or twice")
-            cipher = _share_cipher(self.params, self._channel(j), j, self.id)
+            cipher = self._share_cipher(j)
             try:
                 plain = cipher.decrypt(
                     bytes(12), ciphertext, self.params.label("share", j, self.id)
@@ -524,22 +610,23 @@ class SecAggClient:
         self._signed = survivors
         self._stage = "signed"
         digest = self.params.survivors_digest(survivors)
-        return SurvivorSignature(self.id, self.account.sign_digest(digest))
+        tags = {j: self._tag(b"survivors", self.id, j, digest) for j in survivors if j != self.id}
+        return SurvivorSignature(self.id, self.account.sign_digest(digest), tags)
 
     def _unmask(self, message: UnmaskRequest) -> UnmaskShares:
         self._expect("signed", message.recipient)
         if message.survivors != self._signed:
             raise InconsistentView("asked to unmask for a list other than the one signed")
         digest = self.params.survivors_digest(message.survivors)
-        valid = 0  # a quorum of valid signatures is what it needs: stop there
-        for c, sig in sorted(message.signatures.items()):
+        valid = 1  # its own approval; then a MAC from each other approver, up to the quorum
+        for c, tag in sorted(message.approvals.items()):
             if valid >= self.params.quorum:
                 break
-            if c in message.survivors and _sign_ok(self.params, digest, sig, c):
-                valid += 1
+            if c != self.id and c in message.survivors:
+                valid += hmac.compare_digest(tag, self._tag(b"survivors", c, self.id, digest))
         if valid < self.params.quorum:
             raise InconsistentView(
-                f"{valid} valid signatures on the list, quorum {self.params.quorum}"
+                f"{valid} valid approvals of the list, quorum {self.params.quorum}"
             )
         survived = set(message.survivors)
         self_mask, mask_key = {}, {}
@@ -594,9 +681,9 @@ class RoundTranscript:
     def encode(self) -> bytes:
         """Versioned JSON (bytes as hex); what the aggregator stores for auditors."""
         doc = {
-            "format": "chainml-secagg-transcript/1",
+            "format": TRANSCRIPT_FORMAT,
             "adverts": {
-                str(j): [a.pk_c.hex(), a.pk_s.hex(), a.seed_commitment.hex(), a.signature.hex()]
+                str(j): [a.pk_s.hex(), a.seed_commitment.hex(), a.signature.hex()]
                 for j, a in self.adverts.items()
             },
             "inputs": {
@@ -620,12 +707,12 @@ class RoundTranscript:
     def decode(cls, raw: bytes) -> RoundTranscript:
         try:
             d = json.loads(raw)
-            if d.get("format") != "chainml-secagg-transcript/1":
+            if d.get("format") != TRANSCRIPT_FORMAT:
                 raise ValueError("unknown format")
             h = bytes.fromhex
             return cls(
                 adverts={
-                    int(j): KeyAdvert(int(j), h(a[0]), h(a[1]), h(a[2]), h(a[3]))
+                    int(j): KeyAdvert(int(j), h(a[0]), h(a[1]), h(a[2]))
                     for j, a in d["adverts"].items()
                 },
                 inputs={
@@ -796,6 +883,7 @@ class SecAggServer:
     _inputs: dict[int, NDArray[np.uint32]] = field(default_factory=dict)
     _survivors: tuple[int, ...] = ()
     _signatures: dict[int, bytes] = field(default_factory=dict)
+    _approvals: dict[int, Mapping[int, bytes]] = field(default_factory=dict)
     _unmask: dict[int, UnmaskShares] = field(default_factory=dict)
     _signed_inputs: dict[int, SignedInput] = field(default_factory=dict)
 
@@ -850,6 +938,7 @@ class SecAggServer:
             ):
                 raise self._refuse(f"client {sender}'s signature on the survivors does not verify")
             self._once(self._signatures, sender, message.signature)
+            self._approvals[sender] = message.tags
         else:
             if sender not in self._signatures:
                 raise self._refuse(f"client {sender} did not sign the survivor list")
@@ -886,7 +975,10 @@ class SecAggServer:
             return [
                 NeighbourKeys(
                     i,
-                    tuple(self._adverts[j] for j in sorted(p.neighbours[i] & self._adverts.keys())),
+                    tuple(
+                        self._adverts[j].for_recipient(i)
+                        for j in sorted(p.neighbours[i] & self._adverts.keys())
+                    ),
                 )
                 for i in sorted(self._adverts)
             ]
@@ -915,8 +1007,14 @@ class SecAggServer:
             if len(self._signatures) < p.quorum:
                 raise self._abort(f"{len(self._signatures)} signatures, quorum {p.quorum}")
             self.stage = "unmask"
-            signatures = dict(self._signatures)
-            return [UnmaskRequest(i, self._survivors, signatures) for i in sorted(signatures)]
+            return [
+                UnmaskRequest(
+                    i,
+                    self._survivors,
+                    {c: tags[i] for c, tags in sorted(self._approvals.items()) if i in tags},
+                )
+                for i in sorted(self._signatures)
+            ]
         raise ProtocolViolation(f"nothing to advance at stage {self.stage}; call finish()")
 
     def finish(self) -> SecAggResult:
@@ -937,7 +1035,10 @@ class SecAggServer:
                 raise self._abort(f"client {j}'s mask key rebuilds wrong: a share was bad")
             mask_keys[j] = secret
         transcript = RoundTranscript(
-            adverts={j: self._adverts[j] for j in sorted(survivors | partners_of_dropped)},
+            adverts={
+                j: dataclasses.replace(self._adverts[j], tags={})
+                for j in sorted(survivors | partners_of_dropped)
+            },
             inputs={i: self._signed_inputs[i] for i in sorted(survivors)},
             survivors=self._survivors,
             survivor_signatures=dict(self._signatures),

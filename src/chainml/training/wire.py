@@ -28,8 +28,9 @@ from chainml.training.secagg import (
     UnmaskShares,
 )
 
-FORMAT = "chainml-secagg/1"
+FORMAT = "chainml-secagg/2"  # /2: MACs under pair keys, no encryption keys in adverts
 MAX_VECTOR = 1 << 26
+TAG = 32  # a MAC under a pair key
 
 Message = (
     KeyAdvert
@@ -49,7 +50,7 @@ def _hexmap(m: Mapping[int, bytes]) -> dict[str, str]:
 
 
 def _advert(a: KeyAdvert) -> list[Any]:
-    return [a.sender, a.pk_c.hex(), a.pk_s.hex(), a.seed_commitment.hex(), a.signature.hex()]
+    return [a.sender, a.pk_s.hex(), a.seed_commitment.hex(), a.signature.hex(), _hexmap(a.tags)]
 
 
 def encode(message: Message) -> bytes:
@@ -75,12 +76,12 @@ def encode(message: Message) -> bytes:
     elif isinstance(m, SurvivorList):
         body = {"recipient": m.recipient, "survivors": list(m.survivors)}
     elif isinstance(m, SurvivorSignature):
-        body = {"sender": m.sender, "signature": m.signature.hex()}
+        body = {"sender": m.sender, "signature": m.signature.hex(), "tags": _hexmap(m.tags)}
     elif isinstance(m, UnmaskRequest):
         body = {
             "recipient": m.recipient,
             "survivors": list(m.survivors),
-            "signatures": _hexmap(m.signatures),
+            "approvals": _hexmap(m.approvals),
         }
     else:
         body = {
@@ -112,16 +113,16 @@ def _ids(v: Any) -> tuple[int, ...]:
     return tuple(_int(x) for x in v)
 
 
-def _map(v: Any) -> dict[int, bytes]:
+def _map(v: Any, size: int | None = None) -> dict[int, bytes]:
     if not isinstance(v, dict):
         raise ValueError("not an object")
-    return {_int(int(k)): _bytes(x) for k, x in v.items()}
+    return {_int(int(k)): _bytes(x, size) for k, x in v.items()}
 
 
 def _unadvert(v: Any) -> KeyAdvert:
-    sender, pk_c, pk_s, seed, sig = v
+    sender, pk_s, seed, sig, tags = v
     return KeyAdvert(
-        _int(sender), _bytes(pk_c, 32), _bytes(pk_s, 32), _bytes(seed, 32), _bytes(sig, 65)
+        _int(sender), _bytes(pk_s, 32), _bytes(seed, 32), _bytes(sig, 65), _map(tags, TAG)
     )
 
 
@@ -157,9 +158,13 @@ def decode(raw: bytes) -> Message:
         if kind == "SurvivorList":
             return SurvivorList(_int(d["recipient"]), _ids(d["survivors"]))
         if kind == "SurvivorSignature":
-            return SurvivorSignature(_int(d["sender"]), _bytes(d["signature"], 65))
+            return SurvivorSignature(
+                _int(d["sender"]), _bytes(d["signature"], 65), _map(d["tags"], TAG)
+            )
         if kind == "UnmaskRequest":
-            return UnmaskRequest(_int(d["recipient"]), _ids(d["survivors"]), _map(d["signatures"]))
+            return UnmaskRequest(
+                _int(d["recipient"]), _ids(d["survivors"]), _map(d["approvals"], TAG)
+            )
         if kind == "UnmaskShares":
             return UnmaskShares(_int(d["sender"]), _map(d["self_mask"]), _map(d["mask_key"]))
         raise ValueError(f"unknown message type {kind!r}")
