@@ -408,11 +408,17 @@ class PairKeys:
         return self._secrets[slot]
 
 
-def _tag(key: bytes, kind: bytes, sender: int, recipient: int, digest: bytes) -> bytes:
-    """A MAC from ``sender`` to ``recipient`` (keyed BLAKE2b) over a digest that already
-    names the job, the round and what is approved."""
-    data = kind + sender.to_bytes(2, "big") + recipient.to_bytes(2, "big") + digest
+def _tag(key: bytes, kind: bytes, sender: int, recipient: int, body: bytes) -> bytes:
+    """A MAC from ``sender`` to ``recipient`` (keyed BLAKE2b) over ``body``, which names
+    the round (its context or a digest over it) and what is vouched for."""
+    data = kind + sender.to_bytes(2, "big") + recipient.to_bytes(2, "big") + body
     return hashlib.blake2b(data, key=key, digest_size=32, person=b"chainml/secagg/1").digest()
+
+
+def _keys_body(params: RoundParams, pk_s: bytes, seed_commitment: bytes) -> bytes:
+    """What an advert's MAC covers: the round's context, the mask key, the seed commitment
+    (the signature covers the same through EIP-712, for the transcript)."""
+    return params.context + pk_s + seed_commitment
 
 
 def _sign_ok(params: RoundParams, digest: bytes, signature: bytes, client: int) -> bool:
@@ -496,13 +502,14 @@ class SecAggClient:
         p, pk_s = self.params, self._s.public_bytes
         committed = p.seed_commitment(self.id, self._seed)
         digest = p.keys_digest(self.id, pk_s, committed)
-        tags = {j: self._tag(b"keys", self.id, j, digest) for j in sorted(p.neighbours[self.id])}
+        body = _keys_body(p, pk_s, committed)
+        tags = {j: self._tag(b"keys", self.id, j, body) for j in sorted(p.neighbours[self.id])}
         self._stage = "neighbours"
         return KeyAdvert(self.id, pk_s, committed, self.account.sign_digest(digest), tags)
 
-    def _tag(self, kind: bytes, sender: int, recipient: int, digest: bytes) -> bytes:
+    def _tag(self, kind: bytes, sender: int, recipient: int, body: bytes) -> bytes:
         peer = recipient if sender == self.id else sender
-        return _tag(self._pairs.secret(self.params, self.id, peer), kind, sender, recipient, digest)
+        return _tag(self._pairs.secret(self.params, self.id, peer), kind, sender, recipient, body)
 
     def handle(
         self, message: NeighbourKeys | ShareBatch | SurvivorList | UnmaskRequest
@@ -527,7 +534,8 @@ class SecAggClient:
                 )
             if len(advert.pk_s) != 32 or len(advert.seed_commitment) != 32:
                 raise ForgedKeys(f"client {advert.sender}'s keys are malformed")
-            expected = self._tag(b"keys", advert.sender, self.id, advert.digest(self.params))
+            body = _keys_body(self.params, advert.pk_s, advert.seed_commitment)
+            expected = self._tag(b"keys", advert.sender, self.id, body)
             if not hmac.compare_digest(advert.tags.get(self.id, b""), expected):
                 raise ForgedKeys(f"client {advert.sender}'s keys do not authenticate")
             self._peers[advert.sender] = advert
