@@ -112,6 +112,13 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.job_epsilon = Gauge(
+            "chainml_job_epsilon",
+            "Differential privacy spent by a job this node aggregates: its epsilon at the "
+            "job's dp_delta after the rounds on chain (Renyi-DP accountant), by job",
+            ["job"],
+            registry=self.registry,
+        )
 
 
 class Accepted(BaseModel):

@@ -336,13 +336,15 @@ def run(config: NodeConfig) -> None:
 
     def dashboard() -> str:
         measured: dict[int, dict[int, float]] = {}
+        spent: dict[int, dict[int, float]] = {}  # DP jobs: ε through each round
         for key, value in node.state.query(
-            "SELECT key, value FROM meta WHERE key LIKE 'accuracy:%'"
+            "SELECT key, value FROM meta WHERE key LIKE 'accuracy:%' OR key LIKE 'epsilon:%'"
         ):
-            _, job_id, round_no = str(key).split(":")
-            measured.setdefault(int(job_id), {})[int(round_no)] = float(value)
+            kind, job_id, round_no = str(key).split(":")
+            into = measured if kind == "accuracy" else spent
+            into.setdefault(int(job_id), {})[int(round_no)] = float(value)
         accounts = list(monitor.registered)
-        return render(collect(node.cm, info, accounts, guard.all_alerts(), measured))
+        return render(collect(node.cm, info, accounts, guard.all_alerts(), measured, spent))
 
     def on_scrape(metrics: Any) -> None:
         metrics.peers.set(len(monitor.registered))

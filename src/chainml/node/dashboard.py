@@ -3,8 +3,8 @@ node has noticed.  No scripts, no external assets (it must render on a machine w
 network); it refreshes itself every ``REFRESH`` seconds.
 
 Sections: the node; parties and their stakes (with a bar chart); jobs and their rounds
-(with a plot of accuracy per round for the jobs this node aggregates); models, versions
-and grants; receipt batches; alerts.
+(with a plot of accuracy per round, and the differential privacy spent (ε) by each round,
+for the jobs this node aggregates); models, versions and grants; receipt batches; alerts.
 """
 
 from __future__ import annotations
@@ -39,11 +39,14 @@ def collect(
     accounts: list[str],
     alerts: list[Any],
     accuracy: dict[int, dict[int, float]] | None = None,
+    epsilon: dict[int, dict[int, float]] | None = None,
 ) -> Snapshot:
     """Read what the page shows from the chain (newest first, at most ``MAX_ROWS`` each);
-    ``accuracy`` is what this node measured on its held-out data, by job and round."""
+    ``accuracy`` is what this node measured on its held-out data, by job and round;
+    ``epsilon`` the ε a DP job had spent through each round this node aggregated."""
     snap = Snapshot(node)
     accuracy = accuracy or {}
+    epsilon = epsilon or {}
     for account in accounts[:MAX_ROWS]:
         info = cm.registry.party(account)
         snap.parties.append(
@@ -57,6 +60,7 @@ def collect(
     jobs = cm.jobs.contract
     for job_id in range(int(jobs.call("job_count")), 0, -1)[:MAX_ROWS]:
         job = cm.jobs.job(job_id)
+        spent = epsilon.get(job_id, {})
         snap.jobs.append(
             {
                 "id": job_id,
@@ -65,6 +69,7 @@ def collect(
                 "participants": job.participant_count,
                 "escrow": job.escrow,
                 "paid": job.paid,
+                "ε (DP)": f"{spent[max(spent)]:.3f}" if spent else "-",
             }
         )
         for round_no in range(job.rounds_done, 0, -1):
@@ -80,6 +85,7 @@ def collect(
                     "record": recorded.aggregate_cid,
                     "commitment root": recorded.commitment_root.hex()[:16] + "…",
                     "accuracy": "-" if measured is None else f"{measured:.3f}",
+                    "ε (DP)": f"{spent[round_no]:.3f}" if round_no in spent else "-",
                 }
             )
         if accuracy.get(job_id):

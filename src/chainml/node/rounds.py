@@ -25,6 +25,14 @@ A job whose configuration names a robust rule (``aggregation``: ``krum``, ``medi
 signed as the trainer's round commitment: the aggregator applies the rule, keeps
 FoolsGold similarity scores over the job's rounds, and raises a ``sybil_poisoner`` alert
 (log, ``/v1/alerts``, dashboard) for each trainer they flag.
+
+A job whose configuration asks for differential privacy (``dp``) gets Gaussian noise on
+the delta part of the sum: each trainer adds its share before masking (``distributed``)
+or the aggregator adds it to the unmasked sum (``central``).  The aggregator charges a
+Rényi-DP accountant per round (with distributed noise, the survivors' effective
+multiplier), rebuilt from the job's round records on chain so a restart does not reset
+it, and reports the job's ε in each round record (``dp``), in ``chainml_job_epsilon`` and
+on the dashboard.
 """
 
 from __future__ import annotations
@@ -193,7 +201,7 @@ class RoundStart:
             vector_len=config.vector_len(),
             degree=self.degree,
             threshold=self.threshold,
-            clip=self.clip,
+            clip=config.secagg_bound(self.clip, len(self.roster)),
             graph_seed=self.graph_seed,
             verifiable=config.verifiable,
         )
@@ -343,6 +351,8 @@ class TrainerRole:
         update = config.local_update(
             global_params, self.x, self.y, round_no=h.round, clip=start.clip
         )
+        # distributed DP: this trainer's share of the noise, before masking (not on the weight)
+        update = config.add_trainer_noise(update, clip=start.clip, n_trainers=len(start.roster))
         if config.aggregation != "secagg":  # a robust job: the update itself, signed
             plain = PlainUpdate(update.astype(np.float32), b"")
             digest = params.input_digest(plain.commitment)
@@ -421,6 +431,8 @@ class AggregatorRole:
         self.alerts = alerts
         # FoolsGold: per job, per trainer, its step in each round
         self.histories: dict[int, dict[int, dict[int, NDArray[np.float64]]]] = {}
+        # DP: per job, the noise multiplier each recorded round was charged
+        self.dp_spent: dict[int, dict[int, float]] = {}
         self.inbox: dict[tuple[int, int], queue.Queue[tuple[str, wire.Message]]] = {}
         self._lock = threading.Lock()
 
@@ -476,6 +488,8 @@ class AggregatorRole:
                 self.state.put(
                     f"round:{job_id}:{round_no}", f"{'done' if done else 'aborted'}:{attempt}"
                 )
+                if done:
+                    self._report_epsilon(job_id, round_no, record)
                 continue
             self.run_round(job_id, round_no, config, int(attempt) + 1)
 
@@ -516,7 +530,8 @@ class AggregatorRole:
         vector_len = config.vector_len()
         clip = job.params.clip_bound / 1000
         seed = keccak256(self.cm.jobs.address.encode() + f"{job_id}/{round_no}/{attempt}".encode())
-        # room above the clip for the appended weight coordinate (at most 1)
+        # room above the clip for the appended weight coordinate (at most 1) and for the
+        # trainers' noise in a distributed-DP job; the trainers compute the same bound
         params = RoundParams.create(
             roster,
             registered_keys(self.cm, roster),
@@ -525,7 +540,7 @@ class AggregatorRole:
             jobs=self.cm.jobs.address,
             job_id=job_id,
             round=round_no,
-            clip=clip + 1.0,
+            clip=config.secagg_bound(clip, len(roster)),
             graph_seed=seed,
             verifiable=config.verifiable,
         )
@@ -601,6 +616,8 @@ class AggregatorRole:
         if weight <= 0:
             self.state.put(key, f"aborted:{attempt}")
             return False
+        if config.dp == "central":  # the noise on the delta part, never on the total weight
+            total = total + config.central_noise(len(total), clip)
         new = flatten(global_params).astype(np.float64) + total / weight
         inputs = {
             str(i): self.store.put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()
@@ -617,6 +634,8 @@ class AggregatorRole:
                 "verifiable": params.verifiable,
             },
         }
+        if config.dp is not None:
+            fields["dp"] = self._privacy(job_id, round_no, config, len(result.survivors), roster)
         return self._publish(
             job_id,
             round_no,
@@ -693,6 +712,42 @@ class AggregatorRole:
             fields,
             started,
         )
+
+    def _privacy(
+        self,
+        job_id: int,
+        round_no: int,
+        config: JobConfig,
+        survivors: int,
+        roster: Mapping[int, str],
+    ) -> dict[str, Any]:
+        """The round record's ``dp`` entry: the multiplier this round is charged and the
+        job's ε at ``dp_delta`` through it.  The earlier rounds' multipliers come from
+        their records on chain (cached), so a restarted aggregator does not start over."""
+        spent = self.dp_spent.setdefault(job_id, {})
+        for earlier in range(1, round_no):
+            if earlier not in spent:
+                record = json.loads(
+                    self.store.get(self.cm.jobs.round(job_id, earlier).aggregate_cid)
+                )
+                try:
+                    spent[earlier] = float(record["dp"]["multiplier"])
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise TrainingError(
+                        f"job {job_id} round {earlier}: the record has no DP entry"
+                    ) from exc
+        multiplier = config.round_multiplier(survivors, len(roster))
+        if multiplier is None:
+            raise TrainingError(f"job {job_id} does not ask for differential privacy")
+        charged = [spent[r] for r in range(1, round_no)] + [multiplier]
+        return {
+            "mode": config.dp,
+            "noise_multiplier": config.noise_multiplier,
+            "multiplier": multiplier,
+            "delta": config.dp_delta,
+            "rounds": round_no,
+            "epsilon": config.epsilon(charged),
+        }
 
     def _sybil_check(
         self,
@@ -775,6 +830,7 @@ class AggregatorRole:
             )
             return False
         self.state.put(key, f"done:{attempt}")
+        self._report_epsilon(job_id, round_no, record)
         if self.metrics is not None:
             self.metrics.round_seconds.labels(role="aggregator", outcome="done").observe(
                 self.clock() - started
@@ -787,6 +843,23 @@ class AggregatorRole:
             accuracy,
         )
         return True
+
+    def _report_epsilon(self, job_id: int, round_no: int, record: dict[str, Any]) -> None:
+        """A DP round on chain: its ε for the dashboard (state) and the metric."""
+        if "dp" not in record:
+            return
+        epsilon = float(record["dp"]["epsilon"])
+        self.state.put(f"epsilon:{job_id}:{round_no}", repr(epsilon))
+        log.info(
+            "job %d round %d: (%.4g, %.2g)-DP so far (%s noise)",
+            job_id,
+            round_no,
+            epsilon,
+            float(record["dp"]["delta"]),
+            record["dp"]["mode"],
+        )
+        if self.metrics is not None:
+            self.metrics.job_epsilon.labels(job=str(job_id)).set(epsilon)
 
     def _submit(self, job_id: int, round_no: int, attempt: int, record: dict[str, Any]) -> bool:
         cid = self.store.put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())

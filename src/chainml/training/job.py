@@ -7,21 +7,36 @@ global parameters on its own data, take the change, clip it to the job's L2 boun
 it by the trainer's weight, and append that weight, so that the secure sum carries the
 total weight as its last coordinate (the aggregator learns the sum of the weights and
 nothing about any one of them).
+
+A job may ask for differential privacy (``dp``): Gaussian noise of standard deviation
+``noise_multiplier * C`` (``C`` the job's clip bound) on the delta part of the sum, never
+on the weight coordinate.  ``"central"``: the aggregator adds it to the unmasked sum
+(``central_noise``); ``"distributed"``: each of the ``n`` trainers adds its share of
+standard deviation ``noise_multiplier * C / sqrt(n)`` before masking (``add_trainer_noise``),
+and the SecAgg+ range (``secagg_bound``) leaves room for it.  ``round_multiplier`` is what
+the Rényi-DP accountant is charged for a round; ``epsilon`` the job's ε at ``dp_delta``.
+A configuration without DP encodes exactly as before DP existed (the DP keys are left out).
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from chainml.crypto.hashing import keccak256
-from chainml.training import robust
+from chainml.training import privacy, robust
 from chainml.training.errors import TrainingError
 from chainml.training.models import MLP, Params, flatten
 from chainml.training.secagg import clip_l2
+
+DP_MODES = ("central", "distributed")
+DEFAULT_MULTIPLIER = 1.0
+DEFAULT_DELTA = 1e-5
 
 
 @dataclass(frozen=True)
@@ -37,10 +52,35 @@ class JobConfig:
     model: str = "mlp"
     verifiable: bool = True  # rounds carry lattice commitments: anyone checks the sum
     aggregation: str = "secagg"  # or a robust rule over plaintext updates: krum, median, ...
+    dp: str | None = None  # differential privacy: None, "central" or "distributed"
+    noise_multiplier: float = DEFAULT_MULTIPLIER  # z: noise of deviation z * clip on the sum
+    dp_delta: float = DEFAULT_DELTA  # the δ at which the job's ε is reported
+
+    def __post_init__(self) -> None:
+        for name in ("noise_multiplier", "dp_delta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TrainingError(f"{name} is a number")
+            object.__setattr__(self, name, float(value))
+        if self.dp is None:
+            if (self.noise_multiplier, self.dp_delta) != (DEFAULT_MULTIPLIER, DEFAULT_DELTA):
+                raise TrainingError("noise_multiplier and dp_delta are set only with dp")
+            return
+        if self.dp not in DP_MODES:
+            raise TrainingError("dp is 'central' or 'distributed'")
+        if self.aggregation != "secagg":
+            raise TrainingError("dp needs secure aggregation: a robust rule is not supported")
+        if not (math.isfinite(self.noise_multiplier) and self.noise_multiplier > 0):
+            raise TrainingError("the noise multiplier is a positive number")
+        if not 0 < self.dp_delta < 1:
+            raise TrainingError("dp_delta is in (0, 1)")
 
     def encode(self) -> bytes:
         doc = asdict(self)
         doc["hidden"] = list(self.hidden)
+        if self.dp is None:  # as before DP existed: the same bytes, the same config_hash
+            for name in ("dp", "noise_multiplier", "dp_delta"):
+                del doc[name]
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -90,3 +130,68 @@ class JobConfig:
         weight = min(1.0, len(y) / self.weight_base)
         delta = clip_l2(flatten(model.params).astype(np.float64) - start, clip)
         return np.append(delta * weight, weight)
+
+    # -- differential privacy -------------------------------------------------------------
+
+    def secagg_bound(self, clip: float, n_trainers: int) -> float:
+        """The L2 bound of what each trainer feeds SecAgg+ (and so its fixed-point range):
+        the clipped, weighted delta, the weight coordinate (at most 1) and, with
+        distributed DP, the trainer's noise.  A Gaussian vector of ``m`` coordinates of
+        standard deviation ``s`` exceeds norm ``s (sqrt(m) + t)`` with probability below
+        ``exp(-t² / 2)``; ``t = 10``."""
+        bound = clip + 1.0
+        if self.dp == "distributed":
+            sigma = self.noise_multiplier * clip / math.sqrt(n_trainers)
+            bound += sigma * (math.sqrt(self.vector_len() - 1) + 10.0)
+        return bound
+
+    def add_trainer_noise(
+        self,
+        update: NDArray[np.float64],
+        *,
+        clip: float,
+        n_trainers: int,
+        rng: np.random.Generator | None = None,
+    ) -> NDArray[np.float64]:
+        """A trainer's ``local_update`` with its share of the job's distributed noise on
+        the delta (the weight coordinate untouched); unchanged for other jobs.  The noise
+        comes from a generator seeded by the operating system unless ``rng`` is given."""
+        if self.dp != "distributed":
+            return update
+        noise = privacy.distributed_noise(
+            len(update) - 1,
+            clip,
+            self.noise_multiplier,
+            n_trainers,
+            rng if rng is not None else privacy.secure_rng(),
+        )
+        return np.append(update[:-1] + noise, update[-1])
+
+    def central_noise(
+        self, length: int, clip: float, rng: np.random.Generator | None = None
+    ) -> NDArray[np.float64]:
+        """What the aggregator adds to the delta part of the unmasked sum: N(0, (z C)²)
+        per coordinate for a central-DP job, zeros otherwise."""
+        if self.dp != "central":
+            return np.zeros(length)
+        return privacy.central_noise(
+            length, clip, self.noise_multiplier, rng if rng is not None else privacy.secure_rng()
+        )
+
+    def round_multiplier(self, survivors: int, n_trainers: int) -> float | None:
+        """The noise multiplier the accountant is charged for a round with ``survivors`` of
+        ``n_trainers`` counted (distributed noise: only the survivors' shares are in the
+        sum); None for a job without DP."""
+        if self.dp == "central":
+            return self.noise_multiplier
+        if self.dp == "distributed":
+            return privacy.effective_multiplier(self.noise_multiplier, survivors, n_trainers)
+        return None
+
+    def epsilon(self, multipliers: Iterable[float]) -> float:
+        """ε at ``dp_delta`` after rounds charged with these multipliers (RDP accountant,
+        full participation)."""
+        accountant = privacy.RdpAccountant()
+        for z in multipliers:
+            accountant.step(z)
+        return accountant.epsilon(self.dp_delta)

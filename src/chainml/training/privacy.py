@@ -16,6 +16,7 @@ turned into (ε, δ)-DP with the conversion of Balle et al. 2020 (Prop. 12 of
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,6 +57,12 @@ class RdpAccountant:
 
     def epsilon(self, delta: float) -> float:
         return math.inf if not self.rounds else rdp_to_epsilon(self.rdp, delta)
+
+
+def secure_rng() -> np.random.Generator:
+    """A generator for noise that must stay secret: seeded with 256 bits from the
+    operating system's CSPRNG, never a fixed seed."""
+    return np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
 
 
 def central_noise(

@@ -1,0 +1,138 @@
+"""Differential privacy for a job across node processes: each trainer node adds its share
+of the Gaussian noise before masking, the aggregator charges a Rényi-DP accountant per
+round (rebuilt from the job's round records, so a restart does not reset it) and reports
+the job's ε in the round record, the metrics and the dashboard."""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import ExitStack
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import requests
+
+from chainml.crypto import fixedpoint
+from chainml.ledger.anvil import stop_process
+from chainml.ledger.bindings import JobParams
+from chainml.ledger.devchain import DevChainProcess
+from chainml.node.rounds import AggregatorRole, audit_round, roster_of
+from chainml.storage.local import LocalBlobStore
+from chainml.training import privacy
+from chainml.training.data import dirichlet_partition, load
+from chainml.training.errors import TrainingError
+from chainml.training.job import JobConfig
+from chainml.training.secagg import RoundTranscript
+from tests.node.test_rounds import ETHER, TRAINERS, _network, _start, _state, _wait
+
+Z = 0.5
+CLIP_BOUND = 1_000  # thousandths: C = 1
+DP_CONFIG = JobConfig(
+    n_features=64, n_classes=10, hidden=(16,), epochs=2, dp="distributed", noise_multiplier=Z
+)
+
+
+def _accountant_epsilon(multipliers: list[float], delta: float) -> float:
+    accountant = privacy.RdpAccountant()
+    for z in multipliers:
+        accountant.step(z)
+    return accountant.epsilon(delta)
+
+
+def _role(store: LocalBlobStore, cids: dict[int, str]) -> AggregatorRole:
+    """An aggregator's accountant over round records in ``store`` (no chain: the records'
+    CIDs as the chain would give them)."""
+    role = AggregatorRole.__new__(AggregatorRole)
+    role.store = store
+    role.cm = SimpleNamespace(  # type: ignore[assignment]
+        jobs=SimpleNamespace(round=lambda job_id, r: SimpleNamespace(aggregate_cid=cids[r]))
+    )
+    role.dp_spent = {}
+    return role
+
+
+def test_the_aggregator_s_accountant_survives_a_restart(tmp_path: Path):
+    store = LocalBlobStore(tmp_path / "store")
+    cids: dict[int, str] = {}
+    roster = {i: f"0x{i:040x}" for i in range(1, 5)}
+    role = _role(store, cids)
+    for round_no, survivors in ((1, 4), (2, 3)):
+        entry = role._privacy(7, round_no, DP_CONFIG, survivors, roster)
+        cids[round_no] = store.put(json.dumps({"round": round_no, "dp": entry}).encode())
+    assert entry["multiplier"] == pytest.approx(Z * math.sqrt(3 / 4))
+    assert entry["rounds"] == 2 and entry["mode"] == "distributed" and entry["delta"] == 1e-5
+    restarted = _role(store, cids)  # nothing in memory: the records on chain say it all
+    third = restarted._privacy(7, 3, DP_CONFIG, 4, roster)
+    expected = _accountant_epsilon([Z, Z * math.sqrt(3 / 4), Z], 1e-5)
+    assert third["epsilon"] == pytest.approx(expected, rel=1e-12)
+    assert third["epsilon"] > entry["epsilon"]
+    # a record without its DP entry cannot be accounted for: refused, not skipped
+    cids[1] = store.put(json.dumps({"round": 1}).encode())
+    with pytest.raises(TrainingError):
+        _role(store, cids)._privacy(7, 3, DP_CONFIG, 4, roster)
+
+
+def test_a_distributed_dp_job_across_processes_reports_its_epsilon(tmp_path: Path):
+    rounds = 2
+    with DevChainProcess(tmp_path / "chain") as chain, ExitStack() as running:
+        client, cm, nodes, store = _network(tmp_path, chain.url, DP_CONFIG)
+        aggregator = nodes[TRAINERS]
+        # each trainer's weight, as _network split the records
+        shards = dirichlet_partition(load("digits", seed=0).y_train, TRAINERS, 0.5, seed=0)
+        weight_of = {
+            node.identity.address.lower(): min(1.0, len(shard) / DP_CONFIG.weight_base)
+            for node, shard in zip(nodes, shards, strict=False)
+        }
+        for node in nodes:
+            running.callback(stop_process, _start(node), 20)
+        params = JobParams(
+            aggregator=aggregator.identity.address,
+            rounds=rounds,
+            min_participants=TRAINERS - 1,
+            max_participants=TRAINERS,
+            min_stake=ETHER,
+            challenge_window=3600,
+            clip_bound=CLIP_BOUND,
+            config_hash=DP_CONFIG.config_hash,
+        )
+        job_id = cm.jobs.create_job(aggregator.identity.account, params, ETHER)
+        _wait(lambda: cm.jobs.job(job_id).rounds_done == rounds, timeout=90)
+        roster = roster_of(cm, job_id)
+        charged = []
+        for r in range(1, rounds + 1):
+            counted = audit_round(cm, store, job_id, r)  # the noisy sum checks out
+            record = json.loads(store.get(cm.jobs.round(job_id, r).aggregate_cid))
+            # SecAgg+'s range had room for the noise: C, the weight, and the trainers' noise
+            bound = record["params"]["clip"]
+            assert bound == pytest.approx(DP_CONFIG.secagg_bound(CLIP_BOUND / 1000, TRAINERS))
+            # the published sum: the survivors' shares of noise on the delta part (variance
+            # (z C)² s / n, far above the clipped steps' own spread), the weights untouched
+            transcript = RoundTranscript.decode(store.get(record["transcript"]))
+            total = fixedpoint.decode(
+                np.frombuffer(transcript.total, dtype="<u4")[: DP_CONFIG.vector_len()],
+                fixedpoint.fraction_bits(TRAINERS, bound),
+            )
+            weights = sum(weight_of[roster[i].lower()] for i in counted)
+            assert abs(total[-1] - weights) < 1e-4
+            spread = Z * (CLIP_BOUND / 1000) * math.sqrt(len(counted) / TRAINERS)
+            assert np.std(total[:-1]) == pytest.approx(spread, rel=0.12)
+            dp = record["dp"]
+            charged.append(privacy.effective_multiplier(Z, len(counted), TRAINERS))
+            assert dp["mode"] == "distributed" and dp["rounds"] == r
+            assert dp["multiplier"] == pytest.approx(charged[-1])
+            assert dp["epsilon"] == pytest.approx(_accountant_epsilon(charged, 1e-5), rel=1e-9)
+        epsilon = dp["epsilon"]
+        assert math.isfinite(epsilon) and epsilon > 0
+        assert _state(aggregator, f"epsilon:{job_id}:{rounds}") == repr(epsilon)
+        metrics = requests.get(aggregator.url + "/metrics", timeout=5).text
+        line = next(m for m in metrics.splitlines() if m.startswith("chainml_job_epsilon{"))
+        assert line.startswith(f'chainml_job_epsilon{{job="{job_id}"}}')
+        assert float(line.split()[-1]) == pytest.approx(epsilon)
+        page = requests.get(aggregator.url + "/", timeout=10).text
+        rows = page[page.index('id="rounds"') :]
+        assert "ε (DP)" in rows and f"{epsilon:.3f}" in rows
+        accuracy = _state(aggregator, f"accuracy:{job_id}:{rounds}")
+        assert accuracy is not None and 0.0 <= float(accuracy) <= 1.0
