@@ -440,8 +440,6 @@ def _self_mask(params: RoundParams, seed: bytes, i: int) -> NDArray[np.uint32]:
     return prg.mask(seed, params.label("self", i), params.secure_len)
 
 
-
-
 def clip_l2(x: NDArray[np.floating], bound: float) -> NDArray[np.float64]:
     """``x`` scaled down to L2 norm ``bound`` if it is longer."""
     v = np.asarray(x, dtype=np.float64)
@@ -485,7 +483,7 @@ class SecAggClient:
         self._seed = os.urandom(32)
         self._stage = "keys"
         self._peers: dict[int, KeyAdvert] = {}
-        self._ciphers: dict[int, ChaCha20Poly1305] = {}
+        self._ciphers: dict[tuple[int, int], ChaCha20Poly1305] = {}
         self._held: dict[int, tuple[Share, Share]] = {}  # neighbour -> (key share, seed share)
         self._signed: tuple[int, ...] | None = None
         self.revealed: dict[int, str] = {}  # neighbour -> "self_mask" | "mask_key"
@@ -546,26 +544,31 @@ class SecAggClient:
         seed_shares = split(self._seed, self.params.threshold, len(order))
         out = {}
         for j, ks, ss in zip(order, key_shares, seed_shares, strict=True):
-            cipher = self._share_cipher(j)
+            cipher = self._share_cipher(self.id, j)
             plain = self.id.to_bytes(2, "big") + j.to_bytes(2, "big") + ks.encode() + ss.encode()
             out[j] = cipher.encrypt(bytes(12), plain, self.params.label("share", self.id, j))
         self._stage = "shares"
         return SealedShares(self.id, out)
 
-    def _share_cipher(self, j: int) -> ChaCha20Poly1305:
-        """This round's share key with ``j``, both ways (the direction is in the associated
-        data)."""
-        if j not in self._ciphers:
-            key = self._pairs.secret(self.params, self.id, j)
-            self._ciphers[j] = ChaCha20Poly1305(prg.derive(key, self.params.label("shares")))
-        return self._ciphers[j]
+    def _share_cipher(self, sender: int, recipient: int) -> ChaCha20Poly1305:
+        """This round's key for shares from ``sender`` to ``recipient``: one key per
+        direction, each sealing one message, so the fixed nonce never repeats under a key
+        (one key both ways would let the server XOR the two ciphertexts)."""
+        if (sender, recipient) not in self._ciphers:
+            peer = recipient if sender == self.id else sender
+            key = prg.derive(
+                self._pairs.secret(self.params, self.id, peer),
+                self.params.label("shares", sender, recipient),
+            )
+            self._ciphers[sender, recipient] = ChaCha20Poly1305(key)
+        return self._ciphers[sender, recipient]
 
     def _mask(self, message: ShareBatch) -> MaskedInput:
         self._expect("shares", message.recipient)
         for j, ciphertext in message.ciphertexts.items():
             if j not in self._peers or j in self._held:
                 raise ProtocolViolation(f"shares from client {j}: not a neighbour, or twice")
-            cipher = self._share_cipher(j)
+            cipher = self._share_cipher(j, self.id)
             try:
                 plain = cipher.decrypt(
                     bytes(12), ciphertext, self.params.label("share", j, self.id)
