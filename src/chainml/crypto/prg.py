@@ -7,15 +7,16 @@ keystream.  Output is a uniform vector over Z_2^32 (uint32, wrapping arithmetic)
 
 from __future__ import annotations
 
+import hmac
+
 import numpy as np
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from numpy.typing import NDArray
 
 from chainml.crypto.errors import InvalidKey
 
 _NONCE = bytes(16)  # ChaCha20's 64-bit counter and 64-bit nonce; each key is used once
+_NO_SALT = bytes(32)  # RFC 5869: an absent salt is HashLen zeros
 
 
 def derive(seed: bytes, context: bytes) -> bytes:
@@ -24,7 +25,10 @@ def derive(seed: bytes, context: bytes) -> bytes:
         raise InvalidKey("a PRG seed is 32 bytes")
     if not context:
         raise ValueError("a context label is required")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=context).derive(seed)
+    # HKDF-SHA256 (RFC 5869) for one block, through the standard library's C HMAC: the
+    # same bytes as cryptography's HKDF at a third of its cost (tests/crypto check both)
+    prk = hmac.digest(_NO_SALT, seed, "sha256")
+    return hmac.digest(prk, context + b"\x01", "sha256")
 
 
 def mask(seed: bytes, context: bytes, length: int) -> NDArray[np.uint32]:
