@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from chainml.crypto import Identity
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.bindings import JobParams, Role
 from chainml.ledger.client import LedgerClient
@@ -194,8 +193,34 @@ def test_an_aggregator_killed_mid_round_aborts_it_cleanly(tmp_path: Path):
             assert cm.jobs.job(job_id).rounds_done == 0
             for node in trainers:
                 assert (_state(node, f"secagg:{job_id}:1") or "").startswith("committed:")
-            unknown = Identity.generate()
-            assert not cm.registry.is_registered(unknown.address)
+
+
+def test_below_the_threshold_a_round_aborts_and_nothing_reaches_the_chain(tmp_path: Path):
+    """Two of four trainers are gone when the round starts: with two key adverts the round
+    is under SecAgg+'s quorum of three and aborts (so do its retries, which the two that
+    keyed in stay out of); the job stays at zero rounds, and the two trainers that answered
+    never committed to an input."""
+    with DevChainProcess(tmp_path / "chain") as chain:
+        client, cm, nodes, store = _network(tmp_path, chain.url)
+        trainers, aggregator = nodes[:TRAINERS], nodes[TRAINERS]
+        with ExitStack() as running:
+            procs = [_start(node) for node in trainers]
+            for proc in procs:
+                running.callback(stop_process, proc, 20)
+            job_id = _post_job(cm, aggregator, rounds=1)
+            _wait(lambda: cm.jobs.job(job_id).participant_count == TRAINERS)
+            for proc in procs[:2]:
+                stop_process(proc, 20)
+            running.callback(stop_process, _start(aggregator), 20)
+            _wait(
+                lambda: (_state(aggregator, f"round:{job_id}:1") or "").startswith("aborted:3"), 90
+            )
+            assert cm.jobs.job(job_id).rounds_done == 0
+            log = (aggregator.config.parent / "node.log").read_text()
+            assert "(attempt 1) aborted: 2 clients sent keys, 3 needed" in log
+            assert log.count(") aborted: ") == 3  # retries: the two stay out of a round
+            for node in trainers[2:]:  # they keyed in; no input, so no commitment
+                assert _state(node, f"secagg:{job_id}:1") == "keys"
 
 
 def test_a_robust_job_flags_one_attacker_s_sybil_trainers(tmp_path):
