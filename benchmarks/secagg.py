@@ -421,7 +421,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "flower": "installed" if FLOWER.exists() else "not installed: run scripts/setup-flower.sh",
         "cells": cells,
         "end_to_end": end_to_end(
-            [(64,), (128,), (320, 256)] + ([(1024, 1024)] if full else []), rounds=4
+            [(64,), (128,), (320,), (320, 256)] + ([(1024, 1024)] if full else []), rounds=4
         ),
         "lattice_commitments": lattice_commitments(),
     }
