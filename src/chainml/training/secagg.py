@@ -85,7 +85,8 @@ class ProtocolViolation(SecAggError):
 
 
 class ForgedKeys(SecAggError):
-    """A client's public keys are not signed by its registered account."""
+    """A client's public keys are not signed by its registered account, do not carry its
+    MAC under the pair key, or its registered key is unusable."""
 
 
 class InconsistentView(SecAggError):
@@ -483,7 +484,6 @@ class SecAggClient:
         self._seed = os.urandom(32)
         self._stage = "keys"
         self._peers: dict[int, KeyAdvert] = {}
-        self._ciphers: dict[tuple[int, int], ChaCha20Poly1305] = {}
         self._held: dict[int, tuple[Share, Share]] = {}  # neighbour -> (key share, seed share)
         self._signed: tuple[int, ...] | None = None
         self.revealed: dict[int, str] = {}  # neighbour -> "self_mask" | "mask_key"
@@ -551,17 +551,12 @@ class SecAggClient:
         return SealedShares(self.id, out)
 
     def _share_cipher(self, sender: int, recipient: int) -> ChaCha20Poly1305:
-        """This round's key for shares from ``sender`` to ``recipient``: one key per
-        direction, each sealing one message, so the fixed nonce never repeats under a key
-        (one key both ways would let the server XOR the two ciphertexts)."""
-        if (sender, recipient) not in self._ciphers:
-            peer = recipient if sender == self.id else sender
-            key = prg.derive(
-                self._pairs.secret(self.params, self.id, peer),
-                self.params.label("shares", sender, recipient),
-            )
-            self._ciphers[sender, recipient] = ChaCha20Poly1305(key)
-        return self._ciphers[sender, recipient]
+        """This round's key for the shares from ``sender`` to ``recipient``: one key per
+        direction, sealing one message, so the fixed nonce never repeats under a key (one
+        key both ways would let the server XOR the two ciphertexts)."""
+        peer = recipient if sender == self.id else sender
+        secret = self._pairs.secret(self.params, self.id, peer)
+        return ChaCha20Poly1305(prg.derive(secret, self.params.label("shares", sender, recipient)))
 
     def _mask(self, message: ShareBatch) -> MaskedInput:
         self._expect("shares", message.recipient)
