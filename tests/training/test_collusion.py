@@ -14,11 +14,9 @@ trainers, or of all the target's neighbours, recovers the encoded update exactly
 negative controls: the statistics can fail).  The colluders are honest-but-curious: which
 clients collude changes nothing in the run, so one round serves every coalition.
 
-Today the keystream reuse is real (both directions of a pair seal under one key and one
-nonce), and each case where a dropped client's mask key is rebuilt is shown twice: without
-the XOR (it holds) and with it (strict xfail: the coalition rebuilds mask keys and seeds
-it must never see).  With no client dropped the XOR gives nothing away, and the survivor
-tests run with it.
+The keystream reuse was real once (both directions of a pair sealed under one key and one
+nonce: with it the coalition rebuilt mask keys and seeds it must never see), so each case
+where a dropped client's mask key is rebuilt runs twice: without the XOR and with it.
 """
 
 from __future__ import annotations
