@@ -272,7 +272,9 @@ def test_a_flooding_peer_is_banned_and_alerted_others_still_served(network, tmp_
     try:
         _wait_up(net["url"], proc)
         codes = Counter(_get(port, "/v1/status", "127.0.0.1") for _ in range(400))
-        assert codes[200] >= 20 and codes[429] >= 100 and set(codes) == {200, 429}
+        # its burst of 20, less the token the readiness probe took, then refusals to a ban
+        # (more 200s only if the bucket refilled meanwhile: a fast flood gets just 19)
+        assert codes[200] >= 19 and codes[429] >= 100 and set(codes) == {200, 429}
         assert _get(port, "/v1/status", "127.0.0.1") == 429  # banned, whatever its rate
         assert _get(port, "/v1/status", "127.0.0.2") == 200  # another peer is served
         conn = http.client.HTTPConnection(
