@@ -5,6 +5,7 @@ the job's ε in the round record, the metrics and the dashboard."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from contextlib import ExitStack
@@ -19,13 +20,13 @@ from chainml.crypto import fixedpoint
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.bindings import JobParams
 from chainml.ledger.devchain import DevChainProcess
-from chainml.node.rounds import AggregatorRole, audit_round, roster_of
+from chainml.node.rounds import AggregatorRole, audit_round, check_job_params, roster_of
 from chainml.storage.local import LocalBlobStore
 from chainml.training import privacy
 from chainml.training.data import dirichlet_partition, load
 from chainml.training.errors import TrainingError
 from chainml.training.job import JobConfig
-from chainml.training.secagg import RoundTranscript
+from chainml.training.secagg import ProtocolViolation, RoundTranscript
 from tests.node.test_rounds import ETHER, TRAINERS, _network, _start, _state, _wait
 
 Z = 0.5
@@ -96,9 +97,13 @@ def test_a_distributed_dp_job_across_processes_reports_its_epsilon(tmp_path: Pat
             min_stake=ETHER,
             challenge_window=3600,
             clip_bound=CLIP_BOUND,
+            dp_noise_multiplier=DP_CONFIG.chain_dp()[0],
+            dp_delta_exponent=DP_CONFIG.chain_dp()[1],
             config_hash=DP_CONFIG.config_hash,
         )
         job_id = cm.jobs.create_job(aggregator.identity.account, params, ETHER)
+        on_chain = cm.jobs.job(job_id).params  # z = 0.5, δ = 1e-5: the promise is on chain
+        assert (on_chain.dp_noise_multiplier, on_chain.dp_delta_exponent) == (500, 5)
         _wait(lambda: cm.jobs.job(job_id).rounds_done == rounds, timeout=90)
         roster = roster_of(cm, job_id)
         charged = []
@@ -136,3 +141,32 @@ def test_a_distributed_dp_job_across_processes_reports_its_epsilon(tmp_path: Pat
         assert "ε (DP)" in rows and f"{epsilon:.3f}" in rows
         accuracy = _state(aggregator, f"accuracy:{job_id}:{rounds}")
         assert accuracy is not None and 0.0 <= float(accuracy) <= 1.0
+
+
+def test_a_job_s_dp_parameters_on_chain_must_be_its_configuration_s():
+    """A trainer takes no part in, and an aggregator does not serve, a job whose DP fields on
+    chain say other than its configuration: no noise, less noise, another δ, or DP fields
+    on a job whose configuration adds none."""
+    base = JobParams(
+        aggregator="0x" + "11" * 20,
+        rounds=1,
+        min_participants=1,
+        max_participants=2,
+        min_stake=1,
+        challenge_window=60,
+        clip_bound=CLIP_BOUND,
+        dp_noise_multiplier=500,
+        dp_delta_exponent=5,
+        config_hash=DP_CONFIG.config_hash,
+    )
+    check_job_params(DP_CONFIG, base)
+    plain = JobConfig(n_features=64, n_classes=10, hidden=(16,), epochs=2)
+    check_job_params(plain, dataclasses.replace(base, dp_noise_multiplier=0, dp_delta_exponent=0))
+    for wrong in ((0, 0), (499, 5), (500, 6)):
+        with pytest.raises(ProtocolViolation, match="DP parameters"):
+            check_job_params(
+                DP_CONFIG,
+                dataclasses.replace(base, dp_noise_multiplier=wrong[0], dp_delta_exponent=wrong[1]),
+            )
+    with pytest.raises(ProtocolViolation, match="DP parameters"):
+        check_job_params(plain, base)

@@ -63,6 +63,9 @@ def test_a_dp_job_round_trips_and_has_its_own_hash(mode: str):
         {"dp": "distributed", "dp_delta": 0.0},
         {"dp": "distributed", "dp_delta": 1.0},
         {"dp": "distributed", "dp_delta": 2.5},
+        {"dp": "distributed", "dp_delta": 2e-5},  # the chain records δ as 10^-e
+        {"dp": "distributed", "dp_delta": 1e-31},
+        {"dp": "central", "noise_multiplier": 0.0005},  # the chain records z in thousandths
         {"dp": "central", "aggregation": "krum"},
         {"dp": "distributed", "aggregation": "median"},
         {"dp": "distributed", "aggregation": "trimmed_mean"},
@@ -180,3 +183,13 @@ def test_the_job_s_epsilon_is_the_accountant_s_textbook_value():
 def test_secure_rng_is_not_a_fixed_seed():
     a, b = privacy.secure_rng(), privacy.secure_rng()
     assert a.integers(0, 2**63, size=4).tolist() != b.integers(0, 2**63, size=4).tolist()
+
+
+def test_what_a_job_records_on_chain_for_its_dp():
+    assert JobConfig(n_features=4, n_classes=2).chain_dp() == (0, 0)
+    central = JobConfig(n_features=4, n_classes=2, dp="central", noise_multiplier=1.25)
+    assert central.chain_dp() == (1250, 5)
+    tight = JobConfig(
+        n_features=4, n_classes=2, dp="distributed", noise_multiplier=0.7, dp_delta=1e-9
+    )
+    assert tight.chain_dp() == (700, 9)

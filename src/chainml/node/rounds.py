@@ -56,7 +56,7 @@ from chainml.crypto import Identity, MerkleTree, commitment_leaf, keccak256
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.signing import verify_round_commitment
 from chainml.errors import ChainmlError
-from chainml.ledger.bindings import Chainml, JobState
+from chainml.ledger.bindings import Chainml, JobParams, JobState
 from chainml.ledger.errors import LedgerError
 from chainml.node.envelope import Opened, seal_envelope
 from chainml.node.state import NodeState
@@ -242,6 +242,19 @@ def _bitmap(counted: Iterable[int]) -> int:
     return sum(1 << (i - 1) for i in counted)
 
 
+def check_job_params(config: JobConfig, params: JobParams) -> None:
+    """The job on chain promises what its configuration asks: its DP fields are the
+    configuration's (``JobConfig.chain_dp``), so anyone reading the chain sees the noise a
+    job adds; raises ``ProtocolViolation`` (a trainer takes no part, an aggregator does
+    not serve it)."""
+    recorded = (params.dp_noise_multiplier, params.dp_delta_exponent)
+    if recorded != config.chain_dp():
+        raise ProtocolViolation(
+            f"the job's DP parameters on chain {recorded} are not its configuration's "
+            f"{config.chain_dp()}"
+        )
+
+
 def _check_on_chain(
     info: Any,
     job_id: int,
@@ -333,6 +346,7 @@ class TrainerRole:
         if keccak256(start.config) != job.params.config_hash:
             raise ProtocolViolation("the job configuration does not match its hash on chain")
         config = JobConfig.decode(start.config)
+        check_job_params(config, job.params)
         if start.roster != roster_of(self.cm, h.job_id):
             raise ProtocolViolation("the round's roster is not the job's participants")
         slot = next(
@@ -498,7 +512,13 @@ class AggregatorRole:
         path = self.jobs_dir / f"{wanted.hex()}.json"
         if not path.exists():
             return None
-        return JobConfig.decode(path.read_bytes())
+        config = JobConfig.decode(path.read_bytes())
+        try:
+            check_job_params(config, self.cm.jobs.job(job_id).params)
+        except ProtocolViolation as exc:
+            log.warning("job %d: not served: %s", job_id, exc)
+            return None
+        return config
 
     def _model_key(self, job_id: int) -> bytes:
         """The job's model key, kept only wrapped to this node's own X25519 key."""
@@ -1073,6 +1093,7 @@ __all__ = [
     "RoundStart",
     "TrainerRole",
     "audit_round",
+    "check_job_params",
     "load_npz",
     "roster_of",
     "run_aggregator",

@@ -74,6 +74,12 @@ class JobConfig:
             raise TrainingError("the noise multiplier is a positive number")
         if not 0 < self.dp_delta < 1:
             raise TrainingError("dp_delta is in (0, 1)")
+        # the Jobs contract records z in thousandths and δ as 10^-e: both must be exact
+        if abs(self.noise_multiplier * 1000 - round(self.noise_multiplier * 1000)) > 1e-6:
+            raise TrainingError("the noise multiplier has at most three decimals")
+        exponent = round(-math.log10(self.dp_delta))
+        if not 1 <= exponent <= 30 or self.dp_delta != float(f"1e-{exponent}"):
+            raise TrainingError("dp_delta is a power of ten, 1e-1 to 1e-30")
 
     def encode(self) -> bytes:
         doc = asdict(self)
@@ -177,6 +183,13 @@ class JobConfig:
         return privacy.central_noise(
             length, clip, self.noise_multiplier, rng if rng is not None else privacy.secure_rng()
         )
+
+    def chain_dp(self) -> tuple[int, int]:
+        """What the job records on chain for this configuration, ``(dp_noise_multiplier,
+        dp_delta_exponent)``: z in thousandths and the e of δ = 10^-e; (0, 0) without DP."""
+        if self.dp is None:
+            return 0, 0
+        return round(self.noise_multiplier * 1000), round(-math.log10(self.dp_delta))
 
     def round_multiplier(self, survivors: int, n_trainers: int) -> float | None:
         """The noise multiplier the accountant is charged for a round with ``survivors`` of
