@@ -8,6 +8,7 @@ import typer
 
 from chainml.cli.chain import app as chain_app
 from chainml.cli.infer import app as infer_app
+from chainml.cli.job import app as job_app
 from chainml.cli.node import app as node_app
 from chainml.cli.storage import cid, model_app, store_app
 
@@ -22,6 +23,7 @@ app.add_typer(chain_app, name="chain")
 app.add_typer(node_app, name="node")
 app.add_typer(store_app, name="store")
 app.add_typer(model_app, name="model")
+app.add_typer(job_app, name="job")
 app.add_typer(infer_app, name="infer")
 app.command("cid")(cid)
 

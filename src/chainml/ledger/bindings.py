@@ -385,6 +385,10 @@ class Jobs(_Binding):
         )
         return int(_event_value(self.contract, receipt, "DoubleSignSlashed", "slashed"))
 
+    def job_count(self) -> int:
+        """Jobs posted so far: their ids run from 1 to this."""
+        return int(self.contract.call("job_count"))
+
     def job(self, job_id: int) -> JobInfo:
         (req, params, escrow, paid, state, count, done, last, total, claimed, open_) = (
             self.contract.call("get_job", job_id)

@@ -464,7 +464,7 @@ class AggregatorRole:
             box.put((h.sender, wire.decode(opened.plaintext)))
 
     def _my_open_jobs(self) -> list[int]:
-        count = int(self.cm.jobs.contract.call("job_count"))
+        count = self.cm.jobs.job_count()
         mine = []
         for job_id in range(1, count + 1):
             job = self.cm.jobs.job(job_id)
