@@ -224,7 +224,7 @@ class Coalition:
                     continue
                 me, other = (a, b) if a in self.members else (b, a)
                 cipher = self.clients[me]._share_cipher(a, b)  # the colluder's pair key
-                plain = cipher.decrypt(bytes(12), ct, p.label("share", a, b))
+                plain = cipher.open(ct, p.label("share", a, b))
                 assert plain[:4] == a.to_bytes(2, "big") + b.to_bytes(2, "big")
                 for kind, where in KIND_FIELD.items():
                     self.shares[kind, a][b] = Share.decode(plain[where])
@@ -284,7 +284,9 @@ class Coalition:
                 if a not in sealed or b not in sealed or a not in sealed[b].ciphertexts:
                     continue
                 ab, ba = sealed[a].ciphertexts[b], sealed[b].ciphertexts[a]
-                pad = bytes(x ^ y for x, y in zip(ab[:142], ba[:142], strict=True))
+                pad = bytes(
+                    x ^ y for x, y in zip(ab[12:154], ba[12:154], strict=True)
+                )  # past the nonces
                 for kind, where in KIND_FIELD.items():
                     known = self.shares[kind, b].get(a)  # b's share for a: inside ba
                     if known is None or b in self.shares[kind, a]:

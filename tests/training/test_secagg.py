@@ -23,6 +23,7 @@ from chainml.training.secagg import (
     RoundTranscript,
     SecAggClient,
     SecAggServer,
+    ShareBatch,
     SurvivorList,
     TooFewSurvivors,
     UnmaskRequest,
@@ -251,6 +252,36 @@ def test_a_server_cannot_stand_between_two_clients(how: str):
     others = tuple(adverts[i].for_recipient(6) for i in (2, 3, 4, 5))
     with pytest.raises(ForgedKeys, match="client 1"):
         clients[6].handle(NeighbourKeys(6, (bad, *others)))
+
+
+def test_tampered_replayed_or_misdirected_shares_are_refused():
+    """Shares travel through the server: a flipped bit, a truncated ciphertext, a share
+    from an earlier round, or the shares meant for another client do not open."""
+    p = _params()
+    clients, _ = _clients(p)
+    server, out = _through_keys(p, clients)
+    sealed = {m.recipient: clients[m.recipient].handle(m) for m in out}
+    meant_for_1 = {i: s.ciphertexts[1] for i, s in sealed.items() if 1 in s.ciphertexts}
+    earlier = _params(round=2)
+    old_clients, _ = _clients(earlier)
+    _, old_out = _through_keys(earlier, old_clients)
+    old = {m.recipient: old_clients[m.recipient].handle(m) for m in old_out}
+    flipped = bytearray(meant_for_1[2])
+    flipped[20] ^= 1
+    cases = {
+        "flipped": {**meant_for_1, 2: bytes(flipped)},
+        "truncated": {**meant_for_1, 2: meant_for_1[2][:20]},
+        "earlier round": {**meant_for_1, 2: old[2].ciphertexts[1]},
+        "another's": {**meant_for_1, 2: sealed[2].ciphertexts[3]},
+    }
+    for name, ciphertexts in cases.items():
+        fresh, _ = _clients(p)
+        fresh_server, fresh_out = _through_keys(p, fresh)
+        for m in fresh_out:
+            fresh[m.recipient].handle(m)
+        with pytest.raises(ProtocolViolation, match="client 2 do not authenticate"):
+            fresh[1].handle(ShareBatch(1, ciphertexts))
+            pytest.fail(name)
 
 
 def test_a_client_needs_its_registered_key():

@@ -15,7 +15,8 @@ Stages, each message bound to (chain, Jobs contract, job, round, stage, sender):
    client checks each MAC: only that neighbour could have made it.
 1. shares: the client Shamir-splits (threshold ``t``) its mask-agreement private key and
    its self-mask seed among its neighbours, each pair of shares encrypted to that
-   neighbour (ChaCha20-Poly1305 under the pair key, bound to the round and both ids).
+   neighbour (ChaCha20-Poly1305 under a key per direction from the pair key, a random
+   nonce per message, the round and both ids in the associated data).
 2. masked input: ``y_i = encode(x_i) + PRG(b_i) + sum_j ±PRG(s_ij)`` over Z_2^32, the sum
    over neighbours that shared in stage 1.  Masks are ChaCha20 keystreams from 256-bit
    keys derived with HKDF under a label naming the round, the use and the pair.
@@ -384,6 +385,7 @@ class PairKeys:
         self._own = own
         self.public = own.public_bytes
         self._secrets: dict[tuple[bytes, int, int, bytes], bytes] = {}
+        self._ciphers: dict[tuple[bytes, int, int, bytes], ChaCha20Poly1305] = {}
 
     def secret(self, params: RoundParams, me: int, j: int) -> bytes:
         peer = params.keys[j]
@@ -407,6 +409,35 @@ class PairKeys:
             )
             self._secrets[slot] = prg.derive(shared, b"chainml/secagg/v1/pair|" + label)
         return self._secrets[slot]
+
+    def share_cipher(self, params: RoundParams, me: int, sender: int, recipient: int) -> Sealer:
+        """The job's key for shares from ``sender`` to ``recipient`` (one of them ``me``):
+        one key per direction, kept across rounds, each message under a fresh random
+        nonce; the round and the pair are in the associated data."""
+        peer = recipient if sender == me else sender
+        slot = (params.job_domain, sender, recipient, params.keys[peer])
+        if slot not in self._ciphers:
+            key = prg.derive(self.secret(params, me, peer), b"shares|%d|%d" % (sender, recipient))
+            self._ciphers[slot] = ChaCha20Poly1305(key)
+        return Sealer(self._ciphers[slot])
+
+
+@dataclass(frozen=True)
+class Sealer:
+    """ChaCha20-Poly1305 with a random 96-bit nonce carried in front of each ciphertext
+    (at most a few thousand messages a key: far from the 2^32 random nonces allow)."""
+
+    aead: ChaCha20Poly1305
+
+    def seal(self, plain: bytes, associated: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self.aead.encrypt(nonce, plain, associated)
+
+    def open(self, sealed: bytes, associated: bytes) -> bytes:
+        """Raises ``InvalidTag`` for anything that is not what ``seal`` made."""
+        if len(sealed) < 12 + 16:
+            raise InvalidTag
+        return self.aead.decrypt(sealed[:12], sealed[12:], associated)
 
 
 def _tag(key: bytes, kind: bytes, sender: int, recipient: int, body: bytes) -> bytes:
@@ -546,17 +577,12 @@ class SecAggClient:
         for j, ks, ss in zip(order, key_shares, seed_shares, strict=True):
             cipher = self._share_cipher(self.id, j)
             plain = self.id.to_bytes(2, "big") + j.to_bytes(2, "big") + ks.encode() + ss.encode()
-            out[j] = cipher.encrypt(bytes(12), plain, self.params.label("share", self.id, j))
+            out[j] = cipher.seal(plain, self.params.label("share", self.id, j))
         self._stage = "shares"
         return SealedShares(self.id, out)
 
-    def _share_cipher(self, sender: int, recipient: int) -> ChaCha20Poly1305:
-        """This round's key for the shares from ``sender`` to ``recipient``: one key per
-        direction, sealing one message, so the fixed nonce never repeats under a key (one
-        key both ways would let the server XOR the two ciphertexts)."""
-        peer = recipient if sender == self.id else sender
-        secret = self._pairs.secret(self.params, self.id, peer)
-        return ChaCha20Poly1305(prg.derive(secret, self.params.label("shares", sender, recipient)))
+    def _share_cipher(self, sender: int, recipient: int) -> Sealer:
+        return self._pairs.share_cipher(self.params, self.id, sender, recipient)
 
     def _mask(self, message: ShareBatch) -> MaskedInput:
         self._expect("shares", message.recipient)
@@ -565,9 +591,7 @@ class SecAggClient:
                 raise ProtocolViolation(f"shares from client {j}: not a neighbour, or twice")
             cipher = self._share_cipher(j, self.id)
             try:
-                plain = cipher.decrypt(
-                    bytes(12), ciphertext, self.params.label("share", j, self.id)
-                )
+                plain = cipher.open(ciphertext, self.params.label("share", j, self.id))
             except InvalidTag:
                 raise ProtocolViolation(f"shares from client {j} do not authenticate") from None
             if (
