@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chainml.cli.node import print_fields
 from chainml.cli.storage import CONFIG, _fail
 from chainml.errors import ChainmlError
 
@@ -178,12 +179,7 @@ def job_status(
     if as_json:
         typer.echo(json.dumps({**doc, "round_list": rounds}))
         return
-    table = Table(title=f"job {job_id}")
-    table.add_column("field")
-    table.add_column("value")
-    for key, value in doc.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    print_fields(f"job {job_id}", doc)
     if rounds:
         per_round = Table(title="rounds")
         for column in ("round", "trainers", "status", "ε (DP)", "record"):

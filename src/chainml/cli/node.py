@@ -93,7 +93,12 @@ def node_status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--js
     if as_json:
         typer.echo(json.dumps(doc))
         return
-    table = Table(title=f"node {cfg.name}")
+    print_fields(f"node {cfg.name}", doc)
+
+
+def print_fields(title: str, doc: dict[str, object]) -> None:
+    """A two-column table of a status document."""
+    table = Table(title=title)
     table.add_column("field")
     table.add_column("value")
     for key, value in doc.items():
