@@ -52,9 +52,12 @@ def test_post_follow_and_audit_a_job_from_the_command_line(tmp_path):
             ["--dp", "distributed", "--aggregation", "krum"],  # DP needs secure aggregation
             ["--dp", "distributed", "--dp-delta", "2e-5"],  # the chain records 10^-e
             ["--aggregation", "fedsgd"],
+            ["--activation", "tanh"],
         ):
             out = chainml(*common, *shape, *bad)
             assert out.returncode == 1 and "not a job configuration" in out.stderr, out
+        out = chainml(*common, *shape, "--aggregator", "0x1234")
+        assert out.returncode == 1 and "not an account address" in out.stdout
         assert cm.jobs.job_count() == 0  # nothing was posted
 
         out = chainml(

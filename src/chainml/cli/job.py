@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from eth_utils.address import is_address
 from rich.console import Console
 from rich.table import Table
 
@@ -54,8 +55,8 @@ def job_create(
     min_participants: int = typer.Option(0, min=0, help="trainers a round needs (default 70%)"),
     rounds: int = typer.Option(10, min=1, max=10_000),
     reward: float = typer.Option(..., help="escrow paid out to the trainers, in ether"),
-    min_stake: float = typer.Option(1.0, help="stake a trainer must hold, in ether"),
-    clip: float = typer.Option(10.0, help="L2 bound on each trainer's update"),
+    min_stake: float = typer.Option(1.0, min=0, help="stake a trainer must hold, in ether"),
+    clip: float = typer.Option(10.0, min=0.001, help="L2 bound on each trainer's update"),
     challenge_window: int = typer.Option(3600, min=1, help="seconds to challenge a round"),
     aggregator: str = typer.Option("", help="the aggregator's account (default: this node)"),
     features: int = typer.Option(..., min=1, help="inputs per record"),
@@ -92,8 +93,12 @@ def job_create(
             **extra,
         )
         JobConfig.decode(job.encode())  # the checks a trainer makes of what it is sent
+        job.vector_len()  # and the model it builds
     except (ValueError, ChainmlError) as exc:
         raise _fail("not a job configuration", exc) from exc
+    if aggregator and not is_address(aggregator):
+        console.print(f"[red]--aggregator {aggregator!r} is not an account address[/red]")
+        raise typer.Exit(1)
     needed = min_participants or max(1, participants * 7 // 10)
     if needed > participants:
         console.print("[red]--min-participants is more than --participants[/red]")
