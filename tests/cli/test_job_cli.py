@@ -7,32 +7,16 @@ in tests/node/test_rounds.py, where rounds are recorded.)"""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from chainml.ledger.bindings import Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node import localnet
 from chainml.training.job import JobConfig
+from tests.cli import chainml
 
 PASSWORD = "job cli test"
 ETHER = 10**18
-
-
-def chainml(*args: str, password: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CHAINML_PASSWORD"}
-    if password:
-        env["CHAINML_PASSWORD"] = PASSWORD
-    return subprocess.run(
-        [sys.executable, "-m", "chainml.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_post_follow_and_audit_a_job_from_the_command_line(tmp_path):
@@ -54,15 +38,15 @@ def test_post_follow_and_audit_a_job_from_the_command_line(tmp_path):
             ["--aggregation", "fedsgd"],
             ["--activation", "tanh"],
         ):
-            out = chainml(*common, *shape, *bad)
+            out = chainml(*common, *shape, *bad, password=PASSWORD)
             assert out.returncode == 1 and "not a job configuration" in out.stderr, out
-        out = chainml(*common, *shape, "--aggregator", "0x1234")
+        out = chainml(*common, *shape, "--aggregator", "0x1234", password=PASSWORD)
         assert out.returncode == 1 and "not an account address" in out.stdout
         assert cm.jobs.job_count() == 0  # nothing was posted
 
         out = chainml(
             *common, *shape, "--rounds", "2", "--clip", "2.5", "--dp", "distributed",
-            "--noise-multiplier", "0.5",
+            "--noise-multiplier", "0.5", password=PASSWORD,
         )  # fmt: skip
         assert out.returncode == 0, out.stdout + out.stderr
         assert "job 1:" in out.stdout and PASSWORD not in out.stdout + out.stderr
@@ -84,14 +68,14 @@ def test_post_follow_and_audit_a_job_from_the_command_line(tmp_path):
             (16,),
         )
 
-        status = chainml("job", "status", "1", "--config", config, "--json", password=False)
+        status = chainml("job", "status", "1", "--config", config, "--json")
         assert status.returncode == 0, status.stdout + status.stderr
         doc = json.loads(status.stdout)
         assert doc["state"] == "open" and doc["rounds"] == "0 of 2"
         assert doc["dp"] == "z = 0.5, δ = 1e-5" and doc["clip_bound"] == 2.5
         assert doc["config_hash"] == p.config_hash.hex() and doc["round_list"] == []
 
-        none_yet = chainml("job", "audit", "1", "--config", config, password=False)
+        none_yet = chainml("job", "audit", "1", "--config", config)
         assert none_yet.returncode == 1 and "0 recorded rounds" in none_yet.stdout
-        unknown = chainml("job", "status", "9", "--config", config, password=False)
+        unknown = chainml("job", "status", "9", "--config", config)
         assert unknown.returncode == 1 and "no job 9" in unknown.stdout

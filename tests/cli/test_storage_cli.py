@@ -4,10 +4,8 @@ each run as its own process, the model commands against a real chain process."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,19 +15,14 @@ from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node import localnet
 from chainml.storage.unixfs import CHUNK
+from tests.cli import chainml
 
 PASSWORD = "storage cli test"
 ETHER = 10**18
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainml.cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, CHAINML_PASSWORD=PASSWORD),
-    )
+    return chainml(*args, password=PASSWORD)
 
 
 def test_cid_matches_ipfs_cid(tmp_path: Path):

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 from chainml.ledger.bindings import Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node import localnet
+from tests.cli import chainml
 
 PASSWORD = "register test"
 ETHER = 10**18
 
 
 def _register(config, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chainml.cli.main",
-            "node",
-            "register",
-            "--config",
-            str(config),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, CHAINML_PASSWORD=PASSWORD),
-    )
+    return chainml("node", "register", "--config", config, *args, password=PASSWORD)
 
 
 def test_register_from_the_command_line(tmp_path):

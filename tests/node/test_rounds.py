@@ -29,7 +29,7 @@ from chainml.node.workers import CRASH_ENV
 from chainml.storage.local import LocalBlobStore
 from chainml.training.data import dirichlet_partition, load
 from chainml.training.job import JobConfig
-from tests.cli.test_job_cli import chainml
+from tests.cli import chainml
 
 ETHER = 10**18
 PASSWORD = "rounds test"
@@ -161,14 +161,10 @@ def test_rounds_across_processes_and_a_trainer_killed_mid_round(tmp_path: Path):
             second = audit_round(cm, store, job_id, 2)
             assert len(second) == TRAINERS
             # any auditor, from the command line, with no keystore: both rounds check out
-            audit = chainml(
-                "job", "audit", str(job_id), "--config", str(aggregator.config), password=False
-            )
+            audit = chainml("job", "audit", str(job_id), "--config", str(aggregator.config))
             assert audit.returncode == 0, audit.stdout + audit.stderr
             assert audit.stdout.count("checks out") == 2
-            status = chainml(
-                "job", "status", str(job_id), "--config", str(trainers[0].config), password=False
-            )
+            status = chainml("job", "status", str(job_id), "--config", str(trainers[0].config))
             assert status.returncode == 0 and "2 of 2" in status.stdout
             # the restarted trainer kept its one round-1 commitment and made no other
             assert _state(trainers[1], f"secagg:{job_id}:1") == committed

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,12 +20,16 @@ from chainml.crypto import fixedpoint
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.bindings import JobParams
 from chainml.ledger.devchain import DevChainProcess
+from chainml.node.access import LedgerChainView
 from chainml.node.rounds import AggregatorRole, audit_round, check_job_params, roster_of
+from chainml.storage.access import unwrap_as_grantee
 from chainml.storage.local import LocalBlobStore
+from chainml.storage.sealed import load_manifest, open_artifact
 from chainml.training import privacy
 from chainml.training.data import dirichlet_partition, load
 from chainml.training.errors import TrainingError
 from chainml.training.job import JobConfig
+from chainml.training.models import flatten, from_safetensors
 from chainml.training.secagg import ProtocolViolation, RoundTranscript
 from tests.node.test_rounds import ETHER, TRAINERS, _network, _start, _state, _wait
 
@@ -76,19 +80,22 @@ def test_the_aggregator_s_accountant_survives_a_restart(tmp_path: Path):
         _role(store, cids)._privacy(7, 3, DP_CONFIG, 4, roster)
 
 
-def test_a_distributed_dp_job_across_processes_reports_its_epsilon(tmp_path: Path):
-    rounds = 2
+@contextmanager
+def _dp_job(tmp_path: Path, config: JobConfig, rounds: int):
+    """Four trainer nodes and an aggregator node run ``config`` for ``rounds`` rounds; yields
+    the chain, the store, the aggregator, the job, its roster and each trainer's weight."""
     with DevChainProcess(tmp_path / "chain") as chain, ExitStack() as running:
-        client, cm, nodes, store = _network(tmp_path, chain.url, DP_CONFIG)
+        client, cm, nodes, store = _network(tmp_path, chain.url, config)
         aggregator = nodes[TRAINERS]
         # each trainer's weight, as _network split the records
         shards = dirichlet_partition(load("digits", seed=0).y_train, TRAINERS, 0.5, seed=0)
         weight_of = {
-            node.identity.address.lower(): min(1.0, len(shard) / DP_CONFIG.weight_base)
+            node.identity.address.lower(): min(1.0, len(shard) / config.weight_base)
             for node, shard in zip(nodes, shards, strict=False)
         }
         for node in nodes:
             running.callback(stop_process, _start(node), 20)
+        z, exponent = config.chain_dp()
         params = JobParams(
             aggregator=aggregator.identity.address,
             rounds=rounds,
@@ -97,15 +104,29 @@ def test_a_distributed_dp_job_across_processes_reports_its_epsilon(tmp_path: Pat
             min_stake=ETHER,
             challenge_window=3600,
             clip_bound=CLIP_BOUND,
-            dp_noise_multiplier=DP_CONFIG.chain_dp()[0],
-            dp_delta_exponent=DP_CONFIG.chain_dp()[1],
-            config_hash=DP_CONFIG.config_hash,
+            dp_noise_multiplier=z,
+            dp_delta_exponent=exponent,
+            config_hash=config.config_hash,
         )
         job_id = cm.jobs.create_job(aggregator.identity.account, params, ETHER)
         on_chain = cm.jobs.job(job_id).params  # z = 0.5, δ = 1e-5: the promise is on chain
         assert (on_chain.dp_noise_multiplier, on_chain.dp_delta_exponent) == (500, 5)
         _wait(lambda: cm.jobs.job(job_id).rounds_done == rounds, timeout=90)
-        roster = roster_of(cm, job_id)
+        yield cm, store, aggregator, job_id, roster_of(cm, job_id), weight_of
+
+
+def _published_sum(store: LocalBlobStore, config: JobConfig, record: dict) -> np.ndarray:
+    """The round's sum as the transcript publishes it, decoded."""
+    transcript = RoundTranscript.decode(store.get(record["transcript"]))
+    return fixedpoint.decode(
+        np.frombuffer(transcript.total, dtype="<u4")[: config.vector_len()],
+        fixedpoint.fraction_bits(TRAINERS, record["params"]["clip"]),
+    )
+
+
+def test_a_distributed_dp_job_across_processes_reports_its_epsilon(tmp_path: Path):
+    rounds = 2
+    with _dp_job(tmp_path, DP_CONFIG, rounds) as (cm, store, aggregator, job_id, roster, weight_of):
         charged = []
         for r in range(1, rounds + 1):
             counted = audit_round(cm, store, job_id, r)  # the noisy sum checks out
@@ -115,11 +136,7 @@ def test_a_distributed_dp_job_across_processes_reports_its_epsilon(tmp_path: Pat
             assert bound == pytest.approx(DP_CONFIG.secagg_bound(CLIP_BOUND / 1000, TRAINERS))
             # the published sum: the survivors' shares of noise on the delta part (variance
             # (z C)² s / n, far above the clipped steps' own spread), the weights untouched
-            transcript = RoundTranscript.decode(store.get(record["transcript"]))
-            total = fixedpoint.decode(
-                np.frombuffer(transcript.total, dtype="<u4")[: DP_CONFIG.vector_len()],
-                fixedpoint.fraction_bits(TRAINERS, bound),
-            )
+            total = _published_sum(store, DP_CONFIG, record)
             weights = sum(weight_of[roster[i].lower()] for i in counted)
             assert abs(total[-1] - weights) < 1e-4
             spread = Z * (CLIP_BOUND / 1000) * math.sqrt(len(counted) / TRAINERS)
@@ -141,6 +158,36 @@ def test_a_distributed_dp_job_across_processes_reports_its_epsilon(tmp_path: Pat
         assert "ε (DP)" in rows and f"{epsilon:.3f}" in rows
         accuracy = _state(aggregator, f"accuracy:{job_id}:{rounds}")
         assert accuracy is not None and 0.0 <= float(accuracy) <= 1.0
+
+
+def test_a_central_dp_job_noises_the_model_and_not_the_published_sum(tmp_path: Path):
+    """Central DP across processes: the trainers send no noise, so the published sum is
+    the clipped steps alone; the aggregator adds N(0, (zC)²) after unmasking, so the new
+    model (opened with the aggregator's job key) is the old one plus the sum and that
+    noise, over the total weight; the record charges z for the round."""
+    config = dataclasses.replace(DP_CONFIG, dp="central")
+    with _dp_job(tmp_path, config, 1) as (cm, store, aggregator, job_id, roster, weight_of):
+        counted = audit_round(cm, store, job_id, 1)
+        record = json.loads(store.get(cm.jobs.round(job_id, 1).aggregate_cid))
+        assert record["params"]["clip"] == pytest.approx(CLIP_BOUND / 1000 + 1.0)  # no headroom
+        total = _published_sum(store, config, record)
+        weight = sum(weight_of[roster[i].lower()] for i in counted)
+        assert abs(total[-1] - weight) < 1e-4
+        assert np.std(total[:-1]) < 0.1 * Z * CLIP_BOUND / 1000  # no noise in what is published
+        view = LedgerChainView(cm)
+        bundle = store.get(_state(aggregator, f"job-key:{job_id}") or "")
+        key = unwrap_as_grantee(
+            view, bundle, aggregator.identity.x25519, job_id, aggregator.identity.address
+        )
+        sealed = open_artifact(store, key, load_manifest(store, record["model_manifest"]))
+        new = flatten(from_safetensors(sealed)).astype(np.float64)
+        old = flatten(config.initial_model().params).astype(np.float64)
+        noise = (new - old) * weight - total[:-1]
+        assert np.std(noise) == pytest.approx(Z * CLIP_BOUND / 1000, rel=0.12)
+        assert abs(np.mean(noise)) < 0.1
+        dp = record["dp"]
+        assert (dp["mode"], dp["multiplier"], dp["rounds"]) == ("central", Z, 1)
+        assert dp["epsilon"] == pytest.approx(_accountant_epsilon([Z], 1e-5), rel=1e-9)
 
 
 def test_a_job_s_dp_parameters_on_chain_must_be_its_configuration_s():

@@ -13,6 +13,7 @@ from chainml.crypto import fixedpoint
 from chainml.training import privacy
 from chainml.training.errors import TrainingError
 from chainml.training.job import JobConfig
+from chainml.training.models import flatten
 
 BASE = JobConfig(n_features=64, n_classes=10)
 # the bytes a configuration without DP had before DP existed: config hashes on chain hold
@@ -193,3 +194,9 @@ def test_what_a_job_records_on_chain_for_its_dp():
         n_features=4, n_classes=2, dp="distributed", noise_multiplier=0.7, dp_delta=1e-9
     )
     assert tight.chain_dp() == (700, 9)
+
+
+@pytest.mark.parametrize("hidden", [(64,), (16, 8), ()])
+def test_the_vector_length_is_the_model_s_parameters_and_the_weight(hidden):
+    config = JobConfig(n_features=13, n_classes=3, hidden=hidden)
+    assert config.vector_len() == flatten(config.initial_model().params).size + 1

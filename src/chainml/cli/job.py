@@ -93,7 +93,7 @@ def job_create(
             **extra,
         )
         JobConfig.decode(job.encode())  # the checks a trainer makes of what it is sent
-        job.vector_len()  # and the model it builds
+        job.initial_model()  # and the model it builds
     except (ValueError, ChainmlError) as exc:
         raise _fail("not a job configuration", exc) from exc
     if aggregator and not is_address(aggregator):

@@ -4,6 +4,7 @@ Risky primitives live under ``chainml.crypto.hazmat``; everything here checks it
 and raises ``chainml.crypto.errors.CryptoError`` subclasses.  No I/O.
 """
 
+from chainml.crypto.box import SecretBox
 from chainml.crypto.commitments import (
     DatasetCommitment,
     RecordOpening,
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidSignature",
     "MerkleTree",
     "RecordOpening",
+    "SecretBox",
     "X25519KeyPair",
     "commitment_leaf",
     "encode_float_records",

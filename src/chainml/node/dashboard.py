@@ -57,8 +57,7 @@ def collect(
                 "stake": cm.registry.stake_of(account),
             }
         )
-    jobs = cm.jobs.contract
-    for job_id in range(int(jobs.call("job_count")), 0, -1)[:MAX_ROWS]:
+    for job_id in range(cm.jobs.job_count(), 0, -1)[:MAX_ROWS]:
         job = cm.jobs.job(job_id)
         spent = epsilon.get(job_id, {})
         snap.jobs.append(

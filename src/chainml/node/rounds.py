@@ -508,13 +508,13 @@ class AggregatorRole:
             self.run_round(job_id, round_no, config, int(attempt) + 1)
 
     def _config(self, job_id: int) -> JobConfig | None:
-        wanted = self.cm.jobs.job(job_id).params.config_hash
-        path = self.jobs_dir / f"{wanted.hex()}.json"
+        params = self.cm.jobs.job(job_id).params
+        path = self.jobs_dir / f"{params.config_hash.hex()}.json"
         if not path.exists():
             return None
         config = JobConfig.decode(path.read_bytes())
         try:
-            check_job_params(config, self.cm.jobs.job(job_id).params)
+            check_job_params(config, params)
         except ProtocolViolation as exc:
             log.warning("job %d: not served: %s", job_id, exc)
             return None

@@ -117,7 +117,7 @@ def train_federated(
             assert identities is not None
             bound = clip  # SecAgg's range check; distributed noise needs room above the clip
             if dp == "distributed":
-                bound += 6 * noise_multiplier * clip * np.sqrt(len(start) / n)
+                bound += privacy.noise_headroom(noise_multiplier, clip, n, len(start))
             params = RoundParams.create(
                 {i: identities[i].address for i in range(1, n + 1)},
                 {i: identities[i].x25519.public_bytes for i in range(1, n + 1)},

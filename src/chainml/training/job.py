@@ -20,6 +20,7 @@ A configuration without DP encodes exactly as before DP existed (the DP keys are
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable
@@ -118,7 +119,10 @@ class JobConfig:
         )
 
     def vector_len(self) -> int:
-        return int(sum(v.size for v in self.initial_model().params.values())) + 1
+        """What a trainer feeds SecAgg+: the MLP's parameters and the weight coordinate
+        (counted from the layer sizes: no model is built on every round's path)."""
+        sizes = [self.n_features, *self.hidden, self.n_classes]
+        return sum(a * b + b for a, b in itertools.pairwise(sizes)) + 1
 
     def local_update(
         self,
@@ -142,13 +146,11 @@ class JobConfig:
     def secagg_bound(self, clip: float, n_trainers: int) -> float:
         """The L2 bound of what each trainer feeds SecAgg+ (and so its fixed-point range):
         the clipped, weighted delta, the weight coordinate (at most 1) and, with
-        distributed DP, the trainer's noise.  A Gaussian vector of ``m`` coordinates of
-        standard deviation ``s`` exceeds norm ``s (sqrt(m) + t)`` with probability below
-        ``exp(-t² / 2)``; ``t = 10``."""
+        distributed DP, the trainer's noise (``privacy.noise_headroom``)."""
         bound = clip + 1.0
         if self.dp == "distributed":
-            sigma = self.noise_multiplier * clip / math.sqrt(n_trainers)
-            bound += sigma * (math.sqrt(self.vector_len() - 1) + 10.0)
+            length = self.vector_len() - 1
+            bound += privacy.noise_headroom(self.noise_multiplier, clip, n_trainers, length)
         return bound
 
     def add_trainer_noise(

@@ -79,6 +79,16 @@ def distributed_noise(
     return rng.normal(0.0, noise_multiplier * clip / math.sqrt(n_trainers), size=length)
 
 
+def noise_headroom(noise_multiplier: float, clip: float, n_trainers: int, length: int) -> float:
+    """How far one trainer's share of distributed noise can lengthen its update (L2): a
+    Gaussian vector of ``length`` coordinates of standard deviation ``s`` exceeds norm
+    ``s (sqrt(length) + t)`` with probability below ``exp(-t² / 2)``; ``t = 10``.  The
+    secure-aggregation range of a distributed-DP job grows by this much, so that a noisy
+    update is neither clipped (which would bias it) nor overflows the sum."""
+    sigma = noise_multiplier * clip / math.sqrt(n_trainers)
+    return sigma * (math.sqrt(length) + 10.0)
+
+
 def effective_multiplier(noise_multiplier: float, survivors: int, n_trainers: int) -> float:
     """With distributed noise and ``survivors`` of ``n_trainers`` counted."""
     return noise_multiplier * math.sqrt(survivors / n_trainers)

@@ -57,13 +57,12 @@ from typing import Any
 
 import numpy as np
 from blake3 import blake3
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from eth_abi.abi import encode as abi_encode
 from numpy.typing import NDArray
 
 from chainml.crypto import fixedpoint, lattice, prg
-from chainml.crypto.errors import CryptoError
+from chainml.crypto.box import SecretBox
+from chainml.crypto.errors import CryptoError, DecryptionFailed
 from chainml.crypto.hashing import keccak256, tagged_hash
 from chainml.crypto.keys import Identity, X25519KeyPair, recover_address
 from chainml.crypto.shamir import Share, ShareError, combine, split
@@ -378,16 +377,17 @@ class UnmaskShares:
 class PairKeys:
     """One client's pair keys: X25519 between its registered key and each peer's registered
     key, agreed once per job and peer and kept across the job's rounds (a trainer keeps
-    one of these for its lifetime).  Keys never leave; ``secret`` is the 32-byte pair key
-    for a job, under a label naming the job, both ids and both public keys."""
+    one of these for its lifetime).  Keys never leave: the pair key, under a label naming
+    the job, both ids and both public keys, keys the MACs two clients send each other
+    through the server and, one key per direction, the boxes their shares travel in."""
 
     def __init__(self, own: X25519KeyPair) -> None:
         self._own = own
         self.public = own.public_bytes
         self._secrets: dict[tuple[bytes, int, int, bytes], bytes] = {}
-        self._ciphers: dict[tuple[bytes, int, int, bytes], ChaCha20Poly1305] = {}
+        self._boxes: dict[tuple[bytes, int, int, bytes], SecretBox] = {}
 
-    def secret(self, params: RoundParams, me: int, j: int) -> bytes:
+    def _secret(self, params: RoundParams, me: int, j: int) -> bytes:
         peer = params.keys[j]
         slot = (params.job_domain, me, j, peer)
         if slot not in self._secrets:
@@ -410,41 +410,25 @@ class PairKeys:
             self._secrets[slot] = prg.derive(shared, b"chainml/secagg/v1/pair|" + label)
         return self._secrets[slot]
 
-    def share_cipher(self, params: RoundParams, me: int, sender: int, recipient: int) -> Sealer:
-        """The job's key for shares from ``sender`` to ``recipient`` (one of them ``me``):
-        one key per direction, kept across rounds, each message under a fresh random
-        nonce; the round and the pair are in the associated data."""
+    def tag(
+        self, params: RoundParams, me: int, kind: bytes, sender: int, recipient: int, body: bytes
+    ) -> bytes:
+        """The MAC from ``sender`` to ``recipient`` (one of them ``me``) over ``body``, which
+        names the round (its context or a digest over it) and what is vouched for: keyed
+        BLAKE2b under the pair key."""
+        key = self._secret(params, me, recipient if sender == me else sender)
+        data = kind + sender.to_bytes(2, "big") + recipient.to_bytes(2, "big") + body
+        return hashlib.blake2b(data, key=key, digest_size=32, person=b"chainml/secagg/1").digest()
+
+    def box(self, params: RoundParams, me: int, sender: int, recipient: int) -> SecretBox:
+        """The job's box for shares from ``sender`` to ``recipient`` (one of them ``me``):
+        one key per direction, kept across rounds; the round goes in the associated data."""
         peer = recipient if sender == me else sender
         slot = (params.job_domain, sender, recipient, params.keys[peer])
-        if slot not in self._ciphers:
-            key = prg.derive(self.secret(params, me, peer), b"shares|%d|%d" % (sender, recipient))
-            self._ciphers[slot] = ChaCha20Poly1305(key)
-        return Sealer(self._ciphers[slot])
-
-
-@dataclass(frozen=True)
-class Sealer:
-    """ChaCha20-Poly1305 with a random 96-bit nonce carried in front of each ciphertext
-    (at most a few thousand messages a key: far from the 2^32 random nonces allow)."""
-
-    aead: ChaCha20Poly1305
-
-    def seal(self, plain: bytes, associated: bytes) -> bytes:
-        nonce = os.urandom(12)
-        return nonce + self.aead.encrypt(nonce, plain, associated)
-
-    def open(self, sealed: bytes, associated: bytes) -> bytes:
-        """Raises ``InvalidTag`` for anything that is not what ``seal`` made."""
-        if len(sealed) < 12 + 16:
-            raise InvalidTag
-        return self.aead.decrypt(sealed[:12], sealed[12:], associated)
-
-
-def _tag(key: bytes, kind: bytes, sender: int, recipient: int, body: bytes) -> bytes:
-    """A MAC from ``sender`` to ``recipient`` (keyed BLAKE2b) over ``body``, which names
-    the round (its context or a digest over it) and what is vouched for."""
-    data = kind + sender.to_bytes(2, "big") + recipient.to_bytes(2, "big") + body
-    return hashlib.blake2b(data, key=key, digest_size=32, person=b"chainml/secagg/1").digest()
+        if slot not in self._boxes:
+            direction = b"shares|%d|%d" % (sender, recipient)
+            self._boxes[slot] = SecretBox(prg.derive(self._secret(params, me, peer), direction))
+        return self._boxes[slot]
 
 
 def _keys_body(params: RoundParams, pk_s: bytes, seed_commitment: bytes) -> bytes:
@@ -537,8 +521,7 @@ class SecAggClient:
         return KeyAdvert(self.id, pk_s, committed, self.account.sign_digest(digest), tags)
 
     def _tag(self, kind: bytes, sender: int, recipient: int, body: bytes) -> bytes:
-        peer = recipient if sender == self.id else sender
-        return _tag(self._pairs.secret(self.params, self.id, peer), kind, sender, recipient, body)
+        return self._pairs.tag(self.params, self.id, kind, sender, recipient, body)
 
     def handle(
         self, message: NeighbourKeys | ShareBatch | SurvivorList | UnmaskRequest
@@ -575,24 +558,21 @@ class SecAggClient:
         seed_shares = split(self._seed, self.params.threshold, len(order))
         out = {}
         for j, ks, ss in zip(order, key_shares, seed_shares, strict=True):
-            cipher = self._share_cipher(self.id, j)
+            box = self._pairs.box(self.params, self.id, self.id, j)
             plain = self.id.to_bytes(2, "big") + j.to_bytes(2, "big") + ks.encode() + ss.encode()
-            out[j] = cipher.seal(plain, self.params.label("share", self.id, j))
+            out[j] = box.encrypt(plain, self.params.label("share", self.id, j))
         self._stage = "shares"
         return SealedShares(self.id, out)
-
-    def _share_cipher(self, sender: int, recipient: int) -> Sealer:
-        return self._pairs.share_cipher(self.params, self.id, sender, recipient)
 
     def _mask(self, message: ShareBatch) -> MaskedInput:
         self._expect("shares", message.recipient)
         for j, ciphertext in message.ciphertexts.items():
             if j not in self._peers or j in self._held:
                 raise ProtocolViolation(f"shares from client {j}: not a neighbour, or twice")
-            cipher = self._share_cipher(j, self.id)
+            box = self._pairs.box(self.params, self.id, j, self.id)
             try:
-                plain = cipher.open(ciphertext, self.params.label("share", j, self.id))
-            except InvalidTag:
+                plain = box.decrypt(ciphertext, self.params.label("share", j, self.id))
+            except DecryptionFailed:
                 raise ProtocolViolation(f"shares from client {j} do not authenticate") from None
             if (
                 plain[:4] != j.to_bytes(2, "big") + self.id.to_bytes(2, "big")
