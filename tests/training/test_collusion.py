@@ -392,7 +392,7 @@ def complete() -> Round:
 
 @pytest.fixture(scope="module")
 def sparse() -> Round:
-    return _round(20, target=7, update="ramp")
+    return _round(40, target=7, update="ramp")  # above COMPLETE_UP_TO: a Harary graph
 
 
 @pytest.mark.parametrize("name", ["complete", "sparse"])

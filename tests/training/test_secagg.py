@@ -247,7 +247,9 @@ def test_a_server_cannot_stand_between_two_clients(how: str):
         bad = dataclasses.replace(mine, tags={})
     else:
         pk = os.urandom(32)
-        signature = IDENTITIES[1].account.sign_digest(p.keys_digest(1, pk, mine.seed_commitment))
+        signature = IDENTITIES[1].account.sign_digest(
+            p.keys_digest(1, pk, mine.seed_commitment, mine.shares_root)
+        )
         bad = dataclasses.replace(mine, pk_s=pk, signature=signature).for_recipient(6)
     others = tuple(adverts[i].for_recipient(6) for i in (2, 3, 4, 5))
     with pytest.raises(ForgedKeys, match="client 1"):

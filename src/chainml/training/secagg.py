@@ -70,10 +70,11 @@ from chainml.crypto.signing import domain_separator, round_commitment_digest, wo
 from chainml.training.errors import TrainingError
 
 KEYS_TYPEHASH = keccak256(
-    b"SecAggKeys(uint256 jobId,uint256 round,uint256 client,bytes32 maskKey,bytes32 seedCommitment)"
+    b"SecAggKeys(uint256 jobId,uint256 round,bytes32 context,uint256 client,bytes32 maskKey,"
+    b"bytes32 seedCommitment,bytes32 shares)"
 )
 SURVIVORS_TYPEHASH = keccak256(b"SecAggSurvivors(uint256 jobId,uint256 round,bytes32 survivors)")
-TRANSCRIPT_FORMAT = "chainml-secagg-transcript/2"  # /2: pair keys replaced the encryption keys
+TRANSCRIPT_FORMAT = "chainml-secagg-transcript/3"  # /3: attempt, share hashes, partner rule
 
 
 class SecAggError(TrainingError):
@@ -100,6 +101,52 @@ class TooFewSurvivors(SecAggError):
 
 # -- parameters ------------------------------------------------------------------------------
 
+COMPLETE_UP_TO = 30  # rosters up to this size mask over the complete graph
+DROPOUT = 0.3  # the share of a complete-graph roster that may drop out, in any stages
+
+
+def quorum_for(n: int, threshold: int) -> int:
+    """Approvals a survivor list needs: two lists with this many approvals share at least
+    ``threshold`` approvers, so at least one honest one while at most ``threshold - 1``
+    clients are corrupt, and an honest client approves one list a round."""
+    return (n + threshold - 1) // 2 + 1
+
+
+def secure_parameters(n: int) -> tuple[int, int, int]:
+    """(degree, threshold, min_partners) for a roster of ``n``: the rule of
+    ``docs/secagg-security.md``, which every trainer and auditor recomputes.
+
+    Up to ``COMPLETE_UP_TO`` clients the graph is complete; the threshold ``t`` is the
+    largest that still lets ``DROPOUT`` of the roster vanish (``n - quorum >= floor(DROPOUT
+    n)``, at least 2), and ``min_partners = quorum - 1``: then the server, with up to
+    ``t - 1`` clients, learns at most one sum, of at least ``quorum - t + 1`` honest inputs
+    (exactly what a server that declares the others dropped learns anyway).  Above it the
+    graph is a Harary graph of degree ``2 ceil(log2 n)``, ``t = degree // 4 + 1`` and
+    ``min_partners = degree // 2 + 1``: no sum of fewer than ``min_partners - t + 2``
+    honest inputs is learnt, and in particular no single one."""
+    if n < 3:
+        raise ValueError("secure aggregation needs at least 3 clients")
+    if n <= COMPLETE_UP_TO:
+        wanted = math.floor(DROPOUT * n)
+        t = 2
+        while t + 1 <= n - 1 and n - quorum_for(n, t + 1) >= wanted:
+            t += 1
+        return n - 1, t, quorum_for(n, t) - 1
+    degree = min(2 * math.ceil(math.log2(n)), n - 1)
+    return degree, degree // 4 + 1, degree // 2 + 1
+
+
+def graph_seed_for(chain_id: int, jobs: str, job_id: int, round: int, attempt: int) -> bytes:
+    """The public seed that draws a sparse graph: fixed by the chain, the job and the
+    attempt, so neither the aggregator nor a trainer picks it."""
+    return tagged_hash(
+        b"chainml/secagg/v3/graph",
+        abi_encode(
+            ["uint256", "address", "uint256", "uint256", "uint256"],
+            [chain_id, jobs, job_id, round, attempt],
+        ),
+    )
+
 
 @dataclass(frozen=True)
 class RoundParams:
@@ -115,11 +162,13 @@ class RoundParams:
     graph_seed: bytes  # public randomness that draws the graph
     verifiable: bool = False  # each input also carries a lattice commitment (see verify_sum)
     keys: Mapping[int, bytes] = field(default_factory=dict)  # registered X25519 public keys
+    min_partners: int = 0  # a client masks with at least this many neighbours (0: the rule's)
+    attempt: int = 0  # the aggregator's attempt at this round (in the context: no replays)
 
     def __post_init__(self) -> None:
         n = len(self.roster)
-        if n < 2 or any(not 1 <= i <= 65535 for i in self.roster):
-            raise ValueError("need at least 2 clients with ids from 1 to 65535")
+        if n < 3 or any(not 1 <= i <= 65535 for i in self.roster):
+            raise ValueError("need at least 3 clients with ids from 1 to 65535")
         if set(self.keys) != set(self.roster) or any(len(k) != 32 for k in self.keys.values()):
             raise ValueError("every client on the roster needs its registered X25519 key")
         if not 2 <= self.degree or (self.degree % 2 and self.degree < n - 1):
@@ -128,6 +177,54 @@ class RoundParams:
             raise ValueError("need 2 <= threshold <= degree")
         if self.vector_len < 1 or self.clip <= 0 or len(self.graph_seed) != 32:
             raise ValueError("bad vector length, clip bound or graph seed")
+        if not self.min_partners:
+            object.__setattr__(self, "min_partners", self._rule_min_partners())
+        if not self.threshold <= self.min_partners <= min(self.degree, n - 1):
+            raise ValueError("need threshold <= min_partners <= degree")
+        if self.attempt < 0:
+            raise ValueError("the attempt is a non-negative integer")
+
+    def _rule_min_partners(self) -> int:
+        n = len(self.roster)
+        if self.degree >= n - 1:  # complete: the single-sum bound, 2 m + 2 > n + t - 1
+            return max(self.threshold, min(self.quorum - 1, n - 1))
+        return max(self.threshold, min(self.degree // 2 + 1, self.degree))
+
+    @classmethod
+    def derive(
+        cls,
+        roster: Mapping[int, str],
+        keys: Mapping[int, bytes],
+        vector_len: int,
+        *,
+        chain_id: int,
+        jobs: str,
+        job_id: int,
+        round: int,
+        attempt: int,
+        clip: float,
+        verifiable: bool = False,
+    ) -> RoundParams:
+        """The round's parameters as the documented rule fixes them from public data alone
+        (the chain, the job, its roster and the attempt): what a trainer and an auditor
+        recompute instead of taking the aggregator's word."""
+        degree, threshold, min_partners = secure_parameters(len(roster))
+        return cls(
+            chain_id,
+            jobs,
+            job_id,
+            round,
+            dict(roster),
+            vector_len,
+            degree,
+            threshold,
+            clip,
+            graph_seed_for(chain_id, jobs, job_id, round, attempt),
+            verifiable,
+            dict(keys),
+            min_partners,
+            attempt,
+        )
 
     @classmethod
     def create(
@@ -144,18 +241,16 @@ class RoundParams:
         graph_seed: bytes,
         degree: int | None = None,
         threshold: int | None = None,
-        dropout: float = 0.3,
+        min_partners: int | None = None,
         verifiable: bool = False,
+        attempt: int = 0,
     ) -> RoundParams:
-        """Defaults: degree about 2 log2 n (complete below 12 clients); threshold a strict
-        majority of a neighbourhood, lowered until a ``dropout`` share of the clients can
-        vanish at any stage and the survivors still reach the consistency quorum."""
-        n = len(roster)
-        if degree is None:
-            degree = 2 * math.ceil(math.log2(n)) if n > 12 else n - 1
-            degree = min(degree, n - 1)
+        """Parameters with the rule's defaults, any of which a test or benchmark may set;
+        a node uses ``derive``."""
+        rule = secure_parameters(len(roster))
+        degree = rule[0] if degree is None else degree
         if threshold is None:
-            threshold = max(2, min(degree // 2 + 1, math.floor((1 - 2 * dropout) * n) - 1))
+            threshold = rule[1] if degree == rule[0] else max(2, degree // 4 + 1)
         return cls(
             chain_id,
             jobs,
@@ -169,6 +264,8 @@ class RoundParams:
             graph_seed,
             verifiable,
             dict(keys),
+            min_partners or 0,
+            attempt,
         )
 
     @cached_property
@@ -178,14 +275,16 @@ class RoundParams:
             for i, a in sorted(self.roster.items())
         )
         return tagged_hash(
-            b"chainml/secagg/v1",
+            b"chainml/secagg/v3",
             abi_encode(
                 [
                     "uint256",
                     "address",
                     "uint256",
                     "uint256",
+                    "uint256",
                     "bytes32",
+                    "uint256",
                     "uint256",
                     "uint256",
                     "uint256",
@@ -197,15 +296,23 @@ class RoundParams:
                     self.jobs,
                     self.job_id,
                     self.round,
+                    self.attempt,
                     keccak256(roster),
                     self.vector_len,
                     self.degree,
                     self.threshold,
+                    self.min_partners,
                     self.graph_seed,
                     self.verifiable,
                 ],
             ),
         )
+
+    @property
+    def smallest_sum(self) -> int:
+        """The fewest honest inputs in any sum a server colluding with up to
+        ``threshold - 1`` clients can learn (``docs/secagg-security.md``)."""
+        return self.min_partners - self.threshold + 2
 
     @property
     def secure_len(self) -> int:
@@ -249,10 +356,33 @@ class RoundParams:
             ["uint256", "address", "uint256"], [self.chain_id, self.jobs, self.job_id]
         )
 
-    def keys_digest(self, client: int, pk_s: bytes, seed_commitment: bytes) -> bytes:
+    def keys_digest(
+        self, client: int, pk_s: bytes, seed_commitment: bytes, shares_root: bytes
+    ) -> bytes:
         return self._eip712(
-            keccak256(words(KEYS_TYPEHASH, self.job_id, self.round, client, pk_s, seed_commitment))
+            keccak256(
+                words(
+                    KEYS_TYPEHASH,
+                    self.job_id,
+                    self.round,
+                    self.context,
+                    client,
+                    pk_s,
+                    seed_commitment,
+                    shares_root,
+                )
+            )
         )
+
+    def share_index(self, dealer: int, holder: int) -> int:
+        """The x-coordinate of ``holder``'s shares of ``dealer``'s secrets: its place among
+        the dealer's neighbours, from 1."""
+        return sorted(self.neighbours[dealer]).index(holder) + 1
+
+    def share_hash(self, dealer: int, holder: int, kind: str, share: bytes) -> bytes:
+        """What a dealer commits to for each share it deals (``kind``: "key" or "seed"), so
+        that the server can tell a holder's true share from a shifted one."""
+        return tagged_hash(b"chainml/secagg/v3/share", self.label(kind, dealer, holder) + share)
 
     def input_digest(self, commitment: bytes) -> bytes:
         """A trainer's round commitment, as the Jobs contract checks it (so that signing
@@ -284,20 +414,36 @@ class RoundParams:
 # -- messages --------------------------------------------------------------------------------
 
 
+def shares_root(share_hashes: Mapping[int, bytes]) -> bytes:
+    """What a signed advert commits to for the shares it deals: each holder's id and the
+    hashes of its key share and seed share, in holder order."""
+    return keccak256(b"".join(j.to_bytes(2, "big") + share_hashes[j] for j in sorted(share_hashes)))
+
+
 @dataclass(frozen=True)
 class KeyAdvert:
     sender: int
     pk_s: bytes
     seed_commitment: bytes  # binds the self-mask seed the client will share
+    shares_root: bytes  # binds the shares it deals (see ``shares_root``)
     signature: bytes
     tags: Mapping[int, bytes] = field(default_factory=dict)  # neighbour -> MAC for it
+    share_hashes: Mapping[int, bytes] = field(default_factory=dict)  # holder -> 2 hashes
 
     def digest(self, params: RoundParams) -> bytes:
-        return params.keys_digest(self.sender, self.pk_s, self.seed_commitment)
+        return params.keys_digest(self.sender, self.pk_s, self.seed_commitment, self.shares_root)
 
     def for_recipient(self, j: int) -> KeyAdvert:
-        """What the server forwards to neighbour ``j``: the advert with ``j``'s MAC only."""
-        return dataclasses.replace(self, tags={j: self.tags[j]} if j in self.tags else {})
+        """What the server forwards to neighbour ``j``: ``j``'s MAC and share hashes only."""
+        return dataclasses.replace(
+            self,
+            tags={j: self.tags[j]} if j in self.tags else {},
+            share_hashes={j: self.share_hashes[j]} if j in self.share_hashes else {},
+        )
+
+    def public(self) -> KeyAdvert:
+        """What the transcript keeps: the signed fields, no MACs, no per-holder hashes."""
+        return dataclasses.replace(self, tags={}, share_hashes={})
 
 
 @dataclass(frozen=True)
@@ -325,6 +471,7 @@ class MaskedInput:
     partners: tuple[int, ...]  # the neighbours whose pairwise masks it added
     signature: bytes  # its round commitment: over the vector's hash and the partners
     value_commitment: bytes = b""  # lattice commitment to the unmasked input, if verifiable
+    partner_tags: Mapping[int, bytes] = field(default_factory=dict)  # partner -> MAC on them
 
     @property
     def commitment(self) -> bytes:
@@ -337,14 +484,17 @@ def input_hash(vector: NDArray[np.uint32]) -> bytes:
     return blake3(np.ascontiguousarray(vector, dtype="<u4").tobytes()).digest()
 
 
+def _listed(ids: Sequence[int]) -> bytes:
+    return b"".join(i.to_bytes(2, "big") for i in ids)
+
+
 def input_commitment(
     vector_hash: bytes, partners: Sequence[int], value_commitment: bytes = b""
 ) -> bytes:
     """What a trainer signs for the round: its masked input, whom it masked with and, in a
     verifiable round, its lattice commitment to the unmasked input."""
-    listed = b"".join(i.to_bytes(2, "big") for i in partners)
     extra = keccak256(value_commitment) if value_commitment else b""
-    return keccak256(vector_hash + keccak256(listed) + extra)
+    return keccak256(vector_hash + keccak256(_listed(partners)) + extra)
 
 
 @dataclass(frozen=True)
@@ -365,6 +515,8 @@ class UnmaskRequest:
     recipient: int
     survivors: tuple[int, ...]
     approvals: Mapping[int, bytes]  # survivor -> its MAC on the list for the recipient
+    # survivor -> (whom it masked with, its MAC on that list for the recipient)
+    partners: Mapping[int, tuple[tuple[int, ...], bytes]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -431,10 +583,22 @@ class PairKeys:
         return self._boxes[slot]
 
 
-def _keys_body(params: RoundParams, pk_s: bytes, seed_commitment: bytes) -> bytes:
-    """What an advert's MAC covers: the round's context, the mask key, the seed commitment
-    (the signature covers the same through EIP-712, for the transcript)."""
-    return params.context + pk_s + seed_commitment
+def _keys_body(advert: KeyAdvert, recipient: int) -> bytes:
+    """What an advert's MAC for ``recipient`` covers: the mask key, the seed commitment,
+    the root over the dealt shares and ``recipient``'s own share hashes (the signature
+    covers all but the last through EIP-712, for the transcript); the round's context is
+    in the tag's key label and prefix."""
+    return (
+        advert.pk_s
+        + advert.seed_commitment
+        + advert.shares_root
+        + advert.share_hashes.get(recipient, b"")
+    )
+
+
+def _partners_body(params: RoundParams, partners: Sequence[int]) -> bytes:
+    """What a client's MAC on its partner list covers: the round and the list."""
+    return params.context + keccak256(_listed(partners))
 
 
 def _sign_ok(params: RoundParams, digest: bytes, signature: bytes, client: int) -> bool:
@@ -467,7 +631,12 @@ def clip_l2(x: NDArray[np.floating], bound: float) -> NDArray[np.float64]:
 
 
 class SecAggClient:
-    """One trainer's side of one round."""
+    """One trainer's side of one round.  What it checks before each message it sends is
+    listed in ``docs/secagg-security.md``; the two rules that keep a deviating server from
+    isolating it are in ``_mask`` (at least ``min_partners`` partners, all of them named in
+    its signed commitment) and ``_reveals_seed`` (a neighbour's self-mask seed share goes
+    only to a list on which that neighbour kept ``min_partners`` partners, this client
+    among them)."""
 
     def __init__(
         self,
@@ -498,6 +667,7 @@ class SecAggClient:
         self._s = X25519KeyPair.generate()
         self._seed = os.urandom(32)
         self._stage = "keys"
+        self._dealt: dict[int, tuple[Share, Share]] = {}  # neighbour -> (key, seed) share
         self._peers: dict[int, KeyAdvert] = {}
         self._held: dict[int, tuple[Share, Share]] = {}  # neighbour -> (key share, seed share)
         self._signed: tuple[int, ...] | None = None
@@ -510,15 +680,27 @@ class SecAggClient:
             raise ProtocolViolation(f"a message for client {recipient} reached client {self.id}")
 
     def advertise(self) -> KeyAdvert:
+        """Stage 0.  Checks: none (it sends only fresh keys and commitments).  Deals the
+        shares now, so the advert commits to each one."""
         if self._stage != "keys":
             raise ProtocolViolation("keys are advertised once, first")
         p, pk_s = self.params, self._s.public_bytes
+        mine = sorted(p.neighbours[self.id])
+        key_shares = split(self._s.private_bytes(), p.threshold, len(mine))
+        seed_shares = split(self._seed, p.threshold, len(mine))
+        hashes = {}
+        for j, ks, ss in zip(mine, key_shares, seed_shares, strict=True):
+            self._dealt[j] = (ks, ss)
+            hashes[j] = p.share_hash(self.id, j, "key", ks.encode()) + p.share_hash(
+                self.id, j, "seed", ss.encode()
+            )
         committed = p.seed_commitment(self.id, self._seed)
-        digest = p.keys_digest(self.id, pk_s, committed)
-        body = _keys_body(p, pk_s, committed)
-        tags = {j: self._tag(b"keys", self.id, j, body) for j in sorted(p.neighbours[self.id])}
+        root = shares_root(hashes)
+        unsigned = KeyAdvert(self.id, pk_s, committed, root, b"", share_hashes=hashes)
+        tags = {j: self._tag(b"keys", self.id, j, _keys_body(unsigned, j)) for j in mine}
         self._stage = "neighbours"
-        return KeyAdvert(self.id, pk_s, committed, self.account.sign_digest(digest), tags)
+        signature = self.account.sign_digest(p.keys_digest(self.id, pk_s, committed, root))
+        return dataclasses.replace(unsigned, signature=signature, tags=tags)
 
     def _tag(self, kind: bytes, sender: int, recipient: int, body: bytes) -> bytes:
         return self._pairs.tag(self.params, self.id, kind, sender, recipient, body)
@@ -537,6 +719,10 @@ class SecAggClient:
         raise ProtocolViolation(f"a client does not take {type(message).__name__}")
 
     def _share(self, message: NeighbourKeys) -> SealedShares:
+        """Stage 1.  Checks: each advert is a neighbour's, once, and carries that
+        neighbour's MAC under the pair key over its keys, its share root and this client's
+        share hashes; at least ``min_partners`` of them, or masking could not reach the
+        minimum (abort: nothing secret has left yet)."""
         self._expect("neighbours", message.recipient)
         mine = self.params.neighbours[self.id]
         for advert in message.adverts:
@@ -544,20 +730,24 @@ class SecAggClient:
                 raise ProtocolViolation(
                     f"keys of client {advert.sender}: not a neighbour, or twice"
                 )
-            if len(advert.pk_s) != 32 or len(advert.seed_commitment) != 32:
+            if (
+                len(advert.pk_s) != 32
+                or len(advert.seed_commitment) != 32
+                or len(advert.shares_root) != 32
+                or len(advert.share_hashes.get(self.id, b"")) != 64
+            ):
                 raise ForgedKeys(f"client {advert.sender}'s keys are malformed")
-            body = _keys_body(self.params, advert.pk_s, advert.seed_commitment)
-            expected = self._tag(b"keys", advert.sender, self.id, body)
+            expected = self._tag(b"keys", advert.sender, self.id, _keys_body(advert, self.id))
             if not hmac.compare_digest(advert.tags.get(self.id, b""), expected):
                 raise ForgedKeys(f"client {advert.sender}'s keys do not authenticate")
             self._peers[advert.sender] = advert
-        if len(self._peers) < self.params.threshold:
-            raise TooFewSurvivors(f"{len(self._peers)} neighbours, {self.params.threshold} needed")
-        order = sorted(self._peers)
-        key_shares = split(self._s.private_bytes(), self.params.threshold, len(order))
-        seed_shares = split(self._seed, self.params.threshold, len(order))
+        if len(self._peers) < self.params.min_partners:
+            raise TooFewSurvivors(
+                f"{len(self._peers)} neighbours, {self.params.min_partners} needed"
+            )
         out = {}
-        for j, ks, ss in zip(order, key_shares, seed_shares, strict=True):
+        for j in sorted(self._peers):
+            ks, ss = self._dealt[j]
             box = self._pairs.box(self.params, self.id, self.id, j)
             plain = self.id.to_bytes(2, "big") + j.to_bytes(2, "big") + ks.encode() + ss.encode()
             out[j] = box.encrypt(plain, self.params.label("share", self.id, j))
@@ -565,13 +755,20 @@ class SecAggClient:
         return SealedShares(self.id, out)
 
     def _mask(self, message: ShareBatch) -> MaskedInput:
+        """Stage 2.  Checks: each ciphertext is from a neighbour whose keys it took, once,
+        opens under that direction's key for this round and pair, and holds the two shares
+        whose hashes that neighbour's advert committed to.  It masks with every such
+        neighbour and no other, and only if there are at least ``min_partners`` of them
+        (the server decides whose shares arrive; the minimum is what keeps it from picking
+        a victim's partners)."""
         self._expect("shares", message.recipient)
+        p = self.params
         for j, ciphertext in message.ciphertexts.items():
             if j not in self._peers or j in self._held:
                 raise ProtocolViolation(f"shares from client {j}: not a neighbour, or twice")
-            box = self._pairs.box(self.params, self.id, j, self.id)
+            box = self._pairs.box(p, self.id, j, self.id)
             try:
-                plain = box.decrypt(ciphertext, self.params.label("share", j, self.id))
+                plain = box.decrypt(ciphertext, p.label("share", j, self.id))
             except DecryptionFailed:
                 raise ProtocolViolation(f"shares from client {j} do not authenticate") from None
             if (
@@ -579,13 +776,20 @@ class SecAggClient:
                 or len(plain) != 4 + 138
             ):
                 raise ProtocolViolation(f"shares from client {j} are for another pair")
+            committed = self._peers[j].share_hashes[self.id]
+            if (
+                p.share_hash(j, self.id, "key", plain[4:73]) != committed[:32]
+                or p.share_hash(j, self.id, "seed", plain[73:]) != committed[32:]
+            ):
+                raise ProtocolViolation(f"shares from client {j} are not the ones it committed to")
             try:
                 self._held[j] = (Share.decode(plain[4:73]), Share.decode(plain[73:]))
             except ShareError:
                 raise ProtocolViolation(f"shares from client {j} are malformed") from None
-        if len(self._held) < self.params.threshold - 1:
-            raise TooFewSurvivors(f"shares from {len(self._held)} neighbours")
-        p = self.params
+        if len(self._held) < p.min_partners:
+            raise TooFewSurvivors(
+                f"shares from {len(self._held)} neighbours, {p.min_partners} needed"
+            )
         y = fixedpoint.encode(self._update, p.frac_bits, self._rng)
         value_commitment = b""
         if p.verifiable:  # commit to the unmasked input; its randomness is summed too
@@ -602,9 +806,15 @@ class SecAggClient:
         self._stage = "masked"
         partners = tuple(sorted(self._held))
         digest = p.input_digest(input_commitment(input_hash(y), partners, value_commitment))
-        return MaskedInput(self.id, y, partners, self.account.sign_digest(digest), value_commitment)
+        body = _partners_body(p, partners)
+        tags = {j: self._tag(b"partners", self.id, j, body) for j in partners}
+        return MaskedInput(
+            self.id, y, partners, self.account.sign_digest(digest), value_commitment, tags
+        )
 
     def _sign(self, message: SurvivorList) -> SurvivorSignature:
+        """Stage 3.  Checks: a first list this round, a sorted subset of the roster that
+        names this client, at least the quorum long.  It approves one list, ever."""
         if self._signed is not None:
             raise ProtocolViolation("this client already signed a survivor list this round")
         self._expect("masked", message.recipient)
@@ -623,7 +833,32 @@ class SecAggClient:
         tags = {j: self._tag(b"survivors", self.id, j, digest) for j in survivors if j != self.id}
         return SurvivorSignature(self.id, self.account.sign_digest(digest), tags)
 
+    def _reveals_seed(
+        self, j: int, survived: set[int], entry: tuple[tuple[int, ...], bytes] | None
+    ) -> bool:
+        """Whether this client gives the server its share of survivor ``j``'s self-mask
+        seed: only if ``j``'s own MAC vouches for the partner list it masked with, this
+        client is on it and at least ``min_partners`` of it survived.  Then every honest
+        partner on that list still masks ``j``'s input from the server."""
+        if entry is None:
+            return False
+        partners, tag = entry
+        if (
+            list(partners) != sorted(set(partners))
+            or not set(partners) <= self.params.neighbours[j]
+        ):
+            raise InconsistentView(f"client {j}'s partner list is malformed")
+        expected = self._tag(b"partners", j, self.id, _partners_body(self.params, partners))
+        if not hmac.compare_digest(tag, expected):
+            raise InconsistentView(f"client {j}'s partner list does not authenticate")
+        return (
+            self.id in partners and len(survived.intersection(partners)) >= self.params.min_partners
+        )
+
     def _unmask(self, message: UnmaskRequest) -> UnmaskShares:
+        """Stage 4.  Checks: the list is the one it approved and a quorum of its survivors
+        approved it (MACs); then, per neighbour whose shares it holds, at most one share:
+        the mask key's if the neighbour is off the list, the seed's if ``_reveals_seed``."""
         self._expect("signed", message.recipient)
         if message.survivors != self._signed:
             raise InconsistentView("asked to unmask for a list other than the one signed")
@@ -640,8 +875,13 @@ class SecAggClient:
             )
         survived = set(message.survivors)
         self_mask, mask_key = {}, {}
-        for j, (key_share, seed_share) in self._held.items():
-            kind = "self_mask" if j in survived else "mask_key"
+        for j, (key_share, seed_share) in sorted(self._held.items()):
+            if j in survived:
+                if not self._reveals_seed(j, survived, message.partners.get(j)):
+                    continue
+                kind = "self_mask"
+            else:
+                kind = "mask_key"
             if self.revealed.get(j, kind) != kind:  # unreachable by construction; kept as a guard
                 raise InconsistentView(f"client {j}: would reveal both shares")
             self.revealed[j] = kind
@@ -671,10 +911,11 @@ class SignedInput:
 @dataclass(frozen=True)
 class RoundTranscript:
     """What the aggregator publishes so that anyone can check the sum: the signed keys
-    (with seed commitments), each survivor's signed commitment to its masked input, the
-    survivor list with its quorum of signatures, the survivors' self-mask seeds and the
-    mask keys of the dropped clients they had masked with, and the sum over Z_2^32.  It
-    reveals what the aggregator saw, which the protocol makes worth only the sum."""
+    (with seed commitments and share roots), each survivor's signed commitment to its
+    masked input and partners, the survivor list with its quorum of signatures, the
+    survivors' self-mask seeds and the mask keys of the dropped clients they had masked
+    with, and the sum over Z_2^32.  It reveals what the aggregator saw, which the protocol
+    makes worth only the sum.  Its encoding is specified in ``docs/protocol/secagg.md``."""
 
     adverts: Mapping[int, KeyAdvert]
     inputs: Mapping[int, SignedInput]
@@ -689,11 +930,16 @@ class RoundTranscript:
         return [(params.roster[i], self.inputs[i].commitment) for i in self.survivors]
 
     def encode(self) -> bytes:
-        """Versioned JSON (bytes as hex); what the aggregator stores for auditors."""
+        """Canonical JSON (sorted keys, no spaces, bytes as lower-case hex)."""
         doc = {
             "format": TRANSCRIPT_FORMAT,
             "adverts": {
-                str(j): [a.pk_s.hex(), a.seed_commitment.hex(), a.signature.hex()]
+                str(j): [
+                    a.pk_s.hex(),
+                    a.seed_commitment.hex(),
+                    a.shares_root.hex(),
+                    a.signature.hex(),
+                ]
                 for j, a in self.adverts.items()
             },
             "inputs": {
@@ -715,37 +961,59 @@ class RoundTranscript:
 
     @classmethod
     def decode(cls, raw: bytes) -> RoundTranscript:
+        """Raises ``AggregateMismatch`` for anything that is not a transcript of this
+        format with every field of its size."""
         try:
             d = json.loads(raw)
-            if d.get("format") != TRANSCRIPT_FORMAT:
+            if not isinstance(d, dict) or d.get("format") != TRANSCRIPT_FORMAT:
                 raise ValueError("unknown format")
-            h = bytes.fromhex
+
+            def h(v: Any, size: int | None = None) -> bytes:
+                if not isinstance(v, str):
+                    raise ValueError("not hex")
+                out = bytes.fromhex(v)
+                if size is not None and len(out) != size:
+                    raise ValueError("wrong size")
+                return out
+
+            def ident(v: Any) -> int:
+                i = int(v) if isinstance(v, str) and v.isdigit() else v
+                if not isinstance(i, int) or isinstance(i, bool) or not 1 <= i <= 65535:
+                    raise ValueError("not a client id")
+                return i
+
+            inputs = {}
+            for i, v in d["inputs"].items():
+                if not isinstance(v, list) or len(v) != 4 or not isinstance(v[1], list):
+                    raise ValueError("an input is [hash, partners, signature, commitment]")
+                inputs[ident(i)] = SignedInput(
+                    h(v[0], 32), tuple(ident(x) for x in v[1]), h(v[2], 65), h(v[3])
+                )
+            adverts = {}
+            for j, a in d["adverts"].items():
+                if not isinstance(a, list) or len(a) != 4:
+                    raise ValueError("an advert is [key, seed commitment, share root, signature]")
+                adverts[ident(j)] = KeyAdvert(
+                    ident(j), h(a[0], 32), h(a[1], 32), h(a[2], 32), h(a[3], 65)
+                )
             return cls(
-                adverts={
-                    int(j): KeyAdvert(int(j), h(a[0]), h(a[1]), h(a[2]))
-                    for j, a in d["adverts"].items()
+                adverts=adverts,
+                inputs=inputs,
+                survivors=tuple(ident(i) for i in d["survivors"]),
+                survivor_signatures={
+                    ident(i): h(v, 65) for i, v in d["survivor_signatures"].items()
                 },
-                inputs={
-                    int(i): SignedInput(
-                        h(v[0]),
-                        tuple(int(x) for x in v[1]),
-                        h(v[2]),
-                        h(v[3]) if len(v) > 3 else b"",
-                    )
-                    for i, v in d["inputs"].items()
-                },
-                survivors=tuple(int(i) for i in d["survivors"]),
-                survivor_signatures={int(i): h(v) for i, v in d["survivor_signatures"].items()},
-                seeds={int(i): h(v) for i, v in d["seeds"].items()},
-                mask_keys={int(i): h(v) for i, v in d["mask_keys"].items()},
+                seeds={ident(i): h(v, 32) for i, v in d["seeds"].items()},
+                mask_keys={ident(i): h(v, 32) for i, v in d["mask_keys"].items()},
                 total=h(d["total"]),
             )
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise AggregateMismatch("not a secure-aggregation transcript") from exc
 
 
 class AggregateMismatch(SecAggError):
-    """A published aggregate that its transcript does not support."""
+    """A published aggregate that its transcript does not support, or a transcript that
+    is malformed."""
 
 
 def unmask(
@@ -772,7 +1040,8 @@ def unmask(
 
 
 def _check_survivors(p: RoundParams, transcript: RoundTranscript) -> tuple[int, ...]:
-    """The survivor list is a sorted subset of the roster with a quorum of signatures."""
+    """The survivor list is a sorted subset of the roster with a quorum of signatures, and
+    every survivor kept the minimum of partners on it."""
     survivors = transcript.survivors
     if list(survivors) != sorted(set(survivors)) or not set(survivors) <= set(p.roster):
         raise AggregateMismatch("the survivor list is not a sorted subset of the roster")
@@ -786,32 +1055,45 @@ def _check_survivors(p: RoundParams, transcript: RoundTranscript) -> tuple[int, 
         raise AggregateMismatch(
             f"{len(signers)} valid signatures on the survivors, quorum {p.quorum}"
         )
-    return survivors
-
-
-def verify_sum(params: RoundParams, transcript: RoundTranscript) -> NDArray[np.float64]:
-    """Check a verifiable round's published sum against the survivors' signed lattice
-    commitments alone — no masked input is needed and none is seen; returns the decoded
-    sum.  Raises ``AggregateMismatch`` if a commitment is missing or unsigned, or if the
-    sum (one unit off in one coordinate is enough) does not open their total."""
-    p = params
-    if not p.verifiable:
-        raise AggregateMismatch("this round carries no value commitments")
-    survivors = _check_survivors(p, transcript)
-    commitments = []
     for i in survivors:
         signed = transcript.inputs.get(i)
         if signed is None or not _sign_ok(
             p, p.input_digest(signed.commitment), signed.signature, i
         ):
             raise AggregateMismatch(f"client {i}'s input commitment is missing or not signed")
+        if (
+            list(signed.partners) != sorted(set(signed.partners))
+            or not set(signed.partners) <= p.neighbours[i]
+        ):
+            raise AggregateMismatch(f"client {i} claims partners outside its neighbourhood")
+        if len(set(signed.partners) & set(survivors)) < p.min_partners:
+            raise AggregateMismatch(f"client {i} kept fewer than {p.min_partners} partners")
+    return survivors
+
+
+def _total(p: RoundParams, transcript: RoundTranscript) -> NDArray[np.uint32]:
+    if len(transcript.total) != 4 * p.secure_len:
+        raise AggregateMismatch("the published sum has the wrong length")
+    return np.frombuffer(transcript.total, dtype="<u4").astype(np.uint32)
+
+
+def verify_sum(params: RoundParams, transcript: RoundTranscript) -> NDArray[np.float64]:
+    """Check a verifiable round's published sum against the survivors' signed lattice
+    commitments alone — no masked input is needed and none is seen; returns the decoded
+    sum.  Raises ``AggregateMismatch`` if a commitment is missing or unsigned, if the
+    transcript is malformed, or if the sum (one unit off in one coordinate is enough) does
+    not open their total."""
+    p = params
+    if not p.verifiable:
+        raise AggregateMismatch("this round carries no value commitments")
+    survivors = _check_survivors(p, transcript)
+    commitments = []
+    for i in survivors:
         try:
-            commitments.append(lattice.Commitment.from_bytes(signed.value_commitment))
+            commitments.append(lattice.Commitment.from_bytes(transcript.inputs[i].value_commitment))
         except lattice.CommitmentError:
             raise AggregateMismatch(f"client {i}'s value commitment is malformed") from None
-    total = np.frombuffer(transcript.total, dtype="<u4")
-    if total.shape != (p.secure_len,):
-        raise AggregateMismatch("the published sum has the wrong length")
+    total = _total(p, transcript)
     signed_total = total.view(np.int32).astype(np.int64)
     if not p.commitment_key.check_sum(
         commitments, signed_total[: p.vector_len], signed_total[p.vector_len :]
@@ -827,19 +1109,23 @@ def verify_round(
 ) -> NDArray[np.float64]:
     """Check a published aggregate from its transcript and the masked inputs (public:
     each is uniformly random on its own); returns the decoded sum.  Raises
-    ``AggregateMismatch`` for any signature, hash, seed, key or single unit that is off."""
+    ``AggregateMismatch`` for any signature, hash, seed, key or single unit that is off,
+    and for any transcript that is malformed or incomplete."""
     p = params
     survivors = _check_survivors(p, transcript)
-    for j, advert in transcript.adverts.items():
-        if advert.sender != j or not _sign_ok(p, advert.digest(p), advert.signature, j):
-            raise AggregateMismatch(f"client {j}'s keys are not signed by its account")
+    total = _total(p, transcript)
+    needed = set(survivors) | set(transcript.mask_keys)
+    for j in sorted(needed):
+        advert = transcript.adverts.get(j)
+        if (
+            advert is None
+            or advert.sender != j
+            or not _sign_ok(p, advert.digest(p), advert.signature, j)
+        ):
+            raise AggregateMismatch(f"client {j}'s keys are missing or not signed by its account")
     inputs = {}
     for i in survivors:
-        signed = transcript.inputs.get(i)
-        if signed is None or not _sign_ok(
-            p, p.input_digest(signed.commitment), signed.signature, i
-        ):
-            raise AggregateMismatch(f"client {i}'s input commitment is missing or not signed")
+        signed = transcript.inputs[i]
         vector = fetch_input(i)
         if (
             vector.dtype != np.uint32
@@ -848,12 +1134,8 @@ def verify_round(
         ):
             raise AggregateMismatch(f"client {i}'s masked input does not match its commitment")
         inputs[i] = vector
-        if not set(signed.partners) <= p.neighbours[i]:
-            raise AggregateMismatch(f"client {i} claims partners outside its neighbourhood")
-        if (
-            p.seed_commitment(i, transcript.seeds.get(i, b""))
-            != transcript.adverts[i].seed_commitment
-        ):
+        seed = transcript.seeds.get(i, b"")
+        if p.seed_commitment(i, seed) != transcript.adverts[i].seed_commitment:
             raise AggregateMismatch(f"client {i}'s revealed seed is not the one it committed to")
     for i in survivors:
         for j in transcript.inputs[i].partners:
@@ -867,10 +1149,9 @@ def verify_round(
             or X25519KeyPair.from_private_bytes(secret).public_bytes != transcript.adverts[j].pk_s
         ):
             raise AggregateMismatch(f"client {j}'s revealed mask key is not its own")
-    total = unmask(p, transcript, inputs)
-    if total.astype("<u4").tobytes() != transcript.total:
+    if unmask(p, transcript, inputs).astype("<u4").tobytes() != total.tobytes():
         raise AggregateMismatch("the published sum is not the sum of the committed inputs")
-    return fixedpoint.decode(total[: p.vector_len], p.frac_bits)
+    return fixedpoint.decode(total[: p.vector_len].copy(), p.frac_bits)
 
 
 @dataclass
@@ -888,9 +1169,11 @@ class SecAggServer:
     params: RoundParams
     stage: str = "keys"
     refused: list[str] = field(default_factory=list)
+    faulty: set[int] = field(default_factory=set)  # holders whose revealed shares were false
     _adverts: dict[int, KeyAdvert] = field(default_factory=dict)
     _shares: dict[int, SealedShares] = field(default_factory=dict)
     _inputs: dict[int, NDArray[np.uint32]] = field(default_factory=dict)
+    _partner_tags: dict[int, Mapping[int, bytes]] = field(default_factory=dict)
     _survivors: tuple[int, ...] = ()
     _signatures: dict[int, bytes] = field(default_factory=dict)
     _approvals: dict[int, Mapping[int, bytes]] = field(default_factory=dict)
@@ -910,14 +1193,22 @@ class SecAggServer:
     ) -> None:
         """Take one client message; raises ``ProtocolViolation`` (and keeps going) for a
         message of another stage, from outside the roster, or a second one from a client."""
+        p = self.params
         stage = self._STAGE_OF.get(type(message))
         if stage != self.stage:
             raise self._refuse(f"{type(message).__name__} during stage {self.stage}")
         sender = message.sender
-        if sender not in self.params.roster:
+        if sender not in p.roster:
             raise self._refuse(f"client {sender} is not on the roster")
         if isinstance(message, KeyAdvert):
-            if not _sign_ok(self.params, message.digest(self.params), message.signature, sender):
+            hashes = message.share_hashes
+            if (
+                set(hashes) != p.neighbours[sender]
+                or any(len(v) != 64 for v in hashes.values())
+                or shares_root(hashes) != message.shares_root
+            ):
+                raise self._refuse(f"client {sender}'s share hashes are not one per neighbour")
+            if not _sign_ok(p, message.digest(p), message.signature, sender):
                 raise self._refuse(f"client {sender}'s keys are not signed by its account")
             self._once(self._adverts, sender, message)
         elif isinstance(message, SealedShares):
@@ -929,23 +1220,26 @@ class SecAggServer:
             if (
                 sender not in self._shares
                 or v.dtype != np.uint32
-                or v.shape != (self.params.secure_len,)
+                or v.shape != (p.secure_len,)
+                or list(message.partners) != sorted(set(message.partners))
+                or not set(message.partners) <= p.neighbours[sender]
+                or len(message.partners) < p.min_partners
+                or set(message.partner_tags) != set(message.partners)
             ):
                 raise self._refuse(f"client {sender}'s masked input is malformed or unexpected")
-            if bool(message.value_commitment) != self.params.verifiable:
+            if bool(message.value_commitment) != p.verifiable:
                 raise self._refuse(f"client {sender}'s input lacks or adds a value commitment")
-            digest = self.params.input_digest(message.commitment)
-            if not _sign_ok(self.params, digest, message.signature, sender):
+            digest = p.input_digest(message.commitment)
+            if not _sign_ok(p, digest, message.signature, sender):
                 raise self._refuse(f"client {sender}'s masked input is not signed by it")
             self._once(self._inputs, sender, v)
+            self._partner_tags[sender] = message.partner_tags
             self._signed_inputs[sender] = SignedInput(
                 input_hash(v), message.partners, message.signature, message.value_commitment
             )
         elif isinstance(message, SurvivorSignature):
-            digest = self.params.survivors_digest(self._survivors)
-            if sender not in self._survivors or not _sign_ok(
-                self.params, digest, message.signature, sender
-            ):
+            digest = p.survivors_digest(self._survivors)
+            if sender not in self._survivors or not _sign_ok(p, digest, message.signature, sender):
                 raise self._refuse(f"client {sender}'s signature on the survivors does not verify")
             self._once(self._signatures, sender, message.signature)
             self._approvals[sender] = message.tags
@@ -972,6 +1266,22 @@ class SecAggServer:
     def _abort(self, why: str) -> TooFewSurvivors:
         self.stage = "aborted"
         return TooFewSurvivors(why)
+
+    def _survivor_list(self) -> tuple[int, ...]:
+        """The inputs that can be unmasked: a client whose partners fall below the minimum
+        on the list gets no seed share from an honest holder, so it is listed as dropped
+        (its mask key is rebuilt instead), which may take others below it in turn."""
+        p = self.params
+        alive = set(self._inputs)
+        while True:
+            short = {
+                i
+                for i in alive
+                if len(alive.intersection(self._signed_inputs[i].partners)) < p.min_partners
+            }
+            if not short:
+                return tuple(sorted(alive))
+            alive -= short
 
     def advance(
         self,
@@ -1008,9 +1318,11 @@ class SecAggServer:
                 for j in sorted(self._shares)
             ]
         if self.stage == "masked":
-            if len(self._inputs) < p.quorum:
-                raise self._abort(f"{len(self._inputs)} masked inputs, quorum {p.quorum}")
-            self._survivors = tuple(sorted(self._inputs))
+            self._survivors = self._survivor_list()
+            if len(self._survivors) < p.quorum:
+                raise self._abort(
+                    f"{len(self._survivors)} masked inputs can be unmasked, quorum {p.quorum}"
+                )
             self.stage = "consistency"
             return [SurvivorList(i, self._survivors) for i in self._survivors]
         if self.stage == "consistency":
@@ -1022,19 +1334,32 @@ class SecAggServer:
                     i,
                     self._survivors,
                     {c: tags[i] for c, tags in sorted(self._approvals.items()) if i in tags},
+                    {
+                        v: (self._signed_inputs[v].partners, self._partner_tags[v][i])
+                        for v in self._survivors
+                        if i in self._partner_tags[v]
+                    },
                 )
                 for i in sorted(self._signatures)
             ]
         raise ProtocolViolation(f"nothing to advance at stage {self.stage}; call finish()")
 
     def finish(self) -> SecAggResult:
-        """Remove every mask and decode the sum; ``TooFewSurvivors`` if some secret lacks
-        ``threshold`` shares.  The result carries the round's public transcript."""
+        """Remove every mask and decode the sum.  Each revealed share is checked against
+        the hash its dealer signed (a false one is set aside and its holder named in
+        ``faulty``), each rebuilt seed against its commitment and each rebuilt key against
+        its advertised public key; ``TooFewSurvivors`` if some secret lacks ``threshold``
+        true shares.  The result carries the round's public transcript."""
         if self.stage != "unmask":
             raise ProtocolViolation(f"finish() at stage {self.stage}")
         p = self.params
         survivors = set(self._survivors)
-        seeds = {j: self._rebuild(j, "self_mask") for j in sorted(survivors)}
+        seeds = {}
+        for j in sorted(survivors):
+            seed = self._rebuild(j, "self_mask")
+            if p.seed_commitment(j, seed) != self._adverts[j].seed_commitment:
+                raise self._abort(f"client {j}'s seed rebuilds wrong: it dealt bad shares")
+            seeds[j] = seed
         partners_of_dropped = {
             j for i in survivors for j in self._signed_inputs[i].partners if j not in survivors
         }
@@ -1042,13 +1367,10 @@ class SecAggServer:
         for j in sorted(partners_of_dropped):
             secret = self._rebuild(j, "mask_key")
             if X25519KeyPair.from_private_bytes(secret).public_bytes != self._adverts[j].pk_s:
-                raise self._abort(f"client {j}'s mask key rebuilds wrong: a share was bad")
+                raise self._abort(f"client {j}'s mask key rebuilds wrong: it dealt bad shares")
             mask_keys[j] = secret
         transcript = RoundTranscript(
-            adverts={
-                j: dataclasses.replace(self._adverts[j], tags={})
-                for j in sorted(survivors | partners_of_dropped)
-            },
+            adverts={j: self._adverts[j].public() for j in sorted(survivors | partners_of_dropped)},
             inputs={i: self._signed_inputs[i] for i in sorted(survivors)},
             survivors=self._survivors,
             survivor_signatures=dict(self._signatures),
@@ -1068,15 +1390,35 @@ class SecAggServer:
         )
 
     def _rebuild(self, j: int, kind: str) -> bytes:
-        raw = [getattr(u, kind)[j] for u in self._unmask.values() if j in getattr(u, kind)]
+        """Dealer ``j``'s seed ("self_mask") or mask key ("mask_key") from the first
+        ``threshold`` revealed shares that match the hashes ``j`` signed."""
+        p = self.params
+        hashed = "seed" if kind == "self_mask" else "key"
+        half = slice(32, 64) if kind == "self_mask" else slice(0, 32)
+        shares = []
+        for holder, revealed in sorted(self._unmask.items()):
+            raw = getattr(revealed, kind).get(j)
+            if raw is None:
+                continue
+            committed = self._adverts[j].share_hashes.get(holder, b"")[half]
+            if p.share_hash(j, holder, hashed, raw) != committed:
+                self.faulty.add(holder)
+                self.refused.append(f"client {holder}'s share of client {j}'s {hashed} is false")
+                continue
+            try:
+                share = Share.decode(raw)
+            except ShareError:  # matches the dealer's hash: the dealer dealt garbage
+                raise self._abort(f"client {j} dealt a malformed share") from None
+            if share.index != p.share_index(j, holder):
+                raise self._abort(f"client {j} dealt a share at the wrong index")
+            shares.append(share)
+            if len(shares) == p.threshold:
+                break
         try:
-            shares = [Share.decode(r) for r in raw]
-            return combine(
-                shares[: self.params.threshold] if len(shares) >= self.params.threshold else shares
-            )
+            return combine(shares)
         except ShareError as exc:
             raise self._abort(
-                f"client {j}: {len(raw)} shares, {self.params.threshold} needed ({exc})"
+                f"client {j}: {len(shares)} true shares, {p.threshold} needed ({exc})"
             ) from None
 
 

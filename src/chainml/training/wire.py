@@ -28,7 +28,8 @@ from chainml.training.secagg import (
     UnmaskShares,
 )
 
-FORMAT = "chainml-secagg/2"  # /2: MACs under pair keys, no encryption keys in adverts
+FORMAT = "chainml-secagg/3"  # /3: attempt in the context, dealt-share hashes, partner MACs
+HASHES = 64  # a holder's key-share and seed-share hashes
 MAX_VECTOR = 1 << 26
 TAG = 32  # a MAC under a pair key
 
@@ -50,7 +51,15 @@ def _hexmap(m: Mapping[int, bytes]) -> dict[str, str]:
 
 
 def _advert(a: KeyAdvert) -> list[Any]:
-    return [a.sender, a.pk_s.hex(), a.seed_commitment.hex(), a.signature.hex(), _hexmap(a.tags)]
+    return [
+        a.sender,
+        a.pk_s.hex(),
+        a.seed_commitment.hex(),
+        a.shares_root.hex(),
+        a.signature.hex(),
+        _hexmap(a.tags),
+        _hexmap(a.share_hashes),
+    ]
 
 
 def encode(message: Message) -> bytes:
@@ -72,6 +81,7 @@ def encode(message: Message) -> bytes:
             "partners": list(m.partners),
             "signature": m.signature.hex(),
             "value_commitment": m.value_commitment.hex(),
+            "partner_tags": _hexmap(m.partner_tags),
         }
     elif isinstance(m, SurvivorList):
         body = {"recipient": m.recipient, "survivors": list(m.survivors)}
@@ -82,6 +92,7 @@ def encode(message: Message) -> bytes:
             "recipient": m.recipient,
             "survivors": list(m.survivors),
             "approvals": _hexmap(m.approvals),
+            "partners": {str(v): [list(ids), tag.hex()] for v, (ids, tag) in m.partners.items()},
         }
     else:
         body = {
@@ -120,10 +131,26 @@ def _map(v: Any, size: int | None = None) -> dict[int, bytes]:
 
 
 def _unadvert(v: Any) -> KeyAdvert:
-    sender, pk_s, seed, sig, tags = v
+    sender, pk_s, seed, root, sig, tags, hashes = v
     return KeyAdvert(
-        _int(sender), _bytes(pk_s, 32), _bytes(seed, 32), _bytes(sig, 65), _map(tags, TAG)
+        _int(sender),
+        _bytes(pk_s, 32),
+        _bytes(seed, 32),
+        _bytes(root, 32),
+        _bytes(sig, 65),
+        _map(tags, TAG),
+        _map(hashes, HASHES),
     )
+
+
+def _partner_lists(v: Any) -> dict[int, tuple[tuple[int, ...], bytes]]:
+    if not isinstance(v, dict):
+        raise ValueError("not an object")
+    out = {}
+    for k, entry in v.items():
+        ids, tag = entry
+        out[_int(int(k))] = (_ids(ids), _bytes(tag, TAG))
+    return out
 
 
 def decode(raw: bytes) -> Message:
@@ -154,6 +181,7 @@ def decode(raw: bytes) -> Message:
                 _ids(d["partners"]),
                 _bytes(d["signature"], 65),
                 committed,
+                _map(d["partner_tags"], TAG),
             )
         if kind == "SurvivorList":
             return SurvivorList(_int(d["recipient"]), _ids(d["survivors"]))
@@ -163,10 +191,13 @@ def decode(raw: bytes) -> Message:
             )
         if kind == "UnmaskRequest":
             return UnmaskRequest(
-                _int(d["recipient"]), _ids(d["survivors"]), _map(d["approvals"], TAG)
+                _int(d["recipient"]),
+                _ids(d["survivors"]),
+                _map(d["approvals"], TAG),
+                _partner_lists(d["partners"]),
             )
         if kind == "UnmaskShares":
             return UnmaskShares(_int(d["sender"]), _map(d["self_mask"]), _map(d["mask_key"]))
         raise ValueError(f"unknown message type {kind!r}")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ProtocolViolation(f"malformed secure-aggregation message: {exc}") from None
