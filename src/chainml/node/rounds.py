@@ -62,6 +62,7 @@ from chainml.node.envelope import Opened, seal_envelope
 from chainml.node.state import NodeState
 from chainml.node.workers import Actions, crash_point
 from chainml.storage.access import unwrap_as_grantee, wrap_for_grantee
+from chainml.storage.errors import StorageError
 from chainml.storage.sealed import load_manifest, open_artifact, seal_artifact
 from chainml.storage.store import BlobStore
 from chainml.training import robust, wire
@@ -142,28 +143,24 @@ class Courier:
 
 @dataclass(frozen=True)
 class RoundStart:
-    """What the aggregator sends each trainer to open a round."""
+    """What the aggregator sends each trainer to open a round.  It carries no SecAgg+
+    parameters: the trainer derives them from the chain, the job and the attempt
+    (``round_params``), so an aggregator cannot pick a degree, threshold or graph."""
 
     config: bytes  # the job configuration, canonical JSON
     params: bytes  # global parameters, safetensors
     roster: Mapping[int, str]
-    degree: int
-    threshold: int
     clip: float
-    graph_seed: bytes
     attempt: int
 
     def encode(self) -> bytes:
         return json.dumps(
             {
-                "format": "chainml-round-start/1",
+                "format": "chainml-round-start/2",
                 "config": self.config.decode(),
                 "params": base64.b64encode(self.params).decode(),
                 "roster": {str(k): v for k, v in self.roster.items()},
-                "degree": self.degree,
-                "threshold": self.threshold,
                 "clip": self.clip,
-                "graph_seed": self.graph_seed.hex(),
                 "attempt": self.attempt,
             },
             separators=(",", ":"),
@@ -173,38 +170,51 @@ class RoundStart:
     def decode(cls, raw: bytes) -> RoundStart:
         try:
             d = json.loads(raw)
-            if d["format"] != "chainml-round-start/1":
+            if d["format"] != "chainml-round-start/2":
                 raise ValueError("unknown format")
+            attempt = d["attempt"]
+            if (
+                not isinstance(attempt, int)
+                or isinstance(attempt, bool)
+                or not 0 <= attempt < 2**32
+            ):
+                raise ValueError("the attempt is a small non-negative integer")
             return cls(
                 d["config"].encode(),
                 base64.b64decode(d["params"], validate=True),
                 {int(k): str(v) for k, v in d["roster"].items()},
-                int(d["degree"]),
-                int(d["threshold"]),
                 float(d["clip"]),
-                bytes.fromhex(d["graph_seed"]),
-                int(d["attempt"]),
+                attempt,
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise ProtocolViolation("malformed round start") from exc
 
-    def round_params(
-        self, cm: Chainml, job_id: int, round_no: int, config: JobConfig
-    ) -> RoundParams:
-        return RoundParams(
-            chain_id=cm.jobs.client.chain_id,
-            jobs=cm.jobs.address,
-            job_id=job_id,
-            round=round_no,
-            roster=self.roster,
-            keys=registered_keys(cm, self.roster),
-            vector_len=config.vector_len(),
-            degree=self.degree,
-            threshold=self.threshold,
-            clip=config.secagg_bound(self.clip, len(self.roster)),
-            graph_seed=self.graph_seed,
-            verifiable=config.verifiable,
-        )
+
+def round_params(
+    cm: Chainml,
+    job_id: int,
+    round_no: int,
+    attempt: int,
+    config: JobConfig,
+    clip: float,
+    roster: Mapping[int, str],
+) -> RoundParams:
+    """A round's SecAgg+ parameters as the documented rule fixes them from public data
+    (``RoundParams.derive``): the aggregator, every trainer and every auditor compute the
+    same ones, and take none from another party.  ``clip`` is the job's bound on chain; the
+    secure range adds room for the weight coordinate and any distributed noise."""
+    return RoundParams.derive(
+        roster,
+        registered_keys(cm, roster),
+        config.vector_len(),
+        chain_id=cm.jobs.client.chain_id,
+        jobs=cm.jobs.address,
+        job_id=job_id,
+        round=round_no,
+        attempt=attempt,
+        clip=config.secagg_bound(clip, len(roster)),
+        verifiable=config.verifiable,
+    )
 
 
 def _within_bounds(update: NDArray[np.float32], length: int, clip: float) -> bool:
@@ -360,7 +370,9 @@ class TrainerRole:
             return
         if abs(start.clip - job.params.clip_bound / 1000) > 1e-9:
             raise ProtocolViolation("the clip bound is not the job's")
-        params = start.round_params(self.cm, h.job_id, h.round, config)
+        params = round_params(
+            self.cm, h.job_id, h.round, start.attempt, config, start.clip, start.roster
+        )
         global_params = from_safetensors(start.params)
         update = config.local_update(
             global_params, self.x, self.y, round_no=h.round, clip=start.clip
@@ -547,34 +559,12 @@ class AggregatorRole:
         started = self.clock()
         job = self.cm.jobs.job(job_id)
         roster = roster_of(self.cm, job_id)
-        vector_len = config.vector_len()
         clip = job.params.clip_bound / 1000
-        seed = keccak256(self.cm.jobs.address.encode() + f"{job_id}/{round_no}/{attempt}".encode())
         # room above the clip for the appended weight coordinate (at most 1) and for the
-        # trainers' noise in a distributed-DP job; the trainers compute the same bound
-        params = RoundParams.create(
-            roster,
-            registered_keys(self.cm, roster),
-            vector_len,
-            chain_id=self.cm.jobs.client.chain_id,
-            jobs=self.cm.jobs.address,
-            job_id=job_id,
-            round=round_no,
-            clip=config.secagg_bound(clip, len(roster)),
-            graph_seed=seed,
-            verifiable=config.verifiable,
-        )
+        # trainers' noise in a distributed-DP job; the trainers derive the same parameters
+        params = round_params(self.cm, job_id, round_no, attempt, config, clip, roster)
         global_params = self._global(job_id, round_no, config)
-        start = RoundStart(
-            config.encode(),
-            to_safetensors(global_params),
-            roster,
-            params.degree,
-            params.threshold,
-            clip,
-            seed,
-            attempt,
-        )
+        start = RoundStart(config.encode(), to_safetensors(global_params), roster, clip, attempt)
         key = f"round:{job_id}:{round_no}"
         self.state.put(key, f"running:{attempt}")
         box: queue.Queue[tuple[str, wire.Message]] = queue.Queue()
@@ -646,11 +636,13 @@ class AggregatorRole:
             "transcript": self.store.put(result.transcript.encode()),
             "inputs": inputs,
             "params": {
+                "attempt": attempt,
                 "degree": params.degree,
                 "threshold": params.threshold,
+                "min_partners": params.min_partners,
                 "clip": params.clip,
                 "graph_seed": params.graph_seed.hex(),
-                "vector_len": vector_len,
+                "vector_len": params.vector_len,
                 "verifiable": params.verifiable,
             },
         }
@@ -822,9 +814,10 @@ class AggregatorRole:
             media_type="application/vnd.safetensors",
         )
         record = {
-            "format": "chainml-round-record/1",
+            "format": "chainml-round-record/2",
             "job": job_id,
             "round": round_no,
+            "config": config.encode().decode(),  # its hash is the job's config_hash on chain
             "model_manifest": sealed.manifest_cid,
             "model_ciphertext": sealed.manifest.ciphertext_cid,
             **fields,
@@ -956,38 +949,68 @@ class AggregatorRole:
 
 def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tuple[int, ...]:
     """What anyone can check from the chain and the public blobs alone: the round record
-    on chain names the transcript (and the masked inputs); the sum is checked against the
-    survivors' signed lattice commitments (or, for a job without them, recomputed from the
-    masked inputs), and the commitment root and bitmap on chain must be the transcript's.
-    Returns the trainers counted; raises ``AggregateMismatch``."""
+    on chain names the job configuration (checked against its hash on chain) and the
+    transcript; the SecAgg+ parameters are derived from the chain, that configuration and
+    the attempt, never read from the record; the sum is checked against the survivors'
+    signed lattice commitments (or, for a job without them, recomputed from the masked
+    inputs), and the commitment root and bitmap on chain must be the transcript's.
+    Returns the trainers counted; raises ``AggregateMismatch`` for anything that does not
+    check out, a malformed or missing blob included."""
     info = cm.jobs.round(job_id, round_no)
+    job = cm.jobs.job(job_id)
     try:
         record = json.loads(store.get(info.aggregate_cid))
         if record.get("aggregation", "secagg") != "secagg":
             return _audit_robust(cm, record, info, job_id, round_no)
-        p = record["params"]
-        roster = roster_of(cm, job_id)
-        params = RoundParams(
-            cm.jobs.client.chain_id,
-            cm.jobs.address,
+        raw_config = record["config"].encode()
+        if keccak256(raw_config) != job.params.config_hash:
+            raise AggregateMismatch(
+                f"round {round_no}: the record's configuration is not the job's"
+            )
+        config = JobConfig.decode(raw_config)
+        recorded = record["params"]
+        attempt = recorded["attempt"]
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
+            raise ValueError("the attempt is a non-negative integer")
+        params = round_params(
+            cm,
             job_id,
             round_no,
-            roster,
-            int(p["vector_len"]),
-            int(p["degree"]),
-            int(p["threshold"]),
-            float(p["clip"]),
-            bytes.fromhex(p["graph_seed"]),
-            bool(p.get("verifiable", False)),
-            registered_keys(cm, roster),
+            attempt,
+            config,
+            job.params.clip_bound / 1000,
+            roster_of(cm, job_id),
         )
+        derived = {
+            "degree": params.degree,
+            "threshold": params.threshold,
+            "min_partners": params.min_partners,
+            "graph_seed": params.graph_seed.hex(),
+            "vector_len": params.vector_len,
+            "verifiable": params.verifiable,
+        }
+        for name, value in derived.items():
+            if recorded.get(name) != value:
+                raise AggregateMismatch(
+                    f"round {round_no}: the record's {name} is not the one the rule derives"
+                )
         refs = {int(i): str(c) for i, c in record["inputs"].items()}
-    except (ValueError, KeyError, TypeError) as exc:
+        transcript = RoundTranscript.decode(store.get(record["transcript"]))
+    except AggregateMismatch:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, TrainingError) as exc:
         raise AggregateMismatch(f"round {round_no}: not a round record") from exc
-    transcript = RoundTranscript.decode(store.get(record["transcript"]))
+    except StorageError as exc:
+        raise AggregateMismatch(f"round {round_no}: a blob of the record is missing") from exc
 
     def fetch(i: int) -> NDArray[np.uint32]:
-        return np.frombuffer(store.get(refs[i]), dtype="<u4")
+        try:
+            blob = store.get(refs[i])
+        except (KeyError, StorageError) as exc:
+            raise AggregateMismatch(f"client {i}'s masked input is missing") from exc
+        if len(blob) % 4:
+            raise AggregateMismatch(f"client {i}'s masked input is not whole uint32 values")
+        return np.frombuffer(blob, dtype="<u4").astype(np.uint32)
 
     if params.verifiable:  # the signed lattice commitments alone: no masked input needed
         verify_sum(params, transcript)

@@ -1,32 +1,44 @@
 """SecAgg+ (Bell et al. 2020) hardened against an aggregator that deviates.
 
-The aggregator learns the sum of the clients' updates and nothing else, even if it
-deviates from the protocol, as long as it colludes with fewer than ``threshold`` clients.
-Client and server are pure state machines: messages in, messages out; the caller (the
-node, or ``run_in_memory`` in tests and benchmarks) moves them and decides when a stage's
-time is up.
+A server that controls every delivery and colludes with fewer than ``threshold`` clients
+learns only sums over sets of at least ``RoundParams.smallest_sum`` honest inputs (on the
+complete graphs of rosters up to 30, at most one such set): never a single input.  The
+argument, the adversary and what each client checks before each message are in
+``docs/secagg-security.md``; the formats in ``docs/protocol/secagg.md``.  Client and
+server are pure state machines: messages in, messages out; the caller (the node, or
+``run_in_memory`` in tests and benchmarks) moves them and decides when a stage's time is
+up.
 
-Stages, each message bound to (chain, Jobs contract, job, round, stage, sender):
+The parameters (degree, threshold, ``min_partners``, graph seed) follow from the roster
+size and public data by one rule (``secure_parameters``, ``RoundParams.derive``) that the
+aggregator, every trainer and every auditor apply; all of them enter the round's context,
+which binds every MAC, box, mask label and key signature to (chain, Jobs contract, job,
+round, attempt, roster).
 
-0. keys: each client makes a fresh X25519 pair for mask agreement and signs its public
-   key, with a commitment to a fresh self-mask seed, with its registered account
-   (EIP-712, for the public transcript).  For each neighbour it adds a MAC under their
-   pair key (below); the server forwards to each client its neighbours' adverts, and the
-   client checks each MAC: only that neighbour could have made it.
-1. shares: the client Shamir-splits (threshold ``t``) its mask-agreement private key and
-   its self-mask seed among its neighbours, each pair of shares encrypted to that
-   neighbour (ChaCha20-Poly1305 under a key per direction from the pair key, a random
-   nonce per message, the round and both ids in the associated data).
+0. keys: each client makes a fresh X25519 pair for mask agreement and a fresh self-mask
+   seed, deals Shamir shares (threshold ``t``) of both among its neighbours at once, and
+   signs (EIP-712, for the public transcript) its public key, a commitment to the seed and
+   a root over the hashes of the dealt shares.  For each neighbour it adds a MAC under
+   their pair key (below) that also covers that neighbour's share hashes.
+1. shares: a client that got at least ``min_partners`` authentic adverts sends each of
+   those neighbours its pair of shares (ChaCha20-Poly1305 under a key per direction from
+   the pair key, a random nonce per message, the round and both ids in the associated
+   data).
 2. masked input: ``y_i = encode(x_i) + PRG(b_i) + sum_j ±PRG(s_ij)`` over Z_2^32, the sum
-   over neighbours that shared in stage 1.  Masks are ChaCha20 keystreams from 256-bit
-   keys derived with HKDF under a label naming the round, the use and the pair.
+   over every neighbour whose shares opened and matched their hashes, and only if there
+   are at least ``min_partners`` of them; the partner list is signed in the round
+   commitment and MAC'd to each partner.  Masks are ChaCha20 keystreams from 256-bit keys
+   derived with HKDF under a label naming the round, the use and the pair.
 3. consistency: the server sends the survivor list; each client approves it once: an
    EIP-712 signature (for the transcript) and a MAC for every other survivor.  A client
    answers stage 4 only for the list it approved, carrying approvals from a quorum of
    ``floor((n + t - 1) / 2) + 1`` clients of the roster: two different lists cannot both
    reach a quorum without an honest client approving both, which honest clients never do.
-4. unmasking: for each neighbour the client reveals exactly one share: of its self-mask
-   seed if the approved list says it survived, of its mask key if not, never both.
+4. unmasking: for each neighbour the client reveals at most one share: of its mask key if
+   the approved list says it dropped; of its self-mask seed if it survived, its own MAC
+   vouches for a partner list naming this client, and at least ``min_partners`` of that
+   list survived.  So a seed is revealed only while enough honest pair masks still cover
+   the input — what defeats isolating a client behind partners listed as dropped.
 
 Pair keys (``PairKeys``) come from X25519 between the two clients' registered keys (the
 Registry's, listed in the round's parameters), agreed once per job and kept across its
@@ -36,10 +48,11 @@ a microsecond, where a signature check costs thirty, so the ~``n (k + q)`` check
 round needs on the clients' side cost next to nothing.  What a MAC cannot do, convince
 a third party, is left to the signatures the server checks and publishes.
 
-The graph is a Harary graph of degree ``k`` (about ``2 log2 n``) over a permutation of
-the roster drawn from a public seed; with ``k >= n - 1`` it is complete.  Inputs are
-clipped to the job's L2 bound and encoded with stochastic rounding (``chainml.crypto.
-fixedpoint``), so the masked vector is as many bytes as the float32 update.
+The graph is complete up to ``COMPLETE_UP_TO`` clients, and above that a Harary graph of
+degree ``2 ceil(log2 n)`` over a permutation of the roster drawn from the public graph
+seed.  Inputs are clipped to the job's L2 bound and encoded with stochastic rounding
+(``chainml.crypto.fixedpoint``), so the masked vector is as many bytes as the float32
+update.
 """
 
 from __future__ import annotations

@@ -1,0 +1,179 @@
+"""`audit_round` on a round record an aggregator could publish: it derives the SecAgg+
+parameters itself (never from the record), ties the record's configuration to the hash on
+chain, and answers every malformed or doctored record, transcript or blob with
+`AggregateMismatch` (which `chainml job audit` turns into exit 3) instead of a traceback.
+
+The chain is a stand-in holding only what `audit_round` reads (the job's parameters, its
+participants and their registered keys, the round's record CID, root and bitmap); the
+round itself is a real in-process SecAgg+ round between five clients."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chainml.crypto import Identity
+from chainml.node.rounds import _bitmap, _root, audit_round, round_params
+from chainml.storage.local import LocalBlobStore
+from chainml.training.job import JobConfig
+from chainml.training.secagg import AggregateMismatch, SecAggClient, SecAggServer, run_in_memory
+
+JOB, ROUND, ATTEMPT, CLIP = 4, 2, 1, 5.0
+CONFIG = JobConfig(n_features=4, n_classes=2, hidden=(), epochs=1)  # lattice commitments
+PLAIN = JobConfig(n_features=4, n_classes=2, hidden=(), epochs=1, verifiable=False)
+IDS = {i: Identity.generate() for i in range(1, 6)}
+ROSTER = {i: IDS[i].address for i in IDS}
+
+
+class _Chain:
+    """What `audit_round` reads of the chain, no more."""
+
+    def __init__(
+        self, config: JobConfig, record_cid: str = "", root: bytes = b"", bitmap: int = 0
+    ) -> None:
+        job = SimpleNamespace(
+            participant_count=len(ROSTER),
+            params=SimpleNamespace(config_hash=config.config_hash, clip_bound=int(CLIP * 1000)),
+        )
+        info = SimpleNamespace(aggregate_cid=record_cid, commitment_root=root, bitmap=bitmap)
+        self.jobs = SimpleNamespace(
+            address="0x" + "ab" * 20,
+            client=SimpleNamespace(chain_id=31337),
+            job=lambda job_id: job,
+            round=lambda job_id, r: info,
+            contract=SimpleNamespace(call=lambda name, job_id, i: ROSTER[i + 1]),
+        )
+        keys = {a.address: a.x25519.public_bytes for a in IDS.values()}
+        self.registry = SimpleNamespace(party=lambda a: SimpleNamespace(x25519_key=keys[a]))
+
+
+Edit = Callable[[dict[str, Any], dict[str, Any], LocalBlobStore], None]
+
+
+def _audit(
+    tmp_path: Path,
+    edit: Edit = lambda record, transcript, store: None,
+    config: JobConfig = PLAIN,
+):
+    """Run a real round, store its record as the aggregator does, let ``edit`` doctor the
+    record and the transcript, and audit it."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    params = round_params(_Chain(config), JOB, ROUND, ATTEMPT, config, CLIP, ROSTER)  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    clients = {
+        i: SecAggClient(params, i, IDS[i], rng.normal(scale=0.1, size=params.vector_len))
+        for i in IDS
+    }
+    server = SecAggServer(params)
+    result = run_in_memory(params, clients, server=server)
+    transcript = json.loads(result.transcript.encode())
+    record: dict[str, Any] = {
+        "format": "chainml-round-record/2",
+        "config": config.encode().decode(),
+        "inputs": {str(i): store.put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()},
+        "params": {
+            "attempt": ATTEMPT,
+            "degree": params.degree,
+            "threshold": params.threshold,
+            "min_partners": params.min_partners,
+            "clip": params.clip,
+            "graph_seed": params.graph_seed.hex(),
+            "vector_len": params.vector_len,
+            "verifiable": params.verifiable,
+        },
+    }
+    edit(record, transcript, store)
+    record.setdefault("transcript", store.put(json.dumps(transcript).encode()))
+    chain = _Chain(
+        config,
+        store.put(json.dumps(record).encode()),
+        _root(JOB, ROUND, result.transcript.leaves(params)),
+        _bitmap(result.survivors),
+    )
+    return audit_round(chain, store, JOB, ROUND)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("config", [PLAIN, CONFIG], ids=["masked inputs", "commitments"])
+def test_an_honest_record_checks_out(tmp_path: Path, config: JobConfig) -> None:
+    assert _audit(tmp_path, config=config) == tuple(ROSTER)
+
+
+def _set(path: str, value: Any) -> Edit:
+    def edit(record: dict[str, Any], transcript: dict[str, Any], store: LocalBlobStore) -> None:
+        where, *keys = path.split(".")
+        target = record if where == "record" else transcript
+        for k in keys[:-1]:
+            target = target[int(k) if isinstance(target, list) else k]
+        last: Any = int(keys[-1]) if isinstance(target, list) else keys[-1]
+        if value is KeyError:
+            del target[last]
+        else:
+            target[last] = value
+
+    return edit
+
+
+def _odd_input(record: dict[str, Any], transcript: dict[str, Any], store: LocalBlobStore) -> None:
+    record["inputs"]["1"] = store.put(b"\x00" * 7)
+
+
+def _unknown_transcript(record: dict[str, Any], _t: dict[str, Any], _s: LocalBlobStore) -> None:
+    record["transcript"] = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+
+
+DOCTORED = {
+    # what the issue names: a sum of the wrong byte length, a survivor's advert missing
+    "sum of 4k+1 bytes": _set("transcript.total", "00" * 41),
+    "sum of 3 bytes": _set("transcript.total", "000000"),
+    "a survivor's advert missing": _set("transcript.adverts.3", KeyError),
+    # the record's parameters are the rule's or the audit refuses them
+    "degree not the rule's": _set("record.params.degree", 2),
+    "threshold not the rule's": _set("record.params.threshold", 2),
+    "graph seed not the rule's": _set("record.params.graph_seed", "00" * 32),
+    "attempt missing": _set("record.params.attempt", KeyError),
+    "attempt negative": _set("record.params.attempt", -1),
+    "another configuration": _set(
+        "record.config", JobConfig(n_features=4, n_classes=3, hidden=(), epochs=1).encode().decode()
+    ),
+    # malformed transcripts and blobs
+    "transcript format unknown": _set("transcript.format", "chainml-secagg-transcript/2"),
+    "survivors not a list": _set("transcript.survivors", 5),
+    "seed of the wrong size": _set("transcript.seeds.1", "00"),
+    "input entry truncated": _set("transcript.inputs.2", ["00" * 32]),
+    "partner id out of range": _set("transcript.inputs.2.1", [0, 70000]),
+    "masked input of 7 bytes": _odd_input,
+    "masked input missing": _set("record.inputs.4", KeyError),
+    "transcript blob missing": _unknown_transcript,
+    "record without inputs": _set("record.inputs", KeyError),
+    "seed that does not open its commitment": _set("transcript.seeds.2", "11" * 32),
+}
+
+
+@pytest.mark.parametrize("name", list(DOCTORED))
+def test_every_doctored_record_is_a_typed_mismatch(tmp_path: Path, name: str) -> None:
+    """A round checked by recomputing the sum from the masked inputs (every field used)."""
+    with pytest.raises(AggregateMismatch):
+        _audit(tmp_path, DOCTORED[name])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sum of 4k+1 bytes",
+        "sum of 3 bytes",
+        "degree not the rule's",
+        "another configuration",
+        "survivors not a list",
+        "transcript blob missing",
+    ],
+)
+def test_a_doctored_verifiable_record_is_a_typed_mismatch(tmp_path: Path, name: str) -> None:
+    """A round checked from its lattice commitments alone."""
+    with pytest.raises(AggregateMismatch):
+        _audit(tmp_path, DOCTORED[name], CONFIG)
