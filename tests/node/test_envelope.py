@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import json
 import random
+import re
+from pathlib import Path
 
 import pytest
 
@@ -240,3 +243,102 @@ def test_thousand_mutated_envelopes_none_accepted(world):
     assert {"malformed", "replayed", "wrong_recipient", "oversized", "bad_signature"} <= set(
         receiver.rejections
     )
+
+
+# -- the canonical wire form (docs/protocol/wire.md) -----------------------------------------
+
+SPEC = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "wire.md"
+
+
+def _blocks(marker: str) -> dict[str, bytes]:
+    """The code blocks of the spec that follow ``<!-- marker: name -->``, by name, decoded
+    as the spec says (a Python bytes escape)."""
+    text = SPEC.read_text()
+    found = {}
+    for m in re.finditer(rf"<!-- {marker}: ([\w-]+) -->\n.*?```text\n(.*?)\n```", text, re.S):
+        found[m.group(1)] = codecs.escape_decode(m.group(2).encode())[0]
+    return found
+
+
+VECTOR_KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+VECTOR_REGISTRY = "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB"
+
+
+def test_wire_vectors_in_the_spec_match_the_code():
+    from types import SimpleNamespace
+
+    from chainml.crypto.keys import AccountKey, recover_address
+    from chainml.node.envelope import Header
+    from chainml.storage.access import KeyRequest, MalformedBundle, request_digest
+
+    signer = AccountKey.from_bytes(bytes.fromhex(VECTOR_KEY))
+    vectors, digests = _blocks("vector"), _blocks("digest")
+    # the envelope: the spec's bytes are what the code writes for the stated values, and
+    # their digest is the spec's
+    env = Envelope.from_bytes(vectors["envelope"])
+    header = Header(
+        signer.address,
+        "0x" + "22" * 20,
+        "secagg/share-keys",
+        7,
+        1,
+        1_800_000_000,
+        bytes(range(32)),
+    )
+    assert env.header == header and env.payload == bytes(range(47))
+    digest = envelope_digest(1337, VECTOR_REGISTRY, header, env.payload)
+    assert digest.hex() == digests["envelope"].decode()
+    assert env.signature == signer.sign_digest(digest)
+    assert Envelope(header, env.payload, env.signature).to_bytes() == vectors["envelope"]
+    assert recover_address(digest, env.signature) == signer.address
+    # the key request
+    view = SimpleNamespace(chain_id=1337, models_address=VECTOR_REGISTRY)
+    request = KeyRequest.decode(vectors["key-request"])
+    assert (request.grant_id, request.guardian, request.requester, request.timestamp) == (
+        3,
+        "0x" + "22" * 20,
+        signer.address,
+        1_800_000_000,
+    )
+    assert request.nonce == bytes(range(32, 64))
+    kd = request_digest(view, 3, request.guardian, signer.address, 1_800_000_000, request.nonce)
+    assert kd.hex() == digests["key-request"].decode()
+    assert request.signature == signer.sign_digest(kd)
+    assert request.encode() == vectors["key-request"]
+    # every refused variant is refused by the parser, as malformed
+    refused_env, refused_key = _blocks("refused envelope"), _blocks("refused key-request")
+    assert len(refused_env) >= 20 and len(refused_key) >= 6
+    for name, raw in refused_env.items():
+        assert raw != vectors["envelope"], name
+        with pytest.raises(Malformed):
+            Envelope.from_bytes(raw)
+    for raw in refused_key.values():
+        with pytest.raises(MalformedBundle):
+            KeyRequest.decode(raw)
+    # what a lenient parser reads as the same envelope is still refused: the variants are
+    # not just broken JSON
+    lenient_same = [
+        n for n, raw in refused_env.items() if _lenient(raw) == _lenient(vectors["envelope"])
+    ]
+    assert {"whitespace", "key-order", "utf-16", "bom", "escaped-string"} <= set(lenient_same)
+
+
+def _lenient(raw: bytes):
+    try:
+        return json.loads(raw.decode("utf-8-sig") if raw[:2] != b"\xff\xfe" else raw)
+    except ValueError:
+        return None
+
+
+def test_deep_nesting_and_huge_numbers_are_malformed_not_fatal():
+    """A 70,000-deep array segfaulted the node through json.loads (py_ecc raises the
+    recursion limit); an integer of 5,000 digits raised a plain ValueError (a 500)."""
+    for raw in (
+        b"[" * 70_000 + b"]" * 70_000,
+        b'{"v":' + b"[" * 70_000 + b"]" * 70_000 + b"}",
+        b'{"v":1,"sender":' + b"9" * 5_000 + b"}",
+        b'{"v":' + b"1" * 5_000 + b"}",
+        b'{"v":1e999}',
+    ):
+        with pytest.raises(Malformed):
+            Envelope.from_bytes(raw)

@@ -8,17 +8,18 @@ the sealed payload as EIP-712 typed data under the domain ``{name: "chainml-enve
 version: "1", chainId, verifyingContract: Registry}``: a signature made for one chain or
 one deployment is worthless on another.
 
+On the wire an envelope has one canonical form (``docs/protocol/wire.md``), parsed by
+``chainml.crypto.wire`` without recursion; any other spelling is ``Malformed``.
 ``EnvelopeReceiver.open`` checks, cheapest first: size, form, recipient, freshness, the
-signature, the sender's registration and stake, the nonce (replays), and finally opens the
-payload.  Each refusal is a ``Rejected`` subclass with a ``cause`` and is counted.  The
-nonce is recorded only after the signature verified, so forged envelopes cannot fill the
-replay cache.
+signature, whether the signed sender is banned, its registration and stake, the nonce
+(replays), and finally opens the payload.  Each refusal is a ``Rejected`` subclass with a
+``cause`` and is counted.  The nonce is recorded only after the signature verified, so
+forged envelopes cannot fill the replay cache.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -26,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eth_abi.abi import encode as abi_encode
-from eth_utils.address import is_hex_address, to_checksum_address
+from eth_utils.address import to_checksum_address
 
-from chainml.crypto import keccak256
+from chainml.crypto import keccak256, wire
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hpke import OVERHEAD, open_sealed, seal
 from chainml.crypto.keys import Identity, recover_address
@@ -47,9 +48,12 @@ DEFAULT_MAX_SKEW = 120  # seconds either side of the receiver's clock
 
 
 class Rejected(ChainmlError):
-    """An envelope was refused; ``cause`` names why (the metric label)."""
+    """An envelope was refused; ``cause`` names why (the metric label).  ``sender`` is the
+    account whose signature verified before the refusal (None when nothing was signed):
+    what a ban may be pinned on."""
 
     cause = "rejected"
+    sender: str | None = None
 
 
 class Malformed(Rejected):
@@ -88,6 +92,13 @@ class Undecryptable(Rejected):
     cause = "undecryptable"
 
 
+class Banned(Rejected):
+    """The signed sender is banned (it misbehaved before): refused before its payload is
+    opened or its nonce recorded."""
+
+    cause = "banned"
+
+
 CAUSES = tuple(
     c.cause
     for c in (
@@ -100,6 +111,7 @@ CAUSES = tuple(
         Unstaked,
         Replayed,
         Undecryptable,
+        Banned,
     )
 )
 
@@ -169,47 +181,55 @@ class Envelope:
     signature: bytes
 
     def to_bytes(self) -> bytes:
+        """The envelope's one canonical wire form (``docs/protocol/wire.md``)."""
         h = self.header
-        return json.dumps(
-            {
-                "v": VERSION,
-                "sender": h.sender,
-                "recipient": h.recipient,
-                "purpose": h.purpose,
-                "job_id": h.job_id,
-                "round": h.round,
-                "timestamp": h.timestamp,
-                "nonce": h.nonce.hex(),
-                "payload": base64.b64encode(self.payload).decode(),
-                "signature": self.signature.hex(),
-            },
-            separators=(",", ":"),
-        ).encode()
+        return wire.encode(
+            [
+                ("v", VERSION),
+                ("sender", h.sender),
+                ("recipient", h.recipient),
+                ("purpose", h.purpose),
+                ("job_id", h.job_id),
+                ("round", h.round),
+                ("timestamp", h.timestamp),
+                ("nonce", h.nonce.hex()),
+                ("payload", base64.b64encode(self.payload).decode()),
+                ("signature", self.signature.hex()),
+            ]
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:
-        """Parse the wire form; raises ``Malformed`` for anything but a well-formed one."""
+        """Parse the canonical wire form; raises ``Malformed`` for any other byte string
+        (another spelling of the same values included), before any other work."""
         try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Malformed("not JSON") from exc
-        if not isinstance(doc, dict) or doc.get("v") != VERSION:
-            raise Malformed("not a version-1 envelope")
-        try:
-            header = Header(
-                sender=_address(doc["sender"]),
-                recipient=_address(doc["recipient"]),
-                purpose=_purpose(doc["purpose"]),
-                job_id=_uint(doc["job_id"], 256),
-                round=_uint(doc["round"], 256),
-                timestamp=_uint(doc["timestamp"], 64),
-                nonce=_hex(doc["nonce"], 32),
-            )
-            payload = base64.b64decode(_str(doc["payload"]), validate=True)
-            signature = _hex(doc["signature"], 65)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise Malformed(f"bad field: {exc}") from None
-        return cls(header, payload, signature)
+            doc = wire.decode(raw, WIRE_SCHEMA)
+        except wire.WireError as exc:
+            raise Malformed(f"not a canonical version-{VERSION} envelope: {exc}") from None
+        header = Header(
+            sender=doc["sender"],
+            recipient=doc["recipient"],
+            purpose=doc["purpose"],
+            job_id=doc["job_id"],
+            round=doc["round"],
+            timestamp=doc["timestamp"],
+            nonce=doc["nonce"],
+        )
+        return cls(header, doc["payload"], doc["signature"])
+
+
+WIRE_SCHEMA = (
+    ("v", wire.const(VERSION)),
+    ("sender", wire.address),
+    ("recipient", wire.address),
+    ("purpose", wire.text(MAX_PURPOSE)),
+    ("job_id", wire.uint(256)),
+    ("round", wire.uint(256)),
+    ("timestamp", wire.uint(64)),
+    ("nonce", wire.hex_bytes(32)),
+    ("payload", wire.base64_bytes(1 << 30)),
+    ("signature", wire.hex_bytes(65)),
+)
 
 
 def _str(value: Any) -> str:
@@ -218,30 +238,11 @@ def _str(value: Any) -> str:
     return value
 
 
-def _address(value: Any) -> str:
-    if not is_hex_address(_str(value)):
-        raise ValueError("not an address")
-    return str(to_checksum_address(value))
-
-
 def _purpose(value: Any) -> str:
     text = _str(value)
     if not 0 < len(text) <= MAX_PURPOSE or not text.isascii() or not text.isprintable():
         raise ValueError("purpose must be 1-64 printable ASCII characters")
     return text
-
-
-def _uint(value: Any, bits: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
-        raise ValueError(f"expected a uint{bits}")
-    return value
-
-
-def _hex(value: Any, size: int) -> bytes:
-    data = bytes.fromhex(_str(value))
-    if len(data) != size:
-        raise ValueError(f"expected {size} bytes")
-    return data
 
 
 def seal_envelope(
@@ -331,16 +332,18 @@ class EnvelopeReceiver:
     def max_wire_size(self) -> int:
         return (self.max_payload + OVERHEAD) * 4 // 3 + 1024
 
-    def open(self, raw: bytes) -> Opened:
+    def open(self, raw: bytes, banned: Callable[[str], bool] = lambda sender: False) -> Opened:
+        """The envelope's header and plaintext, or a ``Rejected``.  ``banned(sender)`` is
+        asked once the signature verified; a banned sender gets ``Banned``."""
         try:
-            opened = self._open(raw)
+            opened = self._open(raw, banned)
         except Rejected as exc:
             self.rejections[exc.cause] += 1
             raise
         self.accepted += 1
         return opened
 
-    def _open(self, raw: bytes) -> Opened:
+    def _open(self, raw: bytes, banned: Callable[[str], bool]) -> Opened:
         if len(raw) > self.max_wire_size:
             raise Oversized(f"{len(raw)} bytes on the wire, limit {self.max_wire_size}")
         env = Envelope.from_bytes(raw)
@@ -358,6 +361,16 @@ class EnvelopeReceiver:
             signer = None
         if signer != h.sender:
             raise BadSignature("not signed by the sender")
+        try:
+            return self._open_signed(env, banned)
+        except Rejected as exc:
+            exc.sender = h.sender
+            raise
+
+    def _open_signed(self, env: Envelope, banned: Callable[[str], bool]) -> Opened:
+        h = env.header
+        if banned(h.sender):
+            raise Banned("sender is banned for a while")
         peer = self.peers.lookup(h.sender)
         if peer is None:
             raise UnknownSender("sender is not registered")
@@ -367,6 +380,6 @@ class EnvelopeReceiver:
             raise Replayed("nonce already seen")
         try:
             plaintext = open_sealed(self.identity.x25519, env.payload, h.encode())
-        except CryptoError as exc:
-            raise Undecryptable("payload does not open") from exc
+        except CryptoError:
+            raise Undecryptable("payload does not open") from None
         return Opened(h, plaintext)

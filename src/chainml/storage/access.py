@@ -30,7 +30,7 @@ from typing import Protocol
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 
-from chainml.crypto import hpke
+from chainml.crypto import hpke, wire
 from chainml.crypto.errors import CryptoError, DecryptionFailed, InvalidSignature
 from chainml.crypto.hashing import keccak256
 from chainml.crypto.keys import AccountKey, Identity, X25519KeyPair, recover_address
@@ -248,21 +248,26 @@ class KeyRequest:
 
     @classmethod
     def decode(cls, raw: bytes) -> KeyRequest:
+        """Parse the canonical wire form (``docs/protocol/wire.md``: the keys sorted, no
+        whitespace, integers in range of their EIP-712 types, lower-case hex, EIP-55
+        addresses); anything else raises ``MalformedBundle`` before any other work."""
         try:
-            d = json.loads(raw)
-            request = cls(
-                int(d["grant_id"]),
-                to_checksum_address(d["guardian"]),
-                to_checksum_address(d["requester"]),
-                int(d["timestamp"]),
-                bytes.fromhex(d["nonce"]),
-                bytes.fromhex(d["signature"]),
-            )
-        except (ValueError, KeyError, TypeError):
-            raise MalformedBundle("not a key request") from None
-        if len(request.nonce) != 32 or len(request.signature) != 65:
-            raise MalformedBundle("nonce or signature of the wrong size")
-        return request
+            d = wire.decode(raw, KEY_REQUEST_SCHEMA)
+        except wire.WireError as exc:
+            raise MalformedBundle(f"not a canonical key request: {exc}") from None
+        return cls(
+            d["grant_id"], d["guardian"], d["requester"], d["timestamp"], d["nonce"], d["signature"]
+        )
+
+
+KEY_REQUEST_SCHEMA = (  # the order KeyRequest.encode writes: sorted keys
+    ("grant_id", wire.uint(256)),
+    ("guardian", wire.address),
+    ("nonce", wire.hex_bytes(32)),
+    ("requester", wire.address),
+    ("signature", wire.hex_bytes(65)),
+    ("timestamp", wire.uint(64)),
+)
 
 
 def request_digest(
