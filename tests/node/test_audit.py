@@ -89,7 +89,8 @@ def _audit(
         },
     }
     edit(record, transcript, store)
-    record.setdefault("transcript", store.put(json.dumps(transcript).encode()))
+    canonical = json.dumps(transcript, sort_keys=True, separators=(",", ":"))
+    record.setdefault("transcript", store.put(canonical.encode()))
     chain = _Chain(
         config,
         store.put(json.dumps(record).encode()),
@@ -127,7 +128,12 @@ def _unknown_transcript(record: dict[str, Any], _t: dict[str, Any], _s: LocalBlo
     record["transcript"] = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
 
+def _spaced(record: dict[str, Any], transcript: dict[str, Any], store: LocalBlobStore) -> None:
+    record["transcript"] = store.put(json.dumps(transcript, sort_keys=True).encode())
+
+
 DOCTORED = {
+    "transcript not in its canonical encoding": _spaced,
     # what the issue names: a sum of the wrong byte length, a survivor's advert missing
     "sum of 4k+1 bytes": _set("transcript.total", "00" * 41),
     "sum of 3 bytes": _set("transcript.total", "000000"),

@@ -14,6 +14,7 @@ the inputs.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,12 +25,17 @@ RING_BITS = 32
 def fraction_bits(n_inputs: int, bound: float) -> int:
     """The most fraction bits that keep a sum of ``n_inputs`` values in [-bound, bound]
     from overflowing."""
-    if n_inputs < 1 or bound <= 0:
+    if n_inputs < 1 or not bound > 0 or not math.isfinite(bound):
         raise ValueError("need at least one input and a positive bound")
-    f = math.floor(math.log2((2 ** (RING_BITS - 1) / n_inputs - 1) / bound))
+    # the largest f <= 24 with n (bound 2^f + 1) <= 2^31, in exact rational arithmetic on
+    # the double's value (a floating-point log2 differs near powers of two, and by libm)
+    exact = Fraction(bound)
+    f = 24
+    while f >= 1 and n_inputs * (exact * 2**f + 1) > 2 ** (RING_BITS - 1):
+        f -= 1
     if f < 1:
         raise ValueError(f"{n_inputs} inputs bounded by {bound} do not fit in 32 bits")
-    return min(f, 24)
+    return f
 
 
 def encode(x: NDArray[np.floating], frac_bits: int, rng: np.random.Generator) -> NDArray[np.uint32]:

@@ -949,25 +949,28 @@ class AggregatorRole:
 
 def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tuple[int, ...]:
     """What anyone can check from the chain and the public blobs alone: the round record
-    on chain names the job configuration (checked against its hash on chain) and the
-    transcript; the SecAgg+ parameters are derived from the chain, that configuration and
-    the attempt, never read from the record; the sum is checked against the survivors'
-    signed lattice commitments (or, for a job without them, recomputed from the masked
-    inputs), and the commitment root and bitmap on chain must be the transcript's.
-    Returns the trainers counted; raises ``AggregateMismatch`` for anything that does not
-    check out, a malformed or missing blob included."""
+    on chain names the job configuration (checked against its hash on chain, and the only
+    source of the aggregation rule) and the transcript; the SecAgg+ parameters are derived
+    from the chain, that configuration and the attempt, never read from the record; the sum
+    is checked against the survivors' signed lattice commitments (or, for a job without
+    them, recomputed from the masked inputs), and the commitment root and bitmap on chain
+    must be the transcript's.  Returns the trainers counted; raises ``AggregateMismatch``
+    for anything that does not check out, a malformed or missing blob included."""
     info = cm.jobs.round(job_id, round_no)
     job = cm.jobs.job(job_id)
     try:
         record = json.loads(store.get(info.aggregate_cid))
-        if record.get("aggregation", "secagg") != "secagg":
-            return _audit_robust(cm, record, info, job_id, round_no)
         raw_config = record["config"].encode()
         if keccak256(raw_config) != job.params.config_hash:
             raise AggregateMismatch(
                 f"round {round_no}: the record's configuration is not the job's"
             )
         config = JobConfig.decode(raw_config)
+        # the rule is the configuration's (bound to the chain), never the record's word
+        if record.get("aggregation", "secagg") != config.aggregation:
+            raise AggregateMismatch(f"round {round_no}: the record's rule is not the job's")
+        if config.aggregation != "secagg":
+            return _audit_robust(cm, record, info, job_id, round_no)
         recorded = record["params"]
         attempt = recorded["attempt"]
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:

@@ -60,10 +60,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import itertools
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -159,6 +160,29 @@ def graph_seed_for(chain_id: int, jobs: str, job_id: int, round: int, attempt: i
             [chain_id, jobs, job_id, round, attempt],
         ),
     )
+
+
+def shuffle(seed: bytes, n: int) -> list[int]:
+    """A permutation of ``range(n)`` from a 32-byte seed: Fisher-Yates from the last
+    position down, each index drawn from the next little-endian uint32 of the ChaCha20
+    stream ``prg.mask(seed, b"chainml/secagg/v3/shuffle|" + block)`` (blocks of 256 words,
+    numbered from 0 as ASCII decimal), rejecting a word ``w >= 2^32 - 2^32 mod (i + 1)``
+    and otherwise taking ``w mod (i + 1)``.  Specified so that any language can redo it."""
+
+    def words() -> Iterator[int]:
+        for block in itertools.count():
+            yield from prg.mask(seed, b"chainml/secagg/v3/shuffle|%d" % block, 256).tolist()
+
+    out, draw = list(range(n)), words()
+    for i in range(n - 1, 0, -1):
+        bound = i + 1
+        limit = 2**32 - 2**32 % bound
+        w = next(draw)
+        while w >= limit:
+            w = next(draw)
+        j = w % bound
+        out[i], out[j] = out[j], out[i]
+    return out
 
 
 @dataclass(frozen=True)
@@ -351,8 +375,7 @@ class RoundParams:
         n = len(ids)
         if self.degree >= n - 1:
             return {i: frozenset(ids) - {i} for i in ids}
-        order = np.random.default_rng(int.from_bytes(tagged_hash(b"graph", self.context), "big"))
-        ring = [ids[p] for p in order.permutation(n)]
+        ring = [ids[p] for p in shuffle(tagged_hash(b"chainml/secagg/v3/ring", self.context), n)]
         half = self.degree // 2
         return {
             ring[p]: frozenset(ring[(p + d) % n] for d in range(-half, half + 1) if d)
@@ -682,6 +705,7 @@ class SecAggClient:
         self._stage = "keys"
         self._dealt: dict[int, tuple[Share, Share]] = {}  # neighbour -> (key, seed) share
         self._peers: dict[int, KeyAdvert] = {}
+        self._secrets: dict[int, bytes] = {}  # neighbour -> X25519 mask secret with it
         self._held: dict[int, tuple[Share, Share]] = {}  # neighbour -> (key share, seed share)
         self._signed: tuple[int, ...] | None = None
         self.revealed: dict[int, str] = {}  # neighbour -> "self_mask" | "mask_key"
@@ -753,6 +777,10 @@ class SecAggClient:
             expected = self._tag(b"keys", advert.sender, self.id, _keys_body(advert, self.id))
             if not hmac.compare_digest(advert.tags.get(self.id, b""), expected):
                 raise ForgedKeys(f"client {advert.sender}'s keys do not authenticate")
+            try:  # agreed now: a low-order key is refused before any share leaves
+                self._secrets[advert.sender] = self._s.exchange(advert.pk_s)
+            except CryptoError:
+                raise ForgedKeys(f"client {advert.sender}'s mask key is not usable") from None
             self._peers[advert.sender] = advert
         if len(self._peers) < self.params.min_partners:
             raise TooFewSurvivors(
@@ -811,7 +839,7 @@ class SecAggClient:
             y = np.concatenate([y, r.astype(np.uint32)])
         y += _self_mask(p, self._seed, self.id)
         for j in self._held:
-            pairwise = _pair_mask(p, self._s.exchange(self._peers[j].pk_s), self.id, j)
+            pairwise = _pair_mask(p, self._secrets[j], self.id, j)
             if _pair_sign(self.id, j) > 0:
                 y += pairwise
             else:
@@ -1009,7 +1037,7 @@ class RoundTranscript:
                 adverts[ident(j)] = KeyAdvert(
                     ident(j), h(a[0], 32), h(a[1], 32), h(a[2], 32), h(a[3], 65)
                 )
-            return cls(
+            transcript = cls(
                 adverts=adverts,
                 inputs=inputs,
                 survivors=tuple(ident(i) for i in d["survivors"]),
@@ -1022,6 +1050,9 @@ class RoundTranscript:
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise AggregateMismatch("not a secure-aggregation transcript") from exc
+        if transcript.encode() != raw:  # one meaning, one encoding: what two parsers agree on
+            raise AggregateMismatch("the transcript is not in its canonical encoding")
+        return transcript
 
 
 class AggregateMismatch(SecAggError):
@@ -1058,6 +1089,8 @@ def _check_survivors(p: RoundParams, transcript: RoundTranscript) -> tuple[int, 
     survivors = transcript.survivors
     if list(survivors) != sorted(set(survivors)) or not set(survivors) <= set(p.roster):
         raise AggregateMismatch("the survivor list is not a sorted subset of the roster")
+    if set(transcript.inputs) != set(survivors):
+        raise AggregateMismatch("the transcript's inputs are not exactly the survivors'")
     digest = p.survivors_digest(survivors)
     signers = {
         c
@@ -1150,11 +1183,12 @@ def verify_round(
         seed = transcript.seeds.get(i, b"")
         if p.seed_commitment(i, seed) != transcript.adverts[i].seed_commitment:
             raise AggregateMismatch(f"client {i}'s revealed seed is not the one it committed to")
+    alive = set(survivors)
     for i in survivors:
         for j in transcript.inputs[i].partners:
-            if j in transcript.inputs and i not in transcript.inputs[j].partners:
+            if j in alive and i not in transcript.inputs[j].partners:
                 raise AggregateMismatch(f"clients {i} and {j} disagree on masking each other")
-            if j not in transcript.inputs and j not in transcript.mask_keys:
+            if j not in alive and j not in transcript.mask_keys:
                 raise AggregateMismatch(f"client {j}'s mask key is missing")
     for j, secret in transcript.mask_keys.items():
         if (

@@ -154,6 +154,17 @@ def _partner_lists(v: Any) -> dict[int, tuple[tuple[int, ...], bytes]]:
 
 
 def decode(raw: bytes) -> Message:
+    """The message ``raw`` encodes, if ``raw`` is exactly its canonical encoding (what
+    ``encode`` gives): any other spelling of it — other key order, spaces, hex case, a
+    duplicate key, another digit form — is refused, so no two parsers read one message
+    differently."""
+    message = _decode(raw)
+    if encode(message) != raw:
+        raise ProtocolViolation("a secure-aggregation message not in its canonical encoding")
+    return message
+
+
+def _decode(raw: bytes) -> Message:
     try:
         d = json.loads(raw)
         if not isinstance(d, dict) or d.get("format") != FORMAT:
