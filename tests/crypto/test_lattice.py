@@ -86,3 +86,20 @@ def test_commitments_look_uniform():
     expected = len(values) / 16
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     assert chi2 < 37.7  # 15 degrees of freedom, p = 0.001
+
+
+def test_matrices_expand_from_a_specified_chacha20_stream():
+    """Public matrices come from ``uniform_mod``: deterministic per key and name, in range,
+    as many as asked, and uniform (chi-square over 16 buckets) - no numpy generator in the
+    format, so another language can expand the same matrices."""
+    from scipy import stats
+
+    key, p = bytes(range(32)), lattice.PRIMES[0]
+    a = lattice.uniform_mod(key, b"A", p, 100_000)
+    assert a.dtype == np.int64 and a.shape == (100_000,)
+    assert 0 <= a.min() and a.max() < p
+    assert np.array_equal(a, lattice.uniform_mod(key, b"A", p, 100_000))
+    assert not np.array_equal(a[:1000], lattice.uniform_mod(key, b"B", p, 1000))
+    assert np.array_equal(a[:1000], lattice.uniform_mod(key, b"A", p, 1000))  # a prefix
+    counts = np.bincount((a * 16 // p).astype(np.int64), minlength=16)
+    assert stats.chisquare(counts).pvalue > 1e-4

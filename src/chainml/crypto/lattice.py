@@ -28,11 +28,14 @@ These are estimates from published rules of thumb, not the output of a lattice e
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
+
+from chainml.crypto import prg
 
 D = 256
 K = 8  # rows: the SIS dimension is K·D
@@ -147,6 +150,25 @@ class Commitment:
         return cls(np.zeros((2, K, D), dtype=np.int64))
 
 
+def uniform_mod(key: bytes, name: bytes, p: int, count: int) -> NDArray[np.int64]:
+    """``count`` integers uniform in [0, p) for a 31-bit ``p``: the little-endian uint32
+    words of the ChaCha20 stream ``prg.mask(key, b"chainml/lattice/v2|" + name + b"|" +
+    block)`` (blocks numbered from 0 in ASCII decimal), each masked to its low 31 bits and
+    kept if below ``p``, in order.  A standard construction any language can redo (no
+    numpy generator in the format)."""
+    out: list[NDArray[np.int64]] = []
+    have = 0
+    for block in itertools.count():
+        want = count - have
+        words = prg.mask(key, b"chainml/lattice/v2|%s|%d" % (name, block), want + want // 64 + 16)
+        low = words & np.uint32(0x7FFFFFFF)
+        out.append(low[low < p][:want].astype(np.int64))
+        have += len(out[-1])
+        if have == count:
+            return np.concatenate(out)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class CommitmentKey:
     """The public matrices for vectors of ``length`` integers, expanded from ``seed``."""
 
@@ -157,10 +179,11 @@ class CommitmentKey:
         self.blocks = -(-length // D)
         self._a, self._b = [], []
         for index, p in enumerate(PRIMES):
-            digest = hashlib.sha256(b"chainml/lattice/v1" + seed + bytes([index])).digest()
-            rng = np.random.Generator(np.random.PCG64(np.frombuffer(digest, dtype=np.uint64)))
-            self._a.append(rng.integers(0, p, size=(K, self.blocks, D), dtype=np.int64))
-            self._b.append(rng.integers(0, p, size=(K, H, D), dtype=np.int64))
+            key = hashlib.sha256(b"chainml/lattice/v2" + seed + bytes([index])).digest()
+            self._a.append(
+                uniform_mod(key, b"A", p, K * self.blocks * D).reshape(K, self.blocks, D)
+            )
+            self._b.append(uniform_mod(key, b"B", p, K * H * D).reshape(K, H, D))
 
     @staticmethod
     def randomness(rng: np.random.Generator) -> NDArray[np.int64]:
