@@ -14,6 +14,7 @@ import json
 import math
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 from blake3 import blake3
@@ -51,116 +52,25 @@ def prg_words(seed: bytes, info: bytes, count: int) -> list[int]:
     return list(struct.unpack(f"<{count}I", stream))
 
 
-# -- §3 numpy's PCG64 (the portability wart), from its published algorithm -------------------
+def shuffle(seed: bytes, n: int) -> list[int]:
+    """§3.5: Fisher-Yates over a ChaCha20 word stream, unbiased by rejection."""
 
-M32, M64, M128 = (1 << 32) - 1, (1 << 64) - 1, (1 << 128) - 1
-
-
-def int_words(n: int) -> list[int]:
-    """numpy's SeedSequence coercion of a non-negative integer: 32-bit words, least
-    significant first, as few as hold it (one for zero)."""
-    out = [n & M32]
-    n >>= 32
-    while n:
-        out.append(n & M32)
-        n >>= 32
-    return out
-
-
-def _seed_sequence(entropy: Sequence[int], n64: int) -> list[int]:
-    hash_const = 0x43B0D7E5
-
-    def hashmix(value: int) -> int:
-        nonlocal hash_const
-        value ^= hash_const
-        hash_const = (hash_const * 0x931E8875) & M32
-        value = (value * hash_const) & M32
-        return value ^ (value >> 16)
-
-    def mix(x: int, y: int) -> int:
-        r = (0xCA01F9DD * x - 0x4973F715 * y) & M32
-        return r ^ (r >> 16)
-
-    pool = [hashmix(entropy[i] if i < len(entropy) else 0) for i in range(4)]
-    for src in range(4):
-        for dst in range(4):
-            if src != dst:
-                pool[dst] = mix(pool[dst], hashmix(pool[src]))
-    for src in range(4, len(entropy)):
-        for dst in range(4):
-            pool[dst] = mix(pool[dst], hashmix(entropy[src]))
-    hash_b, words = 0x8B51F9DD, []
-    for i in range(2 * n64):
-        v = pool[i % 4] ^ hash_b
-        hash_b = (hash_b * 0x58F38DED) & M32
-        v = (v * hash_b) & M32
-        words.append(v ^ (v >> 16))
-    return [words[2 * k] | words[2 * k + 1] << 32 for k in range(n64)]
-
-
-class PCG64:
-    """numpy.random.Generator(PCG64(SeedSequence(entropy))) for the calls chainml makes."""
-
-    MULT = 0x2360ED051FC65DA44385DF649FCCF645
-
-    def __init__(self, entropy: Sequence[int]) -> None:
-        s = _seed_sequence(entropy, 4)
-        self.inc = (((s[2] << 64 | s[3]) << 1) | 1) & M128
-        self.state = 0
-        self._step()
-        self.state = (self.state + (s[0] << 64 | s[1])) & M128
-        self._step()
-        self.half: int | None = None
-
-    def _step(self) -> None:
-        self.state = (self.state * self.MULT + self.inc) & M128
-
-    def next64(self) -> int:
-        self._step()
-        s = self.state
-        x, rot = ((s >> 64) ^ s) & M64, s >> 122
-        return ((x >> rot) | (x << ((64 - rot) & 63))) & M64
-
-    def next32(self) -> int:
-        if self.half is not None:
-            out, self.half = self.half, None
-            return out
-        v = self.next64()
-        self.half = v >> 32
-        return v & M32
-
-    def interval(self, top: int) -> int:
-        """Uniform in [0, top] by masked rejection (numpy's ``random_interval``)."""
-        if top == 0:
-            return 0
-        mask = top
-        for shift in (1, 2, 4, 8, 16, 32):
-            mask |= mask >> shift
-        draw = self.next32 if top <= M32 else self.next64
+    def words():  # type: ignore[no-untyped-def]
+        block = 0
         while True:
-            v = draw() & mask
-            if v <= top:
-                return v
+            yield from prg_words(seed, b"chainml/secagg/v3/shuffle|" + str(block).encode(), 256)
+            block += 1
 
-    def permutation(self, n: int) -> list[int]:
-        a = list(range(n))
-        for i in range(n - 1, 0, -1):
-            j = self.interval(i)
-            a[i], a[j] = a[j], a[i]
-        return a
-
-    def below(self, bound: int) -> int:
-        """Uniform in [0, bound) for bound < 2^32 (Lemire, numpy's ``integers`` for int64
-        when the range fits 32 bits)."""
-        top = bound - 1
-        m = self.next32() * bound
-        left = m & M32
-        if left < bound:
-            threshold = (M32 - top) % bound
-            while left < threshold:
-                m = self.next32() * bound
-                left = m & M32
-        return m >> 32
+    out, draw = list(range(n)), words()
+    for i in range(n - 1, 0, -1):
+        bound = i + 1
+        limit = 2**32 - 2**32 % bound
+        w = next(draw)
+        while w >= limit:
+            w = next(draw)
+        j = w % bound
+        out[i], out[j] = out[j], out[i]
+    return out
 
 
 # -- §3 round parameters --------------------------------------------------------------------
@@ -246,8 +156,7 @@ class Round:
         self.neighbours = self._graph()
 
     def graph_order(self) -> list[int]:
-        seed = int.from_bytes(tagged_hash(b"graph", self.context), "big")
-        return PCG64(int_words(seed)).permutation(self.n)
+        return shuffle(tagged_hash(b"chainml/secagg/v3/ring", self.context), self.n)
 
     def _graph(self) -> dict[int, set[int]]:
         ids = sorted(self.roster)
@@ -420,10 +329,12 @@ def shamir_combine(encoded: Sequence[bytes]) -> bytes:
 
 
 def fraction_bits(n: int, bound: float) -> int:
-    f = math.floor(math.log2((2**31 / n - 1) / bound))
-    if f < 1:
-        raise ValueError("does not fit")
-    return min(f, 24)
+    """§6: the largest f <= 24 with n (bound 2^f + 1) <= 2^31, exactly."""
+    exact = Fraction(bound)
+    for f in range(24, 0, -1):
+        if n * (exact * 2**f + 1) <= 2**31:
+            return f
+    raise ValueError("does not fit")
 
 
 def fp_encode(x: float, frac_bits: int, u: float) -> int:
@@ -440,20 +351,89 @@ def fp_decode(word: int, frac_bits: int) -> float:
 PRIMES = (2147483137, 2147478017)
 
 
+def uniform_mod(key: bytes, name: bytes, p: int, count: int) -> list[int]:
+    """§7: ``count`` values uniform in [0, p): ChaCha20 words, low 31 bits, kept if < p;
+    block b is ``want + want // 64 + 16`` words long, ``want`` the values still missing."""
+    out: list[int] = []
+    block = 0
+    while len(out) < count:
+        want = count - len(out)
+        info = b"chainml/lattice/v2|" + name + b"|" + str(block).encode()
+        kept = [w & 0x7FFFFFFF for w in prg_words(key, info, want + want // 64 + 16)]
+        out += [w for w in kept if w < p][:want]
+        block += 1
+    return out
+
+
 def lattice_matrices(seed: bytes, length: int) -> list[tuple[list[int], list[int]]]:
     """Per prime: (A flattened K x L x 256, B' flattened K x 10 x 256), in NTT form."""
     blocks = -(-length // 256)
     out = []
     for index, p in enumerate(PRIMES):
-        digest = hashlib.sha256(b"chainml/lattice/v1" + seed + bytes([index])).digest()
-        entropy: list[int] = []
-        for k in range(4):
-            entropy += int_words(int.from_bytes(digest[8 * k : 8 * k + 8], "little"))
-        g = PCG64(entropy)
-        a = [g.below(p) for _ in range(8 * blocks * 256)]
-        b = [g.below(p) for _ in range(8 * 10 * 256)]
-        out.append((a, b))
+        key = hashlib.sha256(b"chainml/lattice/v2" + seed + bytes([index])).digest()
+        out.append(
+            (uniform_mod(key, b"A", p, 8 * blocks * 256), uniform_mod(key, b"B", p, 8 * 10 * 256))
+        )
     return out
+
+
+def _ntt_tables(p: int) -> list[list[int]]:
+    """Row i: the powers psi^((2 brv8(i) + 1) j), j = 0 .. 255 (§7's NTT as evaluation)."""
+    g = 10 if p == PRIMES[0] else 3  # the smallest primitive roots (§7)
+    psi = pow(g, (p - 1) // 512, p)
+    powers = [pow(psi, e, p) for e in range(512)]
+    rows = []
+    for i in range(256):
+        e = 2 * int(f"{i:08b}"[::-1], 2) + 1
+        rows.append([powers[(e * j) % 512] for j in range(256)])
+    return rows
+
+
+def ntt(a: Sequence[int], p: int, rows: list[list[int]]) -> list[int]:
+    reduced = [x % p for x in a]
+    return [sum(x * w for x, w in zip(reduced, row, strict=True)) % p for row in rows]
+
+
+def lattice_commit(
+    seed: bytes, values: Sequence[int], randomness: Sequence[int]
+) -> list[list[list[int]]]:
+    """§7's commitment, as [prime][row][slot]."""
+    blocks = -(-len(values) // 256)
+    padded = list(values) + [0] * (blocks * 256 - len(values))
+    out = []
+    for (a, b), p in zip(lattice_matrices(seed, len(values)), PRIMES, strict=True):
+        rows = _ntt_tables(p)
+        u_hat = [ntt(padded[256 * k : 256 * k + 256], p, rows) for k in range(blocks)]
+        r_hat = [ntt(randomness[256 * e : 256 * e + 256], p, rows) for e in range(18)]
+        c = []
+        for k in range(8):
+            acc = list(r_hat[k])
+            for blk in range(blocks):
+                base = (k * blocks + blk) * 256
+                acc = [(x + a[base + s] * u_hat[blk][s]) % p for s, x in enumerate(acc)]
+            for h in range(10):
+                base = (k * 10 + h) * 256
+                acc = [(x + b[base + s] * r_hat[8 + h][s]) % p for s, x in enumerate(acc)]
+            c.append(acc)
+        out.append(c)
+    return out
+
+
+def commitment_bytes(c: list[list[list[int]]]) -> bytes:
+    return b"".join(struct.pack("<256I", *row) for prime in c for row in prime)
+
+
+def parse_commitment(raw: bytes) -> list[list[list[int]]]:
+    if len(raw) != 16384:
+        raise Refused("a value commitment is 16,384 bytes")
+    words = struct.unpack("<4096I", raw)
+    c = [
+        [list(words[2048 * x + 256 * k : 2048 * x + 256 * k + 256]) for k in range(8)]
+        for x in (0, 1)
+    ]
+    if any(v >= PRIMES[x] for x in (0, 1) for row in c[x] for v in row):
+        raise Refused("a commitment value is not below its prime")
+    return c
 
 
 # -- §8 Merkle tree of round commitments ----------------------------------------------------------
@@ -550,9 +530,28 @@ def parse_transcript(raw: bytes) -> dict[str, Any]:
         raise Refused(f"malformed transcript: {exc}") from exc
 
 
-def verify_round(rnd: Round, raw: bytes, fetch: Callable[[int], bytes]) -> list[int]:
-    """§10's algorithm: the unmasked sum as words over Z_2^32; raises ``Refused``."""
+def canonical(t: dict[str, Any]) -> bytes:
+    """§9's canonical encoding of a parsed transcript."""
+    doc = {
+        "format": "chainml-secagg-transcript/3",
+        "adverts": {str(j): [x.hex() for x in a] for j, a in t["adverts"].items()},
+        "inputs": {
+            str(i): [v[0].hex(), v[1], v[2].hex(), v[3].hex()] for i, v in t["inputs"].items()
+        },
+        "survivors": t["survivors"],
+        "survivor_signatures": {str(i): v.hex() for i, v in t["survivor_signatures"].items()},
+        "seeds": {str(i): v.hex() for i, v in t["seeds"].items()},
+        "mask_keys": {str(i): v.hex() for i, v in t["mask_keys"].items()},
+        "total": t["total"].hex(),
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def check_survivors(rnd: Round, raw: bytes) -> dict[str, Any]:
+    """§10.1 steps 0-3: the parsed, canonical transcript whose survivors check out."""
     t = parse_transcript(raw)
+    if canonical(t) != raw:
+        raise Refused("not the canonical encoding")
     survivors = t["survivors"]
     if survivors != sorted(set(survivors)) or not set(survivors) <= set(rnd.roster):
         raise Refused("survivor list")
@@ -575,6 +574,38 @@ def verify_round(rnd: Round, raw: bytes, fetch: Callable[[int], bytes]) -> list[
             raise Refused(f"partners of {i}")
         if len(set(partners) & set(survivors)) < rnd.min_partners:
             raise Refused(f"{i} kept too few partners")
+    return t
+
+
+def verify_sum(rnd: Round, raw: bytes) -> list[int]:
+    """§10.2: the sum's words, checked against the survivors' lattice commitments."""
+    if not rnd.verifiable:
+        raise Refused("not a verifiable round")
+    t = check_survivors(rnd, raw)
+    commitments = [parse_commitment(t["inputs"][i][3]) for i in t["survivors"]]
+    if len(t["total"]) != 4 * rnd.secure_len:
+        raise Refused("total length")
+    words = struct.unpack(f"<{rnd.secure_len}I", t["total"])
+    signed = [w - 2**32 if w >= 2**31 else w for w in words]
+    s, r = signed[: rnd.vector_len], signed[rnd.vector_len :]
+    if any(abs(x) >= 2**31 for x in s) or any(abs(x) > 2 * len(commitments) for x in r):
+        raise Refused("sum or opening out of bounds")
+    combined = [
+        [
+            [sum(c[x][k][slot] for c in commitments) % PRIMES[x] for slot in range(256)]
+            for k in range(8)
+        ]
+        for x in (0, 1)
+    ]
+    if combined != lattice_commit(rnd.job_domain, s, r):
+        raise Refused("the sum does not open the combined commitments")
+    return list(words)
+
+
+def verify_round(rnd: Round, raw: bytes, fetch: Callable[[int], bytes]) -> list[int]:
+    """§10.1: the unmasked sum as words over Z_2^32; raises ``Refused``."""
+    t = check_survivors(rnd, raw)
+    survivors = t["survivors"]
     if len(t["total"]) != 4 * rnd.secure_len:
         raise Refused("total length")
     for j in sorted(set(survivors) | set(t["mask_keys"])):

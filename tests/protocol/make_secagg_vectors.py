@@ -176,7 +176,7 @@ def static_vectors() -> dict[str, Any]:
         "secure_len": pv.secure_len,
     }
     sparse = params(40)
-    order_seed = int.from_bytes(tagged_hash(b"graph", sparse.context), "big")
+    ring_seed = tagged_hash(b"chainml/secagg/v3/ring", sparse.context)
     out["sparse_graph"] = {
         "inputs": round_inputs(40),
         "context": sparse.context.hex(),
@@ -184,10 +184,19 @@ def static_vectors() -> dict[str, Any]:
         "threshold": sparse.threshold,
         "min_partners": sparse.min_partners,
         "quorum": sparse.quorum,
-        "order_seed": order_seed.to_bytes(32, "big").hex(),
-        "permutation": _words(np.random.default_rng(order_seed).permutation(40)),
+        "ring_seed": ring_seed.hex(),
+        "permutation": secagg.shuffle(ring_seed, 40),
         "neighbours": {str(i): sorted(sparse.neighbours[i]) for i in sorted(sparse.roster)},
     }
+
+    out["shuffle"] = [
+        {
+            "seed": fixed(f"shuffle/{n}").hex(),
+            "n": n,
+            "permutation": secagg.shuffle(fixed(f"shuffle/{n}"), n),
+        }
+        for n in (1, 2, 3, 40, 300)
+    ]
 
     # pair keys, MACs and the share box between clients 1 and 2 of the five-client round
     one, two = identity(1), identity(2)
@@ -338,7 +347,18 @@ def static_vectors() -> dict[str, Any]:
     out["fixedpoint"] = {
         "fraction_bits": [
             {"n": n, "bound": b, "frac_bits": fixedpoint.fraction_bits(n, b)}
-            for n, b in [(5, 2.0), (10, 1.0), (10, 6.0), (3, 0.001), (256, 1000.0), (1, 1.0)]
+            for n, b in [
+                (5, 2.0),
+                (10, 1.0),
+                (10, 6.0),
+                (3, 0.001),
+                (256, 1000.0),
+                (1, 1.0),
+                (1, 128 - 2**-24),
+                (1, 128.0),
+                (3, (2**31 - 3) / 3 / 2**20),
+                (3, (2**31 - 3) / 3 / 2**20 + 2**-40),
+            ]
         ],
         "encode": [
             {"x": x, "frac_bits": 20, "u": u, "word": int(_encode_with(x, 20, u))}
@@ -373,7 +393,18 @@ def lattice_vectors(p: RoundParams) -> dict[str, Any]:
     c = key.commit(values, randomness).to_bytes()
     a = [np.ascontiguousarray(m, dtype="<u4").tobytes() for m in key._a]
     b = [np.ascontiguousarray(m, dtype="<u4").tobytes() for m in key._b]
+    uniform = [
+        {
+            "key": fixed(f"uniform/{count}").hex(),
+            "name": name.decode(),
+            "p": prime,
+            "count": count,
+            "values": _words(lattice.uniform_mod(fixed(f"uniform/{count}"), name, prime, count)),
+        }
+        for name, prime, count in [(b"A", lattice.PRIMES[0], 8), (b"B", 2**30 + 3, 40)]
+    ]
     return {
+        "uniform_mod": uniform,
         "seed": p.job_domain.hex(),
         "length": p.vector_len,
         "a_first_words": [_words(m.reshape(-1)[:8]) for m in key._a],
@@ -412,14 +443,18 @@ def _stream(label: str) -> Iterator[bytes]:
         yield fixed(f"{label}/{k}")
 
 
-def run_round(drop_at_masked: tuple[int, ...] = (3,)) -> dict[str, Any]:
-    """A five-client round in which client 3 drops after sharing, with every random draw
-    taken from fixed streams; returns the transcript, inputs and the messages seen."""
-    p = params(5)
-    keys = _stream("round-x25519")
-    seeds = _stream("round-urandom")
-    coeff = _stream("round-shamir")
-    nonces = _stream("round-nonce")
+def run_round(
+    n: int = 5, drop_at_masked: tuple[int, ...] = (3,), *, verifiable: bool = False
+) -> dict[str, Any]:
+    """A round of ``n`` clients in which ``drop_at_masked`` drop after sharing, with every
+    random draw taken from fixed streams; returns the transcript, inputs and the messages
+    seen (the five-client round keeps its streams' original names)."""
+    p = params(n, verifiable=verifiable)
+    prefix = "round" if (n, verifiable) == (5, False) else f"round-{n}-{int(verifiable)}"
+    keys = _stream(f"{prefix}-x25519")
+    seeds = _stream(f"{prefix}-urandom")
+    coeff = _stream(f"{prefix}-shamir")
+    nonces = _stream(f"{prefix}-nonce")
 
     def urandom(k: int) -> bytes:
         return next(seeds)[:k]
@@ -471,7 +506,7 @@ def run_round(drop_at_masked: tuple[int, ...] = (3,)) -> dict[str, Any]:
     leaves = result.transcript.leaves(p)
     tree_leaves = [commitment_leaf(a, JOB_ID, ROUND, c) for a, c in leaves]
     return {
-        "inputs": round_inputs(5),
+        "inputs": {**round_inputs(n), "verifiable": verifiable},
         "updates": {str(i): [float(x) for x in u] for i, u in updates.items()},
         "dropped_after_sharing": list(drop_at_masked),
         "transcript": raw.decode(),
@@ -542,10 +577,30 @@ def negative_vectors(good: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def verifiable_negative(good: dict[str, Any]) -> list[dict[str, Any]]:
+    """Edits of the verifiable round's transcript that ``verify_sum`` must refuse (given
+    as edits, not whole transcripts, to keep the file small): ``total_word`` adds 1 to word
+    ``word`` of ``total``; ``swap_value_commitments`` swaps those of survivors ``a`` and
+    ``b``; ``cut_value_commitment`` drops the last byte of survivor ``a``'s."""
+    first, second = good["survivors"][:2]
+    vector_len = good["inputs"]["vector_len"]
+    return [
+        {"why": "the sum one unit off in its first coordinate", "edit": "total_word", "word": 0},
+        {"why": "the summed randomness one unit off", "edit": "total_word", "word": vector_len},
+        {
+            "why": "two survivors' value commitments swapped (no longer what each signed)",
+            "edit": "swap_value_commitments",
+            "a": first,
+            "b": second,
+        },
+        {"why": "a value commitment one byte short", "edit": "cut_value_commitment", "a": first},
+    ]
+
+
 def non_survivor_input(good: dict[str, Any]) -> dict[str, Any]:
-    """Known issue 1: the dropped client listed in ``inputs`` (with an unsigned entry) and
-    its mask key withheld; the published sum still carries a pair mask.  chainml's
-    ``verify_round`` accepts it today; the specification's verifier refuses it."""
+    """The dropped client listed in ``inputs`` (with an unsigned entry) and its mask key
+    withheld, the published sum still carrying a pair mask (refused since the fix of
+    known issue 1 of the specification)."""
     p = params(5)
     t = RoundTranscript.decode(good["transcript"].encode())
     dropped = good["dropped_after_sharing"][0]
@@ -574,7 +629,12 @@ def build() -> dict[str, Any]:
     out.update(static_vectors())
     out["round"] = run_round()
     out["negative"] = negative_vectors(out["round"])
-    out["known_issues"] = {"non_survivor_input": non_survivor_input(out["round"])}
+    out["negative"].append(non_survivor_input(out["round"]))
+    verifiable = run_round(4, (2,), verifiable=True)
+    # verify_sum needs no masked input; the sum is checked through its hash and decoding
+    del verifiable["masked_inputs"], verifiable["wire_messages"], verifiable["total_words"]
+    out["verifiable_round"] = verifiable
+    out["verifiable_negative"] = verifiable_negative(verifiable)
     return out
 
 

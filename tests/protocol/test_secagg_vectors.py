@@ -44,6 +44,7 @@ from chainml.training.secagg import (
     secure_parameters,
     shares_root,
     verify_round,
+    verify_sum,
 )
 from tests.protocol import independent as ind
 from tests.protocol.make_secagg_vectors import identity, params
@@ -136,6 +137,9 @@ def test_round_parameters_and_graph_with_chainml():
         g["quorum"],
     )
     assert {str(i): sorted(s) for i, s in sparse.neighbours.items()} == g["neighbours"]
+    assert secagg.shuffle(B(g["ring_seed"]), 40) == g["permutation"]
+    for v in V["shuffle"]:
+        assert secagg.shuffle(B(v["seed"]), v["n"]) == v["permutation"]
 
 
 def test_pair_keys_macs_and_share_box_with_chainml():
@@ -245,6 +249,9 @@ def test_eip712_inputs_fixedpoint_lattice_and_merkle_with_chainml():
         assert float(value) == v["value"]
 
     lv = V["lattice"]
+    for u in lv["uniform_mod"]:
+        values = lattice.uniform_mod(B(u["key"]), u["name"].encode(), u["p"], u["count"])
+        assert values.tolist() == u["values"]
     key = lattice.CommitmentKey(B(lv["seed"]), lv["length"])
     assert [keccak256(np.ascontiguousarray(m, dtype="<u4").tobytes()).hex() for m in key._a] == lv[
         "a_keccak"
@@ -321,16 +328,41 @@ def test_each_tampered_transcript_is_refused_by_chainml(index: int):
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known issue 1 of docs/protocol/secagg.md: verify_round takes a non-survivor's "
-    "entry in `inputs` as its input and then needs no mask key for it",
-)
-def test_a_non_survivor_in_inputs_with_its_mask_key_withheld_is_refused_by_chainml():
-    p = _params(V["round"]["inputs"])
-    raw = V["known_issues"]["non_survivor_input"]["transcript"].encode()
+def _edited(edit: dict[str, Any]) -> bytes:
+    """The verifiable round's transcript with one of ``verifiable_negative``'s edits."""
+    doc = json.loads(V["verifiable_round"]["transcript"])
+    if edit["edit"] == "total_word":
+        words = list(struct.unpack(f"<{len(doc['total']) // 8}I", B(doc["total"])))
+        words[edit["word"]] = (words[edit["word"]] + 1) % 2**32
+        doc["total"] = struct.pack(f"<{len(words)}I", *words).hex()
+    elif edit["edit"] == "swap_value_commitments":
+        a, b = doc["inputs"][str(edit["a"])], doc["inputs"][str(edit["b"])]
+        a[3], b[3] = b[3], a[3]
+    elif edit["edit"] == "cut_value_commitment":
+        doc["inputs"][str(edit["a"])][3] = doc["inputs"][str(edit["a"])][3][:-2]
+    else:
+        raise AssertionError(f"unknown edit {edit['edit']}")
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_the_verifiable_round_checks_out_from_its_commitments_with_chainml():
+    vr = V["verifiable_round"]
+    p = _params(vr["inputs"])
+    raw = vr["transcript"].encode()
+    assert keccak256(raw).hex() == vr["transcript_keccak"]
+    transcript = RoundTranscript.decode(raw)
+    assert transcript.encode() == raw
+    total = verify_sum(p, transcript)
+    assert total.tolist() == vr["decoded_sum"]
+    expected = sum(np.array(vr["updates"][str(i)]) for i in vr["survivors"])
+    assert total.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("index", range(len(V["verifiable_negative"])))
+def test_each_doctored_verifiable_transcript_is_refused_by_chainml(index: int):
+    p = _params(V["verifiable_round"]["inputs"])
     with pytest.raises(AggregateMismatch):
-        verify_round(p, RoundTranscript.decode(raw), _fetch_np)
+        verify_sum(p, RoundTranscript.decode(_edited(V["verifiable_negative"][index])))
 
 
 # -- (b) the independent implementation gives the same bytes ------------------------------------
@@ -378,8 +410,10 @@ def test_round_parameters_and_graph_independently():
     g = V["sparse_graph"]
     sparse = _round(g["inputs"])
     assert sparse.context.hex() == g["context"]
-    assert ind.tagged_hash(b"graph", sparse.context).hex() == g["order_seed"]
-    assert sparse.graph_order() == g["permutation"]  # numpy's PCG64, reimplemented
+    assert ind.tagged_hash(b"chainml/secagg/v3/ring", sparse.context).hex() == g["ring_seed"]
+    assert sparse.graph_order() == g["permutation"]
+    for v in V["shuffle"]:
+        assert ind.shuffle(B(v["seed"]), v["n"]) == v["permutation"]
     assert {str(i): sorted(s) for i, s in sparse.neighbours.items()} == g["neighbours"]
     assert (sparse.degree, sparse.threshold, sparse.min_partners, sparse.quorum) == (
         g["degree"],
@@ -481,10 +515,16 @@ def test_eip712_inputs_fixedpoint_lattice_and_merkle_independently():
         assert ind.fp_decode(v["word"], v["frac_bits"]) == v["value"]
 
     lv = V["lattice"]
+    for u in lv["uniform_mod"]:
+        values = ind.uniform_mod(B(u["key"]), u["name"].encode(), u["p"], u["count"])
+        assert values == u["values"]
     for index, (a, b) in enumerate(ind.lattice_matrices(B(lv["seed"]), lv["length"])):
         assert a[:8] == lv["a_first_words"][index] and b[:8] == lv["b_first_words"][index]
         assert ind.keccak256(struct.pack(f"<{len(a)}I", *a)).hex() == lv["a_keccak"][index]
         assert ind.keccak256(struct.pack(f"<{len(b)}I", *b)).hex() == lv["b_keccak"][index]
+    r = [(k * 7) % 5 - 2 for k in range(18 * 256)]
+    c = ind.lattice_commit(B(lv["seed"]), lv["values"], r)
+    assert ind.commitment_bytes(c).hex() == lv["commitment"]
 
     mv = V["merkle"]
     leaves = [
@@ -529,11 +569,18 @@ def test_each_tampered_transcript_is_refused_independently(index: int):
         )
 
 
-def test_the_known_issue_transcript_is_refused_independently():
-    r = _round(V["round"]["inputs"])
-    raw = V["known_issues"]["non_survivor_input"]["transcript"].encode()
-    with pytest.raises(ind.Refused, match="survivors"):
-        ind.verify_round(r, raw, _masked_inputs().__getitem__)
+def test_the_verifiable_round_checks_out_independently():
+    vr = V["verifiable_round"]
+    r = _round(vr["inputs"])
+    words = ind.verify_sum(r, vr["transcript"].encode())
+    assert [ind.fp_decode(w, r.frac_bits) for w in words[: r.vector_len]] == vr["decoded_sum"]
+
+
+@pytest.mark.parametrize("index", range(len(V["verifiable_negative"])))
+def test_each_doctored_verifiable_transcript_is_refused_independently(index: int):
+    r = _round(V["verifiable_round"]["inputs"])
+    with pytest.raises(ind.Refused):
+        ind.verify_sum(r, _edited(V["verifiable_negative"][index]))
 
 
 def test_wire_messages_check_out_independently():

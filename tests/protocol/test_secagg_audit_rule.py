@@ -1,0 +1,102 @@
+"""``docs/protocol/secagg.md`` §12 step 2 (§15 item 2): the audit takes a round's
+aggregation rule from the job configuration bound to the chain, never from the record,
+so an aggregator cannot relabel a secure-aggregation round as a robust one (whose audit
+checks signatures and the root, not the sum) to have a wrong sum pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from chainml.node.rounds import _bitmap, _root, audit_round, round_params
+from chainml.storage.local import LocalBlobStore
+from chainml.training.job import JobConfig
+from chainml.training.secagg import AggregateMismatch, SecAggClient, SecAggServer, run_in_memory
+from tests.protocol.make_secagg_vectors import CHAIN_ID, JOBS, identity
+
+JOB, ROUND, ATTEMPT, CLIP = 4, 2, 0, 5.0
+CONFIG = JobConfig(n_features=4, n_classes=2, hidden=(), epochs=1, verifiable=False)
+ROSTER = {i: identity(i).address for i in range(1, 6)}
+
+
+class _Chain:
+    """The parts of the chain ``audit_round`` reads: the job, its participants and their
+    registered keys, and one recorded round."""
+
+    def __init__(self, record_cid: str = "", root: bytes = b"", bitmap: int = 0) -> None:
+        job = SimpleNamespace(
+            participant_count=len(ROSTER),
+            params=SimpleNamespace(config_hash=CONFIG.config_hash, clip_bound=int(CLIP * 1000)),
+        )
+        info = SimpleNamespace(aggregate_cid=record_cid, commitment_root=root, bitmap=bitmap)
+        self.jobs = SimpleNamespace(
+            address=JOBS,
+            client=SimpleNamespace(chain_id=CHAIN_ID),
+            job=lambda job_id: job,
+            round=lambda job_id, r: info,
+            contract=SimpleNamespace(call=lambda name, job_id, i: ROSTER[i + 1]),
+        )
+        keys = {identity(i).address: identity(i).x25519.public_bytes for i in ROSTER}
+        self.registry = SimpleNamespace(party=lambda a: SimpleNamespace(x25519_key=keys[a]))
+
+
+def _relabelled_record(tmp_path: Path, *, relabel: bool) -> tuple[_Chain, LocalBlobStore]:
+    """A real five-client round of a secure-aggregation job, recorded with a sum that is
+    not the survivors' (one unit off), and, if ``relabel``, marked as a robust round that
+    carries the survivors' own signed SecAgg+ commitments."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    params = round_params(_Chain(), JOB, ROUND, ATTEMPT, CONFIG, CLIP, ROSTER)  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    clients = {
+        i: SecAggClient(params, i, identity(i), rng.normal(scale=0.1, size=params.vector_len))
+        for i in ROSTER
+    }
+    server = SecAggServer(params)
+    result = run_in_memory(params, clients, server=server)
+    transcript = json.loads(result.transcript.encode())
+    total = bytearray(bytes.fromhex(transcript["total"]))
+    total[0] ^= 1
+    transcript["total"] = total.hex()
+    record = {
+        "format": "chainml-round-record/2",
+        "config": CONFIG.encode().decode(),
+        "transcript": store.put(json.dumps(transcript).encode()),
+        "inputs": {str(i): store.put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()},
+        "params": {
+            "attempt": ATTEMPT,
+            "degree": params.degree,
+            "threshold": params.threshold,
+            "min_partners": params.min_partners,
+            "clip": params.clip,
+            "graph_seed": params.graph_seed.hex(),
+            "vector_len": params.vector_len,
+            "verifiable": params.verifiable,
+        },
+    }
+    if relabel:
+        signed = result.transcript.inputs
+        record["aggregation"] = "krum"
+        record["commitments"] = {str(i): signed[i].commitment.hex() for i in result.survivors}
+        record["signatures"] = {str(i): signed[i].signature.hex() for i in result.survivors}
+    chain = _Chain(
+        store.put(json.dumps(record).encode()),
+        _root(JOB, ROUND, result.transcript.leaves(params)),
+        _bitmap(result.survivors),
+    )
+    return chain, store
+
+
+def test_the_control_a_wrong_sum_is_refused(tmp_path: Path) -> None:
+    chain, store = _relabelled_record(tmp_path, relabel=False)
+    with pytest.raises(AggregateMismatch):
+        audit_round(chain, store, JOB, ROUND)  # type: ignore[arg-type]
+
+
+def test_a_secure_job_record_relabelled_robust_is_refused(tmp_path: Path) -> None:
+    chain, store = _relabelled_record(tmp_path, relabel=True)
+    with pytest.raises(AggregateMismatch):
+        audit_round(chain, store, JOB, ROUND)  # type: ignore[arg-type]
