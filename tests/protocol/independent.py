@@ -8,6 +8,7 @@ to build a verifier.  Section numbers (§) refer to the specification.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -646,3 +647,136 @@ def verify_round(rnd: Round, raw: bytes, fetch: Callable[[int], bytes]) -> list[
     if struct.pack(f"<{rnd.secure_len}I", *total) != t["total"]:
         raise Refused("the published sum is not the unmasked sum")
     return total
+
+
+# -- §8.3 messages, strictly -------------------------------------------------------------------
+
+FIELDS = {
+    "KeyAdvert": ["advert"],
+    "NeighbourKeys": ["recipient", "adverts"],
+    "SealedShares": ["sender", "ciphertexts"],
+    "ShareBatch": ["recipient", "ciphertexts"],
+    "MaskedInput": [
+        "sender",
+        "vector",
+        "partners",
+        "signature",
+        "value_commitment",
+        "partner_tags",
+    ],
+    "SurvivorList": ["recipient", "survivors"],
+    "SurvivorSignature": ["sender", "signature", "tags"],
+    "UnmaskRequest": ["recipient", "survivors", "approvals", "partners"],
+    "UnmaskShares": ["sender", "self_mask", "mask_key"],
+}
+HEX = frozenset("0123456789abcdef")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise Refused("a duplicate key")
+    return dict(pairs)
+
+
+def _int32(v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**32:
+        raise Refused("not an integer in [0, 2^32)")
+    return v
+
+
+def _hex(v: Any, size: int | None) -> bytes:
+    if not isinstance(v, str) or len(v) % 2 or not set(v) <= HEX:
+        raise Refused("not lower-case hex")
+    out = bytes.fromhex(v)
+    if size is not None and len(out) != size:
+        raise Refused("wrong size")
+    return out
+
+
+def _id_map(v: Any, size: int | None) -> dict[int, bytes]:
+    if not isinstance(v, dict):
+        raise Refused("not an object")
+    out = {}
+    for k, x in v.items():
+        if not (k == "0" or (k[:1] in "123456789" and k.isascii() and k.isdigit())):
+            raise Refused("a map key is not a decimal id")
+        out[_int32(int(k))] = _hex(x, size)
+    return out
+
+
+def _ids_list(v: Any) -> list[int]:
+    if not isinstance(v, list):
+        raise Refused("not a list")
+    return [_int32(x) for x in v]
+
+
+def _advert(v: Any) -> None:
+    if not isinstance(v, list) or len(v) != 7:
+        raise Refused("an advert is 7 fields")
+    _int32(v[0])
+    for x, size in zip(v[1:5], (32, 32, 32, 65), strict=True):
+        _hex(x, size)
+    _id_map(v[5], 32)
+    _id_map(v[6], 64)
+
+
+def parse_message(raw: bytes) -> dict[str, Any]:
+    """A ``chainml-secagg/3`` message as §8.3 writes it, or ``Refused``: fields in their
+    order, no whitespace, lower-case hex of the stated sizes, decimal ids, no duplicates."""
+    try:
+        d = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except ValueError as exc:
+        raise Refused("not JSON") from exc
+    if not isinstance(d, dict) or d.get("format") != "chainml-secagg/3":
+        raise Refused("unknown format")
+    kind = d.get("type")
+    if kind not in FIELDS or list(d) != [*FIELDS[kind], "type", "format"]:
+        raise Refused("unknown type, or fields missing or out of order")
+    if json.dumps(d, separators=(",", ":")).encode() != raw:
+        raise Refused("not the one encoding (whitespace or escapes)")
+    if "sender" in d:
+        _int32(d["sender"])
+    if "recipient" in d:
+        _int32(d["recipient"])
+    if kind == "KeyAdvert":
+        _advert(d["advert"])
+    elif kind == "NeighbourKeys":
+        if not isinstance(d["adverts"], list):
+            raise Refused("adverts are a list")
+        for a in d["adverts"]:
+            _advert(a)
+    elif kind in ("SealedShares", "ShareBatch"):
+        _id_map(d["ciphertexts"], None)
+    elif kind == "MaskedInput":
+        try:
+            blob = base64.b64decode(d["vector"], validate=True)
+        except (ValueError, TypeError) as exc:
+            raise Refused("vector is not base64") from exc
+        if len(blob) % 4 or len(blob) > 4 << 26 or base64.b64encode(blob).decode() != d["vector"]:
+            raise Refused("vector is not whole words in canonical base64")
+        _ids_list(d["partners"])
+        _hex(d["signature"], 65)
+        if len(_hex(d["value_commitment"], None)) not in (0, 16384):
+            raise Refused("a value commitment is 16,384 bytes")
+        _id_map(d["partner_tags"], 32)
+    elif kind == "SurvivorList":
+        _ids_list(d["survivors"])
+    elif kind == "SurvivorSignature":
+        _hex(d["signature"], 65)
+        _id_map(d["tags"], 32)
+    elif kind == "UnmaskRequest":
+        _ids_list(d["survivors"])
+        _id_map(d["approvals"], 32)
+        if not isinstance(d["partners"], dict):
+            raise Refused("partners is an object")
+        for k, entry in d["partners"].items():
+            _id_map({k: "00"}, 1)
+            if not isinstance(entry, list) or len(entry) != 2:
+                raise Refused("a partner entry is [ids, tag]")
+            _ids_list(entry[0])
+            _hex(entry[1], 32)
+    else:
+        _id_map(d["self_mask"], 69)
+        _id_map(d["mask_key"], 69)
+    return d

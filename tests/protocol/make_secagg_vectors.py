@@ -597,6 +597,75 @@ def verifiable_negative(good: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def wire_negative(good: dict[str, Any]) -> list[dict[str, str]]:
+    """Other spellings of the round's messages, each of which a decoder must refuse."""
+    m = good["wire_messages"]
+    survivors = m["SurvivorList"]
+    approval = json.loads(m["SurvivorSignature"])
+    shares = m["UnmaskShares"]
+    first = next(iter(json.loads(shares)["self_mask"]))
+    return [
+        {"why": "spaces after separators", "message": json.dumps(json.loads(survivors))},
+        {
+            "why": "upper-case hex",
+            "message": m["SurvivorSignature"].replace(
+                approval["signature"], approval["signature"].upper()
+            ),
+        },
+        {
+            "why": "a duplicate key",
+            "message": survivors.replace('{"recipient":', '{"recipient":1,"recipient":', 1),
+        },
+        {
+            "why": "an id with a leading zero",
+            "message": shares.replace(f'"{first}":', f'"0{first}":', 1),
+        },
+        {"why": "an id with a sign", "message": shares.replace(f'"{first}":', f'"+{first}":', 1)},
+        {
+            "why": "fields out of order",
+            "message": survivors.replace('"type":"SurvivorList",', "").replace(
+                "{", '{"type":"SurvivorList",', 1
+            ),
+        },
+        {"why": "an unknown type", "message": survivors.replace("SurvivorList", "Survivors")},
+        {
+            "why": "an earlier format",
+            "message": survivors.replace("chainml-secagg/3", "chainml-secagg/2"),
+        },
+        {
+            "why": "a boolean for an id",
+            "message": survivors.replace('"recipient":1', '"recipient":true'),
+        },
+    ]
+
+
+def transcript_noncanonical(good: dict[str, Any]) -> list[dict[str, str]]:
+    """Other spellings of the round's transcript (same values), each to be refused."""
+    raw = good["transcript"]
+    doc = json.loads(raw)
+    total = doc["total"]
+    return [
+        {"why": "spaces after separators", "transcript": json.dumps(doc, sort_keys=True)},
+        {
+            "why": "keys not sorted",
+            "transcript": json.dumps(dict(reversed(list(doc.items()))), separators=(",", ":")),
+        },
+        {"why": "upper-case hex", "transcript": raw.replace(total, total.upper())},
+        {
+            "why": "an id with a leading zero",
+            "transcript": raw.replace('"seeds":{"1":', '"seeds":{"01":'),
+        },
+        {
+            "why": "an id in Arabic-Indic digits",
+            "transcript": raw.replace('"seeds":{"1":', '"seeds":{"\\u0661":'),
+        },
+        {
+            "why": "a duplicate key",
+            "transcript": raw.replace('"total":', f'"total":"{total}","total":', 1),
+        },
+    ]
+
+
 def non_survivor_input(good: dict[str, Any]) -> dict[str, Any]:
     """The dropped client listed in ``inputs`` (with an unsigned entry) and its mask key
     withheld, the published sum still carrying a pair mask (refused since the fix of
@@ -630,6 +699,8 @@ def build() -> dict[str, Any]:
     out["round"] = run_round()
     out["negative"] = negative_vectors(out["round"])
     out["negative"].append(non_survivor_input(out["round"]))
+    out["negative_wire"] = wire_negative(out["round"])
+    out["negative_encoding"] = transcript_noncanonical(out["round"])
     verifiable = run_round(4, (2,), verifiable=True)
     # verify_sum needs no masked input; the sum is checked through its hash and decoding
     del verifiable["masked_inputs"], verifiable["wire_messages"], verifiable["total_words"]

@@ -37,6 +37,7 @@ from chainml.training.secagg import (
     SURVIVORS_TYPEHASH,
     AggregateMismatch,
     PairKeys,
+    ProtocolViolation,
     RoundParams,
     RoundTranscript,
     input_commitment,
@@ -633,3 +634,29 @@ def test_wire_messages_check_out_independently():
     for j, tag in ss["tags"].items():
         kj = r.pair_key(ss["sender"], B(who[str(ss["sender"])]["x25519_key"]), int(j))
         assert ind.mac(kj, b"survivors", ss["sender"], int(j), digest).hex() == tag
+
+
+# -- one encoding: other spellings of the same values are refused by both -----------------------
+
+
+@pytest.mark.parametrize("index", range(len(V["negative_wire"])))
+def test_each_other_spelling_of_a_message_is_refused(index: int):
+    raw = V["negative_wire"][index]["message"].encode()
+    with pytest.raises(ProtocolViolation):
+        wire.decode(raw)
+    with pytest.raises(ind.Refused):
+        ind.parse_message(raw)
+
+
+@pytest.mark.parametrize("index", range(len(V["negative_encoding"])))
+def test_each_other_spelling_of_the_transcript_is_refused(index: int):
+    raw = V["negative_encoding"][index]["transcript"].encode()
+    with pytest.raises(AggregateMismatch):
+        RoundTranscript.decode(raw)
+    with pytest.raises(ind.Refused):
+        ind.verify_round(_round(V["round"]["inputs"]), raw, _masked_inputs().__getitem__)
+
+
+def test_the_round_messages_parse_strictly_independently():
+    for name, raw in V["round"]["wire_messages"].items():
+        assert ind.parse_message(raw.encode())["type"] == name
