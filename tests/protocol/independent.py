@@ -640,7 +640,10 @@ def verify_round(rnd: Round, raw: bytes, fetch: Callable[[int], bytes]) -> list[
         priv = X25519PrivateKey.from_private_bytes(secret)
         for i in survivors:
             if j in t["inputs"][i][1]:
-                shared = priv.exchange(X25519PublicKey.from_public_bytes(t["adverts"][i][0]))
+                try:
+                    shared = priv.exchange(X25519PublicKey.from_public_bytes(t["adverts"][i][0]))
+                except ValueError:  # an all-zero shared secret: a low-order key
+                    raise Refused(f"client {i}'s mask key is a low-order point") from None
                 mask = rnd.pair_mask(shared, i, j)
                 sign = -1 if i < j else 1  # i added +mask if i < j: remove it
                 total = [(a + sign * m) % 2**32 for a, m in zip(total, mask, strict=True)]

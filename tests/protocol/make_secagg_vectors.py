@@ -666,6 +666,27 @@ def transcript_noncanonical(good: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def low_order_survivor_key(good: dict[str, Any]) -> dict[str, Any]:
+    """A survivor (colluding with the aggregator) whose signed advert carries a low-order
+    mask key, with a dropped partner's mask key revealed: removing that pair's mask needs
+    an X25519 agreement with the low-order point (spec §15 item 11)."""
+    p = params(5)
+    doc = json.loads(good["transcript"])
+    survivor = next(
+        i
+        for i in good["survivors"]
+        if set(doc["inputs"][str(i)][1]) & {int(j) for j in doc["mask_keys"]}
+    )
+    advert = doc["adverts"][str(survivor)]
+    advert[0] = "00" * 32
+    digest = p.keys_digest(survivor, bytes(32), bytes.fromhex(advert[1]), bytes.fromhex(advert[2]))
+    advert[3] = identity(survivor).account.sign_digest(digest).hex()
+    return {
+        "why": f"survivor {survivor}'s signed advert carries a low-order mask key",
+        "transcript": json.dumps(doc, sort_keys=True, separators=(",", ":")),
+    }
+
+
 def non_survivor_input(good: dict[str, Any]) -> dict[str, Any]:
     """The dropped client listed in ``inputs`` (with an unsigned entry) and its mask key
     withheld, the published sum still carrying a pair mask (refused since the fix of
@@ -699,6 +720,7 @@ def build() -> dict[str, Any]:
     out["round"] = run_round()
     out["negative"] = negative_vectors(out["round"])
     out["negative"].append(non_survivor_input(out["round"]))
+    out["known_issues"] = {"low_order_survivor_key": low_order_survivor_key(out["round"])}
     out["negative_wire"] = wire_negative(out["round"])
     out["negative_encoding"] = transcript_noncanonical(out["round"])
     verifiable = run_round(4, (2,), verifiable=True)

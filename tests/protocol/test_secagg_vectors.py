@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from chainml.crypto import fixedpoint, lattice, prg, shamir
 from chainml.crypto.box import SecretBox
-from chainml.crypto.errors import DecryptionFailed
+from chainml.crypto.errors import DecryptionFailed, InvalidKey
 from chainml.crypto.hashing import keccak256, tagged_hash
 from chainml.crypto.keys import X25519KeyPair, recover_address
 from chainml.crypto.merkle import MerkleTree, commitment_leaf
@@ -366,6 +366,19 @@ def test_each_doctored_verifiable_transcript_is_refused_by_chainml(index: int):
         verify_sum(p, RoundTranscript.decode(_edited(V["verifiable_negative"][index])))
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=InvalidKey,
+    reason="known issue 11 of docs/protocol/secagg.md: verify_round lets X25519's "
+    "InvalidKey out instead of AggregateMismatch, so `chainml job audit` does not exit 3",
+)
+def test_a_low_order_survivor_key_is_a_typed_mismatch_with_chainml():
+    p = _params(V["round"]["inputs"])
+    raw = V["known_issues"]["low_order_survivor_key"]["transcript"].encode()
+    with pytest.raises(AggregateMismatch):
+        verify_round(p, RoundTranscript.decode(raw), _fetch_np)
+
+
 # -- (b) the independent implementation gives the same bytes ------------------------------------
 
 
@@ -582,6 +595,13 @@ def test_each_doctored_verifiable_transcript_is_refused_independently(index: int
     r = _round(V["verifiable_round"]["inputs"])
     with pytest.raises(ind.Refused):
         ind.verify_sum(r, _edited(V["verifiable_negative"][index]))
+
+
+def test_a_low_order_survivor_key_is_refused_independently():
+    r = _round(V["round"]["inputs"])
+    raw = V["known_issues"]["low_order_survivor_key"]["transcript"].encode()
+    with pytest.raises(ind.Refused, match="low-order"):
+        ind.verify_round(r, raw, _masked_inputs().__getitem__)
 
 
 def test_wire_messages_check_out_independently():
