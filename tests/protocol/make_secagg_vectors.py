@@ -708,6 +708,25 @@ def non_survivor_input(good: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def round_start() -> dict[str, Any]:
+    """A ``chainml-round-start/2`` message for the five-client roster, and a NaN clip that
+    a trainer must refuse (spec §15 item 12)."""
+    from chainml.node.rounds import RoundStart
+    from chainml.training.job import JobConfig
+
+    config = JobConfig(n_features=4, n_classes=2, hidden=(), epochs=1).encode()
+    roster = {i: identity(i).address for i in range(1, 6)}
+    raw = RoundStart(config, b"\x00safetensors", roster, 1.5, ATTEMPT).encode().decode()
+    return {
+        "message": raw,
+        "config": config.decode(),
+        "roster": {str(i): a for i, a in roster.items()},
+        "clip": 1.5,
+        "attempt": ATTEMPT,
+        "nan_clip": raw.replace('"clip":1.5', '"clip":NaN'),
+    }
+
+
 def build() -> dict[str, Any]:
     out = {
         "format": "chainml-secagg-vectors/1",
@@ -717,6 +736,7 @@ def build() -> dict[str, Any]:
         "fixed_bytes": "fixed(label) = SHA-256(b'chainml/vectors/' + label); account key of client i = fixed('account/i'), its X25519 key fixed('x25519/i')",
     }
     out.update(static_vectors())
+    out["round_start"] = round_start()
     out["round"] = run_round()
     out["negative"] = negative_vectors(out["round"])
     out["negative"].append(non_survivor_input(out["round"]))
