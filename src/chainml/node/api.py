@@ -1,19 +1,47 @@
 """The node's HTTP API (FastAPI), versioned under ``/v1``, with Prometheus ``/metrics``.
 
 ``POST /v1/envelopes`` takes an envelope's wire bytes and answers 202 when it was accepted
-or a JSON error ``{"error": cause, "detail": ...}`` with a status per cause.  The OpenAPI
-schema is published at ``/openapi.json`` and committed as ``docs/openapi.json``.
+or a JSON error ``{"error": cause, "detail": ...}`` with a status per cause.  Every error
+the API answers has that shape and a status listed in the OpenAPI schema, which is
+published at ``/openapi.json`` and committed as ``docs/openapi.json``.
+
+Hostile input is refused as early and as cheaply as it can be (``Gate``):
+
+* per peer and overall: a rate limit (token buckets, bans), a limit on requests in flight,
+  and a budget of request-body bytes held in memory at once;
+* bodies are read from the stream against the route's cap (a declared ``Content-Length``
+  over it is refused before a byte is read; the connection is closed after a refusal,
+  so nothing past the cap is read), and within ``body_timeout`` seconds;
+* request headers must arrive within ``header_timeout`` seconds (``guarded_h11``);
+* parsing, signature recovery and HPKE run in a small worker pool, never on the event loop;
+  when the pool's queue is full the answer is 503 ``busy``;
+* an unexpected exception is answered as 500 ``internal`` in the same JSON shape and logged
+  as one line naming its type and route, never the request's values.
+
+A peer is its address; a loopback client is each of its connections (local processes —
+the CLI, other local nodes — must not lock each other out); behind a configured trusted
+proxy, the address the proxy puts in its forwarding header.  Misbehaviour that only a
+valid signature can commit (an undecryptable payload) is pinned on the signer, the rest on
+the peer; a banned peer's signed requests are still judged on their signatures, so a
+flooder sharing an address with a staked peer cannot lock it out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+import re
 import time
-from collections.abc import Callable
+from collections import Counter as Tally
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,17 +52,21 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from chainml import __version__
 from chainml.errors import ChainmlError
 from chainml.node.envelope import CAUSES, EnvelopeReceiver, Opened, Rejected
-from chainml.node.ids import Alerts, PeerScore, RateLimiter
+from chainml.node.ids import Alerts, HttpLimits, PeerScore, RateLimiter, peer_of
 from chainml.storage.access import (
     AccessError,
     ForgedRequest,
     Guardian,
+    KeyRelease,
     KeyRequest,
     MalformedBundle,
+    NotAGuardian,
     ReplayedRequest,
 )
 
@@ -49,7 +81,14 @@ STATUS_BY_CAUSE = {
     "oversized": 413,
     "wrong_recipient": 421,
     "rate_limited": 429,
+    "banned": 429,
 }
+# refused by the gate before a route sees the request, on any route
+GATE_STATUS = {"rate_limited": 429, "busy": 503, "timeout": 408, "internal": 500}
+# pinned on the signer: only the holder of the key can make them
+SIGNER_CAUSES = frozenset({"undecryptable"})
+SIGNED_PATHS = frozenset({"/v1/envelopes", "/v1/keys/release"})
+log = logging.getLogger("chainml.node.api")
 
 
 @dataclass
@@ -119,6 +158,14 @@ class Metrics:
             ["job"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "chainml_http_refused",
+            "Requests refused before or while their body was read, by cause",
+            ["cause"],
+            registry=self.registry,
+        )
+        for cause in (*GATE_STATUS, "oversized", "malformed", "disconnected"):
+            self.refused.labels(cause=cause)
 
 
 class Accepted(BaseModel):
@@ -183,6 +230,256 @@ class Status(BaseModel):
     rejected: dict[str, int]
 
 
+class Refusal(Exception):
+    """A request refused by the gate or while its body was read."""
+
+    def __init__(self, cause: str, status: int, detail: str, *, close: bool = False) -> None:
+        super().__init__(detail)
+        self.cause, self.status, self.detail, self.close = cause, status, detail, close
+
+
+class _BodyTimeout(Exception):
+    pass
+
+
+def _error(
+    cause: str, detail: str, status: int, *, close: bool = False, retry: bool = False
+) -> JSONResponse:
+    headers = {}
+    if close:
+        headers["connection"] = "close"
+    if retry:
+        headers["retry-after"] = "1"
+    return JSONResponse({"error": cause, "detail": detail}, status_code=status, headers=headers)
+
+
+class Gate:
+    """Limits, budgets and the worker pools of one app (see the module's docstring)."""
+
+    def __init__(self, limits: HttpLimits, guard: Guard, metrics: Metrics) -> None:
+        self.limits = limits
+        self.guard = guard
+        self.metrics = metrics
+        self.in_flight: Tally[str] = Tally()
+        self.total = 0
+        self.buffered = 0
+        self.pending = 0
+        self.verify_pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="verify")
+        self.infer_pool = ThreadPoolExecutor(limits.inference_workers, thread_name_prefix="infer")
+
+    def refuse(self, cause: str) -> None:
+        self.metrics.refused.labels(cause=cause).inc()
+
+    async def read_body(self, request: Request, limit: int) -> bytes:
+        """The body, read from the stream no further than ``limit`` bytes and within the
+        node's byte budget; raises ``Refusal``."""
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit() or len(declared) > 20:
+                raise Refusal("malformed", 400, "bad Content-Length", close=True)
+            if int(declared) > limit:
+                raise Refusal("oversized", 413, f"request body over {limit} bytes", close=True)
+        state = request.scope.setdefault("state", {})
+        body = bytearray()
+        async for chunk in request.stream():
+            if len(body) + len(chunk) > limit:
+                raise Refusal("oversized", 413, f"request body over {limit} bytes", close=True)
+            if self.buffered + len(chunk) > self.limits.max_buffered:
+                raise Refusal("busy", 503, "the node holds too many request bodies", close=True)
+            self.buffered += len(chunk)
+            state["chainml_buffered"] = state.get("chainml_buffered", 0) + len(chunk)
+            body += chunk
+        return bytes(body)
+
+    async def run(self, pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on a worker of ``pool``, or 503 ``busy`` when too many wait."""
+        if self.pending >= self.limits.workers + self.limits.queue:
+            raise Refusal("busy", 503, "too many requests waiting for a worker", close=True)
+        self.pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(pool, functools.partial(fn, *args))
+        finally:
+            self.pending -= 1
+
+    def middleware(self, app: Any) -> Any:
+        """The ASGI wrapper: limits first, then the app with a timed ``receive``; any
+        exception the app lets out becomes a JSON answer and one log line."""
+        limits, guard, metrics = self.limits, self.guard, self.metrics
+
+        async def gated(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            peer = peer_of(scope, limits)
+            scope.setdefault("state", {})["chainml_peer"] = peer
+            path = scope["path"]
+            started = False
+
+            async def answer(response: Response) -> None:
+                await response(scope, receive, send)
+
+            signed = path in SIGNED_PATHS
+            # a refused request's unread body would be drained to keep the connection:
+            # close it instead (a GET keeps its connection, and with it its peer's bucket)
+            has_body = any(
+                k in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"]
+            )
+            if path != "/metrics" and not guard.limiter.allow(peer, ignore_ban=signed):
+                self.refuse("rate_limited")
+                metrics.requests.labels(path="other").inc()
+                await answer(_error("rate_limited", "too many requests", 429, close=has_body))
+                return
+            if self.total >= limits.max_in_flight or (
+                self.in_flight[peer] >= limits.max_in_flight_per_peer
+            ):
+                self.refuse("busy")
+                metrics.requests.labels(path="other").inc()
+                await answer(
+                    _error("busy", "too many requests in flight", 503, close=has_body, retry=True)
+                )
+                return
+            self.total += 1
+            self.in_flight[peer] += 1
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + limits.body_timeout
+
+            async def timed_receive() -> Any:
+                try:
+                    return await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.001))
+                except TimeoutError:
+                    raise _BodyTimeout from None
+
+            async def watched_send(message: Mapping[str, Any]) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    started = True
+                await send(message)
+
+            try:
+                await app(scope, timed_receive, watched_send)
+            except _BodyTimeout:
+                self.refuse("timeout")
+                if not started:
+                    await answer(_error("timeout", "request body too slow", 408, close=True))
+            except ClientDisconnect:
+                self.refuse("disconnected")
+            except Exception as exc:  # noqa: BLE001 (answered and logged, never raised on)
+                self.refuse("internal")
+                route = getattr(scope.get("route"), "path", "unmatched")
+                # the type and route only: an exception's text may quote the request
+                log.error("internal error %s on %s", type(exc).__name__, route)
+                if not started:
+                    await answer(_error("internal", "internal error", 500, close=True))
+            finally:
+                self.total -= 1
+                self.in_flight[peer] -= 1
+                if self.in_flight[peer] <= 0:
+                    del self.in_flight[peer]
+                self.buffered -= scope["state"].pop("chainml_buffered", 0)
+                route = scope.get("route")
+                metrics.requests.labels(path=getattr(route, "path", "other")).inc()
+
+        return gated
+
+
+def _banned() -> JSONResponse:
+    return _error("banned", "this peer is banned for a while", 429)
+
+
+def _peer(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("chainml_peer", "unknown"))
+
+
+def _body_schema(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {media: {"schema": schema}}}}
+
+
+def _errors(*causes: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses: each status with the causes it carries."""
+    by_status: dict[int, list[str]] = {}
+    for cause in causes:
+        status = {**STATUS_BY_CAUSE, **GATE_STATUS, **_EXTRA_STATUS}[cause]
+        by_status.setdefault(status, []).append(cause)
+    return {
+        status: {"model": ErrorBody, "description": "error: " + ", ".join(sorted(set(names)))}
+        for status, names in sorted(by_status.items())
+    }
+
+
+_EXTRA_STATUS = {
+    "not_found": 404,
+    "malformed_bundle": 400,
+    "forged_request": 401,
+    "stale_request": 401,
+    "not_grantee": 403,
+    "grant_revoked": 403,
+    "grant_expired": 403,
+    "unknown_party": 403,
+    "unknown_grant": 404,
+    "not_a_guardian": 404,
+    "replayed_request": 409,
+    "no_model": 503,
+    "unknown_batch": 404,
+    "method_not_allowed": 405,
+}
+_GATE = ("rate_limited", "busy", "internal")
+_BODY = (*_GATE, "timeout", "oversized")
+
+
+def _hex_string(size: int) -> dict[str, Any]:
+    return {"type": "string", "pattern": f"^[0-9a-f]{{{2 * size}}}$"}
+
+
+_ADDRESS = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$", "description": "EIP-55"}
+_UINT = {"type": "integer", "minimum": 0}
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An envelope in its canonical wire form (docs/protocol/wire.md): no "
+    "whitespace, these keys exactly once and in this order; any other spelling is refused.",
+    "additionalProperties": False,
+    "required": [
+        "v",
+        "sender",
+        "recipient",
+        "purpose",
+        "job_id",
+        "round",
+        "timestamp",
+        "nonce",
+        "payload",
+        "signature",
+    ],
+    "properties": {
+        "v": {"type": "integer", "enum": [1]},
+        "sender": _ADDRESS,
+        "recipient": _ADDRESS,
+        "purpose": {"type": "string", "minLength": 1, "maxLength": 64},
+        "job_id": {**_UINT, "maximum": 2**256 - 1},
+        "round": {**_UINT, "maximum": 2**256 - 1},
+        "timestamp": {**_UINT, "maximum": 2**64 - 1},
+        "nonce": _hex_string(32),
+        "payload": {"type": "string", "format": "byte"},
+        "signature": _hex_string(65),
+    },
+}
+KEY_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A key request in its canonical wire form (docs/protocol/wire.md): no "
+    "whitespace, these keys exactly once, sorted; at most 4,096 bytes.",
+    "additionalProperties": False,
+    "required": ["grant_id", "guardian", "nonce", "requester", "signature", "timestamp"],
+    "properties": {
+        "grant_id": {**_UINT, "maximum": 2**256 - 1},
+        "guardian": _ADDRESS,
+        "nonce": _hex_string(32),
+        "requester": _ADDRESS,
+        "signature": _hex_string(65),
+        "timestamp": {**_UINT, "maximum": 2**64 - 1},
+    },
+}
+
+
 def create_app(
     receiver: EnvelopeReceiver,
     *,
@@ -193,26 +490,35 @@ def create_app(
     on_scrape: Callable[[Metrics], None] = lambda metrics: None,
     guardian: Guardian | None = None,
     provider: Any = None,
+    limits: HttpLimits | None = None,
+    every_route: bool = False,
 ) -> FastAPI:
-    import time
-
+    """The node's app.  ``/v1/keys/release`` is mounted only with a ``guardian``, the
+    inference routes only with a ``provider`` (``every_route``: all of them, for the
+    published schema)."""
     metrics = metrics or Metrics()
     guard = guard or Guard.create(time.time)
+    gate = Gate(limits or HttpLimits(), guard, metrics)
     app = FastAPI(title="chainml node", version=__version__, openapi_url="/openapi.json")
+    app.state.gate = gate
 
-    @app.middleware("http")
-    async def limit_and_count(request: Request, call_next: Any) -> Any:
-        peer = request.client.host if request.client else "unknown"
-        if request.url.path != "/metrics" and not guard.limiter.allow(peer):
-            metrics.requests.labels(path="other").inc()
-            return _refuse(metrics, receiver, "rate_limited", "too many requests")
-        response = await call_next(request)
-        route = request.scope.get("route")  # the template the router matched, if any
-        metrics.requests.labels(path=getattr(route, "path", "other")).inc()
-        return response
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, exc: Refusal) -> Response:
+        gate.refuse(exc.cause)
+        return _error(exc.cause, exc.detail, exc.status, close=exc.close, retry=exc.status == 503)
 
-    @app.get("/v1/status", response_model=Status)
-    def status() -> Status:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        gate.refuse("malformed")
+        return _error("malformed", "bad path or query parameter", 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        cause = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "malformed")
+        return _error(cause, str(exc.detail), exc.status_code)
+
+    @app.get("/v1/status", response_model=Status, responses=_errors(*_GATE))
+    async def status() -> Status:
         return Status(
             version=__version__,
             address=receiver.identity.address,
@@ -226,71 +532,69 @@ def create_app(
         "/v1/envelopes",
         status_code=202,
         response_model=Accepted,
-        responses={code: {"model": ErrorBody} for code in sorted(set(STATUS_BY_CAUSE.values()))},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
-        },
+        responses=_errors(*STATUS_BY_CAUSE, *_BODY),
+        openapi_extra=_body_schema(ENVELOPE_SCHEMA),
     )
     async def post_envelope(request: Request) -> Any:
-        body = await _read_body(request, receiver.max_wire_size)
-        if body is None:
-            return _refuse(metrics, receiver, "oversized", "request body over the limit")
+        """An envelope for this node: 202 when accepted, else its cause."""
+        peer = _peer(request)
         try:
-            opened = receiver.open(body)
+            body = await gate.read_body(request, receiver.max_wire_size)
+        except Refusal as exc:
+            if exc.cause == "oversized":
+                receiver.rejections["oversized"] += 1
+                metrics.rejected.labels(cause="oversized").inc()
+            raise
+        try:
+            opened = await gate.run(gate.verify_pool, receiver.open, body, guard.limiter.is_banned)
         except Rejected as exc:
             metrics.rejected.labels(cause=exc.cause).inc()
-            guard.score.refused(request.client.host if request.client else "unknown", exc.cause)
-            return JSONResponse(
-                {"error": exc.cause, "detail": str(exc)}, status_code=STATUS_BY_CAUSE[exc.cause]
-            )
+            signer = exc.sender if exc.cause in SIGNER_CAUSES else None
+            guard.score.refused(signer or peer, exc.cause)
+            if exc.sender is None and guard.limiter.is_banned(peer):
+                return _banned()  # a banned peer is told so, whatever it sent
+            return _error(exc.cause, str(exc), STATUS_BY_CAUSE[exc.cause])
         metrics.accepted.inc()
         on_message(opened)
         h = opened.header
         return Accepted(sender=h.sender, purpose=h.purpose, job_id=h.job_id, round=h.round)
 
-    @app.post(
-        "/v1/keys/release",
-        response_model=KeyReleaseOut,
-        responses={code: {"model": ErrorBody} for code in sorted(set(RELEASE_STATUS.values()))},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
-        },
-    )
-    async def release_key(request: Request) -> Any:
-        """Key guardian: this node's share of a grant's key, sealed to the grantee."""
-        peer = request.client.host if request.client else "unknown"
-        if guardian is None:
-            return JSONResponse(
-                {"error": "not_a_guardian", "detail": "this node guards no keys"}, status_code=404
-            )
-        body = await request.body()
-        try:
-            if len(body) > MAX_KEY_REQUEST:
-                raise MalformedBundle("request body over the limit")
-            release = guardian.release(KeyRequest.decode(body))
-        except AccessError as exc:
-            cause = _snake(type(exc).__name__)
-            metrics.rejected.labels(cause=cause).inc()
-            if isinstance(exc, (ForgedRequest, ReplayedRequest, MalformedBundle)):
-                guard.score.refused(peer, cause)
-            return JSONResponse(
-                {"error": cause, "detail": str(exc)},
-                status_code=RELEASE_STATUS.get(type(exc).__name__, 403),
-            )
-        return KeyReleaseOut(
-            guardian=release.guardian,
-            index=release.index,
-            sealed_share=release.sealed_share.hex(),
-            signature=release.signature.hex(),
-        )
+    if guardian is not None or every_route:
 
-    _inference_routes(app, provider, metrics, guard)
+        def release(body: bytes) -> KeyRelease:
+            if guardian is None:
+                raise NotAGuardian("this node guards no keys")
+            return guardian.release(KeyRequest.decode(body))
+
+        @app.post(
+            "/v1/keys/release",
+            response_model=KeyReleaseOut,
+            responses=_errors(*(_snake(n) for n in RELEASE_STATUS), *_BODY, "banned"),
+            openapi_extra=_body_schema(KEY_REQUEST_SCHEMA),
+        )
+        async def release_key(request: Request) -> Any:
+            """Key guardian: this node's share of a grant's key, sealed to the grantee."""
+            peer = _peer(request)
+            body = await gate.read_body(request, MAX_KEY_REQUEST)
+            try:
+                out = await gate.run(gate.verify_pool, release, body)
+            except AccessError as exc:
+                cause = _snake(type(exc).__name__)
+                metrics.rejected.labels(cause=cause).inc()
+                if isinstance(exc, (ForgedRequest, ReplayedRequest, MalformedBundle)):
+                    guard.score.refused(peer, cause)
+                    if guard.limiter.is_banned(peer):
+                        return _banned()
+                return _error(cause, str(exc), RELEASE_STATUS.get(type(exc).__name__, 403))
+            return KeyReleaseOut(
+                guardian=out.guardian,
+                index=out.index,
+                sealed_share=out.sealed_share.hex(),
+                signature=out.signature.hex(),
+            )
+
+    if provider is not None or every_route:
+        _inference_routes(app, provider, metrics, guard, gate)
 
     @app.get("/", include_in_schema=False)
     def page() -> Response:
@@ -303,7 +607,7 @@ def create_app(
                 f"<h1>chain unreachable</h1><p>{escape(type(exc).__name__)}</p>", status_code=503
             )
 
-    @app.get("/v1/alerts", response_model=list[AlertOut])
+    @app.get("/v1/alerts", response_model=list[AlertOut], responses=_errors(*_GATE))
     def alerts() -> list[AlertOut]:
         return [AlertOut(**a.__dict__) for a in guard.all_alerts()]
 
@@ -314,97 +618,163 @@ def create_app(
         on_scrape(metrics)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(_Wrap, gate=gate)
+    _document(app)
     return app
 
 
-def _inference_routes(app: FastAPI, provider: Any, metrics: Metrics, guard: Guard) -> None:
-    """``/v1/infer`` (plain), ``/v1/infer/he`` (CKKS), the served model, and the receipts
-    listed for each posted batch.  ``provider`` is the node's ``ProviderRole`` or None."""
-    from starlette.concurrency import run_in_threadpool
+class _Wrap:
+    """Starlette middleware adapter for ``Gate.middleware``."""
 
-    from chainml.inference.service import CAUSES, InferenceRefused, OversizedRequest
+    def __init__(self, app: Any, gate: Gate) -> None:
+        self.call = gate.middleware(app)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.call(scope, receive, send)
+
+
+def _document(app: FastAPI) -> None:
+    """The served schema without FastAPI's 422 (validation errors are 400 ``malformed``
+    here), every route with the gate's statuses."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        for item in schema.get("paths", {}).values():
+            for op in item.values():
+                responses = op.setdefault("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault(
+                        "400",
+                        {
+                            "description": "error: malformed",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                                }
+                            },
+                        },
+                    )
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _inference_routes(
+    app: FastAPI, provider: Any, metrics: Metrics, guard: Guard, gate: Gate
+) -> None:
+    """``/v1/infer`` (plain), ``/v1/infer/he`` (CKKS), the served model, and the receipts
+    listed for each posted batch.  ``provider`` is the node's ``ProviderRole``."""
+    from chainml.inference.service import CAUSES, FRAME, InferenceRefused
 
     for cause in CAUSES:
         for mode in ("plain", "he"):
             metrics.inference.labels(mode=mode, outcome=cause)
-    binary = {
-        "requestBody": {
-            "required": True,
+    binary = _body_schema({"type": "string", "format": "binary"}, "application/octet-stream")
+    binary["responses"] = {
+        "200": {
             "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        },
-        "responses": {
-            "200": {
-                "content": {
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-                }
             }
-        },
+        }
     }
+    by_status: dict[int, set[str]] = {}  # the service's refusals; several share a status
+    for c in _refusals():
+        by_status.setdefault(int(c.status), set()).add(c.cause)
+    infer_errors: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody, "description": "error: " + ", ".join(sorted(names))}
+        for status, names in by_status.items()
+    }
+    for status, doc in _errors(*_BODY, "no_model").items():
+        if status in infer_errors:
+            causes = infer_errors[status]["description"] + ", " + doc["description"][7:]
+            infer_errors[status]["description"] = causes
+        else:
+            infer_errors[status] = doc
 
     def unavailable() -> JSONResponse:
-        return JSONResponse(
-            {"error": "no_model", "detail": "this node serves no model (yet)"}, status_code=503
-        )
+        return _error("no_model", "this node serves no model (yet)", 503)
 
     async def serve(request: Request, label: str, modes: tuple[str, ...]) -> Response:
         if provider is None or provider.service.model is None:
             return unavailable()
         started = time.perf_counter()
-        peer = request.client.host if request.client else "unknown"
-        body = await _read_body(request, max(provider.service.max_request(m) for m in modes))
+        peer = _peer(request)
+        service = provider.service
+        # the frame's header names the mode: cap the body by that mode's limit, not the
+        # largest of the route's, before reading the rest
+        limit = max(service.max_request(m) for m in modes)
         try:
-            if body is None:
-                raise OversizedRequest("request body over the limit")
-            answer = await run_in_threadpool(provider.service.handle, body, modes)
+            body = await gate.read_body(request, limit)
+            mode = _frame_mode(body[: FRAME + 4096])
+            if mode in modes and len(body) > service.max_request(mode):
+                raise Refusal("oversized", 413, f"request body over the {mode} limit")
+            answer = await gate.run(gate.infer_pool, service.handle, body, modes)
+        except Refusal as exc:
+            if exc.cause == "oversized":
+                metrics.inference.labels(mode=label, outcome="oversized").inc()
+            raise
         except InferenceRefused as exc:
             metrics.inference.labels(mode=label, outcome=exc.cause).inc()
             guard.score.refused(peer, exc.cause)
-            return JSONResponse({"error": exc.cause, "detail": str(exc)}, status_code=exc.status)
+            return _error(exc.cause, str(exc), exc.status)
         metrics.inference.labels(mode=label, outcome="ok").inc()
         metrics.inference_seconds.labels(mode=label).observe(time.perf_counter() - started)
         return Response(answer, media_type="application/octet-stream")
 
-    @app.get("/v1/infer/model", responses={503: {"model": ErrorBody}})
+    @app.get("/v1/infer/model", responses=_errors(*_GATE, "no_model"))
     def served_model() -> Any:
         """The model this provider serves: version, prices, its CKKS plan's shape."""
         info = provider.info() if provider is not None else None
         return info if info is not None else unavailable()
 
-    @app.post("/v1/infer", openapi_extra=binary, responses={503: {"model": ErrorBody}})
+    @app.post("/v1/infer", openapi_extra=binary, responses=infer_errors)
     async def infer_plain(request: Request) -> Response:
         """A plain request: input sealed to this node, answer sealed to the client."""
         return await serve(request, "plain", ("plain",))
 
-    @app.post("/v1/infer/he", openapi_extra=binary, responses={503: {"model": ErrorBody}})
+    @app.post("/v1/infer/he", openapi_extra=binary, responses=infer_errors)
     async def infer_he(request: Request) -> Response:
         """CKKS: evaluation keys (he-keys), one query (he) or a batch (he-batch)."""
         return await serve(request, "he", ("he-keys", "he", "he-batch"))
 
-    @app.get("/v1/receipts/batches/{batch_id}", responses={404: {"model": ErrorBody}})
+    @app.get("/v1/receipts/batches/{batch_id}", responses=_errors(*_GATE, "unknown_batch"))
     def batch_listing(batch_id: int) -> Any:
         """The receipts this provider billed in a batch it posted on chain."""
         listed = provider.listing(batch_id) if provider is not None else []
         if not listed:
-            return JSONResponse(
-                {"error": "unknown_batch", "detail": "no receipts listed for that batch"},
-                status_code=404,
-            )
+            return _error("unknown_batch", "no receipts listed for that batch", 404)
         return [r.to_doc() for r in listed]
 
 
+def _refusals() -> list[Any]:
+    from chainml.inference import service
+
+    return [
+        c
+        for c in vars(service).values()
+        if isinstance(c, type)
+        and issubclass(c, service.InferenceRefused)
+        and c is not service.InferenceRefused
+    ]
+
+
+_MODE = re.compile(rb'"mode":"([a-z-]{1,16})"')
+
+
+def _frame_mode(head: bytes) -> str | None:
+    """The mode an inference request's frame header names, if it can be read cheaply (the
+    service parses the header properly; this only picks the body cap)."""
+    m = _MODE.search(head[8:])
+    return m.group(1).decode() if m else None
+
+
 MAX_KEY_REQUEST = 4096
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The request's body, read no further than ``limit`` bytes (None past it)."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 RELEASE_STATUS = {
@@ -432,18 +802,11 @@ class KeyReleaseOut(BaseModel):
     signature: str
 
 
-def _refuse(metrics: Metrics, receiver: EnvelopeReceiver, cause: str, detail: str) -> JSONResponse:
-    if cause != "rate_limited":
-        receiver.rejections[cause] += 1
-    metrics.rejected.labels(cause=cause).inc()
-    return JSONResponse({"error": cause, "detail": detail}, status_code=STATUS_BY_CAUSE[cause])
-
-
 def openapi_schema() -> dict[str, Any]:
     """The API's OpenAPI document (routes only; no node behind it)."""
     from typing import cast
 
-    return create_app(cast(EnvelopeReceiver, None)).openapi()
+    return create_app(cast(EnvelopeReceiver, None), every_route=True).openapi()
 
 
 if __name__ == "__main__":
@@ -452,3 +815,51 @@ if __name__ == "__main__":
 
     json.dump(openapi_schema(), sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
+
+
+def guarded_h11(header_timeout: float) -> type:
+    """uvicorn's h11 protocol, closing a connection whose request line and headers have not
+    all arrived ``header_timeout`` seconds after it opened or after its last response
+    (uvicorn has no such timeout: a client dribbling headers held a connection forever)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(header_timeout, self._headers_late)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_late(self) -> None:
+            self._header_timer = None
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                return  # headers are in; the body's own timeout applies
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            before = self.cycle
+            super().data_received(data)
+            if self.cycle is not before:  # a new request's headers are complete
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return GuardedH11

@@ -354,6 +354,8 @@ class EnvelopeReceiver:
             raise WrongRecipient("addressed to another node")
         if abs(self.clock() - h.timestamp) > self.max_skew:
             raise Stale(f"timestamp {h.timestamp} is more than {self.max_skew} s off")
+        if env.signature[64] not in (27, 28):  # before hashing a payload of megabytes
+            raise BadSignature("not a signature")
         digest = envelope_digest(self.chain_id, self.registry, h, env.payload)
         try:
             signer = recover_address(digest, env.signature)

@@ -14,16 +14,21 @@ and its alerts go to the log, the API (``/v1/alerts``) and the metrics.
 * ``check_stake``: one entity — accounts funded from one source count as one — holding more
   than 1/3 (can stall) or 1/2 (can decide) of the stake, many identities funded from one
   source, and bursts of registrations (Sybil, 51 %).
+* ``HttpLimits`` and ``peer_of``: how much of the node a peer may hold, and who a request
+  is from (an address; each connection of a loopback client; behind a trusted proxy, the
+  address in its forwarding header).
 * ``ReorgWatch``: a block the node had seen at a depth past its confirmation depth was
   replaced.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("chainml.node.ids")
 
@@ -84,6 +89,7 @@ class RateLimiter:
     ban_after: int = 100
     window: float = 10.0
     ban_for: float = 300.0
+    max_peers: int = 10_000  # buckets kept; idle ones are dropped past this (full anyway)
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
     _refusals: dict[str, deque[float]] = field(default_factory=dict)
     banned_until: dict[str, float] = field(default_factory=dict)
@@ -100,6 +106,12 @@ class RateLimiter:
             return True
         return False
 
+    def _forget_idle(self) -> None:
+        now = self.clock()
+        for key in [k for k, b in self._buckets.items() if now - b.at > self.window]:
+            del self._buckets[key]
+            self._refusals.pop(key.removeprefix("peer:"), None)
+
     def is_banned(self, peer: str) -> bool:
         until = self.banned_until.get(peer)
         if until is None:
@@ -113,9 +125,13 @@ class RateLimiter:
         self.banned_until[peer] = self.clock() + self.ban_for
         self.alerts.raise_("peer_banned", peer, why)
 
-    def allow(self, peer: str) -> bool:
-        if self.is_banned(peer):
+    def allow(self, peer: str, *, ignore_ban: bool = False) -> bool:
+        """One request from ``peer`` within the rates.  ``ignore_ban``: a banned peer's
+        signed request, judged on its signature (the bucket still applies)."""
+        if not ignore_ban and self.is_banned(peer):
             return False
+        if len(self._buckets) > self.max_peers:
+            self._forget_idle()
         if self._take(f"peer:{peer}", self.per_peer) and self._take("all", self.overall):
             return True
         now = self.clock()
@@ -135,12 +151,15 @@ class PeerScore:
 
     limiter: RateLimiter
     threshold: int = 20
+    max_peers: int = 10_000
     counts: Counter[str] = field(default_factory=Counter)
     flagged: set[str] = field(default_factory=set)
 
     def refused(self, peer: str, cause: str) -> None:
         if cause not in HOSTILE_CAUSES:
             return
+        if len(self.counts) > self.max_peers:  # many short-lived peers: keep the worst
+            self.counts = Counter(dict(self.counts.most_common(self.max_peers // 2)))
         self.counts[peer] += 1
         if self.counts[peer] >= self.threshold and peer not in self.flagged:
             self.flagged.add(peer)
@@ -148,6 +167,69 @@ class PeerScore:
                 "peer_misbehaving", peer, f"{self.counts[peer]} refusals ({cause} the last)"
             )
             self.limiter.ban(peer, "misbehaving")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """The ``[http]`` table of node.toml: how much of the node one peer, or all of them,
+    may hold at once."""
+
+    header_timeout: float = 10.0  # seconds for a request's line and headers to arrive
+    body_timeout: float = 30.0  # seconds for its whole body (64 MiB of HE keys: 2.2 MB/s)
+    max_in_flight: int = 64  # requests being read or answered, all peers together
+    max_in_flight_per_peer: int = 8
+    max_buffered: int = 256 << 20  # request-body bytes held in memory at once, all requests
+    workers: int = 1  # threads for parsing, signatures, HPKE (envelopes, key requests): CPU
+    # bound under one interpreter lock, more threads only take it from the event loop
+    queue: int = 64  # requests waiting for a worker before the answer is 503 busy
+    inference_workers: int = 2  # threads for inference requests (CKKS, HPKE)
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose forwarding header is believed
+    forwarded_header: str = "x-forwarded-for"
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> HttpLimits:
+        """From node.toml's ``[http]`` table; raises ``ValueError`` or ``TypeError``."""
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(doc) - known
+        if unknown:
+            raise ValueError(f"unknown [http] settings: {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name, value in doc.items():
+            default = getattr(cls, name)
+            if isinstance(default, tuple):
+                if not isinstance(value, list | tuple):
+                    raise TypeError(f"{name} must be a list")
+                values[name] = tuple(str(ipaddress.ip_address(str(v))) for v in value)
+            elif isinstance(default, str):
+                values[name] = str(value).lower()
+            else:
+                values[name] = type(default)(value)
+                if values[name] <= 0:
+                    raise ValueError(f"{name} must be positive")
+        return cls(**values)
+
+
+def peer_of(scope: Mapping[str, Any], limits: HttpLimits) -> str:
+    """Who a request is from, for limits and bans (see the module's docstring)."""
+    client = scope.get("client")
+    host, port = (str(client[0]), int(client[1])) if client else ("unknown", 0)
+    if host in limits.trusted_proxies:
+        wanted = limits.forwarded_header.encode()
+        values = [v for k, v in scope.get("headers", ()) if k == wanted]
+        hops = [h.strip() for v in values for h in v.decode("latin-1").split(",")]
+        for hop in reversed(hops):  # the nearest hop the proxies did not add themselves
+            try:
+                address = str(ipaddress.ip_address(hop))
+            except ValueError:
+                break  # a forged or garbled entry: trust nothing beyond it
+            if address not in limits.trusted_proxies:
+                return address
+        return f"{host}:{port}"  # the proxy's own request, or no header: one connection
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return f"{host}:{port}" if loopback else host
 
 
 def check_endpoints(
