@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import struct
@@ -680,3 +681,14 @@ def test_each_other_spelling_of_the_transcript_is_refused(index: int):
 def test_the_round_messages_parse_strictly_independently():
     for name, raw in V["round"]["wire_messages"].items():
         assert ind.parse_message(raw.encode())["type"] == name
+
+
+def test_the_independent_implementation_imports_nothing_from_chainml():
+    tree = ast.parse((Path(__file__).parent / "independent.py").read_text())
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported and not any(name.split(".")[0] in ("chainml", "tests") for name in imported)
