@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+TS_STAMP := verifier-ts/node_modules/.installed
 MYTH := .venv-mythril/bin/myth
 FLOWER := .venv-flower/bin/python
 DEBS := /usr/bin/chromedriver /usr/bin/ipfs_cid
@@ -23,6 +24,12 @@ $(STAMP): pyproject.toml
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# the second verifier, TypeScript on Node, written from docs/protocol alone
+$(TS_STAMP): verifier-ts/package.json verifier-ts/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	cd verifier-ts && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Debian packages the tests use: chromium for the dashboard, ipfs_cid for IPFS CIDs
@@ -48,7 +55,8 @@ typecheck: setup
 unit: setup
 	$(VENV)/bin/pytest
 
-test: setup $(DEBS) lint typecheck
+test: setup $(DEBS) $(TS_STAMP) lint typecheck
+	cd verifier-ts && npm test
 	$(PY) -m chainml.ledger.artifacts check
 	$(PY) -m chainml.ledger.audit.static
 	$(PY) -m chainml.ledger.audit.spec
@@ -66,4 +74,4 @@ artifacts: setup
 	$(PY) -m chainml.ledger.artifacts build
 
 clean:
-	rm -rf $(VENV) .venv-flower node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-flower node_modules verifier-ts/node_modules verifier-ts/dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

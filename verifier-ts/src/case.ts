@@ -1,0 +1,46 @@
+/** A round to audit, as a JSON file: the chain's facts and a folder of blobs named by CID.
+ *
+ *     {"chain_id": 31337, "jobs": "0x…", "job_id": 1, "round": 1, "clip_bound": 5000,
+ *      "config_hash": "<hex32>", "aggregate_cid": "bafy…", "commitment_root": "<hex32>",
+ *      "bitmap": "27", "roster": {"1": "0x…"}, "keys": {"1": "<hex32>"}, "blobs": "blobs"}
+ *
+ * `bitmap` is a decimal string or an integer; `blobs` is relative to the case file. */
+import { readFileSync, existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { unhex } from "./bytes.js";
+import { isObject, parseStrict } from "./json.js";
+import { ChainFacts } from "./verify.js";
+
+export interface Case {
+  facts: ChainFacts;
+  fetch: (cid: string) => Uint8Array | undefined;
+}
+
+export function loadCase(path: string): Case {
+  const doc = parseStrict(new Uint8Array(readFileSync(path)), path);
+  if (!isObject(doc)) throw new TypeError("a case file is a JSON object");
+  const idMap = <T>(v: unknown, f: (x: string) => T): Map<number, T> => {
+    if (!isObject(v as never)) throw new TypeError("expected an object of client ids");
+    return new Map(Object.entries(v as Record<string, string>).map(([k, x]) => [Number(k), f(x)]));
+  };
+  const facts: ChainFacts = {
+    chainId: BigInt(doc.chain_id as number),
+    jobs: doc.jobs as string,
+    jobId: BigInt(doc.job_id as number),
+    round: BigInt(doc.round as number),
+    clipBound: Number(doc.clip_bound),
+    configHash: unhex(doc.config_hash as string, 32),
+    aggregateCid: doc.aggregate_cid as string,
+    commitmentRoot: unhex(doc.commitment_root as string, 32),
+    bitmap: BigInt(doc.bitmap as string),
+    roster: idMap(doc.roster, (x) => x),
+    keys: idMap(doc.keys, (x) => unhex(x, 32)),
+  };
+  const dir = resolve(dirname(path), (doc.blobs as string) ?? "blobs");
+  const fetch = (cid: string): Uint8Array | undefined => {
+    if (!/^[A-Za-z0-9]+$/.test(cid)) return undefined;
+    const f = join(dir, cid);
+    return existsSync(f) ? new Uint8Array(readFileSync(f)) : undefined;
+  };
+  return { facts, fetch };
+}

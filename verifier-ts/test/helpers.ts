@@ -1,0 +1,12 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, resolve } from "node:path";
+
+/** The repository root, from dist/test/ (compiled) or test/ (source). */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+export const VECTORS = resolve(ROOT, "docs", "protocol", "vectors");
+
+/** Read a vectors file at test time (another engineer may regenerate it). */
+export function vectors(name: string): any {
+  return JSON.parse(readFileSync(resolve(VECTORS, name), "utf8"));
+}
