@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -692,3 +693,14 @@ def test_the_independent_implementation_imports_nothing_from_chainml():
         for alias in node.names
     } | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported and not any(name.split(".")[0] in ("chainml", "tests") for name in imported)
+
+
+def test_the_worked_values_on_the_spec_page_are_the_vectors():
+    page = (VECTORS.parents[1] / "secagg.md").read_text()
+    rows = re.findall(r"^\| `([a-z0-9_.]+)` \| `([0-9a-f]{64,})` \|", page, flags=re.M)
+    assert len(rows) == 11
+    for path, value in rows:
+        node: Any = V
+        for key in path.split("."):
+            node = node[key]
+        assert node == value, path
