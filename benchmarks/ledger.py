@@ -48,7 +48,7 @@ class GasRecorder(LedgerClient):
         """Highest gas per contract function (``withdraw()`` is in two contracts)."""
         names = {("", b""): "deploy"}
         for contract, selectors in _selectors().items():
-            address = getattr(deployment, contract.lower()).lower()
+            address = deployment.address(contract).lower()
             for selector, name in selectors.items():
                 names[(address, selector)] = f"{contract}.{name}"
         return {names[key]: max(values) for key, values in self.gas.items() if key in names}
@@ -145,7 +145,7 @@ def lifecycle_gas(url: str) -> dict[str, int]:
     cm.jobs.report_double_sign(
         b.account, job2, 1, parties[3].address, [(b"\6" * 32, sa), (b"\7" * 32, sb)]
     )
-    cm.registry.contract.transact(b.account, "claim_slash_reward")
+    cm.registry.functions.claim_slash_reward(b.account)
     cm.jobs.cancel(a.account, job2)
     cm.receipts.deposit(a.account, ETHER)
     b1 = cm.receipts.post_batch(b.account, a.address, b"\1" * 32, 10, ETHER // 4)
@@ -197,6 +197,74 @@ def round_gas(url: str, sizes: list[int]) -> dict[str, int]:
     return result
 
 
+def _median_us(fn: Any, n: int) -> float:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[n // 2] * 1e6
+
+
+def against_web3(url: str, n: int) -> dict[str, Any]:
+    """chainml's typed bindings against web3.py's contract objects on the same chain and
+    workload: a struct-returning call (``Jobs.get_job``, median of ``n``) and ``n`` locally
+    signed ``Datasets.commit`` transactions, each awaited."""
+    from web3 import HTTPProvider, Web3
+
+    from chainml.ledger import artifacts
+
+    client = LedgerClient(url)
+    dev = LocalSigner.from_key(DEV_KEY)
+    deployment = deploy_system(client, dev)
+    cm = Chainml.connect(client, deployment)
+    sender = LocalSigner.generate()
+    client.transact(dev, to=sender.address, value=10 * ETHER)
+    cm.jobs.create_job(dev, JobParams(sender.address, 1, 1, 4, 0, 60), 1)
+    w3 = Web3(HTTPProvider(url))
+    jobs = w3.eth.contract(
+        address=Web3.to_checksum_address(deployment.address("Jobs")), abi=artifacts.load("Jobs").abi
+    )
+    datasets = w3.eth.contract(
+        address=Web3.to_checksum_address(deployment.address("Datasets")),
+        abi=artifacts.load("Datasets").abi,
+    )
+    assert jobs.functions.get_job(1).call()[1][1] == cm.jobs.job(1).params.rounds == 1
+
+    chainml_call = _median_us(lambda: cm.jobs.job(1), n)
+    web3_call = _median_us(lambda: jobs.functions.get_job(1).call(), n)
+
+    start = time.perf_counter()
+    for i in range(n):
+        cm.datasets.commit(sender, keccak256(b"c" + i.to_bytes(8, "big")), 100, b"\1" * 32)
+    chainml_tps = n / (time.perf_counter() - start)
+    account = w3.eth.account.from_key(DEV_KEY)
+    nonce = w3.eth.get_transaction_count(account.address)
+    start = time.perf_counter()
+    for i in range(n):
+        tx = datasets.functions.commit(
+            keccak256(b"w" + i.to_bytes(8, "big")), 100, b"\1" * 32
+        ).build_transaction(cast(Any, {"from": account.address, "nonce": nonce + i}))
+        signed = account.sign_transaction(tx)
+        receipt = w3.eth.wait_for_transaction_receipt(
+            w3.eth.send_raw_transaction(signed.raw_transaction), poll_latency=0.02
+        )
+        assert receipt["status"] == 1
+    web3_tps = n / (time.perf_counter() - start)
+    client.close()
+    log(
+        f"get_job: chainml {chainml_call:.0f} us, web3 {web3_call:.0f} us; "
+        f"commit: chainml {chainml_tps:.1f} tx/s, web3 {web3_tps:.1f} tx/s"
+    )
+    return {
+        "baseline": "web3.py contract objects (HTTPProvider), same chain, same run",
+        "get_job_call_us": {"chainml": round(chainml_call), "web3": round(web3_call)},
+        "commit_tx_per_s": {"chainml": round(chainml_tps, 1), "web3": round(web3_tps, 1)},
+        "ratio_call_web3_over_chainml": round(web3_call / chainml_call, 2),
+        "ratio_tx_chainml_over_web3": round(chainml_tps / web3_tps, 2),
+    }
+
+
 def run(quick: bool) -> dict[str, Any]:
     n = 100 if quick else 1000
     with tempfile.TemporaryDirectory() as tmp, DevChainProcess(Path(tmp) / "chain") as dev_chain:
@@ -205,6 +273,7 @@ def run(quick: bool) -> dict[str, Any]:
             tps_dev = throughput(dev_chain.url, n)
             tps_anvil = throughput(anvil.url, n)
             log(f"embedded {tps_dev:.1f} tx/s, anvil {tps_anvil:.1f} tx/s")
+            bindings = against_web3(dev_chain.url, n)
             gas = lifecycle_gas(dev_chain.url)
             rounds = round_gas(anvil.url, [4, 32, 256])
     return {
@@ -213,6 +282,7 @@ def run(quick: bool) -> dict[str, Any]:
         "transactions": n,
         "tx_per_s": {"embedded": round(tps_dev, 1), "anvil": round(tps_anvil, 1)},
         "ratio_embedded_to_anvil": round(tps_dev / tps_anvil, 3),
+        "bindings_against_web3": bindings,
         "gas": gas,
         "functions_not_measured": unmeasured(gas),
         "round_result_gas": rounds,

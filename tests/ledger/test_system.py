@@ -150,7 +150,7 @@ def _run_round(w: World, job_id: int, round_no: int, members: list[Identity], ag
     tree = MerkleTree(leaves)
     bitmap = 0
     for m in members:
-        bitmap |= 1 << (w.cm.jobs.contract.call("participant_of", job_id, m.address) - 1)
+        bitmap |= 1 << (w.cm.jobs.functions.participant_of(job_id, m.address) - 1)
     w.cm.jobs.submit_round(
         aggregator.account, job_id, round_no, f"bafy-round-{round_no}", tree.root, bitmap
     )

@@ -96,7 +96,7 @@ def test_killed_node_finishes_its_job_once(world, point, monkeypatch):
 
     def finished() -> bool:
         return cm.jobs.job(job_id).state == JobState.FINALIZED and bool(
-            cm.jobs.contract.call("claimed", job_id, me)
+            cm.jobs.functions.claimed(job_id, me)
         )
 
     deadline = time.monotonic() + 90
@@ -108,7 +108,7 @@ def test_killed_node_finishes_its_job_once(world, point, monkeypatch):
             proc.wait(timeout=20)
             tail = proc.stdout.read().decode()[-3000:] if proc.stdout else ""
             pytest.fail(f"job {job_id}: crashes={crashes} {cm.jobs.job(job_id)} {tail}")
-        index = int(cm.jobs.contract.call("participant_of", job_id, me))
+        index = int(cm.jobs.functions.participant_of(job_id, me))
         if index and not submitted:
             cm.jobs.submit_round(
                 w["aggregator"].account, job_id, 1, "bafkreiround", b"\1" * 32, 1 << (index - 1)

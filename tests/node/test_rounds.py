@@ -153,9 +153,7 @@ def test_rounds_across_processes_and_a_trainer_killed_mid_round(tmp_path: Path):
             running.callback(stop_process, procs["trainer-1"], 20)
             _wait(lambda: cm.jobs.job(job_id).rounds_done >= 1)
             first = audit_round(cm, store, job_id, 1)
-            slot = int(
-                cm.jobs.contract.call("participant_of", job_id, trainers[1].identity.address)
-            )
+            slot = int(cm.jobs.functions.participant_of(job_id, trainers[1].identity.address))
             assert slot not in first and len(first) == TRAINERS - 1
             _wait(lambda: cm.jobs.job(job_id).rounds_done == 2)
             second = audit_round(cm, store, job_id, 2)

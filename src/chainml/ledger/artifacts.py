@@ -22,6 +22,11 @@ CONTRACTS_DIR = Path(__file__).parent / "contracts"
 ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
 COMPILER_VERSION = "0.4.3"
 
+# chainml's contracts, in deployment order (a constructor may take the address of one
+# deployed before it).  This one list drives the artifacts, the generated bindings
+# (chainml.ledger.generated), deployment files, deployment and connection.
+CONTRACTS: tuple[str, ...] = ("Registry", "Datasets", "Models", "Jobs", "Receipts")
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -35,8 +40,8 @@ class Artifact:
 
 
 def contract_names() -> list[str]:
-    """Names of the deployable contracts (one ``Name.vy`` each, interfaces excluded)."""
-    return sorted(p.stem for p in CONTRACTS_DIR.glob("*.vy"))
+    """Names of the deployable contracts, in deployment order (one ``Name.vy`` each)."""
+    return list(CONTRACTS)
 
 
 def _source_hash(name: str) -> str:
@@ -79,7 +84,8 @@ def compile_source(name: str, *, optimize: str | None = None) -> tuple[list[dict
 
 
 def build() -> list[str]:
-    """Compile every contract and write its artifact; returns the names written."""
+    """Compile every contract, write its artifact and regenerate the typed bindings;
+    returns the names written."""
     ARTIFACTS_DIR.mkdir(exist_ok=True)
     for name in contract_names():
         abi, code = compile_source(name)
@@ -92,14 +98,21 @@ def build() -> list[str]:
         }
         (ARTIFACTS_DIR / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
     load.cache_clear()
+    from chainml.ledger import bindgen
+
+    bindgen.write()
     return contract_names()
 
 
 def check() -> None:
-    """Raise ``ArtifactMismatch`` unless every artifact is the compiled form of its source."""
-    stale = [p.stem for p in ARTIFACTS_DIR.glob("*.json") if p.stem not in contract_names()]
+    """Raise ``ArtifactMismatch`` unless every artifact is the compiled form of its source,
+    every source is in ``CONTRACTS`` and the generated bindings match the artifacts."""
+    stale = [p.stem for p in ARTIFACTS_DIR.glob("*.json") if p.stem not in CONTRACTS]
     if stale:
         raise ArtifactMismatch(f"artifacts without a source: {', '.join(stale)}")
+    unlisted = [p.stem for p in CONTRACTS_DIR.glob("*.vy") if p.stem not in CONTRACTS]
+    if unlisted:
+        raise ArtifactMismatch(f"contracts missing from CONTRACTS: {', '.join(unlisted)}")
     for name in contract_names():
         art = load(name)
         if art.source_sha256 != _source_hash(name):
@@ -107,6 +120,10 @@ def check() -> None:
         abi, code = compile_source(name)
         if abi != art.abi or code != art.bytecode:
             raise ArtifactMismatch(f"{name}: compiling the source gives other bytecode or ABI")
+    from chainml.ledger import bindgen
+
+    if not bindgen.is_current():
+        raise ArtifactMismatch("chainml/ledger/generated.py is stale: run `make artifacts`")
 
 
 def main(argv: list[str]) -> int:

@@ -1,47 +1,67 @@
 """Typed Python bindings: one class per chainml contract.
 
-Each method sends a locally signed transaction (or makes a call) and returns Python values;
-every revert raises the ``chainml.ledger.errors`` class named by the contract's reason.
+Every function of a contract's ABI is a typed method of ``<binding>.functions`` (generated
+from the committed ABI: ``chainml.ledger.generated``); what a call returns is a record whose
+fields are the ABI's component names (``cm.jobs.job(1).params.rounds``).  The classes here
+add what the ABI cannot say: the id a transaction created (read from its event), a
+registration signed with an identity's proof of possession, readable method names.
+Every revert raises the ``chainml.ledger.errors`` class named by the contract's reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum, IntFlag
 from typing import Any
 
-from chainml.crypto.keys import Identity
+from chainml.crypto import keys
+from chainml.ledger.artifacts import CONTRACTS
 from chainml.ledger.client import BoundContract, LedgerClient, Receipt, TransactionSigner
 from chainml.ledger.deploy import Deployment, bind
+from chainml.ledger.enums import BatchStatus, ChallengeStatus, JobState, Role, RoundStatus
 from chainml.ledger.errors import ChainDataError
+from chainml.ledger.generated import (
+    Batch,
+    Challenge,
+    Dataset,
+    DatasetsFunctions,
+    Grant,
+    Identity,
+    Job,
+    JobParams,
+    JobsFunctions,
+    Model,
+    ModelsFunctions,
+    ReceiptsFunctions,
+    RegistryFunctions,
+    Round,
+    Version,
+)
 
-
-class Role(IntFlag):
-    DATA_OWNER = 1
-    TRAINER = 2
-    AGGREGATOR = 4
-    VALIDATOR = 8
-    INFERENCE_PROVIDER = 16
-    REQUESTER = 32
-
-
-class JobState(IntEnum):
-    OPEN = 1
-    FINALIZED = 2
-    CANCELLED = 3
-
-
-class RoundStatus(IntEnum):
-    NONE = 0
-    RECORDED = 1
-    INVALID = 2
-
-
-class ChallengeStatus(IntEnum):
-    OPEN = 1
-    UPHELD = 2
-    REJECTED = 3
+__all__ = [
+    "BINDINGS",
+    "Batch",
+    "BatchStatus",
+    "Chainml",
+    "Challenge",
+    "ChallengeStatus",
+    "Dataset",
+    "Datasets",
+    "Grant",
+    "Identity",
+    "Job",
+    "JobParams",
+    "JobState",
+    "Jobs",
+    "Model",
+    "Models",
+    "Receipts",
+    "Registry",
+    "Role",
+    "Round",
+    "RoundStatus",
+    "Version",
+]
 
 
 def _event_value(contract: BoundContract, receipt: Receipt, event: str, field: str) -> Any:
@@ -63,16 +83,12 @@ class _Binding:
         return self.contract.address
 
 
-@dataclass(frozen=True)
-class PartyInfo:
-    x25519_key: bytes
-    roles: Role
-    endpoint: str
-    registered_at: int
-
-
 class Registry(_Binding):
     name = "Registry"
+
+    def __init__(self, client: LedgerClient, address: str) -> None:
+        super().__init__(client, address)
+        self.functions = RegistryFunctions(self.contract)
 
     def register(
         self,
@@ -83,12 +99,10 @@ class Registry(_Binding):
         endpoint: str,
         stake: int = 0,
     ) -> Receipt:
-        return self.contract.transact(
-            signer, "register", x25519_key, pop, int(roles), endpoint, value=stake
-        )
+        return self.functions.register(signer, x25519_key, pop, roles, endpoint, value=stake)
 
     def register_identity(
-        self, identity: Identity, roles: Role, endpoint: str = "", stake: int = 0
+        self, identity: keys.Identity, roles: Role, endpoint: str = "", stake: int = 0
     ) -> Receipt:
         """Register ``identity`` (its account signs, with its proof of possession)."""
         pop = identity.proof_of_possession(self.contract.client.chain_id, self.address)
@@ -97,102 +111,74 @@ class Registry(_Binding):
         )
 
     def rotate_key(self, signer: TransactionSigner, x25519_key: bytes, pop: bytes) -> Receipt:
-        return self.contract.transact(signer, "rotate_key", x25519_key, pop)
+        return self.functions.rotate_key(signer, x25519_key, pop)
 
     def set_endpoint(self, signer: TransactionSigner, endpoint: str) -> Receipt:
-        return self.contract.transact(signer, "set_endpoint", endpoint)
+        return self.functions.set_endpoint(signer, endpoint)
 
     def stake(self, signer: TransactionSigner, amount: int) -> Receipt:
-        return self.contract.transact(signer, "stake", value=amount)
+        return self.functions.stake(signer, value=amount)
 
     def request_unbond(self, signer: TransactionSigner, amount: int) -> Receipt:
-        return self.contract.transact(signer, "request_unbond", amount)
+        return self.functions.request_unbond(signer, amount)
 
     def withdraw(self, signer: TransactionSigner) -> Receipt:
-        return self.contract.transact(signer, "withdraw")
+        return self.functions.withdraw(signer)
 
     def is_registered(self, account: str) -> bool:
-        return bool(self.contract.call("is_registered", account))
+        return self.functions.is_registered(account)
 
-    def party(self, account: str) -> PartyInfo:
-        key, roles, endpoint, at = self.contract.call("identities", account)
-        return PartyInfo(bytes(key), Role(roles), str(endpoint), int(at))
+    def party(self, account: str) -> Identity:
+        """The registered identity of ``account`` (all zero if it never registered)."""
+        return self.functions.identities(account)
 
     def stake_of(self, account: str) -> int:
-        return int(self.contract.call("stake_of", account))
+        return self.functions.stake_of(account)
 
     def unbonding_of(self, account: str) -> int:
-        return int(self.contract.call("unbonding_of", account))
+        return self.functions.unbonding_of(account)
 
     def total_staked(self) -> int:
-        return int(self.contract.call("total_staked"))
+        return self.functions.total_staked()
 
     def slashed_pool(self) -> int:
-        return int(self.contract.call("slashed_pool"))
+        return self.functions.slashed_pool()
 
     def committee(self, seed: bytes, size: int) -> list[str]:
-        return list(self.contract.call("committee", seed, size))
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    owner: str
-    merkle_root: bytes
-    record_count: int
-    schema_hash: bytes
-    committed_at: int
-    revoked: bool
+        return list(self.functions.committee(seed, size))
 
 
 class Datasets(_Binding):
     name = "Datasets"
 
+    def __init__(self, client: LedgerClient, address: str) -> None:
+        super().__init__(client, address)
+        self.functions = DatasetsFunctions(self.contract)
+
     def commit(
         self, signer: TransactionSigner, root: bytes, record_count: int, schema_hash: bytes
     ) -> int:
-        receipt = self.contract.transact(signer, "commit", root, record_count, schema_hash)
+        """Commit a data set; returns its id."""
+        receipt = self.functions.commit(signer, root, record_count, schema_hash)
         return int(_event_value(self.contract, receipt, "DatasetCommitted", "dataset_id"))
 
     def revoke(self, signer: TransactionSigner, dataset_id: int) -> Receipt:
-        return self.contract.transact(signer, "revoke", dataset_id)
+        return self.functions.revoke(signer, dataset_id)
 
-    def get(self, dataset_id: int) -> DatasetInfo:
-        owner, root, count, schema, at, revoked = self.contract.call("get", dataset_id)
-        return DatasetInfo(owner, bytes(root), count, bytes(schema), at, bool(revoked))
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    owner: str
-    name: str
-    version_count: int
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    model_id: int
-    ciphertext_cid: str
-    manifest_cid: str
-    plaintext_commitment: bytes
-    parent_version: int
-    job_id: int
-    published_at: int
-
-
-@dataclass(frozen=True)
-class GrantInfo:
-    version_id: int
-    grantee: str
-    expiry: int
-    wrapped_key_ref: str
-    revoked: bool
+    def get(self, dataset_id: int) -> Dataset:
+        return self.functions.get(dataset_id)
 
 
 class Models(_Binding):
     name = "Models"
 
+    def __init__(self, client: LedgerClient, address: str) -> None:
+        super().__init__(client, address)
+        self.functions = ModelsFunctions(self.contract)
+
     def create_model(self, signer: TransactionSigner, name: str) -> int:
-        receipt = self.contract.transact(signer, "create_model", name)
+        """Create a model; returns its id."""
+        receipt = self.functions.create_model(signer, name)
         return int(_event_value(self.contract, receipt, "ModelCreated", "model_id"))
 
     def publish_version(
@@ -205,9 +191,9 @@ class Models(_Binding):
         parent_version: int = 0,
         job_id: int = 0,
     ) -> int:
-        receipt = self.contract.transact(
+        """Publish a version of ``model_id``; returns the version's id."""
+        receipt = self.functions.publish_version(
             signer,
-            "publish_version",
             model_id,
             ciphertext_cid,
             manifest_cid,
@@ -225,114 +211,50 @@ class Models(_Binding):
         expiry: int,
         wrapped_key_ref: str,
     ) -> int:
-        receipt = self.contract.transact(
-            signer, "grant", version_id, grantee, expiry, wrapped_key_ref
-        )
+        """Grant ``grantee`` access to a version; returns the grant's id."""
+        receipt = self.functions.grant(signer, version_id, grantee, expiry, wrapped_key_ref)
         return int(_event_value(self.contract, receipt, "GrantIssued", "grant_id"))
 
     def revoke(self, signer: TransactionSigner, grant_id: int) -> Receipt:
-        return self.contract.transact(signer, "revoke", grant_id)
+        return self.functions.revoke(signer, grant_id)
 
     def transfer_ownership(
         self, signer: TransactionSigner, model_id: int, new_owner: str
     ) -> Receipt:
-        return self.contract.transact(signer, "transfer_ownership", model_id, new_owner)
+        return self.functions.transfer_ownership(signer, model_id, new_owner)
 
     def has_access(self, version_id: int, account: str) -> bool:
-        return bool(self.contract.call("has_access", version_id, account))
+        return self.functions.has_access(version_id, account)
 
-    def model(self, model_id: int) -> ModelInfo:
-        return ModelInfo(*self.contract.call("get_model", model_id))
+    def model(self, model_id: int) -> Model:
+        return self.functions.get_model(model_id)
 
-    def version(self, version_id: int) -> VersionInfo:
-        return VersionInfo(*self.contract.call("get_version", version_id))
+    def version(self, version_id: int) -> Version:
+        return self.functions.get_version(version_id)
 
-    def grant_info(self, grant_id: int) -> GrantInfo:
-        return GrantInfo(*self.contract.call("get_grant", grant_id))
-
-
-@dataclass(frozen=True)
-class JobParams:
-    """What a requester asks for; fixed-point values are integers (see docs/contracts.md)."""
-
-    aggregator: str
-    rounds: int
-    min_participants: int
-    max_participants: int
-    min_stake: int
-    challenge_window: int
-    clip_bound: int = 0  # the L2 bound on each trainer's update, in thousandths
-    dp_noise_multiplier: int = 0
-    dp_delta_exponent: int = 0
-    config_hash: bytes = b"\0" * 32
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.aggregator,
-            self.rounds,
-            self.min_participants,
-            self.max_participants,
-            self.min_stake,
-            self.challenge_window,
-            self.clip_bound,
-            self.dp_noise_multiplier,
-            self.dp_delta_exponent,
-            self.config_hash,
-        )
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    requester: str
-    params: JobParams
-    escrow: int
-    paid: int
-    state: JobState
-    participant_count: int
-    rounds_done: int
-    last_round_at: int
-    total_participations: int
-    claimed_participations: int
-    open_challenges: int
-
-
-@dataclass(frozen=True)
-class RoundInfo:
-    aggregate_cid: str
-    commitment_root: bytes
-    bitmap: int
-    participants: int
-    submitted_at: int
-    status: RoundStatus
-
-
-@dataclass(frozen=True)
-class ChallengeInfo:
-    job_id: int
-    round: int
-    challenger: str
-    reason_hash: bytes
-    deadline: int
-    committee: tuple[str, ...]
-    committee_stake: int
-    uphold_stake: int
-    reject_stake: int
-    status: ChallengeStatus
+    def grant_info(self, grant_id: int) -> Grant:
+        return self.functions.get_grant(grant_id)
 
 
 class Jobs(_Binding):
     name = "Jobs"
 
+    def __init__(self, client: LedgerClient, address: str) -> None:
+        super().__init__(client, address)
+        self.functions = JobsFunctions(self.contract)
+
     def create_job(self, signer: TransactionSigner, params: JobParams, escrow: int) -> int:
-        receipt = self.contract.transact(signer, "create_job", params.as_tuple(), value=escrow)
+        """Post a job with ``escrow`` wei; returns its id."""
+        receipt = self.functions.create_job(signer, params, value=escrow)
         return int(_event_value(self.contract, receipt, "JobCreated", "job_id"))
 
     def join(self, signer: TransactionSigner, job_id: int) -> int:
-        receipt = self.contract.transact(signer, "join", job_id)
+        """Join a job; returns the participant index (from 1)."""
+        receipt = self.functions.join(signer, job_id)
         return int(_event_value(self.contract, receipt, "Joined", "index"))
 
     def cancel(self, signer: TransactionSigner, job_id: int) -> Receipt:
-        return self.contract.transact(signer, "cancel", job_id)
+        return self.functions.cancel(signer, job_id)
 
     def submit_round(
         self,
@@ -343,31 +265,34 @@ class Jobs(_Binding):
         commitment_root: bytes,
         bitmap: int,
     ) -> Receipt:
-        return self.contract.transact(
-            signer, "submit_round", job_id, round_no, aggregate_cid, commitment_root, bitmap
+        return self.functions.submit_round(
+            signer, job_id, round_no, aggregate_cid, commitment_root, bitmap
         )
 
     def challenge(
         self, signer: TransactionSigner, job_id: int, round_no: int, reason_hash: bytes
     ) -> int:
-        receipt = self.contract.transact(signer, "challenge", job_id, round_no, reason_hash)
+        """Challenge a round result; returns the challenge's id."""
+        receipt = self.functions.challenge(signer, job_id, round_no, reason_hash)
         return int(_event_value(self.contract, receipt, "ChallengeOpened", "challenge_id"))
 
     def vote(self, signer: TransactionSigner, challenge_id: int, uphold: bool) -> Receipt:
-        return self.contract.transact(signer, "vote", challenge_id, uphold)
+        return self.functions.vote(signer, challenge_id, uphold)
 
     def resolve(self, signer: TransactionSigner, challenge_id: int) -> Receipt:
-        return self.contract.transact(signer, "resolve", challenge_id)
+        return self.functions.resolve(signer, challenge_id)
 
     def finalize(self, signer: TransactionSigner, job_id: int) -> Receipt:
-        return self.contract.transact(signer, "finalize", job_id)
+        return self.functions.finalize(signer, job_id)
 
     def claim_reward(self, signer: TransactionSigner, job_id: int) -> int:
-        receipt = self.contract.transact(signer, "claim_reward", job_id)
+        """Claim a participant's reward; returns the amount paid."""
+        receipt = self.functions.claim_reward(signer, job_id)
         return int(_event_value(self.contract, receipt, "RewardClaimed", "amount"))
 
     def refund(self, signer: TransactionSigner, job_id: int) -> int:
-        receipt = self.contract.transact(signer, "refund", job_id)
+        """Refund what a job's escrow has left to its requester; returns the amount."""
+        receipt = self.functions.refund(signer, job_id)
         return int(_event_value(self.contract, receipt, "Refunded", "amount"))
 
     def report_double_sign(
@@ -378,46 +303,26 @@ class Jobs(_Binding):
         participant: str,
         evidence: Sequence[tuple[bytes, bytes]],
     ) -> int:
-        """``evidence``: two (commitment, signature) pairs by ``participant``."""
+        """``evidence``: two (commitment, signature) pairs by ``participant``; returns the
+        amount slashed."""
         (ca, sa), (cb, sb) = evidence
-        receipt = self.contract.transact(
-            signer, "report_double_sign", job_id, round_no, participant, ca, sa, cb, sb
+        receipt = self.functions.report_double_sign(
+            signer, job_id, round_no, participant, ca, sa, cb, sb
         )
         return int(_event_value(self.contract, receipt, "DoubleSignSlashed", "slashed"))
 
     def job_count(self) -> int:
         """Jobs posted so far: their ids run from 1 to this."""
-        return int(self.contract.call("job_count"))
+        return self.functions.job_count()
 
-    def job(self, job_id: int) -> JobInfo:
-        (req, params, escrow, paid, state, count, done, last, total, claimed, open_) = (
-            self.contract.call("get_job", job_id)
-        )
-        return JobInfo(
-            req,
-            JobParams(*params),
-            escrow,
-            paid,
-            JobState(state),
-            count,
-            done,
-            last,
-            total,
-            claimed,
-            open_,
-        )
+    def job(self, job_id: int) -> Job:
+        return self.functions.get_job(job_id)
 
-    def round(self, job_id: int, round_no: int) -> RoundInfo:
-        cid, root, bitmap, n, at, status = self.contract.call("get_round", job_id, round_no)
-        return RoundInfo(cid, bytes(root), bitmap, n, at, RoundStatus(status))
+    def round(self, job_id: int, round_no: int) -> Round:
+        return self.functions.get_round(job_id, round_no)
 
-    def challenge_info(self, challenge_id: int) -> ChallengeInfo:
-        (job, rnd, who, reason, deadline, committee, stake, up, down, status) = self.contract.call(
-            "get_challenge", challenge_id
-        )
-        return ChallengeInfo(
-            job, rnd, who, reason, deadline, committee, stake, up, down, ChallengeStatus(status)
-        )
+    def challenge_info(self, challenge_id: int) -> Challenge:
+        return self.functions.get_challenge(challenge_id)
 
     def verify_inclusion(
         self,
@@ -427,71 +332,67 @@ class Jobs(_Binding):
         commitment: bytes,
         proof: Sequence[bytes],
     ) -> bool:
-        return bool(
-            self.contract.call(
-                "verify_inclusion", job_id, round_no, participant, commitment, list(proof)
-            )
-        )
+        return self.functions.verify_inclusion(job_id, round_no, participant, commitment, proof)
 
     def reward_of(self, job_id: int, account: str) -> int:
-        return int(self.contract.call("reward_of", job_id, account))
+        return self.functions.reward_of(job_id, account)
 
     def escrow_held(self) -> int:
-        return int(self.contract.call("escrow_held"))
-
-
-@dataclass(frozen=True)
-class BatchInfo:
-    provider: str
-    client: str
-    receipt_root: bytes
-    receipt_count: int
-    amount: int
-    posted_at: int
-    status: int
-    reason_hash: bytes
+        return self.functions.escrow_held()
 
 
 class Receipts(_Binding):
     name = "Receipts"
 
+    def __init__(self, client: LedgerClient, address: str) -> None:
+        super().__init__(client, address)
+        self.functions = ReceiptsFunctions(self.contract)
+
     def deposit(self, signer: TransactionSigner, amount: int) -> Receipt:
-        return self.contract.transact(signer, "deposit", value=amount)
+        return self.functions.deposit(signer, value=amount)
 
     def request_withdrawal(self, signer: TransactionSigner, amount: int) -> Receipt:
-        return self.contract.transact(signer, "request_withdrawal", amount)
+        return self.functions.request_withdrawal(signer, amount)
 
     def withdraw(self, signer: TransactionSigner) -> Receipt:
-        return self.contract.transact(signer, "withdraw")
+        return self.functions.withdraw(signer)
 
     def post_batch(
         self, signer: TransactionSigner, client: str, root: bytes, count: int, amount: int
     ) -> int:
-        receipt = self.contract.transact(signer, "post_batch", client, root, count, amount)
+        """Post a batch of receipts against ``client``'s deposit; returns the batch's id."""
+        receipt = self.functions.post_batch(signer, client, root, count, amount)
         return int(_event_value(self.contract, receipt, "BatchPosted", "batch_id"))
 
     def dispute(self, signer: TransactionSigner, batch_id: int, reason_hash: bytes) -> Receipt:
-        return self.contract.transact(signer, "dispute", batch_id, reason_hash)
+        return self.functions.dispute(signer, batch_id, reason_hash)
 
     def settle(self, signer: TransactionSigner, batch_id: int) -> Receipt:
-        return self.contract.transact(signer, "settle", batch_id)
+        return self.functions.settle(signer, batch_id)
 
     def withdraw_earnings(self, signer: TransactionSigner) -> Receipt:
-        return self.contract.transact(signer, "withdraw_earnings")
+        return self.functions.withdraw_earnings(signer)
 
     def available(self, account: str) -> int:
-        return int(self.contract.call("available", account))
+        return self.functions.available(account)
 
     def earnings(self, account: str) -> int:
-        return int(self.contract.call("earnings", account))
+        return self.functions.earnings(account)
 
-    def batch(self, batch_id: int) -> BatchInfo:
-        return BatchInfo(*self.contract.call("get_batch", batch_id))
+    def batch(self, batch_id: int) -> Batch:
+        return self.functions.get_batch(batch_id)
+
+
+# contract name -> binding class, one for each of artifacts.CONTRACTS
+BINDINGS: dict[str, type[_Binding]] = {
+    cls.name: cls for cls in (Registry, Datasets, Models, Jobs, Receipts)
+}
 
 
 @dataclass
 class Chainml:
-    """All five contracts of one deployment, bound to one client."""
+    """All of chainml's contracts in one deployment, bound to one client: one field per
+    contract of ``artifacts.CONTRACTS``, named in lower case."""
 
     registry: Registry
     datasets: Datasets
@@ -501,11 +402,10 @@ class Chainml:
 
     @classmethod
     def connect(cls, client: LedgerClient, deployment: Deployment) -> Chainml:
+        """Bind every contract of ``deployment``; raises ``ChainDataError`` if ``client`` is
+        on another chain or an address holds no code."""
         deployment.check(client)
-        return cls(
-            Registry(client, deployment.registry),
-            Datasets(client, deployment.datasets),
-            Models(client, deployment.models),
-            Jobs(client, deployment.jobs),
-            Receipts(client, deployment.receipts),
-        )
+        bound = {
+            name.lower(): BINDINGS[name](client, deployment.address(name)) for name in CONTRACTS
+        }
+        return cls(**bound)  # type: ignore[arg-type]

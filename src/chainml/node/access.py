@@ -4,7 +4,7 @@ X25519 keys from the Registry, time from the latest block."""
 from __future__ import annotations
 
 from chainml.ledger import errors as ledger_errors
-from chainml.ledger.bindings import Chainml, GrantInfo
+from chainml.ledger.bindings import Chainml, Grant
 from chainml.storage.access import UnknownGrant, UnknownParty
 
 
@@ -14,7 +14,7 @@ class LedgerChainView:
         self.chain_id = cm.models.client.chain_id
         self.models_address = cm.models.address
 
-    def grant(self, grant_id: int) -> GrantInfo:
+    def grant(self, grant_id: int) -> Grant:
         try:
             return self.cm.models.grant_info(grant_id)
         except ledger_errors.UnknownGrant:

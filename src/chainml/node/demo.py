@@ -464,9 +464,7 @@ def _wait_for(probe: Callable[[], T | None], what: str, timeout: float = 60.0) -
 
 
 def _slots(cm: Chainml, job_id: int, trainers: list[Party]) -> list[int] | None:
-    slots = [
-        int(cm.jobs.contract.call("participant_of", job_id, p.identity.address)) for p in trainers
-    ]
+    slots = [int(cm.jobs.functions.participant_of(job_id, p.identity.address)) for p in trainers]
     return slots if all(slots) else None
 
 

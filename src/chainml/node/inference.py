@@ -219,7 +219,7 @@ class ProviderRole:
                 continue
             if self.model_version and version != self.model_version:
                 continue
-            if self.cm.models.contract.call("grant_valid", grant_id):
+            if self.cm.models.functions.grant_valid(grant_id):
                 return version, grant_id
         raise NoGrant("no valid grant of a model to this node")
 
@@ -227,7 +227,7 @@ class ProviderRole:
         """Serve the granted model: load it once, and stop serving it as soon as its grant
         is revoked or expires (then look for another); True while one is served."""
         if self.service.model is not None:
-            if self.cm.models.contract.call("grant_valid", self._grant_id):
+            if self.cm.models.functions.grant_valid(self._grant_id):
                 return True
             log.warning("grant %d is no longer valid: model unloaded", self._grant_id)
             self.service.model = None
@@ -259,7 +259,7 @@ class ProviderRole:
 
     def listing(self, batch_id: int) -> list[Receipt]:
         """What ``GET /v1/receipts/batches/{id}`` lists: a batch this provider posted."""
-        if batch_id <= 0 or batch_id > self.cm.receipts.contract.call("batch_count"):
+        if batch_id <= 0 or batch_id > self.cm.receipts.functions.batch_count():
             return []
         info = self.cm.receipts.batch(batch_id)
         if info.provider.lower() != self.node.identity.address.lower():
@@ -419,7 +419,7 @@ def check_batches(
     (batch id, "ok", "pending" — the provider did not answer, ask again — or the error's
     kind) per batch looked at."""
     out = []
-    window = int(cm.receipts.contract.call("dispute_window"))
+    window = int(cm.receipts.functions.dispute_window())
     mine = {"client": identity.address}
     for event in cm.receipts.contract.past_events("BatchPosted", where=mine):
         batch_id = int(event.args["batch_id"])
