@@ -218,6 +218,8 @@ def static_vectors() -> dict[str, Any]:
         "box_key_1_to_2": prg.derive(pairs1._secret(p, 1, 2), b"shares|1|2").hex(),
         "box_key_2_to_1": prg.derive(pairs1._secret(p, 1, 2), b"shares|2|1").hex(),
         "mac_keys": {
+            "sender": 1,
+            "recipient": 2,
             "advert": {
                 "mask_key": mask1.public_bytes.hex(),
                 "seed": seed1.hex(),
@@ -229,11 +231,15 @@ def static_vectors() -> dict[str, Any]:
             "tag": pairs1.tag(p, 1, b"keys", 1, 2, body_keys).hex(),
         },
         "mac_partners": {
+            "sender": 1,
+            "recipient": 2,
             "partners": list(partners),
             "body": secagg._partners_body(p, partners).hex(),
             "tag": pairs1.tag(p, 1, b"partners", 1, 2, secagg._partners_body(p, partners)).hex(),
         },
         "mac_survivors": {
+            "sender": 2,
+            "recipient": 1,
             "survivors": list(survivors),
             "body": p.survivors_digest(survivors).hex(),
             "tag": pairs2.tag(p, 2, b"survivors", 2, 1, p.survivors_digest(survivors)).hex(),
