@@ -54,12 +54,6 @@ def test_the_round_start_vector_independently():
         _independent(V["nan_clip"].encode())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # "DID NOT RAISE": accepted
-    reason="known issue 12 of docs/protocol/secagg.md: a NaN clip decodes and passes the "
-    "trainer's comparison with the chain's clip",
-)
 def test_a_nan_clip_is_refused_by_chainml():
     with pytest.raises(ProtocolViolation):
         RoundStart.decode(V["nan_clip"].encode())

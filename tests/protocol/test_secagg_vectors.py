@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from tests.protocol import independent as ind
+from tests.protocol.make_secagg_vectors import identity, params
 
 from chainml.crypto import fixedpoint, lattice, prg, shamir
 from chainml.crypto.box import SecretBox
-from chainml.crypto.errors import DecryptionFailed, InvalidKey
+from chainml.crypto.errors import DecryptionFailed
 from chainml.crypto.hashing import keccak256, tagged_hash
 from chainml.crypto.keys import X25519KeyPair, recover_address
 from chainml.crypto.merkle import MerkleTree, commitment_leaf
@@ -49,8 +51,6 @@ from chainml.training.secagg import (
     verify_round,
     verify_sum,
 )
-from tests.protocol import independent as ind
-from tests.protocol.make_secagg_vectors import identity, params
 
 VECTORS = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "vectors" / "secagg-v3.json"
 V: dict[str, Any] = json.loads(VECTORS.read_text())
@@ -368,12 +368,6 @@ def test_each_doctored_verifiable_transcript_is_refused_by_chainml(index: int):
         verify_sum(p, RoundTranscript.decode(_edited(V["verifiable_negative"][index])))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidKey,
-    reason="known issue 11 of docs/protocol/secagg.md: verify_round lets X25519's "
-    "InvalidKey out instead of AggregateMismatch, so `chainml job audit` does not exit 3",
-)
 def test_a_low_order_survivor_key_is_a_typed_mismatch_with_chainml():
     p = _params(V["round"]["inputs"])
     raw = V["known_issues"]["low_order_survivor_key"]["transcript"].encode()

@@ -40,6 +40,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -172,6 +173,9 @@ class RoundStart:
             d = json.loads(raw)
             if d["format"] != "chainml-round-start/2":
                 raise ValueError("unknown format")
+            clip = float(d["clip"])
+            if not math.isfinite(clip) or clip <= 0:
+                raise ValueError("the clip bound is a positive number")
             attempt = d["attempt"]
             if (
                 not isinstance(attempt, int)
@@ -183,7 +187,7 @@ class RoundStart:
                 d["config"].encode(),
                 base64.b64decode(d["params"], validate=True),
                 {int(k): str(v) for k, v in d["roster"].items()},
-                float(d["clip"]),
+                clip,
                 attempt,
             )
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
@@ -368,7 +372,7 @@ class TrainerRole:
         if self.state.get(key) is not None:
             log.info("round %d of job %d: already took part; staying out", h.round, h.job_id)
             return
-        if abs(start.clip - job.params.clip_bound / 1000) > 1e-9:
+        if not abs(start.clip - job.params.clip_bound / 1000) <= 1e-9:
             raise ProtocolViolation("the clip bound is not the job's")
         params = round_params(
             self.cm, h.job_id, h.round, start.attempt, config, start.clip, start.roster

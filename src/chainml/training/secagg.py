@@ -1190,13 +1190,15 @@ def verify_round(
                 raise AggregateMismatch(f"clients {i} and {j} disagree on masking each other")
             if j not in alive and j not in transcript.mask_keys:
                 raise AggregateMismatch(f"client {j}'s mask key is missing")
-    for j, secret in transcript.mask_keys.items():
-        if (
-            j in survivors
-            or X25519KeyPair.from_private_bytes(secret).public_bytes != transcript.adverts[j].pk_s
-        ):
-            raise AggregateMismatch(f"client {j}'s revealed mask key is not its own")
-    if unmask(p, transcript, inputs).astype("<u4").tobytes() != total.tobytes():
+    try:
+        for j, secret in transcript.mask_keys.items():
+            key = X25519KeyPair.from_private_bytes(secret)
+            if j in survivors or key.public_bytes != transcript.adverts[j].pk_s:
+                raise AggregateMismatch(f"client {j}'s revealed mask key is not its own")
+        unmasked = unmask(p, transcript, inputs)
+    except CryptoError as exc:  # a signed low-order key: no pair mask can be agreed with it
+        raise AggregateMismatch(f"a mask key in the transcript is unusable: {exc}") from None
+    if unmasked.astype("<u4").tobytes() != total.tobytes():
         raise AggregateMismatch("the published sum is not the sum of the committed inputs")
     return fixedpoint.decode(total[: p.vector_len].copy(), p.frac_bits)
 
