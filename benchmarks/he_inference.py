@@ -31,8 +31,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     model = MLP(64, 10, (32,), activation="square", seed=0)
     for epoch in range(30):
         model.fit(data.x_train, data.y_train, epochs=1, lr=0.02, seed=epoch)
-    plan = compile_model(model.params, "square")
-    client = HEClient(plan.depth, plan.rotations)
+    plan = compile_model(model)
+    client = HEClient(plan)
     keys = client.evaluation_keys()
     provider = HEProvider(plan, keys)
     x = data.x_test

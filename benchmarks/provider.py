@@ -55,8 +55,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     x = data.x_test
 
     log("in process")
-    plan = compile_model(model.params, "square")
-    he = HEClient(plan.depth, plan.rotations)
+    plan = compile_model(model)
+    he = HEClient(plan)
     local = HEProvider(plan, he.evaluation_keys())
     local.evaluate_query(he.encrypt_query(x[0]))
     inproc = []

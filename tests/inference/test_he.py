@@ -20,8 +20,8 @@ from chainml.training.models import MLP, LogisticRegression
 @pytest.fixture(scope="module")
 def mlp(x2_mlp):
     model = x2_mlp
-    plan = compile_model(model.params, "square")
-    client = HEClient(plan.depth, plan.rotations)
+    plan = compile_model(model)
+    client = HEClient(plan)
     return model, plan, client, HEProvider(plan, client.evaluation_keys())
 
 
@@ -54,7 +54,7 @@ def test_logistic_regression_both_modes(digits):
         model.fit(digits.x_train, digits.y_train, epochs=1, seed=epoch)
     plan = compile_model(model.params)
     assert plan.depth == 1
-    client = HEClient(plan.depth, plan.rotations)
+    client = HEClient(plan)
     provider = HEProvider(plan, client.evaluation_keys())
     _check_agreement(digits, model, plan, client, provider)
     row = digits.x_test[3]
@@ -88,7 +88,9 @@ def test_the_provider_never_holds_the_secret_key(mlp):
 def test_bad_input_gets_a_typed_error_and_the_provider_goes_on(digits, mlp):
     _, plan, client, provider = mlp
     good = client.encrypt_query(digits.x_test[0])
-    other = HEClient(1, [1])  # another parameter set (depth 1: a shorter modulus chain)
+    other = HEClient(
+        compile_model(LogisticRegression(64, 10).params)
+    )  # another parameter set (depth 1: a shorter modulus chain)
     bad = {
         "garbage": b"\x00" * 1000,
         "truncated": good[: len(good) // 2],

@@ -29,7 +29,7 @@ from chainml.inference.service import (
 )
 from chainml.node.inference import SqliteReceipts
 from chainml.node.state import NodeState, SqliteReplayCache
-from chainml.training.models import MLP
+from chainml.training.models import MLP, LogisticRegression
 
 CHAIN_ID, RECEIPTS = 31337, "0x" + "ab" * 20
 PRICE, BATCH_PRICE = 10, 500
@@ -59,7 +59,7 @@ class World:
             version=7,
             predict=model.logits,
             n_features=64,
-            plan=compile_model(model.params, "square"),
+            plan=compile_model(model),
             price=PRICE,
             batch_price=BATCH_PRICE,
         )
@@ -194,7 +194,9 @@ def test_a_replayed_request_is_refused(world):
 
 
 def test_keys_of_another_context_are_refused(world):
-    other = he.HEClient(1, [1])  # the parameters of a depth-1 plan, not this one's
+    other = he.HEClient(
+        compile_model(LogisticRegression(64, 10).params)
+    )  # the parameters of a depth-1 plan, not this one's
     keys = other.evaluation_keys()
     raw = _fresh(world, mode="he-keys", body=pack_blobs([keys["relin"], keys["galois"]]))
     with pytest.raises(InferenceRefused) as caught:
@@ -232,7 +234,7 @@ def test_keys_uploaded_for_a_replaced_model_are_not_used(model, digits, tmp_path
     w.client.predict_encrypted(digits.x_test[0])  # keys uploaded for version 7's plan
     other = MLP(64, 10, (32,), activation="square", seed=1)
     served = dataclasses.replace(
-        w.service.model, version=8, predict=other.logits, plan=compile_model(other.params, "square")
+        w.service.model, version=8, predict=other.logits, plan=compile_model(other)
     )
     w.service.model = served
     w.client.info = ModelInfo.from_doc(

@@ -21,7 +21,7 @@ from chainml.crypto.hashing import keccak256
 from chainml.crypto.hpke import open_sealed, seal
 from chainml.crypto.keys import Identity, X25519KeyPair
 from chainml.errors import ChainmlError
-from chainml.inference.he import HEClient, PlanShape
+from chainml.inference.he import BadQuery, HEClient, PlanShape
 from chainml.inference.receipts import ReceiptBook
 from chainml.inference.service import (
     ZERO32,
@@ -164,7 +164,9 @@ class InferenceClient:
         if shape is None:
             raise BadResponse("the provider's model has no homomorphic plan")
         if self._he is None:
-            client = HEClient(shape.depth, shape.rotations)
+            if shape.n_features != self.info.n_features:
+                raise BadResponse("the provider's plan and model disagree on the features")
+            client = HEClient(shape)
             keys = client.evaluation_keys()
             body = pack_blobs([keys["relin"], keys["galois"]])
             _, raw = self._request("he-keys", body)
@@ -178,19 +180,31 @@ class InferenceClient:
         return self._he, shape
 
     def predict_encrypted(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Logits for one row, computed by the provider on a CKKS ciphertext."""
+        """Logits for one row, computed by the provider on a CKKS ciphertext.  The row is
+        checked before anything is sent: ``BadQuery`` if it is not ``n_features`` finite
+        values, ``OutOfRange`` if a feature is outside the plan's input range."""
+        row = np.asarray(x, dtype=np.float64)
+        if row.shape != (self.info.n_features,):
+            raise BadQuery(f"one row of {self.info.n_features} features, not {row.shape}")
         he, shape = self._he_client()
-        request_hash, raw = self._request("he", he.encrypt_query(x), key_set=self._key_set)
+        request_hash, raw = self._request("he", he.encrypt_query(row), key_set=self._key_set)
         return he.decrypt_query(self._paid("/v1/infer/he", request_hash, raw), shape)
 
     def predict_encrypted_batch(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Logits for up to a ciphertext's slots of rows (throughput mode)."""
+        """Logits for rows ``x`` (throughput mode), sent in batches of at most a
+        ciphertext's slots of rows, one paid request each; every row is checked first."""
+        rows = np.asarray(x, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != self.info.n_features or not len(rows):
+            raise BadQuery(f"rows of {self.info.n_features} features, not {rows.shape}")
         he, shape = self._he_client()
-        body = pack_blobs(he.encrypt_batch(x))
-        request_hash, raw = self._request("he-batch", body, key_set=self._key_set)
-        answer = self._paid("/v1/infer/he", request_hash, raw)
-        try:
-            parts = unpack_blobs(answer, shape.n_classes)
-        except ValueError as exc:
-            raise BadResponse(str(exc)) from None
-        return he.decrypt_batch(parts, len(x))
+        out = []
+        for chunk in he.batches(rows):
+            body = pack_blobs(he.encrypt_batch(chunk))
+            request_hash, raw = self._request("he-batch", body, key_set=self._key_set)
+            answer = self._paid("/v1/infer/he", request_hash, raw)
+            try:
+                parts = unpack_blobs(answer, shape.n_classes)
+            except ValueError as exc:
+                raise BadResponse(str(exc)) from None
+            out.append(he.decrypt_batch(parts, len(chunk)))
+        return np.concatenate(out)

@@ -7,29 +7,51 @@ and computes on ciphertexts.  A trained model is compiled into a plan:
 - **logistic regression** (``x W + b``: depth 1) and **an MLP with one hidden layer and
   the x² activation** (``(x W1 + b1)² W2 + b2``: depth 3, trained with x² so that
   accuracy holds encrypted);
-- parameters chosen from the depth: scale 2^40, one 40-bit prime per level, the smallest
-  ring degree whose modulus stays within SEAL's 128-bit-security bound.
+- **an input range** per feature (given, measured on calibration data, or by default the
+  [0, 1] of chainml's data sets widened by half its span on each side): interval
+  arithmetic over that box bounds every logit, and the compiler gives the last prime of
+  the modulus chain enough bits over the scale that no in-range input can overflow it;
+  the client refuses an input outside the range before encrypting it;
+- parameters chosen from the depth and that bound: scale 2^40 (lowered to 2^30 at worst
+  to make room), one prime of the scale's size per level, and the smallest ring degree
+  whose modulus stays within SEAL's 128-bit-security bound.
 
 Two modes:
 
-- **latency** — one query, one ciphertext.  The input is tiled into blocks of 128 slots
-  (the 64 features twice), one block per hidden neuron; one plaintext product and a
-  rotate-and-sum over 64 slots (6 rotations) leave every slot of block j holding neuron j;
-  after x², one product with the second layer laid out per block and a rotate-and-sum
-  across blocks (5 rotations) leave class k in slot k.  11 Galois keys, 3 levels.
+- **latency** — one query, one ciphertext.  The F features are padded to a period P (the
+  next power of two) and tiled across all slots; the slots are cut into blocks of B slots
+  (B ≥ P + C - 1 for C classes, a power of two), one block per hidden neuron.  One
+  plaintext product and a rotate-and-sum over P slots (log2 P rotations) leave the first
+  B - P + 1 slots of block j holding neuron j; after x², one product with the second
+  layer laid out per block and a rotate-and-sum across blocks (log2 H rotations) leave
+  class k in slot k.  For a regression B = P and class k ends in the first slot of
+  block k.  Digits (64 features, 32 hidden, 10 classes): P = 64, B = 128, 11 Galois keys.
 - **throughput** — many queries, one ciphertext per feature with a query per slot; each
   neuron is a sum of plaintext-scalar products with one rescale, not one per product.
 
 Bytes in and out are SEAL's own serialisation (via a temporary file: that is the only way
 ``sealapi`` offers); every load is checked against the provider's parameters, so a
 malformed ciphertext, one from other parameters or another key set is refused with a
-typed error.
+typed error, and so is a query encoded at another scale than the plan's, and evaluation
+keys that lack a rotation the plan needs.
+
+Errors::
+
+    HEError
+     ├── BadCiphertext (ValueError)   bytes the provider cannot evaluate
+     │    └── BadKeys                 evaluation keys that do not fit the plan
+     ├── BadQuery (ValueError)        a client's input that does not fit the plan
+     │    └── OutOfRange              a feature outside the plan's input range
+     ├── BadResult                    an answer outside the range the plan proves
+     └── UnsupportedModel (ValueError) a model this compiler has no plan for
 """
 
 from __future__ import annotations
 
+import math
+import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +66,14 @@ except ImportError as exc:  # pragma: no cover - installed with chainml
     raise ChainmlError("homomorphic inference needs TenSEAL") from exc
 
 SCALE_BITS = 40
+MIN_SCALE_BITS = 30  # the compiler lowers the scale this far to make room for large logits
+MAX_PRIME_BITS = 60  # SEAL's largest prime
+HEADROOM_BITS = 9  # the last prime's bits over the scale, at least
 MAX_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}  # SEAL's 128-bit bounds
-BLOCK = 128
+MIN_SLOTS = 4096
+BLOCK = 128  # the block of the digits MLP's latency layout (64 features, 10 classes)
 MAX_QUERY_BYTES = 4 << 20
+DEFAULT_INPUT_RANGE = (-0.5, 1.5)  # chainml's data sets are [0, 1] on the training split
 
 
 class HEError(ChainmlError):
@@ -55,11 +82,38 @@ class HEError(ChainmlError):
 
 class BadCiphertext(HEError, ValueError):
     """Bytes that are not a ciphertext for these parameters (malformed, other parameters,
-    too large, or the wrong number of them)."""
+    another scale, too large, or the wrong number of them), or that cannot be evaluated."""
 
 
-class UnsupportedModel(HEError):
-    """A model this compiler has no plan for."""
+class BadKeys(BadCiphertext):
+    """Evaluation keys that do not fit the plan: missing, of another context, not
+    relinearisation and Galois keys in that order, or without a rotation the plan uses."""
+
+
+class BadQuery(HEError, ValueError):
+    """An input the client must not encrypt for this plan: the wrong shape, not finite,
+    or more rows than a batch holds."""
+
+
+class OutOfRange(BadQuery):
+    """A feature outside the input range the plan was compiled for (an input there could
+    overflow the modulus and decrypt to a wrong answer); ``feature`` is its index."""
+
+    def __init__(self, feature: int, value: float, low: float, high: float) -> None:
+        super().__init__(
+            f"feature {feature} is {value:.6g}, outside the plan's range [{low:.6g}, {high:.6g}]"
+        )
+        self.feature = feature
+
+
+class BadResult(HEError):
+    """A decrypted answer outside the range the plan proves for in-range inputs (the
+    provider did not evaluate this plan on this query)."""
+
+
+class UnsupportedModel(HEError, ValueError):
+    """A model this compiler has no plan for (its shape, its activation, weights that are
+    not finite, or inputs whose range could overflow any parameters it can pick)."""
 
 
 @dataclass(frozen=True)
@@ -69,14 +123,41 @@ class HEParameters:
     scale_bits: int = SCALE_BITS
 
     @classmethod
-    def for_depth(cls, depth: int, scale_bits: int = SCALE_BITS) -> HEParameters:
-        """The smallest ring whose modulus holds ``depth`` rescales at 128-bit security."""
-        edge = scale_bits + 9  # first and last primes keep 9 bits of headroom over the scale
+    def for_depth(
+        cls, depth: int, scale_bits: int = SCALE_BITS, headroom_bits: int = HEADROOM_BITS
+    ) -> HEParameters:
+        """The smallest ring whose modulus holds ``depth`` rescales at 128-bit security,
+        with ``headroom_bits`` over the scale in the first and last primes."""
+        edge = scale_bits + headroom_bits
+        if edge > MAX_PRIME_BITS:
+            raise UnsupportedModel(f"a {edge}-bit prime: SEAL's largest is {MAX_PRIME_BITS}")
         bits = (edge, *([scale_bits] * depth), edge)
         for degree, limit in sorted(MAX_BITS.items()):
-            if sum(bits) <= limit and degree // 2 >= BLOCK * 32:
+            if sum(bits) <= limit and degree // 2 >= MIN_SLOTS:
                 return cls(degree, bits, scale_bits)
         raise UnsupportedModel(f"depth {depth} needs more than SEAL's largest ring")
+
+    @classmethod
+    def for_bound(cls, depth: int, bound: float) -> HEParameters:
+        """Parameters under which a result of magnitude up to ``bound`` cannot overflow:
+        the largest scale (2^40 down to 2^30) that leaves room for it in the smallest ring
+        that has room at all."""
+        if not math.isfinite(bound):
+            raise UnsupportedModel("the logits are unbounded over the input range")
+        # values below 2^(edge - scale - 1) decode; one more bit for noise and for primes
+        # that are not exactly 2^scale
+        headroom = max(HEADROOM_BITS, math.ceil(math.log2(max(bound, 1.0))) + 2)
+        for degree, limit in sorted(MAX_BITS.items()):
+            if degree // 2 < MIN_SLOTS:
+                continue
+            for scale in range(SCALE_BITS, MIN_SCALE_BITS - 1, -1):
+                edge = scale + headroom
+                if edge <= MAX_PRIME_BITS and 2 * edge + depth * scale <= limit:
+                    return cls(degree, (edge, *([scale] * depth), edge), scale)
+        raise UnsupportedModel(
+            f"logits up to {bound:.3g} over the input range need more headroom than any "
+            "parameters have: narrow the input range"
+        )
 
     def context(self) -> Any:
         parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
@@ -88,16 +169,31 @@ class HEParameters:
     def slots(self) -> int:
         return self.poly_degree // 2
 
+    @property
+    def scale(self) -> float:
+        return float(2.0**self.scale_bits)
+
 
 def _save(obj: Any) -> bytes:
-    with tempfile.NamedTemporaryFile(delete=True) as fh:
-        obj.save(fh.name)
-        return open(fh.name, "rb").read()
+    fd, name = tempfile.mkstemp()
+    try:
+        os.close(fd)
+        obj.save(name)
+        with open(name, "rb") as fh:
+            return fh.read()
+    finally:
+        os.unlink(name)
 
 
-def _load(kind: Callable[[], Any], context: Any, data: bytes, what: str) -> Any:
+def _load(
+    kind: Callable[[], Any],
+    context: Any,
+    data: bytes,
+    what: str,
+    error: type[BadCiphertext] = BadCiphertext,
+) -> Any:
     if not isinstance(data, (bytes, bytearray)) or not data or len(data) > MAX_QUERY_BYTES * 16:
-        raise BadCiphertext(f"{what}: empty or too large")
+        raise error(f"{what}: empty or too large")
     obj = kind()
     with tempfile.NamedTemporaryFile(delete=True) as fh:
         fh.write(data)
@@ -105,9 +201,9 @@ def _load(kind: Callable[[], Any], context: Any, data: bytes, what: str) -> Any:
         try:
             obj.load(context, fh.name)
         except (RuntimeError, ValueError, TypeError) as exc:
-            raise BadCiphertext(f"{what}: not valid for these parameters") from exc
+            raise error(f"{what}: not valid for these parameters") from exc
     if not seal.is_valid_for(obj, context):
-        raise BadCiphertext(f"{what}: not valid for these parameters")
+        raise error(f"{what}: not valid for these parameters")
     return obj
 
 
@@ -116,18 +212,30 @@ def galois_elements(steps: Sequence[int], poly_degree: int) -> list[int]:
     return [pow(3, step, 2 * poly_degree) for step in steps]
 
 
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
 # -- plans ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class PlanShape:
-    """What a client needs of a provider's plan: parameters and Galois keys to make, and
-    where the logits sit in the answer.  Published by the provider; no weights."""
+    """What a client needs of a provider's plan: the parameters and Galois keys to make,
+    the input's shape and range, the latency layout, and where the logits sit in the
+    answer.  Published by the provider; no weights."""
 
     depth: int
     n_classes: int
     regression: bool
     rotations: tuple[int, ...]
+    n_features: int
+    period: int  # latency mode: the input is tiled with this period
+    block: int  # latency mode: slots per hidden neuron (per class for a regression)
+    parameters: HEParameters
+    input_low: tuple[float, ...]
+    input_high: tuple[float, ...]
+    logit_bound: float  # |logit| over the input range, proven at compile time
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -135,30 +243,80 @@ class PlanShape:
             "n_classes": self.n_classes,
             "regression": self.regression,
             "rotations": list(self.rotations),
+            "n_features": self.n_features,
+            "period": self.period,
+            "block": self.block,
+            "poly_degree": self.parameters.poly_degree,
+            "coeff_bits": list(self.parameters.coeff_bits),
+            "scale_bits": self.parameters.scale_bits,
+            "input_low": list(self.input_low),
+            "input_high": list(self.input_high),
+            "logit_bound": self.logit_bound,
         }
 
     @classmethod
     def from_doc(cls, doc: Any) -> PlanShape:
-        """Parse ``to_doc``'s form; ``ValueError`` if malformed."""
+        """Parse ``to_doc``'s form; ``ValueError`` if malformed or inconsistent."""
         try:
-            return cls(
+            params = HEParameters(
+                int(doc["poly_degree"]),
+                tuple(int(b) for b in doc["coeff_bits"]),
+                int(doc["scale_bits"]),
+            )
+            shape = cls(
                 int(doc["depth"]),
                 int(doc["n_classes"]),
                 bool(doc["regression"]),
                 tuple(int(r) for r in doc["rotations"]),
+                int(doc["n_features"]),
+                int(doc["period"]),
+                int(doc["block"]),
+                params,
+                tuple(float(v) for v in doc["input_low"]),
+                tuple(float(v) for v in doc["input_high"]),
+                float(doc["logit_bound"]),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a plan shape: {exc}") from None
+        shape.check()
+        return shape
+
+    def check(self) -> None:
+        """``ValueError`` unless the shape is one a compiler could have made."""
+        p = self.parameters
+        problems = [
+            (p.poly_degree not in MAX_BITS, "ring degree"),
+            (sum(p.coeff_bits) > MAX_BITS.get(p.poly_degree, 0), "modulus over 128-bit bound"),
+            (len(p.coeff_bits) != self.depth + 2 or self.depth not in (1, 3), "depth"),
+            (not MIN_SCALE_BITS <= p.scale_bits <= SCALE_BITS, "scale"),
+            (not 0 < self.n_features <= self.period <= self.block <= p.slots, "layout"),
+            (self.period != _pow2(self.period) or self.block != _pow2(self.block), "layout"),
+            (not 0 < self.n_classes <= p.slots, "classes"),
+            (len(self.input_low) != self.n_features, "input range"),
+            (len(self.input_high) != self.n_features, "input range"),
+            (not all(math.isfinite(v) for v in (*self.input_low, *self.input_high)), "range"),
+            (any(lo > hi for lo, hi in zip(self.input_low, self.input_high, strict=True)), "range"),
+            (not math.isfinite(self.logit_bound) or self.logit_bound < 0, "logit bound"),
+            (any(not 0 < r < p.slots for r in self.rotations), "rotations"),
+        ]
+        for bad, what in problems:
+            if bad:
+                raise ValueError(f"not a plan shape: {what}")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A model compiled for CKKS: weights in float64, and what the evaluation needs."""
+    """A model compiled for CKKS: weights in float64, the input range it was compiled
+    for, and the parameters and layout its evaluation uses."""
 
     w1: NDArray[np.float64]
     b1: NDArray[np.float64]
     w2: NDArray[np.float64] | None  # None: logistic regression
     b2: NDArray[np.float64] | None
+    input_low: NDArray[np.float64]
+    input_high: NDArray[np.float64]
+    logit_bound: float
+    parameters: HEParameters
 
     @property
     def regression(self) -> bool:
@@ -166,7 +324,19 @@ class Plan:
 
     @property
     def shape(self) -> PlanShape:
-        return PlanShape(self.depth, self.n_classes, self.regression, tuple(self.rotations))
+        return PlanShape(
+            self.depth,
+            self.n_classes,
+            self.regression,
+            tuple(self.rotations),
+            self.n_features,
+            self.period,
+            self.block,
+            self.parameters,
+            tuple(float(v) for v in self.input_low),
+            tuple(float(v) for v in self.input_high),
+            self.logit_bound,
+        )
 
     @property
     def depth(self) -> int:
@@ -177,15 +347,31 @@ class Plan:
         return int(self.w1.shape[0])
 
     @property
+    def n_hidden(self) -> int:
+        return 0 if self.w2 is None else int(self.w1.shape[1])
+
+    @property
     def n_classes(self) -> int:
         return int((self.w1 if self.w2 is None else self.w2).shape[1])
 
     @property
+    def period(self) -> int:
+        return _pow2(self.n_features)
+
+    @property
+    def block(self) -> int:
+        """Slots per hidden neuron: the first ``block - period + 1`` slots of a block hold
+        the neuron after the rotate-and-sum, and the classes must fit there."""
+        if self.w2 is None:
+            return self.period
+        return _pow2(self.period + self.n_classes - 1)
+
+    @property
     def rotations(self) -> list[int]:
-        """The Galois steps latency mode uses: sum within a block, then across blocks."""
-        within = [1 << k for k in range(int(np.log2(BLOCK // 2)))]
-        blocks = self.w1.shape[1] if self.w2 is not None else 1
-        across = [BLOCK << k for k in range(int(np.ceil(np.log2(max(blocks, 1)))))]
+        """The Galois steps latency mode uses: sum within a period, then across blocks."""
+        within = [1 << k for k in range(self.period.bit_length() - 1)]
+        blocks = max(self.n_hidden, 1)
+        across = [self.block << k for k in range((blocks - 1).bit_length())]
         return within + across
 
     def plaintext(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -196,22 +382,120 @@ class Plan:
         return np.asarray((z * z) @ self.w2 + self.b2)
 
 
-def compile_model(params: dict[str, NDArray[np.float32]], activation: str | None = None) -> Plan:
+def _interval(
+    w: NDArray[np.float64], b: NDArray[np.float64], lo: NDArray[np.float64], hi: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Bounds of ``x w + b`` for x in the box [lo, hi]."""
+    pos, neg = np.maximum(w, 0.0), np.minimum(w, 0.0)
+    return lo @ pos + hi @ neg + b, hi @ pos + lo @ neg + b
+
+
+def _params_of(model: Any, activation: str | None) -> tuple[dict[str, Any], str | None]:
+    if isinstance(model, Mapping):
+        return dict(model), activation
+    params = getattr(model, "params", None)
+    if not isinstance(params, Mapping):
+        raise UnsupportedModel("compile a model with .params, or a mapping of its parameters")
+    own = getattr(model, "activation", None)
+    if activation is not None and own is not None and activation != own:
+        raise UnsupportedModel(f"the model's activation is {own}, not {activation}")
+    return dict(params), activation or own
+
+
+def compile_model(
+    model: Any,
+    activation: str | None = None,
+    *,
+    input_range: tuple[Any, Any] | None = None,
+    calibration: NDArray[np.float64] | None = None,
+    margin: float = 0.25,
+) -> Plan:
     """A plan for a logistic regression (``w``, ``b``) or a one-hidden-layer MLP with the
-    x² activation (``w0, b0, w1, b1``)."""
-    p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    x² activation (``w0, b0, w1, b1``).
+
+    ``model`` is a model (its ``params`` and ``activation`` are used) or a mapping of
+    parameters (then ``activation="square"`` names an MLP's activation).  The input range
+    the plan accepts is, in order of precedence: the per-feature minimum and maximum of
+    ``calibration`` rows widened by ``margin`` times their span on each side;
+    ``input_range`` (low, high: scalars or one per feature); or ``DEFAULT_INPUT_RANGE``.
+    A hidden unit whose input weights are all zero is a constant and is folded into the
+    output bias.  Raises ``UnsupportedModel`` for any other architecture or activation,
+    weights that are not finite, inconsistent shapes, a class whose logit ignores the
+    input, a layout that does not fit one ciphertext, or an input range whose logits no
+    parameters can hold."""
+    raw, activation = _params_of(model, activation)
+    try:
+        p = {k: np.asarray(v, dtype=np.float64) for k, v in raw.items()}
+    except (TypeError, ValueError) as exc:
+        raise UnsupportedModel(f"parameters are not numeric arrays: {exc}") from None
+    if not all(np.isfinite(v).all() for v in p.values()):
+        raise UnsupportedModel("the model has weights that are not finite (NaN or infinity)")
     if set(p) == {"w", "b"}:
-        plan = Plan(p["w"], p["b"], None, None)
+        w1, b1, w2, b2 = p["w"], p["b"], None, None
     elif set(p) == {"w0", "b0", "w1", "b1"}:
         if activation != "square":
             raise UnsupportedModel("CKKS evaluates the MLP only with the x² activation")
-        plan = Plan(p["w0"], p["b0"], p["w1"], p["b1"])
+        w1, b1, w2, b2 = p["w0"], p["b0"], p["w1"], p["b1"]
     else:
         raise UnsupportedModel("a logistic regression or a one-hidden-layer MLP")
-    if plan.n_features > BLOCK // 2 or (plan.w2 is not None and plan.w1.shape[1] > 32):
-        raise UnsupportedModel("at most 64 features and 32 hidden neurons in one ciphertext")
-    if plan.w2 is None and plan.n_classes > 32:
-        raise UnsupportedModel("at most 32 classes")
+    if w1.ndim != 2 or b1.shape != (w1.shape[1],) or 0 in w1.shape:
+        raise UnsupportedModel("the first layer's weights and bias do not fit together")
+    if w2 is not None:
+        assert b2 is not None
+        if w2.ndim != 2 or w2.shape[0] != w1.shape[1] or b2.shape != (w2.shape[1],):
+            raise UnsupportedModel("the second layer does not fit the first")
+        live = np.any(w1 != 0.0, axis=0)
+        if not live.any():
+            raise UnsupportedModel("no hidden unit depends on the input")
+        # a unit with no input weights is the constant b1_j: fold b1_j² w2_j into the bias
+        b2 = b2 + (b1[~live] ** 2) @ w2[~live]
+        w1, b1, w2 = w1[:, live], b1[live], w2[live]
+    out = w1 if w2 is None else w2
+    if out.shape[1] == 0:
+        raise UnsupportedModel("a model with no classes")
+    dead = np.flatnonzero(~np.any(out != 0.0, axis=0))
+    if len(dead):
+        raise UnsupportedModel(f"class {int(dead[0])}'s logit does not depend on the input")
+
+    n_features = w1.shape[0]
+    if calibration is not None:
+        cal = np.asarray(calibration, dtype=np.float64)
+        if cal.ndim != 2 or cal.shape[1] != n_features or not len(cal):
+            raise UnsupportedModel(f"calibration data must be rows of {n_features} features")
+        if not np.isfinite(cal).all():
+            raise UnsupportedModel("calibration data that is not finite")
+        span = cal.max(axis=0) - cal.min(axis=0)
+        low, high = cal.min(axis=0) - margin * span, cal.max(axis=0) + margin * span
+    else:
+        given = input_range if input_range is not None else DEFAULT_INPUT_RANGE
+        try:
+            low = np.broadcast_to(np.asarray(given[0], dtype=np.float64), (n_features,)).copy()
+            high = np.broadcast_to(np.asarray(given[1], dtype=np.float64), (n_features,)).copy()
+        except (TypeError, ValueError, IndexError) as exc:
+            raise UnsupportedModel(f"an input range is (low, high) per feature: {exc}") from None
+    if not (np.isfinite(low).all() and np.isfinite(high).all() and (low <= high).all()):
+        raise UnsupportedModel("the input range must be finite with low <= high")
+
+    zlo, zhi = _interval(w1, b1, low, high)
+    if w2 is None:
+        bound = float(np.max(np.maximum(np.abs(zlo), np.abs(zhi))))
+    else:
+        assert b2 is not None
+        sq_hi = np.maximum(zlo**2, zhi**2)
+        sq_lo = np.where((zlo <= 0) & (zhi >= 0), 0.0, np.minimum(zlo**2, zhi**2))
+        olo, ohi = _interval(w2, b2, sq_lo, sq_hi)
+        bound = float(np.max(np.maximum(np.abs(olo), np.abs(ohi))))
+    plan = Plan(
+        w1, b1, w2, b2, low, high, bound, HEParameters.for_bound(3 if w2 is not None else 1, bound)
+    )
+    slots = plan.parameters.slots
+    blocks = plan.n_hidden if w2 is not None else plan.n_classes
+    if plan.period > slots or blocks * plan.block > slots:
+        what = "hidden units" if w2 is not None else "classes"
+        raise UnsupportedModel(
+            f"latency mode lays out {blocks} {what} in blocks of {plan.block} slots "
+            f"({n_features} features, {plan.n_classes} classes): over a ciphertext's {slots}"
+        )
     return plan
 
 
@@ -219,22 +503,28 @@ def compile_model(params: dict[str, NDArray[np.float32]], activation: str | None
 
 
 class HEClient:
-    """Holds the secret key; gives the provider only public material."""
+    """Holds the secret key; gives the provider only public material.  Built from the
+    plan's shape, it refuses queries that do not fit it."""
 
-    def __init__(self, plan_depth: int, rotations: Sequence[int]) -> None:
-        self.parameters = HEParameters.for_depth(plan_depth)
+    def __init__(self, plan: Plan | PlanShape) -> None:
+        shape = plan.shape if isinstance(plan, Plan) else plan
+        shape.check()
+        self.plan = shape
+        self.parameters = shape.parameters
         self.context = self.parameters.context()
         keygen = seal.KeyGenerator(self.context)
         self._secret = keygen.secret_key()
         # the serialisable forms keep the seed of each key's uniform half: half the bytes
         self._relin = keygen.create_relin_keys()
         self._galois = keygen.create_galois_keys(
-            galois_elements(rotations, self.parameters.poly_degree)
+            galois_elements(shape.rotations, self.parameters.poly_degree)
         )
         self._encoder = seal.CKKSEncoder(self.context)
         self._encryptor = seal.Encryptor(self.context, self._secret)
         self._decryptor = seal.Decryptor(self.context, self._secret)
-        self.scale = 2.0**self.parameters.scale_bits
+        self.scale = self.parameters.scale
+        self._low = np.asarray(shape.input_low)
+        self._high = np.asarray(shape.input_high)
 
     def __repr__(self) -> str:  # never the secret key
         return f"HEClient(N={self.parameters.poly_degree})"
@@ -243,6 +533,24 @@ class HEClient:
         """What the provider receives: public evaluation keys, nothing secret."""
         return {"relin": _save(self._relin), "galois": _save(self._galois)}
 
+    def check(self, x: Any) -> NDArray[np.float64]:
+        """Rows (or one row) of the plan's features, finite and inside its input range;
+        ``BadQuery`` or ``OutOfRange`` (naming the first feature outside) if not."""
+        try:
+            a = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BadQuery("the input is not numeric") from None
+        if a.ndim not in (1, 2) or a.shape[-1] != self.plan.n_features or a.size == 0:
+            raise BadQuery(f"expected rows of {self.plan.n_features} features, got {a.shape}")
+        if not np.isfinite(a).all():
+            raise BadQuery("the input has values that are not finite")
+        rows = a.reshape(-1, a.shape[-1])
+        outside = (rows < self._low) | (rows > self._high)
+        if outside.any():
+            row, feature = (int(i) for i in np.argwhere(outside)[0])
+            raise OutOfRange(feature, rows[row, feature], self._low[feature], self._high[feature])
+        return a
+
     def _encrypt(self, values: NDArray[np.float64]) -> bytes:
         plain = seal.Plaintext()
         self._encoder.encode(values.astype(float).tolist(), self.scale, plain)
@@ -250,32 +558,65 @@ class HEClient:
         return _save(self._encryptor.encrypt_symmetric(plain))
 
     def encrypt_query(self, x: NDArray[np.float64]) -> bytes:
-        """One input, tiled for latency mode."""
-        row = np.zeros(BLOCK // 2)
-        row[: len(x)] = x
-        return self._encrypt(np.tile(row, self.parameters.slots // (BLOCK // 2)))
+        """One input (``n_features`` values in the plan's range), tiled for latency mode."""
+        a = self.check(x)
+        if a.ndim != 1:
+            raise BadQuery("one query is one row")
+        row = np.zeros(self.plan.period)
+        row[: len(a)] = a
+        return self._encrypt(np.tile(row, self.parameters.slots // self.plan.period))
 
     def encrypt_batch(self, x: NDArray[np.float64]) -> list[bytes]:
-        """Up to ``slots`` inputs, one ciphertext per feature."""
-        if len(x) > self.parameters.slots:
-            raise BadCiphertext(f"at most {self.parameters.slots} inputs per batch")
-        return [self._encrypt(x[:, i]) for i in range(x.shape[1])]
+        """Up to ``slots`` inputs, one ciphertext per feature (see ``batches``)."""
+        a = self.check(x)
+        if a.ndim != 2 or len(a) > self.parameters.slots:
+            raise BadQuery(f"a batch is 1 to {self.parameters.slots} rows")
+        return [self._encrypt(a[:, i]) for i in range(a.shape[1])]
+
+    def batches(self, x: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+        """``x`` cut into batches of at most ``slots`` rows each, checked."""
+        a = self.check(x)
+        if a.ndim != 2:
+            raise BadQuery("a batch is rows")
+        step = self.parameters.slots
+        return [a[i : i + step] for i in range(0, len(a), step)]
 
     def _decrypt(self, data: bytes) -> NDArray[np.float64]:
         ct = _load(seal.Ciphertext, self.context, data, "result")
         plain = seal.Plaintext()
-        self._decryptor.decrypt(ct, plain)
-        return np.asarray(self._encoder.decode_double(plain))
+        try:
+            self._decryptor.decrypt(ct, plain)
+            return np.asarray(self._encoder.decode_double(plain))
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise BadCiphertext("result: cannot be decrypted") from exc
 
-    def decrypt_query(self, data: bytes, plan: Plan | PlanShape) -> NDArray[np.float64]:
+    def _checked(self, logits: NDArray[np.float64]) -> NDArray[np.float64]:
+        # in-range inputs give |logit| <= the bound; noise adds far less than this slack
+        if not (np.abs(logits) <= self.plan.logit_bound * 1.01 + 1e-3).all():
+            raise BadResult("the answer is outside the range the plan proves for the query")
+        return logits
+
+    def decrypt_query(
+        self, data: bytes, plan: Plan | PlanShape | None = None
+    ) -> NDArray[np.float64]:
         """The logits: slot k for the MLP, block k's first slot for a regression."""
+        shape = self.plan if plan is None else plan.shape if isinstance(plan, Plan) else plan
+        if shape != self.plan:
+            raise BadQuery("this client was built for another plan")
         values = self._decrypt(data)
-        if plan.regression:
-            return values[: plan.n_classes * BLOCK : BLOCK]
-        return values[: plan.n_classes]
+        if shape.regression:
+            return self._checked(values[: shape.n_classes * shape.block : shape.block])
+        return self._checked(values[: shape.n_classes])
 
     def decrypt_batch(self, data: Sequence[bytes], n: int) -> NDArray[np.float64]:
-        return np.stack([self._decrypt(d)[:n] for d in data], axis=1)
+        """Logits for the ``n`` rows of a batch: one ciphertext per class."""
+        if len(data) != self.plan.n_classes:
+            raise BadCiphertext(f"a batch's answer is {self.plan.n_classes} ciphertexts")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise BadQuery("n is the number of rows in the batch")
+        if not 0 < n <= self.parameters.slots:
+            raise BadQuery(f"a batch is 1 to {self.parameters.slots} rows, not {n}")
+        return self._checked(np.stack([self._decrypt(d)[:n] for d in data], axis=1))
 
 
 # -- the provider: evaluation on ciphertexts only ---------------------------------------------
@@ -284,33 +625,48 @@ class HEClient:
 class HEProvider:
     """Evaluates a plan on ciphertexts with public keys only."""
 
-    def __init__(self, plan: Plan, keys: dict[str, bytes]) -> None:
+    def __init__(self, plan: Plan, keys: Mapping[str, bytes]) -> None:
         self.plan = plan
-        self.parameters = HEParameters.for_depth(plan.depth)
+        self.parameters = plan.parameters
         self.context = self.parameters.context()
-        self._relin = _load(seal.RelinKeys, self.context, keys["relin"], "relinearisation keys")
-        self._galois = _load(seal.GaloisKeys, self.context, keys["galois"], "Galois keys")
+        if not isinstance(keys, Mapping) or set(keys) != {"relin", "galois"}:
+            raise BadKeys("evaluation keys are a relinearisation and a Galois key set")
+        self._relin = _load(
+            seal.RelinKeys, self.context, keys["relin"], "relinearisation keys", BadKeys
+        )
+        self._galois = _load(seal.GaloisKeys, self.context, keys["galois"], "Galois keys", BadKeys)
+        # swapped or partial key sets load as the other kind: check what the plan uses
+        if plan.depth > 1 and not self._relin.has_key(2):
+            raise BadKeys("the relinearisation keys hold no key for a product's square")
+        for step, element in zip(
+            plan.rotations,
+            galois_elements(plan.rotations, self.parameters.poly_degree),
+            strict=True,
+        ):
+            if not self._galois.has_key(element):
+                raise BadKeys(f"the Galois keys lack the rotation by {step} the plan uses")
         self._encoder = seal.CKKSEncoder(self.context)
         self._ev = seal.Evaluator(self.context)
-        self.scale = 2.0**self.parameters.scale_bits
+        self.scale = self.parameters.scale
         self._layouts = self._latency_layouts()
         self._cache: dict[tuple[str, Any, float], Any] = {}
 
     def _latency_layouts(self) -> dict[str, list[float]]:
         """The plan's weights laid out in slots for latency mode (see the module doc)."""
-        p, slots, half = self.plan, self.parameters.slots, BLOCK // 2
-        neurons = p.w1.shape[1]
-        w1 = np.zeros((slots // BLOCK, BLOCK))
-        for j in range(neurons):
-            column = np.zeros(half)
+        p, slots = self.plan, self.parameters.slots
+        block, blocks = p.block, slots // p.block
+        units = p.w1.shape[1]  # hidden neurons, or classes for a regression
+        w1 = np.zeros((blocks, block))
+        for j in range(units):
+            column = np.zeros(p.period)
             column[: p.n_features] = p.w1[:, j]
-            w1[j] = np.tile(column, 2)
-        b1 = np.zeros((slots // BLOCK, BLOCK))
-        b1[:neurons] = p.b1[:, None]
+            w1[j] = np.tile(column, block // p.period)
+        b1 = np.zeros((blocks, block))
+        b1[:units] = p.b1[:, None]
         layouts = {"w1": w1.ravel().tolist(), "b1": b1.ravel().tolist()}
         if p.w2 is not None and p.b2 is not None:
-            w2 = np.zeros((slots // BLOCK, BLOCK))
-            w2[:neurons, : p.n_classes] = p.w2
+            w2 = np.zeros((blocks, block))
+            w2[:units, : p.n_classes] = p.w2
             b2 = np.zeros(slots)
             b2[: p.n_classes] = p.b2
             layouts |= {"w2": w2.ravel().tolist(), "b2": b2.tolist()}
@@ -334,6 +690,15 @@ class HEProvider:
         ct = _load(seal.Ciphertext, self.context, data, "query")
         if ct.size() != 2 or ct.parms_id() != self.context.first_parms_id():
             raise BadCiphertext("query: not a fresh ciphertext of these parameters")
+        if ct.is_transparent():
+            raise BadCiphertext("query: a transparent ciphertext")
+        # the scale travels with the ciphertext: any other than the plan's decodes wrong
+        if not math.isclose(ct.scale, self.scale, rel_tol=1e-9):
+            bits = math.log2(ct.scale) if ct.scale > 0 else float("nan")
+            raise BadCiphertext(
+                f"query: encoded at scale 2^{bits:.1f}, the plan's is "
+                f"2^{self.parameters.scale_bits}"
+            )
         return ct
 
     def _rotate_sum(self, ct: Any, steps: Sequence[int]) -> None:
@@ -345,11 +710,19 @@ class HEProvider:
     def evaluate_query(self, data: bytes) -> bytes:
         """Latency mode: one ciphertext in, one out (class k in slot k; for a regression,
         class k in the first slot of block k)."""
-        p = self.plan
         ct = self._query(data)
+        try:
+            return self._evaluate_query(ct)
+        except (RuntimeError, ValueError, TypeError) as exc:  # SEAL's, on this ciphertext
+            raise BadCiphertext(f"query: cannot be evaluated ({type(exc).__name__})") from exc
+
+    def _evaluate_query(self, ct: Any) -> bytes:
+        p = self.plan
+        within = [1 << k for k in range(p.period.bit_length() - 1)]
+        across = [p.block << k for k in range((max(p.n_hidden, 1) - 1).bit_length())]
         self._ev.multiply_plain_inplace(ct, self._layout("w1", ct))
         self._ev.rescale_to_next_inplace(ct)
-        self._rotate_sum(ct, [1 << k for k in range(int(np.log2(BLOCK // 2)))])
+        self._rotate_sum(ct, within)
         self._ev.add_plain_inplace(ct, self._layout("b1", ct, ct.scale))
         if p.w2 is None:
             return _save(ct)
@@ -358,7 +731,7 @@ class HEProvider:
         self._ev.rescale_to_next_inplace(ct)
         self._ev.multiply_plain_inplace(ct, self._layout("w2", ct))
         self._ev.rescale_to_next_inplace(ct)
-        self._rotate_sum(ct, [BLOCK << k for k in range(int(np.ceil(np.log2(p.w1.shape[1]))))])
+        self._rotate_sum(ct, across)
         self._ev.add_plain_inplace(ct, self._layout("b2", ct, ct.scale))
         return _save(ct)
 
@@ -368,6 +741,13 @@ class HEProvider:
         if len(data) != p.n_features:
             raise BadCiphertext(f"a batch is {p.n_features} ciphertexts, one per feature")
         cts = [self._query(d) for d in data]
+        try:
+            return self._evaluate_batch(cts)
+        except (RuntimeError, ValueError, TypeError) as exc:  # SEAL's, on these ciphertexts
+            raise BadCiphertext(f"batch: cannot be evaluated ({type(exc).__name__})") from exc
+
+    def _evaluate_batch(self, cts: list[Any]) -> list[bytes]:
+        p = self.plan
         layer = self._dense(cts, p.w1, p.b1)
         if p.w2 is None:
             return [_save(c) for c in layer]
@@ -379,7 +759,8 @@ class HEProvider:
         return [_save(c) for c in self._dense(layer, p.w2, p.b2)]
 
     def _dense(self, cts: list[Any], w: NDArray[np.float64], b: NDArray[np.float64]) -> list[Any]:
-        """Each output a sum of plaintext-scalar products, rescaled once."""
+        """Each output a sum of plaintext-scalar products, rescaled once (the compiler
+        guarantees every output has a non-zero weight)."""
         out = []
         for j in range(w.shape[1]):
             acc = None
@@ -392,8 +773,7 @@ class HEProvider:
                     acc = prod
                 else:
                     self._ev.add_inplace(acc, prod)
-            if acc is None:
-                raise UnsupportedModel(f"output {j} has no weight")
+            assert acc is not None
             self._ev.add_plain_inplace(acc, self._plain(float(b[j]), acc, acc.scale))
             self._ev.rescale_to_next_inplace(acc)
             out.append(acc)

@@ -56,7 +56,7 @@ from chainml.crypto.hpke import open_sealed, seal
 from chainml.crypto.keys import AccountKey, X25519KeyPair, recover_address
 from chainml.crypto.signing import domain_separator
 from chainml.errors import ChainmlError
-from chainml.inference.he import BadCiphertext, HEProvider, Plan
+from chainml.inference.he import HEError, HEProvider, Plan
 from chainml.inference.receipts import Receipt
 
 DOMAIN_NAME = "chainml-inference"
@@ -461,7 +461,7 @@ class InferenceService:
         try:
             relin, galois = unpack_blobs(body, 2)
             provider = HEProvider(model.plan, {"relin": relin, "galois": galois})
-        except (ValueError, BadCiphertext) as exc:
+        except (ValueError, HEError) as exc:  # HEError: keys that do not fit the plan
             raise BadInput(f"evaluation keys: {exc}") from None
         key_set = header.body_hash  # decode_request checked it is the body's hash
         with self._lock:
@@ -510,12 +510,13 @@ class InferenceService:
 
 
 def _typed(work: Callable[[], bytes]) -> Callable[[], bytes]:
-    """``work``, with a ciphertext it cannot evaluate refused as bad input."""
+    """``work``, with a ciphertext it cannot evaluate (malformed, of other parameters or
+    another scale, or one SEAL refuses during the evaluation) refused as bad input."""
 
     def run() -> bytes:
         try:
             return work()
-        except BadCiphertext as exc:
+        except HEError as exc:
             raise BadInput(f"ciphertext: {exc}") from None
 
     return run
