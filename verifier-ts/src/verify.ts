@@ -231,7 +231,9 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
   }
   require(isObject(record), "11.2 record", "not a JSON object");
   require(record.format === "chainml-round-record/2", "11.2 record", `unknown format ${JSON.stringify(record.format)}`);
-  require(BigInt(record.job as number) === BigInt(facts.jobId) && BigInt(record.round as number) === BigInt(facts.round), "11.2 record", "the record is for another job or round");
+  const sameRound = (v: JValue | undefined, want: bigint | number): boolean =>
+    (typeof v === "number" && Number.isInteger(v)) || typeof v === "bigint" ? BigInt(v) === BigInt(want) : false;
+  require(sameRound(record.job, facts.jobId) && sameRound(record.round, facts.round), "11.2 record", "the record is for another job or round");
 
   // step 2: the configuration
   require(typeof record.config === "string", "12/2 configuration", "no configuration");

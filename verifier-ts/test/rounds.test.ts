@@ -8,6 +8,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadCase } from "../src/case.js";
+import { blobCid } from "../src/cid.js";
+import { keccak256 } from "../src/primitives.js";
+import { parseJson } from "../src/json.js";
 import { VerificationError } from "../src/errors.js";
 import { auditRound } from "../src/verify.js";
 import { ROOT } from "./helpers.js";
@@ -81,3 +84,93 @@ test("the command line exits 0 on an honest round and 3 on a tampered one, one J
   const missing = spawnSync(process.execPath, [cli, join(out, "no-such-case.json")], { encoding: "utf8" });
   assert.equal(missing.status, 2);
 });
+
+/** The honest round with its record and transcript doctored by `edit` (re-stored under
+ * their new CIDs, as an aggregator would post them), audited. */
+function doctored(edit: (record: any, transcript: any, put: (b: Uint8Array | string) => string, facts: any) => void) {
+  const c = loadCase(join(out, "cases", "honest.json"));
+  const extra = new Map<string, Uint8Array>();
+  const put = (b: Uint8Array | string): string => {
+    const bytes = typeof b === "string" ? new Uint8Array(Buffer.from(b, "utf8")) : b;
+    const cid = blobCid(bytes);
+    extra.set(cid, bytes);
+    return cid;
+  };
+  const canonical = (v: unknown): string => parseJson(JSON.stringify(v)).canonical;
+  const record = JSON.parse(Buffer.from(c.fetch(c.facts.aggregateCid)!).toString());
+  const transcript = JSON.parse(Buffer.from(c.fetch(record.transcript)!).toString());
+  const facts = { ...c.facts };
+  const before = record.transcript;
+  edit(record, transcript, put, facts);
+  if (record.transcript === before) record.transcript = put(canonical(transcript));
+  if (facts.aggregateCid === c.facts.aggregateCid) facts.aggregateCid = put(canonical(record));
+  return auditRound(facts, (cid) => extra.get(cid) ?? c.fetch(cid));
+}
+
+test("the control: the honest round re-stored through the doctoring path checks out", () => {
+  assert.deepEqual(doctored(() => {}).counted, expected.honest.survivors);
+});
+
+const set = (path: string, value: unknown) => (record: any, transcript: any) => {
+  const [where, ...keys] = path.split(".");
+  let target = where === "record" ? record : transcript;
+  for (const k of keys.slice(0, -1)) target = target[k];
+  const last = keys[keys.length - 1];
+  if (value === undefined) delete target[last];
+  else target[last] = value;
+};
+
+const DOCTORED: Record<string, Parameters<typeof doctored>[0]> = {
+  "transcript not canonical": (r, t, put) => (r.transcript = put(JSON.stringify(t, null, 1))),
+  "sum of 4k+1 bytes": set("transcript.total", "00".repeat(41)),
+  "sum of 3 bytes": set("transcript.total", "000000"),
+  "sum in upper-case hex": (r, t) => (t.total = t.total.toUpperCase()),
+  "a survivor's advert missing": set("transcript.adverts.3", undefined),
+  "degree not the rule's": set("record.params.degree", 2),
+  "graph seed not the rule's": set("record.params.graph_seed", "00".repeat(32)),
+  "attempt missing": set("record.params.attempt", undefined),
+  "attempt negative": set("record.params.attempt", -1),
+  "attempt a string": set("record.params.attempt", "1"),
+  "another attempt": set("record.params.attempt", 2),
+  "transcript format unknown": set("transcript.format", "chainml-secagg-transcript/2"),
+  "transcript with an extra field": set("transcript.extra", 1),
+  "survivors not a list": set("transcript.survivors", 5),
+  "survivors not ascending": (r, t) => t.survivors.reverse(),
+  "seed of the wrong size": set("transcript.seeds.1", "00"),
+  "input entry truncated": set("transcript.inputs.2", ["00".repeat(32)]),
+  "partner id out of range": (r, t) => (t.inputs["2"][1] = [0, 70000]),
+  "masked input of 7 bytes": (r, t, put) => (r.inputs["1"] = put(new Uint8Array(7))),
+  "masked input missing": set("record.inputs.5", undefined),
+  "masked input CID not a CID": set("record.inputs.5", "not-a-cid"),
+  "transcript blob missing": set("record.transcript", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"),
+  "record without inputs": set("record.inputs", undefined),
+  "seed that does not open its commitment": set("transcript.seeds.2", "11".repeat(32)),
+  "a survivor's mask key revealed": (r, t) => (t.mask_keys["1"] = t.seeds["1"]),
+  "the dropped trainer's mask key withheld": set("transcript.mask_keys.4", undefined),
+  "record format unknown": set("record.format", "chainml-round-record/1"),
+  "record of another round": set("record.round", 3),
+  "record job not a number": set("record.job", "9"),
+  "configuration not a string": set("record.config", 5),
+  "relabelled a robust round": (r, t) => {
+    r.aggregation = "krum";
+    r.commitments = {};
+    r.signatures = {};
+  },
+  "record not JSON": (r, t, put, facts) => (facts.aggregateCid = put("{not json")),
+  "record a JSON list": (r, t, put, facts) => (facts.aggregateCid = put("[]")),
+  "record with a duplicate key": (r, t, put, facts) => (facts.aggregateCid = put('{"format":"x","format":"chainml-round-record/2"}')),
+  "configuration on chain not canonical": (r, t, put, facts) => {
+    r.config = r.config.replace(",", ", ");
+    facts.configHash = keccak256(new Uint8Array(Buffer.from(r.config)));
+  },
+  "configuration of an unknown model": (r, t, put, facts) => {
+    r.config = r.config.replace('"model":"mlp"', '"model":"cnn"');
+    facts.configHash = keccak256(new Uint8Array(Buffer.from(r.config)));
+  },
+};
+
+for (const [name, edit] of Object.entries(DOCTORED)) {
+  test(`doctored, refused with a typed error: ${name}`, () => {
+    assert.throws(() => doctored(edit), VerificationError);
+  });
+}
