@@ -433,6 +433,8 @@ def _hex_string(size: int) -> dict[str, Any]:
 
 _ADDRESS = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$", "description": "EIP-55"}
 _UINT = {"type": "integer", "minimum": 0}
+# padded, with zero unused bits: the one base64 spelling of a byte string
+_BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
 ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "An envelope in its canonical wire form (docs/protocol/wire.md): no "
@@ -454,12 +456,12 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
         "v": {"type": "integer", "enum": [1]},
         "sender": _ADDRESS,
         "recipient": _ADDRESS,
-        "purpose": {"type": "string", "minLength": 1, "maxLength": 64},
+        "purpose": {"type": "string", "pattern": r"^[ !#-\[\]-~]{1,64}$"},
         "job_id": {**_UINT, "maximum": 2**256 - 1},
         "round": {**_UINT, "maximum": 2**256 - 1},
         "timestamp": {**_UINT, "maximum": 2**64 - 1},
         "nonce": _hex_string(32),
-        "payload": {"type": "string", "format": "byte"},
+        "payload": {"type": "string", "format": "byte", "pattern": _BASE64},
         "signature": _hex_string(65),
     },
 }
@@ -515,7 +517,9 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         cause = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "malformed")
-        return _error(cause, str(exc.detail), exc.status_code)
+        answer = _error(cause, str(exc.detail), exc.status_code)
+        answer.headers.update(exc.headers or {})  # 405: Allow
+        return answer
 
     @app.get("/v1/status", response_model=Status, responses=_errors(*_GATE))
     async def status() -> Status:
