@@ -21,8 +21,6 @@ from typing import Any
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from tests.protocol import independent as ind
-from tests.protocol.make_secagg_vectors import identity, params
 
 from chainml.crypto import fixedpoint, lattice, prg, shamir
 from chainml.crypto.box import SecretBox
@@ -51,6 +49,8 @@ from chainml.training.secagg import (
     verify_round,
     verify_sum,
 )
+from tests.protocol import independent as ind
+from tests.protocol.make_secagg_vectors import identity, params
 
 VECTORS = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "vectors" / "secagg-v3.json"
 V: dict[str, Any] = json.loads(VECTORS.read_text())
