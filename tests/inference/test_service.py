@@ -15,7 +15,7 @@ import pytest
 from chainml.crypto import Identity
 from chainml.inference import he
 from chainml.inference.client import InferenceClient, ModelInfo, ProviderRefused
-from chainml.inference.he import compile_model
+from chainml.inference.he import BadQuery, OutOfRange, compile_model
 from chainml.inference.receipts import AlteredReceipt
 from chainml.inference.service import (
     InferenceRefused,
@@ -266,3 +266,59 @@ def test_an_altered_receipt_in_an_answer_is_caught(world, digits):
             world.client.predict_plain(digits.x_test[:1])
     finally:
         world.client.post = honest
+
+
+def test_a_query_at_another_scale_is_bad_input_not_a_server_error(world, digits):
+    """SEAL raised ValueError out of handle for 2^50 and 2^60 (a bare 500), and answered
+    2^20 and 2^30 with wrong logits; every one is now a counted refusal."""
+    client, _ = world.client._he_client()
+    for bits in (20, 30, 50, 60):
+        own = client.scale
+        client.scale = 2.0**bits
+        try:
+            body = client.encrypt_query(digits.x_test[0])
+        finally:
+            client.scale = own
+        before = world.issuer.owed(world.client_id.address)
+        with pytest.raises(InferenceRefused) as caught:
+            world.service.handle(_fresh(world, body=body))
+        assert caught.value.cause == "bad_input" and "scale" in str(caught.value)
+        assert world.issuer.owed(world.client_id.address) == before  # nothing billed
+    assert world.client.predict_encrypted(digits.x_test[0]).shape == (10,)
+
+
+def test_keys_that_do_not_fit_the_plan_are_refused_at_upload(world):
+    client, _ = world.client._he_client()
+    keys = client.evaluation_keys()
+    short = dataclasses.replace(client.plan, rotations=client.plan.rotations[:-1])
+    partial = he.HEClient(short).evaluation_keys()
+    for blobs in (
+        [keys["galois"], keys["relin"]],  # swapped
+        [keys["relin"], keys["relin"]],
+        [partial["relin"], partial["galois"]],  # a rotation the plan uses is missing
+    ):
+        with pytest.raises(InferenceRefused) as caught:
+            world.service.handle(_fresh(world, mode="he-keys", body=pack_blobs(blobs)))
+        assert caught.value.cause == "bad_input" and caught.value.status == 400
+
+
+def test_the_client_checks_a_query_before_sending_it(world, digits):
+    sent = len(world.received)
+    for bad in (np.zeros(63), np.zeros(65), np.zeros((2, 64)), digits.x_test[0] * 10):
+        with pytest.raises(BadQuery):
+            world.client.predict_encrypted(bad)
+    with pytest.raises(OutOfRange):
+        world.client.predict_encrypted(digits.x_test[0] * 10)
+    with pytest.raises(BadQuery):
+        world.client.predict_encrypted_batch(np.zeros((3, 29)))
+    assert len(world.received) == sent  # nothing left the client
+
+
+def test_a_batch_larger_than_a_ciphertext_goes_in_chunks(world, model, digits):
+    client, _ = world.client._he_client()
+    x = np.resize(digits.x_test, (client.parameters.slots + 3, 64))
+    sent = len(world.received)
+    logits = world.client.predict_encrypted_batch(x)
+    batches = [r for r in world.received[sent:] if b'"mode":"he-batch"' in r[:1024]]
+    assert len(batches) == 2 and logits.shape == (len(x), 10)
+    assert (logits.argmax(1) == model.predict(x)).mean() >= 0.995
