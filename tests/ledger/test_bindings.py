@@ -23,7 +23,7 @@ from chainml.ledger import artifacts, bindgen, generated
 from chainml.ledger.bindings import BINDINGS, Chainml, Job, JobParams, Role
 from chainml.ledger.client import LedgerClient, LocalSigner, Receipt
 from chainml.ledger.deploy import Deployment, SystemParameters, deploy_system
-from chainml.ledger.errors import ContractRevert, DeploymentFileError
+from chainml.ledger.errors import ContractRevert, DeploymentFileError, InvalidParameter
 
 ETHER = 10**18
 FUNCTION_ITEMS = [
@@ -206,3 +206,17 @@ def test_every_function_goes_through_the_bindings_to_the_contract(world):
     assert isinstance(job, Job) and job.params == params
     assert job.requester == party.address and job.participant_count == 1
     assert cm.registry.party(party.address).roles == Role.TRAINER | Role.VALIDATOR
+
+
+def test_bad_arguments_get_a_typed_error_before_anything_is_sent(world):
+    cm, party, params = world
+    for call in (
+        lambda: cm.jobs.functions.get_job(1.5),
+        lambda: cm.jobs.functions.get_job(-1),
+        lambda: cm.registry.functions.stake_of("0x1234"),
+        lambda: cm.datasets.functions.commit(party.account, b"short", 1, b"\1" * 32),
+        lambda: cm.jobs.functions.create_job(party.account, dataclasses.replace(params, rounds=-1)),
+    ):
+        with pytest.raises(InvalidParameter):
+            call()
+    assert cm.jobs.job_count() == 1  # nothing was posted

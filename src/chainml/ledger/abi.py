@@ -78,6 +78,30 @@ def _normalise_parsed(node: Any, value: Any) -> Any:
     return to_checksum_address(value) if node.base == "address" else value
 
 
+def _check_sizes(node: Any, value: Any, where: str) -> None:
+    """Refuse a ``bytesN`` value of another length: the ABI encoder would pad a short one
+    with zeros (a 31-byte hash posted as a different 32-byte one)."""
+    if isinstance(node, TupleType) and not node.is_array:
+        if isinstance(value, (list, tuple)) and len(value) == len(node.components):
+            for component, item in zip(node.components, value, strict=True):
+                _check_sizes(component, item, where)
+    elif node.is_array:
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                _check_sizes(node.item_type, item, where)
+    elif node.base == "bytes" and isinstance(node.sub, int):
+        if isinstance(value, (bytes, bytearray)) and len(value) != node.sub:
+            raise InvalidParameter(
+                f"{where}: bytes{node.sub} takes {node.sub} bytes, not {len(value)}"
+            )
+
+
+def _encode(types: Sequence[str], args: Sequence[Any], where: str) -> bytes:
+    for kind, value in zip(types, args, strict=True):
+        _check_sizes(parse_type(kind), value, where)
+    return abi_encode(list(types), list(args))
+
+
 class ContractABI:
     """One contract's ABI: encode calls and constructor arguments, decode results and logs."""
 
@@ -113,7 +137,7 @@ class ContractABI:
         item = self._function(name, len(args))
         selector = function_abi_to_4byte_selector(cast(Any, item))
         try:
-            return selector + abi_encode(_types(item.get("inputs", [])), list(args))
+            return selector + _encode(_types(item.get("inputs", [])), args, name)
         except (EncodingError, TypeError, ValueError, OverflowError) as exc:
             raise InvalidParameter(f"arguments do not fit {name}: {exc}") from exc
 
@@ -135,7 +159,7 @@ class ContractABI:
         if len(inputs) != len(args):
             raise InvalidParameter(f"the constructor takes {len(inputs)} arguments")
         try:
-            return abi_encode(_types(inputs), list(args)) if inputs else b""
+            return _encode(_types(inputs), args, "constructor") if inputs else b""
         except (EncodingError, TypeError, ValueError, OverflowError) as exc:
             raise InvalidParameter(f"constructor arguments do not fit: {exc}") from exc
 
