@@ -167,16 +167,19 @@ class Adversary:
 
     def mask(self, ciphertexts: Mapping[int, Iterable[int]] | None = None) -> None:
         """Deliver to each client the ciphertexts addressed to it from the senders named
-        (every one it was sent by default)."""
+        (every one it was sent by default) whose adverts it took (it would refuse others
+        outright, which only takes it out of the round)."""
         for i in self.active():
             if ciphertexts is not None and i not in ciphertexts:
                 self.refused[i] = ("masked", SecAggError("dropped by the adversary"))
                 continue
-            wanted = None if ciphertexts is None else set(ciphertexts[i])
+            wanted = set(self.seen_adverts.get(i, ()))  # others it would refuse outright
+            if ciphertexts is not None:
+                wanted &= set(ciphertexts[i])
             batch = {
                 j: s.ciphertexts[i]
                 for j, s in sorted(self.sealed.items())
-                if i in s.ciphertexts and (wanted is None or j in wanted)
+                if i in s.ciphertexts and j in wanted
             }
             out = self._call("masked", i, ShareBatch(i, batch))
             if isinstance(out, MaskedInput):
