@@ -52,7 +52,9 @@ export function pythonString(s: string): string {
   return out + '"';
 }
 
-export function parseJson(text: string): Parsed {
+/** Parse `text`; `canonical` re-emits it with keys sorted (`sortKeys`, the default) or in
+ * the order they came. */
+export function parseJson(text: string, sortKeys = true): Parsed {
   let i = 0;
   const ws = (): void => {
     while (i < text.length && " \t\n\r".includes(text[i])) i++;
@@ -95,7 +97,7 @@ export function parseJson(text: string): Parsed {
         }
         fail("expected ',' or '}'");
       }
-      canon.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      if (sortKeys) canon.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
       return { value: obj, canonical: "{" + canon.map(([k, v]) => pythonString(k) + ":" + v).join(",") + "}" };
     }
     if (c === "[") {

@@ -1,0 +1,191 @@
+/** The vectors' wire messages (docs/protocol/secagg.md §8.3, `round.wire_messages`): each
+ * is in its one encoding, and every signature, MAC, share box and share hash in it checks
+ * out against the vectors' identities and the round's transcript. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { ascii, concat, hex, u16, unhex } from "../src/bytes.js";
+import { blake3, derive, keccak256, mac, recoverSigner, taggedHash, x25519 } from "../src/primitives.js";
+import { deriveParams, label, shareIndex } from "../src/params.js";
+import * as eip from "../src/eip712.js";
+import { parseJson } from "../src/json.js";
+import { decodeTranscript } from "../src/transcript.js";
+import { vectors } from "./helpers.js";
+
+const V = vectors("secagg-v3.json");
+const R = V.round;
+const inp = R.inputs;
+const roster = new Map<number, string>();
+const keys = new Map<number, Uint8Array>();
+for (let i = 1; i <= inp.clients; i++) {
+  roster.set(i, V.identities[String(i)].address);
+  keys.set(i, unhex(V.identities[String(i)].x25519_public, 32));
+}
+const p = deriveParams({
+  chainId: inp.chain_id,
+  jobs: inp.jobs,
+  jobId: inp.job_id,
+  round: inp.round,
+  attempt: inp.attempt,
+  roster,
+  keys,
+  vectorLen: inp.vector_len,
+  clip: inp.clip,
+  verifiable: inp.verifiable,
+});
+const domain = eip.domainSeparator(inp.chain_id, inp.jobs);
+const transcript = decodeTranscript(ascii(R.transcript));
+const signer = (i: number) => roster.get(i)!.toLowerCase();
+
+function pairKey(i: number, j: number): Uint8Array {
+  const [lo, hi] = [Math.min(i, j), Math.max(i, j)];
+  const shared = x25519(unhex(V.identities[String(i)].x25519_key), keys.get(j)!);
+  return derive(shared, concat(ascii("chainml/secagg/v1/pair|"), p.jobDomain, u16(lo), keys.get(lo)!, u16(hi), keys.get(hi)!));
+}
+
+const FIELDS: Record<string, string[]> = {
+  KeyAdvert: ["advert"],
+  NeighbourKeys: ["recipient", "adverts"],
+  SealedShares: ["sender", "ciphertexts"],
+  ShareBatch: ["recipient", "ciphertexts"],
+  MaskedInput: ["sender", "vector", "partners", "signature", "value_commitment", "partner_tags"],
+  SurvivorList: ["recipient", "survivors"],
+  SurvivorSignature: ["sender", "signature", "tags"],
+  UnmaskRequest: ["recipient", "survivors", "approvals", "partners"],
+  UnmaskShares: ["sender", "self_mask", "mask_key"],
+};
+
+/** A message in its one encoding: no whitespace, the fields in the table's order then
+ * `type` and `format`, maps keyed by ascending client id. */
+function decode(type: string): any {
+  const raw = R.wire_messages[type] as string;
+  const parsed = parseJson(raw, false);
+  assert.equal(parsed.canonical, raw, `${type} is in its one encoding`);
+  const doc = JSON.parse(raw);
+  assert.deepEqual(Object.keys(parsed.value as object), [...FIELDS[type], "type", "format"], type);
+  assert.equal(doc.type, type);
+  assert.equal(doc.format, "chainml-secagg/3");
+  const idKeysAscending = (text: string) => {
+    for (const m of text.matchAll(/\{("[0-9]+":[^{}]*)\}/g)) {
+      const ids = [...m[1].matchAll(/"([0-9]+)":/g)].map((x) => Number(x[1]));
+      assert.deepEqual(ids, [...ids].sort((a, b) => a - b), `${type}: a map's ids ascend`);
+    }
+  };
+  idKeysAscending(raw);
+  return doc;
+}
+
+const keysDigest = (j: number, a: any[]) =>
+  eip.digest(domain, eip.keysStructHash(p.jobId, p.round, p.context, j, unhex(a[1]), unhex(a[2]), unhex(a[3])));
+const advertBody = (a: any[], holder: number) => concat(unhex(a[1]), unhex(a[2]), unhex(a[3]), unhex(a[6][String(holder)], 64));
+const shareHash = (kind: string, dealer: number, holder: number, share: Uint8Array) =>
+  taggedHash("chainml/secagg/v3/share", concat(label(p.context, kind, dealer, holder), share));
+const survivorsDigest = eip.digest(domain, eip.survivorsStructHash(p.jobId, p.round, p.context, R.survivors));
+
+function open(sender: number, recipient: number, sealedHex: string): Uint8Array {
+  const sealed = unhex(sealedHex, 170);
+  const key = derive(pairKey(sender, recipient), `shares|${sender}|${recipient}`);
+  const plain = chacha20poly1305(key, sealed.subarray(0, 12), label(p.context, "share", sender, recipient)).decrypt(sealed.subarray(12));
+  assert.equal(plain.length, 142);
+  assert.equal(hex(plain.subarray(0, 4)), hex(concat(u16(sender), u16(recipient))));
+  return plain;
+}
+
+test("KeyAdvert: signed by its sender, MACs to every neighbour, share hashes under its root", () => {
+  const [i, ...rest] = decode("KeyAdvert").advert;
+  const a = [i, ...rest];
+  assert.equal(recoverSigner(keysDigest(i, a), unhex(a[4])), signer(i));
+  const holders = Object.keys(a[6]).map(Number);
+  assert.deepEqual(holders, p.neighbours.get(i));
+  assert.equal(hex(keccak256(concat(...holders.map((h) => concat(u16(h), unhex(a[6][String(h)], 64)))))), a[3]);
+  for (const j of holders) assert.equal(hex(mac(pairKey(i, j), "keys", i, j, advertBody(a, j))), a[5][String(j)], `MAC for ${j}`);
+  const t = transcript.adverts.get(i)!;
+  assert.deepEqual([hex(t.pk), hex(t.seedCommitment), hex(t.sharesRoot), hex(t.signature)], a.slice(1, 5));
+});
+
+test("NeighbourKeys: each neighbour's advert, signed, with its MAC for the recipient", () => {
+  const m = decode("NeighbourKeys");
+  const senders = m.adverts.map((a: any[]) => a[0]);
+  assert.deepEqual(senders, [...senders].sort((x: number, y: number) => x - y));
+  for (const a of m.adverts) {
+    const s = a[0];
+    assert.ok(p.neighbours.get(m.recipient)!.includes(s));
+    assert.equal(recoverSigner(keysDigest(s, a), unhex(a[4])), signer(s));
+    assert.deepEqual(Object.keys(a[5]), [String(m.recipient)]);
+    assert.equal(hex(mac(pairKey(s, m.recipient), "keys", s, m.recipient, advertBody(a, m.recipient))), a[5][String(m.recipient)]);
+  }
+});
+
+const neighbourAdverts = new Map<number, any[]>(decode("NeighbourKeys").adverts.map((a: any[]) => [a[0], a]));
+const ownAdvert = decode("KeyAdvert").advert;
+
+test("SealedShares and ShareBatch: boxes open, name the pair, and hold the committed shares", () => {
+  const sent = decode("SealedShares");
+  for (const [r, box] of Object.entries<string>(sent.ciphertexts)) {
+    const plain = open(sent.sender, Number(r), box);
+    const want = unhex(ownAdvert[6][r], 64);
+    assert.equal(hex(shareHash("key", sent.sender, Number(r), plain.subarray(4, 73))), hex(want.subarray(0, 32)));
+    assert.equal(hex(shareHash("seed", sent.sender, Number(r), plain.subarray(73))), hex(want.subarray(32)));
+    assert.equal(plain[4], shareIndex(p.neighbours, sent.sender, Number(r)));
+  }
+  const got = decode("ShareBatch");
+  for (const [s, box] of Object.entries<string>(got.ciphertexts)) {
+    const plain = open(Number(s), got.recipient, box);
+    const want = unhex(neighbourAdverts.get(Number(s))![6][String(got.recipient)], 64);
+    assert.equal(hex(shareHash("key", Number(s), got.recipient, plain.subarray(4, 73))), hex(want.subarray(0, 32)));
+    assert.equal(hex(shareHash("seed", Number(s), got.recipient, plain.subarray(73))), hex(want.subarray(32)));
+  }
+});
+
+test("MaskedInput: the transcript's input, its signed commitment, a partners MAC per partner", () => {
+  const m = decode("MaskedInput");
+  const i = m.sender;
+  assert.equal(m.vector, R.masked_inputs[String(i)]);
+  const t = transcript.inputs.get(i)!;
+  assert.equal(hex(blake3(new Uint8Array(Buffer.from(m.vector, "base64")))), hex(t.inputHash));
+  assert.deepEqual(m.partners, t.partners);
+  assert.equal(m.signature, hex(t.signature));
+  assert.equal(m.value_commitment, "");
+  const c = eip.inputCommitment(t.inputHash, t.partners, null);
+  assert.equal(recoverSigner(eip.digest(domain, eip.roundCommitmentStructHash(p.jobId, p.round, c)), unhex(m.signature)), signer(i));
+  const body = concat(p.context, keccak256(concat(...m.partners.map(u16))));
+  assert.deepEqual(Object.keys(m.partner_tags).map(Number), m.partners);
+  for (const j of m.partners) assert.equal(hex(mac(pairKey(i, j), "partners", i, j, body)), m.partner_tags[String(j)]);
+});
+
+test("SurvivorList and SurvivorSignature: the approval is signed, with a MAC for each other survivor", () => {
+  assert.deepEqual(decode("SurvivorList").survivors, R.survivors);
+  const m = decode("SurvivorSignature");
+  assert.equal(recoverSigner(survivorsDigest, unhex(m.signature)), signer(m.sender));
+  assert.deepEqual(Object.keys(m.tags).map(Number), R.survivors.filter((j: number) => j !== m.sender));
+  for (const [j, tag] of Object.entries<string>(m.tags)) assert.equal(hex(mac(pairKey(m.sender, Number(j)), "survivors", m.sender, Number(j), survivorsDigest)), tag);
+});
+
+test("UnmaskRequest: approvals' MACs and survivors' partner lists with their MACs for the recipient", () => {
+  const m = decode("UnmaskRequest");
+  const r = m.recipient;
+  assert.deepEqual(m.survivors, R.survivors);
+  for (const [c, tag] of Object.entries<string>(m.approvals)) assert.equal(hex(mac(pairKey(Number(c), r), "survivors", Number(c), r, survivorsDigest)), tag);
+  for (const [v, [partners, tag]] of Object.entries<[number[], string]>(m.partners)) {
+    assert.deepEqual(partners, transcript.inputs.get(Number(v))!.partners);
+    assert.ok(partners.includes(r));
+    const body = concat(p.context, keccak256(concat(...partners.map(u16))));
+    assert.equal(hex(mac(pairKey(Number(v), r), "partners", Number(v), r, body)), tag);
+  }
+});
+
+test("UnmaskShares: seed shares of survivors, key shares of the dropped, each the one committed", () => {
+  const m = decode("UnmaskShares");
+  const h = m.sender;
+  for (const [v, share] of Object.entries<string>(m.self_mask)) {
+    assert.ok(R.survivors.includes(Number(v)));
+    const want = unhex(neighbourAdverts.get(Number(v))![6][String(h)], 64);
+    assert.equal(hex(shareHash("seed", Number(v), h, unhex(share, 69))), hex(want.subarray(32)));
+    assert.equal(unhex(share)[0], shareIndex(p.neighbours, Number(v), h));
+  }
+  for (const [j, share] of Object.entries<string>(m.mask_key)) {
+    assert.ok(R.dropped_after_sharing.includes(Number(j)));
+    const want = unhex(neighbourAdverts.get(Number(j))![6][String(h)], 64);
+    assert.equal(hex(shareHash("key", Number(j), h, unhex(share, 69))), hex(want.subarray(0, 32)));
+  }
+});
