@@ -49,7 +49,15 @@ for (const name of ["honest", "honest_verifiable", "honest_dp"]) {
   });
 }
 
+test("honest_robust: a robust job's round checks out from its signed commitments", () => {
+  const r = audit("honest_robust");
+  assert.equal(r.aggregation, "krum");
+  assert.deepEqual(r.counted, [1, 2, 4, 5]);
+  assert.equal(r.sum, undefined);
+});
+
 const refusals: Record<string, string> = {
+  robust_forged_signature: "12/2 robust",
   sum_one_off: "10.1/9 compare",
   swapped_input: "10.1/6 masked inputs",
   forged_signature: "10.1/3 inputs",
