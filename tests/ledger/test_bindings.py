@@ -22,7 +22,7 @@ from chainml.crypto import Identity
 from chainml.ledger import artifacts, bindgen, generated
 from chainml.ledger.bindings import BINDINGS, Chainml, Job, JobParams, Role
 from chainml.ledger.client import LedgerClient, LocalSigner, Receipt
-from chainml.ledger.deploy import Deployment, SystemParameters, deploy_system
+from chainml.ledger.deploy import Deployment, SystemParameters, constructor_args, deploy_system
 from chainml.ledger.errors import ContractRevert, DeploymentFileError, InvalidParameter
 
 ETHER = 10**18
@@ -220,3 +220,18 @@ def test_bad_arguments_get_a_typed_error_before_anything_is_sent(world):
         with pytest.raises(InvalidParameter):
             call()
     assert cm.jobs.job_count() == 1  # nothing was posted
+
+
+def test_constructor_arguments_are_found_by_their_abi_names(world):
+    cm, _, _ = world
+    p = SystemParameters()
+    assert constructor_args("Registry", p, {}) == [p.unbonding_delay, p.min_validator_stake]
+    with pytest.raises(InvalidParameter, match="registry"):  # Jobs needs the Registry first
+        constructor_args("Jobs", p, {})
+    # and the deployed contracts hold them
+    assert cm.registry.functions.unbonding_delay() == p.unbonding_delay
+    assert cm.registry.functions.min_validator_stake() == p.min_validator_stake
+    assert cm.jobs.functions.registry() == cm.registry.address
+    assert cm.receipts.functions.dispute_window() == p.dispute_window
+    assert cm.receipts.functions.withdrawal_delay() == p.withdrawal_delay
+    assert cm.registry.functions.slasher() == cm.jobs.address

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ class Deployment:
 
     chain_id: int
     block: int
-    addresses: Mapping[str, str] = field(default_factory=dict)
+    addresses: Mapping[str, str]
 
     def __post_init__(self) -> None:
         if set(self.addresses) != set(CONTRACTS):
