@@ -4,6 +4,8 @@ aborts, and a deviating server learns nothing more than the sum."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import os
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from scipy import stats
 
 from chainml.crypto import Identity
+from chainml.crypto.shamir import Share
 from chainml.crypto.signing import verify_round_commitment
 from chainml.training.secagg import (
     AggregateMismatch,
@@ -484,3 +487,143 @@ def test_an_input_without_its_value_commitment_is_refused_and_the_round_goes_on(
     assert np.array_equal(verify_sum(p, result.transcript), result.total)
     survivors = sum(updates[i] for i in result.survivors)
     assert np.abs(result.total - survivors).max() < _bound(p, len(result.survivors))
+
+
+# -- issue 13: the dropouts the rule tolerates, and what lies beyond them ---------------------
+
+STAGES = ("keys", "shares", "masked", "consistency", "unmask")
+
+
+def _derived(n: int) -> RoundParams:
+    roster = {i: IDENTITIES[i].address for i in range(1, n + 1)}
+    keys = {i: IDENTITIES[i].x25519.public_bytes for i in roster}
+    return RoundParams.derive(
+        roster, keys, 16, chain_id=31337, jobs="0x" + "ab" * 20, job_id=7, round=3,
+        attempt=0, clip=5.0,
+    )  # fmt: skip
+
+
+def _schedules(d: int) -> list[tuple[int, ...]]:
+    """Every way of spreading ``d`` dropouts over the five stages (how many at each)."""
+    return [c for c in itertools.product(range(d + 1), repeat=len(STAGES)) if sum(c) == d]
+
+
+@pytest.mark.parametrize(("n", "every"), [(5, 1), (10, 1), (20, 30), (30, 10**4)])
+def test_exact_sums_through_every_tolerated_dropout_schedule(n: int, every: int) -> None:
+    """floor(0.3 n) clients drop, in any combination of stages (every schedule for n = 5
+    and 10; for 20 and 30 every ``every``-th, all at any one stage and spread evenly over
+    the five): the round completes
+    with the exact sum of the inputs counted.  Who drops is drawn afresh each time."""
+    p = _derived(n)
+    d = math.floor(0.3 * n)
+    assert len(p.roster) - p.quorum >= d  # the rule's promise
+    rng = np.random.default_rng(n)
+    alone = [tuple(d if s == k else 0 for s in range(len(STAGES))) for k in range(len(STAGES))]
+    spread = tuple(d // len(STAGES) + (k < d % len(STAGES)) for k in range(len(STAGES)))
+    schedules = sorted(set(_schedules(d)[::every]) | set(alone) | {spread})
+    for counts in schedules:
+        clients, updates = _clients(p, seed=int(rng.integers(1 << 30)))
+        order = [int(i) for i in rng.permutation(sorted(p.roster))]
+        drop, at = {}, 0
+        for stage, k in zip(STAGES, counts, strict=True):
+            drop[stage], at = order[at : at + k], at + k
+        result = run_in_memory(p, clients, drop=drop)
+        counted = set(result.survivors)
+        late = set(drop["consistency"]) | set(drop["unmask"])
+        assert counted.isdisjoint(drop["keys"] + drop["shares"] + drop["masked"])
+        assert late <= counted  # their inputs arrived: they count
+        expected = sum(updates[i] for i in counted)
+        assert np.abs(result.total - expected).max() < _bound(p, n)
+
+
+@pytest.mark.parametrize("n", [5, 10, 20])
+@pytest.mark.parametrize("stage", ["keys", "shares", "masked", "consistency"])
+def test_one_dropout_past_the_quorum_aborts_cleanly(n: int, stage: str) -> None:
+    """n - quorum + 1 clients drop at one stage: a typed TooFewSurvivors, no sum."""
+    p = _derived(n)
+    clients, _ = _clients(p)
+    with pytest.raises(TooFewSurvivors):
+        run_in_memory(p, clients, drop={stage: range(1, len(p.roster) - p.quorum + 2)})
+
+
+def test_too_few_holders_left_to_unmask_aborts_cleanly() -> None:
+    """All sign, then all but t - 1 vanish before unmasking: no secret has t shares."""
+    p = _derived(10)
+    clients, _ = _clients(p)
+    server = SecAggServer(p)
+    with pytest.raises(TooFewSurvivors, match="needed"):
+        run_in_memory(p, clients, drop={"unmask": range(p.threshold, 11)}, server=server)
+    assert server.stage == "aborted"
+
+
+def _unmasked_with(p: RoundParams, clients, lie) -> SecAggServer:
+    """A round up to the unmask stage, each holder's reveal passed through ``lie``."""
+    server = _to_masked(p, clients)
+    for m in server.advance():
+        server.receive(clients[m.recipient].handle(m))
+    for m in server.advance():
+        server.receive(lie(clients[m.recipient].handle(m)))
+    return server
+
+
+def _shifted(raw: bytes) -> bytes:
+    """The same share with y + 1: well formed, one unit off."""
+    share = Share.decode(raw)
+    return dataclasses.replace(share, value=(share.value + 1) % (2**521 - 1)).encode()
+
+
+@pytest.mark.parametrize("kind", ["self_mask", "mask_key"])
+def test_a_holder_revealing_a_false_share_is_named_and_the_sum_stays_right(kind: str) -> None:
+    """Holders 2 and 3 shift every share they reveal (of seeds, or of a dropped client's
+    key): both are named in ``server.faulty``, their shares set aside, and the sum comes
+    out exact from the true shares that remain (at least t)."""
+    p = _derived(10)
+    clients, updates = _clients(p, seed=3)
+    liars = {2, 3}
+
+    def lie(out: UnmaskShares) -> UnmaskShares:
+        if out.sender not in liars:
+            return out
+        bad = {j: _shifted(s) for j, s in getattr(out, kind).items()}
+        return dataclasses.replace(out, **{kind: bad})
+
+    if kind == "mask_key":  # client 10 drops after sharing, so its key is rebuilt
+        server = SecAggServer(p)
+        adverts = {i: c.advertise() for i, c in clients.items()}
+        for a in adverts.values():
+            server.receive(a)
+        for m in server.advance():
+            server.receive(clients[m.recipient].handle(m))
+        for m in server.advance():
+            if m.recipient != 10:
+                server.receive(clients[m.recipient].handle(m))
+        for m in server.advance():
+            server.receive(clients[m.recipient].handle(m))
+        for m in server.advance():
+            server.receive(lie(clients[m.recipient].handle(m)))
+    else:
+        server = _unmasked_with(p, clients, lie)
+    result = server.finish()
+    assert server.faulty == liars
+    assert any("is false" in r for r in server.refused)
+    assert np.abs(result.total - sum(updates[i] for i in result.survivors)).max() < _bound(p, 10)
+    assert (10 in result.dropped) == (kind == "mask_key")
+
+
+def test_with_fewer_than_t_true_shares_the_round_aborts_and_names_the_liars() -> None:
+    """Every holder but t - 1 shifts its seed shares: no seed rebuilds, a typed abort."""
+    p = _derived(10)
+    clients, _ = _clients(p, seed=4)
+    honest = set(range(1, p.threshold))
+
+    def lie(out: UnmaskShares) -> UnmaskShares:
+        if out.sender in honest:
+            return out
+        return dataclasses.replace(
+            out, self_mask={j: _shifted(s) for j, s in out.self_mask.items()}
+        )
+
+    server = _unmasked_with(p, clients, lie)
+    with pytest.raises(TooFewSurvivors, match="true shares"):
+        server.finish()
+    assert server.faulty and server.faulty.isdisjoint(honest)
