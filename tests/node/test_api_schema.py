@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from pathlib import Path
 
-from chainml.node.api import openapi_schema
+from chainml.node.api import Guard, create_app, openapi_schema
+from chainml.node.envelope import Banned, Undecryptable
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -35,3 +38,106 @@ def test_schema_is_versioned():
     assert {"400", "401", "403", "409", "413", "421", "429"} <= set(
         paths["/v1/envelopes"]["post"]["responses"]
     )
+
+
+def test_every_route_documents_every_status_it_answers_and_its_body():
+    schema = openapi_schema()
+    for path, item in schema["paths"].items():
+        for method, op in item.items():
+            statuses = set(op["responses"])
+            # the gate answers these on any route; FastAPI's 422 is never answered
+            assert {"429", "500", "503"} <= statuses, (method, path)
+            assert "422" not in statuses, (method, path)
+            if method == "post":
+                assert {"408", "413"} <= statuses, path
+                body = op["requestBody"]["content"]
+                (media,) = body
+                if media == "application/json":
+                    props = body[media]["schema"]["properties"]
+                    assert body[media]["schema"]["additionalProperties"] is False
+                    assert all("type" in p for p in props.values()), path
+    envelope = schema["paths"]["/v1/envelopes"]["post"]["requestBody"]["content"]
+    assert list(envelope["application/json"]["schema"]["properties"]) == [
+        "v",
+        "sender",
+        "recipient",
+        "purpose",
+        "job_id",
+        "round",
+        "timestamp",
+        "nonce",
+        "payload",
+        "signature",
+    ]
+
+
+class _Receiver:
+    """Stands in for EnvelopeReceiver: refuses every envelope as a signer would be."""
+
+    max_wire_size = 1 << 16
+    identity = None
+
+    def __init__(self, error):
+        self.error = error
+        self.rejections = Counter()
+        self.accepted = 0
+
+    def open(self, raw, banned):
+        if banned(self.error.sender):
+            err = Banned("banned")
+            err.sender = self.error.sender
+            raise err
+        raise self.error
+
+
+def _post(app, path: str, body: bytes, client: tuple[str, int]) -> tuple[int, dict]:
+    """One request through the ASGI app, as uvicorn would pass it."""
+    sent: list[dict] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-length", str(len(body)).encode())],
+        "client": client,
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    status = sent[0]["status"]
+    return status, json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+
+def test_undecryptable_payloads_ban_the_signer_not_the_address_it_came_from():
+    """Only the holder of a key can sign an envelope whose payload does not open: that is
+    pinned on the signer, from whichever address; the addresses are not banned."""
+    signer = "0x" + "12" * 20
+    error = Undecryptable("payload does not open")
+    error.sender = signer
+    guard = Guard.create(lambda: 1000.0, ban_after_refusals=3)
+    app = create_app(_Receiver(error), guard=guard)
+    answers = [
+        _post(app, "/v1/envelopes", b"{}", (f"203.0.113.{i}", 1000))[1]["error"] for i in range(5)
+    ]
+    assert answers == ["undecryptable"] * 3 + ["banned"] * 2
+    assert guard.limiter.is_banned(signer)
+    assert not any(guard.limiter.is_banned(f"203.0.113.{i}") for i in range(5))
+
+
+def test_routes_of_roles_a_node_does_not_hold_are_not_mounted():
+    app = create_app(_Receiver(Undecryptable("x")))  # no guardian, no provider
+    paths = set(app.openapi()["paths"])
+    assert paths == {"/v1/status", "/v1/envelopes", "/v1/alerts"}

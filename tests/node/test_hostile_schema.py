@@ -143,3 +143,30 @@ def test_schemathesis_finds_nothing(nodes, role, tmp_path):
     events = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
     assert events, summary
     assert "5xx" not in summary.lower() or "0 5xx" in summary.lower()
+
+
+def test_an_encrypted_query_is_capped_by_its_mode_before_its_body_is_read(nodes):
+    """/v1/infer/he takes 64 MiB of evaluation keys but 16 MiB for a query: a frame whose
+    header names a query and that declares 20 MiB is refused on its first bytes."""
+    import socket
+    import struct
+    import time
+
+    from chainml.inference.service import REQUEST_MAGIC
+
+    url, proc = nodes["provider"]
+    _serving(url)
+    port = int(url.rsplit(":", 1)[1])
+    head = b'{"mode":"he"}'
+    frame = REQUEST_MAGIC + struct.pack(">I", len(head)) + head + b"\0" * 65536
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(
+            b"POST /v1/infer/he HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (20 << 20)
+            + frame
+        )
+        answer = b""
+        while chunk := s.recv(65536):  # the node answers and closes: nothing more is read
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413") and b'"error":"oversized"' in answer, answer[:300]
+    assert time.monotonic() - t0 < 10 and proc.poll() is None

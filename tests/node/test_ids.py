@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chainml.node.ids import (
     Alerts,
+    HttpLimits,
     PeerScore,
     RateLimiter,
     ReorgWatch,
     StakeHolder,
     check_endpoints,
     check_stake,
+    peer_of,
 )
 
 
@@ -111,3 +115,63 @@ def test_reorg_past_the_confirmation_depth():
     raised = watch.observe(9, lambda n: chain[n])
     assert raised and all(a.kind == "deep_reorg" for a in raised)
     assert {a.subject for a in raised} == {f"block {n}" for n in range(4, 7)}
+
+
+def _scope(host: str, port: int = 40000, **headers: str) -> dict:
+    return {
+        "client": (host, port),
+        "headers": [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()],
+    }
+
+
+def test_who_a_request_is_from():
+    plain = HttpLimits()
+    # a remote peer is its address, whatever port it comes from
+    assert peer_of(_scope("203.0.113.9", 1), plain) == peer_of(_scope("203.0.113.9", 2), plain)
+    # a loopback client is each of its connections: local processes do not share a fate
+    assert peer_of(_scope("127.0.0.1", 1), plain) == "127.0.0.1:1"
+    assert peer_of(_scope("::1", 5), plain) == "::1:5"
+    # a forwarding header is believed only from a trusted proxy
+    assert peer_of(_scope("127.0.0.1", 7, x_forwarded_for="198.51.100.7"), plain) == "127.0.0.1:7"
+    proxied = HttpLimits(trusted_proxies=("127.0.0.1", "10.0.0.2"))
+    assert peer_of(_scope("127.0.0.1", 7, x_forwarded_for="198.51.100.7"), proxied) == (
+        "198.51.100.7"
+    )
+    # the nearest hop the proxies did not add; a spoofed first entry changes nothing
+    chain = "1.2.3.4, 198.51.100.7, 10.0.0.2"
+    assert peer_of(_scope("127.0.0.1", 7, x_forwarded_for=chain), proxied) == "198.51.100.7"
+    # garbage in the header: the proxy's connection, not an address anyone chose
+    assert peer_of(_scope("127.0.0.1", 7, x_forwarded_for="x, 198.51.100.7, y"), proxied) == (
+        "127.0.0.1:7"
+    )
+    assert peer_of(_scope("127.0.0.1", 8), proxied) == "127.0.0.1:8"
+
+
+def test_http_limits_from_the_config_table():
+    limits = HttpLimits.from_doc({"header_timeout": 3, "trusted_proxies": ["127.0.0.1"]})
+    assert limits.header_timeout == 3.0 and limits.trusted_proxies == ("127.0.0.1",)
+    for bad in (
+        {"header_timeot": 3},
+        {"max_in_flight": 0},
+        {"trusted_proxies": "127.0.0.1"},
+        {"trusted_proxies": ["not an address"]},
+        {"body_timeout": "soon"},
+    ):
+        with pytest.raises((ValueError, TypeError)):
+            HttpLimits.from_doc(bad)
+
+
+def test_a_banned_peer_s_signed_requests_still_pass_the_gate_within_its_rate():
+    clock, alerts, rl = make(per_peer=10, overall=1000, ban_after=20, window=5, ban_for=60)
+    rl.ban("203.0.113.9", "misbehaving")
+    assert not rl.allow("203.0.113.9")
+    assert rl.allow("203.0.113.9", ignore_ban=True)  # to be judged on its signature
+    assert sum(rl.allow("203.0.113.9", ignore_ban=True) for _ in range(20)) == 9  # the bucket
+
+
+def test_buckets_of_many_short_lived_peers_are_forgotten():
+    clock, alerts, rl = make(per_peer=10, overall=10**9, max_peers=100)
+    for port in range(1000):
+        rl.allow(f"127.0.0.1:{port}")
+        clock.now += 0.1
+    assert len(rl._buckets) <= 200

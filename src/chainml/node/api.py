@@ -270,15 +270,21 @@ class Gate:
     def refuse(self, cause: str) -> None:
         self.metrics.refused.labels(cause=cause).inc()
 
-    async def read_body(self, request: Request, limit: int) -> bytes:
+    async def read_body(
+        self,
+        request: Request,
+        limit: int,
+        refine: Callable[[bytes], int | None] | None = None,
+    ) -> bytes:
         """The body, read from the stream no further than ``limit`` bytes and within the
-        node's byte budget; raises ``Refusal``."""
+        node's byte budget; raises ``Refusal``.  ``refine(prefix)`` may lower the limit
+        once the body's first bytes say what it is (None: not yet known)."""
         declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit() or len(declared) > 20:
-                raise Refusal("malformed", 400, "bad Content-Length", close=True)
-            if int(declared) > limit:
-                raise Refusal("oversized", 413, f"request body over {limit} bytes", close=True)
+        if declared is not None and (not declared.isdigit() or len(declared) > 20):
+            raise Refusal("malformed", 400, "bad Content-Length", close=True)
+        length = int(declared) if declared is not None else None
+        if length is not None and length > limit:
+            raise Refusal("oversized", 413, f"request body over {limit} bytes", close=True)
         state = request.scope.setdefault("state", {})
         body = bytearray()
         async for chunk in request.stream():
@@ -289,6 +295,14 @@ class Gate:
             self.buffered += len(chunk)
             state["chainml_buffered"] = state.get("chainml_buffered", 0) + len(chunk)
             body += chunk
+            if refine is not None:
+                tighter = refine(bytes(body[:_PREFIX]))
+                if tighter is not None:
+                    refine, limit = None, min(limit, tighter)
+                    if len(body) > limit or (length is not None and length > limit):
+                        raise Refusal(
+                            "oversized", 413, f"request body over {limit} bytes", close=True
+                        )
         return bytes(body)
 
     async def run(self, pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Any:
@@ -385,6 +399,9 @@ class Gate:
 
 def _banned() -> JSONResponse:
     return _error("banned", "this peer is banned for a while", 429)
+
+
+_PREFIX = 8 + 4096  # what ``refine`` is shown: an inference frame's length and header
 
 
 def _peer(request: Request) -> str:
@@ -710,14 +727,22 @@ def _inference_routes(
         started = time.perf_counter()
         peer = _peer(request)
         service = provider.service
-        # the frame's header names the mode: cap the body by that mode's limit, not the
-        # largest of the route's, before reading the rest
-        limit = max(service.max_request(m) for m in modes)
+        caps: dict[str, int] = {m: int(service.max_request(m)) for m in modes}
+
+        def by_mode(prefix: bytes) -> int | None:
+            """The frame's header names the mode: the body is capped by that mode's limit
+            (16 MiB for a query, not the 64 MiB of evaluation keys) before the rest is
+            read; a header that names none gets the route's smallest cap."""
+            if len(prefix) < FRAME:
+                return None
+            size = int.from_bytes(prefix[4:FRAME], "big")
+            if size > len(prefix) - FRAME and len(prefix) < _PREFIX:
+                return None
+            mode = _frame_mode(prefix[: FRAME + size])
+            return caps[mode] if mode in caps else min(caps.values())
+
         try:
-            body = await gate.read_body(request, limit)
-            mode = _frame_mode(body[: FRAME + 4096])
-            if mode in modes and len(body) > service.max_request(mode):
-                raise Refusal("oversized", 413, f"request body over the {mode} limit")
+            body = await gate.read_body(request, max(caps.values()), by_mode)
             answer = await gate.run(gate.infer_pool, service.handle, body, modes)
         except Refusal as exc:
             if exc.cause == "oversized":
