@@ -71,11 +71,34 @@ def test_more_than_65_classes_are_right_in_latency_mode(classes):
         assert np.abs(logits - plan.plaintext(row[None])[0]).max() < 1e-3  # every class
 
 
-def test_classes_that_do_not_fit_a_ciphertext_are_refused_at_compile_time():
+def test_shapes_that_do_not_fit_a_ciphertext_are_refused_at_compile_time():
     with pytest.raises(UnsupportedModel, match="over a ciphertext"):
-        compile_model(_mlp(64, 32, 130), "square")  # 32 blocks of 256 slots > 4096
+        compile_model(_mlp(5000, 4, 3), "square")  # a period of 8,192 slots > 4,096
     with pytest.raises(UnsupportedModel, match="over a ciphertext"):
-        compile_model({"w": np.ones((64, 80)), "b": np.zeros(80)})  # 80 blocks of 64 slots
+        compile_model({"w": np.ones((8, 5000)), "b": np.zeros(5000)})
+
+
+@pytest.mark.parametrize(
+    ("features", "hidden", "classes"),
+    [(784, 32, 10), (64, 32, 130), (100, 128, 10), (784, 0, 10), (64, 0, 80)],
+)
+def test_shapes_past_the_blocks_use_the_diagonal_layout(features, hidden, classes):
+    """784-pixel inputs, 130 classes with 32 hidden units, 128 hidden units, and wide
+    regressions: over what the block layout holds in one ciphertext, exact in latency
+    mode with baby-step giant-step diagonals."""
+    if hidden:
+        plan = compile_model(_mlp(features, hidden, classes), "square")
+    else:
+        rng = np.random.default_rng(5)
+        w = rng.normal(0, 1 / features, (features, classes))
+        plan = compile_model({"w": w, "b": rng.normal(0, 0.1, classes)})
+    assert plan.layout == "diagonal"
+    client, provider = _setup(plan)
+    row = np.random.default_rng(6).uniform(0, 1, features)
+    logits = _query(client, provider, row)
+    assert logits.shape == (classes,)
+    assert np.abs(logits - plan.plaintext(row[None])[0]).max() < 1e-3
+    assert PlanShape.from_doc(plan.shape.to_doc()) == plan.shape
 
 
 @pytest.mark.parametrize("bits", [20, 30, 50, 60])

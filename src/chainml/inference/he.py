@@ -26,6 +26,13 @@ Two modes:
   layer laid out per block and a rotate-and-sum across blocks (log2 H rotations) leave
   class k in slot k.  For a regression B = P and class k ends in the first slot of
   block k.  Digits (64 features, 32 hidden, 10 classes): P = 64, B = 128, 11 Galois keys.
+- **latency, diagonal layout** — for shapes the blocks cannot hold (784 features, many
+  hidden units or classes): with Q the next power of two of the hidden units and classes
+  (classes for a regression) and P ≥ Q, each layer is a sum over Q generalised diagonals
+  (Halevi–Shoup), computed baby-step giant-step (√Q baby rotations of the input, √Q
+  giant rotations of partial sums, one rescale per layer); the first layer's P-periodic
+  sum is folded to a Q-periodic vector (log2(P/Q) rotations), and class k ends in slot k.
+  784→32→10: 25 rotations.
 - **throughput** — many queries, one ciphertext per feature with a query per slot; each
   neuron is a sum of plaintext-scalar products with one rescale, not one per product.
 
@@ -231,7 +238,8 @@ class PlanShape:
     rotations: tuple[int, ...]
     n_features: int
     period: int  # latency mode: the input is tiled with this period
-    block: int  # latency mode: slots per hidden neuron (per class for a regression)
+    block: int  # latency mode: slots per hidden neuron (per class for a regression), or Q
+    layout: str  # latency mode: "block" or "diagonal"
     parameters: HEParameters
     input_low: tuple[float, ...]
     input_high: tuple[float, ...]
@@ -246,6 +254,7 @@ class PlanShape:
             "n_features": self.n_features,
             "period": self.period,
             "block": self.block,
+            "layout": self.layout,
             "poly_degree": self.parameters.poly_degree,
             "coeff_bits": list(self.parameters.coeff_bits),
             "scale_bits": self.parameters.scale_bits,
@@ -271,6 +280,7 @@ class PlanShape:
                 int(doc["n_features"]),
                 int(doc["period"]),
                 int(doc["block"]),
+                str(doc["layout"]),
                 params,
                 tuple(float(v) for v in doc["input_low"]),
                 tuple(float(v) for v in doc["input_high"]),
@@ -289,7 +299,10 @@ class PlanShape:
             (sum(p.coeff_bits) > MAX_BITS.get(p.poly_degree, 0), "modulus over 128-bit bound"),
             (len(p.coeff_bits) != self.depth + 2 or self.depth not in (1, 3), "depth"),
             (not MIN_SCALE_BITS <= p.scale_bits <= SCALE_BITS, "scale"),
-            (not 0 < self.n_features <= self.period <= self.block <= p.slots, "layout"),
+            (self.layout not in ("block", "diagonal"), "layout"),
+            (not 0 < self.n_features <= self.period <= p.slots, "layout"),
+            (self.layout == "block" and not self.period <= self.block <= p.slots, "layout"),
+            (self.layout == "diagonal" and not 0 < self.block <= self.period, "layout"),
             (self.period != _pow2(self.period) or self.block != _pow2(self.block), "layout"),
             (not 0 < self.n_classes <= p.slots, "classes"),
             (len(self.input_low) != self.n_features, "input range"),
@@ -332,6 +345,7 @@ class Plan:
             self.n_features,
             self.period,
             self.block,
+            self.layout,
             self.parameters,
             tuple(float(v) for v in self.input_low),
             tuple(float(v) for v in self.input_high),
@@ -354,21 +368,51 @@ class Plan:
     def n_classes(self) -> int:
         return int((self.w1 if self.w2 is None else self.w2).shape[1])
 
+    def _fits_blocks(self) -> bool:
+        p0 = _pow2(self.n_features)
+        if self.w2 is None:
+            return self.n_classes * p0 <= self.parameters.slots
+        return self.n_hidden * _pow2(p0 + self.n_classes - 1) <= self.parameters.slots
+
+    @property
+    def layout(self) -> str:
+        """Latency mode's layout: blocks where they fit (fewest rotations), else
+        diagonals."""
+        return "block" if self._fits_blocks() else "diagonal"
+
     @property
     def period(self) -> int:
-        return _pow2(self.n_features)
+        if self.layout == "block":
+            return _pow2(self.n_features)
+        return max(_pow2(self.n_features), self.block)
 
     @property
     def block(self) -> int:
-        """Slots per hidden neuron: the first ``block - period + 1`` slots of a block hold
-        the neuron after the rotate-and-sum, and the classes must fit there."""
+        """Block layout: slots per hidden neuron (the first ``block - period + 1`` slots
+        of a block hold the neuron after the rotate-and-sum, and the classes must fit
+        there).  Diagonal layout: Q, the period of the hidden vector and of the logits."""
+        if self.layout == "diagonal":
+            return _pow2(max(self.n_hidden, self.n_classes))
         if self.w2 is None:
-            return self.period
-        return _pow2(self.period + self.n_classes - 1)
+            return _pow2(self.n_features)
+        return _pow2(_pow2(self.n_features) + self.n_classes - 1)
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        """Diagonal layout: baby and giant steps (n1 · n2 = Q)."""
+        q = self.block
+        n1 = 1 << (((q.bit_length() - 1) + 1) // 2)
+        return n1, q // n1
 
     @property
     def rotations(self) -> list[int]:
-        """The Galois steps latency mode uses: sum within a period, then across blocks."""
+        """The Galois steps latency mode uses.  Block layout: sum within a period, then
+        across blocks.  Diagonal layout: baby steps, giant steps, then the folds from the
+        input's period to Q."""
+        if self.layout == "diagonal":
+            n1, n2 = self.steps
+            folds = [self.block << k for k in range((self.period // self.block).bit_length() - 1)]
+            return list(range(1, n1)) + [g * n1 for g in range(1, n2)] + folds
         within = [1 << k for k in range(self.period.bit_length() - 1)]
         blocks = max(self.n_hidden, 1)
         across = [self.block << k for k in range((blocks - 1).bit_length())]
@@ -488,13 +532,11 @@ def compile_model(
     plan = Plan(
         w1, b1, w2, b2, low, high, bound, HEParameters.for_bound(3 if w2 is not None else 1, bound)
     )
-    slots = plan.parameters.slots
-    blocks = plan.n_hidden if w2 is not None else plan.n_classes
-    if plan.period > slots or blocks * plan.block > slots:
-        what = "hidden units" if w2 is not None else "classes"
+    if plan.period > plan.parameters.slots:
         raise UnsupportedModel(
-            f"latency mode lays out {blocks} {what} in blocks of {plan.block} slots "
-            f"({n_features} features, {plan.n_classes} classes): over a ciphertext's {slots}"
+            f"latency mode needs a period of {plan.period} slots ({n_features} features, "
+            f"{plan.n_hidden} hidden units, {plan.n_classes} classes): over a ciphertext's "
+            f"{plan.parameters.slots}"
         )
     return plan
 
@@ -604,7 +646,7 @@ class HEClient:
         if shape != self.plan:
             raise BadQuery("this client was built for another plan")
         values = self._decrypt(data)
-        if shape.regression:
+        if shape.regression and shape.layout == "block":
             return self._checked(values[: shape.n_classes * shape.block : shape.block])
         return self._checked(values[: shape.n_classes])
 
@@ -648,7 +690,9 @@ class HEProvider:
         self._encoder = seal.CKKSEncoder(self.context)
         self._ev = seal.Evaluator(self.context)
         self.scale = self.parameters.scale
-        self._layouts = self._latency_layouts()
+        self._layouts = (
+            self._latency_layouts() if plan.layout == "block" else self._diagonal_layouts()
+        )
         self._cache: dict[tuple[str, Any, float], Any] = {}
 
     def _latency_layouts(self) -> dict[str, list[float]]:
@@ -671,6 +715,86 @@ class HEProvider:
             b2[: p.n_classes] = p.b2
             layouts |= {"w2": w2.ravel().tolist(), "b2": b2.tolist()}
         return layouts
+
+    def _diagonals(
+        self, name: str, m: NDArray[np.float64], width: int, rows: int
+    ) -> dict[str, list[float]]:
+        """Matrix ``m`` (rows × width, one row per output) as the plaintexts of a
+        baby-step giant-step diagonal product: ``name:g:b`` holds
+        ``m[(s - g n1) mod rows, (s + b) mod width]`` in slot s (tiled), and is left out
+        when it is all zero."""
+        n1, n2 = self.plan.steps
+        s = np.arange(width)
+        out = {}
+        for g in range(n2):
+            for b in range(n1):
+                values = m[(s - g * n1) % rows, (s + b) % width]
+                if values.any():
+                    out[f"{name}:{g}:{b}"] = np.tile(
+                        values, self.parameters.slots // width
+                    ).tolist()
+        return out
+
+    def _diagonal_layouts(self) -> dict[str, list[float]]:
+        p, q, slots = self.plan, self.plan.block, self.parameters.slots
+        m1 = np.zeros((q, p.period))
+        m1[: p.w1.shape[1], : p.n_features] = p.w1.T
+        b1 = np.zeros(q)
+        b1[: p.w1.shape[1]] = p.b1
+        layouts = {**self._diagonals("w1", m1, p.period, q), "b1": np.tile(b1, slots // q).tolist()}
+        if p.w2 is not None and p.b2 is not None:
+            m2 = np.zeros((q, q))
+            m2[: p.n_classes, : p.n_hidden] = p.w2.T
+            b2 = np.zeros(slots)
+            b2[: p.n_classes] = p.b2
+            layouts |= {**self._diagonals("w2", m2, q, q), "b2": b2.tolist()}
+        return layouts
+
+    def _diagonal_product(self, ct: Any, name: str) -> Any:
+        """Σ_g rot(Σ_b D'_{g,b} ⊙ rot(ct, b), g n1), rescaled once."""
+        n1, n2 = self.plan.steps
+        babies: dict[int, Any] = {0: ct}
+        total = None
+        for g in range(n2):
+            inner = None
+            for b in range(n1):
+                key = f"{name}:{g}:{b}"
+                if key not in self._layouts:
+                    continue
+                if b not in babies:
+                    babies[b] = seal.Ciphertext()
+                    self._ev.rotate_vector(ct, b, self._galois, babies[b])
+                prod = seal.Ciphertext()
+                self._ev.multiply_plain(babies[b], self._layout(key, ct), prod)
+                if inner is None:
+                    inner = prod
+                else:
+                    self._ev.add_inplace(inner, prod)
+            if inner is None:
+                continue
+            if g:
+                self._ev.rotate_vector_inplace(inner, g * n1, self._galois)
+            if total is None:
+                total = inner
+            else:
+                self._ev.add_inplace(total, inner)
+        assert total is not None  # the compiler refuses a layer with no weight
+        self._ev.rescale_to_next_inplace(total)
+        return total
+
+    def _evaluate_diagonal(self, ct: Any) -> bytes:
+        p = self.plan
+        ct = self._diagonal_product(ct, "w1")
+        self._rotate_sum(ct, [p.block << k for k in range((p.period // p.block).bit_length() - 1)])
+        self._ev.add_plain_inplace(ct, self._layout("b1", ct, ct.scale))
+        if p.w2 is None:
+            return _save(ct)
+        self._ev.square_inplace(ct)
+        self._ev.relinearize_inplace(ct, self._relin)
+        self._ev.rescale_to_next_inplace(ct)
+        ct = self._diagonal_product(ct, "w2")
+        self._ev.add_plain_inplace(ct, self._layout("b2", ct, ct.scale))
+        return _save(ct)
 
     def _layout(self, name: str, ct: Any, scale: float | None = None) -> Any:
         """A layout encoded at the ciphertext's level and scale, encoded once."""
@@ -718,6 +842,8 @@ class HEProvider:
 
     def _evaluate_query(self, ct: Any) -> bytes:
         p = self.plan
+        if p.layout == "diagonal":
+            return self._evaluate_diagonal(ct)
         within = [1 << k for k in range(p.period.bit_length() - 1)]
         across = [p.block << k for k in range((max(p.n_hidden, 1) - 1).bit_length())]
         self._ev.multiply_plain_inplace(ct, self._layout("w1", ct))
