@@ -6,7 +6,8 @@ participants and their registered X25519 keys) and the public blobs those CIDs n
 
 Both of a plain job's and a verifiable job's rounds check out; the same record with its
 sum one unit off (a new transcript, a new record, as a lying aggregator would post) and
-the true record with a wrong bitmap are refused (exit 3)."""
+the true record with a wrong bitmap are refused (exit 3). chainml's own audit counts the
+same trainers."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import pytest
 
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.devchain import DevChainProcess
+from chainml.node.rounds import audit_round
 from chainml.storage.local import LocalBlobStore
 from chainml.storage.unixfs import cid_v1
 from chainml.training.job import JobConfig
@@ -134,7 +136,7 @@ def test_the_ts_verifier_audits_rounds_run_by_node_processes(
             case = _case(cm, store, job_id, 1, out)
             code, result = _verify(verifier, case, out / "case.json")
             assert code == 0 and result["ok"], result
-            assert result["counted"] == [1, 2, 3, 4]
+            assert result["counted"] == [1, 2, 3, 4] == list(audit_round(cm, store, job_id, 1))
             assert len(result["sum"]) == PLAIN.vector_len()
             code, result = _verify(verifier, _one_unit_off(case, out), out / "off.json")
             want = "10.1/9 compare" if name == "plain" else "10.2/5 commitment"
