@@ -8,6 +8,12 @@ at the same rate (no cryptography, no disk), so the ratio is the cost of authent
 
 Fuzz: 1,000 (--quick) or 10,000 mutated envelopes posted to the node: none may be accepted,
 none may get a 5xx, every refusal must carry a known cause.
+
+Hostile: ``GET /v1/status`` latency while hostile clients run (deeply nested JSON, huge
+numbers, forged 4 MiB envelopes, chunked bodies past the cap), against the same probe with
+the node otherwise idle, in the same run; the refusals per second the node answered meanwhile
+(every answer typed, none 5xx); and the node's peak resident memory while 16 clients post
+5 MiB bodies in parallel, against its resident memory before.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +104,142 @@ def paced(url: str, bodies: list[bytes] | None, seconds: float, method: str) -> 
         "p95_ms": round(q[94], 2),
         "p99_ms": round(q[98], 2),
         "max_ms": round(max(latencies, default=0.0), 2),
+    }
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _probe(url: str, seconds: float) -> list[float]:
+    """Sequential ``GET /v1/status`` for ``seconds``, 100 a second at most; latencies in ms."""
+    session = requests.Session()
+    out: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        r = session.get(url + "/v1/status", timeout=10)
+        out.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200, r.text
+        time.sleep(max(0.0, 0.01 - (time.perf_counter() - t0)))
+    return out
+
+
+def _pcts(latencies: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return {
+        "requests": len(latencies),
+        "p50_ms": round(q[49], 2),
+        "p99_ms": round(q[98], 2),
+        "max_ms": round(max(latencies, default=0.0), 2),
+    }
+
+
+def hostile(url: str, forged: bytes, seconds: float, clients: int = 4) -> dict[str, Any]:
+    """``clients`` threads sending hostile requests back to back for ``seconds`` while the
+    probe measures ``/v1/status``; refusals counted by status and cause."""
+    port = int(url.rsplit(":", 1)[1])
+    deep = b"[" * 70_000 + b"]" * 70_000
+    huge = b'{"v":' + b"9" * 5_000 + b"}"
+    stop = threading.Event()
+    outcome: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def chunked_past_cap() -> str:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(
+                b"POST /v1/keys/release HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            try:
+                for _ in range(64):
+                    s.sendall(b"10000\r\n" + b"a" * 65536 + b"\r\n")
+            except OSError:
+                pass
+            try:
+                head = s.recv(64)
+            except OSError:
+                return "reset"
+            return head.split(b" ", 2)[1].decode() if head.startswith(b"HTTP/") else "closed"
+
+    def client(k: int) -> None:
+        session = requests.Session()
+        i = 0
+        while not stop.is_set():
+            kind = (k + i) % 4
+            i += 1
+            try:
+                if kind == 3:
+                    key = chunked_past_cap()
+                else:
+                    body = (deep, huge, forged)[kind]
+                    r = session.post(url + "/v1/envelopes", data=body, timeout=30)
+                    key = f"{r.status_code} {r.json().get('error')}"
+            except requests.RequestException as exc:
+                key = type(exc).__name__
+            with lock:
+                outcome[key] += 1
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    try:
+        latencies = _probe(url, seconds)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    elapsed = time.perf_counter() - started
+    refused = sum(n for key, n in outcome.items() if key[:1] == "4")
+    return {
+        "status_under_hostile": _pcts(latencies),
+        "hostile_outcomes": dict(outcome),
+        "refusals_per_s": round(refused / elapsed, 1),
+        "hostile_5xx": sum(n for key, n in outcome.items() if key[:1] == "5"),
+    }
+
+
+def parallel_oversized(url: str, pid: int, posts: int = 16) -> dict[str, Any]:
+    """``posts`` clients each posting a 5 MiB body in parallel (chunked, so the node reads
+    up to its cap); the node's peak RSS sampled every 20 ms, against its RSS before."""
+    before = _rss(pid)
+    peak = [before]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak.append(_rss(pid))
+            time.sleep(0.02)
+
+    def chunks() -> Any:
+        for _ in range(80):
+            yield b"a" * 65536
+
+    def post(_: int) -> str:
+        try:
+            r = requests.post(url + "/v1/envelopes", data=chunks(), timeout=60)
+            return f"{r.status_code} {r.json().get('error')}"
+        except requests.RequestException as exc:
+            return type(exc).__name__
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(posts) as pool:
+            answers = Counter(pool.map(post, range(posts)))
+    finally:
+        stop.set()
+        sampler.join()
+    return {
+        "posts": posts,
+        "bytes_each": 80 * 65536,
+        "answers": dict(answers),
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_peak_mb": round(max(peak) / 2**20, 1),
+        "rss_growth_mb": round((max(peak) - before) / 2**20, 1),
     }
 
 
@@ -175,6 +319,16 @@ def run(quick: bool) -> dict[str, Any]:
                     if cause not in CAUSES and not untyped_seen:
                         untyped_seen.append(f"{r.status_code} {r.text[:200]}")
                     outcome[cause if cause in CAUSES else "untyped"] += 1
+            window = 4 if quick else 20
+            log(f"hostile: /v1/status for {window} s idle, then {window} s with hostile clients")
+            idle = _pcts(_probe(url, window))
+            forged = envelope(senders[2], b"\0" * (4 << 20))
+            at = forged.index(b'"signature":"') + len(b'"signature":"')
+            forged = forged[:at] + b"1" * 128 + b'1b"}'  # someone else's signature
+            under = hostile(url, forged, window)
+            log("memory: 16 parallel 5 MiB posts")
+            memory = parallel_oversized(url, proc.pid)
+            alive = proc.poll() is None and requests.get(url + "/v1/status", timeout=10).ok
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
@@ -195,4 +349,12 @@ def run(quick: bool) -> dict[str, Any]:
         "mutated_none_accepted": outcome["accepted"] == 0
         and outcome["5xx"] == 0
         and outcome["untyped"] == 0,
+        "hostile_baseline": "the same /v1/status probe, the node otherwise idle, same run",
+        "status_idle": idle,
+        **under,
+        "status_p99_ratio_hostile_to_idle": round(
+            under["status_under_hostile"]["p99_ms"] / max(idle["p99_ms"], 1e-9), 2
+        ),
+        "parallel_oversized": memory,
+        "alive_after_hostile": alive,
     }
