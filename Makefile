@@ -58,6 +58,7 @@ unit: setup
 test: setup $(DEBS) $(TS_STAMP) lint typecheck
 	cd verifier-ts && npm test
 	$(PY) -m chainml.ledger.artifacts check
+	$(PY) -m chainml.ledger.bindgen check
 	$(PY) -m chainml.ledger.audit.static
 	$(PY) -m chainml.ledger.audit.spec
 	$(VENV)/bin/pytest
@@ -72,6 +73,7 @@ audit: setup $(MYTH)
 
 artifacts: setup
 	$(PY) -m chainml.ledger.artifacts build
+	$(PY) -m chainml.ledger.bindgen build
 
 clean:
 	rm -rf $(VENV) .venv-flower node_modules verifier-ts/node_modules verifier-ts/dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

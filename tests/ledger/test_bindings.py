@@ -47,6 +47,9 @@ def test_a_stale_generated_file_is_noticed(tmp_path, monkeypatch):
     stale.write_text(bindgen.GENERATED.read_text().replace("round: int", "rnd: int", 1))
     monkeypatch.setattr(bindgen, "GENERATED", stale)
     assert not bindgen.is_current()
+    assert bindgen.main(["bindgen", "check"]) == 1  # what `make test` runs
+    assert bindgen.main(["bindgen", "build"]) == 0 and bindgen.is_current()
+    assert bindgen.main(["bindgen", "check"]) == 0
 
 
 @pytest.mark.parametrize(

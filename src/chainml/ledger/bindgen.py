@@ -14,8 +14,8 @@ of the Vyper structs, which a test checks.
 Two things the ABI cannot say are declared here: which integer fields are enums
 (``FIELD_ENUMS``) and which fields of an input struct may be left out (``INPUT_DEFAULTS``).
 
-``python -m chainml.ledger.artifacts build`` regenerates the module and ``check`` fails if it
-is stale.
+``python -m chainml.ledger.bindgen build`` regenerates the module (``make artifacts`` runs it
+after compiling) and ``check`` fails if it is stale (``make test`` runs it).
 """
 
 from __future__ import annotations
@@ -282,8 +282,8 @@ class _Generator:
             '"""Typed bindings of chainml\'s contracts, generated from their ABIs in',
             f"{_sources()}.",
             "",
-            "Do not edit: ``python -m chainml.ledger.artifacts build`` writes this file from the",
-            "committed ABIs (see ``chainml.ledger.bindgen``) and ``check`` fails if it is stale.",
+            "Do not edit: ``python -m chainml.ledger.bindgen build`` writes this file from the",
+            "committed ABIs and ``python -m chainml.ledger.bindgen check`` fails if it is stale.",
             '"""',
             "",
             "from __future__ import annotations",
@@ -333,3 +333,22 @@ def write() -> None:
 
 def is_current() -> bool:
     return GENERATED.exists() and GENERATED.read_text() == render()
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] == ["build"]:
+        write()
+        print(f"wrote {GENERATED.name} from {len(artifacts.CONTRACTS)} contracts' ABIs")
+        return 0
+    if argv[1:] == ["check"]:
+        if not is_current():
+            print(f"{GENERATED} is stale: run `make artifacts`", file=sys.stderr)
+            return 1
+        print(f"{GENERATED.name} matches the committed ABIs")
+        return 0
+    print("usage: python -m chainml.ledger.bindgen build|check", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

@@ -1,8 +1,8 @@
 """Typed bindings of chainml's contracts, generated from their ABIs in
 artifacts/{Registry,Datasets,Models,Jobs,Receipts}.json.
 
-Do not edit: ``python -m chainml.ledger.artifacts build`` writes this file from the
-committed ABIs (see ``chainml.ledger.bindgen``) and ``check`` fails if it is stale.
+Do not edit: ``python -m chainml.ledger.bindgen build`` writes this file from the
+committed ABIs and ``python -m chainml.ledger.bindgen check`` fails if it is stale.
 """
 
 from __future__ import annotations
