@@ -62,20 +62,22 @@ def market(tmp_path_factory, model):
             cm, store, owner, node.identity.address, weights, name="digits x2"
         )
         cm.receipts.deposit(user.account, ETHER // 100)
-        proc = daemon.spawn(node.config, PASSWORD)
+        # the tests may replace the process (kill and restart): what is stopped at the end
+        # is the one running then, read from this dict
+        state = {
+            "client": client,
+            "cm": cm,
+            "node": node,
+            "proc": daemon.spawn(node.config, PASSWORD),
+            "user": user,
+            "owner": owner,
+            "version": version,
+        }
         try:
-            daemon.wait_ready(node.url, proc)
-            yield {
-                "client": client,
-                "cm": cm,
-                "node": node,
-                "proc": proc,
-                "user": user,
-                "owner": owner,
-                "version": version,
-            }
+            daemon.wait_ready(node.url, state["proc"])
+            yield state
         finally:
-            localnet_stop(proc)
+            localnet_stop(state["proc"])
 
 
 def localnet_stop(proc) -> None:

@@ -359,8 +359,9 @@ def test_dashboard_in_a_headless_browser(network, tmp_path):
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600"):
         options.add_argument(flag)
     options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    try:
+    driver = None
+    try:  # the node is stopped whatever fails, the browser's start included
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         _wait_up(net["url"], proc)
         deadline = time.monotonic() + 20
         while True:  # the chain monitor's first pass fills the party list, then the alerts
@@ -394,6 +395,7 @@ def test_dashboard_in_a_headless_browser(network, tmp_path):
         blue = sum(1 for px in box.getdata() if px[2] > 180 and px[0] < 100)
         assert blue > 500, "the stake bars are not drawn"
     finally:
-        driver.quit()
+        if driver is not None:
+            driver.quit()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)

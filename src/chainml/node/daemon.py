@@ -28,6 +28,7 @@ from chainml.ledger.client import LedgerClient
 from chainml.ledger.deploy import Deployment
 from chainml.node import keystore
 from chainml.node.access import LedgerChainView
+from chainml.node.chaincache import CachingLedgerClient
 from chainml.node.envelope import DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_SKEW, EnvelopeReceiver, Peer
 from chainml.node.ids import HttpLimits
 from chainml.node.state import NodeState, SqliteReplayCache
@@ -282,9 +283,16 @@ class Node:
 
 def build(config: NodeConfig, password: str) -> Node:
     identity = keystore.load(config.keystore, password)
-    client = LedgerClient(config.rpc_url)
+    # facts are re-read once the head moves, looked for at most every half second (and at
+    # once after this node's own transaction): a round's hot path finds them cached
+    client = CachingLedgerClient(config.rpc_url, head_ttl=max(config.worker_interval, 0.5))
     deployment = Deployment.load(config.deployment)
     cm = Chainml.connect(client, deployment)
+    # a job's participants never change once they joined: read each once
+    client.cache_policy(
+        registry=deployment.registry,
+        forever=[(deployment.jobs, cm.jobs.contract.abi.encode_call("participant_at", [0, 0])[:4])],
+    )
     state = NodeState(config.state)
     receiver = EnvelopeReceiver(
         identity,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Chainml
@@ -43,15 +44,40 @@ class ChainMonitor:
         self.registered: dict[str, int] = {}  # account -> registration timestamp
         self._scanned = -1
         self._logs_from = 0
+        self._known: dict[int, str] = {}  # block number -> hash, as last read
 
     def _hash(self, client: LedgerClient, number: int) -> str:
         return str(client.block(number).get("hash"))
+
+    def _block(self, number: int) -> dict[str, Any]:
+        """A block with its transactions: the one read the funder scan and the reorg
+        watch share (a node's client keeps it while the head stays)."""
+        block = self.client.rpc("eth_getBlockByNumber", [hex(number), True])
+        if not isinstance(block, dict):
+            raise ChainmlError(f"no block {number}")
+        return block
+
+    def _hashes(self, head: int, span: int = 64) -> Callable[[int], str]:
+        """Block hashes for the reorganisation watch, reading only what may have changed:
+        from the head down to the first block whose parent is the one already known (each
+        block names its parent's hash, so everything below that link is as it was)."""
+        n = head
+        while n >= 0 and head - n <= span:
+            block = self._block(n)
+            known, parent = self._known.get(n), block.get("parentHash")
+            self._known[n] = str(block.get("hash"))
+            if known == self._known[n] or (parent is not None and self._known.get(n - 1) == parent):
+                break
+            n -= 1
+        for old in [k for k in self._known if k < head - span]:
+            del self._known[old]
+        return lambda k: self._known[k] if k in self._known else self._hash(self.client, k)
 
     def _scan(self, head: int) -> None:
         if head > self.scan_limit:
             return  # a long chain: funders stay unknown rather than scanning it all
         for n in range(self._scanned + 1, head + 1):
-            block = self.client.rpc("eth_getBlockByNumber", [hex(n), True])
+            block = self._block(n)
             for tx in block.get("transactions", []):
                 to = tx.get("to")
                 if to and int(tx.get("value", "0x0"), 16) > 0:
@@ -75,9 +101,10 @@ class ChainMonitor:
                 self.alerts, heads, lambda url, n: self._hash(self.endpoints[url], n), self.max_lag
             )
         head = self.client.block_number()
-        raised += self.reorgs.observe(head, lambda n: self._hash(self.client, n))
+        raised += self.reorgs.observe(head, self._hashes(head))
         self._scan(head)
-        self._registrations(head)
+        if head >= self._logs_from:
+            self._registrations(head)
         holders = [
             StakeHolder(
                 account,

@@ -45,6 +45,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,14 @@ class Courier:
     def __init__(self, identity: Identity, cm: Chainml, *, timeout: float = 10.0) -> None:
         self.identity, self.cm, self.timeout = identity, cm, timeout
         self.chain_id = cm.registry.client.chain_id
-        self.session = requests.Session()
-        self._lock = threading.Lock()
+        self._local = threading.local()  # a session per sending thread (kept-alive sockets)
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def send(self, to: str, purpose: str, payload: bytes, job_id: int, round_no: int) -> None:
         party = self.cm.registry.party(to)
@@ -125,19 +132,18 @@ class Courier:
         )
         body = envelope.to_bytes()
         url = party.endpoint.rstrip("/") + "/v1/envelopes"
-        with self._lock:  # one session, used by one thread at a time
+        try:
+            reply = self.session.post(url, data=body, timeout=self.timeout)
+        except requests.ConnectionError:
+            # a pooled connection to a peer that restarted: once more on a fresh one
+            self.session.close()
+            self._local.session = None
             try:
                 reply = self.session.post(url, data=body, timeout=self.timeout)
-            except requests.ConnectionError:
-                # a pooled connection to a peer that restarted: once more on a fresh one
-                self.session.close()
-                self.session = requests.Session()
-                try:
-                    reply = self.session.post(url, data=body, timeout=self.timeout)
-                except requests.RequestException as exc:
-                    raise DeliveryFailed(f"{to}: {type(exc).__name__}") from None
             except requests.RequestException as exc:
                 raise DeliveryFailed(f"{to}: {type(exc).__name__}") from None
+        except requests.RequestException as exc:
+            raise DeliveryFailed(f"{to}: {type(exc).__name__}") from None
         if reply.status_code != 202:
             raise DeliveryFailed(f"{to} refused the envelope: HTTP {reply.status_code}")
 
@@ -252,6 +258,13 @@ def _root(job_id: int, round_no: int, leaves: Sequence[tuple[str, bytes]]) -> by
     return MerkleTree([commitment_leaf(a, job_id, round_no, c) for a, c in leaves]).root
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def _bitmap(counted: Iterable[int]) -> int:
     return sum(1 << (i - 1) for i in counted)
 
@@ -326,6 +339,38 @@ def roster_of(cm: Chainml, job_id: int) -> dict[int, str]:
     return {i + 1: str(cm.jobs.contract.call("participant_at", job_id, i)) for i in range(count)}
 
 
+class JobFacts:
+    """What never changes about a job once set, read from the chain once: its parameters
+    (fixed when it is posted) and, once every slot is taken, its participants.  The hot
+    path of a round (every envelope, every round start) reads these, not the chain."""
+
+    def __init__(self, cm: Chainml) -> None:
+        self.cm = cm
+        self._params: dict[int, JobParams] = {}
+        self._rosters: dict[int, dict[int, str]] = {}
+
+    def params(self, job_id: int) -> JobParams:
+        params = self._params.get(job_id)
+        if params is None:
+            params = self.cm.jobs.job(job_id).params
+            if int(params.aggregator, 16):  # a job that exists
+                self._params[job_id] = params
+        return params
+
+    def roster(self, job_id: int, *, fresh: bool = False) -> dict[int, str]:
+        """The job's participants (``roster_of``); ``fresh``: read past any cached head."""
+        roster = self._rosters.get(job_id)
+        if roster is None:
+            if fresh:
+                refresh = getattr(self.cm.jobs.client, "refresh", None)
+                if refresh is not None:
+                    refresh()
+            roster = roster_of(self.cm, job_id)
+            if len(roster) >= self.params(job_id).max_participants:
+                self._rosters[job_id] = roster
+        return roster
+
+
 def registered_keys(cm: Chainml, roster: Mapping[int, str]) -> dict[int, bytes]:
     """Each participant's X25519 key as the Registry lists it (SecAgg+'s pair keys)."""
     return {i: cm.registry.party(a).x25519_key for i, a in roster.items()}
@@ -350,18 +395,22 @@ class TrainerRole:
         self.metrics = metrics
         self.clients: dict[tuple[int, int], tuple[SecAggClient, float]] = {}
         self.pairs = PairKeys(identity.x25519)  # agreed once per job and peer, kept
+        self.facts = JobFacts(cm)
 
     def on_start(self, opened: Opened) -> None:
         h = opened.header
-        job = self.cm.jobs.job(h.job_id)
-        if h.sender.lower() != job.params.aggregator.lower():
+        job_params = self.facts.params(h.job_id)
+        if h.sender.lower() != job_params.aggregator.lower():
             raise ProtocolViolation("a round start from someone other than the job's aggregator")
         start = RoundStart.decode(opened.plaintext)
-        if keccak256(start.config) != job.params.config_hash:
+        if keccak256(start.config) != job_params.config_hash:
             raise ProtocolViolation("the job configuration does not match its hash on chain")
         config = JobConfig.decode(start.config)
-        check_job_params(config, job.params)
-        if start.roster != roster_of(self.cm, h.job_id):
+        check_job_params(config, job_params)
+        if start.roster != self.facts.roster(h.job_id) and start.roster != self.facts.roster(
+            h.job_id,
+            fresh=True,  # a join this node has not seen yet
+        ):
             raise ProtocolViolation("the round's roster is not the job's participants")
         slot = next(
             (i for i, a in start.roster.items() if a.lower() == self.identity.address.lower()), 0
@@ -372,7 +421,7 @@ class TrainerRole:
         if self.state.get(key) is not None:
             log.info("round %d of job %d: already took part; staying out", h.round, h.job_id)
             return
-        if not abs(start.clip - job.params.clip_bound / 1000) <= 1e-9:
+        if not abs(start.clip - job_params.clip_bound / 1000) <= 1e-9:
             raise ProtocolViolation("the clip bound is not the job's")
         params = round_params(
             self.cm, h.job_id, h.round, start.attempt, config, start.clip, start.roster
@@ -407,7 +456,7 @@ class TrainerRole:
             )
             return
         client, started = entry
-        if h.sender.lower() != self.cm.jobs.job(h.job_id).params.aggregator.lower():
+        if h.sender.lower() != self.facts.params(h.job_id).aggregator.lower():
             raise ProtocolViolation(
                 "secure-aggregation traffic from someone other than the aggregator"
             )
@@ -465,6 +514,11 @@ class AggregatorRole:
         self.dp_spent: dict[int, dict[int, float]] = {}
         self.inbox: dict[tuple[int, int], queue.Queue[tuple[str, wire.Message]]] = {}
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="courier")
+        self.facts = JobFacts(cm)
+        self._closed: set[int] = set()  # jobs never to serve: another's, or over
+        self._latest: dict[int, tuple[int, Params]] = {}  # job -> (round, model) published
+        self._idle_at: tuple[int, float] | None = None  # (head, jobs_dir mtime) of a tick
 
     # messages arrive on the node's dispatcher thread
     def on_secagg(self, opened: Opened) -> None:
@@ -483,17 +537,29 @@ class AggregatorRole:
         count = self.cm.jobs.job_count()
         mine = []
         for job_id in range(1, count + 1):
+            if job_id in self._closed:
+                continue
+            if self.facts.params(job_id).aggregator.lower() != self.identity.address.lower():
+                self._closed.add(job_id)  # a job's aggregator never changes
+                continue
             job = self.cm.jobs.job(job_id)
-            if (
-                job.state == JobState.OPEN
-                and job.params.aggregator.lower() == self.identity.address.lower()
-                and job.participant_count >= job.params.max_participants
-                and job.rounds_done < job.params.rounds
-            ):
+            if job.state != JobState.OPEN or job.rounds_done >= job.params.rounds:
+                self._closed.add(job_id)  # finished or cancelled: never open again
+                continue
+            if job.participant_count >= job.params.max_participants:
                 mine.append(job_id)
         return mine
 
-    def tick(self) -> None:
+    def tick(self) -> bool:
+        """Run the next round of each open job this node aggregates; True if one ran (its
+        result may open the next round at once)."""
+        ran = False
+        # nothing a tick acts on changed (the chain's head, the served configurations):
+        # the previous tick's outcome stands
+        unchanged = (self.cm.jobs.client.block_number(), _mtime(self.jobs_dir))
+        if unchanged == self._idle_at:
+            return False
+        self._idle_at = None
         for job_id in self._my_open_jobs():
             config = self._config(job_id)
             if config is None:
@@ -522,9 +588,13 @@ class AggregatorRole:
                     self._report_epsilon(job_id, round_no, record)
                 continue
             self.run_round(job_id, round_no, config, int(attempt) + 1)
+            ran = True
+        if not ran:
+            self._idle_at = unchanged
+        return ran
 
     def _config(self, job_id: int) -> JobConfig | None:
-        params = self.cm.jobs.job(job_id).params
+        params = self.facts.params(job_id)
         path = self.jobs_dir / f"{params.config_hash.hex()}.json"
         if not path.exists():
             return None
@@ -555,15 +625,17 @@ class AggregatorRole:
     def _global(self, job_id: int, round_no: int, config: JobConfig) -> Params:
         if round_no == 1:
             return config.initial_model().params
+        latest = self._latest.get(job_id)
+        if latest is not None and latest[0] == round_no - 1:  # this node just published it
+            return latest[1]
         record = json.loads(self.store.get(self.cm.jobs.round(job_id, round_no - 1).aggregate_cid))
         manifest = load_manifest(self.store, record["model_manifest"])
         return from_safetensors(open_artifact(self.store, self._model_key(job_id), manifest))
 
     def run_round(self, job_id: int, round_no: int, config: JobConfig, attempt: int) -> bool:
         started = self.clock()
-        job = self.cm.jobs.job(job_id)
-        roster = roster_of(self.cm, job_id)
-        clip = job.params.clip_bound / 1000
+        roster = self.facts.roster(job_id)
+        clip = self.facts.params(job_id).clip_bound / 1000
         # room above the clip for the appended weight coordinate (at most 1) and for the
         # trainers' noise in a distributed-DP job; the trainers derive the same parameters
         params = round_params(self.cm, job_id, round_no, attempt, config, clip, roster)
@@ -575,8 +647,8 @@ class AggregatorRole:
         with self._lock:
             self.inbox[(job_id, round_no)] = box
         try:
-            for address in roster.values():
-                self._send(address, START, start.encode(), job_id, round_no)
+            payload = start.encode()
+            self._send_all([(a, START, payload) for a in roster.values()], job_id, round_no)
             log.info(
                 "job %d round %d (attempt %d): started with %d trainers",
                 job_id,
@@ -598,13 +670,13 @@ class AggregatorRole:
                     self.metrics.stage_seconds.labels(stage=stage).observe(self.clock() - t0)
                 if stage == "unmask":
                     break
-                outgoing = server.advance()
-                expected = set()
-                for message in outgoing:
-                    if self._send(
-                        roster[message.recipient], TO_CLIENT, wire.encode(message), job_id, round_no
-                    ):
-                        expected.add(message.recipient)
+                outgoing: list[Any] = list(server.advance())
+                delivered = self._send_all(
+                    [(roster[m.recipient], TO_CLIENT, wire.encode(m)) for m in outgoing],
+                    job_id,
+                    round_no,
+                )
+                expected = {m.recipient for m, ok in zip(outgoing, delivered, strict=True) if ok}
                 log.info(
                     "job %d round %d: stage %s closed with %d of %d",
                     job_id,
@@ -847,6 +919,7 @@ class AggregatorRole:
             )
             return False
         self.state.put(key, f"done:{attempt}")
+        self._latest[job_id] = (round_no, new_params)
         self._report_epsilon(job_id, round_no, record)
         if self.metrics is not None:
             self.metrics.round_seconds.labels(role="aggregator", outcome="done").observe(
@@ -915,6 +988,15 @@ class AggregatorRole:
                 exc,
             )
             return False
+
+    def _send_all(
+        self, messages: Sequence[tuple[str, str, bytes]], job_id: int, round_no: int
+    ) -> list[bool]:
+        """Send each (recipient, purpose, payload) at once, side by side (a stage waits on
+        the slowest trainer, not on their sum); whether each was delivered."""
+        return list(
+            self._pool.map(lambda m: self._send(m[0], m[1], m[2], job_id, round_no), messages)
+        )
 
     def _collect(
         self,
@@ -1100,12 +1182,15 @@ class Dispatcher:
 
 
 def run_aggregator(role: AggregatorRole, stop: threading.Event, interval: float) -> None:
+    """Tick now, then again at once after a round ran (the next one may be due), else
+    every ``interval`` seconds, until ``stop`` is set."""
     while True:
+        ran = False
         try:
-            role.tick()
+            ran = role.tick()
         except (ChainmlError, TrainingError) as exc:
             log.warning("aggregator: %s: %s", type(exc).__name__, exc)
-        if stop.wait(interval):
+        if stop.wait(0 if ran else interval):
             return
 
 

@@ -20,6 +20,7 @@ reward once.  The training and inference issues add round steps and key-guardian
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -167,6 +168,10 @@ class JobWorkers:
             confirmations=confirmations,
         )
         self.state = state
+        self._done_at = -1  # the head at which the last tick completed
+        # per joined job, the chain time before which reading it again is pointless
+        # (infinite: until one of its events); forgotten on restart, so all are read
+        self._recheck: dict[int, float] = {}
 
     def _send(self, fn: str, *args: object) -> Callable[[], str]:
         contract = self.cm.jobs.contract
@@ -233,8 +238,12 @@ class JobWorkers:
         return bool(self.cm.jobs.contract.call("claimed", job_id, self.identity.address))
 
     def advance(self, now: float) -> None:
-        """Finalise and claim, from chain state, for every job this node joined."""
+        """Finalise and claim, from chain state, for every job this node joined.  A job is
+        read again only once something can have changed for it: one of its events, or the
+        chain's clock reaching the end of its challenge window."""
         for job_id in self._my_jobs():
+            if now < self._recheck.get(job_id, -math.inf):
+                continue
             job = self.cm.jobs.job(job_id)
             if job.state == JobState.CANCELLED:
                 self.state.put(f"job:{job_id}", "cancelled")
@@ -251,19 +260,33 @@ class JobWorkers:
             if job.state == JobState.FINALIZED:
                 self._do("claim", job_id)
                 self.state.put(f"job:{job_id}", "claimed")
+            elif job.rounds_done == job.params.rounds and job.open_challenges == 0:
+                self._recheck[job_id] = job.last_round_at + job.params.challenge_window
+            else:
+                self._recheck[job_id] = math.inf  # until one of its events
 
     def tick(self) -> int:
         """Finish half-done actions, handle new confirmed events, then advance joined jobs;
-        returns the number of events handled."""
+        returns the number of events handled.  Everything a tick acts on is chain state at
+        the head, so while the head stays where the last complete tick saw it and no action
+        is half-done, there is nothing to do (an idle node reads one block number)."""
+        head = self.client.block_number()
+        if head == self._done_at and not self.actions.unfinished():
+            return 0
         self.resume()
         batch = self.stream.poll()
         for event in batch.events:
             if event.name == "JobCreated":
                 self.on_job_created(int(event.args["job_id"]))
+            if "job_id" in event.args:  # the job's state may have changed: read it again
+                self._recheck.pop(int(event.args["job_id"]), None)
+            else:
+                self._recheck.clear()
         crash_point("events:before-ack")
         self.stream.ack(batch)
         now = int(self.client.block("latest")["timestamp"], 16)
         self.advance(now)
+        self._done_at = head
         return len(batch.events)
 
     def run(self, stop: threading.Event, interval: float) -> None:
