@@ -141,3 +141,18 @@ def test_routes_of_roles_a_node_does_not_hold_are_not_mounted():
     app = create_app(_Receiver(Undecryptable("x")))  # no guardian, no provider
     paths = set(app.openapi()["paths"])
     assert paths == {"/v1/status", "/v1/envelopes", "/v1/alerts"}
+
+
+def test_an_unexpected_error_is_a_json_500_and_one_log_line_without_request_values(caplog):
+    class Broken(_Receiver):
+        def open(self, raw, banned):
+            raise RuntimeError(f"cannot handle {raw!r}")  # quotes the request
+
+    app = create_app(Broken(None))
+    with caplog.at_level("ERROR", logger="chainml.node.api"):
+        status, body = _post(app, "/v1/envelopes", b'{"secret":"5eb9a7"}', ("203.0.113.1", 1))
+    assert (status, body["error"]) == (500, "internal")
+    assert "5eb9a7" not in json.dumps(body)
+    (record,) = [r for r in caplog.records if r.name == "chainml.node.api"]
+    assert record.getMessage() == "internal error RuntimeError on /v1/envelopes"
+    assert record.exc_info is None and "5eb9a7" not in caplog.text

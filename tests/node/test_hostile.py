@@ -222,6 +222,18 @@ def test_oversized_bodies_are_refused_before_they_are_read(node):
     r = _post(node["url"] + "/v1/envelopes", b"a" * (6 << 20))
     assert _typed(r) == (413, "oversized")
     assert _rss(pid) - rss < 64 << 20
+    # clients that go away mid-body: counted, not logged as tracebacks (the module's
+    # fixture checks the log), and the node serves on
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        metrics = requests.get(node["url"] + "/metrics", timeout=5).text
+        if 'chainml_http_refused_total{cause="disconnected"} 5.0' in metrics:
+            break
+        time.sleep(0.2)
+    assert 'chainml_http_refused_total{cause="disconnected"} 5.0' in metrics
 
 
 def test_slow_headers_and_slow_bodies_are_cut_off(node):
