@@ -59,8 +59,7 @@ def _case(cm: Any, store: LocalBlobStore, job_id: int, round_no: int, out: Path)
     job = cm.jobs.job(job_id)
     info = cm.jobs.round(job_id, round_no)
     roster = {
-        i + 1: str(cm.jobs.contract.call("participant_at", job_id, i))
-        for i in range(job.participant_count)
+        i + 1: cm.jobs.functions.participant_at(job_id, i) for i in range(job.participant_count)
     }
     blobs = out / "blobs"
     blobs.mkdir(parents=True, exist_ok=True)
