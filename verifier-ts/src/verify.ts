@@ -246,7 +246,17 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
     throw new VerificationError("12/2 configuration", (e as Error).message);
   }
   require(isObject(config), "12/2 configuration", "not an object");
-  const rule = typeof config.aggregation === "string" ? config.aggregation : "secagg";
+  const rule = config.aggregation === undefined ? "secagg" : config.aggregation;
+  require(
+    typeof rule === "string" && ["secagg", "krum", "median", "trimmed_mean"].includes(rule),
+    "12/2 configuration",
+    `unknown aggregation rule ${JSON.stringify(rule)}`,
+  );
+  require(
+    config.dp === undefined || config.dp === "central" || config.dp === "distributed",
+    "12/3 configuration",
+    `unknown dp mode ${JSON.stringify(config.dp)}`,
+  );
   const recordRule = record.aggregation === undefined ? "secagg" : record.aggregation;
   require(recordRule === rule, "12/2 configuration", `the record says ${JSON.stringify(recordRule)}, the configuration ${JSON.stringify(rule)}`);
   const domain = domainSeparator(facts.chainId, facts.jobs);

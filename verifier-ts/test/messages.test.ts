@@ -8,7 +8,7 @@ import { ascii, concat, hex, u16, unhex } from "../src/bytes.js";
 import { blake3, derive, keccak256, mac, recoverSigner, taggedHash, x25519 } from "../src/primitives.js";
 import { deriveParams, label, shareIndex } from "../src/params.js";
 import * as eip from "../src/eip712.js";
-import { parseJson } from "../src/json.js";
+import { checksummed, decodeMessage, decodeRoundStart, MessageError } from "../src/messages.js";
 import { decodeTranscript } from "../src/transcript.js";
 import { vectors } from "./helpers.js";
 
@@ -43,36 +43,17 @@ function pairKey(i: number, j: number): Uint8Array {
   return derive(shared, concat(ascii("chainml/secagg/v1/pair|"), p.jobDomain, u16(lo), keys.get(lo)!, u16(hi), keys.get(hi)!));
 }
 
-const FIELDS: Record<string, string[]> = {
-  KeyAdvert: ["advert"],
-  NeighbourKeys: ["recipient", "adverts"],
-  SealedShares: ["sender", "ciphertexts"],
-  ShareBatch: ["recipient", "ciphertexts"],
-  MaskedInput: ["sender", "vector", "partners", "signature", "value_commitment", "partner_tags"],
-  SurvivorList: ["recipient", "survivors"],
-  SurvivorSignature: ["sender", "signature", "tags"],
-  UnmaskRequest: ["recipient", "survivors", "approvals", "partners"],
-  UnmaskShares: ["sender", "self_mask", "mask_key"],
-};
-
-/** A message in its one encoding: no whitespace, the fields in the table's order then
- * `type` and `format`, maps keyed by ascending client id. */
+/** A message in its one encoding (decodeMessage: no whitespace, the fields in the table's
+ * order then `type` and `format`, ids and hex as §8.3 says), with its map keys ascending. */
 function decode(type: string): any {
   const raw = R.wire_messages[type] as string;
-  const parsed = parseJson(raw, false);
-  assert.equal(parsed.canonical, raw, `${type} is in its one encoding`);
-  const doc = JSON.parse(raw);
-  assert.deepEqual(Object.keys(parsed.value as object), [...FIELDS[type], "type", "format"], type);
-  assert.equal(doc.type, type);
-  assert.equal(doc.format, "chainml-secagg/3");
-  const idKeysAscending = (text: string) => {
-    for (const m of text.matchAll(/\{("[0-9]+":[^{}]*)\}/g)) {
-      const ids = [...m[1].matchAll(/"([0-9]+)":/g)].map((x) => Number(x[1]));
-      assert.deepEqual(ids, [...ids].sort((a, b) => a - b), `${type}: a map's ids ascend`);
-    }
-  };
-  idKeysAscending(raw);
-  return doc;
+  const m = decodeMessage(raw);
+  assert.equal(m.type, type);
+  for (const x of raw.matchAll(/\{("[0-9]+":[^{}]*)\}/g)) {
+    const ids = [...x[1].matchAll(/"([0-9]+)":/g)].map((y) => Number(y[1]));
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), `${type}: a map's ids ascend`);
+  }
+  return JSON.parse(raw);
 }
 
 const keysDigest = (j: number, a: any[]) =>
@@ -188,4 +169,25 @@ test("UnmaskShares: seed shares of survivors, key shares of the dropped, each th
     const want = unhex(neighbourAdverts.get(Number(j))![6][String(h)], 64);
     assert.equal(hex(shareHash("key", Number(j), h, unhex(share, 69))), hex(want.subarray(0, 32)));
   }
+});
+
+test("every message of the round decodes; each other spelling of one is refused", () => {
+  for (const type of Object.keys(R.wire_messages)) decode(type);
+  assert.ok(V.negative_wire.length >= 9);
+  for (const n of V.negative_wire) assert.throws(() => decodeMessage(n.message), MessageError, n.why);
+});
+
+test("round/start: the vector's message decodes to its fields; a NaN clip is refused", () => {
+  const v = V.round_start;
+  const m = decodeRoundStart(v.message);
+  assert.equal(m.config, v.config);
+  assert.equal(m.clip, v.clip);
+  assert.equal(m.attempt, v.attempt);
+  assert.deepEqual(Object.fromEntries(m.roster), Object.fromEntries(Object.entries(v.roster).map(([k, a]) => [Number(k), a])));
+  for (const [, a] of m.roster) assert.equal(checksummed(a), a);
+  assert.throws(() => decodeRoundStart(v.nan_clip), MessageError);
+  assert.throws(() => decodeRoundStart(v.message.replace(',"clip":', ', "clip":')), MessageError);
+  assert.throws(() => decodeRoundStart(v.message.replace(/"attempt":[0-9]+/, '"attempt":-1')), MessageError);
+  const first = [...m.roster.values()][0];
+  assert.throws(() => decodeRoundStart(v.message.replace(first, first.toLowerCase())), MessageError);
 });

@@ -171,6 +171,10 @@ const DOCTORED: Record<string, Parameters<typeof doctored>[0]> = {
     r.config = r.config.replace(",", ", ");
     facts.configHash = keccak256(new Uint8Array(Buffer.from(r.config)));
   },
+  "configuration of an unknown dp mode": (r, t, put, facts) => {
+    r.config = r.config.replace('"epochs"', '"dp":"local","epochs"');
+    facts.configHash = keccak256(new Uint8Array(Buffer.from(r.config)));
+  },
   "configuration of an unknown model": (r, t, put, facts) => {
     r.config = r.config.replace('"model":"mlp"', '"model":"cnn"');
     facts.configHash = keccak256(new Uint8Array(Buffer.from(r.config)));

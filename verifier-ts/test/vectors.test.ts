@@ -113,6 +113,8 @@ test("§3.5 shuffle and the sparse graph of forty clients", () => {
 test("§4.1 pair key, box keys and the three MACs", () => {
   const v = V.pair;
   const [lo, hi] = v.between;
+  // each MAC vector names its own direction (sender → recipient)
+  for (const m of [v.mac_keys, v.mac_partners, v.mac_survivors]) assert.deepEqual([m.sender, m.recipient].sort(), [lo, hi]);
   const id = (i: number) => V.identities[String(i)];
   const shared = x25519(unhex(id(lo).x25519_key), unhex(id(hi).x25519_public));
   assert.equal(hex(shared), v.shared_secret);
@@ -124,15 +126,13 @@ test("§4.1 pair key, box keys and the three MACs", () => {
   const adv = v.mac_keys.advert;
   const body = concat(unhex(adv.mask_key), unhex(adv.seed_commitment), unhex(adv.shares_root), unhex(adv.share_hashes[String(hi)]));
   assert.equal(hex(body), v.mac_keys.body);
-  assert.equal(hex(mac(pairKey, "keys", lo, hi, body)), v.mac_keys.tag);
+  assert.equal(hex(mac(pairKey, "keys", v.mac_keys.sender, v.mac_keys.recipient, body)), v.mac_keys.tag);
   const pbody = concat(P5.context, keccak256(concat(...v.mac_partners.partners.map(u16))));
   assert.equal(hex(pbody), v.mac_partners.body);
-  assert.equal(hex(mac(pairKey, "partners", lo, hi, pbody)), v.mac_partners.tag);
+  assert.equal(hex(mac(pairKey, "partners", v.mac_partners.sender, v.mac_partners.recipient, pbody)), v.mac_partners.tag);
   const sbody = eip.digest(eip.domainSeparator(31337, V.round_params.inputs.jobs), eip.survivorsStructHash(7, 3, P5.context, v.mac_survivors.survivors));
   assert.equal(hex(sbody), v.mac_survivors.body);
-  // the vector's survivors MAC is approver 2's for client 1 (the file does not say which
-  // direction; see docs/protocol/verifier-notes.md)
-  assert.equal(hex(mac(pairKey, "survivors", hi, lo, sbody)), v.mac_survivors.tag);
+  assert.equal(hex(mac(pairKey, "survivors", v.mac_survivors.sender, v.mac_survivors.recipient, sbody)), v.mac_survivors.tag);
   // the advert's seed commitment and shares root
   assert.equal(hex(seedCommitment(P5.context, lo, unhex(adv.seed))), adv.seed_commitment);
 });
@@ -339,6 +339,22 @@ test("§10.2 the verifiable round checks against its commitments; its edits are 
     applyEdit(te, e);
     assert.throws(() => verifySum(p, te), VerificationError, e.why);
   }
+});
+
+test("§9 the negative_encoding transcripts (same values, other spellings) are refused", () => {
+  assert.ok(V.negative_encoding.length >= 6);
+  for (const n of V.negative_encoding) assert.throws(() => decodeTranscript(ascii(n.transcript)), VerificationError, n.why);
+});
+
+test("§15 known issues: a signed low-order mask key of a survivor is refused", () => {
+  const v = V.round;
+  const p = paramsOf(v.inputs);
+  const k = V.known_issues.low_order_survivor_key;
+  assert.throws(
+    () => verifyRound(p, decodeTranscript(ascii(k.transcript)), (i) => new Uint8Array(Buffer.from(v.masked_inputs[String(i)] ?? "", "base64"))),
+    VerificationError,
+    k.why,
+  );
 });
 
 test("§9 a transcript that is not canonical is refused", () => {
