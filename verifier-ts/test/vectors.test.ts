@@ -49,6 +49,24 @@ function paramsOf(inputs: any) {
 
 const P5 = paramsOf(V.round_params.inputs);
 
+const CHECKED = [
+  "eip712", "fixed_bytes", "fixedpoint", "format", "hkdf", "identities", "input", "known_issues", "lattice",
+  "merkle", "negative", "negative_encoding", "negative_wire", "pair", "pair_mask", "prg", "round", "round_params",
+  "round_params_verifiable", "round_start", "secure_parameters", "seed_commitment", "self_mask", "shamir",
+  "share_box", "share_hash", "shares_root", "shuffle", "sparse_graph", "specification", "tagged_hash",
+  "transcript_format", "verifiable_negative", "verifiable_round", "wire_format",
+];
+
+test("every vector in the file is one this verifier checks (a new one fails here until it does)", () => {
+  assert.equal(V.format, "chainml-secagg-vectors/1");
+  assert.deepEqual(Object.keys(V).filter((k) => !CHECKED.includes(k)), []);
+  assert.deepEqual(Object.keys(V.known_issues), ["low_order_survivor_key"]);
+  assert.deepEqual(Object.keys(V.round.wire_messages).sort(), [
+    "KeyAdvert", "MaskedInput", "NeighbourKeys", "SealedShares", "ShareBatch", "SurvivorList", "SurvivorSignature",
+    "UnmaskRequest", "UnmaskShares",
+  ]);
+});
+
 test("format names", () => {
   assert.equal(V.transcript_format, "chainml-secagg-transcript/3");
   assert.equal(V.wire_format, "chainml-secagg/3");
