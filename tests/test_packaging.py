@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata as md
 import re
+import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -140,3 +141,64 @@ def test_the_wheel_carries_no_audit_tools_and_every_contract_artifact() -> None:
     for name in files:
         if name.endswith(".py"):
             assert _extra_of(name) in (None, "torch"), name
+
+
+def _runtime_closure() -> set[str]:
+    """The runtime dependencies and everything they require, as installed."""
+    seen: set[str] = set()
+    todo = list(RUNTIME)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = md.requires(name) or []
+        except md.PackageNotFoundError:
+            continue
+        todo += [_name(r) for r in requires if "extra ==" not in r]
+    return seen
+
+
+BLOCKER = """
+import importlib, importlib.abc, sys
+blocked = set(sys.argv[1].split(","))
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ImportError(f"{name} is not installed with the runtime wheel")
+        return None
+
+sys.meta_path.insert(0, Block())
+for module in sys.argv[2].split(","):
+    importlib.import_module(module)
+print("imported", len(sys.argv[2].split(",")))
+"""
+
+
+def test_every_runtime_module_imports_without_the_dev_and_torch_extras():
+    hatchling = pytest.importorskip("hatchling.builders.wheel")
+    files = {
+        f.distribution_path for f in hatchling.WheelBuilder(str(ROOT)).recurse_included_files()
+    }
+    modules = sorted(
+        name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        for name in files
+        if name.endswith(".py") and _extra_of(name) is None and not name.endswith("__main__.py")
+    )
+    # top-level modules that only the extras bring (what the runtime dependencies pull in
+    # themselves, such as scipy under scikit-learn, stays importable)
+    only_extras: set[str] = set()
+    for dist in (EXTRAS["dev"] | EXTRAS["torch"]) - _runtime_closure():
+        only_extras |= {top for top, dists in PROVIDERS.items() if dists == {dist}}
+    assert {"vyper", "z3", "boa", "torch", "web3"} <= only_extras
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKER, ",".join(sorted(only_extras)), ",".join(modules)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"imported {len(modules)}" in done.stdout
