@@ -21,6 +21,11 @@ Homomorphic commitments (``verifiable=True`` rounds): each client also commits t
 unmasked quantised update with a Module-SIS lattice commitment (``chainml.crypto.lattice``)
 and its randomness is summed securely, so anyone checks the sum from the commitments alone
 (``verify_sum``).  Reported at n = 100, m = 10^6: one commitment, and the check.
+Issue 13 (SecAgg+ against an active server): the parameters the rule derives for each n
+(degree, threshold t, min_partners m, quorum, the smallest sum a deviating server can learn,
+the dropouts tolerated), and each cell's round cost before and after the fix, both measured
+in this run: "before" is ``chainml/training/secagg.py`` as of commit 193147f, read from git
+and imported under another name (skipped, with the reason, where git history is missing).
 A last line trains MLPs on digits with 10 non-IID parties, plaintext and secure, and
 reports the time of a round end to end (local training included) as the model grows:
 from 4,810 parameters (the demo's size) to about 10^5 (and 10^6 in the full run), and times
@@ -30,30 +35,23 @@ keeps small models above the 1.5× target.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from chainml.crypto import Identity
-from chainml.training.secagg import (
-    MaskedInput,
-    RoundParams,
-    SealedShares,
-    SecAggClient,
-    SecAggServer,
-    SurvivorSignature,
-    UnmaskShares,
-    input_commitment,
-    input_hash,
-    verify_round,
-)
+from chainml.training import secagg
+from chainml.training.secagg import quorum_for, secure_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOWER = ROOT / ".venv-flower" / "bin" / "python"
@@ -61,6 +59,7 @@ DROPOUT = 0.1
 TARGET_RATIO = 1.5  # a secure round end to end against a plaintext one (the issue's target)
 JOB_ROUNDS = 4  # the job a round end to end is timed in: pair keys count once per job
 CHART = ROOT / "reports" / "secagg-end-to-end.svg"
+PRE_FIX = "193147f"  # the last commit before the fix of issue 13
 _IDS: list[Identity] = []
 
 
@@ -68,16 +67,32 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _sent(message: object) -> int:
-    if isinstance(message, SealedShares):
-        return sum(len(c) + 2 for c in message.ciphertexts.values())
-    if isinstance(message, MaskedInput):
-        return int(message.vector.nbytes)
-    if isinstance(message, SurvivorSignature):
-        return 65
-    if isinstance(message, UnmaskShares):
-        return sum(len(s) + 2 for s in (*message.self_mask.values(), *message.mask_key.values()))
-    return 32 + 32 + 65  # KeyAdvert
+def _sent(message: Any) -> int:
+    """Bytes a client sends for ``message`` (ids as 2 bytes), MACs and hashes included;
+    by class name, so that the module before the fix is counted the same way."""
+    kind = type(message).__name__
+
+    def keyed(table: Any) -> int:
+        return sum(len(v) + 2 for v in (table or {}).values())
+
+    if kind == "SealedShares":
+        return keyed(message.ciphertexts)
+    if kind == "MaskedInput":
+        partners = getattr(message, "partners", ())
+        return (
+            int(message.vector.nbytes)
+            + 65
+            + 2 * len(partners)
+            + keyed(getattr(message, "partner_tags", {}))
+            + len(getattr(message, "value_commitment", b""))
+        )
+    if kind == "SurvivorSignature":
+        return 65 + keyed(getattr(message, "tags", {}))
+    if kind == "UnmaskShares":
+        return keyed(message.self_mask) + keyed(message.mask_key)
+    # KeyAdvert: key, seed commitment, signature, share root, a MAC and hashes per neighbour
+    root = len(getattr(message, "shares_root", b""))
+    return 32 + 32 + 65 + root + keyed(message.tags) + keyed(getattr(message, "share_hashes", {}))
 
 
 def _identities(n: int) -> list[Identity]:
@@ -86,10 +101,11 @@ def _identities(n: int) -> list[Identity]:
     return _IDS[:n]
 
 
-def _params(n: int, m: int) -> RoundParams:
-    """A round of the first ``n`` identities with the default graph and threshold."""
+def _params(n: int, m: int, module: ModuleType = secagg) -> Any:
+    """A round of the first ``n`` identities with the default graph and threshold (of
+    ``module``: the current one, or the one before the fix)."""
     ids = dict(enumerate(_identities(n), start=1))
-    return RoundParams.create(
+    params: Any = module.RoundParams.create(
         {i: a.address for i, a in ids.items()},
         {i: a.x25519.public_bytes for i, a in ids.items()},
         m,
@@ -100,27 +116,79 @@ def _params(n: int, m: int) -> RoundParams:
         clip=100.0,
         graph_seed=bytes(32),
     )
+    return params
 
 
-def chainml_round(n: int, m: int) -> dict[str, Any]:
+def pre_fix_module() -> tuple[ModuleType | None, str]:
+    """``chainml.training.secagg`` as of ``PRE_FIX``, from git, imported under another
+    name (it imports only chainml.crypto and chainml.training modules that still exist);
+    (None, why) where the history is not available."""
+    try:
+        source = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{PRE_FIX}:src/chainml/training/secagg.py"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"git history unavailable ({type(exc).__name__}): no 'before' figures"
+    name = "chainml_secagg_pre_fix"
+    path = Path(tempfile.mkdtemp(prefix="chainml-bench-")) / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return None, "could not load the module before the fix"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while building
+    try:
+        spec.loader.exec_module(module)
+    except (ImportError, AttributeError, SyntaxError) as exc:  # a module since removed
+        del sys.modules[name]
+        return None, f"the module before the fix does not import ({exc!r})"
+    return module, f"chainml/training/secagg.py at {PRE_FIX}"
+
+
+def parameters(n: int) -> dict[str, Any]:
+    """The rule's parameters for a roster of ``n`` (``secure_parameters``)."""
+    degree, t, m = secure_parameters(n)
+    quorum = quorum_for(n, t)
+    complete = degree >= n - 1
+    return {
+        "n": n,
+        "graph": "complete" if complete else "harary",
+        "degree": degree,
+        "threshold": t,
+        "min_partners": m,
+        "quorum": quorum,
+        "smallest_sum": m - t + 2,
+        "colluders_tolerated": t - 1,
+        # complete graphs: any n - quorum (>= floor(0.3 n)) in any stages; sparse graphs:
+        # n - quorum overall, and degree - m among any client's neighbours
+        "dropouts_tolerated": n - quorum,
+        "neighbour_dropouts_tolerated": None if complete else degree - m,
+    }
+
+
+def chainml_round(n: int, m: int, module: ModuleType = secagg) -> dict[str, Any]:
     ids = _identities(n)
-    params = _params(n, m)
+    params = _params(n, m, module)
     roster = params.roster
     rng = np.random.default_rng(0)
     vectors = {i: rng.normal(scale=0.1, size=m).astype(np.float32) for i in roster}
     clients = {
-        i: SecAggClient(params, i, ids[i - 1], vectors[i], rng=np.random.default_rng(i))
+        i: module.SecAggClient(params, i, ids[i - 1], vectors[i], rng=np.random.default_rng(i))
         for i in roster
     }
     spent = dict.fromkeys(roster, 0.0)
     sent = dict.fromkeys(roster, 0)
-    server = SecAggServer(params)
+    server = module.SecAggServer(params)
     server_time = 0.0
 
     def to_server(message: object) -> None:
         nonlocal server_time
         started = time.perf_counter()
-        server.receive(message)  # type: ignore[arg-type]
+        server.receive(message)
         server_time += time.perf_counter() - started
 
     published: dict[int, np.ndarray] = {}
@@ -130,7 +198,7 @@ def chainml_round(n: int, m: int) -> dict[str, Any]:
         out = fn(*args)
         spent[i] += time.perf_counter() - started
         sent[i] += _sent(out)
-        if isinstance(out, MaskedInput):
+        if type(out).__name__ == "MaskedInput":
             published[i] = out.vector
         return out
 
@@ -151,11 +219,13 @@ def chainml_round(n: int, m: int) -> dict[str, Any]:
     stay = [i for i in roster if i not in dropped]
     expected = sum(vectors[i].astype(np.float64) for i in stay)
     started = time.perf_counter()
-    checked = verify_round(params, result.transcript, published.__getitem__)
+    checked = module.verify_round(params, result.transcript, published.__getitem__)
     verify_s = time.perf_counter() - started
     assert np.array_equal(checked, result.total)
     started = time.perf_counter()
-    commitment = input_commitment(input_hash(published[stay[0]]), tuple(range(params.degree)))
+    commitment = module.input_commitment(
+        module.input_hash(published[stay[0]]), tuple(range(params.degree))
+    )
     _IDS[0].account.sign_digest(params.input_digest(commitment))
     commit_s = time.perf_counter() - started
     return {
@@ -254,13 +324,16 @@ def public_key_floor(n: int = 10, rounds: int = JOB_ROUNDS) -> dict[str, Any]:
     }
 
 
-def end_to_end(hidden_layers: list[tuple[int, ...]], rounds: int = JOB_ROUNDS) -> dict[str, Any]:
+def end_to_end(
+    hidden_layers: list[tuple[int, ...]], rounds: int = JOB_ROUNDS, repeats: int = 3
+) -> dict[str, Any]:
     """Digits, 10 Dirichlet(0.5) parties, 5 local epochs: the time of a round — a job of
     ``rounds`` rounds, divided by them, so the pair keys agreed in its first round count
     once — plaintext FedAvg against SecAgg+ (all its deviating-server protections, no
     lattice commitments: those are their own line), for MLPs of growing width.  All the
     parties run one after another in this process: every client's and the server's work
-    counts.  Each mode runs three times, interleaved; the fastest run counts."""
+    counts.  Each mode runs ``repeats`` times (three; two in a quick run), interleaved; the
+    fastest run counts."""
     from chainml.training.data import dirichlet_partition, load
     from chainml.training.federated import train_federated
     from chainml.training.models import MLP, flatten
@@ -276,7 +349,7 @@ def end_to_end(hidden_layers: list[tuple[int, ...]], rounds: int = JOB_ROUNDS) -
         m = flatten(make().params).size
         log(f"end to end: MLP 64-{'-'.join(map(str, hidden))}-10, m={m}")
         timing: dict[str, float] = {}
-        for mode in ("fedavg", "secagg") * 3:
+        for mode in ("fedavg", "secagg") * repeats:
             started = time.perf_counter()
             train_federated(data, shards, rounds=rounds, mode=mode, seed=0, make_model=make)
             took = (time.perf_counter() - started) / rounds
@@ -387,12 +460,20 @@ def lattice_commitments(n: int = 100, m: int = 10**6) -> dict[str, Any]:
     }
 
 
+def _rounded(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     full = bool(os.environ.get("CHAINML_BENCH_FULL")) and not quick
     if full:
         grid = [(n, m) for n in (10, 50, 100) for m in (10**4, 10**5, 10**6)]
+    elif quick:  # under a minute on a loaded two-core machine
+        grid = [(10, 10**4), (100, 10**5)]
     else:
         grid = [(10, 10**4), (100, 10**5), (100, 10**6)]
+    before, before_source = pre_fix_module()
+    log(f"before the fix: {before_source}")
     cells = []
     for n, m in grid:
         log(f"n={n} m={m}")
@@ -403,11 +484,19 @@ def run(quick: bool = False) -> dict[str, Any]:
             "n": n,
             "m": m,
             "dropout": DROPOUT,
-            "chainml": {k: round(v, 4) if isinstance(v, float) else v for k, v in ours.items()},
+            "chainml": _rounded(ours),
             "plaintext": {k: round(v, 5) if isinstance(v, float) else v for k, v in plain.items()},
             "bytes_vs_float32": round(ours["bytes_per_client"] / (4 * m), 3),
             "server_vs_plaintext": round(ours["server_s"] / plain["server_s"], 1),
         }
+        if before is not None:
+            old = chainml_round(n, m, before)
+            cell["chainml_before_fix"] = _rounded(old)
+            cell["client_after_vs_before"] = round(ours["client_s"] / old["client_s"], 3)
+            cell["server_after_vs_before"] = round(ours["server_s"] / old["server_s"], 3)
+            cell["bytes_after_vs_before"] = round(
+                ours["bytes_per_client"] / old["bytes_per_client"], 3
+            )
         if flower is not None:
             cell["flower"] = {k: round(v, 4) for k, v in flower.items()}
             cell["client_vs_flower"] = round(ours["client_s"] / flower["client_s"], 3)
@@ -416,12 +505,17 @@ def run(quick: bool = False) -> dict[str, Any]:
                 ours["bytes_per_client"] / flower["bytes_per_client"], 3
             )
         cells.append(cell)
+    sizes = [(64,)] if quick else [(64,), (128,), (320,), (320, 256)]
     result: dict[str, Any] = {
-        "baseline": "plaintext FedAvg and Flower's SecAgg+ (flwr) on the same inputs, same run",
+        "baseline": "plaintext FedAvg, Flower's SecAgg+ (flwr) and chainml's SecAgg+ before "
+        f"the fix of issue 13 ({PRE_FIX}), on the same inputs, same run",
         "flower": "installed" if FLOWER.exists() else "not installed: run scripts/setup-flower.sh",
+        "before_fix": before_source,
+        "parameters": [parameters(n) for n in sorted({4, 5, 10, 12, 20, 30, 31, 50, 100})],
         "cells": cells,
+        "bytes_within_1_1x_float32": all(c["bytes_vs_float32"] <= 1.1 for c in cells),
         "end_to_end": end_to_end(
-            [(64,), (128,), (320,), (320, 256)] + ([(1024, 1024)] if full else [])
+            sizes + ([(1024, 1024)] if full else []), repeats=2 if quick else 3
         ),
         "lattice_commitments": lattice_commitments(),
     }
