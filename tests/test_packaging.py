@@ -28,6 +28,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 EXTRA_OF = {
     "chainml/training/torch_adapter.py": "torch",
     "chainml/ledger/audit/": "dev",  # contract audit tools, left out of the wheel
+    "chainml/ledger/bindgen.py": "dev",  # writes generated.py; left out of the wheel
 }
 # function-local imports of dev-only commands inside runtime modules
 DEV_COMMANDS = {
@@ -133,7 +134,10 @@ def test_the_wheel_carries_no_audit_tools_and_every_contract_artifact() -> None:
     files = {
         f.distribution_path for f in hatchling.WheelBuilder(str(ROOT)).recurse_included_files()
     }
-    assert not [f for f in files if f.startswith("chainml/ledger/audit")]
+    assert not [
+        f for f in files if f.startswith(("chainml/ledger/audit", "chainml/ledger/bindgen"))
+    ]
+    assert "chainml/ledger/generated.py" in files  # what bindgen wrote is runtime code
     assert "chainml/ledger/devchain/chain.py" in files  # the embedded chain is a runtime feature
     for vy in (SRC / "chainml/ledger/contracts").glob("*.vy"):
         assert f"chainml/ledger/artifacts/{vy.stem}.json" in files
