@@ -315,12 +315,6 @@ def test_messages_from_another_round_attempt_or_job_are_refused(other: dict[str,
         adv.fork().clients[1].handle(UnmaskRequest(1, everyone, fresh, stale_entry))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an advert's MAC binds the job (pair key) but not the round or attempt: "
-    "an advert replayed from another round of the same job passes stage 1 (the client "
-    "sends that neighbour its shares); it is caught at stage 2 by the share boxes",
-)
 @pytest.mark.parametrize("other", [{"round": 2}, {"attempt": 1}])
 def test_an_advert_from_another_round_is_refused_at_stage_1(other: dict[str, int]) -> None:
     old, new = _params(6), _params(6, **other)
@@ -368,7 +362,7 @@ def test_round_parameters_are_derived_not_taken() -> None:
         with pytest.raises(AggregateMismatch):  # ...but not under the rule's parameters
             verify_round(p, transcript, server.inputs.__getitem__)
     # one client with tampered parameters among derived ones: refused by the first check
-    # its messages meet (the shares at stage 2: see the strict xfail above for stage 1)
+    # its messages meet, its advert's MAC at stage 1 (the MAC covers the round's context)
     tampered = RoundParams.create(roster, keys, LEN, graph_seed=p.graph_seed, threshold=2, **job)  # type: ignore[arg-type]
     odd = SecAggClient(tampered, 2, IDS[2], np.zeros(LEN), pairs=PAIRS[2])
     adv = _start(p)
@@ -377,8 +371,8 @@ def test_round_parameters_are_derived_not_taken() -> None:
     everyone = tuple(sorted(p.roster))
     adv.run({i: everyone for i in everyone})
     for i in everyone:
-        if i != 2:  # its shares do not open under the round's context
-            assert adv.refused[i][0] == "masked"
+        if i != 2:  # its advert does not authenticate under the round's context
+            assert adv.refused[i][0] == "shares"
             assert "do not authenticate" in str(adv.refused[i][1])
     assert not adv.inputs or set(adv.inputs) == {2}
     # a server that withholds the odd client's shares runs the round without it
@@ -576,3 +570,20 @@ def test_search_complete_graphs(attack: tuple[RoundParams, dict]) -> None:
 @given(_attacks([31, 45, 64, 100]))
 def test_search_sparse_graphs(attack: tuple[RoundParams, dict]) -> None:
     _play(*attack)
+
+
+@pytest.mark.parametrize("n", [5, 12, 40])
+def test_a_client_fed_too_few_adverts_sends_no_share(n: int) -> None:
+    """Selective delivery of adverts: fed m - 1 of them, a client refuses before any share
+    leaves; fed exactly m, it seals shares for those m and nobody else."""
+    p = _params(n)
+    around = sorted(p.neighbours[1])
+    for k in (p.min_partners - 1, p.min_partners):
+        adv = _start(p)
+        plan = _full(p)
+        plan[1] = around[:k]
+        adv.share(plan)
+        if k < p.min_partners:
+            assert isinstance(adv.refused[1][1], TooFewSurvivors) and 1 not in adv.sealed
+        else:
+            assert sorted(adv.sealed[1].ciphertexts) == around[:k]
