@@ -95,7 +95,9 @@ test("the command line exits 0 on an honest round and 3 on a tampered one, one J
 
 /** The honest round with its record and transcript doctored by `edit` (re-stored under
  * their new CIDs, as an aggregator would post them), audited. */
-function doctored(edit: (record: any, transcript: any, put: (b: Uint8Array | string) => string, facts: any) => void) {
+function doctored(
+  edit: (record: any, transcript: any, put: (b: Uint8Array | string) => string, facts: any, plant: (cid: string, b: string) => void) => void,
+) {
   const c = loadCase(join(out, "cases", "honest.json"));
   const extra = new Map<string, Uint8Array>();
   const put = (b: Uint8Array | string): string => {
@@ -109,10 +111,11 @@ function doctored(edit: (record: any, transcript: any, put: (b: Uint8Array | str
   const transcript = JSON.parse(Buffer.from(c.fetch(record.transcript)!).toString());
   const facts = { ...c.facts };
   const before = record.transcript;
-  edit(record, transcript, put, facts);
+  const planted = new Map<string, Uint8Array>();
+  edit(record, transcript, put, facts, (cid, b) => planted.set(cid, new Uint8Array(Buffer.from(b, "utf8"))));
   if (record.transcript === before) record.transcript = put(canonical(transcript));
   if (facts.aggregateCid === c.facts.aggregateCid) facts.aggregateCid = put(canonical(record));
-  return auditRound(facts, (cid) => extra.get(cid) ?? c.fetch(cid));
+  return auditRound(facts, (cid) => planted.get(cid) ?? extra.get(cid) ?? c.fetch(cid));
 }
 
 test("the control: the honest round re-stored through the doctoring path checks out", () => {
@@ -163,6 +166,10 @@ const DOCTORED: Record<string, Parameters<typeof doctored>[0]> = {
     r.aggregation = "krum";
     r.commitments = {};
     r.signatures = {};
+  },
+  "the record under its CID is another record": (r, t, put, facts, plant) => {
+    facts.aggregateCid = put(parseJson(JSON.stringify(r)).canonical);
+    plant(facts.aggregateCid, parseJson(JSON.stringify({ ...r, round: r.round })).canonical + " ");
   },
   "record not JSON": (r, t, put, facts) => (facts.aggregateCid = put("{not json")),
   "record a JSON list": (r, t, put, facts) => (facts.aggregateCid = put("[]")),
