@@ -123,7 +123,7 @@ def test_a_low_order_mask_key_is_refused_before_any_share_leaves():
         advert = SecAggClient(p, j, IDS[j], np.zeros(16)).advertise().for_recipient(1)
         if j == 2:  # the all-zero u-coordinate: order 1 on Curve25519
             bad = dataclasses.replace(advert, pk_s=bytes(32))
-            tag = PairKeys(IDS[2].x25519).tag(p, 2, b"keys", 2, 1, _keys_body(bad, 1))
+            tag = PairKeys(IDS[2].x25519).tag(p, 2, b"keys", 2, 1, _keys_body(p, bad, 1))
             advert = dataclasses.replace(bad, tags={1: tag})
         adverts.append(advert)
     with pytest.raises(ForgedKeys, match="client 2's mask key"):

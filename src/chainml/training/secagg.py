@@ -619,13 +619,14 @@ class PairKeys:
         return self._boxes[slot]
 
 
-def _keys_body(advert: KeyAdvert, recipient: int) -> bytes:
-    """What an advert's MAC for ``recipient`` covers: the mask key, the seed commitment,
-    the root over the dealt shares and ``recipient``'s own share hashes (the signature
-    covers all but the last through EIP-712, for the transcript); the round's context is
-    in the tag's key label and prefix."""
+def _keys_body(params: RoundParams, advert: KeyAdvert, recipient: int) -> bytes:
+    """What an advert's MAC for ``recipient`` covers: the round's context (the pair key is
+    the job's, so the context is what ties the MAC to this round and attempt), the mask
+    key, the seed commitment, the root over the dealt shares and ``recipient``'s own share
+    hashes (the signature covers all but the last through EIP-712, for the transcript)."""
     return (
-        advert.pk_s
+        params.context
+        + advert.pk_s
         + advert.seed_commitment
         + advert.shares_root
         + advert.share_hashes.get(recipient, b"")
@@ -734,7 +735,7 @@ class SecAggClient:
         committed = p.seed_commitment(self.id, self._seed)
         root = shares_root(hashes)
         unsigned = KeyAdvert(self.id, pk_s, committed, root, b"", share_hashes=hashes)
-        tags = {j: self._tag(b"keys", self.id, j, _keys_body(unsigned, j)) for j in mine}
+        tags = {j: self._tag(b"keys", self.id, j, _keys_body(p, unsigned, j)) for j in mine}
         self._stage = "neighbours"
         signature = self.account.sign_digest(p.keys_digest(self.id, pk_s, committed, root))
         return dataclasses.replace(unsigned, signature=signature, tags=tags)
@@ -774,7 +775,9 @@ class SecAggClient:
                 or len(advert.share_hashes.get(self.id, b"")) != 64
             ):
                 raise ForgedKeys(f"client {advert.sender}'s keys are malformed")
-            expected = self._tag(b"keys", advert.sender, self.id, _keys_body(advert, self.id))
+            expected = self._tag(
+                b"keys", advert.sender, self.id, _keys_body(self.params, advert, self.id)
+            )
             if not hmac.compare_digest(advert.tags.get(self.id, b""), expected):
                 raise ForgedKeys(f"client {advert.sender}'s keys do not authenticate")
             try:  # agreed now: a low-order key is refused before any share leaves
