@@ -254,7 +254,7 @@ def test_a_class_that_ignores_the_input_is_refused_in_both_modes_alike():
     params["w1"][:, 1] = 0.0
     with pytest.raises(UnsupportedModel, match="class 1"):
         compile_model(params, "square")
-    with pytest.raises(UnsupportedModel, match="no hidden unit"):
+    with pytest.raises(UnsupportedModel, match="no unit of hidden layer 0"):
         compile_model({**params, "w0": np.zeros((8, 4))}, "square")
 
 
@@ -339,3 +339,23 @@ def test_mlp_fit_defaults_converge_with_x2(digits):
     model.fit(digits.x_train, digits.y_train, epochs=20, seed=0)
     assert all(np.isfinite(v).all() for v in model.params.values())
     assert model.accuracy(digits.x_test, digits.y_test) > 0.93
+
+
+def test_an_mlp_with_two_hidden_layers_agrees_in_both_modes(digits):
+    """64→32→16→10 with x² after each hidden layer (depth 5: the compiler moves to
+    N = 16384), trained with MLP.fit's defaults, in latency and throughput mode."""
+    model = MLP(64, 10, (32, 16), activation="square", seed=0)
+    for epoch in range(20):
+        model.fit(digits.x_train, digits.y_train, epochs=1, seed=epoch)
+    assert model.accuracy(digits.x_test, digits.y_test) > 0.93
+    plan = compile_model(model)
+    assert plan.depth == 5 and plan.layout == "diagonal"
+    assert plan.parameters.poly_degree == 16384
+    client, provider = _setup(plan)
+    x = digits.x_test[:60]
+    want = model.logits(x)
+    for i in range(3):
+        assert np.abs(_query(client, provider, x[i]) - want[i]).max() < 1e-3
+    got = client.decrypt_batch(provider.evaluate_batch(client.encrypt_batch(x)), len(x))
+    assert np.abs(got - want).max() < 1e-3
+    assert (got.argmax(1) == model.predict(x)).all()

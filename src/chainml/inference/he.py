@@ -4,9 +4,9 @@ The client makes the keys and keeps the secret one; the provider gets only the p
 evaluation keys (relinearisation, and Galois keys for exactly the rotations its plan uses)
 and computes on ciphertexts.  A trained model is compiled into a plan:
 
-- **logistic regression** (``x W + b``: depth 1) and **an MLP with one hidden layer and
-  the x² activation** (``(x W1 + b1)² W2 + b2``: depth 3, trained with x² so that
-  accuracy holds encrypted);
+- **logistic regression** (``x W + b``: depth 1) and **an MLP with any number of hidden
+  layers and the x² activation** (``(x W1 + b1)² W2 + b2``: depth 3 for one hidden layer,
+  2L + 1 for L; trained with x² so that accuracy holds encrypted);
 - **an input range** per feature (given, measured on calibration data, or by default the
   [0, 1] of chainml's data sets widened by half its span on each side): interval
   arithmetic over that box bounds every logit, and the compiler gives the last prime of
@@ -27,12 +27,14 @@ Two modes:
   class k in slot k.  For a regression B = P and class k ends in the first slot of
   block k.  Digits (64 features, 32 hidden, 10 classes): P = 64, B = 128, 11 Galois keys.
 - **latency, diagonal layout** — for shapes the blocks cannot hold (784 features, many
-  hidden units or classes): with Q the next power of two of the hidden units and classes
+  hidden units or classes, more than one hidden layer): with Q the next power of two of
+  the widest layer's units
   (classes for a regression) and P ≥ Q, each layer is a sum over Q generalised diagonals
   (Halevi–Shoup), computed baby-step giant-step (√Q baby rotations of the input, √Q
   giant rotations of partial sums, one rescale per layer); the first layer's P-periodic
-  sum is folded to a Q-periodic vector (log2(P/Q) rotations), and class k ends in slot k.
-  784→32→10: 25 rotations.
+  sum is folded to a Q-periodic vector (log2(P/Q) rotations); every later layer maps a
+  Q-periodic vector to one, with the same rotation keys, and class k ends in slot k.
+  784→32→10: 15 Galois keys.
 - **throughput** — many queries, one ciphertext per feature with a query per slot; each
   neuron is a sum of plaintext-scalar products with one rescale, not one per product.
 
@@ -297,7 +299,8 @@ class PlanShape:
         problems = [
             (p.poly_degree not in MAX_BITS, "ring degree"),
             (sum(p.coeff_bits) > MAX_BITS.get(p.poly_degree, 0), "modulus over 128-bit bound"),
-            (len(p.coeff_bits) != self.depth + 2 or self.depth not in (1, 3), "depth"),
+            (len(p.coeff_bits) != self.depth + 2 or self.depth % 2 != 1, "depth"),
+            (self.depth > 1 and self.regression, "depth"),
             (not MIN_SCALE_BITS <= p.scale_bits <= SCALE_BITS, "scale"),
             (self.layout not in ("block", "diagonal"), "layout"),
             (not 0 < self.n_features <= self.period <= p.slots, "layout"),
@@ -322,18 +325,33 @@ class Plan:
     """A model compiled for CKKS: weights in float64, the input range it was compiled
     for, and the parameters and layout its evaluation uses."""
 
-    w1: NDArray[np.float64]
-    b1: NDArray[np.float64]
-    w2: NDArray[np.float64] | None  # None: logistic regression
-    b2: NDArray[np.float64] | None
+    weights: tuple[NDArray[np.float64], ...]  # one per layer; one layer: a regression
+    biases: tuple[NDArray[np.float64], ...]
     input_low: NDArray[np.float64]
     input_high: NDArray[np.float64]
     logit_bound: float
     parameters: HEParameters
 
     @property
+    def w1(self) -> NDArray[np.float64]:
+        return self.weights[0]
+
+    @property
+    def b1(self) -> NDArray[np.float64]:
+        return self.biases[0]
+
+    @property
+    def w2(self) -> NDArray[np.float64] | None:
+        """The second layer's weights (None for a regression)."""
+        return self.weights[1] if len(self.weights) > 1 else None
+
+    @property
+    def b2(self) -> NDArray[np.float64] | None:
+        return self.biases[1] if len(self.biases) > 1 else None
+
+    @property
     def regression(self) -> bool:
-        return self.w2 is None
+        return len(self.weights) == 1
 
     @property
     def shape(self) -> PlanShape:
@@ -354,7 +372,7 @@ class Plan:
 
     @property
     def depth(self) -> int:
-        return 1 if self.w2 is None else 3
+        return 2 * len(self.weights) - 1  # a product per layer, a square per hidden one
 
     @property
     def n_features(self) -> int:
@@ -362,14 +380,17 @@ class Plan:
 
     @property
     def n_hidden(self) -> int:
-        return 0 if self.w2 is None else int(self.w1.shape[1])
+        """The widest hidden layer (0 for a regression)."""
+        return max((int(w.shape[1]) for w in self.weights[:-1]), default=0)
 
     @property
     def n_classes(self) -> int:
-        return int((self.w1 if self.w2 is None else self.w2).shape[1])
+        return int(self.weights[-1].shape[1])
 
     def _fits_blocks(self) -> bool:
         p0 = _pow2(self.n_features)
+        if len(self.weights) > 2:
+            return False
         if self.w2 is None:
             return self.n_classes * p0 <= self.parameters.slots
         return self.n_hidden * _pow2(p0 + self.n_classes - 1) <= self.parameters.slots
@@ -419,11 +440,12 @@ class Plan:
         return within + across
 
     def plaintext(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        z = x @ self.w1 + self.b1
-        if self.w2 is None:
-            return np.asarray(z)
-        assert self.b2 is not None
-        return np.asarray((z * z) @ self.w2 + self.b2)
+        h = np.asarray(x, dtype=np.float64)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = h @ w + b
+            if i < len(self.weights) - 1:
+                h = h * h
+        return np.asarray(h)
 
 
 def _interval(
@@ -454,8 +476,8 @@ def compile_model(
     calibration: NDArray[np.float64] | None = None,
     margin: float = 0.25,
 ) -> Plan:
-    """A plan for a logistic regression (``w``, ``b``) or a one-hidden-layer MLP with the
-    x² activation (``w0, b0, w1, b1``).
+    """A plan for a logistic regression (``w``, ``b``) or an MLP with the x² activation
+    after each hidden layer (``w0, b0, w1, b1, …``).
 
     ``model`` is a model (its ``params`` and ``activation`` are used) or a mapping of
     parameters (then ``activation="square"`` names an MLP's activation).  The input range
@@ -474,34 +496,37 @@ def compile_model(
         raise UnsupportedModel(f"parameters are not numeric arrays: {exc}") from None
     if not all(np.isfinite(v).all() for v in p.values()):
         raise UnsupportedModel("the model has weights that are not finite (NaN or infinity)")
+    hidden = sum(1 for k in p if k.startswith("w") and k[1:].isdigit())
     if set(p) == {"w", "b"}:
-        w1, b1, w2, b2 = p["w"], p["b"], None, None
-    elif set(p) == {"w0", "b0", "w1", "b1"}:
+        weights, biases = [p["w"]], [p["b"]]
+    elif hidden >= 2 and set(p) == {f"{c}{i}" for i in range(hidden) for c in "wb"}:
         if activation != "square":
-            raise UnsupportedModel("CKKS evaluates the MLP only with the x² activation")
-        w1, b1, w2, b2 = p["w0"], p["b0"], p["w1"], p["b1"]
+            raise UnsupportedModel("CKKS evaluates an MLP only with the x² activation")
+        weights = [p[f"w{i}"] for i in range(hidden)]
+        biases = [p[f"b{i}"] for i in range(hidden)]
     else:
-        raise UnsupportedModel("a logistic regression or a one-hidden-layer MLP")
-    if w1.ndim != 2 or b1.shape != (w1.shape[1],) or 0 in w1.shape:
-        raise UnsupportedModel("the first layer's weights and bias do not fit together")
-    if w2 is not None:
-        assert b2 is not None
-        if w2.ndim != 2 or w2.shape[0] != w1.shape[1] or b2.shape != (w2.shape[1],):
-            raise UnsupportedModel("the second layer does not fit the first")
-        live = np.any(w1 != 0.0, axis=0)
+        raise UnsupportedModel("a logistic regression (w, b) or an MLP (w0, b0, w1, b1, …)")
+    width = None
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        if w.ndim != 2 or b.shape != (w.shape[1],) or 0 in w.shape:
+            raise UnsupportedModel(f"layer {i}'s weights and bias do not fit together")
+        if width is not None and w.shape[0] != width:
+            raise UnsupportedModel(f"layer {i} does not fit the layer before it")
+        width = w.shape[1]
+    for i in range(len(weights) - 1):
+        live = np.any(weights[i] != 0.0, axis=0)
         if not live.any():
-            raise UnsupportedModel("no hidden unit depends on the input")
-        # a unit with no input weights is the constant b1_j: fold b1_j² w2_j into the bias
-        b2 = b2 + (b1[~live] ** 2) @ w2[~live]
-        w1, b1, w2 = w1[:, live], b1[live], w2[live]
-    out = w1 if w2 is None else w2
-    if out.shape[1] == 0:
-        raise UnsupportedModel("a model with no classes")
-    dead = np.flatnonzero(~np.any(out != 0.0, axis=0))
+            raise UnsupportedModel(f"no unit of hidden layer {i} depends on the input")
+        # a unit with no input weights is the constant b_j: fold b_j² w_next[j] into the
+        # next layer's bias
+        biases[i + 1] = biases[i + 1] + (biases[i][~live] ** 2) @ weights[i + 1][~live]
+        weights[i], biases[i] = weights[i][:, live], biases[i][live]
+        weights[i + 1] = weights[i + 1][live]
+    dead = np.flatnonzero(~np.any(weights[-1] != 0.0, axis=0))
     if len(dead):
         raise UnsupportedModel(f"class {int(dead[0])}'s logit does not depend on the input")
 
-    n_features = w1.shape[0]
+    n_features = weights[0].shape[0]
     if calibration is not None:
         cal = np.asarray(calibration, dtype=np.float64)
         if cal.ndim != 2 or cal.shape[1] != n_features or not len(cal):
@@ -520,17 +545,21 @@ def compile_model(
     if not (np.isfinite(low).all() and np.isfinite(high).all() and (low <= high).all()):
         raise UnsupportedModel("the input range must be finite with low <= high")
 
-    zlo, zhi = _interval(w1, b1, low, high)
-    if w2 is None:
-        bound = float(np.max(np.maximum(np.abs(zlo), np.abs(zhi))))
-    else:
-        assert b2 is not None
-        sq_hi = np.maximum(zlo**2, zhi**2)
-        sq_lo = np.where((zlo <= 0) & (zhi >= 0), 0.0, np.minimum(zlo**2, zhi**2))
-        olo, ohi = _interval(w2, b2, sq_lo, sq_hi)
-        bound = float(np.max(np.maximum(np.abs(olo), np.abs(ohi))))
+    lo, hi, inner = low, high, 0.0
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        lo, hi = _interval(w, b, lo, hi)
+        if i < len(weights) - 1:
+            square_hi = np.maximum(lo**2, hi**2)
+            lo = np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(lo**2, hi**2))
+            hi = square_hi
+            inner = max(inner, float(hi.max()))
+    bound = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))
+    # a hidden value sits over at least one more prime than the logits: 2^40 is far inside
+    if not inner <= 2.0**40:
+        raise UnsupportedModel("hidden values over the input range could overflow")
+    depth = 2 * len(weights) - 1
     plan = Plan(
-        w1, b1, w2, b2, low, high, bound, HEParameters.for_bound(3 if w2 is not None else 1, bound)
+        tuple(weights), tuple(biases), low, high, bound, HEParameters.for_bound(depth, bound)
     )
     if plan.period > plan.parameters.slots:
         raise UnsupportedModel(
@@ -737,17 +766,21 @@ class HEProvider:
 
     def _diagonal_layouts(self) -> dict[str, list[float]]:
         p, q, slots = self.plan, self.plan.block, self.parameters.slots
-        m1 = np.zeros((q, p.period))
-        m1[: p.w1.shape[1], : p.n_features] = p.w1.T
-        b1 = np.zeros(q)
-        b1[: p.w1.shape[1]] = p.b1
-        layouts = {**self._diagonals("w1", m1, p.period, q), "b1": np.tile(b1, slots // q).tolist()}
-        if p.w2 is not None and p.b2 is not None:
-            m2 = np.zeros((q, q))
-            m2[: p.n_classes, : p.n_hidden] = p.w2.T
-            b2 = np.zeros(slots)
-            b2[: p.n_classes] = p.b2
-            layouts |= {**self._diagonals("w2", m2, q, q), "b2": b2.tolist()}
+        layouts: dict[str, list[float]] = {}
+        last = len(p.weights) - 1
+        for i, (w, b) in enumerate(zip(p.weights, p.biases, strict=True)):
+            width = p.period if i == 0 else q
+            m = np.zeros((q, width))
+            m[: w.shape[1], : w.shape[0]] = w.T
+            layouts |= self._diagonals(f"w{i}", m, width, q)
+            if i < last:  # Q-periodic, like the hidden vector it is added to
+                tiled = np.zeros(q)
+                tiled[: len(b)] = b
+                layouts[f"b{i}"] = np.tile(tiled, slots // q).tolist()
+            else:  # the logits: class k in slot k only
+                logits = np.zeros(slots)
+                logits[: len(b)] = b
+                layouts[f"b{i}"] = logits.tolist()
         return layouts
 
     def _diagonal_product(self, ct: Any, name: str) -> Any:
@@ -784,16 +817,16 @@ class HEProvider:
 
     def _evaluate_diagonal(self, ct: Any) -> bytes:
         p = self.plan
-        ct = self._diagonal_product(ct, "w1")
-        self._rotate_sum(ct, [p.block << k for k in range((p.period // p.block).bit_length() - 1)])
-        self._ev.add_plain_inplace(ct, self._layout("b1", ct, ct.scale))
-        if p.w2 is None:
-            return _save(ct)
-        self._ev.square_inplace(ct)
-        self._ev.relinearize_inplace(ct, self._relin)
-        self._ev.rescale_to_next_inplace(ct)
-        ct = self._diagonal_product(ct, "w2")
-        self._ev.add_plain_inplace(ct, self._layout("b2", ct, ct.scale))
+        folds = [p.block << k for k in range((p.period // p.block).bit_length() - 1)]
+        for i in range(len(p.weights)):
+            if i:
+                self._ev.square_inplace(ct)
+                self._ev.relinearize_inplace(ct, self._relin)
+                self._ev.rescale_to_next_inplace(ct)
+            ct = self._diagonal_product(ct, f"w{i}")
+            if i == 0:
+                self._rotate_sum(ct, folds)
+            self._ev.add_plain_inplace(ct, self._layout(f"b{i}", ct, ct.scale))
         return _save(ct)
 
     def _layout(self, name: str, ct: Any, scale: float | None = None) -> Any:
@@ -874,15 +907,15 @@ class HEProvider:
 
     def _evaluate_batch(self, cts: list[Any]) -> list[bytes]:
         p = self.plan
-        layer = self._dense(cts, p.w1, p.b1)
-        if p.w2 is None:
-            return [_save(c) for c in layer]
-        assert p.b2 is not None
-        for c in layer:
-            self._ev.square_inplace(c)
-            self._ev.relinearize_inplace(c, self._relin)
-            self._ev.rescale_to_next_inplace(c)
-        return [_save(c) for c in self._dense(layer, p.w2, p.b2)]
+        layer = cts
+        for i, (w, b) in enumerate(zip(p.weights, p.biases, strict=True)):
+            if i:
+                for c in layer:
+                    self._ev.square_inplace(c)
+                    self._ev.relinearize_inplace(c, self._relin)
+                    self._ev.rescale_to_next_inplace(c)
+            layer = self._dense(layer, w, b)
+        return [_save(c) for c in layer]
 
     def _dense(self, cts: list[Any], w: NDArray[np.float64], b: NDArray[np.float64]) -> list[Any]:
         """Each output a sum of plaintext-scalar products, rescaled once (the compiler
