@@ -93,7 +93,7 @@ def _audit(
     record.setdefault("transcript", store.put(canonical.encode()))
     chain = _Chain(
         config,
-        store.put(json.dumps(record).encode()),
+        store.put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()),
         _root(JOB, ROUND, result.transcript.leaves(params)),
         _bitmap(result.survivors),
     )

@@ -127,12 +127,6 @@ def test_an_honest_round_checks_out_after_a_trainer_rotates_its_key(tmp_path: Pa
     assert audit_round(chain, store, JOB, ROUND) == tuple(ROSTER)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # "DID NOT RAISE": accepted
-    reason="known issue 15 of docs/protocol/secagg.md: the round record is read with "
-    "json.loads (a duplicate key keeps its last value), not refused unless canonical",
-)
 def test_a_record_with_a_duplicate_key_is_refused(tmp_path: Path) -> None:
     """Two parsers could audit different transcripts from one record: one that keeps the
     first of two ``transcript`` keys reads a missing blob, chainml the last."""

@@ -1045,7 +1045,10 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
     info = cm.jobs.round(job_id, round_no)
     job = cm.jobs.job(job_id)
     try:
-        record = json.loads(store.get(info.aggregate_cid))
+        raw_record = store.get(info.aggregate_cid)
+        record = json.loads(raw_record)
+        if json.dumps(record, sort_keys=True, separators=(",", ":")).encode() != raw_record:
+            raise AggregateMismatch(f"round {round_no}: the record is not in its canonical form")
         raw_config = record["config"].encode()
         if keccak256(raw_config) != job.params.config_hash:
             raise AggregateMismatch(
