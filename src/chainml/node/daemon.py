@@ -425,9 +425,8 @@ def run(config: NodeConfig) -> None:
             log_level="warning",
             access_log=False,
             log_config=None,  # uvicorn's records go through the node's JSON lines
-            http=guarded_h11(limits.header_timeout),
+            http=guarded_h11(limits.header_timeout, 4 * limits.max_in_flight),
             timeout_keep_alive=5,
-            limit_concurrency=4 * limits.max_in_flight,  # connections: 503 past this
             h11_max_incomplete_event_size=16 * 1024,  # request line and headers
         )
     )
@@ -503,16 +502,19 @@ def _round_roles(
     return dispatcher
 
 
-def spawn(config: Path, password: str, *, quiet: bool = False) -> subprocess.Popen[bytes]:
+def spawn(
+    config: Path, password: str, *, quiet: bool = False, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     """``chainml node run --config config`` as a child process, the password in its
-    environment only."""
-    out = subprocess.DEVNULL if quiet else subprocess.PIPE
-    return subprocess.Popen(
-        [sys.executable, "-m", "chainml.cli.main", "node", "run", "--config", str(config)],
-        env=dict(os.environ, CHAINML_PASSWORD=password),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    environment only; its output in a pipe, discarded (``quiet``) or appended to ``log``
+    (which no reader has to keep draining)."""
+    argv = [sys.executable, "-m", "chainml.cli.main", "node", "run", "--config", str(config)]
+    env = dict(os.environ, CHAINML_PASSWORD=password)
+    if log is not None:
+        with Path(log).open("ab") as out:
+            return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    pipe = subprocess.DEVNULL if quiet else subprocess.PIPE
+    return subprocess.Popen(argv, env=env, stdout=pipe, stderr=subprocess.STDOUT)
 
 
 def wait_ready(
