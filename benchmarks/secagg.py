@@ -460,6 +460,10 @@ def lattice_commitments(n: int = 100, m: int = 10**6) -> dict[str, Any]:
     }
 
 
+def _cost(figures: dict[str, Any]) -> float:
+    return float(figures["client_s"] + figures["server_s"])
+
+
 def _rounded(figures: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
 
@@ -468,8 +472,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     full = bool(os.environ.get("CHAINML_BENCH_FULL")) and not quick
     if full:
         grid = [(n, m) for n in (10, 50, 100) for m in (10**4, 10**5, 10**6)]
-    elif quick:  # under a minute on a loaded two-core machine
-        grid = [(10, 10**4), (100, 10**5)]
+    elif quick:  # under a minute on a loaded two-core machine, Flower included
+        grid = [(10, 10**4), (50, 10**5)]
     else:
         grid = [(10, 10**4), (100, 10**5), (100, 10**6)]
     before, before_source = pre_fix_module()
@@ -478,6 +482,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     for n, m in grid:
         log(f"n={n} m={m}")
         ours = chainml_round(n, m)
+        old = chainml_round(n, m, before) if before is not None else None
+        for _ in range(0 if quick else 1):  # interleaved again: the faster of two counts
+            ours = min(ours, chainml_round(n, m), key=_cost)
+            if before is not None and old is not None:
+                old = min(old, chainml_round(n, m, before), key=_cost)
         plain = plaintext_round(n, m)
         flower = flower_round(n, m, ours["degree"], ours["threshold"])
         cell: dict[str, Any] = {
@@ -489,8 +498,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "bytes_vs_float32": round(ours["bytes_per_client"] / (4 * m), 3),
             "server_vs_plaintext": round(ours["server_s"] / plain["server_s"], 1),
         }
-        if before is not None:
-            old = chainml_round(n, m, before)
+        if old is not None:
             cell["chainml_before_fix"] = _rounded(old)
             cell["client_after_vs_before"] = round(ours["client_s"] / old["client_s"], 3)
             cell["server_after_vs_before"] = round(ours["server_s"] / old["server_s"], 3)
