@@ -208,7 +208,7 @@ def static_vectors() -> dict[str, Any]:
     share_hashes = {j: fixed(f"hash-key/1/{j}") + fixed(f"hash-seed/1/{j}") for j in holders}
     root = shares_root(share_hashes)
     commitment1 = p.seed_commitment(1, seed1)
-    body_keys = mask1.public_bytes + commitment1 + root + share_hashes[2]
+    body_keys = p.context + mask1.public_bytes + commitment1 + root + share_hashes[2]
     partners = (2, 3, 4)
     survivors = (1, 2, 3, 4)
     out["pair"] = {

@@ -161,7 +161,7 @@ def test_pair_keys_macs_and_share_box_with_chainml():
         b"",
         share_hashes={int(j): B(h) for j, h in mk["advert"]["share_hashes"].items()},
     )
-    assert secagg._keys_body(advert, 2).hex() == mk["body"]
+    assert secagg._keys_body(p, advert, 2).hex() == mk["body"]
     mp = pv["mac_partners"]
     assert secagg._partners_body(p, tuple(mp["partners"])).hex() == mp["body"]
     assert pairs2.tag(p, 2, b"partners", 1, 2, B(mp["body"])).hex() == mp["tag"]
@@ -446,7 +446,8 @@ def test_pair_keys_macs_and_share_box_independently():
     adv = mk["advert"]
     assert r.seed_commitment(1, B(adv["seed"])).hex() == adv["seed_commitment"]
     body = (
-        B(adv["mask_key"])
+        r.context
+        + B(adv["mask_key"])
         + B(adv["seed_commitment"])
         + B(adv["shares_root"])
         + B(adv["share_hashes"]["2"])
@@ -616,7 +617,7 @@ def test_wire_messages_check_out_independently():
     assert ind.shares_root({int(j): B(h) for j, h in hashes.items()}) == B(root)
     k = {j: r.pair_key(sender, B(who[str(sender)]["x25519_key"]), j) for j in r.neighbours[sender]}
     for j in r.neighbours[sender]:
-        body = B(pk) + B(seed_c) + B(root) + B(hashes[str(j)])
+        body = r.context + B(pk) + B(seed_c) + B(root) + B(hashes[str(j)])
         assert ind.mac(k[j], b"keys", sender, j, body).hex() == tags[str(j)]
     # the sealed shares from this sender open for each neighbour and match the hashes
     sealed = m["SealedShares"]
