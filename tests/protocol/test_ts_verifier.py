@@ -4,7 +4,8 @@ a dev chain in its own process. What it reads is what any auditor reads: the cha
 job's configuration hash and clip bound, each round's record CID, root and bitmap, the
 participants and their registered X25519 keys) and the public blobs those CIDs name.
 
-Both of a plain job's and a verifiable job's rounds check out; the same record with its
+Both of a plain job's and a verifiable job's rounds check out, whether the verifier is
+handed the chain's facts or reads them itself over JSON-RPC (with the committed ABIs); the same record with its
 sum one unit off (a new transcript, a new record, as a lying aggregator would post) and
 the true record with a wrong bitmap are refused (exit 3). chainml's own audit counts the
 same trainers."""
@@ -86,9 +87,11 @@ def _case(cm: Any, store: LocalBlobStore, job_id: int, round_no: int, out: Path)
 
 def _verify(node: Path, case: dict[str, Any], path: Path) -> tuple[int, dict[str, Any]]:
     path.write_text(json.dumps(case))
-    done = subprocess.run(
-        [str(node), str(CLI), str(path)], capture_output=True, text=True, timeout=120
-    )
+    return _run(node, str(path))
+
+
+def _run(node: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run([str(node), str(CLI), *args], capture_output=True, text=True, timeout=120)
     assert done.stderr == "", done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -137,6 +140,15 @@ def test_the_ts_verifier_audits_rounds_run_by_node_processes(
             assert code == 0 and result["ok"], result
             assert result["counted"] == [1, 2, 3, 4] == list(audit_round(cm, store, job_id, 1))
             assert len(result["sum"]) == PLAIN.vector_len()
+            # the same round, the verifier reading the chain itself over JSON-RPC
+            args = ["--rpc", chain.url, "--jobs", cm.jobs.address, "--job", str(job_id)]
+            code, by_rpc = _run(verifier, *args, "--round", "1", "--blobs", str(out / "blobs"))
+            assert code == 0 and (by_rpc["counted"], by_rpc["sum"]) == (
+                result["counted"],
+                result["sum"],
+            )
+            code, none = _run(verifier, *args, "--round", "2", "--blobs", str(out / "blobs"))
+            assert (code, none["ok"], none["check"]) == (3, False, "cid")
             code, result = _verify(verifier, _one_unit_off(case, out), out / "off.json")
             want = "10.1/9 compare" if name == "plain" else "10.2/5 commitment"
             assert (code, result["ok"], result["check"]) == (3, False, want)

@@ -36,11 +36,14 @@ export function loadCase(path: string): Case {
     roster: idMap(doc.roster, (x) => x),
     keys: idMap(doc.keys, (x) => unhex(x, 32)),
   };
-  const dir = resolve(dirname(path), (doc.blobs as string) ?? "blobs");
-  const fetch = (cid: string): Uint8Array | undefined => {
+  return { facts, fetch: blobFolder(resolve(dirname(path), (doc.blobs as string) ?? "blobs")) };
+}
+
+/** Blobs from a folder, each file named by its CID (the verifier checks every CID itself). */
+export function blobFolder(dir: string): (cid: string) => Uint8Array | undefined {
+  return (cid: string) => {
     if (!/^[A-Za-z0-9]+$/.test(cid)) return undefined;
     const f = join(dir, cid);
     return existsSync(f) ? new Uint8Array(readFileSync(f)) : undefined;
   };
-  return { facts, fetch };
 }

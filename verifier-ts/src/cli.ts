@@ -1,29 +1,60 @@
-/** `node dist/src/cli.js CASE.json …`: audit each round; prints one JSON line per round.
- * Exit 0 when every round checks out, 3 when one is refused, 2 on a case file it cannot read. */
-import { loadCase } from "./case.js";
+/** Audit recorded rounds; one JSON line per round on stdout.
+ *
+ *     node dist/src/cli.js CASE.json …
+ *     node dist/src/cli.js --rpc URL --jobs 0x… --job N --round R --blobs DIR [--abi DIR]
+ *
+ * The first reads each round's chain facts from a case file (src/case.ts); the second reads
+ * them from an Ethereum JSON-RPC endpoint with the committed ABIs (default: the repository's
+ * src/chainml/ledger/artifacts). Exit 0 when every round checks out, 3 when one is refused,
+ * 2 when the input cannot be read. */
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { blobFolder, Case, loadCase } from "./case.js";
+import { readChainFacts } from "./chain.js";
 import { VerificationError } from "./errors.js";
 import { auditRound } from "./verify.js";
 
-let status = 0;
-const paths = process.argv.slice(2);
-if (paths.length === 0) {
-  console.error("usage: cli.js CASE.json [CASE.json …]");
+const DEFAULT_ABI = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "chainml", "ledger", "artifacts");
+
+function usage(msg: string): never {
+  console.error(`${msg}\nusage: cli.js CASE.json … | cli.js --rpc URL --jobs ADDR --job N --round R --blobs DIR [--abi DIR]`);
   process.exit(2);
 }
-for (const path of paths) {
-  let c;
-  try {
-    c = loadCase(path);
-  } catch (e) {
-    console.error(`${path}: ${(e as Error).message}`);
-    process.exit(2);
+
+async function cases(argv: string[]): Promise<[string, Case][]> {
+  if (argv[0] !== "--rpc") {
+    return argv.map((path) => {
+      try {
+        return [path, loadCase(path)];
+      } catch (e) {
+        return usage(`${path}: ${(e as Error).message}`);
+      }
+    });
   }
+  const opts = new Map<string, string>();
+  for (let k = 0; k < argv.length; k += 2) {
+    if (!argv[k].startsWith("--") || argv[k + 1] === undefined) usage(`bad option ${argv[k]}`);
+    opts.set(argv[k].slice(2), argv[k + 1]);
+  }
+  for (const need of ["rpc", "jobs", "job", "round", "blobs"]) if (!opts.has(need)) usage(`--${need} is required`);
+  try {
+    const facts = await readChainFacts(opts.get("rpc")!, opts.get("jobs")!, BigInt(opts.get("job")!), BigInt(opts.get("round")!), opts.get("abi") ?? DEFAULT_ABI);
+    return [[`${opts.get("rpc")} job ${opts.get("job")} round ${opts.get("round")}`, { facts, fetch: blobFolder(opts.get("blobs")!) }]];
+  } catch (e) {
+    return usage(`reading the chain: ${(e as Error).message}`);
+  }
+}
+
+const argv = process.argv.slice(2);
+if (argv.length === 0) usage("nothing to audit");
+let status = 0;
+for (const [name, c] of await cases(argv)) {
   try {
     const r = auditRound(c.facts, c.fetch);
-    console.log(JSON.stringify({ case: path, ok: true, aggregation: r.aggregation, counted: r.counted, sum: r.sum }));
+    console.log(JSON.stringify({ case: name, ok: true, aggregation: r.aggregation, counted: r.counted, sum: r.sum }));
   } catch (e) {
     if (!(e instanceof VerificationError)) throw e;
-    console.log(JSON.stringify({ case: path, ok: false, check: e.check, error: e.message }));
+    console.log(JSON.stringify({ case: name, ok: false, check: e.check, error: e.message }));
     status = 3;
   }
 }

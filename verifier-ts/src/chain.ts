@@ -1,0 +1,156 @@
+/** What an auditor reads from the chain, over Ethereum JSON-RPC (`eth_chainId`,
+ * `eth_call`), with the committed ABIs (src/chainml/ledger/artifacts/*.json) and nothing
+ * else: the job (clip bound, configuration hash, participant count), the round (record CID,
+ * commitment root, bitmap), the roster (`participant_at`, docs/protocol/secagg.md §11.1) and
+ * each participant's registered X25519 key (`Registry.identities`). Read at the latest block
+ * (see secagg.md §15, item 4: a key rotated since the round makes the audit refuse it). */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { abi, ascii, beInt, hex, unhex } from "./bytes.js";
+import { keccak256 } from "./primitives.js";
+import { ChainFacts } from "./verify.js";
+
+interface AbiParam {
+  name: string;
+  type: string;
+  components?: AbiParam[];
+}
+interface AbiFunction {
+  type: string;
+  name: string;
+  inputs: AbiParam[];
+  outputs: AbiParam[];
+}
+
+export type Decoded = bigint | string | boolean | Uint8Array | Decoded[] | { [k: string]: Decoded };
+
+export class ChainError extends Error {}
+
+function canonicalType(p: AbiParam): string {
+  if (p.type.startsWith("tuple")) return `(${p.components!.map(canonicalType).join(",")})${p.type.slice(5)}`;
+  return p.type;
+}
+
+const isDynamic = (p: AbiParam): boolean =>
+  p.type === "string" || p.type === "bytes" || p.type.endsWith("[]") || (p.type === "tuple" && p.components!.some(isDynamic));
+
+function word(data: Uint8Array, at: number): Uint8Array {
+  if (at + 32 > data.length) throw new ChainError("ABI data too short");
+  return data.subarray(at, at + 32);
+}
+
+/** Decode a tuple of `params` whose encoding starts at `base`. */
+function decodeTuple(params: AbiParam[], data: Uint8Array, base: number): { [k: string]: Decoded } {
+  const out: { [k: string]: Decoded } = {};
+  let head = base; // heads are laid out one after another; offsets count from `base`
+  params.forEach((p, k) => {
+    const name = p.name || String(k);
+    if (isDynamic(p)) {
+      const at = base + Number(beInt(word(data, head)));
+      if (p.type === "string" || p.type === "bytes") {
+        const len = Number(beInt(word(data, at)));
+        if (at + 32 + len > data.length) throw new ChainError("ABI data too short");
+        const b = data.subarray(at + 32, at + 32 + len);
+        out[name] = p.type === "string" ? new TextDecoder("utf-8", { fatal: true }).decode(b) : b;
+      } else if (p.type === "tuple") out[name] = decodeTuple(p.components!, data, at);
+      else throw new ChainError(`ABI type ${p.type} not supported`);
+      head += 32;
+    } else if (p.type === "tuple") {
+      // a static tuple is inline, its fields one after another
+      out[name] = decodeTuple(p.components!, data, head);
+      head += 32 * staticWords(p);
+    } else {
+      const w = word(data, head);
+      if (p.type === "address") out[name] = "0x" + hex(w.subarray(12));
+      else if (p.type === "bool") out[name] = w[31] === 1;
+      else if (p.type.startsWith("bytes")) out[name] = w.slice(0, Number(p.type.slice(5)));
+      else if (p.type.startsWith("uint")) out[name] = beInt(w);
+      else throw new ChainError(`ABI type ${p.type} not supported`);
+      head += 32;
+    }
+  });
+  return out;
+}
+
+function staticWords(p: AbiParam): number {
+  return p.type === "tuple" ? p.components!.reduce((a, c) => a + staticWords(c), 0) : 1;
+}
+
+export class Contract {
+  private readonly fns = new Map<string, AbiFunction>();
+  constructor(
+    private readonly rpc: Rpc,
+    readonly address: string,
+    abiJson: unknown,
+  ) {
+    const list = (Array.isArray(abiJson) ? abiJson : (abiJson as { abi: unknown[] }).abi) as AbiFunction[];
+    for (const f of list) if (f.type === "function") this.fns.set(f.name, f);
+  }
+
+  /** eth_call of a view function with uint256/address arguments; returns its one output. */
+  async call(name: string, ...args: (bigint | number | string)[]): Promise<Decoded> {
+    const f = this.fns.get(name);
+    if (!f) throw new ChainError(`no function ${name} in the ABI`);
+    const sig = `${f.name}(${f.inputs.map(canonicalType).join(",")})`;
+    const selector = keccak256(ascii(sig)).subarray(0, 4);
+    const encoded = f.inputs.map((p, k) =>
+      p.type === "address" ? abi({ address: String(args[k]) }) : abi({ uint256: BigInt(args[k] as bigint) }),
+    );
+    const data = "0x" + hex(selector) + encoded.map(hex).join("");
+    const result = (await this.rpc.request("eth_call", [{ to: this.address, data }, "latest"])) as string;
+    if (typeof result !== "string" || !/^0x([0-9a-fA-F]{2})*$/.test(result)) throw new ChainError(`${name}: not hex data`);
+    const decoded = decodeTuple(f.outputs, unhex(result.slice(2).toLowerCase()), 0);
+    return decoded[f.outputs[0].name || "0"];
+  }
+}
+
+export class Rpc {
+  private id = 0;
+  constructor(readonly url: string) {}
+
+  async request(method: string, params: unknown[]): Promise<unknown> {
+    const res = await fetch(this.url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: ++this.id, method, params }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const body = (await res.json()) as { result?: unknown; error?: { message?: string } };
+    if (body.error) throw new ChainError(`${method}: ${body.error.message ?? "error"}`);
+    return body.result;
+  }
+}
+
+function abiOf(dir: string, name: string): unknown {
+  return JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8"));
+}
+
+/** The facts of one round, read from the chain. */
+export async function readChainFacts(url: string, jobs: string, jobId: bigint, round: bigint, abiDir: string): Promise<ChainFacts> {
+  const rpc = new Rpc(url);
+  const chainId = BigInt((await rpc.request("eth_chainId", [])) as string);
+  const J = new Contract(rpc, jobs, abiOf(abiDir, "Jobs"));
+  const job = (await J.call("get_job", jobId)) as { [k: string]: any };
+  const info = (await J.call("get_round", jobId, round)) as { [k: string]: any };
+  const R = new Contract(rpc, (await J.call("registry")) as string, abiOf(abiDir, "Registry"));
+  const roster = new Map<number, string>();
+  const keys = new Map<number, Uint8Array>();
+  for (let i = 0; i < Number(job.participant_count); i++) {
+    const account = (await J.call("participant_at", jobId, i)) as string;
+    roster.set(i + 1, account);
+    keys.set(i + 1, ((await R.call("identities", account)) as { [k: string]: any }).x25519_key);
+  }
+  return {
+    chainId,
+    jobs,
+    jobId,
+    round,
+    clipBound: Number(job.params.clip_bound),
+    configHash: job.params.config_hash,
+    aggregateCid: info.aggregate_cid,
+    commitmentRoot: info.commitment_root,
+    bitmap: info.bitmap,
+    roster,
+    keys,
+  };
+}
