@@ -58,7 +58,7 @@ function decode(type: string): any {
 
 const keysDigest = (j: number, a: any[]) =>
   eip.digest(domain, eip.keysStructHash(p.jobId, p.round, p.context, j, unhex(a[1]), unhex(a[2]), unhex(a[3])));
-const advertBody = (a: any[], holder: number) => concat(unhex(a[1]), unhex(a[2]), unhex(a[3]), unhex(a[6][String(holder)], 64));
+const advertBody = (a: any[], holder: number) => concat(p.context, unhex(a[1]), unhex(a[2]), unhex(a[3]), unhex(a[6][String(holder)], 64));
 const shareHash = (kind: string, dealer: number, holder: number, share: Uint8Array) =>
   taggedHash("chainml/secagg/v3/share", concat(label(p.context, kind, dealer, holder), share));
 const survivorsDigest = eip.digest(domain, eip.survivorsStructHash(p.jobId, p.round, p.context, R.survivors));

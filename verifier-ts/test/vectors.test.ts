@@ -142,7 +142,8 @@ test("§4.1 pair key, box keys and the three MACs", () => {
   assert.equal(hex(derive(pairKey, `shares|${lo}|${hi}`)), v.box_key_1_to_2);
   assert.equal(hex(derive(pairKey, `shares|${hi}|${lo}`)), v.box_key_2_to_1);
   const adv = v.mac_keys.advert;
-  const body = concat(unhex(adv.mask_key), unhex(adv.seed_commitment), unhex(adv.shares_root), unhex(adv.share_hashes[String(hi)]));
+  // §4.6: the keys MAC's body starts with the round's context
+  const body = concat(P5.context, unhex(adv.mask_key), unhex(adv.seed_commitment), unhex(adv.shares_root), unhex(adv.share_hashes[String(hi)]));
   assert.equal(hex(body), v.mac_keys.body);
   assert.equal(hex(mac(pairKey, "keys", v.mac_keys.sender, v.mac_keys.recipient, body)), v.mac_keys.tag);
   const pbody = concat(P5.context, keccak256(concat(...v.mac_partners.partners.map(u16))));
