@@ -156,3 +156,40 @@ def test_an_unexpected_error_is_a_json_500_and_one_log_line_without_request_valu
     (record,) = [r for r in caplog.records if r.name == "chainml.node.api"]
     assert record.getMessage() == "internal error RuntimeError on /v1/envelopes"
     assert record.exc_info is None and "5eb9a7" not in caplog.text
+
+
+def test_the_error_table_in_the_protocol_doc_is_the_code_s():
+    """docs/protocol/http.md lists each route's error causes and statuses: the same as the
+    code answers (and the schema documents)."""
+    import re
+
+    from chainml.node import api
+
+    doc = (PUBLISHED.parent / "protocol" / "http.md").read_text()
+    rows = {
+        (route, cause, int(status))
+        for route, cause, status in re.findall(
+            r"^\| `([^`]+)` \| `(\w+)` \| (\d{3}) \|$", doc, re.M
+        )
+    }
+    gate = {**api.GATE_STATUS, "timeout": 408, "oversized": 413}
+    expected = {
+        "POST /v1/envelopes": {**api.STATUS_BY_CAUSE, **gate},
+        "POST /v1/keys/release": {
+            **{api._snake(n): s for n, s in api.RELEASE_STATUS.items()},
+            **gate,
+            "banned": 429,
+        },
+        "POST /v1/infer, /v1/infer/he": {
+            **{c.cause: c.status for c in api._refusals()},
+            **gate,
+            "no_model": 503,
+        },
+    }
+    for route, causes in expected.items():
+        assert {(c, s) for r, c, s in rows if r == route} == set(causes.items()), route
+    # and the schema lists every one of those statuses on its route
+    paths = openapi_schema()["paths"]
+    for route, causes in expected.items():
+        method, path = route.split()[0].lower(), route.split()[1].rstrip(",")
+        assert {str(s) for s in causes.values()} <= set(paths[path][method]["responses"]), route
