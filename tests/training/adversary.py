@@ -64,13 +64,41 @@ def fork_client(client: SecAggClient) -> SecAggClient:
     return copy.deepcopy(client, {id(x): x for x in shared})
 
 
+# the same secrets come back across the rounds of a search: each derived once (read-only)
+_MASKS: dict[tuple[bytes, bytes, int], NDArray[np.uint32]] = {}
+_SHARES: dict[bytes, Share] = {}
+_KEYS: dict[bytes, X25519KeyPair] = {}
+_OPENED: dict[bytes, bytes] = {}
+_AGREED: dict[tuple[bytes, bytes], bytes] = {}
+
+
+def _mask(secret: bytes, label: bytes, length: int) -> NDArray[np.uint32]:
+    slot = (secret, label, length)
+    if slot not in _MASKS:
+        _MASKS[slot] = prg.mask(secret, label, length)
+        _MASKS[slot].setflags(write=False)
+    return _MASKS[slot]
+
+
+def _share(raw: bytes) -> Share:
+    if raw not in _SHARES:
+        _SHARES[raw] = Share.decode(raw)
+    return _SHARES[raw]
+
+
+def _key(secret: bytes) -> X25519KeyPair:
+    if secret not in _KEYS:
+        _KEYS[secret] = X25519KeyPair.from_private_bytes(secret)
+    return _KEYS[secret]
+
+
 def pair_mask(p: RoundParams, secret: bytes, i: int, j: int) -> NDArray[np.uint32]:
     """The pairwise mask of ``i`` and ``j`` from their agreed secret, as the spec derives it."""
-    return prg.mask(secret, p.label("pair", min(i, j), max(i, j)), p.secure_len)
+    return _mask(secret, p.label("pair", min(i, j), max(i, j)), p.secure_len)
 
 
 def self_mask(p: RoundParams, seed: bytes, i: int) -> NDArray[np.uint32]:
-    return prg.mask(seed, p.label("self", i), p.secure_len)
+    return _mask(seed, p.label("self", i), p.secure_len)
 
 
 def signed_pair_mask(p: RoundParams, secret: bytes, i: int, j: int) -> NDArray[np.uint32]:
@@ -294,15 +322,17 @@ def _decrypted_shares(adv: Adversary) -> dict[tuple[str, int], dict[int, Share]]
         for holder, ciphertext in sealed.ciphertexts.items():
             if holder not in adv.colluders:
                 continue
-            box = adv.clients[holder]._pairs.box(p, holder, dealer, holder)
-            plain = box.decrypt(ciphertext, p.label("share", dealer, holder))
-            shares["key", dealer][holder] = Share.decode(plain[4:73])
-            shares["seed", dealer][holder] = Share.decode(plain[73:])
+            if ciphertext not in _OPENED:
+                box = adv.clients[holder]._pairs.box(p, holder, dealer, holder)
+                _OPENED[ciphertext] = box.decrypt(ciphertext, p.label("share", dealer, holder))
+            plain = _OPENED[ciphertext]
+            shares["key", dealer][holder] = _share(plain[4:73])
+            shares["seed", dealer][holder] = _share(plain[73:])
     for holder, revealed in adv.revealed.items():
         for dealer, raw in revealed.self_mask.items():
-            shares["seed", dealer][holder] = Share.decode(raw)
+            shares["seed", dealer][holder] = _share(raw)
         for dealer, raw in revealed.mask_key.items():
-            shares["key", dealer][holder] = Share.decode(raw)
+            shares["key", dealer][holder] = _share(raw)
     return shares
 
 
@@ -322,7 +352,7 @@ def _rebuild(
             continue
         if kind == "seed" and p.seed_commitment(dealer, secret) == advert.seed_commitment:
             return secret, tried
-        if kind == "key" and X25519KeyPair.from_private_bytes(secret).public_bytes == advert.pk_s:
+        if kind == "key" and _key(secret).public_bytes == advert.pk_s:
             return secret, tried
     return None, tried
 
@@ -350,14 +380,16 @@ def attempt_reconstruction(
         secret, count = _rebuild(adv, kind, dealer, held)
         tried += count
         if secret is not None:
-            known[dealer] = X25519KeyPair.from_private_bytes(secret) if kind == "key" else secret  # type: ignore[assignment]
+            known[dealer] = _key(secret) if kind == "key" else secret  # type: ignore[assignment]
 
     def pair_secret(i: int, j: int) -> bytes | None:
-        if i in keys:
-            return keys[i].exchange(adv.adverts[j].pk_s)
-        if j in keys:
-            return keys[j].exchange(adv.adverts[i].pk_s)
-        return None
+        if i not in keys and j not in keys:
+            return None
+        a, b = (i, j) if i in keys else (j, i)
+        slot = (adv.adverts[a].pk_s, adv.adverts[b].pk_s)  # fixes the agreed secret
+        if slot not in _AGREED:
+            _AGREED[slot] = keys[a].exchange(adv.adverts[b].pk_s)
+        return _AGREED[slot]
 
     # strip what it can off each honest input it holds; note what stays on it
     residual: dict[int, NDArray[np.uint32]] = {}
