@@ -418,12 +418,17 @@ def _views(p: RoundParams, i: int, only: Iterable[tuple[int, ...]] | None = None
 
 
 def _exhaust(
-    p: RoundParams, views: Mapping[int, list[tuple[int, ...]]], colluders: Iterable[int] = ()
+    p: RoundParams,
+    views: Mapping[int, list[tuple[int, ...]]],
+    colluders: Iterable[int] = (),
+    *,
+    per_client: bool = False,
 ) -> tuple[int, set[frozenset[int]]]:
     """Every combination of the clients' views of stage 2 times every survivor list that
-    could reach a quorum, each client's stage-2 state computed once per view (a fork after
-    the common prefix) and stages 3-4 undone between lists.  Returns the number of rounds
-    tried and every set whose sum was learnt."""
+    could reach a quorum (the same to all; with ``per_client``, every assignment to each
+    honest client of a list naming it, or none), each client's stage-2 state computed once
+    per view (a fork after the common prefix) and stages 3-4 undone between lists.
+    Returns the number of rounds tried and every set whose sum was learnt."""
     base = _start(p, colluders)
     base.share()
     branch = {}
@@ -437,17 +442,26 @@ def _exhaust(
                 branch[i, view] = (client, None, ("masked", exc))
     roster = sorted(p.roster)
     lists = [s for k in range(p.quorum, len(roster) + 1) for s in itertools.combinations(roster, k)]
+    honest = [i for i in roster if i not in set(colluders)]
+    if per_client:
+        options = [[s for s in lists if i in s] + [None] for i in honest]
+        assignments = [
+            {i: s for i, s in zip(honest, pick, strict=True) if s is not None}
+            for pick in itertools.product(*options)
+        ]
+    else:
+        assignments = [dict.fromkeys(listed, listed) for listed in lists]
     tried, learnt = 0, set()
     for combo in itertools.product(*(views[i] for i in roster)):
         chosen = {i: branch[i, v] for i, v in zip(roster, combo, strict=True)}
-        for listed in lists:
+        for assignment in assignments:
             adv = copy.copy(base)
             adv.clients = {i: b[0] for i, b in chosen.items()}
             adv.inputs = {i: b[1] for i, b in chosen.items() if b[1] is not None}
             adv.refused = {i: b[2] for i, b in chosen.items() if b[2] is not None}
             adv.lists, adv.approvals, adv.revealed = {}, {}, {}
             with _Rewound(adv.clients.values()):
-                adv.sign({i: listed for i in listed})
+                adv.sign(assignment)
                 adv.unmask()
             found = attempt_reconstruction(adv)
             assert_only_large_sums(adv, found)
@@ -473,6 +487,17 @@ def test_exhaustive_n4_every_view_of_every_client_and_every_list(colluders: tupl
     honest = frozenset(p.roster) - set(colluders)
     assert honest in learnt  # the honest sum comes out where the protocol gives it
     assert time.perf_counter() - started > 0  # 3,125 rounds from 20 stage-2 states
+
+
+def test_exhaustive_n4_a_list_of_its_own_to_each_client() -> None:
+    """n = 4: the victim's every view (5) times every assignment to each client of any
+    list that names it, or none (5^4): 3,125 rounds, others with every share."""
+    p = _params(4)
+    views = {i: [tuple(sorted(p.neighbours[i]))] for i in p.roster}
+    views[1] = _views(p, 1)
+    tried, learnt = _exhaust(p, views, per_client=True)
+    assert tried == 5 * 5**4
+    assert frozenset(p.roster) in learnt
 
 
 def test_exhaustive_n5_victims_view_with_a_colluder() -> None:
