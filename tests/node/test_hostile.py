@@ -4,7 +4,10 @@ status page still quick, and no innocent client banned.
 
 Bounds, stated: each test sends a fixed number of requests; slow clients are cut off by the
 node's header and body timeouts (2 s and 3 s in this node's configuration); the node's
-resident memory grows by at most ``RSS_BOUND`` over the whole module.
+resident memory after the whole module is at most ``RSS_BOUND`` (64 MiB) over its memory
+before it (measured: 7 MiB), and at most 150 MiB over it at its peak while 16 clients post
+5.6 MB envelopes and 12 more stream 5 MiB bodies at once (the node's budget for bodies
+held at once is 48 MiB here).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from chainml.storage import access
 
 ETHER = 10**18
 PASSWORD = "hostile test password"
-RSS_BOUND = 160 << 20  # the node's RSS may grow this much over the whole module
+RSS_BOUND = 64 << 20  # the node's RSS may keep this much more after the whole module
 HEADER_TIMEOUT, BODY_TIMEOUT = 2, 3
 PROXY = "127.0.0.3"  # a "reverse proxy" the node trusts: its x-forwarded-for is believed
 
@@ -108,6 +111,7 @@ def node(tmp_path_factory):
             }
             assert proc.poll() is None, "the node died"
             growth = _rss(proc.pid) - rss0
+            print(f"node RSS grew {growth >> 20} MiB over the module (bound {RSS_BOUND >> 20})")
             assert growth <= RSS_BOUND, f"RSS grew {growth >> 20} MiB"
         finally:
             if proc.poll() is None:
