@@ -240,16 +240,24 @@ class Adversary:
 
     # -- stage 4: the unmask request ----------------------------------------------------------
 
-    def unmask(self, entries: Mapping[int, Iterable[int]] | None = None) -> None:
-        """Ask each honest client that approved a list to unmask it, with every approval the
-        adversary holds or can make for that list and the partner entries of the survivors
-        ``entries`` names for it (all it holds by default)."""
+    def unmask(
+        self,
+        entries: Mapping[int, Iterable[int]] | None = None,
+        approvers: Mapping[int, Iterable[int]] | None = None,
+    ) -> None:
+        """Ask each honest client that approved a list to unmask it, with the approvals of
+        that list from the clients ``approvers`` names for it and the partner entries of
+        the survivors ``entries`` names for it (by default every approval the adversary
+        holds or its colluders can make, and every entry it holds)."""
         for i in sorted(self.lists):
             if i in self.refused:
                 continue
             listed = self.lists[i]
             approvals = {}
-            for c in listed:
+            chosen = (
+                listed if approvers is None else [c for c in approvers.get(i, ()) if c in listed]
+            )
+            for c in chosen:
                 tag = self._approval(c, listed, i) if c != i else None
                 if tag is not None:
                     approvals[c] = tag

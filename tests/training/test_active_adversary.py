@@ -263,8 +263,14 @@ def test_double_listing_in_every_variant_gets_nothing(n: int, colluding: bool) -
     assert client.revealed == {}
     # the victim's partner entry given to half the holders only
     half = {i: [j for j in everyone if j != 1 or i % 2] for i in everyone}
+    short = adv.fork()
     adv.unmask(half)
     assert_only_large_sums(adv, attempt_reconstruction(adv))
+    # approvals one short of the quorum: every honest client refuses, nothing is revealed
+    approvers = {i: [c for c in everyone if c != i][: p.quorum - 2] for i in everyone}
+    short.unmask(approvers=approvers)
+    assert not short.revealed
+    assert all(isinstance(short.refused[i][1], InconsistentView) for i in honest)
 
 
 # -- replay and tampered parameters -------------------------------------------------------------
