@@ -89,6 +89,26 @@ def _struct_fields(name: str) -> list[str] | None:
     return None
 
 
+EVENTS = {
+    item["name"]: item
+    for contract in artifacts.CONTRACTS
+    for item in artifacts.load(contract).abi
+    if item["type"] == "event"
+}
+
+
+def test_every_abi_event_is_a_typed_record_read_from_receipts():
+    for contract in artifacts.CONTRACTS:
+        events_class = getattr(generated, f"{contract}Events")
+        readers = {n for n, v in vars(events_class).items() if callable(v) and n[0] != "_"}
+        names = [i["name"] for i in artifacts.load(contract).abi if i["type"] == "event"]
+        assert readers == {re.sub(r"(?<!^)(?=[A-Z])", "_", n).lower() for n in names}
+        for name in names:
+            record = getattr(generated, name)
+            fields = [f.name for f in dataclasses.fields(record)]
+            assert fields == [i["name"] for i in EVENTS[name]["inputs"]], name
+
+
 def test_every_record_is_a_vyper_struct_with_the_same_fields_in_order():
     records = [
         v
@@ -96,6 +116,7 @@ def test_every_record_is_a_vyper_struct_with_the_same_fields_in_order():
         if isinstance(v, type)
         and dataclasses.is_dataclass(v)
         and v.__module__ == generated.__name__
+        and v.__name__ not in EVENTS
     ]
     assert {r.__name__ for r in records} >= {"Job", "JobParams", "Round", "Challenge", "Batch"}
     for record in records:
@@ -209,6 +230,11 @@ def test_every_function_goes_through_the_bindings_to_the_contract(world):
     assert isinstance(job, Job) and job.params == params
     assert job.requester == party.address and job.participant_count == 1
     assert cm.registry.party(party.address).roles == Role.TRAINER | Role.VALIDATOR
+    receipt = cm.jobs.functions.create_job(party.account, params, value=ETHER)
+    (created,) = cm.jobs.events.job_created(receipt)
+    assert (created.job_id, created.requester, created.escrow) == (2, party.address, ETHER)
+    assert created.rounds == params.rounds and created.config_hash == params.config_hash
+    assert cm.models.events.model_created(receipt) == []  # another contract's events
 
 
 def test_bad_arguments_get_a_typed_error_before_anything_is_sent(world):

@@ -94,6 +94,7 @@ class _Generator:
         self.records: dict[str, Record] = {}  # name -> record, in order of first use
         self.by_signature: dict[tuple[tuple[str, str], ...], str] = {}
         self.enums: set[str] = set()
+        self.events: dict[str, list[tuple[str, str, bool]]] = {}  # name -> fields
 
     # -- records ---------------------------------------------------------------------
 
@@ -255,8 +256,76 @@ class _Generator:
         ]
         return lines
 
+    def event_record(self, contract: str, item: Mapping[str, Any]) -> list[str]:
+        """A frozen record for event ``item`` (once per name: the same event in two
+        contracts must have the same fields)."""
+        name = str(item["name"])
+        fields = [(str(i["name"]), str(i["type"]), bool(i.get("indexed"))) for i in item["inputs"]]
+        if name in self.events:
+            if self.events[name] != fields:
+                raise ValueError(f"two different events are both called {name}")
+            return []
+        if name in self.records:
+            raise ValueError(f"an event and a struct are both called {name}")
+        self.events[name] = fields
+        lines = [
+            "@dataclass(frozen=True)",
+            f"class {name}:",
+            f'    """The ``{name}`` event (first seen in ``{contract}``)."""',
+            "",
+        ]
+        decoded = []
+        for param in item["inputs"]:
+            fname = _ident(str(param["name"]))
+            kind = str(param["type"])
+            dynamic = kind in ("string", "bytes") or kind.endswith("]") or kind.startswith("tuple")
+            if param.get("indexed") and dynamic:  # only its hash is in the log
+                annotation, value = "bytes", f'bytes(args["{param["name"]}"])'
+            else:
+                annotation = self.py_type(param, None, name, arg=False)
+                value = self.decode(param, None, name, f'args["{param["name"]}"]')
+            lines.append(f"    {fname}: {annotation}")
+            decoded.append(f"            {fname}={value},")
+        lines += [
+            "",
+            "    @classmethod",
+            f"    def from_args(cls, args: Mapping[str, Any]) -> {name}:",
+            '        """From a decoded log\'s arguments (``Event.args``), by name."""',
+            "        return cls(",
+            *decoded,
+            "        )",
+            "",
+            "",
+        ]
+        return lines
+
+    def events_class(self, contract: str, abi: Sequence[Mapping[str, Any]]) -> list[str]:
+        lines = [
+            f"class {contract}Events:",
+            f'    """Every event of ``{contract}``\'s ABI: those a transaction emitted, typed."""',
+            "",
+            "    def __init__(self, contract: BoundContract) -> None:",
+            "        self.contract = contract",
+            "",
+        ]
+        for item in abi:
+            if item.get("type") != "event":
+                continue
+            name = str(item["name"])
+            snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+            lines += [
+                f"    def {snake}(self, receipt: Receipt) -> list[{name}]:",
+                f'        """The ``{name}`` events this contract emitted in ``receipt``."""',
+                f"        found = self.contract.events(receipt, {name!r})",
+                f"        return [{name}.from_args(e.args) for e in found]",
+                "",
+            ]
+        lines[-1:] = ["", ""]
+        return lines
+
     def render(self) -> str:
         classes: list[str] = []
+        event_records: list[str] = []
         for contract in artifacts.CONTRACTS:
             abi = artifacts.load(contract).abi
             classes += [
@@ -274,9 +343,15 @@ class _Generator:
             for item in functions:
                 classes += self.function(contract, item)
             classes[-1:] = ["", ""]
+            classes += self.events_class(contract, abi)
+        for contract in artifacts.CONTRACTS:
+            for item in artifacts.load(contract).abi:
+                if item.get("type") == "event":
+                    event_records += self.event_record(contract, item)
         records: list[str] = []
         for rec in self.records.values():
             records += self.render_record(rec)
+        records += event_records
         enums = ", ".join(sorted(self.enums))
         header = [
             '"""Typed bindings of chainml\'s contracts, generated from their ABIs in',
@@ -288,7 +363,7 @@ class _Generator:
             "",
             "from __future__ import annotations",
             "",
-            "from collections.abc import Sequence",
+            "from collections.abc import Mapping, Sequence",
             "from dataclasses import dataclass",
             "from typing import Any",
             "",
@@ -297,7 +372,8 @@ class _Generator:
             "",
             "",
         ]
-        names = [f"{c}Functions" for c in artifacts.CONTRACTS] + list(self.records)
+        names = [f"{c}{kind}" for c in artifacts.CONTRACTS for kind in ("Functions", "Events")]
+        names += list(self.records) + list(self.events)
         footer = ["__all__ = [", *(f'    "{n}",' for n in sorted(names)), "]", ""]
         text = re.sub(r"\n{4,}", "\n\n\n", "\n".join(header + records + classes + footer))
         return _formatted(text)

@@ -2,21 +2,22 @@
 
 Every function of a contract's ABI is a typed method of ``<binding>.functions`` (generated
 from the committed ABI: ``chainml.ledger.generated``); what a call returns is a record whose
-fields are the ABI's component names (``cm.jobs.job(1).params.rounds``).  The classes here
-add what the ABI cannot say: the id a transaction created (read from its event), a
+fields are the ABI's component names (``cm.jobs.job(1).params.rounds``); the events a
+transaction emitted are typed records too (``cm.jobs.events.job_created(receipt)``).  The
+classes here add what the ABI cannot say: the id a transaction created (read from its event), a
 registration signed with an identity's proof of possession, readable method names.
 Every revert raises the ``chainml.ledger.errors`` class named by the contract's reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from chainml.crypto import keys
 from chainml.ledger.artifacts import CONTRACTS
-from chainml.ledger.client import BoundContract, LedgerClient, Receipt, TransactionSigner
+from chainml.ledger.client import LedgerClient, Receipt, TransactionSigner
 from chainml.ledger.deploy import Deployment, bind
 from chainml.ledger.enums import BatchStatus, ChallengeStatus, JobState, Role, RoundStatus
 from chainml.ledger.errors import ChainDataError
@@ -24,19 +25,26 @@ from chainml.ledger.generated import (
     Batch,
     Challenge,
     Dataset,
+    DatasetsEvents,
     DatasetsFunctions,
     Grant,
     Identity,
     Job,
     JobParams,
+    JobsEvents,
     JobsFunctions,
     Model,
+    ModelsEvents,
     ModelsFunctions,
+    ReceiptsEvents,
     ReceiptsFunctions,
+    RegistryEvents,
     RegistryFunctions,
     Round,
     Version,
 )
+
+E = TypeVar("E")
 
 __all__ = [
     "BINDINGS",
@@ -64,11 +72,12 @@ __all__ = [
 ]
 
 
-def _event_value(contract: BoundContract, receipt: Receipt, event: str, field: str) -> Any:
-    found = contract.events(receipt, event)
+def _first(receipt: Receipt, events: Callable[[Receipt], list[E]]) -> E:
+    """The first event ``events`` reads from ``receipt``; ``ChainDataError`` if none."""
+    found = events(receipt)
     if not found:
-        raise ChainDataError(f"transaction {receipt.tx_hash} emitted no {event}")
-    return found[0][field]
+        raise ChainDataError(f"transaction {receipt.tx_hash} emitted no {events.__name__} event")
+    return found[0]
 
 
 class _Binding:
@@ -89,6 +98,7 @@ class Registry(_Binding):
     def __init__(self, client: LedgerClient, address: str) -> None:
         super().__init__(client, address)
         self.functions = RegistryFunctions(self.contract)
+        self.events = RegistryEvents(self.contract)
 
     def register(
         self,
@@ -154,13 +164,14 @@ class Datasets(_Binding):
     def __init__(self, client: LedgerClient, address: str) -> None:
         super().__init__(client, address)
         self.functions = DatasetsFunctions(self.contract)
+        self.events = DatasetsEvents(self.contract)
 
     def commit(
         self, signer: TransactionSigner, root: bytes, record_count: int, schema_hash: bytes
     ) -> int:
         """Commit a data set; returns its id."""
         receipt = self.functions.commit(signer, root, record_count, schema_hash)
-        return int(_event_value(self.contract, receipt, "DatasetCommitted", "dataset_id"))
+        return _first(receipt, self.events.dataset_committed).dataset_id
 
     def revoke(self, signer: TransactionSigner, dataset_id: int) -> Receipt:
         return self.functions.revoke(signer, dataset_id)
@@ -175,11 +186,12 @@ class Models(_Binding):
     def __init__(self, client: LedgerClient, address: str) -> None:
         super().__init__(client, address)
         self.functions = ModelsFunctions(self.contract)
+        self.events = ModelsEvents(self.contract)
 
     def create_model(self, signer: TransactionSigner, name: str) -> int:
         """Create a model; returns its id."""
         receipt = self.functions.create_model(signer, name)
-        return int(_event_value(self.contract, receipt, "ModelCreated", "model_id"))
+        return _first(receipt, self.events.model_created).model_id
 
     def publish_version(
         self,
@@ -201,7 +213,7 @@ class Models(_Binding):
             parent_version,
             job_id,
         )
-        return int(_event_value(self.contract, receipt, "VersionPublished", "version_id"))
+        return _first(receipt, self.events.version_published).version_id
 
     def grant(
         self,
@@ -213,7 +225,7 @@ class Models(_Binding):
     ) -> int:
         """Grant ``grantee`` access to a version; returns the grant's id."""
         receipt = self.functions.grant(signer, version_id, grantee, expiry, wrapped_key_ref)
-        return int(_event_value(self.contract, receipt, "GrantIssued", "grant_id"))
+        return _first(receipt, self.events.grant_issued).grant_id
 
     def revoke(self, signer: TransactionSigner, grant_id: int) -> Receipt:
         return self.functions.revoke(signer, grant_id)
@@ -242,16 +254,17 @@ class Jobs(_Binding):
     def __init__(self, client: LedgerClient, address: str) -> None:
         super().__init__(client, address)
         self.functions = JobsFunctions(self.contract)
+        self.events = JobsEvents(self.contract)
 
     def create_job(self, signer: TransactionSigner, params: JobParams, escrow: int) -> int:
         """Post a job with ``escrow`` wei; returns its id."""
         receipt = self.functions.create_job(signer, params, value=escrow)
-        return int(_event_value(self.contract, receipt, "JobCreated", "job_id"))
+        return _first(receipt, self.events.job_created).job_id
 
     def join(self, signer: TransactionSigner, job_id: int) -> int:
         """Join a job; returns the participant index (from 1)."""
         receipt = self.functions.join(signer, job_id)
-        return int(_event_value(self.contract, receipt, "Joined", "index"))
+        return _first(receipt, self.events.joined).index
 
     def cancel(self, signer: TransactionSigner, job_id: int) -> Receipt:
         return self.functions.cancel(signer, job_id)
@@ -274,7 +287,7 @@ class Jobs(_Binding):
     ) -> int:
         """Challenge a round result; returns the challenge's id."""
         receipt = self.functions.challenge(signer, job_id, round_no, reason_hash)
-        return int(_event_value(self.contract, receipt, "ChallengeOpened", "challenge_id"))
+        return _first(receipt, self.events.challenge_opened).challenge_id
 
     def vote(self, signer: TransactionSigner, challenge_id: int, uphold: bool) -> Receipt:
         return self.functions.vote(signer, challenge_id, uphold)
@@ -288,12 +301,12 @@ class Jobs(_Binding):
     def claim_reward(self, signer: TransactionSigner, job_id: int) -> int:
         """Claim a participant's reward; returns the amount paid."""
         receipt = self.functions.claim_reward(signer, job_id)
-        return int(_event_value(self.contract, receipt, "RewardClaimed", "amount"))
+        return _first(receipt, self.events.reward_claimed).amount
 
     def refund(self, signer: TransactionSigner, job_id: int) -> int:
         """Refund what a job's escrow has left to its requester; returns the amount."""
         receipt = self.functions.refund(signer, job_id)
-        return int(_event_value(self.contract, receipt, "Refunded", "amount"))
+        return _first(receipt, self.events.refunded).amount
 
     def report_double_sign(
         self,
@@ -309,7 +322,7 @@ class Jobs(_Binding):
         receipt = self.functions.report_double_sign(
             signer, job_id, round_no, participant, ca, sa, cb, sb
         )
-        return int(_event_value(self.contract, receipt, "DoubleSignSlashed", "slashed"))
+        return _first(receipt, self.events.double_sign_slashed).slashed
 
     def job_count(self) -> int:
         """Jobs posted so far: their ids run from 1 to this."""
@@ -347,6 +360,7 @@ class Receipts(_Binding):
     def __init__(self, client: LedgerClient, address: str) -> None:
         super().__init__(client, address)
         self.functions = ReceiptsFunctions(self.contract)
+        self.events = ReceiptsEvents(self.contract)
 
     def deposit(self, signer: TransactionSigner, amount: int) -> Receipt:
         return self.functions.deposit(signer, value=amount)
@@ -362,7 +376,7 @@ class Receipts(_Binding):
     ) -> int:
         """Post a batch of receipts against ``client``'s deposit; returns the batch's id."""
         receipt = self.functions.post_batch(signer, client, root, count, amount)
-        return int(_event_value(self.contract, receipt, "BatchPosted", "batch_id"))
+        return _first(receipt, self.events.batch_posted).batch_id
 
     def dispute(self, signer: TransactionSigner, batch_id: int, reason_hash: bytes) -> Receipt:
         return self.functions.dispute(signer, batch_id, reason_hash)

@@ -7,7 +7,7 @@ committed ABIs and ``python -m chainml.ledger.bindgen check`` fails if it is sta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -395,6 +395,618 @@ class Batch:
         )
 
 
+@dataclass(frozen=True)
+class Registered:
+    """The ``Registered`` event (first seen in ``Registry``)."""
+
+    account: str
+    x25519_key: bytes
+    roles: int
+    endpoint: str
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Registered:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            account=str(args["account"]),
+            x25519_key=bytes(args["x25519_key"]),
+            roles=int(args["roles"]),
+            endpoint=str(args["endpoint"]),
+        )
+
+
+@dataclass(frozen=True)
+class KeyRotated:
+    """The ``KeyRotated`` event (first seen in ``Registry``)."""
+
+    account: str
+    x25519_key: bytes
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> KeyRotated:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            account=str(args["account"]),
+            x25519_key=bytes(args["x25519_key"]),
+        )
+
+
+@dataclass(frozen=True)
+class EndpointChanged:
+    """The ``EndpointChanged`` event (first seen in ``Registry``)."""
+
+    account: str
+    endpoint: str
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> EndpointChanged:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            account=str(args["account"]),
+            endpoint=str(args["endpoint"]),
+        )
+
+
+@dataclass(frozen=True)
+class Staked:
+    """The ``Staked`` event (first seen in ``Registry``)."""
+
+    account: str
+    amount: int
+    total: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Staked:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            account=str(args["account"]),
+            amount=int(args["amount"]),
+            total=int(args["total"]),
+        )
+
+
+@dataclass(frozen=True)
+class UnbondRequested:
+    """The ``UnbondRequested`` event (first seen in ``Registry``)."""
+
+    account: str
+    amount: int
+    release_at: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> UnbondRequested:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            account=str(args["account"]),
+            amount=int(args["amount"]),
+            release_at=int(args["release_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """The ``Withdrawn`` event (first seen in ``Registry``)."""
+
+    account: str
+    amount: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Withdrawn:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            account=str(args["account"]),
+            amount=int(args["amount"]),
+        )
+
+
+@dataclass(frozen=True)
+class Slashed:
+    """The ``Slashed`` event (first seen in ``Registry``)."""
+
+    offender: str
+    amount: int
+    beneficiary: str
+    reward: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Slashed:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            offender=str(args["offender"]),
+            amount=int(args["amount"]),
+            beneficiary=str(args["beneficiary"]),
+            reward=int(args["reward"]),
+        )
+
+
+@dataclass(frozen=True)
+class SlasherSet:
+    """The ``SlasherSet`` event (first seen in ``Registry``)."""
+
+    slasher: str
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> SlasherSet:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            slasher=str(args["slasher"]),
+        )
+
+
+@dataclass(frozen=True)
+class SlashRewardClaimed:
+    """The ``SlashRewardClaimed`` event (first seen in ``Registry``)."""
+
+    account: str
+    amount: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> SlashRewardClaimed:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            account=str(args["account"]),
+            amount=int(args["amount"]),
+        )
+
+
+@dataclass(frozen=True)
+class DatasetCommitted:
+    """The ``DatasetCommitted`` event (first seen in ``Datasets``)."""
+
+    dataset_id: int
+    owner: str
+    merkle_root: bytes
+    record_count: int
+    schema_hash: bytes
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> DatasetCommitted:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            dataset_id=int(args["dataset_id"]),
+            owner=str(args["owner"]),
+            merkle_root=bytes(args["merkle_root"]),
+            record_count=int(args["record_count"]),
+            schema_hash=bytes(args["schema_hash"]),
+        )
+
+
+@dataclass(frozen=True)
+class DatasetRevoked:
+    """The ``DatasetRevoked`` event (first seen in ``Datasets``)."""
+
+    dataset_id: int
+    owner: str
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> DatasetRevoked:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            dataset_id=int(args["dataset_id"]),
+            owner=str(args["owner"]),
+        )
+
+
+@dataclass(frozen=True)
+class ModelCreated:
+    """The ``ModelCreated`` event (first seen in ``Models``)."""
+
+    model_id: int
+    owner: str
+    name: str
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> ModelCreated:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            model_id=int(args["model_id"]),
+            owner=str(args["owner"]),
+            name=str(args["name"]),
+        )
+
+
+@dataclass(frozen=True)
+class VersionPublished:
+    """The ``VersionPublished`` event (first seen in ``Models``)."""
+
+    model_id: int
+    version_id: int
+    ciphertext_cid: str
+    manifest_cid: str
+    plaintext_commitment: bytes
+    parent_version: int
+    job_id: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> VersionPublished:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            model_id=int(args["model_id"]),
+            version_id=int(args["version_id"]),
+            ciphertext_cid=str(args["ciphertext_cid"]),
+            manifest_cid=str(args["manifest_cid"]),
+            plaintext_commitment=bytes(args["plaintext_commitment"]),
+            parent_version=int(args["parent_version"]),
+            job_id=int(args["job_id"]),
+        )
+
+
+@dataclass(frozen=True)
+class GrantIssued:
+    """The ``GrantIssued`` event (first seen in ``Models``)."""
+
+    model_id: int
+    version_id: int
+    grant_id: int
+    grantee: str
+    expiry: int
+    wrapped_key_ref: str
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> GrantIssued:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            model_id=int(args["model_id"]),
+            version_id=int(args["version_id"]),
+            grant_id=int(args["grant_id"]),
+            grantee=str(args["grantee"]),
+            expiry=int(args["expiry"]),
+            wrapped_key_ref=str(args["wrapped_key_ref"]),
+        )
+
+
+@dataclass(frozen=True)
+class GrantRevoked:
+    """The ``GrantRevoked`` event (first seen in ``Models``)."""
+
+    model_id: int
+    version_id: int
+    grant_id: int
+    grantee: str
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> GrantRevoked:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            model_id=int(args["model_id"]),
+            version_id=int(args["version_id"]),
+            grant_id=int(args["grant_id"]),
+            grantee=str(args["grantee"]),
+        )
+
+
+@dataclass(frozen=True)
+class OwnershipTransferred:
+    """The ``OwnershipTransferred`` event (first seen in ``Models``)."""
+
+    model_id: int
+    previous_owner: str
+    new_owner: str
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> OwnershipTransferred:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            model_id=int(args["model_id"]),
+            previous_owner=str(args["previous_owner"]),
+            new_owner=str(args["new_owner"]),
+        )
+
+
+@dataclass(frozen=True)
+class JobCreated:
+    """The ``JobCreated`` event (first seen in ``Jobs``)."""
+
+    job_id: int
+    requester: str
+    aggregator: str
+    escrow: int
+    rounds: int
+    config_hash: bytes
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> JobCreated:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            job_id=int(args["job_id"]),
+            requester=str(args["requester"]),
+            aggregator=str(args["aggregator"]),
+            escrow=int(args["escrow"]),
+            rounds=int(args["rounds"]),
+            config_hash=bytes(args["config_hash"]),
+        )
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The ``Joined`` event (first seen in ``Jobs``)."""
+
+    job_id: int
+    participant: str
+    index: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Joined:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            job_id=int(args["job_id"]),
+            participant=str(args["participant"]),
+            index=int(args["index"]),
+        )
+
+
+@dataclass(frozen=True)
+class RoundRecorded:
+    """The ``RoundRecorded`` event (first seen in ``Jobs``)."""
+
+    job_id: int
+    round: int
+    aggregate_cid: str
+    commitment_root: bytes
+    bitmap: int
+    participants: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> RoundRecorded:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            job_id=int(args["job_id"]),
+            round=int(args["round"]),
+            aggregate_cid=str(args["aggregate_cid"]),
+            commitment_root=bytes(args["commitment_root"]),
+            bitmap=int(args["bitmap"]),
+            participants=int(args["participants"]),
+        )
+
+
+@dataclass(frozen=True)
+class ChallengeOpened:
+    """The ``ChallengeOpened`` event (first seen in ``Jobs``)."""
+
+    challenge_id: int
+    job_id: int
+    round: int
+    challenger: str
+    committee: tuple[str, ...]
+    deadline: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> ChallengeOpened:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            challenge_id=int(args["challenge_id"]),
+            job_id=int(args["job_id"]),
+            round=int(args["round"]),
+            challenger=str(args["challenger"]),
+            committee=tuple(str(v) for v in args["committee"]),
+            deadline=int(args["deadline"]),
+        )
+
+
+@dataclass(frozen=True)
+class Voted:
+    """The ``Voted`` event (first seen in ``Jobs``)."""
+
+    challenge_id: int
+    voter: str
+    uphold: bool
+    weight: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Voted:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            challenge_id=int(args["challenge_id"]),
+            voter=str(args["voter"]),
+            uphold=bool(args["uphold"]),
+            weight=int(args["weight"]),
+        )
+
+
+@dataclass(frozen=True)
+class ChallengeResolved:
+    """The ``ChallengeResolved`` event (first seen in ``Jobs``)."""
+
+    challenge_id: int
+    job_id: int
+    upheld: bool
+    slashed: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> ChallengeResolved:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            challenge_id=int(args["challenge_id"]),
+            job_id=int(args["job_id"]),
+            upheld=bool(args["upheld"]),
+            slashed=int(args["slashed"]),
+        )
+
+
+@dataclass(frozen=True)
+class JobFinalized:
+    """The ``JobFinalized`` event (first seen in ``Jobs``)."""
+
+    job_id: int
+    total_participations: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> JobFinalized:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            job_id=int(args["job_id"]),
+            total_participations=int(args["total_participations"]),
+        )
+
+
+@dataclass(frozen=True)
+class JobCancelled:
+    """The ``JobCancelled`` event (first seen in ``Jobs``)."""
+
+    job_id: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> JobCancelled:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            job_id=int(args["job_id"]),
+        )
+
+
+@dataclass(frozen=True)
+class RewardClaimed:
+    """The ``RewardClaimed`` event (first seen in ``Jobs``)."""
+
+    job_id: int
+    participant: str
+    amount: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> RewardClaimed:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            job_id=int(args["job_id"]),
+            participant=str(args["participant"]),
+            amount=int(args["amount"]),
+        )
+
+
+@dataclass(frozen=True)
+class Refunded:
+    """The ``Refunded`` event (first seen in ``Jobs``)."""
+
+    job_id: int
+    requester: str
+    amount: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Refunded:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            job_id=int(args["job_id"]),
+            requester=str(args["requester"]),
+            amount=int(args["amount"]),
+        )
+
+
+@dataclass(frozen=True)
+class DoubleSignSlashed:
+    """The ``DoubleSignSlashed`` event (first seen in ``Jobs``)."""
+
+    job_id: int
+    round: int
+    participant: str
+    reporter: str
+    slashed: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> DoubleSignSlashed:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            job_id=int(args["job_id"]),
+            round=int(args["round"]),
+            participant=str(args["participant"]),
+            reporter=str(args["reporter"]),
+            slashed=int(args["slashed"]),
+        )
+
+
+@dataclass(frozen=True)
+class Deposited:
+    """The ``Deposited`` event (first seen in ``Receipts``)."""
+
+    client: str
+    amount: int
+    available: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Deposited:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            client=str(args["client"]),
+            amount=int(args["amount"]),
+            available=int(args["available"]),
+        )
+
+
+@dataclass(frozen=True)
+class WithdrawalRequested:
+    """The ``WithdrawalRequested`` event (first seen in ``Receipts``)."""
+
+    client: str
+    amount: int
+    release_at: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> WithdrawalRequested:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            client=str(args["client"]),
+            amount=int(args["amount"]),
+            release_at=int(args["release_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class BatchPosted:
+    """The ``BatchPosted`` event (first seen in ``Receipts``)."""
+
+    batch_id: int
+    provider: str
+    client: str
+    receipt_root: bytes
+    receipt_count: int
+    amount: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> BatchPosted:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            batch_id=int(args["batch_id"]),
+            provider=str(args["provider"]),
+            client=str(args["client"]),
+            receipt_root=bytes(args["receipt_root"]),
+            receipt_count=int(args["receipt_count"]),
+            amount=int(args["amount"]),
+        )
+
+
+@dataclass(frozen=True)
+class BatchDisputed:
+    """The ``BatchDisputed`` event (first seen in ``Receipts``)."""
+
+    batch_id: int
+    client: str
+    reason_hash: bytes
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> BatchDisputed:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            batch_id=int(args["batch_id"]),
+            client=str(args["client"]),
+            reason_hash=bytes(args["reason_hash"]),
+        )
+
+
+@dataclass(frozen=True)
+class BatchSettled:
+    """The ``BatchSettled`` event (first seen in ``Receipts``)."""
+
+    batch_id: int
+    provider: str
+    amount: int
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> BatchSettled:
+        """From a decoded log's arguments (``Event.args``), by name."""
+        return cls(
+            batch_id=int(args["batch_id"]),
+            provider=str(args["provider"]),
+            amount=int(args["amount"]),
+        )
+
+
 class RegistryFunctions:
     """Every function of ``Registry``'s ABI, typed."""
 
@@ -527,6 +1139,58 @@ class RegistryFunctions:
         return str(self.contract.call("validators", arg0, block=block))
 
 
+class RegistryEvents:
+    """Every event of ``Registry``'s ABI: those a transaction emitted, typed."""
+
+    def __init__(self, contract: BoundContract) -> None:
+        self.contract = contract
+
+    def registered(self, receipt: Receipt) -> list[Registered]:
+        """The ``Registered`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "Registered")
+        return [Registered.from_args(e.args) for e in found]
+
+    def key_rotated(self, receipt: Receipt) -> list[KeyRotated]:
+        """The ``KeyRotated`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "KeyRotated")
+        return [KeyRotated.from_args(e.args) for e in found]
+
+    def endpoint_changed(self, receipt: Receipt) -> list[EndpointChanged]:
+        """The ``EndpointChanged`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "EndpointChanged")
+        return [EndpointChanged.from_args(e.args) for e in found]
+
+    def staked(self, receipt: Receipt) -> list[Staked]:
+        """The ``Staked`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "Staked")
+        return [Staked.from_args(e.args) for e in found]
+
+    def unbond_requested(self, receipt: Receipt) -> list[UnbondRequested]:
+        """The ``UnbondRequested`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "UnbondRequested")
+        return [UnbondRequested.from_args(e.args) for e in found]
+
+    def withdrawn(self, receipt: Receipt) -> list[Withdrawn]:
+        """The ``Withdrawn`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "Withdrawn")
+        return [Withdrawn.from_args(e.args) for e in found]
+
+    def slashed(self, receipt: Receipt) -> list[Slashed]:
+        """The ``Slashed`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "Slashed")
+        return [Slashed.from_args(e.args) for e in found]
+
+    def slasher_set(self, receipt: Receipt) -> list[SlasherSet]:
+        """The ``SlasherSet`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "SlasherSet")
+        return [SlasherSet.from_args(e.args) for e in found]
+
+    def slash_reward_claimed(self, receipt: Receipt) -> list[SlashRewardClaimed]:
+        """The ``SlashRewardClaimed`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "SlashRewardClaimed")
+        return [SlashRewardClaimed.from_args(e.args) for e in found]
+
+
 class DatasetsFunctions:
     """Every function of ``Datasets``'s ABI, typed."""
 
@@ -550,6 +1214,23 @@ class DatasetsFunctions:
     def dataset_count(self, *, block: int | str = "latest") -> int:
         """``Datasets.dataset_count`` (call)."""
         return int(self.contract.call("dataset_count", block=block))
+
+
+class DatasetsEvents:
+    """Every event of ``Datasets``'s ABI: those a transaction emitted, typed."""
+
+    def __init__(self, contract: BoundContract) -> None:
+        self.contract = contract
+
+    def dataset_committed(self, receipt: Receipt) -> list[DatasetCommitted]:
+        """The ``DatasetCommitted`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "DatasetCommitted")
+        return [DatasetCommitted.from_args(e.args) for e in found]
+
+    def dataset_revoked(self, receipt: Receipt) -> list[DatasetRevoked]:
+        """The ``DatasetRevoked`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "DatasetRevoked")
+        return [DatasetRevoked.from_args(e.args) for e in found]
 
 
 class ModelsFunctions:
@@ -640,6 +1321,38 @@ class ModelsFunctions:
     def latest_grant(self, arg0: int, arg1: str, *, block: int | str = "latest") -> int:
         """``Models.latest_grant`` (call)."""
         return int(self.contract.call("latest_grant", arg0, arg1, block=block))
+
+
+class ModelsEvents:
+    """Every event of ``Models``'s ABI: those a transaction emitted, typed."""
+
+    def __init__(self, contract: BoundContract) -> None:
+        self.contract = contract
+
+    def model_created(self, receipt: Receipt) -> list[ModelCreated]:
+        """The ``ModelCreated`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "ModelCreated")
+        return [ModelCreated.from_args(e.args) for e in found]
+
+    def version_published(self, receipt: Receipt) -> list[VersionPublished]:
+        """The ``VersionPublished`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "VersionPublished")
+        return [VersionPublished.from_args(e.args) for e in found]
+
+    def grant_issued(self, receipt: Receipt) -> list[GrantIssued]:
+        """The ``GrantIssued`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "GrantIssued")
+        return [GrantIssued.from_args(e.args) for e in found]
+
+    def grant_revoked(self, receipt: Receipt) -> list[GrantRevoked]:
+        """The ``GrantRevoked`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "GrantRevoked")
+        return [GrantRevoked.from_args(e.args) for e in found]
+
+    def ownership_transferred(self, receipt: Receipt) -> list[OwnershipTransferred]:
+        """The ``OwnershipTransferred`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "OwnershipTransferred")
+        return [OwnershipTransferred.from_args(e.args) for e in found]
 
 
 class JobsFunctions:
@@ -808,6 +1521,68 @@ class JobsFunctions:
         return bool(self.contract.call("evidence_used", arg0, block=block))
 
 
+class JobsEvents:
+    """Every event of ``Jobs``'s ABI: those a transaction emitted, typed."""
+
+    def __init__(self, contract: BoundContract) -> None:
+        self.contract = contract
+
+    def job_created(self, receipt: Receipt) -> list[JobCreated]:
+        """The ``JobCreated`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "JobCreated")
+        return [JobCreated.from_args(e.args) for e in found]
+
+    def joined(self, receipt: Receipt) -> list[Joined]:
+        """The ``Joined`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "Joined")
+        return [Joined.from_args(e.args) for e in found]
+
+    def round_recorded(self, receipt: Receipt) -> list[RoundRecorded]:
+        """The ``RoundRecorded`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "RoundRecorded")
+        return [RoundRecorded.from_args(e.args) for e in found]
+
+    def challenge_opened(self, receipt: Receipt) -> list[ChallengeOpened]:
+        """The ``ChallengeOpened`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "ChallengeOpened")
+        return [ChallengeOpened.from_args(e.args) for e in found]
+
+    def voted(self, receipt: Receipt) -> list[Voted]:
+        """The ``Voted`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "Voted")
+        return [Voted.from_args(e.args) for e in found]
+
+    def challenge_resolved(self, receipt: Receipt) -> list[ChallengeResolved]:
+        """The ``ChallengeResolved`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "ChallengeResolved")
+        return [ChallengeResolved.from_args(e.args) for e in found]
+
+    def job_finalized(self, receipt: Receipt) -> list[JobFinalized]:
+        """The ``JobFinalized`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "JobFinalized")
+        return [JobFinalized.from_args(e.args) for e in found]
+
+    def job_cancelled(self, receipt: Receipt) -> list[JobCancelled]:
+        """The ``JobCancelled`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "JobCancelled")
+        return [JobCancelled.from_args(e.args) for e in found]
+
+    def reward_claimed(self, receipt: Receipt) -> list[RewardClaimed]:
+        """The ``RewardClaimed`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "RewardClaimed")
+        return [RewardClaimed.from_args(e.args) for e in found]
+
+    def refunded(self, receipt: Receipt) -> list[Refunded]:
+        """The ``Refunded`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "Refunded")
+        return [Refunded.from_args(e.args) for e in found]
+
+    def double_sign_slashed(self, receipt: Receipt) -> list[DoubleSignSlashed]:
+        """The ``DoubleSignSlashed`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "DoubleSignSlashed")
+        return [DoubleSignSlashed.from_args(e.args) for e in found]
+
+
 class ReceiptsFunctions:
     """Every function of ``Receipts``'s ABI, typed."""
 
@@ -904,20 +1679,94 @@ class ReceiptsFunctions:
         return int(self.contract.call("batch_count", block=block))
 
 
+class ReceiptsEvents:
+    """Every event of ``Receipts``'s ABI: those a transaction emitted, typed."""
+
+    def __init__(self, contract: BoundContract) -> None:
+        self.contract = contract
+
+    def deposited(self, receipt: Receipt) -> list[Deposited]:
+        """The ``Deposited`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "Deposited")
+        return [Deposited.from_args(e.args) for e in found]
+
+    def withdrawal_requested(self, receipt: Receipt) -> list[WithdrawalRequested]:
+        """The ``WithdrawalRequested`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "WithdrawalRequested")
+        return [WithdrawalRequested.from_args(e.args) for e in found]
+
+    def withdrawn(self, receipt: Receipt) -> list[Withdrawn]:
+        """The ``Withdrawn`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "Withdrawn")
+        return [Withdrawn.from_args(e.args) for e in found]
+
+    def batch_posted(self, receipt: Receipt) -> list[BatchPosted]:
+        """The ``BatchPosted`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "BatchPosted")
+        return [BatchPosted.from_args(e.args) for e in found]
+
+    def batch_disputed(self, receipt: Receipt) -> list[BatchDisputed]:
+        """The ``BatchDisputed`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "BatchDisputed")
+        return [BatchDisputed.from_args(e.args) for e in found]
+
+    def batch_settled(self, receipt: Receipt) -> list[BatchSettled]:
+        """The ``BatchSettled`` events this contract emitted in ``receipt``."""
+        found = self.contract.events(receipt, "BatchSettled")
+        return [BatchSettled.from_args(e.args) for e in found]
+
+
 __all__ = [
     "Batch",
+    "BatchDisputed",
+    "BatchPosted",
+    "BatchSettled",
     "Challenge",
+    "ChallengeOpened",
+    "ChallengeResolved",
     "Dataset",
+    "DatasetCommitted",
+    "DatasetRevoked",
+    "DatasetsEvents",
     "DatasetsFunctions",
+    "Deposited",
+    "DoubleSignSlashed",
+    "EndpointChanged",
     "Grant",
+    "GrantIssued",
+    "GrantRevoked",
     "Identity",
     "Job",
+    "JobCancelled",
+    "JobCreated",
+    "JobFinalized",
     "JobParams",
+    "JobsEvents",
     "JobsFunctions",
+    "Joined",
+    "KeyRotated",
     "Model",
+    "ModelCreated",
+    "ModelsEvents",
     "ModelsFunctions",
+    "OwnershipTransferred",
+    "ReceiptsEvents",
     "ReceiptsFunctions",
+    "Refunded",
+    "Registered",
+    "RegistryEvents",
     "RegistryFunctions",
+    "RewardClaimed",
     "Round",
+    "RoundRecorded",
+    "SlashRewardClaimed",
+    "Slashed",
+    "SlasherSet",
+    "Staked",
+    "UnbondRequested",
     "Version",
+    "VersionPublished",
+    "Voted",
+    "WithdrawalRequested",
+    "Withdrawn",
 ]
