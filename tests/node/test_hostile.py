@@ -288,6 +288,29 @@ def test_slow_headers_and_slow_bodies_are_cut_off(node):
             assert answer.startswith(b"HTTP/1.1 408") and b'"error":"timeout"' in answer
 
 
+def test_uploads_past_the_in_flight_limit_are_busy_and_the_status_page_is_not(node):
+    """40 slow uploads against a limit of 32 in flight: 8 are refused at once as busy, the
+    rest time out; meanwhile the status page, which has no body, is answered."""
+    port = node["port"]
+    socks = []
+    try:
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+            socks.append(s)
+        time.sleep(0.5)
+        assert requests.get(node["url"] + "/v1/status", timeout=5).status_code == 200
+        answers = []
+        for s in socks:
+            s.settimeout(BODY_TIMEOUT + 5)
+            answers.append(s.recv(4096).split(b"\r\n", 1)[0])
+    finally:
+        for s in socks:
+            s.close()
+    assert answers.count(b"HTTP/1.1 503 Service Unavailable") == 8, answers
+    assert answers.count(b"HTTP/1.1 408 Request Timeout") == 32, answers
+
+
 def test_a_flood_of_idle_connections_is_cut_off(node):
     """More idle connections than the node keeps (4 x max_in_flight = 128 here): those past
     the limit are closed at once, the rest after the header timeout; then the node serves."""

@@ -344,7 +344,9 @@ class Gate:
                 metrics.requests.labels(path="other").inc()
                 await answer(_error("rate_limited", "too many requests", 429, close=has_body))
                 return
-            if self.total >= limits.max_in_flight or (
+            # the overall limit guards memory and the workers: requests with no body (the
+            # status page, metrics) are not held back by others' uploads
+            if (has_body and self.total >= limits.max_in_flight) or (
                 self.in_flight[peer] >= limits.max_in_flight_per_peer
             ):
                 self.refuse("busy")
@@ -353,7 +355,7 @@ class Gate:
                     _error("busy", "too many requests in flight", 503, close=has_body, retry=True)
                 )
                 return
-            self.total += 1
+            self.total += has_body
             self.in_flight[peer] += 1
             loop = asyncio.get_running_loop()
             deadline = loop.time() + limits.body_timeout
@@ -386,7 +388,7 @@ class Gate:
                 if not started:
                     await answer(_error("internal", "internal error", 500, close=True))
             finally:
-                self.total -= 1
+                self.total -= has_body
                 self.in_flight[peer] -= 1
                 if self.in_flight[peer] <= 0:
                     del self.in_flight[peer]
