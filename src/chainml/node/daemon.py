@@ -178,7 +178,7 @@ ban_after_refusals = 20   # forged, replayed, malformed or undecryptable envelop
 [http]
 header_timeout = 10           # seconds for a request's line and headers
 body_timeout = 30             # seconds for a whole request body
-max_in_flight = 64            # requests being read or answered at once, all peers
+max_in_flight = 64            # uploads being read or answered at once, all peers
 max_in_flight_per_peer = 8    # a peer: an address; a loopback client: each connection
 max_buffered = 268435456      # request-body bytes held in memory at once
 trusted_proxies = []          # e.g. ["127.0.0.1"] behind a reverse proxy on this host:
