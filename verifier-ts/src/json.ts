@@ -181,7 +181,7 @@ export function parseJson(text: string, sortKeys = true): Parsed {
 
 /** Parse `bytes` as canonical JSON; throws JsonError if it is not exactly the canonical form. */
 export function parseCanonical(bytes: Uint8Array, what: string): JValue {
-  for (const b of bytes) if (b > 0x7e || (b < 0x20 && b !== 0)) throw new JsonError(`${what}: not printable ASCII`);
+  for (const b of bytes) if (b < 0x20 || b > 0x7e) throw new JsonError(`${what}: not printable ASCII`);
   const text = Buffer.from(bytes).toString("latin1");
   const p = parseJson(text);
   if (p.canonical !== text) throw new JsonError(`${what}: not the canonical encoding`);

@@ -11,7 +11,7 @@ import {
   survivorsStructHash,
 } from "./eip712.js";
 import { VerificationError, require } from "./errors.js";
-import { isObject, JValue, parseCanonical, parseStrict } from "./json.js";
+import { isObject, JValue, parseCanonical } from "./json.js";
 import { addCommitments, commit, commitmentKey, parseCommitment } from "./lattice.js";
 import { bitmapOf, leaf, leafData, merkleRoot } from "./merkle.js";
 import { decodeWord, deriveParams, label, RoundParams, secureBound } from "./params.js";
@@ -225,7 +225,7 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
   const recordBytes = fetchChecked(fetch, facts.aggregateCid, "round record");
   let record: JValue;
   try {
-    record = parseStrict(recordBytes, "round record");
+    record = parseCanonical(recordBytes, "round record"); // §12 step 1: only its canonical encoding
   } catch (e) {
     throw new VerificationError("11.2 record", (e as Error).message);
   }

@@ -171,6 +171,8 @@ const DOCTORED: Record<string, Parameters<typeof doctored>[0]> = {
     facts.aggregateCid = put(parseJson(JSON.stringify(r)).canonical);
     plant(facts.aggregateCid, parseJson(JSON.stringify({ ...r, round: r.round })).canonical + " ");
   },
+  "record not in its canonical encoding": (r, t, put, facts) => (facts.aggregateCid = put(JSON.stringify(r, null, 1))),
+  "record with its keys out of order": (r, t, put, facts) => (facts.aggregateCid = put(JSON.stringify({ transcript: r.transcript, ...r }))),
   "record not JSON": (r, t, put, facts) => (facts.aggregateCid = put("{not json")),
   "record a JSON list": (r, t, put, facts) => (facts.aggregateCid = put("[]")),
   "record with a duplicate key": (r, t, put, facts) => (facts.aggregateCid = put('{"format":"x","format":"chainml-round-record/2"}')),
