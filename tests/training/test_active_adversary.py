@@ -197,6 +197,34 @@ def test_the_isolation_attack_recovers_the_victim_under_the_old_rules() -> None:
     assert {2, 3} <= set(found.keys) and 1 in found.seeds
 
 
+@pytest.mark.parametrize("n", [16, 20])
+def test_isolation_behind_one_colluder_on_a_sparse_graph_under_the_old_rules(n: int) -> None:
+    """The issue's sparse case: degree 8, t = 3; the victim is fed colluder c and one honest
+    neighbour h, h is listed dropped.  The old rules give the victim away exactly; the real
+    client refuses to mask with fewer than min_partners."""
+    base = _params(n)
+    job = {k: v for k, v in JOB.items() if k != "attempt"}
+    p = RoundParams.create(
+        dict(base.roster), dict(base.keys), LEN, graph_seed=base.graph_seed, degree=8,
+        threshold=3, **job,  # type: ignore[arg-type]
+    )  # fmt: skip
+    around = sorted(p.neighbours[1])
+    c, h = around[0], around[1]
+    listed = tuple(i for i in sorted(p.roster) if i != h)
+    for client_cls in (pre_fix_client(p), SecAggClient):
+        adv = Adversary.start(p, IDS, _updates(p, 5), colluders=[c], client_cls=client_cls)
+        plan = _full(p)
+        plan[1] = [c, h]
+        adv.run({i: listed for i in listed if i != c}, ciphertexts=plan)
+        found = attempt_reconstruction(adv)
+        if client_cls is SecAggClient:
+            assert isinstance(adv.refused[1][1], TooFewSurvivors)
+            assert_only_large_sums(adv, found)
+        else:
+            assert found.singles == {1}
+            assert np.array_equal(found.learnt[frozenset({1})], adv.encoded(1))
+
+
 def test_the_same_attack_gets_nothing_from_the_real_client() -> None:
     p = _issue_params()
     adv, found = _issue_attack(p, SecAggClient)
