@@ -10,7 +10,7 @@ import { abi, ascii, beInt, hex, unhex } from "./bytes.js";
 import { keccak256 } from "./primitives.js";
 import { ChainFacts } from "./verify.js";
 
-interface AbiParam {
+export interface AbiParam {
   name: string;
   type: string;
   components?: AbiParam[];
@@ -40,7 +40,7 @@ function word(data: Uint8Array, at: number): Uint8Array {
 }
 
 /** Decode a tuple of `params` whose encoding starts at `base`. */
-function decodeTuple(params: AbiParam[], data: Uint8Array, base: number): { [k: string]: Decoded } {
+export function decodeTuple(params: AbiParam[], data: Uint8Array, base: number): { [k: string]: Decoded } {
   const out: { [k: string]: Decoded } = {};
   let head = base; // heads are laid out one after another; offsets count from `base`
   params.forEach((p, k) => {
