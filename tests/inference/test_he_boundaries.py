@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import itertools
 import warnings
 
 import numpy as np
 import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from chainml.inference import he
 from chainml.inference.he import (
@@ -359,3 +362,48 @@ def test_an_mlp_with_two_hidden_layers_agrees_in_both_modes(digits):
     got = client.decrypt_batch(provider.evaluate_batch(client.encrypt_batch(x)), len(x))
     assert np.abs(got - want).max() < 1e-3
     assert (got.argmax(1) == model.predict(x)).all()
+
+
+@settings(max_examples=5, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate])
+@given(
+    features=st.integers(1, 300),
+    hidden=st.lists(st.integers(1, 40), min_size=0, max_size=2),
+    classes=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+)
+def test_random_shapes_compile_to_plaintext_or_refuse_typed(features, hidden, classes, seed):
+    """Over random layer counts and widths: latency mode matches numpy within 1e-3 on an
+    input at a random point of the range, or compilation refuses with UnsupportedModel.
+    Few examples, no shrinking: each is a CKKS key generation (N = 16384 with two hidden
+    layers)."""
+    rng = np.random.default_rng(seed)
+    sizes = [features, *hidden, classes]
+    params: dict[str, np.ndarray] = {}
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        params[f"w{i}"] = rng.normal(0, 1 / a, (a, b))
+        params[f"b{i}"] = rng.normal(0, 0.1, b)
+    if not hidden:
+        params = {"w": params["w0"], "b": params["b0"]}
+    try:
+        plan = compile_model(params, "square" if hidden else None, input_range=(0.0, 1.0))
+    except UnsupportedModel:
+        return
+    client, provider = _setup(plan)
+    row = rng.uniform(0, 1, features)
+    assert np.abs(_query(client, provider, row) - plan.plaintext(row[None])[0]).max() < 1e-3
+
+
+def test_a_plan_whose_keys_would_not_upload_is_refused_at_compile_time():
+    """300→40→40→140 needs 31 rotations at N = 16384 (about 170 MB of Galois keys): the
+    provider's upload cap would refuse them at every client's first query."""
+    with pytest.raises(UnsupportedModel, match="MiB"):
+        compile_model(_mlp_layers([300, 40, 40, 140]), "square")
+
+
+def _mlp_layers(sizes: list[int]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    params = {}
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        params[f"w{i}"] = rng.normal(0, 1 / a, (a, b))
+        params[f"b{i}"] = rng.normal(0, 0.1, b)
+    return params

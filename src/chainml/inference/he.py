@@ -82,6 +82,7 @@ MAX_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}  # SEAL's 128-bit boun
 MIN_SLOTS = 4096
 BLOCK = 128  # the block of the digits MLP's latency layout (64 features, 10 classes)
 MAX_QUERY_BYTES = 4 << 20
+MAX_KEY_BYTES = MAX_QUERY_BYTES * 16  # one evaluation-key upload (the service's max_keys)
 DEFAULT_INPUT_RANGE = (-0.5, 1.5)  # chainml's data sets are [0, 1] on the training split
 
 
@@ -201,7 +202,7 @@ def _load(
     what: str,
     error: type[BadCiphertext] = BadCiphertext,
 ) -> Any:
-    if not isinstance(data, (bytes, bytearray)) or not data or len(data) > MAX_QUERY_BYTES * 16:
+    if not isinstance(data, (bytes, bytearray)) or not data or len(data) > MAX_KEY_BYTES:
         raise error(f"{what}: empty or too large")
     obj = kind()
     with tempfile.NamedTemporaryFile(delete=True) as fh:
@@ -439,6 +440,15 @@ class Plan:
         across = [self.block << k for k in range((blocks - 1).bit_length())]
         return within + across
 
+    @property
+    def key_bytes(self) -> int:
+        """An upper bound on the evaluation keys' size: per key (relinearisation, and one
+        per rotation) L components of one polynomial over L + 1 primes in the seeded form,
+        L the number of data primes."""
+        primes = len(self.parameters.coeff_bits)
+        per_key = (primes - 1) * primes * self.parameters.poly_degree * 8
+        return (len(self.rotations) + 1) * per_key
+
     def plaintext(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         h = np.asarray(x, dtype=np.float64)
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
@@ -566,6 +576,12 @@ def compile_model(
             f"latency mode needs a period of {plan.period} slots ({n_features} features, "
             f"{plan.n_hidden} hidden units, {plan.n_classes} classes): over a ciphertext's "
             f"{plan.parameters.slots}"
+        )
+    if plan.key_bytes > MAX_KEY_BYTES:
+        raise UnsupportedModel(
+            f"the evaluation keys would take up to {plan.key_bytes >> 20} MiB "
+            f"({len(plan.rotations)} rotations at N = {plan.parameters.poly_degree}), over "
+            f"the {MAX_KEY_BYTES >> 20} MiB an upload may take: fewer or narrower layers"
         )
     return plan
 
