@@ -100,3 +100,17 @@ def test_a_participant_is_read_once_and_an_empty_slot_every_time(chain):
     reads = client.reads
     assert cm.jobs.contract.call("participant_at", job_id, 0).lower() == trainer.address.lower()
     assert client.reads == reads  # kept across new blocks
+
+
+def test_lookups_of_invented_addresses_stay_bounded(chain, monkeypatch):
+    from chainml.node import chaincache
+
+    url, other, dev, deployment = chain
+    monkeypatch.setattr(chaincache, "MAX_ENTRIES", 3)
+    client, cm = _cached(url, deployment)
+    party = _funded(other, dev, Role.TRAINER)
+    client.refresh()
+    for _ in range(10):  # anyone can sign with a new key: each is a new Registry lookup
+        assert not cm.registry.is_registered(Identity.generate().address)
+    assert len(client._per_registry) <= 3
+    assert cm.registry.is_registered(party.address)  # still right after being dropped

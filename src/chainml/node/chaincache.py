@@ -137,7 +137,7 @@ class CachingLedgerClient(LedgerClient):
                 result = super().rpc(method, params)
                 with self._cache_lock:
                     if generation == self._registry_generation:
-                        self._per_registry[key] = result
+                        _bounded(self._per_registry)[key] = result
                 return result
             return self._cached_per_head(method, params)
         return super().rpc(method, params)
@@ -153,7 +153,7 @@ class CachingLedgerClient(LedgerClient):
         result = super().rpc(method, params)
         with self._cache_lock:
             if head == self._head:  # not a fact of an older block stored as the newer's
-                self._per_head[key] = result
+                _bounded(self._per_head)[key] = result
         return result
 
     def _cached(
@@ -167,8 +167,17 @@ class CachingLedgerClient(LedgerClient):
         result = super().rpc(method, params)
         if keep(result):
             with self._cache_lock:
-                store[key] = result
+                _bounded(store)[key] = result
         return result
+
+
+MAX_ENTRIES = 50_000  # per store: lookups of addresses anyone can invent stay bounded
+
+
+def _bounded(store: dict[str, Any]) -> dict[str, Any]:
+    if len(store) >= MAX_ENTRIES:
+        store.clear()  # read again what is needed: a cost, never a wrong answer
+    return store
 
 
 def _nonzero(result: Any) -> bool:
