@@ -379,6 +379,18 @@ def registered_keys(cm: Chainml, roster: Mapping[int, str]) -> dict[int, bytes]:
 # -- the trainer -----------------------------------------------------------------------------
 
 
+def _may_join(recorded: str | None, attempt: int) -> bool:
+    """Whether a trainer takes part in ``attempt`` of a round, given what it recorded of
+    the round: yes if nothing; never once it sent an input (``committed:``), so no update
+    of it is masked twice; and after advertising keys in an earlier attempt that failed
+    (``keys:<attempt>``) only for a later one, with fresh keys: nothing that depends on its
+    update has left it yet."""
+    if recorded is None:
+        return True
+    kind, _, earlier = recorded.partition(":")
+    return kind == "keys" and earlier.isdigit() and attempt > int(earlier)
+
+
 class TrainerRole:
     def __init__(
         self,
@@ -418,7 +430,7 @@ class TrainerRole:
         if not slot:
             raise ProtocolViolation("this node is not a participant of the job")
         key = f"secagg:{h.job_id}:{h.round}"
-        if self.state.get(key) is not None:
+        if not _may_join(self.state.get(key), start.attempt):
             log.info("round %d of job %d: already took part; staying out", h.round, h.job_id)
             return
         if not abs(start.clip - job_params.clip_bound / 1000) <= 1e-9:
@@ -441,7 +453,7 @@ class TrainerRole:
             self.courier.send(h.sender, PLAIN, signed.encode(), h.job_id, h.round)
             return
         client = SecAggClient(params, slot, self.identity, update, pairs=self.pairs)
-        self.state.put(key, "keys")
+        self.state.put(key, f"keys:{start.attempt}")
         self.clients[(h.job_id, h.round)] = (client, time.monotonic())
         self._reply(h.sender, h.job_id, h.round, client.advertise())
 
