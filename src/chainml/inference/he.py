@@ -268,29 +268,31 @@ class PlanShape:
 
     @classmethod
     def from_doc(cls, doc: Any) -> PlanShape:
-        """Parse ``to_doc``'s form; ``ValueError`` if malformed or inconsistent."""
-        try:
-            params = HEParameters(
-                int(doc["poly_degree"]),
-                tuple(int(b) for b in doc["coeff_bits"]),
-                int(doc["scale_bits"]),
-            )
-            shape = cls(
-                int(doc["depth"]),
-                int(doc["n_classes"]),
-                bool(doc["regression"]),
-                tuple(int(r) for r in doc["rotations"]),
-                int(doc["n_features"]),
-                int(doc["period"]),
-                int(doc["block"]),
-                str(doc["layout"]),
-                params,
-                tuple(float(v) for v in doc["input_low"]),
-                tuple(float(v) for v in doc["input_high"]),
-                float(doc["logit_bound"]),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a plan shape: {exc}") from None
+        """Parse ``to_doc``'s form (docs/protocol/he-plan.md); ``ValueError`` if a field
+        is missing, of another JSON type, or the shape is one no compiler makes."""
+        if not isinstance(doc, dict) or set(doc) != set(_PLAN_FIELDS):
+            raise ValueError(f"not a plan shape: the fields are {', '.join(_PLAN_FIELDS)}")
+        params = HEParameters(
+            _int(doc["poly_degree"]),
+            tuple(_int(b) for b in _list(doc["coeff_bits"])),
+            _int(doc["scale_bits"]),
+        )
+        if not isinstance(doc["regression"], bool) or not isinstance(doc["layout"], str):
+            raise ValueError("not a plan shape: regression is a boolean, layout a string")
+        shape = cls(
+            _int(doc["depth"]),
+            _int(doc["n_classes"]),
+            doc["regression"],
+            tuple(_int(r) for r in _list(doc["rotations"])),
+            _int(doc["n_features"]),
+            _int(doc["period"]),
+            _int(doc["block"]),
+            doc["layout"],
+            params,
+            tuple(_float(v) for v in _list(doc["input_low"])),
+            tuple(_float(v) for v in _list(doc["input_high"])),
+            _float(doc["logit_bound"]),
+        )
         shape.check()
         return shape
 
@@ -312,13 +314,52 @@ class PlanShape:
             (len(self.input_low) != self.n_features, "input range"),
             (len(self.input_high) != self.n_features, "input range"),
             (not all(math.isfinite(v) for v in (*self.input_low, *self.input_high)), "range"),
-            (any(lo > hi for lo, hi in zip(self.input_low, self.input_high, strict=True)), "range"),
+            (
+                any(lo > hi for lo, hi in zip(self.input_low, self.input_high, strict=False)),
+                "range",
+            ),
             (not math.isfinite(self.logit_bound) or self.logit_bound < 0, "logit bound"),
             (any(not 0 < r < p.slots for r in self.rotations), "rotations"),
         ]
         for bad, what in problems:
             if bad:
                 raise ValueError(f"not a plan shape: {what}")
+
+
+_PLAN_FIELDS = (
+    "depth",
+    "n_classes",
+    "regression",
+    "rotations",
+    "n_features",
+    "period",
+    "block",
+    "layout",
+    "poly_degree",
+    "coeff_bits",
+    "scale_bits",
+    "input_low",
+    "input_high",
+    "logit_bound",
+)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("not a plan shape: expected an integer")
+    return value
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("not a plan shape: expected a number")
+    return float(value)
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError("not a plan shape: expected a list")
+    return value
 
 
 @dataclass(frozen=True)
