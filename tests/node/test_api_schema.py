@@ -91,34 +91,9 @@ class _Receiver:
 
 
 def _post(app, path: str, body: bytes, client: tuple[str, int]) -> tuple[int, dict]:
-    """One request through the ASGI app, as uvicorn would pass it."""
-    sent: list[dict] = []
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-length", str(len(body)).encode())],
-        "client": client,
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    status = sent[0]["status"]
-    return status, json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    """One request through the ASGI app, as uvicorn would pass it; the JSON answer."""
+    status, raw = _post_raw(app, path, body, client)
+    return status, json.loads(raw)
 
 
 def test_undecryptable_payloads_ban_the_signer_not_the_address_it_came_from():
@@ -184,6 +159,7 @@ def test_the_error_table_in_the_protocol_doc_is_the_code_s():
             **{c.cause: c.status for c in api._refusals()},
             **gate,
             "no_model": 503,
+            "banned": 429,
         },
     }
     for route, causes in expected.items():
@@ -193,3 +169,69 @@ def test_the_error_table_in_the_protocol_doc_is_the_code_s():
     for route, causes in expected.items():
         method, path = route.split()[0].lower(), route.split()[1].rstrip(",")
         assert {str(s) for s in causes.values()} <= set(paths[path][method]["responses"]), route
+
+
+class _Service:
+    """Stands in for the provider's InferenceService: answers b"ok" to a body that says
+    "signed", refuses the rest as the real one refuses a forged request."""
+
+    model = object()
+
+    def max_request(self, mode):
+        return 1 << 20
+
+    def handle(self, body, modes):
+        from chainml.inference.service import ForgedRequest
+
+        if body != b"signed":
+            raise ForgedRequest("not signed by the client it names")
+        return b"ok"
+
+
+class _Provider:
+    service = _Service()
+
+
+def test_a_banned_peer_s_signed_inference_requests_are_served_and_nothing_else():
+    guard = Guard.create(lambda: 1000.0)
+    app = create_app(_Receiver(Undecryptable("x")), guard=guard, provider=_Provider())
+    peer = ("203.0.113.5", 1000)
+    assert _post(app, "/v1/infer", b"forged", peer)[1]["error"] == "bad_signature"
+    guard.limiter.ban("203.0.113.5", "misbehaving")
+    assert _post(app, "/v1/infer", b"forged", peer) == (429, _banned_body())
+    status, _ = _post_raw(app, "/v1/infer", b"signed", peer)
+    assert status == 200
+
+
+def _banned_body():
+    return {"error": "banned", "detail": "this peer is banned for a while"}
+
+
+def _post_raw(app, path: str, body: bytes, client: tuple[str, int]) -> tuple[int, bytes]:
+    """One request through the ASGI app, as uvicorn would pass it."""
+    sent = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-length", str(len(body)).encode())],
+        "client": client,
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
