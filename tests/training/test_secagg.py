@@ -508,19 +508,25 @@ def _schedules(d: int) -> list[tuple[int, ...]]:
     return [c for c in itertools.product(range(d + 1), repeat=len(STAGES)) if sum(c) == d]
 
 
-@pytest.mark.parametrize(("n", "every"), [(5, 1), (10, 1), (20, 30), (30, 10**4)])
-def test_exact_sums_through_every_tolerated_dropout_schedule(n: int, every: int) -> None:
+@pytest.mark.parametrize(
+    ("n", "every", "alone"),
+    [(5, 1, STAGES), (10, 1, STAGES), (20, 60, STAGES), (30, 10**4, ("masked", "unmask"))],
+    ids=["n5", "n10", "n20", "n30"],
+)
+def test_exact_sums_through_every_tolerated_dropout_schedule(
+    n: int, every: int, alone: tuple[str, ...]
+) -> None:
     """floor(0.3 n) clients drop, in any combination of stages (every schedule for n = 5
-    and 10; for 20 and 30 every ``every``-th, all at any one stage and spread evenly over
-    the five): the round completes
+    and 10; for 20 and 30 every ``every``-th, all at one of the stages ``alone`` and spread
+    evenly over the five): the round completes
     with the exact sum of the inputs counted.  Who drops is drawn afresh each time."""
     p = _derived(n)
     d = math.floor(0.3 * n)
     assert len(p.roster) - p.quorum >= d  # the rule's promise
     rng = np.random.default_rng(n)
-    alone = [tuple(d if s == k else 0 for s in range(len(STAGES))) for k in range(len(STAGES))]
+    at_one = {tuple(d if s == stage else 0 for s in STAGES) for stage in alone}
     spread = tuple(d // len(STAGES) + (k < d % len(STAGES)) for k in range(len(STAGES)))
-    schedules = sorted(set(_schedules(d)[::every]) | set(alone) | {spread})
+    schedules = sorted(set(_schedules(d)[::every]) | at_one | {spread})
     for counts in schedules:
         clients, updates = _clients(p, seed=int(rng.integers(1 << 30)))
         order = [int(i) for i in rng.permutation(sorted(p.roster))]
