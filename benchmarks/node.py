@@ -319,7 +319,7 @@ def run(quick: bool) -> dict[str, Any]:
                     if cause not in CAUSES and not untyped_seen:
                         untyped_seen.append(f"{r.status_code} {r.text[:200]}")
                     outcome[cause if cause in CAUSES else "untyped"] += 1
-            window = 4 if quick else 20
+            window = 3 if quick else 20
             log(f"hostile: /v1/status for {window} s idle, then {window} s with hostile clients")
             idle = _pcts(_probe(url, window))
             forged = envelope(senders[2], b"\0" * (4 << 20))
