@@ -407,3 +407,12 @@ def _mlp_layers(sizes: list[int]) -> dict[str, np.ndarray]:
         params[f"w{i}"] = rng.normal(0, 1 / a, (a, b))
         params[f"b{i}"] = rng.normal(0, 0.1, b)
     return params
+
+
+def test_an_input_range_no_parameters_can_hold_is_refused(x2_mlp):
+    with pytest.raises(UnsupportedModel, match="narrow the input range"):
+        compile_model(x2_mlp, input_range=(0.0, 1e4))
+    with pytest.raises(UnsupportedModel, match="input range"):
+        compile_model(x2_mlp, input_range=(1.0, 0.0))  # low above high
+    with pytest.raises(UnsupportedModel, match="calibration"):
+        compile_model(x2_mlp, calibration=np.zeros((3, 63)))

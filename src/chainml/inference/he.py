@@ -80,7 +80,6 @@ MAX_PRIME_BITS = 60  # SEAL's largest prime
 HEADROOM_BITS = 9  # the last prime's bits over the scale, at least
 MAX_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}  # SEAL's 128-bit bounds
 MIN_SLOTS = 4096
-BLOCK = 128  # the block of the digits MLP's latency layout (64 features, 10 classes)
 MAX_QUERY_BYTES = 4 << 20
 MAX_KEY_BYTES = MAX_QUERY_BYTES * 16  # one evaluation-key upload (the service's max_keys)
 DEFAULT_INPUT_RANGE = (-0.5, 1.5)  # chainml's data sets are [0, 1] on the training split
@@ -781,7 +780,7 @@ class HEProvider:
         )
         self._cache: dict[tuple[str, Any, float], Any] = {}
 
-    def _latency_layouts(self) -> dict[str, list[float]]:
+    def _latency_layouts(self) -> dict[str, NDArray[np.float64]]:
         """The plan's weights laid out in slots for latency mode (see the module doc)."""
         p, slots = self.plan, self.parameters.slots
         block, blocks = p.block, slots // p.block
@@ -793,37 +792,35 @@ class HEProvider:
             w1[j] = np.tile(column, block // p.period)
         b1 = np.zeros((blocks, block))
         b1[:units] = p.b1[:, None]
-        layouts = {"w1": w1.ravel().tolist(), "b1": b1.ravel().tolist()}
+        layouts = {"w1": w1.ravel(), "b1": b1.ravel()}
         if p.w2 is not None and p.b2 is not None:
             w2 = np.zeros((blocks, block))
             w2[:units, : p.n_classes] = p.w2
             b2 = np.zeros(slots)
             b2[: p.n_classes] = p.b2
-            layouts |= {"w2": w2.ravel().tolist(), "b2": b2.tolist()}
+            layouts |= {"w2": w2.ravel(), "b2": b2}
         return layouts
 
     def _diagonals(
         self, name: str, m: NDArray[np.float64], width: int, rows: int
-    ) -> dict[str, list[float]]:
+    ) -> dict[str, NDArray[np.float64]]:
         """Matrix ``m`` (rows × width, one row per output) as the plaintexts of a
         baby-step giant-step diagonal product: ``name:g:b`` holds
         ``m[(s - g n1) mod rows, (s + b) mod width]`` in slot s (tiled), and is left out
         when it is all zero."""
         n1, n2 = self.plan.steps
         s = np.arange(width)
-        out = {}
+        out: dict[str, NDArray[np.float64]] = {}
         for g in range(n2):
             for b in range(n1):
                 values = m[(s - g * n1) % rows, (s + b) % width]
                 if values.any():
-                    out[f"{name}:{g}:{b}"] = np.tile(
-                        values, self.parameters.slots // width
-                    ).tolist()
+                    out[f"{name}:{g}:{b}"] = np.tile(values, self.parameters.slots // width)
         return out
 
-    def _diagonal_layouts(self) -> dict[str, list[float]]:
+    def _diagonal_layouts(self) -> dict[str, NDArray[np.float64]]:
         p, q, slots = self.plan, self.plan.block, self.parameters.slots
-        layouts: dict[str, list[float]] = {}
+        layouts: dict[str, NDArray[np.float64]] = {}
         last = len(p.weights) - 1
         for i, (w, b) in enumerate(zip(p.weights, p.biases, strict=True)):
             width = p.period if i == 0 else q
@@ -833,11 +830,11 @@ class HEProvider:
             if i < last:  # Q-periodic, like the hidden vector it is added to
                 tiled = np.zeros(q)
                 tiled[: len(b)] = b
-                layouts[f"b{i}"] = np.tile(tiled, slots // q).tolist()
+                layouts[f"b{i}"] = np.tile(tiled, slots // q)
             else:  # the logits: class k in slot k only
                 logits = np.zeros(slots)
                 logits[: len(b)] = b
-                layouts[f"b{i}"] = logits.tolist()
+                layouts[f"b{i}"] = logits
         return layouts
 
     def _diagonal_product(self, ct: Any, name: str) -> Any:
@@ -890,7 +887,7 @@ class HEProvider:
         """A layout encoded at the ciphertext's level and scale, encoded once."""
         key = (name, tuple(ct.parms_id()), scale or self.scale)
         if key not in self._cache:
-            self._cache[key] = self._plain(self._layouts[name], ct, scale)
+            self._cache[key] = self._plain(self._layouts[name].tolist(), ct, scale)
         return self._cache[key]
 
     def _plain(self, values: Any, ct: Any, scale: float | None = None) -> Any:
