@@ -416,3 +416,20 @@ def test_an_input_range_no_parameters_can_hold_is_refused(x2_mlp):
         compile_model(x2_mlp, input_range=(1.0, 0.0))  # low above high
     with pytest.raises(UnsupportedModel, match="calibration"):
         compile_model(x2_mlp, calibration=np.zeros((3, 63)))
+
+
+@pytest.mark.parametrize(
+    ("features", "hidden", "classes"), [(64, 20, 10), (13, 10, 3), (784, 32, 10)]
+)
+def test_the_answer_holds_the_logits_and_nothing_else(features, hidden, classes):
+    """Every slot of a latency answer is a logit or zero: not one hidden unit's share of
+    a logit (the partial sums the rotate-and-sum leaves), nor a logit without its bias,
+    either of which would show the client more of the weights than the logits do."""
+    plan = compile_model(_mlp(features, hidden, classes, seed=7), "square")
+    client, provider = _setup(plan)
+    row = np.random.default_rng(8).uniform(0, 1, features)
+    slots = client._decrypt(provider.evaluate_query(client.encrypt_query(row)))
+    logits = plan.plaintext(row[None])[0]
+    rows = slots.reshape(-1, plan.block)  # a block per unit, or one period Q
+    assert np.abs(rows[:, :classes] - logits).max() < 1e-3
+    assert np.abs(rows[:, classes:]).max() < 1e-3

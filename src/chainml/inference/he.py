@@ -781,24 +781,29 @@ class HEProvider:
         self._cache: dict[tuple[str, Any, float], Any] = {}
 
     def _latency_layouts(self) -> dict[str, NDArray[np.float64]]:
-        """The plan's weights laid out in slots for latency mode (see the module doc)."""
+        """The plan's weights laid out in slots for latency mode (see the module doc).
+        For an MLP the pattern of pow2(H) blocks repeats over all the slots, so that the
+        rotate-and-sum across blocks leaves the whole sum in every block: the answer holds
+        the logits (and zeros), never one hidden unit's share of them."""
         p, slots = self.plan, self.parameters.slots
         block, blocks = p.block, slots // p.block
         units = p.w1.shape[1]  # hidden neurons, or classes for a regression
+        repeat = _pow2(units) if p.w2 is not None else blocks
+        unit = np.arange(blocks) % repeat  # the unit block b computes
+        live = unit < units
+        columns = np.zeros((units, p.period))
+        columns[:, : p.n_features] = p.w1.T
         w1 = np.zeros((blocks, block))
-        for j in range(units):
-            column = np.zeros(p.period)
-            column[: p.n_features] = p.w1[:, j]
-            w1[j] = np.tile(column, block // p.period)
+        w1[live] = np.tile(columns, (1, block // p.period))[unit[live]]
         b1 = np.zeros((blocks, block))
-        b1[:units] = p.b1[:, None]
+        b1[live] = p.b1[unit[live], None]
         layouts = {"w1": w1.ravel(), "b1": b1.ravel()}
         if p.w2 is not None and p.b2 is not None:
             w2 = np.zeros((blocks, block))
-            w2[:units, : p.n_classes] = p.w2
-            b2 = np.zeros(slots)
-            b2[: p.n_classes] = p.b2
-            layouts |= {"w2": w2.ravel(), "b2": b2}
+            w2[live, : p.n_classes] = p.w2[unit[live]]
+            b2 = np.zeros((blocks, block))
+            b2[:, : p.n_classes] = p.b2
+            layouts |= {"w2": w2.ravel(), "b2": b2.ravel()}
         return layouts
 
     def _diagonals(
@@ -831,10 +836,10 @@ class HEProvider:
                 tiled = np.zeros(q)
                 tiled[: len(b)] = b
                 layouts[f"b{i}"] = np.tile(tiled, slots // q)
-            else:  # the logits: class k in slot k only
-                logits = np.zeros(slots)
+            else:  # the logits, in every period: no replica shows them without bias
+                logits = np.zeros(q)
                 logits[: len(b)] = b
-                layouts[f"b{i}"] = logits
+                layouts[f"b{i}"] = np.tile(logits, slots // q)
         return layouts
 
     def _diagonal_product(self, ct: Any, name: str) -> Any:
