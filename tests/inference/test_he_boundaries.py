@@ -433,3 +433,19 @@ def test_the_answer_holds_the_logits_and_nothing_else(features, hidden, classes)
     rows = slots.reshape(-1, plan.block)  # a block per unit, or one period Q
     assert np.abs(rows[:, :classes] - logits).max() < 1e-3
     assert np.abs(rows[:, classes:]).max() < 1e-3
+
+
+def test_providers_of_one_plan_share_its_encoded_layouts(digits, digits_mlp):
+    """A second client's key set does not encode the weights again: the provider for it
+    reuses the plan's plaintexts, and both answer their own client right."""
+    plan, client, provider = digits_mlp
+    row = digits.x_test[2]
+    _query(client, provider, row)
+    encoded = len(plan.encodings)
+    other = HEClient(plan)
+    second = HEProvider(plan, other.evaluation_keys())
+    assert second._cache is provider._cache
+    want = plan.plaintext(row[None])[0]
+    assert np.abs(_query(other, second, row) - want).max() < 1e-3
+    assert np.abs(_query(client, provider, row) - want).max() < 1e-3
+    assert len(plan.encodings) == encoded

@@ -61,7 +61,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -361,10 +361,12 @@ def _list(value: Any) -> list[Any]:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Plan:
     """A model compiled for CKKS: weights in float64, the input range it was compiled
-    for, and the parameters and layout its evaluation uses."""
+    for, and the parameters and layout its evaluation uses.  Its weight layouts, once
+    encoded, are kept with it and shared by every provider of the plan (one per client
+    key set), not encoded again for each."""
 
     weights: tuple[NDArray[np.float64], ...]  # one per layer; one layer: a regression
     biases: tuple[NDArray[np.float64], ...]
@@ -372,6 +374,7 @@ class Plan:
     input_high: NDArray[np.float64]
     logit_bound: float
     parameters: HEParameters
+    encodings: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def w1(self) -> NDArray[np.float64]:
@@ -775,10 +778,13 @@ class HEProvider:
         self._encoder = seal.CKKSEncoder(self.context)
         self._ev = seal.Evaluator(self.context)
         self.scale = self.parameters.scale
-        self._layouts = (
-            self._latency_layouts() if plan.layout == "block" else self._diagonal_layouts()
-        )
-        self._cache: dict[tuple[str, Any, float], Any] = {}
+        # plaintexts encoded under one context serve another of the same parameters
+        self._cache = plan.encodings
+        if "layouts" not in self._cache:
+            self._cache["layouts"] = (
+                self._latency_layouts() if plan.layout == "block" else self._diagonal_layouts()
+            )
+        self._layouts: dict[str, NDArray[np.float64]] = self._cache["layouts"]
 
     def _latency_layouts(self) -> dict[str, NDArray[np.float64]]:
         """The plan's weights laid out in slots for latency mode (see the module doc).
