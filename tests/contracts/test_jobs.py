@@ -82,6 +82,14 @@ def test_join_reverts(system):
             system.jobs.join(99)
         with boa.reverts("NotRegistered"):
             system.jobs.join(job_id)
+    validator_only = funded()  # staked and registered, but not as a trainer
+    register(system.registry, validator_only, roles=8 | 1)
+    with boa.env.prank(validator_only.address), boa.reverts("NotTrainer"):
+        system.jobs.join(job_id)
+    assert not system.registry.has_role(validator_only.address, 2)
+    assert system.registry.has_role(validator_only.address, 8 | 1)
+    assert not system.registry.has_role(validator_only.address, 0)  # an empty mask: no
+    assert not system.registry.has_role(late.address, 2)  # never registered
     register(system.registry, late, stake=ETHER // 2)
     with boa.env.prank(late.address), boa.reverts("InsufficientStake"):
         system.jobs.join(job_id)

@@ -96,6 +96,11 @@ class NotRegistered(ContractRevert):
 
 
 @_register
+class NotTrainer(ContractRevert):
+    """The account is registered without the trainer role."""
+
+
+@_register
 class InvalidProofOfPossession(ContractRevert):
     """The account's signature over its X25519 key did not verify."""
 

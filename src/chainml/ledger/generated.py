@@ -1066,6 +1066,10 @@ class RegistryFunctions:
         """``Registry.pop_digest`` (call)."""
         return bytes(self.contract.call("pop_digest", account, x25519_key, block=block))
 
+    def has_role(self, account: str, role: int, *, block: int | str = "latest") -> bool:
+        """``Registry.has_role`` (call)."""
+        return bool(self.contract.call("has_role", account, role, block=block))
+
     def eligible_stake(self, account: str, *, block: int | str = "latest") -> int:
         """``Registry.eligible_stake`` (call)."""
         return int(self.contract.call("eligible_stake", account, block=block))

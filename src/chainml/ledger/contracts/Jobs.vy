@@ -29,6 +29,7 @@
 
 interface IRegistry:
     def is_registered(account: address) -> bool: view
+    def has_role(account: address, role: uint256) -> bool: view
     def stake_of(account: address) -> uint256: view
     def eligible_stake(account: address) -> uint256: view
     def committee(seed: bytes32, size: uint256) -> DynArray[address, 32]: view
@@ -39,6 +40,7 @@ MAX_ROUNDS: constant(uint256) = 64
 MAX_PARTICIPANTS: constant(uint256) = 256
 COMMITTEE_SIZE: constant(uint256) = 7
 MAX_PROOF: constant(uint256) = 32
+ROLE_TRAINER: constant(uint256) = 2  # the Registry's trainer role bit
 SECP256K1_HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 
 STATE_OPEN: constant(uint8) = 1
@@ -306,12 +308,14 @@ def create_job(params: JobParams) -> uint256:
 @external
 def join(job_id: uint256) -> uint256:
     """
-    @notice Join a job before its first round; needs a registered identity with at least
-            the job's min_stake. Returns the participant's bitmap index.
+    @notice Join a job before its first round; needs a registered identity with the
+            trainer role and at least the job's min_stake. Returns the participant's
+            bitmap index.
     """
     job: Job = self._job(job_id)
     assert job.state == STATE_OPEN and job.rounds_done == 0, "JobNotOpen"
     assert staticcall registry.is_registered(msg.sender), "NotRegistered"
+    assert staticcall registry.has_role(msg.sender, ROLE_TRAINER), "NotTrainer"
     assert staticcall registry.stake_of(msg.sender) >= job.params.min_stake, "InsufficientStake"
     assert self.participant_index[job_id][msg.sender] == 0, "AlreadyJoined"
     assert job.participant_count < job.params.max_participants, "JobFull"

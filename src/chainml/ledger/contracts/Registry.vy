@@ -292,6 +292,15 @@ def pop_digest(account: address, x25519_key: bytes32) -> bytes32:
 
 @external
 @view
+def has_role(account: address, role: uint256) -> bool:
+    """
+    @notice Whether account is registered with every role bit of role (a non-zero mask).
+    """
+    return role != 0 and self.is_registered[account] and self.identities[account].roles & role == role
+
+
+@external
+@view
 def eligible_stake(account: address) -> uint256:
     """
     @notice The committee weight of account: its active stake if it is a validator with
