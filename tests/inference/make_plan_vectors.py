@@ -45,6 +45,8 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("low above high", {"input_low": [3.0, 0.0]}),
     ("negative bound", {"logit_bound": -1.0}),
     ("rotation outside the slots", {"rotations": [1, 99999]}),
+    ("rotation listed twice", {"rotations": [1, 4, 4]}),
+    ("more rotations than keys may upload", {"rotations": list(range(1, 200))}),
     ("field missing", {"n_features": None}),
     ("field added", {"weights": [1.0]}),
 ]

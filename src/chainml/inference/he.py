@@ -221,6 +221,14 @@ def galois_elements(steps: Sequence[int], poly_degree: int) -> list[int]:
     return [pow(3, step, 2 * poly_degree) for step in steps]
 
 
+def _key_bytes(parameters: HEParameters, rotations: int) -> int:
+    """An upper bound on a key set's size: per key (relinearisation, and one per rotation)
+    L components of one polynomial over L + 1 primes in the seeded form, L the number of
+    data primes."""
+    primes = len(parameters.coeff_bits)
+    return (rotations + 1) * (primes - 1) * primes * parameters.poly_degree * 8
+
+
 def _pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
@@ -319,6 +327,8 @@ class PlanShape:
             ),
             (not math.isfinite(self.logit_bound) or self.logit_bound < 0, "logit bound"),
             (any(not 0 < r < p.slots for r in self.rotations), "rotations"),
+            (len(set(self.rotations)) != len(self.rotations), "rotations"),
+            (_key_bytes(p, len(self.rotations)) > MAX_KEY_BYTES, "keys over the upload cap"),
         ]
         for bad, what in problems:
             if bad:
@@ -488,9 +498,7 @@ class Plan:
         """An upper bound on the evaluation keys' size: per key (relinearisation, and one
         per rotation) L components of one polynomial over L + 1 primes in the seeded form,
         L the number of data primes."""
-        primes = len(self.parameters.coeff_bits)
-        per_key = (primes - 1) * primes * self.parameters.poly_degree * 8
-        return (len(self.rotations) + 1) * per_key
+        return _key_bytes(self.parameters, len(self.rotations))
 
     def plaintext(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         h = np.asarray(x, dtype=np.float64)
