@@ -11,30 +11,33 @@ and computes on ciphertexts.  A trained model is compiled into a plan:
   [0, 1] of chainml's data sets widened by half its span on each side): interval
   arithmetic over that box bounds every logit, and the compiler gives the last prime of
   the modulus chain enough bits over the scale that no in-range input can overflow it;
-  the client refuses an input outside the range before encrypting it;
+  the client refuses an input outside the range before encrypting it, and an answer
+  beyond the bound after decrypting it;
 - parameters chosen from the depth and that bound: scale 2^40 (lowered to 2^30 at worst
   to make room), one prime of the scale's size per level, and the smallest ring degree
   whose modulus stays within SEAL's 128-bit-security bound.
 
 Two modes:
 
-- **latency** — one query, one ciphertext.  The F features are padded to a period P (the
-  next power of two) and tiled across all slots; the slots are cut into blocks of B slots
-  (B ≥ P + C - 1 for C classes, a power of two), one block per hidden neuron.  One
-  plaintext product and a rotate-and-sum over P slots (log2 P rotations) leave the first
-  B - P + 1 slots of block j holding neuron j; after x², one product with the second
-  layer laid out per block and a rotate-and-sum across blocks (log2 H rotations) leave
-  class k in slot k.  For a regression B = P and class k ends in the first slot of
-  block k.  Digits (64 features, 32 hidden, 10 classes): P = 64, B = 128, 11 Galois keys.
+- **latency, block layout** — one query, one ciphertext.  The F features are padded to
+  a period P (the next power of two) and tiled across all slots; the slots are cut into
+  blocks of B slots (B ≥ P + C - 1 for C classes, a power of two), one block per hidden
+  neuron, the pattern of pow2(H) blocks repeated over all the slots.  One plaintext
+  product and a rotate-and-sum over P slots (log2 P rotations) leave the first B - P + 1
+  slots of block j holding neuron j; after x², one product with the second layer laid
+  out per block and a rotate-and-sum across blocks (log2 H rotations) leave class k in
+  slot k of every block, and nothing but the logits and zeros in the answer.  For a
+  regression B = P and class k ends in the first slot of block k.  Digits (64 features,
+  32 hidden, 10 classes): P = 64, B = 128, 11 Galois keys.
 - **latency, diagonal layout** — for shapes the blocks cannot hold (784 features, many
   hidden units or classes, more than one hidden layer): with Q the next power of two of
-  the widest layer's units
-  (classes for a regression) and P ≥ Q, each layer is a sum over Q generalised diagonals
-  (Halevi–Shoup), computed baby-step giant-step (√Q baby rotations of the input, √Q
-  giant rotations of partial sums, one rescale per layer); the first layer's P-periodic
-  sum is folded to a Q-periodic vector (log2(P/Q) rotations); every later layer maps a
-  Q-periodic vector to one, with the same rotation keys, and class k ends in slot k.
-  784→32→10: 15 Galois keys.
+  the widest layer's units (classes for a regression) and P ≥ Q, each layer is a sum
+  over Q generalised diagonals (Halevi–Shoup), computed baby-step giant-step (√Q baby
+  rotations of the input, √Q giant rotations of partial sums, one rescale per layer);
+  the first layer's P-periodic sum is folded to a Q-periodic vector (log2(P/Q)
+  rotations); every later layer maps a Q-periodic vector to one, with the same rotation
+  keys, and class k ends in slot k of every period.  784→32→10: 15 Galois keys.  The
+  compiler refuses a plan whose keys could exceed the 64 MiB an upload may take.
 - **throughput** — many queries, one ciphertext per feature with a query per slot; each
   neuron is a sum of plaintext-scalar products with one rescale, not one per product.
 
