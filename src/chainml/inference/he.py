@@ -17,7 +17,7 @@ and computes on ciphertexts.  A trained model is compiled into a plan:
   to make room), one prime of the scale's size per level, and the smallest ring degree
   whose modulus stays within SEAL's 128-bit-security bound.
 
-Two modes:
+Two modes, latency (one of two layouts) and throughput:
 
 - **latency, block layout** — one query, one ciphertext.  The F features are padded to
   a period P (the next power of two) and tiled across all slots; the slots are cut into
