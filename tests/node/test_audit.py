@@ -47,10 +47,17 @@ class _Chain:
             client=SimpleNamespace(chain_id=31337),
             job=lambda job_id: job,
             round=lambda job_id, r: info,
-            contract=SimpleNamespace(call=lambda name, job_id, i: ROSTER[i + 1]),
+            contract=SimpleNamespace(
+                call=lambda name, job_id, i: ROSTER[i + 1],
+                past_events=lambda name, where: [
+                    SimpleNamespace(block_number=7, args={"aggregate_cid": record_cid})
+                ],
+            ),
         )
         keys = {a.address: a.x25519.public_bytes for a in IDS.values()}
-        self.registry = SimpleNamespace(party=lambda a: SimpleNamespace(x25519_key=keys[a]))
+        self.registry = SimpleNamespace(
+            party=lambda a, block="latest": SimpleNamespace(x25519_key=keys[a])
+        )
 
 
 Edit = Callable[[dict[str, Any], dict[str, Any], LocalBlobStore], None]

@@ -22,6 +22,7 @@ from chainml.training.secagg import AggregateMismatch, SecAggClient, SecAggServe
 from tests.protocol.make_secagg_vectors import CHAIN_ID, JOBS, identity
 
 JOB, ROUND, ATTEMPT, CLIP = 4, 2, 0, 5.0
+ROUND_BLOCK = 40  # the block that recorded the round
 CONFIG = JobConfig(n_features=4, n_classes=2, hidden=(), epochs=1, verifiable=False)
 ROSTER = {i: identity(i).address for i in range(1, 6)}
 
@@ -41,10 +42,21 @@ class _Chain:
             client=SimpleNamespace(chain_id=CHAIN_ID),
             job=lambda job_id: job,
             round=lambda job_id, r: info,
-            contract=SimpleNamespace(call=lambda name, job_id, i: ROSTER[i + 1]),
+            contract=SimpleNamespace(
+                call=lambda name, job_id, i: ROSTER[i + 1],
+                past_events=lambda name, where: [
+                    SimpleNamespace(block_number=ROUND_BLOCK, args={"aggregate_cid": record_cid})
+                ],
+            ),
         )
+        # the Registry's keys today, and as they were when the round was recorded
         self.keys = {identity(i).address: identity(i).x25519.public_bytes for i in ROSTER}
-        self.registry = SimpleNamespace(party=lambda a: SimpleNamespace(x25519_key=self.keys[a]))
+        self.keys_then = dict(self.keys)
+        self.registry = SimpleNamespace(party=self._party)
+
+    def _party(self, account: str, block: int | str = "latest") -> SimpleNamespace:
+        keys = self.keys_then if isinstance(block, int) and block < ROUND_BLOCK else self.keys
+        return SimpleNamespace(x25519_key=keys[account])
 
 
 def _relabelled_record(
@@ -115,12 +127,6 @@ def test_the_control_an_honest_record_checks_out(tmp_path: Path) -> None:
     assert audit_round(chain, store, JOB, ROUND) == tuple(ROSTER)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AggregateMismatch,
-    reason="known issue 4 of docs/protocol/secagg.md: the audit reads the Registry's keys "
-    "at the latest block, so a key rotated after the round changes its context",
-)
 def test_an_honest_round_checks_out_after_a_trainer_rotates_its_key(tmp_path: Path) -> None:
     chain, store = _relabelled_record(tmp_path, relabel=False, off=False)
     chain.keys[identity(2).address] = identity(99).x25519.public_bytes  # Registry.rotate_key

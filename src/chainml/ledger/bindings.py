@@ -138,9 +138,10 @@ class Registry(_Binding):
     def is_registered(self, account: str) -> bool:
         return self.functions.is_registered(account)
 
-    def party(self, account: str) -> Identity:
-        """The registered identity of ``account`` (all zero if it never registered)."""
-        return self.functions.identities(account)
+    def party(self, account: str, *, block: int | str = "latest") -> Identity:
+        """The registered identity of ``account`` at ``block`` (all zero if it had not
+        registered by then)."""
+        return self.functions.identities(account, block=block)
 
     def stake_of(self, account: str) -> int:
         return self.functions.stake_of(account)

@@ -208,14 +208,16 @@ def round_params(
     config: JobConfig,
     clip: float,
     roster: Mapping[int, str],
+    block: int | str = "latest",
 ) -> RoundParams:
     """A round's SecAgg+ parameters as the documented rule fixes them from public data
     (``RoundParams.derive``): the aggregator, every trainer and every auditor compute the
     same ones, and take none from another party.  ``clip`` is the job's bound on chain; the
-    secure range adds room for the weight coordinate and any distributed noise."""
+    secure range adds room for the weight coordinate and any distributed noise.  ``block``:
+    where to read the registered keys (an auditor reads them as the round saw them)."""
     return RoundParams.derive(
         roster,
-        registered_keys(cm, roster),
+        registered_keys(cm, roster, block),
         config.vector_len(),
         chain_id=cm.jobs.client.chain_id,
         jobs=cm.jobs.address,
@@ -371,9 +373,24 @@ class JobFacts:
         return roster
 
 
-def registered_keys(cm: Chainml, roster: Mapping[int, str]) -> dict[int, bytes]:
-    """Each participant's X25519 key as the Registry lists it (SecAgg+'s pair keys)."""
-    return {i: cm.registry.party(a).x25519_key for i, a in roster.items()}
+def registered_keys(
+    cm: Chainml, roster: Mapping[int, str], block: int | str = "latest"
+) -> dict[int, bytes]:
+    """Each participant's X25519 key as the Registry lists it at ``block`` (SecAgg+'s pair
+    keys)."""
+    return {i: cm.registry.party(a, block=block).x25519_key for i, a in roster.items()}
+
+
+def recorded_at(cm: Chainml, job_id: int, round_no: int, aggregate_cid: str) -> int:
+    """The block before the one that recorded ``aggregate_cid`` as the round's result:
+    the chain as the round's parties saw it (a key rotated later changes nothing)."""
+    events = cm.jobs.contract.past_events(
+        "RoundRecorded", where={"job_id": job_id, "round": round_no}
+    )
+    for event in reversed(events):
+        if event.args["aggregate_cid"] == aggregate_cid:
+            return max(event.block_number - 1, 0)
+    raise AggregateMismatch(f"round {round_no}: no RoundRecorded event names its record")
 
 
 # -- the trainer -----------------------------------------------------------------------------
@@ -1076,6 +1093,7 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
         attempt = recorded["attempt"]
         if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
             raise ValueError("the attempt is a non-negative integer")
+        block = recorded_at(cm, job_id, round_no, info.aggregate_cid)
         params = round_params(
             cm,
             job_id,
@@ -1084,6 +1102,7 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
             config,
             job.params.clip_bound / 1000,
             roster_of(cm, job_id),
+            block,
         )
         derived = {
             "degree": params.degree,
