@@ -3,8 +3,8 @@ a stand-in for the chain: the audit takes a round's aggregation rule from the jo
 configuration bound to the chain, never from the record, so an aggregator cannot relabel a
 secure-aggregation round as a robust one (whose audit checks signatures and the root, not
 the sum) to have a wrong sum pass (§15 item 2); and an honest round should keep checking
-out after a trainer rotates its registered key (§15 item 4, open: pinned as a strict
-xfail)."""
+out after a trainer rotates its registered key (§15 item 4, fixed: the keys are read as
+the round saw them)."""
 
 from __future__ import annotations
 
