@@ -82,6 +82,8 @@ def _audit(
     transcript = json.loads(result.transcript.encode())
     record: dict[str, Any] = {
         "format": "chainml-round-record/2",
+        "job": JOB,
+        "round": ROUND,
         "config": config.encode().decode(),
         "inputs": {str(i): store.put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()},
         "params": {
@@ -150,6 +152,9 @@ DOCTORED = {
     "threshold not the rule's": _set("record.params.threshold", 2),
     "graph seed not the rule's": _set("record.params.graph_seed", "00" * 32),
     "attempt missing": _set("record.params.attempt", KeyError),
+    "clip not the rule's": _set("record.params.clip", 99.0),
+    "another round's record": _set("record.round", ROUND + 1),
+    "another job's record": _set("record.job", JOB + 1),
     "attempt negative": _set("record.params.attempt", -1),
     "another configuration": _set(
         "record.config", JobConfig(n_features=4, n_classes=3, hidden=(), epochs=1).encode().decode()

@@ -80,6 +80,8 @@ def _relabelled_record(
     transcript["total"] = total.hex()
     record = {
         "format": "chainml-round-record/2",
+        "job": JOB,
+        "round": ROUND,
         "config": CONFIG.encode().decode(),
         "transcript": store.put(
             json.dumps(transcript, sort_keys=True, separators=(",", ":")).encode()

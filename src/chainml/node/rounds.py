@@ -1104,10 +1104,13 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
             roster_of(cm, job_id),
             block,
         )
+        if record.get("job") != job_id or record.get("round") != round_no:
+            raise AggregateMismatch(f"round {round_no}: the record is another round's")
         derived = {
             "degree": params.degree,
             "threshold": params.threshold,
             "min_partners": params.min_partners,
+            "clip": params.clip,
             "graph_seed": params.graph_seed.hex(),
             "vector_len": params.vector_len,
             "verifiable": params.verifiable,

@@ -1110,6 +1110,8 @@ def _check_survivors(p: RoundParams, transcript: RoundTranscript) -> tuple[int, 
             p, p.input_digest(signed.commitment), signed.signature, i
         ):
             raise AggregateMismatch(f"client {i}'s input commitment is missing or not signed")
+        if bool(signed.value_commitment) != p.verifiable:
+            raise AggregateMismatch(f"client {i}'s input lacks or adds a value commitment")
         if (
             list(signed.partners) != sorted(set(signed.partners))
             or not set(signed.partners) <= p.neighbours[i]
