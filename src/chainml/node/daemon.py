@@ -273,39 +273,49 @@ class LedgerPeers:
 
 @dataclass
 class Node:
+    """A node's parts.  ``cm`` reads the chain as it is now (key release, serving, the
+    command line); ``facts`` reads it through the per-block cache (``chaincache``): the
+    workers, the chain monitor, the peer directory and the training rounds, which read the
+    same facts over and over and act on their own writes."""
+
     config: NodeConfig
     identity: Identity
     client: LedgerClient
     cm: Chainml
     state: NodeState
     receiver: EnvelopeReceiver
+    facts: Chainml | None = None
+
+    @property
+    def cached(self) -> Chainml:
+        return self.facts or self.cm
 
 
 def build(config: NodeConfig, password: str) -> Node:
     identity = keystore.load(config.keystore, password)
-    # facts are re-read once the head moves, looked for at most every half second (and at
-    # once after this node's own transaction): a round's hot path finds them cached
-    client = CachingLedgerClient(config.rpc_url, head_ttl=max(config.worker_interval, 0.5))
+    client = LedgerClient(config.rpc_url)
     deployment = Deployment.load(config.deployment)
     cm = Chainml.connect(client, deployment)
+    # facts are re-read once the head moves, looked for at most every half second (and at
+    # once after this node's own transaction): a round's hot path finds them cached
+    cached = CachingLedgerClient(config.rpc_url, head_ttl=max(config.worker_interval, 0.5))
+    facts = Chainml.connect(cached, deployment)
     # a job's participants never change once they joined: read each once
-    client.cache_policy(
-        registry=deployment.registry,
-        forever=[(deployment.jobs, cm.jobs.contract.abi.encode_call("participant_at", [0, 0])[:4])],
-    )
+    participant_at = facts.jobs.contract.abi.encode_call("participant_at", [0, 0])[:4]
+    cached.cache_policy(registry=deployment.registry, forever=[(deployment.jobs, participant_at)])
     state = NodeState(config.state)
     receiver = EnvelopeReceiver(
         identity,
         chain_id=client.chain_id,
         registry=deployment.registry,
-        peers=LedgerPeers(cm),
+        peers=LedgerPeers(facts),
         replays=SqliteReplayCache(state, horizon=config.max_skew),
         clock=time.time,
         min_stake=config.min_stake,
         max_skew=config.max_skew,
         max_payload=config.max_payload,
     )
-    return Node(config, identity, client, cm, state, receiver)
+    return Node(config, identity, client, cm, state, receiver, facts)
 
 
 def run(config: NodeConfig) -> None:
@@ -326,8 +336,10 @@ def run(config: NodeConfig) -> None:
 
     chain_alerts = Alerts(time.time, once=True)
     guard.others.append(chain_alerts)
-    endpoints = {config.rpc_url: node.client} | {url: LedgerClient(url) for url in config.endpoints}
-    monitor = ChainMonitor(node.cm, chain_alerts, endpoints=endpoints)
+    endpoints = {config.rpc_url: node.cached.jobs.client} | {
+        url: LedgerClient(url) for url in config.endpoints
+    }
+    monitor = ChainMonitor(node.cached, chain_alerts, endpoints=endpoints)
     stop = threading.Event()
     watcher = threading.Thread(
         target=monitor.run, args=(stop, config.monitor_interval), name="chain-monitor", daemon=True
@@ -339,7 +351,7 @@ def run(config: NodeConfig) -> None:
     me = node.identity.address
     roles = node.cm.registry.party(me).roles if node.cm.registry.is_registered(me) else Role(0)
     workers = JobWorkers(
-        node.cm, node.identity, node.state, roles=roles, confirmations=config.confirmations
+        node.cached, node.identity, node.state, roles=roles, confirmations=config.confirmations
     )
     worker = threading.Thread(
         target=workers.run, args=(stop, config.worker_interval), name="workers", daemon=True
@@ -364,12 +376,12 @@ def run(config: NodeConfig) -> None:
             into = measured if kind == "accuracy" else spent
             into.setdefault(int(job_id), {})[int(round_no)] = float(value)
         accounts = list(monitor.registered)
-        return render(collect(node.cm, info, accounts, guard.all_alerts(), measured, spent))
+        return render(collect(node.cached, info, accounts, guard.all_alerts(), measured, spent))
 
     def on_scrape(metrics: Any) -> None:
         metrics.peers.set(len(monitor.registered))
         cursor = workers.stream.store.load(workers.stream.name)
-        head = node.client.block_number()
+        head = node.cached.jobs.client.block_number()
         metrics.head_lag.set(head - cursor.block_number if cursor else head)
 
     store = LocalBlobStore(config.store)
@@ -466,12 +478,13 @@ def _round_roles(
         run_aggregator,
     )
 
-    courier = Courier(node.identity, node.cm)
+    cm = node.cached  # the round's hot path reads the same facts again and again
+    courier = Courier(node.identity, cm)
     trainer = aggregator = None
     if roles & Role.TRAINER and config.training_data is not None:
         trainer = TrainerRole(
             node.identity,
-            node.cm,
+            cm,
             node.state,
             courier,
             load_npz(config.training_data),
@@ -481,7 +494,7 @@ def _round_roles(
         validation = load_npz(config.validation) if config.validation else None
         aggregator = AggregatorRole(
             node.identity,
-            node.cm,
+            cm,
             node.state,
             courier,
             store,

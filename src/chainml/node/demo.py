@@ -189,8 +189,12 @@ def _run(url: str, workdir: Path, rounds: int, seed: int, out: Console) -> DemoR
             text = text.replace("receipt_age = 60 ", "receipt_age = 2 ")
         n.config.write_text(text)
     with ExitStack() as running:
-        for n in nodes:
+        started = [
             running.enter_context(_NodeProcess(n, password, nodes_dir / n.name / "node.log"))
+            for n in nodes
+        ]
+        for process in started:  # all start side by side; then each must answer
+            process.wait_ready()
         for p, n in zip(parties, nodes, strict=True):  # now that each node has its address
             cm.registry.set_endpoint(p.identity.account, n.url)
         out.print("  dashboards: " + "  ".join(f"{n.name} {n.url}/" for n in nodes))
@@ -440,14 +444,15 @@ class _NodeProcess:
         self.node, self.password, self.log = node, password, log
 
     def __enter__(self) -> _NodeProcess:
-        self.proc = daemon.spawn(self.node.config, self.password)
-        daemon.wait_ready(self.node.url, self.proc, address=self.node.identity.address)
+        self.log.unlink(missing_ok=True)
+        self.proc = daemon.spawn(self.node.config, self.password, log=self.log)
         return self
+
+    def wait_ready(self) -> None:
+        daemon.wait_ready(self.node.url, self.proc, 120, address=self.node.identity.address)
 
     def __exit__(self, *exc: object) -> None:
         stop_process(self.proc, timeout=20)
-        if self.proc.stdout:
-            self.log.write_bytes(self.proc.stdout.read())
 
 
 T = TypeVar("T")

@@ -677,20 +677,32 @@ class AggregatorRole:
             self.inbox[(job_id, round_no)] = box
         try:
             payload = start.encode()
-            self._send_all([(a, START, payload) for a in roster.values()], job_id, round_no)
+            delivered = self._send_all(
+                [(a, START, payload) for a in roster.values()], job_id, round_no
+            )
+            # a trainer the start did not reach is not waited for: it has dropped out
+            expected = {i for i, ok in zip(roster, delivered, strict=True) if ok}
             log.info(
                 "job %d round %d (attempt %d): started with %d trainers",
                 job_id,
                 round_no,
                 attempt,
-                len(roster),
+                len(expected),
             )
             if config.aggregation != "secagg":
                 return self._robust_round(
-                    job_id, round_no, attempt, config, params, clip, global_params, box, started
+                    job_id,
+                    round_no,
+                    attempt,
+                    config,
+                    params,
+                    clip,
+                    global_params,
+                    box,
+                    started,
+                    expected,
                 )
             server = SecAggServer(params)
-            expected = set(roster)
             for stage in STAGES:
                 t0 = self.clock()
                 got = self._collect(box, server, roster, expected)
@@ -776,6 +788,7 @@ class AggregatorRole:
         global_params: Params,
         box: queue.Queue[tuple[str, wire.Message]],
         started: float,
+        expected: set[int],
     ) -> bool:
         """Plaintext updates to this aggregator (each within the job's ``clip`` bound, with
         a weight in (0, 1]), a robust rule over them, FoolsGold.  ``TooFewSurvivors`` below
@@ -784,7 +797,7 @@ class AggregatorRole:
         by_address = {a.lower(): i for i, a in roster.items()}
         got: dict[int, PlainUpdate] = {}
         deadline = self.clock() + self.stage_timeout
-        while len(got) < len(roster) and self.clock() < deadline:
+        while not expected <= set(got) and self.clock() < deadline:
             try:
                 sender, message = box.get(timeout=min(0.5, max(deadline - self.clock(), 0.01)))
             except queue.Empty:
