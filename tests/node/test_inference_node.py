@@ -274,7 +274,7 @@ def test_an_unreachable_provider_s_batch_waits_then_is_disputed(market):
     billed = cm.receipts.post_batch(gone.account, m["user"].address, b"\x03" * 32, 1, PRICE)
     assert check_batches(cm, m["user"], book) == [(billed, "pending")]
     assert cm.receipts.batch(billed).status == 1  # not disputed on a provider's silence alone
-    window = int(cm.receipts.contract.call("dispute_window"))
+    window = int(cm.receipts.functions.dispute_window())
     chain.increase_time(window // 2 + 1)
     verdicts = check_batches(cm, m["user"], book)
     assert [b for b, _ in verdicts] == [billed] and verdicts[0][1] != "pending"
