@@ -246,21 +246,21 @@ class RoundParams:
         (the chain, the job, its roster and the attempt): what a trainer and an auditor
         recompute instead of taking the aggregator's word."""
         degree, threshold, min_partners = secure_parameters(len(roster))
-        return cls(
-            chain_id,
-            jobs,
-            job_id,
-            round,
-            dict(roster),
+        return cls.create(
+            roster,
+            keys,
             vector_len,
-            degree,
-            threshold,
-            clip,
-            graph_seed_for(chain_id, jobs, job_id, round, attempt),
-            verifiable,
-            dict(keys),
-            min_partners,
-            attempt,
+            chain_id=chain_id,
+            jobs=jobs,
+            job_id=job_id,
+            round=round,
+            clip=clip,
+            graph_seed=graph_seed_for(chain_id, jobs, job_id, round, attempt),
+            degree=degree,
+            threshold=threshold,
+            min_partners=min_partners,
+            verifiable=verifiable,
+            attempt=attempt,
         )
 
     @classmethod
