@@ -126,6 +126,20 @@ def quorum_for(n: int, threshold: int) -> int:
     return (n + threshold - 1) // 2 + 1
 
 
+def sparse_threshold(degree: int) -> int:
+    """The threshold of a sparse graph of ``degree``: ``degree // 4 + 1``, at least 2."""
+    return max(2, degree // 4 + 1)
+
+
+def min_partners_for(n: int, degree: int, threshold: int) -> int:
+    """The fewest partners a client masks with: on a complete graph ``quorum - 1`` (the
+    single-sum bound, ``2 m + 2 > n + t - 1``), on a sparse one ``degree // 2 + 1``;
+    never below the threshold."""
+    if degree >= n - 1:
+        return max(threshold, min(quorum_for(n, threshold) - 1, n - 1))
+    return max(threshold, degree // 2 + 1)
+
+
 def secure_parameters(n: int) -> tuple[int, int, int]:
     """(degree, threshold, min_partners) for a roster of ``n``: the rule of
     ``docs/secagg-security.md``, which every trainer and auditor recomputes.
@@ -145,9 +159,10 @@ def secure_parameters(n: int) -> tuple[int, int, int]:
         t = 2
         while t + 1 <= n - 1 and n - quorum_for(n, t + 1) >= wanted:
             t += 1
-        return n - 1, t, quorum_for(n, t) - 1
+        return n - 1, t, min_partners_for(n, n - 1, t)
     degree = min(2 * math.ceil(math.log2(n)), n - 1)
-    return degree, degree // 4 + 1, degree // 2 + 1
+    t = sparse_threshold(degree)
+    return degree, t, min_partners_for(n, degree, t)
 
 
 def graph_seed_for(chain_id: int, jobs: str, job_id: int, round: int, attempt: int) -> bytes:
@@ -215,17 +230,13 @@ class RoundParams:
         if self.vector_len < 1 or self.clip <= 0 or len(self.graph_seed) != 32:
             raise ValueError("bad vector length, clip bound or graph seed")
         if not self.min_partners:
-            object.__setattr__(self, "min_partners", self._rule_min_partners())
+            object.__setattr__(
+                self, "min_partners", min_partners_for(n, self.degree, self.threshold)
+            )
         if not self.threshold <= self.min_partners <= min(self.degree, n - 1):
             raise ValueError("need threshold <= min_partners <= degree")
         if self.attempt < 0:
             raise ValueError("the attempt is a non-negative integer")
-
-    def _rule_min_partners(self) -> int:
-        n = len(self.roster)
-        if self.degree >= n - 1:  # complete: the single-sum bound, 2 m + 2 > n + t - 1
-            return max(self.threshold, min(self.quorum - 1, n - 1))
-        return max(self.threshold, min(self.degree // 2 + 1, self.degree))
 
     @classmethod
     def derive(
@@ -287,7 +298,7 @@ class RoundParams:
         rule = secure_parameters(len(roster))
         degree = rule[0] if degree is None else degree
         if threshold is None:
-            threshold = rule[1] if degree == rule[0] else max(2, degree // 4 + 1)
+            threshold = rule[1] if degree == rule[0] else sparse_threshold(degree)
         return cls(
             chain_id,
             jobs,
