@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 TS_STAMP := verifier-ts/node_modules/.installed
 MYTH := .venv-mythril/bin/myth
 FLOWER := .venv-flower/bin/python
-DEBS := /usr/bin/chromedriver /usr/bin/ipfs_cid
+DEBS := /usr/bin/chromedriver /usr/bin/ipfs_cid /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 .PHONY: setup demo test lint typecheck unit bench audit artifacts clean
 
@@ -32,9 +32,10 @@ $(TS_STAMP): verifier-ts/package.json verifier-ts/package-lock.json
 	cd verifier-ts && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Debian packages the tests use: chromium for the dashboard, ipfs_cid for IPFS CIDs
+# Debian packages the tests use: chromium for the dashboard, ipfs_cid for IPFS CIDs,
+# Fashion-MNIST for the encrypted CNN
 $(DEBS):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver ipfs-cid
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver ipfs-cid dataset-fashion-mnist
 
 $(MYTH): scripts/setup-mythril.sh
 	PYTHON=$(PYTHON) bash scripts/setup-mythril.sh .venv-mythril
@@ -63,7 +64,7 @@ test: setup $(DEBS) $(TS_STAMP) lint typecheck
 	$(PY) -m chainml.ledger.audit.spec
 	$(VENV)/bin/pytest
 
-bench: setup $(FLOWER)
+bench: setup $(DEBS) $(FLOWER)
 	CHAINML_BENCH_FULL=1 $(PY) -m benchmarks all
 	CHAINML_FUZZ_SCALE=10 $(VENV)/bin/pytest -q tests/contracts/test_invariants.py
 
