@@ -32,8 +32,10 @@ from tests.node.test_rounds import TRAINERS, _network, _post_job, _start, _wait
 ROOT = Path(__file__).resolve().parents[2]
 VERIFIER = ROOT / "verifier-ts"
 CLI = VERIFIER / "dist" / "src" / "cli.js"
-PLAIN = JobConfig(n_features=64, n_classes=10, hidden=(8,), epochs=1, verifiable=False)
-VERIFIABLE = JobConfig(n_features=64, n_classes=10, hidden=(8,), epochs=1, verifiable=True)
+# the demo's model (4,810 parameters): the verifier's answer, the sum, is then longer than a
+# pipe's 64 KiB, and an auditor reading it through a pipe must get all of it
+PLAIN = JobConfig(n_features=64, n_classes=10, hidden=(64,), epochs=1, verifiable=False)
+VERIFIABLE = JobConfig(n_features=64, n_classes=10, hidden=(64,), epochs=1, verifiable=True)
 
 
 @pytest.fixture(scope="module")
