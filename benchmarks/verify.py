@@ -112,6 +112,8 @@ class World:
         result = run_in_memory(params, clients, server=server, drop={"masked": [4]})
         elapsed = time.perf_counter() - started
         put = self.store.put
+        root = _root(job_id, 1, result.transcript.leaves(params))
+        bitmap = _bitmap(result.survivors)
         record = {
             "format": "chainml-round-record/2",
             "job": job_id,
@@ -131,18 +133,11 @@ class World:
                 "vector_len": params.vector_len,
                 "verifiable": params.verifiable,
             },
-            "root": _root(job_id, 1, result.transcript.leaves(params)).hex(),
-            "bitmap": _bitmap(result.survivors),
+            "root": root.hex(),
+            "bitmap": bitmap,
         }
         cid = put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
-        self.cm.jobs.submit_round(
-            self.aggregator.account,
-            job_id,
-            1,
-            cid,
-            bytes.fromhex(record["root"]),
-            record["bitmap"],
-        )
+        self.cm.jobs.submit_round(self.aggregator.account, job_id, 1, cid, root, bitmap)
         return elapsed
 
 
