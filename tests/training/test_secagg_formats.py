@@ -5,6 +5,7 @@ leaves."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import math
@@ -20,6 +21,7 @@ from chainml.training import wire
 from chainml.training.secagg import (
     AggregateMismatch,
     ForgedKeys,
+    MaskedInput,
     NeighbourKeys,
     PairKeys,
     ProtocolViolation,
@@ -128,3 +130,59 @@ def test_a_low_order_mask_key_is_refused_before_any_share_leaves():
         adverts.append(advert)
     with pytest.raises(ForgedKeys, match="client 2's mask key"):
         honest.handle(NeighbourKeys(1, tuple(adverts)))
+
+
+def _masked_input_bytes() -> bytes:
+    vector = np.arange(17, dtype=np.uint32) * np.uint32(2654435761)
+    message = MaskedInput(
+        1, vector, (2, 3, 4), b"\x01" * 65, b"", {j: b"\x02" * 32 for j in (2, 3, 4)}
+    )
+    return wire.encode(message)
+
+
+def _vector_text(raw: bytes) -> str:
+    return str(json.loads(raw)["vector"])
+
+
+def test_a_masked_input_is_taken_without_encoding_its_vector_again():
+    raw = _masked_input_bytes()
+    back = wire.decode(raw)
+    assert isinstance(back, MaskedInput) and wire.encode(back) == raw
+    text = _vector_text(raw)
+    assert text.endswith("=") and not text.endswith("==")  # 68 bytes: the last quantum pads once
+
+
+def _respelt_vector(raw: bytes, other: str) -> bytes:
+    text = _vector_text(raw)
+    assert raw.count(text.encode()) == 1
+    return raw.replace(text.encode(), other.encode())
+
+
+def test_a_vector_in_another_base64_spelling_is_refused():
+    """The structural check of the vector's base64 refuses what re-encoding it refused:
+    nonzero unused bits, padding missing or inside, another alphabet, JSON escapes."""
+    raw = _masked_input_bytes()
+    text = _vector_text(raw)
+    last = text[-2]  # the final data character before "=": its two low bits are unused
+    flipped = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    nonzero = flipped[flipped.index(last) | 1]
+    assert base64.b64decode(text[:-2] + nonzero + "=") == base64.b64decode(text)  # same bytes
+    others = {
+        "nonzero trailing bits": text[:-2] + nonzero + "=",
+        "padding missing": text[:-1],
+        "padding inside": text[:4] + "=" + text[5:],
+        "extra padding": text + "==",
+        "url-safe alphabet": text.replace("+", "-").replace("/", "_"),
+        "a line break": text[:76] + "\\n" + text[76:],
+        "an escaped slash": text.replace("/", "\\/", 1),
+        "an escaped letter": "\\u0041" + text[1:]
+        if text[0] == "A"
+        else "\\u00" + text[0].encode().hex() + text[1:],
+    }
+    assert "+" in text or "/" in text
+    for name, other in others.items():
+        if other == text:
+            continue
+        with pytest.raises(ProtocolViolation):
+            wire.decode(_respelt_vector(raw, other))
+            pytest.fail(name)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainml.crypto import lattice
+from chainml.crypto import wire as b64wire
 from chainml.training.secagg import (
     KeyAdvert,
     MaskedInput,
@@ -63,6 +64,13 @@ def _advert(a: KeyAdvert) -> list[Any]:
 
 
 def encode(message: Message) -> bytes:
+    return _encode(message)
+
+
+def _encode(message: Message, vector_text: str | None = None) -> bytes:
+    """``encode``; ``vector_text``: a MaskedInput's vector already in its canonical base64
+    (the decoder has checked it), so that checking a received message does not encode a
+    vector of millions of words again."""
     m = message
     body: dict[str, Any]
     if isinstance(m, KeyAdvert):
@@ -74,7 +82,9 @@ def encode(message: Message) -> bytes:
     elif isinstance(m, ShareBatch):
         body = {"recipient": m.recipient, "ciphertexts": _hexmap(m.ciphertexts)}
     elif isinstance(m, MaskedInput):
-        vector = base64.b64encode(np.ascontiguousarray(m.vector, dtype="<u4").tobytes()).decode()
+        vector = vector_text or base64.b64encode(
+            np.ascontiguousarray(m.vector, dtype="<u4").tobytes()
+        ).decode("ascii")
         body = {
             "sender": m.sender,
             "vector": vector,
@@ -157,58 +167,71 @@ def decode(raw: bytes) -> Message:
     """The message ``raw`` encodes, if ``raw`` is exactly its canonical encoding (what
     ``encode`` gives): any other spelling of it — other key order, spaces, hex case, a
     duplicate key, another digit form — is refused, so no two parsers read one message
-    differently."""
-    message = _decode(raw)
-    if encode(message) != raw:
+    differently.  A MaskedInput's vector is not encoded again: its base64 is checked for
+    the one spelling of its bytes (``chainml.crypto.wire.base64_bytes``: a multiple of 4
+    characters, at most two ``=`` and only at the end, the standard alphabet, zero unused
+    bits in the last quantum), and the rest of the message is re-encoded around it."""
+    message, vector_text = _decode(raw)
+    if _encode(message, vector_text) != raw:
         raise ProtocolViolation("a secure-aggregation message not in its canonical encoding")
     return message
 
 
-def _decode(raw: bytes) -> Message:
+_VECTOR = b64wire.base64_bytes(4 * MAX_VECTOR)
+
+
+def _decode(raw: bytes) -> tuple[Message, str | None]:
     try:
         d = json.loads(raw)
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ValueError("not a chainml secure-aggregation message")
-        kind = d["type"]
-        if kind == "KeyAdvert":
-            return _unadvert(d["advert"])
-        if kind == "NeighbourKeys":
-            return NeighbourKeys(_int(d["recipient"]), tuple(_unadvert(a) for a in d["adverts"]))
-        if kind == "SealedShares":
-            return SealedShares(_int(d["sender"]), _map(d["ciphertexts"]))
-        if kind == "ShareBatch":
-            return ShareBatch(_int(d["recipient"]), _map(d["ciphertexts"]))
-        if kind == "MaskedInput":
-            blob = base64.b64decode(d["vector"], validate=True)
-            if len(blob) % 4 or len(blob) > 4 * MAX_VECTOR:
-                raise ValueError("a vector is whole uint32 values")
-            vector = np.frombuffer(blob, dtype="<u4").astype(np.uint32)
-            committed = bytes.fromhex(d.get("value_commitment", ""))
-            if committed and len(committed) != lattice.COMMITMENT_BYTES:
-                raise ValueError("a value commitment has a fixed size")
-            return MaskedInput(
-                _int(d["sender"]),
-                vector,
-                _ids(d["partners"]),
-                _bytes(d["signature"], 65),
-                committed,
-                _map(d["partner_tags"], TAG),
-            )
-        if kind == "SurvivorList":
-            return SurvivorList(_int(d["recipient"]), _ids(d["survivors"]))
-        if kind == "SurvivorSignature":
-            return SurvivorSignature(
-                _int(d["sender"]), _bytes(d["signature"], 65), _map(d["tags"], TAG)
-            )
-        if kind == "UnmaskRequest":
-            return UnmaskRequest(
-                _int(d["recipient"]),
-                _ids(d["survivors"]),
-                _map(d["approvals"], TAG),
-                _partner_lists(d["partners"]),
-            )
-        if kind == "UnmaskShares":
-            return UnmaskShares(_int(d["sender"]), _map(d["self_mask"]), _map(d["mask_key"]))
-        raise ValueError(f"unknown message type {kind!r}")
+        if isinstance(d, dict) and d.get("type") == "MaskedInput":
+            text = d.get("vector")
+            return _message(d, _VECTOR(text)), text
+        return _message(d, b""), None
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ProtocolViolation(f"malformed secure-aggregation message: {exc}") from None
+
+
+def _message(d: Any, blob: bytes) -> Message:
+    """The message of the parsed ``d`` (``blob``: a MaskedInput's vector bytes)."""
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise ValueError("not a chainml secure-aggregation message")
+    kind = d["type"]
+    if kind == "KeyAdvert":
+        return _unadvert(d["advert"])
+    if kind == "NeighbourKeys":
+        return NeighbourKeys(_int(d["recipient"]), tuple(_unadvert(a) for a in d["adverts"]))
+    if kind == "SealedShares":
+        return SealedShares(_int(d["sender"]), _map(d["ciphertexts"]))
+    if kind == "ShareBatch":
+        return ShareBatch(_int(d["recipient"]), _map(d["ciphertexts"]))
+    if kind == "MaskedInput":
+        if len(blob) % 4 or len(blob) > 4 * MAX_VECTOR:
+            raise ValueError("a vector is whole uint32 values")
+        vector = np.frombuffer(blob, dtype="<u4").astype(np.uint32)
+        committed = bytes.fromhex(d.get("value_commitment", ""))
+        if committed and len(committed) != lattice.COMMITMENT_BYTES:
+            raise ValueError("a value commitment has a fixed size")
+        return MaskedInput(
+            _int(d["sender"]),
+            vector,
+            _ids(d["partners"]),
+            _bytes(d["signature"], 65),
+            committed,
+            _map(d["partner_tags"], TAG),
+        )
+    if kind == "SurvivorList":
+        return SurvivorList(_int(d["recipient"]), _ids(d["survivors"]))
+    if kind == "SurvivorSignature":
+        return SurvivorSignature(
+            _int(d["sender"]), _bytes(d["signature"], 65), _map(d["tags"], TAG)
+        )
+    if kind == "UnmaskRequest":
+        return UnmaskRequest(
+            _int(d["recipient"]),
+            _ids(d["survivors"]),
+            _map(d["approvals"], TAG),
+            _partner_lists(d["partners"]),
+        )
+    if kind == "UnmaskShares":
+        return UnmaskShares(_int(d["sender"]), _map(d["self_mask"]), _map(d["mask_key"]))
+    raise ValueError(f"unknown message type {kind!r}")
