@@ -1,17 +1,27 @@
-"""The demo's flow, end to end on a real chain process: what `make demo` runs."""
+"""The demo's flow, end to end on a real chain process: what `make demo` runs. One run
+(about 45 s) serves every test here."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import pytest
+
 from chainml.ledger.bindings import JobState
-from chainml.node.demo import run
+from chainml.node.demo import DemoResult, run
 from chainml.storage.local import LocalBlobStore
 
 
-def test_demo_runs_a_real_job_and_pays_out_every_wei(tmp_path: Path):
-    result = run(tmp_path, rounds=2)
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoResult]:
+    path = tmp_path_factory.mktemp("demo")
+    return path, run(path, rounds=2)
+
+
+def test_demo_runs_a_real_job_and_pays_out_every_wei(demo: tuple[Path, DemoResult]):
+    tmp_path, result = demo
     assert result.job_state == JobState.FINALIZED
     assert sum(result.rewards.values()) + result.refund == result.escrow
     assert all(v > 0 for v in result.rewards.values())
@@ -28,10 +38,8 @@ def test_demo_runs_a_real_job_and_pays_out_every_wei(tmp_path: Path):
     assert served.receipt_checks and all(v == "ok" for _, v in served.receipt_checks)
 
 
-def test_the_demo_s_nodes_joined_and_claimed_by_themselves(tmp_path: Path):
-    import sqlite3
-
-    result = run(tmp_path, rounds=1)
+def test_the_demo_s_nodes_joined_and_claimed_by_themselves(demo: tuple[Path, DemoResult]):
+    tmp_path, result = demo
     for name in result.rewards:
         db = sqlite3.connect(tmp_path / "nodes" / name / "state.db")
         actions = dict(db.execute("SELECT key, status FROM actions").fetchall())
