@@ -17,6 +17,7 @@ RANK = {
     "inference": 3,
     "node": 4,
     "cli": 5,
+    "devtools": 6,  # test and benchmark harnesses, not in the wheel
 }
 
 

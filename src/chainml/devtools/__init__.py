@@ -1,0 +1,1 @@
+"""Tools for developing and testing chainml, left out of the runtime wheel."""
