@@ -36,6 +36,11 @@ Only loopback, ever
     filters above the DHT only ever knows the loopback peers it was told about.
     ``connect`` accepts only ``/ip4/127.x.x.x/tcp/PORT/p2p/PEERID``.
 
+    Parties on separate hosts of a private network (``swarm_address="10.231.7.2/24"``,
+    an interface's address and prefix): the swarm listens on that address instead, and
+    the filters and ``connect`` let through that network as well as loopback, nothing
+    else.  Only a private IPv4 network is accepted; the rest of the above holds.
+
 Writing
     ``put`` streams the source into a temporary file under ``repo_dir/tmp`` while
     ``DagBuilder`` computes the CID kubo's defaults give it (256 KiB chunks, balanced DAG,
@@ -100,6 +105,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import ipaddress
 import json
 import os
 import platform
@@ -173,10 +179,10 @@ _NOT_LOOPBACK: Final = (
 )
 
 _PEER_ADDR: Final = re.compile(
-    r"/ip4/127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/tcp/(\d{1,5})/p2p/"
+    r"/ip4/(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/tcp/(\d{1,5})/p2p/"
     r"(Qm[1-9A-HJ-NP-Za-km-z]{44}|12D3Koo[1-9A-HJ-NP-Za-km-z]{45}|b[a-z2-7]{20,100})"
 )
-_LISTEN_ADDR: Final = re.compile(r"/ip4/127\.0\.0\.1/tcp/(\d{1,5})")
+_LOOPBACK: Final = ipaddress.IPv4Interface("127.0.0.1/8")
 _PEER_ID: Final = re.compile(r"Qm[1-9A-HJ-NP-Za-km-z]{44}|12D3Koo[1-9A-HJ-NP-Za-km-z]{45}")
 
 
@@ -198,7 +204,8 @@ class PeerUnreachable(EngineError):
 
 
 class InvalidPeerAddress(StorageError, ValueError):
-    """Not a loopback peer address ``/ip4/127.x.x.x/tcp/PORT/p2p/PEERID``."""
+    """Not a peer address ``/ip4/A.B.C.D/tcp/PORT/p2p/PEERID`` on loopback (or on the
+    store's own private network)."""
 
 
 # -- the library -----------------------------------------------------------------------------
@@ -388,20 +395,23 @@ class IpfsEngineStore(Closing):
         swarm_port: int = 0,
         peers: Sequence[str] = (),
         timeout: float = DEFAULT_TIMEOUT,
+        swarm_address: str = "127.0.0.1/8",
     ) -> None:
         """Create (first time) or reopen the node under ``repo_dir`` and start it.
 
         The kubo repository is ``repo_dir/kubo``, temporary files go to ``repo_dir/tmp``.
         ``swarm_port`` 0 lets the system pick a free port (see ``multiaddr``).  ``peers``
         are loopback multiaddrs to connect to at once.  ``timeout`` is the default bound,
-        in seconds, of every call that may wait for the network.
+        in seconds, of every call that may wait for the network.  ``swarm_address``: the
+        address and prefix to listen on, loopback by default (see "Only loopback").
         """
         if not 0 <= swarm_port <= 65535:
             raise ValueError("swarm_port must be 0..65535")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        self._iface = _swarm_interface(swarm_address)
         for address in peers:
-            _check_peer_address(address)
+            _check_peer_address(address, self._iface)
         self.timeout = timeout
         self.root = Path(repo_dir).absolute()
         self._repo_path = self.root / "kubo"
@@ -431,7 +441,7 @@ class IpfsEngineStore(Closing):
             started = True
             self._finalizer = weakref.finalize(self, _cleanup_node, self._lib, self._repo)
             _restore_sigterm()
-            _check_config(self._repo_path / "config")  # unchanged by starting
+            _check_config(self._repo_path / "config", self._iface)  # unchanged by starting
             for stale in self._tmp.iterdir():  # left by a process that died; the node is ours
                 if stale.is_dir() and not stale.is_symlink():
                     shutil.rmtree(stale)
@@ -439,7 +449,7 @@ class IpfsEngineStore(Closing):
                     stale.unlink(missing_ok=True)
             self.peer_id = self._peer_id()
             self.swarm_port = self._listen_port()
-            self.multiaddr = f"/ip4/127.0.0.1/tcp/{self.swarm_port}/p2p/{self.peer_id}"
+            self.multiaddr = f"/ip4/{self._iface.ip}/tcp/{self.swarm_port}/p2p/{self.peer_id}"
             for address in peers:
                 self.connect(address)
         except BaseException:
@@ -495,8 +505,9 @@ class IpfsEngineStore(Closing):
     # -- peers -------------------------------------------------------------------------
 
     def connect(self, multiaddr: str, *, timeout: float | None = None) -> None:
-        """Connect to a loopback peer, ``/ip4/127.x.x.x/tcp/PORT/p2p/PEERID``."""
-        address = _check_peer_address(multiaddr)
+        """Connect to a loopback peer, ``/ip4/127.x.x.x/tcp/PORT/p2p/PEERID`` (or one on
+        the store's private network)."""
+        address = _check_peer_address(multiaddr, self._iface)
         rc = self._blocking(lambda: self._lib.kubo.ConnectToPeer(self._repo, address), timeout)
         if rc is None:
             raise PeerUnreachable(f"no connection to {multiaddr} within the timeout")
@@ -681,10 +692,10 @@ class IpfsEngineStore(Closing):
             raise EngineError("the engine's repository config is missing or not JSON") from None
         if not isinstance(settings, dict):
             raise EngineError("the engine's repository config is not a JSON object")
-        _loopback_only(settings, swarm_port)
+        _loopback_only(settings, swarm_port, self._iface)
         with atomic_file(config, prefix=".config-") as fh:  # mkstemp: mode 0600
             fh.write(json.dumps(settings, indent=2).encode())
-        _check_config(config)
+        _check_config(config, self._iface)
 
     def _peer_id(self) -> str:
         with self._local():
@@ -702,10 +713,14 @@ class IpfsEngineStore(Closing):
             addresses = None
         if isinstance(addresses, list):
             for address in addresses:
-                match = _LISTEN_ADDR.fullmatch(address) if isinstance(address, str) else None
+                match = (
+                    _listen_addr(self._iface).fullmatch(address)
+                    if isinstance(address, str)
+                    else None
+                )
                 if match:
                     return int(match.group(1))
-        raise EngineError("the engine listens on no 127.0.0.1 TCP address")
+        raise EngineError(f"the engine listens on no {self._iface.ip} TCP address")
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -716,8 +731,47 @@ def _cleanup_node(lib: _Library, repo: bytes) -> None:
     lib.kubo.CleanupNode(repo)
 
 
-def _loopback_only(settings: dict[str, Any], swarm_port: int) -> None:
-    """Edit a kubo v0.22 config so that the node talks to loopback peers only."""
+def _swarm_interface(value: str) -> ipaddress.IPv4Interface:
+    try:
+        iface = ipaddress.IPv4Interface(value)
+    except ValueError:
+        raise ValueError("swarm_address: an IPv4 address with its prefix, A.B.C.D/N") from None
+    if iface == _LOOPBACK:
+        return iface
+    if iface.is_loopback or not iface.network.is_private or iface.network.prefixlen < 8:
+        raise ValueError("swarm_address: 127.0.0.1/8 or an address on a private IPv4 network")
+    if iface.ip in (iface.network.network_address, iface.network.broadcast_address):
+        raise ValueError("swarm_address: not a host address of its network")
+    return iface
+
+
+def _listen_addr(iface: ipaddress.IPv4Interface) -> re.Pattern[str]:
+    return re.compile(re.escape(f"/ip4/{iface.ip}/tcp/") + r"(\d{1,5})")
+
+
+def _addr_filters(iface: ipaddress.IPv4Interface) -> list[str]:
+    """Swarm.AddrFilters: every IPv4 network but loopback and ``iface``'s, all of IPv6."""
+    if iface == _LOOPBACK:
+        return list(_NOT_LOOPBACK)
+    allowed = [_LOOPBACK.network, iface.network]
+    blocked = [ipaddress.IPv4Network("0.0.0.0/0")]
+    for keep in allowed:
+        rest: list[ipaddress.IPv4Network] = []
+        for net in blocked:
+            if keep.subnet_of(net):
+                rest += net.address_exclude(keep)
+            elif not net.subnet_of(keep):
+                rest.append(net)
+        blocked = rest
+    cidrs = sorted(f"/ip4/{n.network_address}/ipcidr/{n.prefixlen}" for n in blocked)
+    return [*cidrs, "/ip6/::/ipcidr/0"]
+
+
+def _loopback_only(
+    settings: dict[str, Any], swarm_port: int, iface: ipaddress.IPv4Interface = _LOOPBACK
+) -> None:
+    """Edit a kubo v0.22 config so that the node talks to loopback peers only (and to
+    peers on ``iface``'s private network, listening on its address)."""
 
     def section(*keys: str) -> dict[str, Any]:
         node = settings
@@ -730,7 +784,7 @@ def _loopback_only(settings: dict[str, Any], swarm_port: int) -> None:
 
     settings["Bootstrap"] = []
     addresses = section("Addresses")
-    addresses["Swarm"] = [f"/ip4/127.0.0.1/tcp/{swarm_port}"]
+    addresses["Swarm"] = [f"/ip4/{iface.ip}/tcp/{swarm_port}"]
     addresses["Announce"] = []
     addresses["AppendAnnounce"] = []
     addresses["NoAnnounce"] = []
@@ -742,7 +796,7 @@ def _loopback_only(settings: dict[str, Any], swarm_port: int) -> None:
     section("AutoNAT")["ServiceMode"] = "disabled"
     section("Peering")["Peers"] = []
     swarm = section("Swarm")
-    swarm["AddrFilters"] = list(_NOT_LOOPBACK)
+    swarm["AddrFilters"] = _addr_filters(iface)
     swarm["DisableNatPortMap"] = True
     swarm["EnableHolePunching"] = False
     section("Swarm", "RelayClient")["Enabled"] = False
@@ -752,9 +806,9 @@ def _loopback_only(settings: dict[str, Any], swarm_port: int) -> None:
     )
 
 
-def _check_config(config: Path) -> None:
-    """Refuse to run a node whose config could reach beyond loopback (never quoting it:
-    the file holds the node's private key)."""
+def _check_config(config: Path, iface: ipaddress.IPv4Interface = _LOOPBACK) -> None:
+    """Refuse to run a node whose config could reach beyond loopback (and ``iface``'s
+    network; never quoting it: the file holds the node's private key)."""
     try:
         settings = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -764,18 +818,23 @@ def _check_config(config: Path) -> None:
     if bootstrap not in (None, []):
         raise EngineError("the engine's config names bootstrap peers; refusing to start")
     if not isinstance(swarm, list) or not all(
-        isinstance(a, str) and _LISTEN_ADDR.fullmatch(a) for a in swarm
+        isinstance(a, str) and _listen_addr(iface).fullmatch(a) for a in swarm
     ):
-        raise EngineError("the engine's config listens beyond 127.0.0.1; refusing to start")
+        raise EngineError(f"the engine's config listens beyond {iface.ip}; refusing to start")
     if settings.get("Discovery", {}).get("MDNS", {}).get("Enabled") is not False:
         raise EngineError("the engine's config enables MDNS; refusing to start")
 
 
-def _check_peer_address(multiaddr: str) -> bytes:
+def _check_peer_address(multiaddr: str, iface: ipaddress.IPv4Interface = _LOOPBACK) -> bytes:
     match = _PEER_ADDR.fullmatch(multiaddr) if isinstance(multiaddr, str) else None
-    if not match or any(int(g) > 255 for g in match.groups()[:3]):
-        raise InvalidPeerAddress("not a loopback peer address /ip4/127.x.x.x/tcp/PORT/p2p/ID")
-    if not 0 < int(match.group(4)) <= 65535:
+    octets = [int(g) for g in match.groups()[:4]] if match else [256]
+    ip = ipaddress.IPv4Address(".".join(map(str, octets))) if max(octets) <= 255 else None
+    if match is None or ip is None or not (ip.is_loopback or ip in iface.network):
+        where = "" if iface == _LOOPBACK else f" or {iface.network}"
+        raise InvalidPeerAddress(
+            f"not a peer address /ip4/A.B.C.D/tcp/PORT/p2p/ID on 127.0.0.0/8{where}"
+        )
+    if not 0 < int(match.group(5)) <= 65535:
         raise InvalidPeerAddress("port out of range")
     return multiaddr.encode()
 
@@ -830,13 +889,16 @@ def _serve(argv: Sequence[str]) -> int:
     serve.add_argument("repo", type=Path)
     serve.add_argument("port", type=int, nargs="?", default=0)
     serve.add_argument("--peer", action="append", default=[])
+    serve.add_argument("--swarm-address", default="127.0.0.1/8")
     args = parser.parse_args(argv)
 
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)
-    with IpfsEngineStore(args.repo, swarm_port=args.port, peers=args.peer) as store:
+    with IpfsEngineStore(
+        args.repo, swarm_port=args.port, peers=args.peer, swarm_address=args.swarm_address
+    ) as store:
         print(store.multiaddr, flush=True)
         for line in sys.stdin:
             path = line.strip()
