@@ -27,22 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from chainml.crypto import Identity, keccak256
-from chainml.ledger.bindings import Chainml, JobParams, Role
-from chainml.ledger.client import LedgerClient, LocalSigner
-from chainml.ledger.deploy import deploy_system
-from chainml.ledger.devchain import DEV_KEY, DevChainProcess
-from chainml.node.rounds import _bitmap, _root, audit_round, roster_of, round_params
+from chainml.crypto import keccak256
+from chainml.devtools.chainround import ChainWorld
+from chainml.ledger.devchain import DevChainProcess
+from chainml.node.rounds import audit_round
 from chainml.storage.local import LocalBlobStore
 from chainml.training.job import JobConfig
-from chainml.training.secagg import SecAggClient, SecAggServer, run_in_memory
 
-ETHER = 10**18
 TRAINERS = 10
 CLIP = 5.0
-WINDOW = 3600
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "verifier-ts" / "dist" / "src" / "cli.js"
 # the demo's model (64 → 64 → 10: 4,810 parameters) and one of 100,180 parameters
@@ -58,87 +51,6 @@ def _node() -> str:
     if node is None or not CLI.exists():
         raise SystemExit("the TypeScript verifier is not built: run `make test` first")
     return node
-
-
-class World:
-    """A dev chain with the contracts, an aggregator and ten staked trainer-validators."""
-
-    def __init__(self, url: str, store: LocalBlobStore) -> None:
-        self.client = LedgerClient(url)
-        self.dev = LocalSigner.from_key(DEV_KEY)
-        self.deployment = deploy_system(self.client, self.dev)
-        self.cm = Chainml.connect(self.client, self.deployment)
-        self.store = store
-        self.aggregator = self._party(Role.AGGREGATOR)
-        self.trainers = [self._party(Role.TRAINER | Role.VALIDATOR) for _ in range(TRAINERS)]
-
-    def _party(self, roles: Role) -> Identity:
-        ident = Identity.generate()
-        self.client.transact(self.dev, to=ident.address, value=5 * ETHER)
-        self.cm.registry.register_identity(ident, roles, "http://127.0.0.1:1", 2 * ETHER)
-        return ident
-
-    def job(self, config: JobConfig) -> int:
-        params = JobParams(
-            self.aggregator.address,
-            rounds=1,
-            min_participants=TRAINERS - 1,
-            max_participants=TRAINERS,
-            min_stake=ETHER,
-            challenge_window=WINDOW,
-            clip_bound=int(CLIP * 1000),
-            config_hash=config.config_hash,
-        )
-        job_id = self.cm.jobs.create_job(self.dev, params, ETHER)
-        for t in self.trainers:
-            self.cm.jobs.join(t.account, job_id)
-        return job_id
-
-    def round(self, job_id: int, config: JobConfig) -> float:
-        """Run round 1 of ``job_id`` in process, store its record as the aggregator does,
-        submit it on chain; returns the round's own wall time."""
-        roster = roster_of(self.cm, job_id)
-        params = round_params(self.cm, job_id, 1, 1, config, CLIP, roster)
-        by_address = {t.address: t for t in self.trainers}
-        rng = np.random.default_rng(job_id)
-        clients = {
-            i: SecAggClient(
-                params, i, by_address[a], rng.normal(scale=0.05, size=params.vector_len)
-            )
-            for i, a in roster.items()
-        }
-        server = SecAggServer(params)
-        started = time.perf_counter()
-        result = run_in_memory(params, clients, server=server, drop={"masked": [4]})
-        elapsed = time.perf_counter() - started
-        put = self.store.put
-        root = _root(job_id, 1, result.transcript.leaves(params))
-        bitmap = _bitmap(result.survivors)
-        record = {
-            "format": "chainml-round-record/2",
-            "job": job_id,
-            "round": 1,
-            "config": config.encode().decode(),
-            "model_manifest": put(b"not read by an audit: the sealed model's manifest"),
-            "model_ciphertext": put(b"not read by an audit: the sealed model"),
-            "transcript": put(result.transcript.encode()),
-            "inputs": {str(i): put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()},
-            "params": {
-                "attempt": 1,
-                "degree": params.degree,
-                "threshold": params.threshold,
-                "min_partners": params.min_partners,
-                "clip": params.clip,
-                "graph_seed": params.graph_seed.hex(),
-                "vector_len": params.vector_len,
-                "verifiable": params.verifiable,
-            },
-            "root": root.hex(),
-            "bitmap": bitmap,
-        }
-        cid = put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
-        self.cm.jobs.submit_round(self.aggregator.account, job_id, 1, cid, root, bitmap)
-        return elapsed
 
 
 def _export(store: LocalBlobStore, record_cid: str, out: Path) -> Path:
@@ -163,16 +75,16 @@ def _time_ts(node: str, url: str, jobs: str, job_id: int, blobs: Path) -> tuple[
     return elapsed, json.loads(done.stdout)
 
 
-def challenge_gas(w: World, job_id: int, uphold: bool) -> dict[str, int]:
+def challenge_gas(w: ChainWorld, job_id: int, uphold: bool) -> dict[str, int]:
     """Challenge round 1 of ``job_id``; committee members vote ``uphold`` until a majority
     of stake decides; anyone resolves. Gas of each step (the largest vote)."""
     jobs = w.cm.jobs
     receipt = jobs.functions.challenge(
-        w.trainers[0].account, job_id, 1, keccak256(b"the sum is one unit off")
+        w.validator_ids[0].account, job_id, 1, keccak256(b"the sum is one unit off")
     )
     challenge_id = jobs.events.challenge_opened(receipt)[0].challenge_id
     committee = jobs.challenge_info(challenge_id).committee
-    by_address = {t.address: t for t in w.trainers}
+    by_address = {v.address: v for v in w.validator_ids}
     votes = [
         jobs.vote(by_address[member].account, challenge_id, uphold).gas_used
         for member in committee[: len(committee) // 2 + 1]
@@ -197,7 +109,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = LocalBlobStore(Path(tmp) / "blobs")
         with DevChainProcess(Path(tmp) / "chain") as chain:
-            w = World(chain.url, store)
+            w = ChainWorld(chain.url, store, trainers=TRAINERS, validators=8)
             for size in sizes:
                 features, hidden = SHAPES[size]
                 for verifiable in (False, True):
@@ -208,12 +120,11 @@ def run(quick: bool = False) -> dict[str, Any]:
                         epochs=1,
                         verifiable=verifiable,
                     )
-                    job_id = w.job(config)
-                    round_s = w.round(job_id, config)
+                    job_id = w.job(config, CLIP)
+                    cid, round_s = w.round(job_id, config, CLIP)
                     t0 = time.perf_counter()
                     counted = audit_round(w.cm, store, job_id, 1)
                     py_s = time.perf_counter() - t0
-                    cid = w.cm.jobs.round(job_id, 1).aggregate_cid
                     blobs = _export(store, cid, Path(tmp) / f"job-{job_id}")
                     ts_s, ts = _time_ts(node, chain.url, w.cm.jobs.address, job_id, blobs)
                     if list(counted) != ts["counted"]:

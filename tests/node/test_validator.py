@@ -1,0 +1,145 @@
+"""Validators on a real chain (a dev chain in its own process): each audits every recorded
+round with ``audit_round``, challenges one that fails, votes when drawn, and settles.
+
+- an aggregator that publishes a sum one unit off is challenged, voted down by the drawn
+  committee, slashed its job's ``min_stake`` (half to the challenger, half burnt), its round
+  marked invalid and the job cancelled, the escrow back with the requester — to the wei;
+- a false challenge of an honest round costs the challenger ``min_stake // 10`` (half to
+  the aggregator), and the round stands;
+- a trainer that signed two commitments for one round is slashed on a validator's report;
+- a restarted validator neither challenges nor votes again; a signature that is not the
+  trainer's is no evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chainml.crypto import keccak256, sign_round_commitment
+from chainml.devtools.chainround import ETHER, ChainWorld, one_unit_off
+from chainml.ledger.devchain import DevChainProcess
+from chainml.ledger.enums import ChallengeStatus, JobState, RoundStatus
+from chainml.node.state import NodeState
+from chainml.node.validator import Action, ValidatorRole
+from chainml.storage.local import LocalBlobStore
+from chainml.training.job import JobConfig
+
+CONFIG = JobConfig(n_features=8, n_classes=3, hidden=(4,), epochs=1, verifiable=False)
+CLIP = 5.0
+
+
+@dataclass
+class World:
+    chain: ChainWorld
+    validators: list[ValidatorRole]
+    path: Path
+
+    def role(self, k: int) -> ValidatorRole:
+        """Validator ``k`` as a fresh process would build it over its state file."""
+        return ValidatorRole(
+            self.chain.validator_ids[k],
+            self.chain.cm,
+            self.chain.store,
+            NodeState(self.path / f"validator-{k}.db"),
+        )
+
+    def tick_all(self) -> list[Action]:
+        return [a for v in self.validators for a in v.tick()]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with DevChainProcess(tmp_path / "chain") as chain:
+        w = ChainWorld(chain.url, LocalBlobStore(tmp_path / "blobs"), trainers=5, validators=4)
+        world = World(w, [], tmp_path)
+        world.validators = [world.role(k) for k in range(4)]
+        yield world
+
+
+def test_an_honest_round_is_validated_and_never_challenged(world: World) -> None:
+    w = world.chain
+    job_id = w.job(CONFIG, CLIP)
+    w.round(job_id, CONFIG, CLIP)
+    actions = world.tick_all()
+    assert [a.kind for a in actions] == ["valid"] * 4
+    assert w.cm.jobs.functions.challenge_count() == 0
+    assert world.tick_all() == []  # nothing new on chain: nothing done
+
+
+def test_a_sum_one_unit_off_is_challenged_voted_down_and_slashed(world: World) -> None:
+    w = world.chain
+    escrow = 3 * ETHER + 7
+    job_id = w.job(CONFIG, CLIP, escrow=escrow)
+    w.round(job_id, CONFIG, CLIP, tamper=one_unit_off)
+    aggregator_stake = w.cm.registry.stake_of(w.aggregator.address)
+    pool = w.cm.registry.functions.slashed_pool()
+    first = world.validators[0].tick()
+    assert [a.kind for a in first] == ["invalid", "challenge"]
+    assert "sum" in first[0].detail  # the audit's own finding is the challenge's reason
+    challenge_id = int(first[1].detail.split()[-1])
+    info = w.cm.jobs.challenge_info(challenge_id)
+    challenger = w.validator_ids[0].address
+    assert info.challenger == challenger and len(info.committee) == 3
+    assert challenger not in info.committee and w.aggregator.address not in info.committee
+    actions = [a for v in world.validators[1:] for a in v.tick()]
+    votes = [a.detail for a in actions if a.kind == "vote"]
+    assert votes and set(votes) == {"uphold"}  # each re-checked the round itself
+    assert not [a for a in actions if a.kind == "challenge" and "challenge " in a.detail]
+    actions += world.tick_all()
+    assert [a.detail for a in actions if a.kind == "resolve"] == ["upheld"]
+    assert w.cm.jobs.challenge_info(challenge_id).status == ChallengeStatus.UPHELD
+    assert w.cm.jobs.round(job_id, 1).status == RoundStatus.INVALID
+    assert w.cm.jobs.job(job_id).state == JobState.CANCELLED
+    # to the wei: min_stake taken from the aggregator, half to the challenger, half burnt
+    assert w.cm.registry.stake_of(w.aggregator.address) == aggregator_stake - ETHER
+    assert w.cm.registry.functions.rewards_owed(challenger) == ETHER // 2
+    assert w.cm.registry.functions.slashed_pool() == pool + ETHER - ETHER // 2
+    assert w.cm.jobs.refund(w.dev, job_id) == escrow
+    # restarted over their state, the validators neither challenge nor vote again
+    restarted = [world.role(k) for k in range(4)]
+    again = [a for v in restarted for a in v.tick()]
+    assert {a.kind for a in again} <= {"invalid"}
+    assert w.cm.jobs.functions.challenge_count() == 1
+
+
+def test_a_false_challenge_costs_the_challenger_its_bond(world: World) -> None:
+    w = world.chain
+    job_id = w.job(CONFIG, CLIP)
+    w.round(job_id, CONFIG, CLIP)
+    liar = w.validator_ids[3]  # a validator that challenges an honest round anyway
+    liar_stake = w.cm.registry.stake_of(liar.address)
+    challenge_id = w.cm.jobs.challenge(liar.account, job_id, 1, keccak256(b"no reason"))
+    honest = world.validators[:3]
+    actions = [a for v in honest for a in v.tick()]
+    # two of three equal stakes decide: the second voter settles it, the third need not vote
+    assert [a.detail for a in actions if a.kind == "vote"] == ["reject"] * 2
+    assert [a.detail for a in actions if a.kind == "resolve"] == ["rejected"]
+    assert w.cm.jobs.challenge_info(challenge_id).status == ChallengeStatus.REJECTED
+    assert w.cm.jobs.round(job_id, 1).status == RoundStatus.RECORDED
+    assert w.cm.registry.stake_of(liar.address) == liar_stake - ETHER // 10
+    assert w.cm.registry.functions.rewards_owed(w.aggregator.address) == ETHER // 20
+
+
+def test_a_trainer_that_signs_twice_is_slashed_on_a_validator_s_report(world: World) -> None:
+    w = world.chain
+    job_id = w.job(CONFIG, CLIP)
+    w.round(job_id, CONFIG, CLIP)
+    reporter = world.validators[0]
+    assert [a.kind for a in reporter.tick()] == ["valid"]  # it saw each signed commitment
+    cheat = w.trainer_ids[0]
+    chain_id, jobs = w.client.chain_id, w.cm.jobs.address
+    other = keccak256(b"a second update for the same round")
+    forged = sign_round_commitment(w.trainer_ids[1].account, chain_id, jobs, job_id, 1, other)
+    assert not reporter.observe(job_id, 1, cheat.address, other, forged)  # not its signature
+    assert reporter.report_observed() == []
+    signed = sign_round_commitment(cheat.account, chain_id, jobs, job_id, 1, other)
+    assert reporter.observe(job_id, 1, cheat.address, other, signed)
+    stake = w.cm.registry.stake_of(cheat.address)
+    actions = reporter.report_observed()
+    assert [(a.kind, a.detail) for a in actions] == [("evidence", f"{cheat.address} {ETHER}")]
+    assert w.cm.registry.stake_of(cheat.address) == stake - ETHER
+    assert w.cm.registry.functions.rewards_owed(w.validator_ids[0].address) == ETHER // 2
+    assert reporter.report_observed() == []  # reported once
