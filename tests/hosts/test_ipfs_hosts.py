@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from chainml.devtools.hostjob import BlobPeer, HostJobError
 from chainml.devtools.hosts import Network
 from chainml.storage.ipfs_engine import IpfsEngineStore
-from tests.hosts.peers import HostPeer
 
 
 def test_a_blob_crosses_hosts_by_cid(tmp_path: Path):
     data = random.Random(17).randbytes(3 * 256 * 1024 + 5)  # four chunks, a DAG of five blocks
     (tmp_path / "blob").write_bytes(data)
     with Network(["alpha", "beta"]) as net:
-        alpha = HostPeer(net["alpha"], tmp_path / "alpha")
+        alpha = BlobPeer(net["alpha"], tmp_path / "alpha")
         assert alpha.multiaddr.startswith(f"/ip4/{net['alpha'].address}/tcp/")
-        beta = HostPeer(net["beta"], tmp_path / "beta", alpha.multiaddr)
+        beta = BlobPeer(net["beta"], tmp_path / "beta", peers=(alpha.multiaddr,))
         try:
             cid = alpha.ask(op="put", path=str(tmp_path / "blob"))["cid"]
             assert beta.ask(op="has", cid=cid) == {"has": False}
@@ -33,7 +33,8 @@ def test_a_blob_crosses_hosts_by_cid(tmp_path: Path):
             assert beta.ask(op="has", cid=cid) == {"has": True}
             # a peer outside the engine's network is refused before any dial
             outside = alpha.multiaddr.replace(net["alpha"].address, "10.9.9.9")
-            assert beta.ask(op="connect", peer=outside)["error"] == "InvalidPeerAddress"
+            with pytest.raises(HostJobError, match="InvalidPeerAddress"):
+                beta.ask(op="connect", peer=outside)
         finally:
             beta.close()
             alpha.close()

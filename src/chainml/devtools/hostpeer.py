@@ -12,10 +12,12 @@ JSON line:
 - ``{"op": "pin", "cid": CID}`` → ``{"ok": true}``; ``{"op": "has", "cid": CID}`` →
   ``{"has": bool}``
 - ``{"op": "audit", "rpc": URL, "deployment": FILE, "job": J, "rounds": [R, ...]}`` →
-  ``{"counted": {R: [slots]}, "seconds": S, "pinned": [CIDs]}``: ``audit_round`` of each
-  round against this host's store, i.e. the round record, transcript and masked inputs
-  fetched by CID from whichever peer holds them; what was read is pinned here (a
-  participant keeps the records of jobs it took part in).
+  ``{"counted": {R: [slots]}, "seconds": S, "pinned": [CIDs], "fetched": {kind: n}}``:
+  ``audit_round`` of each round against this host's store, i.e. the round record and
+  transcript fetched by CID from whichever peer holds them, then every masked input and
+  the sealed aggregate (manifest and ciphertext) as well, each re-hashed against its
+  CID; everything read is pinned here (a participant keeps the records of jobs it took
+  part in).
 
 A failed command answers ``{"error": TYPE, "message": TEXT}`` and the peer goes on; it
 stops when stdin closes or on SIGTERM.
@@ -57,17 +59,32 @@ def _audit(store: IpfsEngineStore, cmd: dict[str, Any]) -> dict[str, Any]:
     from chainml.ledger.client import LedgerClient
     from chainml.ledger.deploy import Deployment
     from chainml.node.rounds import audit_round
+    from chainml.storage.sealed import load_manifest
 
     cm = Chainml.connect(LedgerClient(str(cmd["rpc"])), Deployment.load(Path(cmd["deployment"])))
     recording = _Recording(store)
     started = time.perf_counter()
-    counted = {
-        str(r): list(audit_round(cm, recording, int(cmd["job"]), int(r))) for r in cmd["rounds"]
-    }
+    counted: dict[str, list[int]] = {}
+    kinds = {"records": 0, "transcripts": 0, "masked_inputs": 0, "sealed_aggregates": 0}
+    for r in cmd["rounds"]:
+        job_id, round_no = int(cmd["job"]), int(r)
+        counted[str(r)] = list(audit_round(cm, recording, job_id, round_no))
+        # what the audit of a verifiable job does not need, fetched and hashed all the
+        # same: every masked input, and the sealed aggregate (manifest and ciphertext)
+        record = json.loads(recording.get(cm.jobs.round(job_id, round_no).aggregate_cid))
+        for cid in record["inputs"].values():
+            recording.get(str(cid))
+        manifest = load_manifest(recording, str(record["model_manifest"]))
+        recording.get(manifest.ciphertext_cid)
+        kinds["records"] += 1
+        kinds["transcripts"] += 1
+        kinds["masked_inputs"] += len(record["inputs"])
+        kinds["sealed_aggregates"] += 1
     seconds = time.perf_counter() - started
-    for cid in dict.fromkeys(recording.read):
+    read = list(dict.fromkeys(recording.read))
+    for cid in read:
         store.pin(cid)
-    return {"counted": counted, "seconds": seconds, "pinned": list(dict.fromkeys(recording.read))}
+    return {"counted": counted, "seconds": seconds, "pinned": read, "fetched": kinds}
 
 
 def _answer(store: IpfsEngineStore, cmd: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,379 @@
+"""A training job across hosts: each party on its own network namespace (``hosts``).
+
+The hosts: ``chain`` (chainml's embedded dev chain, serving JSON-RPC on its bridge
+address), ``aggregator`` (the requester's node: aggregates, holds the job configuration
+and a held-out set) and ``trainer-1..N`` (a node each, holding its own Dirichlet shard of
+the digits data).  Every node is a ``chainml node run`` process inside its host, its API
+bound to its bridge address and registered on chain under that URL, its chain the chain
+host's URL, and its blob store the embedded kubo engine (``[storage] backend = "ipfs"``)
+listening on its bridge address, connected explicitly to the aggregator's engine (no
+bootstrap, no MDNS, no DHT beyond the peers named).  No directory is shared: each node has
+its own home, and what the aggregator publishes (sealed aggregates, round records,
+transcripts, masked inputs) reaches anyone else only by CID over the bridge.
+
+The driver (this process) deploys the contracts and posts the job from a thread inside the
+aggregator's host (``Host.call``): the requester's own tools, on the requester's machine.
+An auditor on ``trainer-1``'s host (``chainml.devtools.hostpeer``, an IPFS peer of its
+own) then audits every round from the chain and the blobs it fetched by CID from the
+aggregator's host, and pins what it read; another peer on ``trainer-2``'s host times the
+fetch of a round record.
+
+Used by ``tests/hosts``, ``benchmarks/hosts.py`` and ``make demo-hosts``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from chainml.devtools.hosts import Host, LinkBytes, Network
+from chainml.ledger.anvil import stop_process
+from chainml.ledger.bindings import Chainml, JobParams, Role
+from chainml.ledger.client import LedgerClient
+from chainml.node import daemon, localnet
+from chainml.training.data import dirichlet_partition, load
+from chainml.training.job import JobConfig
+
+ETHER = 10**18
+PASSWORD = "hosts"  # noqa: S105 (throw-away keystores of a test network)
+CHAIN_PORT = 8545
+NODE_PORT = 8701
+SWARM_PORT = 4001
+CONFIG = JobConfig(n_features=64, n_classes=10, hidden=(16,), epochs=2)
+
+T = TypeVar("T")
+
+
+def host_names(trainers: int) -> list[str]:
+    return ["chain", "aggregator", *(f"trainer-{i}" for i in range(1, trainers + 1))]
+
+
+class BlobPeer:
+    """``chainml.devtools.hostpeer`` on a host: an IPFS peer driven line by line."""
+
+    def __init__(self, host: Host, repo: Path, *, port: int = 0, peers: tuple[str, ...] = ()):
+        argv = [sys.executable, "-m", "chainml.devtools.hostpeer", str(repo)]
+        argv += ["--swarm-address", f"{host.address}/{host.network.prefixlen}"]
+        argv += ["--port", str(port)]
+        for peer in peers:
+            argv += ["--peer", peer]
+        self.proc = host.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.multiaddr = str(self._read()["multiaddr"])
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise HostJobError(f"the blob peer exited with {self.proc.wait(10)}")
+        answer = dict(json.loads(line))
+        if "error" in answer:
+            raise HostJobError(f"blob peer: {answer['error']}: {answer.get('message')}")
+        return answer
+
+    def ask(self, **command: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            stop_process(self.proc, 10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class HostJobError(Exception):
+    """The job across hosts did not complete."""
+
+
+@dataclass
+class HostJobResult:
+    job_id: int
+    rounds: int
+    round_seconds: list[float]  # round 1 from the last join, then round to round
+    audited: dict[int, list[int]]  # round -> trainer slots the auditor counted
+    audit_seconds: float  # every round's blobs fetched by CID and checked
+    record_fetch_seconds: float  # one round record, by CID, from another host
+    record_cids: list[str]
+    pinned: list[str]  # what the auditor pinned
+    fetched: dict[str, int]  # what the auditor fetched by CID, by kind
+    link_bytes: dict[str, LinkBytes]  # per host, over all rounds
+    accuracy: float | None
+    setup_seconds: float
+    node_urls: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Nodes:
+    cm: Chainml
+    nodes: dict[str, localnet.NodeDir]
+    chain_url: str
+    root: Path
+    aggregator_peer: str
+
+
+def _wait(probe: Callable[[], T | None], what: str, timeout: float) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise HostJobError(f"timed out waiting for {what}")
+
+
+def start_chain(net: Network, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The dev chain on the chain host's bridge address; its URL."""
+    host = net["chain"]
+    with (workdir / "chain.log").open("ab") as log:
+        proc = host.popen(
+            [
+                *(sys.executable, "-m", "chainml.ledger.devchain", "serve"),
+                *("--datadir", str(workdir / "chain"), "--host", host.address),
+                *("--port", str(CHAIN_PORT), "--public"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    net["aggregator"].wait_port(host.address, CHAIN_PORT, timeout=60)
+    return proc, f"http://{host.address}:{CHAIN_PORT}"
+
+
+def _storage(host: Host, peers: list[str]) -> str:
+    listed = ", ".join(f'"{p}"' for p in peers)
+    return (
+        '[storage]\nbackend = "ipfs"\ndir = "ipfs"\n'
+        f"swarm_port = {SWARM_PORT}\n"
+        f'swarm_address = "{host.address}/{host.network.prefixlen}"\n'
+        f"peers = [{listed}]\ntimeout = 30\n"
+    )
+
+
+def _configure(
+    node: localnet.NodeDir, host: Host, storage: str, stage_timeout: float
+) -> localnet.NodeDir:
+    text = node.config.read_text()
+    text = re.sub(r'listen = "127\.0\.0\.1:\d+"', f'listen = "{host.address}:{NODE_PORT}"', text)
+    text = text.replace("interval = 1 ", "interval = 0.2 ").replace(
+        "interval = 5 ", "interval = 0.5 "
+    )
+    text = text.replace("stage_timeout = 10 ", f"stage_timeout = {stage_timeout:g} ")
+    text = re.sub(r"\[storage\][^\[]*", storage + "\n", text, count=1)
+    node.config.write_text(text)
+    return replace(node, url=f"http://{host.address}:{NODE_PORT}")
+
+
+def prepare(
+    net: Network, workdir: Path, chain_url: str, trainers: int, stage_timeout: float = 6
+) -> _Nodes:
+    """Deploy, make each party's node home (configured for its host), register them."""
+    aggregator_host = net["aggregator"]
+    # the aggregator's engine repository first, so that the others can name its peer ID
+    repo = workdir / "aggregator" / "ipfs"
+    first = BlobPeer(aggregator_host, repo, port=SWARM_PORT)
+    aggregator_peer = first.multiaddr
+    first.close()
+
+    data = load("digits", seed=0)
+    shards = dirichlet_partition(data.y_train, trainers, 0.5, seed=0)
+
+    def setup() -> _Nodes:
+        client = LedgerClient(chain_url)
+        cm, dev = localnet.deploy(client, workdir)
+        nodes: dict[str, localnet.NodeDir] = {}
+        for name in ["aggregator", *(f"trainer-{i}" for i in range(1, trainers + 1))]:
+            host = net[name]
+            node = localnet.init_node(workdir, name, PASSWORD, rpc=chain_url, work=1 << 10)
+            home = node.config.parent
+            if name == "aggregator":
+                np.savez(home / "validation.npz", x=data.x_test, y=data.y_test)
+                (home / "jobs").mkdir(exist_ok=True)
+                (home / "jobs" / f"{CONFIG.config_hash.hex()}.json").write_bytes(CONFIG.encode())
+                text = node.config.read_text().replace(
+                    '# validation = "validation.npz"', 'validation = "validation.npz"'
+                )
+                roles = Role.AGGREGATOR | Role.REQUESTER
+                storage = _storage(host, [])
+            else:
+                shard = shards[int(name.rsplit("-", 1)[1]) - 1]
+                np.savez(home / "data.npz", x=data.x_train[shard], y=data.y_train[shard])
+                text = node.config.read_text().replace('# data = "data.npz"', 'data = "data.npz"')
+                roles = Role.TRAINER | Role.DATA_OWNER
+                storage = _storage(host, [aggregator_peer])
+            node.config.write_text(text)
+            node = _configure(node, host, storage, stage_timeout)
+            client.transact(dev, to=node.identity.address, value=5 * ETHER)
+            cm.registry.register_identity(node.identity, roles, node.url, ETHER)
+            nodes[name] = node
+        return _Nodes(cm, nodes, chain_url, workdir, aggregator_peer)
+
+    return aggregator_host.call(setup, timeout=180)
+
+
+@contextmanager
+def running_nodes(net: Network, prepared: _Nodes) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """Every node process started on its host (side by side), each answering; stopped at
+    the end."""
+    with ExitStack() as stack:
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        for name, node in prepared.nodes.items():
+            with (node.config.parent / "node.log").open("ab") as log:
+                argv = [sys.executable, "-m", "chainml.cli.main", "node", "run"]
+                procs[name] = net[name].popen(
+                    [*argv, "--config", str(node.config)],
+                    env={"CHAINML_PASSWORD": PASSWORD},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            stack.callback(stop_process, procs[name], 20)
+        for name, node in prepared.nodes.items():
+            net[name].call(
+                daemon.wait_ready, node.url, procs[name], 120, address=node.identity.address
+            )
+        yield procs
+
+
+def post_job(prepared: _Nodes, rounds: int, trainers: int) -> int:
+    aggregator = prepared.nodes["aggregator"]
+    params = JobParams(
+        aggregator=aggregator.identity.address,
+        rounds=rounds,
+        min_participants=trainers - 1,
+        max_participants=trainers,
+        min_stake=ETHER,
+        challenge_window=3600,
+        clip_bound=10_000,
+        config_hash=CONFIG.config_hash,
+    )
+    return prepared.cm.jobs.create_job(aggregator.identity.account, params, ETHER)
+
+
+def run(
+    workdir: Path,
+    *,
+    trainers: int = 3,
+    rounds: int = 2,
+    say: Callable[[str], None] = lambda _: None,
+) -> HostJobResult:
+    """The job, start to end, on a network of its own; everything stopped and removed
+    before it returns (or raises)."""
+    started = time.perf_counter()
+    workdir.mkdir(parents=True, exist_ok=True)
+    with Network(host_names(trainers)) as net, ExitStack() as stack:
+        say(
+            "hosts: "
+            + ", ".join(f"{h.name} {h.address}" for h in net)
+            + f" on bridge {net.bridge} ({net.subnet}), no route out"
+        )
+        chain, url = start_chain(net, workdir)
+        stack.callback(stop_process, chain, 20)
+        say(f"chain host: chainml's dev chain at {url}")
+        prepared = prepare(net, workdir, url, trainers)
+        say(
+            "deployed from the aggregator's host; registered "
+            + ", ".join(f"{n} at {d.url}" for n, d in prepared.nodes.items())
+        )
+        say(f"aggregator's IPFS peer {prepared.aggregator_peer}; the trainers' engines dial it")
+        stack.enter_context(running_nodes(net, prepared))
+        say("every node answers on its bridge address")
+        agg = net["aggregator"]
+        cm = prepared.cm
+        job_id = agg.call(post_job, prepared, rounds, trainers)
+        say(f"job {job_id} posted: {rounds} rounds, {trainers} trainers")
+        _wait(
+            lambda: agg.call(lambda: cm.jobs.job(job_id).participant_count) == trainers,
+            "the trainers to join",
+            60,
+        )
+        setup_seconds = time.perf_counter() - started
+        before = {h.name: h.link_bytes() for h in net}
+        marks = [time.perf_counter()]
+
+        def rounds_done() -> int:
+            return int(cm.jobs.job(job_id).rounds_done)
+
+        for r in range(1, rounds + 1):
+            _wait(partial(_at_least, agg, rounds_done, r), f"round {r}", 120)
+            marks.append(time.perf_counter())
+            say(f"round {r} on chain after {marks[-1] - marks[-2]:.2f} s")
+        moved = {h.name: h.link_bytes() - before[h.name] for h in net}
+        record_cids = [
+            str(agg.call(lambda n: cm.jobs.round(job_id, n).aggregate_cid, r))
+            for r in range(1, rounds + 1)
+        ]
+        fetcher = BlobPeer(
+            net["trainer-2"], workdir / "fetcher-ipfs", peers=(prepared.aggregator_peer,)
+        )
+        stack.callback(fetcher.close)
+        fetched = fetcher.ask(op="get", cid=record_cids[-1])
+        say(
+            f"trainer-2's host fetched round {rounds}'s record {record_cids[-1][:16]}… "
+            f"({fetched['size']} bytes) by CID in {fetched['seconds'] * 1e3:.0f} ms"
+        )
+        auditor = BlobPeer(
+            net["trainer-1"], workdir / "auditor-ipfs", peers=(prepared.aggregator_peer,)
+        )
+        stack.callback(auditor.close)
+        audit = auditor.ask(
+            op="audit",
+            rpc=url,
+            deployment=str(workdir / "deployment.json"),
+            job=job_id,
+            rounds=list(range(1, rounds + 1)),
+        )
+        audited = {int(r): list(v) for r, v in audit["counted"].items()}
+        say(
+            f"auditor on trainer-1's host: every round checks out (trainers counted: {audited}) "
+            f"against the chain; fetched by CID from the aggregator's host and re-hashed: "
+            f"{audit['fetched']} in {audit['seconds']:.2f} s, all pinned there"
+        )
+        accuracy = _accuracy(prepared.nodes["aggregator"], job_id, rounds)
+        return HostJobResult(
+            job_id=job_id,
+            rounds=rounds,
+            round_seconds=[b - a for a, b in itertools.pairwise(marks)],
+            audited=audited,
+            audit_seconds=float(audit["seconds"]),
+            record_fetch_seconds=float(fetched["seconds"]),
+            record_cids=record_cids,
+            pinned=list(audit["pinned"]),
+            fetched=dict(audit["fetched"]),
+            link_bytes=moved,
+            accuracy=accuracy,
+            setup_seconds=setup_seconds,
+            node_urls={n: d.url for n, d in prepared.nodes.items()},
+        )
+
+
+def _at_least(host: Host, count: Callable[[], int], n: int) -> bool:
+    return host.call(count) >= n
+
+
+def _accuracy(node: localnet.NodeDir, job_id: int, round_no: int) -> float | None:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{node.config.parent / 'state.db'}?mode=ro", uri=True)
+    try:
+        row = db.execute(
+            "SELECT value FROM meta WHERE key = ?", (f"accuracy:{job_id}:{round_no}",)
+        ).fetchone()
+    finally:
+        db.close()
+    return float(row[0]) if row else None

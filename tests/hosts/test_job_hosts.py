@@ -1,0 +1,35 @@
+"""A full job across four hosts: an aggregator and three trainers, each node in its own
+network namespace on its own address, the chain on a fifth host, every blob between them
+over IPFS (the embedded kubo engine of each node, peers named explicitly), and an auditor
+on a trainer's host that verifies every round from what it fetched by CID."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chainml.devtools import hostjob
+
+
+def test_a_job_across_four_hosts_with_blobs_over_ipfs(tmp_path: Path):
+    said: list[str] = []
+    result = hostjob.run(tmp_path, trainers=3, rounds=2, say=said.append)
+    assert result.rounds == 2 and len(result.round_seconds) == 2
+    # every round counted all three trainers, checked against the chain by another host
+    assert result.audited == {1: [1, 2, 3], 2: [1, 2, 3]}
+    # it fetched every round's blobs by CID from the aggregator's host, and pins them
+    assert result.fetched == {
+        "records": 2,
+        "transcripts": 2,
+        "masked_inputs": 6,
+        "sealed_aggregates": 2,
+    }
+    assert set(result.record_cids) <= set(result.pinned) and len(result.pinned) >= 2 * 7
+    # traffic went over each host's own link: the trainers sent their masked updates, the
+    # aggregator the models and records; nothing else carried it
+    for name in ("aggregator", "trainer-1", "trainer-2", "trainer-3"):
+        assert result.link_bytes[name].sent > 10_000, (name, result.link_bytes)
+    assert result.accuracy is not None and result.accuracy > 0.3
+    assert all(url.startswith("http://10.231.7.") for url in result.node_urls.values())
+    # no shared directory: the aggregator's store is its own engine's repository
+    assert not (tmp_path / "store").exists()
+    assert (tmp_path / "aggregator" / "ipfs" / "kubo").is_dir()
