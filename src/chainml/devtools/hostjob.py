@@ -139,8 +139,11 @@ def _wait(probe: Callable[[], T | None], what: str, timeout: float) -> T:
     raise HostJobError(f"timed out waiting for {what}")
 
 
-def start_chain(net: Network, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The dev chain on the chain host's bridge address; its URL."""
+def start_chain(
+    net: Network, workdir: Path, *, probe_from: str = "aggregator"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The dev chain on the chain host's bridge address (answering ``probe_from``); its
+    URL."""
     host = net["chain"]
     with (workdir / "chain.log").open("ab") as log:
         proc = host.popen(
@@ -152,7 +155,7 @@ def start_chain(net: Network, workdir: Path) -> tuple[subprocess.Popen[bytes], s
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    net["aggregator"].wait_port(host.address, CHAIN_PORT, timeout=60)
+    net[probe_from].wait_port(host.address, CHAIN_PORT, timeout=60)
     return proc, f"http://{host.address}:{CHAIN_PORT}"
 
 
@@ -166,7 +169,7 @@ def _storage(host: Host, peers: list[str]) -> str:
     )
 
 
-def _configure(
+def configure(
     node: localnet.NodeDir, host: Host, storage: str, stage_timeout: float
 ) -> localnet.NodeDir:
     text = node.config.read_text()
@@ -218,7 +221,7 @@ def prepare(
                 roles = Role.TRAINER | Role.DATA_OWNER
                 storage = _storage(host, [aggregator_peer])
             node.config.write_text(text)
-            node = _configure(node, host, storage, stage_timeout)
+            node = configure(node, host, storage, stage_timeout)
             client.transact(dev, to=node.identity.address, value=5 * ETHER)
             cm.registry.register_identity(node.identity, roles, node.url, ETHER)
             nodes[name] = node
