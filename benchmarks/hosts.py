@@ -1,0 +1,119 @@
+"""Rounds across hosts: each party in its own network namespace, blobs over IPFS.
+
+The job of ``chainml.devtools.hostjob``: the dev chain on one host, an aggregator node and
+three trainer nodes on four more, each bound to its own address on a private bridge (0 ms
+added round trip: veth links through one kernel bridge), each node's blob store its
+embedded kubo engine; an auditor on a trainer's host fetches every round's blobs by CID
+from the aggregator's host.  Measured:
+
+- ``round_s``: wall time between consecutive rounds reaching the chain (median over
+  rounds 2..N), and ``first_round_s`` from the last join to round 1;
+- ``bytes_per_round``: per host, bytes sent and received on its link per round (kernel
+  counters of its veth pair, so everything: envelopes, chain JSON-RPC, bitswap);
+- ``record_fetch_s``: one round record fetched by CID by a fresh IPFS peer on another host;
+  ``audit_s``: every round audited there from blobs fetched by CID;
+- ``setup_s``: hosts, chain, deployment and node start until every trainer joined.
+
+Baseline, same run, same data and job: the same round in one process (each trainer's
+local update, the SecAgg+ round through ``run_in_memory``, the new global model), median
+of three.  Ratio: ``round_s`` against it.
+
+Needs root (network namespaces); elsewhere the result says why it was skipped.  Not
+measured here yet: 50 ms of round trip (the kernel has no netem; it needs a userspace
+delay relay on every link), the PoS devnet's figures.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainml.crypto import Identity
+from chainml.devtools import hostjob
+from chainml.devtools.hosts import unavailable
+from chainml.training.data import dirichlet_partition, load
+from chainml.training.models import flatten, unflatten
+from chainml.training.secagg import RoundParams, SecAggClient, run_in_memory
+
+TRAINERS = 3
+CLIP = 10.0  # the job's clip_bound of 10,000 thousandths
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def in_process_round(round_no: int = 1) -> float:
+    """Seconds for one secure round of the same job, same shards, in one process."""
+    job = hostjob.CONFIG
+    data = load("digits", seed=0)
+    shards = dirichlet_partition(data.y_train, TRAINERS, 0.5, seed=0)
+    ids = [Identity.generate() for _ in range(TRAINERS)]
+    roster = {i + 1: a.address for i, a in enumerate(ids)}
+    keys = {i + 1: a.x25519.public_bytes for i, a in enumerate(ids)}
+    global_params = job.initial_model().params
+    started = time.perf_counter()
+    params = RoundParams.derive(
+        roster,
+        keys,
+        job.vector_len(),
+        chain_id=1,
+        jobs="0x" + "11" * 20,
+        job_id=1,
+        round=round_no,
+        attempt=1,
+        clip=job.secagg_bound(CLIP, TRAINERS),
+        verifiable=job.verifiable,
+    )
+    clients = {}
+    for i, shard in enumerate(shards, start=1):
+        update = job.local_update(
+            global_params, data.x_train[shard], data.y_train[shard], round_no=round_no, clip=CLIP
+        )
+        clients[i] = SecAggClient(params, i, ids[i - 1], update)
+    result = run_in_memory(params, clients)
+    total = result.total[:-1] / float(result.total[-1])
+    unflatten((flatten(global_params).astype(np.float64) + total).astype(np.float32), global_params)
+    return time.perf_counter() - started
+
+
+def run(quick: bool) -> dict[str, Any]:
+    reason = unavailable()
+    if reason:
+        log(f"skipped: {reason}")
+        return {"skipped": reason}
+    rounds = 3 if quick else 6
+    baseline = statistics.median(in_process_round(r) for r in (1, 2, 3))
+    log(f"in process: {baseline:.3f} s a round")
+    with tempfile.TemporaryDirectory(prefix="chainml-hosts-") as tmp:
+        result = hostjob.run(Path(tmp), trainers=TRAINERS, rounds=rounds, say=log)
+    round_s = statistics.median(result.round_seconds[1:])
+    per_round = {
+        name: {"sent": b.sent // rounds, "received": b.received // rounds}
+        for name, b in result.link_bytes.items()
+    }
+    trainer_sent = [per_round[f"trainer-{i}"]["sent"] for i in range(1, TRAINERS + 1)]
+    return {
+        "hosts": len(result.link_bytes),
+        "trainers": TRAINERS,
+        "rounds": rounds,
+        "rtt_ms_added": 0,
+        "round_s": round(round_s, 3),
+        "first_round_s": round(result.round_seconds[0], 3),
+        "in_process_round_s": round(baseline, 4),
+        "ratio_vs_in_process": round(round_s / baseline, 1),
+        "bytes_per_round": per_round,
+        "trainer_sent_per_round_mean": int(statistics.mean(trainer_sent)),
+        "record_fetch_s": round(result.record_fetch_seconds, 4),
+        "audit_s": round(result.audit_seconds, 3),
+        "audited_blobs": result.fetched,
+        "setup_s": round(result.setup_seconds, 1),
+        "accuracy": result.accuracy,
+        "baseline": "the same round of the same job in one process (run_in_memory)",
+    }
