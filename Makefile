@@ -10,7 +10,7 @@ MYTH := .venv-mythril/bin/myth
 FLOWER := .venv-flower/bin/python
 DEBS := /usr/bin/chromedriver /usr/bin/ipfs_cid /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-.PHONY: setup demo test lint typecheck unit bench audit artifacts clean
+.PHONY: setup demo demo-hosts test lint typecheck unit bench audit artifacts clean
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -45,6 +45,10 @@ $(FLOWER): scripts/setup-flower.sh
 
 demo: setup
 	$(VENV)/bin/chainml demo
+
+# the job with each party on its own network host (a namespace each; needs root)
+demo-hosts: setup
+	$(PY) -m chainml.devtools.hostjob
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
