@@ -105,7 +105,8 @@ def test_close_removes_every_process_namespace_and_link_even_on_failure():
     net = Network(["alpha", "beta"])
     with pytest.raises(RuntimeError), net:
         proc = net["alpha"].popen(["sleep", "600"])
-        assert len(net.leftovers()) == 5  # two namespaces, two veth ends, one bridge
+        # two namespaces, two veth ends, one bridge, one process
+        assert len(net.leftovers()) == 6 and f"process {proc.pid}" in net.leftovers()
         raise RuntimeError("a test failing half-way")
     assert proc.poll() is not None
     assert net.leftovers() == []

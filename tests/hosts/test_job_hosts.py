@@ -33,3 +33,5 @@ def test_a_job_across_four_hosts_with_blobs_over_ipfs(tmp_path: Path):
     # no shared directory: the aggregator's store is its own engine's repository
     assert not (tmp_path / "store").exists()
     assert (tmp_path / "aggregator" / "ipfs" / "kubo").is_dir()
+    # and once it returned, no namespace, link or process of it is left
+    assert result.leftovers == []

@@ -118,6 +118,7 @@ class HostJobResult:
     accuracy: float | None
     setup_seconds: float
     node_urls: dict[str, str] = field(default_factory=dict)
+    leftovers: list[str] = field(default_factory=list)  # of the network, once it closed
 
 
 @dataclass
@@ -279,7 +280,8 @@ def run(
     before it returns (or raises)."""
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
-    with Network(host_names(trainers)) as net, ExitStack() as stack:
+    net = Network(host_names(trainers))
+    with net, ExitStack() as stack:
         say(
             "hosts: "
             + ", ".join(f"{h.name} {h.address}" for h in net)
@@ -348,7 +350,7 @@ def run(
             f"{audit['fetched']} in {audit['seconds']:.2f} s, all pinned there"
         )
         accuracy = _accuracy(prepared.nodes["aggregator"], job_id, rounds)
-        return HostJobResult(
+        result = HostJobResult(
             job_id=job_id,
             rounds=rounds,
             round_seconds=[b - a for a, b in itertools.pairwise(marks)],
@@ -363,6 +365,8 @@ def run(
             setup_seconds=setup_seconds,
             node_urls={n: d.url for n, d in prepared.nodes.items()},
         )
+    result.leftovers = net.leftovers()
+    return result
 
 
 def _at_least(host: Host, count: Callable[[], int], n: int) -> bool:
@@ -409,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     print("bytes on each host's link over the rounds (sent / received):")
     for name, moved in result.link_bytes.items():
         print(f"  {name:<12} {moved.sent:>12,} / {moved.received:>12,}")
-    print("every namespace, link, process and directory of the run is gone")
+    if result.leftovers:
+        print(f"left behind: {result.leftovers}", file=sys.stderr)
+        return 1
+    print("every namespace, link and process of the run is gone")
     return 0
 
 

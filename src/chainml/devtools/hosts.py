@@ -424,11 +424,14 @@ class Network:
         self._restore_sigterm()
 
     def leftovers(self) -> list[str]:
-        """This network's namespaces and links that still exist (empty once closed)."""
+        """This network's namespaces, links and started processes that still exist
+        (empty once closed)."""
         mine = f"-{self.tag}-"
-        return [n for n in _namespaces() if mine in n] + [
-            n for n in _links() if n == self.bridge or mine in n
-        ]
+        return (
+            [n for n in _namespaces() if mine in n]
+            + [n for n in _links() if n == self.bridge or mine in n]
+            + [f"process {p.pid}" for p in self._processes if p.poll() is None]
+        )
 
     def _trap_sigterm(self) -> None:
         if threading.current_thread() is not threading.main_thread():
