@@ -71,6 +71,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chainml.errors import ChainmlError
+from chainml.inference import layers
 
 try:
     import tenseal.sealapi as seal
@@ -230,6 +231,14 @@ def _key_bytes(parameters: HEParameters, rotations: int) -> int:
     data primes."""
     primes = len(parameters.coeff_bits)
     return (rotations + 1) * (primes - 1) * primes * parameters.poly_degree * 8
+
+
+def _diagonal_steps(rows: int, width: int, n1: int) -> set[int]:
+    """The rotations of one diagonal-layout layer: baby steps, giant steps, folds."""
+    steps = set(range(1, min(n1, rows)))
+    steps.update(g * n1 for g in range(1, -(-rows // n1)))
+    steps.update(rows << k for k in range((width // rows).bit_length() - 1))
+    return steps
 
 
 def _pow2(n: int) -> int:
@@ -476,21 +485,42 @@ class Plan:
         return _pow2(_pow2(self.n_features) + self.n_classes - 1)
 
     @property
-    def steps(self) -> tuple[int, int]:
-        """Diagonal layout: baby and giant steps (n1 · n2 = Q)."""
-        q = self.block
-        n1 = 1 << (((q.bit_length() - 1) + 1) // 2)
-        return n1, q // n1
+    def diagonal_layers(self) -> list[tuple[int, int, int]]:
+        """Diagonal layout, per layer: ``(rows, width, n1)`` — the period of its output
+        (the next power of two of its units), the period it reads its input at, and its
+        baby steps (n1 · n2 = rows).  The first layer takes n1 ≈ √rows; each later one
+        the n1 with fewest rotations among those that need no Galois key the layers
+        before it did not (√rows if none)."""
+        out: list[tuple[int, int, int]] = []
+        used: set[int] = set()
+        period = self.period
+        for w in self.weights:
+            rows = _pow2(int(w.shape[1]))
+            width = max(period, rows)
+            n1 = 1 << (rows.bit_length() // 2)
+            if out:
+                fits = [
+                    1 << k
+                    for k in range(rows.bit_length())
+                    if _diagonal_steps(rows, width, 1 << k) <= used
+                ]
+                if fits:
+                    n1 = min(fits, key=lambda n: n + rows // n)
+            used |= _diagonal_steps(rows, width, n1)
+            out.append((rows, width, n1))
+            period = rows
+        return out
 
     @property
     def rotations(self) -> list[int]:
         """The Galois steps latency mode uses.  Block layout: sum within a period, then
-        across blocks.  Diagonal layout: baby steps, giant steps, then the folds from the
-        input's period to Q."""
+        across blocks.  Diagonal layout: each layer's baby steps, giant steps, and folds
+        from the period of its input to that of its output."""
         if self.layout == "diagonal":
-            n1, n2 = self.steps
-            folds = [self.block << k for k in range((self.period // self.block).bit_length() - 1)]
-            return list(range(1, n1)) + [g * n1 for g in range(1, n2)] + folds
+            steps: set[int] = set()
+            for rows, width, n1 in self.diagonal_layers:
+                steps |= _diagonal_steps(rows, width, n1)
+            return sorted(steps)
         within = [1 << k for k in range(self.period.bit_length() - 1)]
         blocks = max(self.n_hidden, 1)
         across = [self.block << k for k in range((blocks - 1).bit_length())]
@@ -532,27 +562,32 @@ def _params_of(model: Any, activation: str | None) -> tuple[dict[str, Any], str 
     return dict(params), activation or own
 
 
-def compile_model(
-    model: Any,
-    activation: str | None = None,
-    *,
-    input_range: tuple[Any, Any] | None = None,
-    calibration: NDArray[np.float64] | None = None,
-    margin: float = 0.25,
-) -> Plan:
-    """A plan for a logistic regression (``w``, ``b``) or an MLP with the x² activation
-    after each hidden layer (``w0, b0, w1, b1, …``).
+def _description_of(model: Any) -> Mapping[str, Any] | None:
+    """A model's layer description (``chainml.inference.layers``), if it has one."""
+    if isinstance(model, Mapping):
+        return model if "layers" in model else None
+    describe = getattr(model, "description", None)
+    if not callable(describe):
+        return None
+    description = describe()
+    if not isinstance(description, Mapping):
+        raise UnsupportedModel("a model's description() is a mapping of its layers")
+    return description
 
-    ``model`` is a model (its ``params`` and ``activation`` are used) or a mapping of
-    parameters (then ``activation="square"`` names an MLP's activation).  The input range
-    the plan accepts is, in order of precedence: the per-feature minimum and maximum of
-    ``calibration`` rows widened by ``margin`` times their span on each side;
-    ``input_range`` (low, high: scalars or one per feature); or ``DEFAULT_INPUT_RANGE``.
-    A hidden unit whose input weights are all zero is a constant and is folded into the
-    output bias.  Raises ``UnsupportedModel`` for any other architecture or activation,
-    weights that are not finite, inconsistent shapes, a class whose logit ignores the
-    input, a layout that does not fit one ciphertext, or an input range whose logits no
-    parameters can hold."""
+
+def _affine_layers(
+    model: Any, activation: str | None
+) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64]]]:
+    """The model as affine maps with x² between them."""
+    description = _description_of(model)
+    if description is not None:
+        if activation is not None:
+            raise UnsupportedModel("a layer description names its own activations")
+        try:
+            weights, biases, _ = layers.lower(description)
+        except layers.LoweringError as exc:
+            raise UnsupportedModel(str(exc)) from None
+        return weights, biases
     raw, activation = _params_of(model, activation)
     try:
         p = {k: np.asarray(v, dtype=np.float64) for k, v in raw.items()}
@@ -562,14 +597,41 @@ def compile_model(
         raise UnsupportedModel("the model has weights that are not finite (NaN or infinity)")
     hidden = sum(1 for k in p if k.startswith("w") and k[1:].isdigit())
     if set(p) == {"w", "b"}:
-        weights, biases = [p["w"]], [p["b"]]
-    elif hidden >= 2 and set(p) == {f"{c}{i}" for i in range(hidden) for c in "wb"}:
+        return [p["w"]], [p["b"]]
+    if hidden >= 2 and set(p) == {f"{c}{i}" for i in range(hidden) for c in "wb"}:
         if activation != "square":
             raise UnsupportedModel("CKKS evaluates an MLP only with the x² activation")
-        weights = [p[f"w{i}"] for i in range(hidden)]
-        biases = [p[f"b{i}"] for i in range(hidden)]
-    else:
-        raise UnsupportedModel("a logistic regression (w, b) or an MLP (w0, b0, w1, b1, …)")
+        return [p[f"w{i}"] for i in range(hidden)], [p[f"b{i}"] for i in range(hidden)]
+    raise UnsupportedModel(
+        "a logistic regression (w, b), an MLP (w0, b0, w1, b1, …) or a layer description"
+    )
+
+
+def compile_model(
+    model: Any,
+    activation: str | None = None,
+    *,
+    input_range: tuple[Any, Any] | None = None,
+    calibration: NDArray[np.float64] | None = None,
+    margin: float = 0.25,
+) -> Plan:
+    """A plan for a logistic regression (``w``, ``b``), an MLP with the x² activation
+    after each hidden layer (``w0, b0, w1, b1, …``), or a layer description
+    (``chainml.inference.layers``: convolutions, average pooling, dense layers, x² and
+    degree-2 polynomial activations), lowered to affine maps with x² between them.
+
+    ``model`` is a model (its ``description()`` if it has one, else its ``params`` and
+    ``activation``), a layer description (a mapping with ``layers``), or a mapping of
+    parameters (then ``activation="square"`` names an MLP's activation).  The input range
+    the plan accepts is, in order of precedence: the per-feature minimum and maximum of
+    ``calibration`` rows widened by ``margin`` times their span on each side;
+    ``input_range`` (low, high: scalars or one per feature); or ``DEFAULT_INPUT_RANGE``.
+    A hidden unit whose input weights are all zero is a constant and is folded into the
+    output bias.  Raises ``UnsupportedModel`` for any other architecture or activation,
+    weights that are not finite, inconsistent shapes, a class whose logit ignores the
+    input, a layout that does not fit one ciphertext, or an input range whose logits no
+    parameters can hold."""
+    weights, biases = _affine_layers(model, activation)
     width = None
     for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
         if w.ndim != 2 or b.shape != (w.shape[1],) or 0 in w.shape:
@@ -824,49 +886,45 @@ class HEProvider:
         return layouts
 
     def _diagonals(
-        self, name: str, m: NDArray[np.float64], width: int, rows: int
+        self, name: str, m: NDArray[np.float64], width: int, n1: int
     ) -> dict[str, NDArray[np.float64]]:
         """Matrix ``m`` (rows × width, one row per output) as the plaintexts of a
         baby-step giant-step diagonal product: ``name:g:b`` holds
-        ``m[(s - g n1) mod rows, (s + b) mod width]`` in slot s (tiled), and is left out
-        when it is all zero."""
-        n1, n2 = self.plan.steps
+        ``m[(s - g n1) mod rows, (s + b) mod width]`` in slot s (tiled) for each
+        diagonal g n1 + b < rows, and is left out when it is all zero."""
+        rows = len(m)
         s = np.arange(width)
         out: dict[str, NDArray[np.float64]] = {}
-        for g in range(n2):
-            for b in range(n1):
-                values = m[(s - g * n1) % rows, (s + b) % width]
-                if values.any():
-                    out[f"{name}:{g}:{b}"] = np.tile(values, self.parameters.slots // width)
+        for j in range(rows):
+            g, b = divmod(j, n1)
+            values = m[(s - g * n1) % rows, (s + b) % width]
+            if values.any():
+                out[f"{name}:{g}:{b}"] = np.tile(values, self.parameters.slots // width)
         return out
 
     def _diagonal_layouts(self) -> dict[str, NDArray[np.float64]]:
-        p, q, slots = self.plan, self.plan.block, self.parameters.slots
+        p, slots = self.plan, self.parameters.slots
         layouts: dict[str, NDArray[np.float64]] = {}
-        last = len(p.weights) - 1
-        for i, (w, b) in enumerate(zip(p.weights, p.biases, strict=True)):
-            width = p.period if i == 0 else q
-            m = np.zeros((q, width))
+        for i, (w, b, (rows, width, n1)) in enumerate(
+            zip(p.weights, p.biases, p.diagonal_layers, strict=True)
+        ):
+            m = np.zeros((rows, width))
             m[: w.shape[1], : w.shape[0]] = w.T
-            layouts |= self._diagonals(f"w{i}", m, width, q)
-            if i < last:  # Q-periodic, like the hidden vector it is added to
-                tiled = np.zeros(q)
-                tiled[: len(b)] = b
-                layouts[f"b{i}"] = np.tile(tiled, slots // q)
-            else:  # the logits, in every period: no replica shows them without bias
-                logits = np.zeros(q)
-                logits[: len(b)] = b
-                layouts[f"b{i}"] = np.tile(logits, slots // q)
+            layouts |= self._diagonals(f"w{i}", m, width, n1)
+            # rows-periodic like the output it is added to: every period of the answer
+            # holds the logits, none shows them without the bias
+            tiled = np.zeros(rows)
+            tiled[: len(b)] = b
+            layouts[f"b{i}"] = np.tile(tiled, slots // rows)
         return layouts
 
-    def _diagonal_product(self, ct: Any, name: str) -> Any:
+    def _diagonal_product(self, ct: Any, name: str, rows: int, n1: int) -> Any:
         """Σ_g rot(Σ_b D'_{g,b} ⊙ rot(ct, b), g n1), rescaled once."""
-        n1, n2 = self.plan.steps
         babies: dict[int, Any] = {0: ct}
         total = None
-        for g in range(n2):
+        for g in range(-(-rows // n1)):
             inner = None
-            for b in range(n1):
+            for b in range(min(n1, rows - g * n1)):
                 key = f"{name}:{g}:{b}"
                 if key not in self._layouts:
                     continue
@@ -892,16 +950,13 @@ class HEProvider:
         return total
 
     def _evaluate_diagonal(self, ct: Any) -> bytes:
-        p = self.plan
-        folds = [p.block << k for k in range((p.period // p.block).bit_length() - 1)]
-        for i in range(len(p.weights)):
+        for i, (rows, width, n1) in enumerate(self.plan.diagonal_layers):
             if i:
                 self._ev.square_inplace(ct)
                 self._ev.relinearize_inplace(ct, self._relin)
                 self._ev.rescale_to_next_inplace(ct)
-            ct = self._diagonal_product(ct, f"w{i}")
-            if i == 0:
-                self._rotate_sum(ct, folds)
+            ct = self._diagonal_product(ct, f"w{i}", rows, n1)
+            self._rotate_sum(ct, [rows << k for k in range((width // rows).bit_length() - 1)])
             self._ev.add_plain_inplace(ct, self._layout(f"b{i}", ct, ct.scale))
         return _save(ct)
 

@@ -1,0 +1,228 @@
+"""Issue 19: convolutions, average pooling and polynomial activations under CKKS.
+
+A layer description (``chainml.inference.layers``) is lowered to affine maps with x²
+between them; the lowering is checked exactly against the layers evaluated one by one in
+numpy, the compiled plan within 1e-3 of numpy under encryption (the bound
+docs/inference.md states for in-range inputs), and everything it cannot compile is a
+typed refusal.  The Fashion-MNIST CNN is trained federatedly and served encrypted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from chainml.inference import layers
+from chainml.inference.he import HEClient, HEProvider, UnsupportedModel, compile_model
+from chainml.training.data import iid_partition, load_fashion_mnist
+from chainml.training.federated import train_federated
+from chainml.training.models import CNN, RELU_POLY, classifier_from_safetensors, to_safetensors
+
+ERROR_BOUND = 1e-3  # |encrypted logit - numpy logit| for in-range inputs
+
+
+def _setup(plan):
+    client = HEClient(plan)
+    return client, HEProvider(plan, client.evaluation_keys())
+
+
+def _query(client, provider, row):
+    return client.decrypt_query(provider.evaluate_query(client.encrypt_query(row)))
+
+
+@st.composite
+def conv_nets(draw):
+    """A random conv → activation → (pool) → dense net on a small image."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    c, h, w = draw(st.integers(1, 2)), draw(st.integers(3, 12)), draw(st.integers(3, 12))
+    out, k = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    act = draw(st.sampled_from([{"type": "square"}, {"type": "poly", "coeffs": RELU_POLY}]))
+    net = [
+        {
+            "type": "conv2d",
+            "weight": rng.normal(0, 1 / (c * k), (out, c, k, k)),
+            "bias": rng.normal(0, 0.1, out),
+            "stride": stride,
+            "padding": pad,
+        },
+        act,
+    ]
+    if draw(st.booleans()):
+        net.append({"type": "avgpool2d", "kernel": draw(st.integers(1, 3))})
+    # the width after the convolution and pooling, found by running them
+    probe = layers.evaluate({"input_shape": [c, h, w], "layers": net}, np.zeros((1, c * h * w)))
+    classes = draw(st.integers(1, 6))
+    units = probe.shape[1]
+    net += [
+        {"type": "flatten"},
+        {
+            "type": "dense",
+            "weight": rng.normal(0, 1 / max(units, 1), (units, classes)),
+            "bias": rng.normal(0, 0.1, classes),
+        },
+    ]
+    return {"input_shape": [c, h, w], "layers": net}, rng
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(case=conv_nets())
+def test_random_conv_shapes_compile_to_numpy_or_refuse_typed(case):
+    """Over random channels, image sizes, kernels, strides, padding, pooling and both
+    activations: a kernel larger than the padded image is refused typed; otherwise the
+    lowering equals the layers in numpy to rounding, and one encrypted query is within
+    the error bound of it.  Few examples, no shrinking: each is a CKKS key generation."""
+    description, rng = case
+    try:
+        plan = compile_model(description, input_range=(0.0, 1.0))
+    except UnsupportedModel as exc:
+        assert "kernel" in str(exc) or "window" in str(exc) or "MiB" in str(exc)
+        return
+    c, h, w = description["input_shape"]
+    x = rng.uniform(0, 1, (4, c * h * w))
+    want = layers.evaluate(description, x)
+    assert np.abs(plan.plaintext(x) - want).max() < 1e-9
+    client, provider = _setup(plan)
+    assert np.abs(_query(client, provider, x[0]) - want[0]).max() < ERROR_BOUND
+
+
+def _small_net(**change):
+    rng = np.random.default_rng(1)
+    net = [
+        {"type": "conv2d", "weight": rng.normal(0, 0.3, (2, 1, 3, 3)), "bias": None},
+        {"type": "square"},
+        {"type": "avgpool2d", "kernel": 2},
+        {"type": "flatten"},
+        {"type": "dense", "weight": rng.normal(0, 0.3, (8, 3)), "bias": np.zeros(3)},
+    ]
+    for i, layer in change.items():
+        net[int(i[1:])] = layer
+    return {"input_shape": [1, 6, 6], "layers": net}
+
+
+def test_the_small_net_compiles_and_agrees_in_both_modes():
+    """conv 3×3 (no bias) → x² → 2×2 average pool → dense: depth 3, and the encrypted
+    logits in latency and throughput mode within the bound of numpy."""
+    description = _small_net()
+    plan = compile_model(description, input_range=(0.0, 1.0))
+    assert plan.depth == 3 and plan.n_features == 36
+    client, provider = _setup(plan)
+    x = np.random.default_rng(2).uniform(0, 1, (20, 36))
+    want = layers.evaluate(description, x)
+    assert np.abs(_query(client, provider, x[0]) - want[0]).max() < ERROR_BOUND
+    got = client.decrypt_batch(provider.evaluate_batch(client.encrypt_batch(x)), len(x))
+    assert np.abs(got - want).max() < ERROR_BOUND
+
+
+def test_a_degree_2_polynomial_costs_one_square():
+    """c0 + c1 x + c2 x² is rewritten around one square (depth 3 like x²), an affine
+    "activation" (c2 = 0) joins its neighbours (depth 1), and both equal the layers in
+    numpy."""
+    x = np.random.default_rng(3).uniform(0, 1, (5, 36))
+    for coeffs, depth in (([0.3, -0.7, 0.05], 3), ([0.3, -0.7, 0.0], 1), ([0.5, 2.0], 1)):
+        description = _small_net(l1={"type": "poly", "coeffs": coeffs})
+        plan = compile_model(description, input_range=(0.0, 1.0))
+        assert plan.depth == depth
+        assert np.abs(plan.plaintext(x) - layers.evaluate(description, x)).max() < 1e-9
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"l1": {"type": "poly", "coeffs": [0.0, 0.5, 0.1, 0.01]}}, "degree 3"),
+        ({"l1": {"type": "relu"}}, "types are"),
+        ({"l4": {"type": "square"}}, "end with a linear layer"),
+        ({"l0": {"type": "conv2d", "weight": np.ones((2, 3, 3, 3))}}, "input channels"),
+        ({"l0": {"type": "conv2d", "weight": np.ones((2, 1, 7, 7))}}, "kernel"),
+        ({"l0": {"type": "conv2d", "weight": np.full((2, 1, 3, 3), np.nan)}}, "not finite"),
+        ({"l0": {"type": "conv2d", "weight": np.ones((2, 1, 3, 3)), "stride": 0}}, "stride"),
+        ({"l0": {"type": "conv2d", "weight": np.ones((2, 1, 3, 3)), "stride": True}}, "stride"),
+        ({"l2": {"type": "avgpool2d", "kernel": 9}}, "pools"),
+        ({"l4": {"type": "dense", "weight": np.ones((7, 3))}}, "takes 7 inputs"),
+        ({"l4": {"type": "dense", "weight": "heavy"}}, "numeric"),
+    ],
+)
+def test_descriptions_the_compiler_cannot_run_are_refused_typed(change, match):
+    with pytest.raises(UnsupportedModel, match=match):
+        compile_model(_small_net(**change), input_range=(0.0, 1.0))
+
+
+@pytest.mark.parametrize(
+    "description",
+    [{"layers": []}, {"input_shape": [1, 6], "layers": [{"type": "flatten"}]}, {"layers": 3}],
+)
+def test_malformed_descriptions_are_refused_typed(description):
+    with pytest.raises(UnsupportedModel):
+        compile_model(description)
+
+
+def test_a_description_with_an_activation_argument_is_refused():
+    with pytest.raises(UnsupportedModel, match="own activations"):
+        compile_model(_small_net(), "square")
+
+
+# -- Fashion-MNIST: a CNN trained federatedly, served encrypted ------------------------------
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return load_fashion_mnist()
+
+
+@pytest.fixture(scope="module")
+def fashion_cnn(fashion):
+    """conv 4×7×7 stride 3 → ReLU's degree-2 fit → 2×2 average pool → dense, trained by
+    three parties with FedAvg for three rounds on 18,000 training images."""
+    data = fashion
+    sub = type(data)(
+        data.name, data.x_train[:18000], data.y_train[:18000], data.x_test, data.y_test
+    )
+    shards = iid_partition(len(sub.y_train), 3, seed=0)
+    model, history = train_federated(
+        sub,
+        shards,
+        rounds=3,
+        make_model=lambda: CNN(activation="relu_poly", seed=0),
+        local_epochs=1,
+        lr=0.03,
+        clip=100.0,
+    )
+    assert history.accuracy[-1] > 0.75
+    return model
+
+
+def test_the_fashion_cnn_agrees_encrypted_in_both_modes(fashion, fashion_cnn):
+    """On 400 test images as one batch, and 3 of them as single queries: agreement with
+    plaintext at least 99.5% and accuracy within 0.5 points."""
+    model = fashion_cnn
+    plan = compile_model(model, input_range=(0.0, 1.0))
+    assert plan.depth == 3 and plan.n_features == 784 and plan.layout == "diagonal"
+    client, provider = _setup(plan)
+    x, y = fashion.x_test[:400], fashion.y_test[:400]
+    plain = model.logits(x)
+    got = client.decrypt_batch(provider.evaluate_batch(client.encrypt_batch(x)), len(x))
+    encrypted = got.argmax(1)
+    assert (encrypted == plain.argmax(1)).mean() >= 0.995
+    assert abs((encrypted == y).mean() - (plain.argmax(1) == y).mean()) <= 0.005
+    assert np.abs(got - plain).max() < ERROR_BOUND
+    for i in range(3):
+        assert np.abs(_query(client, provider, x[i]) - plain[i]).max() < ERROR_BOUND
+
+
+def test_a_served_cnn_is_rebuilt_from_its_safetensors(fashion, fashion_cnn):
+    """The weights and the architecture metadata give back the same network, and its plan
+    compiles from the rebuilt model."""
+    blob = to_safetensors(fashion_cnn.params, fashion_cnn.architecture())
+    model, params, activation = classifier_from_safetensors(blob)
+    assert isinstance(model, CNN) and activation == "relu_poly"
+    x = fashion.x_test[:50]
+    assert np.array_equal(model.logits(x), fashion_cnn.logits(x))
+    plan = compile_model(model, input_range=(0.0, 1.0))
+    assert np.abs(plan.plaintext(x) - model.logits(x)).max() < 1e-6
