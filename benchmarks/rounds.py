@@ -48,6 +48,7 @@ from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node import daemon, localnet
 from chainml.node.demo import JOB
+from chainml.storage.local import LocalBlobStore
 from chainml.training.data import dirichlet_partition, load
 from chainml.training.models import flatten, unflatten
 from chainml.training.secagg import RoundParams, SecAggClient, run_in_memory
@@ -178,6 +179,7 @@ def across_processes(rounds: int, workdir: str | None = None) -> dict[str, Any]:
             challenge_window=3600,
             clip_bound=int(CLIP * 1000),
             config_hash=JOB.config_hash,
+            config_cid=LocalBlobStore(tmp / "store").put(JOB.encode()),
         )
         job_id = cm.jobs.create_job(aggregator.identity.account, params, ETHER)
         _poll(lambda: cm.jobs.job(job_id).participant_count == TRAINERS, 60)

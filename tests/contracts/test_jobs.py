@@ -14,7 +14,7 @@ from .conftest import ETHER, WINDOW, deployer, funded, register
 
 
 def params(aggregator, rounds=2, min_p=1, max_p=4, min_stake=ETHER, window=WINDOW):
-    return (aggregator, rounds, min_p, max_p, min_stake, window, 100, 0, 0, b"\0" * 32)
+    return (aggregator, rounds, min_p, max_p, min_stake, window, 100, 0, 0, b"\0" * 32, "")
 
 
 def make_job(system, trainers=3, rounds=2, escrow=9 * ETHER, min_p=1, max_p=4):
@@ -63,15 +63,20 @@ def test_create_job_reverts(system):
             params(agg, min_p=5, max_p=4),
             params(agg, max_p=257),
             params(agg, window=0),
+            # a configuration published but not named by its hash
+            (*params(agg)[:9], b"\0" * 32, "bafkreia"),
         ]:
             with boa.reverts("InvalidParameter"):
                 system.jobs.create_job(bad, value=1)
         job_id = system.jobs.create_job(params(agg), value=ETHER)
-    assert job_id == 1 and system.jobs.escrow_held() == ETHER
+        cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        named = system.jobs.create_job((*params(agg)[:9], b"\1" * 32, cid), value=1)
+    assert job_id == 1 and system.jobs.escrow_held() == ETHER + 1
     job = system.jobs.get_job(1)
     assert job.requester == r.address and job.state == 1 and job.params.aggregator == agg
+    assert system.jobs.get_job(named).params[9:] == (b"\1" * 32, cid)
     with boa.reverts("UnknownJob"):
-        system.jobs.get_job(2)
+        system.jobs.get_job(3)
 
 
 def test_join_reverts(system):

@@ -28,7 +28,7 @@ def test_an_attempt_killed_before_any_input_is_retried_with_the_same_trainers(tm
         with ExitStack() as running:
             for node in trainers:
                 running.callback(stop_process, _start(node), 20)
-            job_id = _post_job(cm, aggregator, rounds=1)
+            job_id = _post_job(cm, store, aggregator, rounds=1)
             _wait(lambda: cm.jobs.job(job_id).participant_count == TRAINERS)
             agg = _start(aggregator, "aggregator:keys")  # dies holding every key advert
             _wait(lambda: agg.poll() is not None, 60)

@@ -93,8 +93,14 @@ def _network(
 
 
 def _post_job(
-    cm, aggregator: localnet.NodeDir, rounds: int, config: JobConfig = CONFIG, trainers=TRAINERS
+    cm,
+    store: LocalBlobStore,
+    aggregator: localnet.NodeDir,
+    rounds: int,
+    config: JobConfig = CONFIG,
+    trainers=TRAINERS,
 ) -> int:
+    """Post a job whose configuration is published in ``store`` (its CID on chain)."""
     params = JobParams(
         aggregator=aggregator.identity.address,
         rounds=rounds,
@@ -104,6 +110,7 @@ def _post_job(
         challenge_window=3600,
         clip_bound=10_000,
         config_hash=config.config_hash,
+        config_cid=store.put(config.encode()),
     )
     return cm.jobs.create_job(aggregator.identity.account, params, ETHER)
 
@@ -148,7 +155,7 @@ def test_rounds_across_processes_and_a_trainer_killed_mid_round(tmp_path: Path):
                 # trainer 1 dies right after recording its round-1 commitment
                 procs[node.name] = _start(node, "secagg:after-commit" if i == 1 else None)
                 running.callback(stop_process, procs[node.name], 20)
-            job_id = _post_job(cm, aggregator, rounds=2)
+            job_id = _post_job(cm, store, aggregator, rounds=2)
             _wait(lambda: cm.jobs.job(job_id).participant_count == TRAINERS)
             agg = _start(aggregator)
             running.callback(stop_process, agg, 20)
@@ -191,7 +198,7 @@ def test_an_aggregator_killed_mid_round_aborts_it_cleanly(tmp_path: Path):
         with ExitStack() as running:
             for node in trainers:
                 running.callback(stop_process, _start(node), 20)
-            job_id = _post_job(cm, aggregator, rounds=1)
+            job_id = _post_job(cm, store, aggregator, rounds=1)
             _wait(lambda: cm.jobs.job(job_id).participant_count == TRAINERS)
             agg = _start(aggregator, "aggregator:masked")  # dies holding every masked input
             _wait(lambda: agg.poll() is not None, 60)
@@ -220,7 +227,7 @@ def test_below_the_threshold_a_round_aborts_and_nothing_reaches_the_chain(tmp_pa
             procs = [_start(node) for node in trainers]
             for proc in procs:
                 running.callback(stop_process, proc, 20)
-            job_id = _post_job(cm, aggregator, rounds=1)
+            job_id = _post_job(cm, store, aggregator, rounds=1)
             _wait(lambda: cm.jobs.job(job_id).participant_count == TRAINERS)
             for proc in procs[:2]:
                 stop_process(proc, 20)
@@ -247,7 +254,7 @@ def test_a_robust_job_flags_one_attacker_s_sybil_trainers(tmp_path):
         trainers, aggregator = nodes[:-1], nodes[-1]
         for node in nodes:
             running.callback(stop_process, _start(node), 20)
-        job_id = _post_job(cm, aggregator, rounds=2, config=config, trainers=6)
+        job_id = _post_job(cm, store, aggregator, rounds=2, config=config, trainers=6)
         _wait(lambda: cm.jobs.job(job_id).rounds_done == 2, timeout=180)
         for r in (1, 2):
             assert len(audit_round(cm, store, job_id, r)) == 6

@@ -107,6 +107,7 @@ def _dp_job(tmp_path: Path, config: JobConfig, rounds: int):
             dp_noise_multiplier=z,
             dp_delta_exponent=exponent,
             config_hash=config.config_hash,
+            config_cid=store.put(config.encode()),
         )
         job_id = cm.jobs.create_job(aggregator.identity.account, params, ETHER)
         on_chain = cm.jobs.job(job_id).params  # z = 0.5, δ = 1e-5: the promise is on chain

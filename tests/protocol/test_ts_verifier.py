@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from chainml.crypto.keys import Identity, X25519KeyPair
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node.rounds import audit_round
@@ -69,7 +70,8 @@ def _case(cm: Any, store: LocalBlobStore, job_id: int, round_no: int, out: Path)
     record_bytes = store.get(info.aggregate_cid)
     (blobs / info.aggregate_cid).write_bytes(record_bytes)
     record = json.loads(record_bytes)
-    for cid in [record["transcript"], *record.get("inputs", {}).values()]:
+    published = job.params.config_cid  # the job's configuration, as its requester published it
+    for cid in [record["transcript"], *record.get("inputs", {}).values(), published]:
         (blobs / cid).write_bytes(store.get(cid))
     return {
         "chain_id": cm.jobs.client.chain_id,
@@ -78,6 +80,7 @@ def _case(cm: Any, store: LocalBlobStore, job_id: int, round_no: int, out: Path)
         "round": round_no,
         "clip_bound": job.params.clip_bound,
         "config_hash": job.params.config_hash.hex(),
+        "config_cid": published,
         "aggregate_cid": info.aggregate_cid,
         "commitment_root": info.commitment_root.hex(),
         "bitmap": str(info.bitmap),
@@ -127,8 +130,8 @@ def test_the_ts_verifier_audits_rounds_run_by_node_processes(
             for node in trainers:
                 running.callback(stop_process, _start(node), 20)
             jobs = {
-                "plain": _post_job(cm, aggregator, rounds=1, config=PLAIN),
-                "verifiable": _post_job(cm, aggregator, rounds=1, config=VERIFIABLE),
+                "plain": _post_job(cm, store, aggregator, rounds=1, config=PLAIN),
+                "verifiable": _post_job(cm, store, aggregator, rounds=1, config=VERIFIABLE),
             }
             for job_id in jobs.values():
                 _wait(lambda j=job_id: cm.jobs.job(j).participant_count == TRAINERS)
@@ -156,3 +159,25 @@ def test_the_ts_verifier_audits_rounds_run_by_node_processes(
             assert (code, result["ok"], result["check"]) == (3, False, want)
             code, result = _verify(verifier, dict(case, bitmap="7"), out / "bitmap.json")
             assert (code, result["check"]) == (3, "12/7 bitmap")
+            # the blob under the job's configuration CID is not the configuration
+            published = out / "blobs" / case["config_cid"]
+            genuine = published.read_bytes()
+            published.write_bytes(genuine.replace(b'"epochs":1', b'"epochs":9'))
+            code, result = _verify(verifier, case, out / "config.json")
+            assert (code, result["check"]) == (3, "cid"), result
+            published.write_bytes(genuine)
+        # a trainer rotates its X25519 key after the rounds: the rounds still check out, the
+        # keys read as the rounds saw them (the block before each RoundRecorded)
+        trainer = trainers[0].identity
+        rotated = Identity(trainer.account, X25519KeyPair.generate())
+        cm.registry.rotate_key(
+            trainer.account,
+            rotated.x25519.public_bytes,
+            rotated.proof_of_possession(cm.jobs.client.chain_id, cm.registry.address),
+        )
+        for name, job_id in jobs.items():
+            out = tmp_path / f"audit-{name}"
+            args = ["--rpc", chain.url, "--jobs", cm.jobs.address, "--job", str(job_id)]
+            code, by_rpc = _run(verifier, *args, "--round", "1", "--blobs", str(out / "blobs"))
+            assert code == 0 and by_rpc["counted"] == [1, 2, 3, 4], by_rpc
+            assert list(audit_round(cm, store, job_id, 1)) == [1, 2, 3, 4]

@@ -4,6 +4,7 @@
  *      "config_hash": "<hex32>", "aggregate_cid": "bafy…", "commitment_root": "<hex32>",
  *      "bitmap": "27", "roster": {"1": "0x…"}, "keys": {"1": "<hex32>"}, "blobs": "blobs"}
  *
+ * and optionally "config_cid": the CID the job publishes its configuration under.
  * `bitmap` is a decimal string or an integer; `blobs` is relative to the case file. */
 import { readFileSync, existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -30,6 +31,7 @@ export function loadCase(path: string): Case {
     round: BigInt(doc.round as number),
     clipBound: Number(doc.clip_bound),
     configHash: unhex(doc.config_hash as string, 32),
+    configCid: typeof doc.config_cid === "string" ? doc.config_cid : "",
     aggregateCid: doc.aggregate_cid as string,
     commitmentRoot: unhex(doc.commitment_root as string, 32),
     bitmap: BigInt(doc.bitmap as string),

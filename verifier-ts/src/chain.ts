@@ -1,9 +1,10 @@
 /** What an auditor reads from the chain, over Ethereum JSON-RPC (`eth_chainId`,
- * `eth_call`), with the committed ABIs (src/chainml/ledger/artifacts/*.json) and nothing
- * else: the job (clip bound, configuration hash, participant count), the round (record CID,
- * commitment root, bitmap), the roster (`participant_at`, docs/protocol/secagg.md §11.1) and
- * each participant's registered X25519 key (`Registry.identities`). Read at the latest block
- * (see secagg.md §15, item 4: a key rotated since the round makes the audit refuse it). */
+ * `eth_call`, `eth_getLogs`), with the committed ABIs (src/chainml/ledger/artifacts/*.json)
+ * and nothing else: the job (clip bound, configuration hash and CID, participant count), the
+ * round (record CID, commitment root, bitmap), the roster (`participant_at`,
+ * docs/protocol/secagg.md §11.1) and each participant's registered X25519 key
+ * (`Registry.identities`) as the round saw it: at the block before the one whose
+ * `RoundRecorded` event names the round's record, so a key rotated since changes nothing. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { abi, ascii, beInt, hex, unhex } from "./bytes.js";
@@ -21,6 +22,12 @@ interface AbiFunction {
   inputs: AbiParam[];
   outputs: AbiParam[];
 }
+interface AbiEvent {
+  type: string;
+  name: string;
+  inputs: (AbiParam & { indexed: boolean })[];
+}
+type Block = bigint | "latest";
 
 export type Decoded = bigint | string | boolean | Uint8Array | Decoded[] | { [k: string]: Decoded };
 
@@ -78,6 +85,7 @@ function staticWords(p: AbiParam): number {
 
 export class Contract {
   private readonly fns = new Map<string, AbiFunction>();
+  private readonly evs = new Map<string, AbiEvent>();
   constructor(
     private readonly rpc: Rpc,
     readonly address: string,
@@ -85,10 +93,36 @@ export class Contract {
   ) {
     const list = (Array.isArray(abiJson) ? abiJson : (abiJson as { abi: unknown[] }).abi) as AbiFunction[];
     for (const f of list) if (f.type === "function") this.fns.set(f.name, f);
+    for (const e of list as unknown as AbiEvent[]) if (e.type === "event") this.evs.set(e.name, e);
   }
 
-  /** eth_call of a view function with uint256/address arguments; returns its one output. */
+  /** eth_call of a view function with uint256/address arguments at the latest block. */
   async call(name: string, ...args: (bigint | number | string)[]): Promise<Decoded> {
+    return this.callAt("latest", name, ...args);
+  }
+
+  /** Every `name` event of this contract whose leading indexed uint256 arguments are
+   * `indexed`, oldest first: its block number and its non-indexed arguments, decoded. */
+  async logs(name: string, ...indexed: bigint[]): Promise<{ block: bigint; args: { [k: string]: Decoded } }[]> {
+    const e = this.evs.get(name);
+    if (!e) throw new ChainError(`no event ${name} in the ABI`);
+    const topic0 = keccak256(ascii(`${e.name}(${e.inputs.map(canonicalType).join(",")})`));
+    const topics = ["0x" + hex(topic0), ...indexed.map((v) => "0x" + hex(abi({ uint256: v })))];
+    const found = (await this.rpc.request("eth_getLogs", [{ address: this.address, fromBlock: "0x0", toBlock: "latest", topics }])) as {
+      blockNumber: string;
+      data: string;
+    }[];
+    if (!Array.isArray(found)) throw new ChainError(`${name}: eth_getLogs did not answer a list`);
+    const data = e.inputs.filter((p) => !p.indexed);
+    return found.map((log) => ({
+      block: BigInt(log.blockNumber),
+      args: decodeTuple(data, unhex(log.data.slice(2).toLowerCase()), 0),
+    }));
+  }
+
+  /** eth_call of a view function with uint256/address arguments at `block`; returns its
+   * one output. */
+  async callAt(block: Block, name: string, ...args: (bigint | number | string)[]): Promise<Decoded> {
     const f = this.fns.get(name);
     if (!f) throw new ChainError(`no function ${name} in the ABI`);
     const sig = `${f.name}(${f.inputs.map(canonicalType).join(",")})`;
@@ -97,7 +131,8 @@ export class Contract {
       p.type === "address" ? abi({ address: String(args[k]) }) : abi({ uint256: BigInt(args[k] as bigint) }),
     );
     const data = "0x" + hex(selector) + encoded.map(hex).join("");
-    const result = (await this.rpc.request("eth_call", [{ to: this.address, data }, "latest"])) as string;
+    const tag = block === "latest" ? block : "0x" + block.toString(16);
+    const result = (await this.rpc.request("eth_call", [{ to: this.address, data }, tag])) as string;
     if (typeof result !== "string" || !/^0x([0-9a-fA-F]{2})*$/.test(result)) throw new ChainError(`${name}: not hex data`);
     const decoded = decodeTuple(f.outputs, unhex(result.slice(2).toLowerCase()), 0);
     return decoded[f.outputs[0].name || "0"];
@@ -133,12 +168,18 @@ export async function readChainFacts(url: string, jobs: string, jobId: bigint, r
   const job = (await J.call("get_job", jobId)) as { [k: string]: any };
   const info = (await J.call("get_round", jobId, round)) as { [k: string]: any };
   const R = new Contract(rpc, (await J.call("registry")) as string, abiOf(abiDir, "Registry"));
+  // the keys as the round saw them: the block before the one that recorded its record (a
+  // round not recorded has no such block; its audit fails on the record's CID anyway)
+  let at: Block = "latest";
+  for (const event of await J.logs("RoundRecorded", jobId, round)) {
+    if (event.args.aggregate_cid === info.aggregate_cid) at = event.block > 0n ? event.block - 1n : 0n;
+  }
   const roster = new Map<number, string>();
   const keys = new Map<number, Uint8Array>();
   for (let i = 0; i < Number(job.participant_count); i++) {
     const account = (await J.call("participant_at", jobId, i)) as string;
     roster.set(i + 1, account);
-    keys.set(i + 1, ((await R.call("identities", account)) as { [k: string]: any }).x25519_key);
+    keys.set(i + 1, ((await R.callAt(at, "identities", account)) as { [k: string]: any }).x25519_key);
   }
   return {
     chainId,
@@ -147,6 +188,7 @@ export async function readChainFacts(url: string, jobs: string, jobId: bigint, r
     round,
     clipBound: Number(job.params.clip_bound),
     configHash: job.params.config_hash,
+    configCid: job.params.config_cid ?? "",
     aggregateCid: info.aggregate_cid,
     commitmentRoot: info.commitment_root,
     bitmap: info.bitmap,

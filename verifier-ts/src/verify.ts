@@ -170,6 +170,8 @@ export interface ChainFacts {
   /** the job's clip_bound on chain (thousandths) */
   clipBound: number;
   configHash: Uint8Array;
+  /** where the job's configuration is published ("" if the job names none) */
+  configCid?: string;
   aggregateCid: string;
   commitmentRoot: Uint8Array;
   bitmap: bigint;
@@ -239,6 +241,11 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
   require(typeof record.config === "string", "12/2 configuration", "no configuration");
   const configBytes = new Uint8Array(Buffer.from(record.config, "utf8"));
   require(equal(keccak256(configBytes), facts.configHash), "12/2 configuration", "the configuration does not hash to the job's config_hash");
+  if (facts.configCid) {
+    // the job's published configuration is the one the record carries (same hash: same bytes)
+    const published = fetchChecked(fetch, facts.configCid, "published configuration");
+    require(equal(keccak256(published), facts.configHash), "12/2 configuration", "the published configuration does not hash to the job's config_hash");
+  }
   let config: JValue;
   try {
     config = parseCanonical(configBytes, "configuration");

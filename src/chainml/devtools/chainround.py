@@ -77,6 +77,7 @@ class ChainWorld:
             challenge_window=self.window,
             clip_bound=int(clip * 1000),
             config_hash=config.config_hash,
+            config_cid=self.store.put(config.encode()),
         )
         job_id = self.cm.jobs.create_job(self.dev, params, escrow)
         for t in self.trainer_ids:

@@ -48,6 +48,7 @@ INPUT_DEFAULTS = {
         "dp_noise_multiplier": "0",
         "dp_delta_exponent": "0",
         "config_hash": "bytes(32)",
+        "config_cid": '""',
     },
 }
 

@@ -239,6 +239,7 @@ class JobParams:
     dp_noise_multiplier: int = 0
     dp_delta_exponent: int = 0
     config_hash: bytes = bytes(32)
+    config_cid: str = ""
 
     @classmethod
     def from_abi(cls, value: Sequence[Any]) -> JobParams:
@@ -254,6 +255,7 @@ class JobParams:
             dp_noise_multiplier=int(value[7]),
             dp_delta_exponent=int(value[8]),
             config_hash=bytes(value[9]),
+            config_cid=str(value[10]),
         )
 
     def to_abi(self) -> tuple[Any, ...]:
@@ -269,6 +271,7 @@ class JobParams:
             self.dp_noise_multiplier,
             self.dp_delta_exponent,
             self.config_hash,
+            self.config_cid,
         )
 
 

@@ -231,6 +231,7 @@ def _job(
     nodes: list[localnet.NodeDir],
 ) -> DemoResult:
     escrow = 3 * ETHER
+    store = LocalBlobStore(workdir / "blobs")
     params = JobParams(
         aggregator=coordinator.identity.address,
         rounds=rounds,
@@ -240,12 +241,12 @@ def _job(
         challenge_window=window,
         clip_bound=10_000,  # an L2 bound of 10 on each update, in thousandths
         config_hash=JOB.config_hash,
+        config_cid=store.put(JOB.encode()),  # published: anyone checks it against the hash
     )
     step(f"coordinator posts a {rounds}-round job with {escrow / ETHER:g} ETH in escrow")
     job_id = cm.jobs.create_job(coordinator.identity.account, params, escrow)
     step("the hospitals' nodes see the job on chain and join it (stake checked)")
     _wait_for(lambda: _slots(cm, job_id, trainers), "the nodes to join")
-    store = LocalBlobStore(workdir / "blobs")
     coordinator_node = nodes[parties.index(coordinator)]
     accuracies: list[float] = []
     cids: list[str] = []

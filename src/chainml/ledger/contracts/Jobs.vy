@@ -73,6 +73,7 @@ struct JobParams:
     dp_noise_multiplier: uint256
     dp_delta_exponent: uint256
     config_hash: bytes32
+    config_cid: String[64]  # where the configuration's bytes are stored (CID), "" if none
 
 
 struct Job:
@@ -282,6 +283,8 @@ def create_job(params: JobParams) -> uint256:
     assert params.max_participants >= params.min_participants, "InvalidParameter"
     assert params.max_participants <= MAX_PARTICIPANTS, "InvalidParameter"
     assert params.challenge_window >= 1, "InvalidParameter"
+    # a published configuration is named by its hash (chainml's own clients always publish)
+    assert len(params.config_cid) == 0 or params.config_hash != empty(bytes32), "InvalidParameter"
     job_id: uint256 = self.job_count + 1
     self.job_count = job_id
     self.jobs[job_id] = Job(
