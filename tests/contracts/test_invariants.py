@@ -104,7 +104,19 @@ class JobsMachine(RuleBasedStateMachine):
     # -- jobs --------------------------------------------------------------------------
     @rule(req=actor, agg=actor, escrow=amount, rounds=st.integers(1, 2), min_p=st.integers(1, 2))
     def create_job(self, req: int, agg: int, escrow: int, rounds: int, min_p: int) -> None:
-        params = (ACTORS[agg].address, rounds, min_p, 4, ETHER // 3, WINDOW, 0, 0, 0, b"\0" * 32, "")
+        params = (
+            ACTORS[agg].address,
+            rounds,
+            min_p,
+            4,
+            ETHER // 3,
+            WINDOW,
+            0,
+            0,
+            0,
+            b"\0" * 32,
+            "",
+        )
         ok, job_id = attempt(
             self.s.jobs.create_job, params, sender=ACTORS[req].address, value=escrow
         )
