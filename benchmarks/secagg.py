@@ -5,7 +5,8 @@ their keys, so every round also pays for recovering their masks), measured in on
 
 - chainml: each client's compute over the five stages (mean over the clients that stay),
   the server's compute (checking every signature, routing, summing, rebuilding seeds and
-  keys, removing masks), bytes each client sends;
+  keys, removing masks), bytes each client sends (the ratio against float32 and Flower's
+  figure) and, reported beside them, bytes it receives;
 - plaintext FedAvg on the same inputs: the server sums the float32 vectors; each client
   sends 4m bytes;
 - Flower's SecAgg+ (``flwr``, installed by ``scripts/setup-flower.sh`` in ``.venv-flower``)
@@ -95,6 +96,29 @@ def _sent(message: Any) -> int:
     return 32 + 32 + 65 + root + keyed(message.tags) + keyed(getattr(message, "share_hashes", {}))
 
 
+def _received(message: Any) -> int:
+    """Bytes a client receives in ``message`` from the server, counted as ``_sent`` counts
+    (ids as 2 bytes; an advert as its sender sent it, cut to this client's MAC and hashes)."""
+    kind = type(message).__name__
+
+    def keyed(table: Any) -> int:
+        return sum(len(v) + 2 for v in (table or {}).values())
+
+    if kind == "NeighbourKeys":
+        return sum(2 + _sent(a) for a in message.adverts)
+    if kind == "ShareBatch":
+        return keyed(message.ciphertexts)
+    if kind == "SurvivorList":
+        return 2 * len(message.survivors)
+    # UnmaskRequest: the list, each approval, each partner entry (list and MAC)
+    entries = getattr(message, "partners", {}) or {}
+    return (
+        2 * len(message.survivors)
+        + keyed(message.approvals)
+        + sum(2 + 2 * len(ids) + len(tag) for ids, tag in entries.values())
+    )
+
+
 def _identities(n: int) -> list[Identity]:
     while len(_IDS) < n:
         _IDS.append(Identity.generate())
@@ -182,6 +206,7 @@ def chainml_round(n: int, m: int, module: ModuleType = secagg) -> dict[str, Any]
     }
     spent = dict.fromkeys(roster, 0.0)
     sent = dict.fromkeys(roster, 0)
+    received = dict.fromkeys(roster, 0)
     server = module.SecAggServer(params)
     server_time = 0.0
 
@@ -212,6 +237,7 @@ def chainml_round(n: int, m: int, module: ModuleType = secagg) -> dict[str, Any]
         for message in outgoing:
             if stage != "shares" and message.recipient in dropped:
                 continue
+            received[message.recipient] += _received(message)
             to_server(client_does(message.recipient, clients[message.recipient].handle, message))
     started = time.perf_counter()
     result = server.finish()
@@ -232,6 +258,8 @@ def chainml_round(n: int, m: int, module: ModuleType = secagg) -> dict[str, Any]
         "client_s": sum(spent[i] for i in stay) / len(stay),
         "server_s": server_time,
         "bytes_per_client": sum(sent[i] for i in stay) / len(stay),
+        # not in the ratio (the float32 baseline and Flower count what a client sends)
+        "bytes_received_per_client": sum(received[i] for i in stay) / len(stay),
         "max_abs_error": float(np.abs(result.total - expected).max()),
         "degree": params.degree,
         "threshold": params.threshold,

@@ -81,3 +81,22 @@ def test_a_substituted_share_changes_the_result():
         assert combine([forged, shares[1]]) != secret
     except ShareError:
         pass  # or it does not even fit 32 bytes
+
+
+def test_the_256_bit_field_shares_32_byte_secrets_in_33_bytes() -> None:
+    """GF(2^256 + 297): every 32-byte secret is a field element (the largest too), any t
+    shares rebuild it, and values are below the prime (33 bytes each)."""
+    from chainml.crypto.shamir import P256
+
+    assert P256 == 2**256 + 297 and pow(3, P256 - 1, P256) == 1  # Fermat witness for 3
+    for secret in (b"\xff" * 32, b"\x00" * 32, bytes(range(32))):
+        shares = split(secret, 3, 5, prime=P256)
+        assert all(s.value < P256 and s.value.bit_length() <= 264 for s in shares)
+        assert combine(shares[2:], prime=P256) == secret
+        assert combine([shares[0], shares[4], shares[2]], prime=P256) == secret
+    with pytest.raises(ShareError):
+        split(b"\x01" * 33, 2, 3, prime=P256)  # more than the field holds
+    with pytest.raises(ShareError):
+        combine(split(b"\x01" * 32, 2, 3), prime=P256)  # shares of the other field
+    with pytest.raises(ShareError):
+        split(b"\x01" * 32, 2, 3, prime=2**127 - 1)  # only the two fields

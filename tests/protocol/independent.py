@@ -178,7 +178,9 @@ class Round:
         return tagged_hash(b"chainml/secagg/seed", self.label("seed", client) + seed)
 
     def share_hash(self, dealer: int, holder: int, kind: str, share: bytes) -> bytes:
-        return tagged_hash(b"chainml/secagg/v3/share", self.label(kind, dealer, holder) + share)
+        return tagged_hash(b"chainml/secagg/v4/share", self.label(kind, dealer, holder) + share)[
+            :16
+        ]
 
     def share_index(self, dealer: int, holder: int) -> int:
         return sorted(self.neighbours[dealer]).index(holder) + 1
@@ -268,7 +270,7 @@ def listed_ids(ids: Sequence[int]) -> bytes:
 
 def mac(pair_key: bytes, kind: bytes, sender: int, recipient: int, body: bytes) -> bytes:
     data = kind + sender.to_bytes(2, "big") + recipient.to_bytes(2, "big") + body
-    return hashlib.blake2b(data, key=pair_key, digest_size=32, person=b"chainml/secagg/1").digest()
+    return hashlib.blake2b(data, key=pair_key, digest_size=16, person=b"chainml/secagg/4").digest()
 
 
 def box_key(pair_key: bytes, sender: int, recipient: int) -> bytes:
@@ -278,7 +280,7 @@ def box_key(pair_key: bytes, sender: int, recipient: int) -> bytes:
 def seal_shares(
     rnd: Round, pair_key: bytes, sender: int, recipient: int, nonce: bytes, shares: bytes
 ) -> bytes:
-    plain = sender.to_bytes(2, "big") + recipient.to_bytes(2, "big") + shares
+    plain = shares  # key share y ‖ seed share y, 33 bytes each; the pair is in the AD
     aead = ChaCha20Poly1305(box_key(pair_key, sender, recipient))
     return nonce + aead.encrypt(nonce, plain, rnd.label("share", sender, recipient))
 
@@ -298,32 +300,42 @@ def input_commitment(vhash: bytes, partners: Sequence[int], value_commitment: by
 
 # -- §4 Shamir --------------------------------------------------------------------------------
 
-P521 = 2**521 - 1
+SHAMIR_P = 2**256 + 297  # §2: the smallest prime above 2^256
 
 
-def share_encode(index: int, threshold: int, length: int, value: int) -> bytes:
-    return bytes([index, threshold, length]) + value.to_bytes(66, "big")
+def share_encode(value: int) -> bytes:
+    """§2: a share is its y, 33 bytes big-endian (x, t and the 32-byte length are known)."""
+    return value.to_bytes(33, "big")
+
+
+def share_decode(raw: bytes) -> int:
+    value = int.from_bytes(raw, "big")
+    if len(raw) != 33 or value >= SHAMIR_P:
+        raise Refused("a share is 33 bytes below the prime")
+    return value
 
 
 def shamir_shares(coefficients: Sequence[int], count: int) -> list[tuple[int, int]]:
     return [
-        (x, sum(c * x**k for k, c in enumerate(coefficients)) % P521) for x in range(1, count + 1)
+        (x, sum(c * x**k for k, c in enumerate(coefficients)) % SHAMIR_P)
+        for x in range(1, count + 1)
     ]
 
 
-def shamir_combine(encoded: Sequence[bytes]) -> bytes:
-    parsed = [(e[0], e[1], e[2], int.from_bytes(e[3:], "big")) for e in encoded]
-    threshold, length = parsed[0][1], parsed[0][2]
-    points = [(x, y) for x, _, _, y in parsed[:threshold]]
+def shamir_combine(points: Sequence[tuple[int, bytes]]) -> bytes:
+    """The 32-byte secret from (x, encoded share) points, as many as the threshold."""
+    parsed = [(x, share_decode(e)) for x, e in points]
     secret = 0
-    for i, (xi, yi) in enumerate(points):
+    for i, (xi, yi) in enumerate(parsed):
         num = den = 1
-        for j, (xj, _) in enumerate(points):
+        for j, (xj, _) in enumerate(parsed):
             if i != j:
-                num = num * -xj % P521
-                den = den * (xi - xj) % P521
-        secret = (secret + yi * num * pow(den, -1, P521)) % P521
-    return secret.to_bytes(length, "big")
+                num = num * -xj % SHAMIR_P
+                den = den * (xi - xj) % SHAMIR_P
+        secret = (secret + yi * num * pow(den, -1, SHAMIR_P)) % SHAMIR_P
+    if secret >= 2**256:
+        raise Refused("the shares do not rebuild a 32-byte secret")
+    return secret.to_bytes(32, "big")
 
 
 # -- §6 fixed point ---------------------------------------------------------------------------
@@ -668,7 +680,7 @@ FIELDS = {
         "partner_tags",
     ],
     "SurvivorList": ["recipient", "survivors"],
-    "SurvivorSignature": ["sender", "signature", "tags"],
+    "SurvivorSignature": ["sender", "signature"],
     "UnmaskRequest": ["recipient", "survivors", "approvals", "partners"],
     "UnmaskShares": ["sender", "self_mask", "mask_key"],
 }
@@ -720,18 +732,18 @@ def _advert(v: Any) -> None:
     _int32(v[0])
     for x, size in zip(v[1:5], (32, 32, 32, 65), strict=True):
         _hex(x, size)
-    _id_map(v[5], 32)
-    _id_map(v[6], 64)
+    _id_map(v[5], 16)
+    _id_map(v[6], 32)
 
 
 def parse_message(raw: bytes) -> dict[str, Any]:
-    """A ``chainml-secagg/3`` message as §8.3 writes it, or ``Refused``: fields in their
+    """A ``chainml-secagg/4`` message as §8.3 writes it, or ``Refused``: fields in their
     order, no whitespace, lower-case hex of the stated sizes, decimal ids, no duplicates."""
     try:
         d = json.loads(raw, object_pairs_hook=_no_duplicates)
     except ValueError as exc:
         raise Refused("not JSON") from exc
-    if not isinstance(d, dict) or d.get("format") != "chainml-secagg/3":
+    if not isinstance(d, dict) or d.get("format") != "chainml-secagg/4":
         raise Refused("unknown format")
     kind = d.get("type")
     if kind not in FIELDS or list(d) != [*FIELDS[kind], "type", "format"]:
@@ -762,15 +774,14 @@ def parse_message(raw: bytes) -> dict[str, Any]:
         _hex(d["signature"], 65)
         if len(_hex(d["value_commitment"], None)) not in (0, 16384):
             raise Refused("a value commitment is 16,384 bytes")
-        _id_map(d["partner_tags"], 32)
+        _id_map(d["partner_tags"], 16)
     elif kind == "SurvivorList":
         _ids_list(d["survivors"])
     elif kind == "SurvivorSignature":
         _hex(d["signature"], 65)
-        _id_map(d["tags"], 32)
     elif kind == "UnmaskRequest":
         _ids_list(d["survivors"])
-        _id_map(d["approvals"], 32)
+        _id_map(d["approvals"], 65)
         if not isinstance(d["partners"], dict):
             raise Refused("partners is an object")
         for k, entry in d["partners"].items():
@@ -778,8 +789,8 @@ def parse_message(raw: bytes) -> dict[str, Any]:
             if not isinstance(entry, list) or len(entry) != 2:
                 raise Refused("a partner entry is [ids, tag]")
             _ids_list(entry[0])
-            _hex(entry[1], 32)
+            _hex(entry[1], 16)
     else:
-        _id_map(d["self_mask"], 69)
-        _id_map(d["mask_key"], 69)
+        _id_map(d["self_mask"], 33)
+        _id_map(d["mask_key"], 33)
     return d

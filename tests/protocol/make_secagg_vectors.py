@@ -1,4 +1,4 @@
-"""Writes ``docs/protocol/vectors/secagg-v3.json`` from chainml (run once per format change):
+"""Writes ``docs/protocol/vectors/secagg-v4.json`` from chainml (run once per format change):
 
     .venv/bin/python -m tests.protocol.make_secagg_vectors
 
@@ -50,7 +50,7 @@ from chainml.training.secagg import (
     shares_root,
 )
 
-OUT = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "vectors" / "secagg-v3.json"
+OUT = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "vectors" / "secagg-v4.json"
 
 CHAIN_ID = 31337
 JOBS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -200,17 +200,20 @@ def static_vectors() -> dict[str, Any]:
 
     # pair keys, MACs and the share box between clients 1 and 2 of the five-client round
     one, two = identity(1), identity(2)
-    pairs1, pairs2 = PairKeys(one.x25519), PairKeys(two.x25519)
+    pairs1 = PairKeys(one.x25519)
     mask1 = X25519KeyPair.from_private_bytes(fixed("mask/1"))
     mask2 = X25519KeyPair.from_private_bytes(fixed("mask/2"))
     seed1 = fixed("seed/1")
     holders = sorted(p.neighbours[1])
-    share_hashes = {j: fixed(f"hash-key/1/{j}") + fixed(f"hash-seed/1/{j}") for j in holders}
+    h = secagg.SHARE_HASH_BYTES
+    share_hashes = {
+        j: fixed(f"hash-key/1/{j}")[:h] + fixed(f"hash-seed/1/{j}")[:h] for j in holders
+    }
     root = shares_root(share_hashes)
     commitment1 = p.seed_commitment(1, seed1)
     body_keys = p.context + mask1.public_bytes + commitment1 + root + share_hashes[2]
     partners = (2, 3, 4)
-    survivors = (1, 2, 3, 4)
+    survivors = (1, 2, 3, 4)  # for the EIP-712 vectors below
     out["pair"] = {
         "between": [1, 2],
         "shared_secret": one.x25519.exchange(two.x25519.public_bytes).hex(),
@@ -237,31 +240,28 @@ def static_vectors() -> dict[str, Any]:
             "body": secagg._partners_body(p, partners).hex(),
             "tag": pairs1.tag(p, 1, b"partners", 1, 2, secagg._partners_body(p, partners)).hex(),
         },
-        "mac_survivors": {
-            "sender": 2,
-            "recipient": 1,
-            "survivors": list(survivors),
-            "body": p.survivors_digest(survivors).hex(),
-            "tag": pairs2.tag(p, 2, b"survivors", 2, 1, p.survivors_digest(survivors)).hex(),
-        },
     }
 
     # Shamir: a fixed polynomial (split draws its coefficients from the OS)
     secret = seed1
     coefficients = [int.from_bytes(secret, "big")] + [
-        int.from_bytes(fixed(f"coefficient/{k}") * 2, "big") % shamir.P for k in (1, 2)
+        int.from_bytes(fixed(f"coefficient/{k}") * 2, "big") % shamir.P256 for k in (1, 2)
     ]
-    shares = [shamir.Share(x, 3, 32, shamir._eval(coefficients, x)) for x in range(1, 5)]
+    shares = [
+        shamir.Share(x, 3, 32, shamir._eval(coefficients, x, shamir.P256)) for x in range(1, 5)
+    ]
+    assert shamir.combine(shares[1:], prime=shamir.P256) == secret
     out["shamir"] = {
+        "prime": hex(shamir.P256),
         "secret": secret.hex(),
         "threshold": 3,
         "coefficients": [hex(c) for c in coefficients],
-        "shares": [s.encode().hex() for s in shares],
+        "shares": [secagg.encode_share(s).hex() for s in shares],  # x = 1, 2, 3, 4
         "combine_from": [2, 3, 4],
     }
-    key_share, seed_share = shares[1].encode(), shares[2].encode()
+    key_share, seed_share = secagg.encode_share(shares[1]), secagg.encode_share(shares[2])
     nonce = fixed("nonce")[:12]
-    plain = (1).to_bytes(2, "big") + (2).to_bytes(2, "big") + key_share + seed_share
+    plain = key_share + seed_share
     box = SecretBox(prg.derive(pairs1._secret(p, 1, 2), b"shares|1|2"))
     with mock.patch("chainml.crypto.box.os.urandom", lambda k: nonce[:k]):
         sealed = box.encrypt(plain, p.label("share", 1, 2))
@@ -636,7 +636,7 @@ def wire_negative(good: dict[str, Any]) -> list[dict[str, str]]:
         {"why": "an unknown type", "message": survivors.replace("SurvivorList", "Survivors")},
         {
             "why": "an earlier format",
-            "message": survivors.replace("chainml-secagg/3", "chainml-secagg/2"),
+            "message": survivors.replace("chainml-secagg/4", "chainml-secagg/3"),
         },
         {
             "why": "a boolean for an id",

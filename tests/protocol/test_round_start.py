@@ -15,7 +15,7 @@ from chainml.node.rounds import RoundStart
 from chainml.training.secagg import ProtocolViolation
 
 V: dict[str, Any] = json.loads(
-    (Path(__file__).resolve().parents[2] / "docs/protocol/vectors/secagg-v3.json").read_text()
+    (Path(__file__).resolve().parents[2] / "docs/protocol/vectors/secagg-v4.json").read_text()
 )["round_start"]
 ORDER = ["format", "config", "params", "roster", "clip", "attempt"]
 

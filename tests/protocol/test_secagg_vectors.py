@@ -1,4 +1,4 @@
-"""The SecAgg+ test vectors of ``docs/protocol/vectors/secagg-v3.json``, checked twice:
+"""The SecAgg+ test vectors of ``docs/protocol/vectors/secagg-v4.json``, checked twice:
 
 (a) recomputed with chainml, which must give the committed bytes (so a change to any
     derivation, MAC, digest or encoding shows here and needs a new format version);
@@ -52,7 +52,7 @@ from chainml.training.secagg import (
 from tests.protocol import independent as ind
 from tests.protocol.make_secagg_vectors import identity, params
 
-VECTORS = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "vectors" / "secagg-v3.json"
+VECTORS = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "vectors" / "secagg-v4.json"
 V: dict[str, Any] = json.loads(VECTORS.read_text())
 B = bytes.fromhex
 
@@ -81,7 +81,7 @@ def _params(inputs: dict[str, Any]) -> RoundParams:
 
 
 def test_the_vectors_name_the_formats_chainml_speaks():
-    assert V["wire_format"] == wire.FORMAT == "chainml-secagg/3"
+    assert V["wire_format"] == wire.FORMAT == "chainml-secagg/4"
     assert V["transcript_format"] == secagg.TRANSCRIPT_FORMAT == "chainml-secagg-transcript/3"
 
 
@@ -165,9 +165,8 @@ def test_pair_keys_macs_and_share_box_with_chainml():
     mp = pv["mac_partners"]
     assert secagg._partners_body(p, tuple(mp["partners"])).hex() == mp["body"]
     assert pairs2.tag(p, 2, b"partners", 1, 2, B(mp["body"])).hex() == mp["tag"]
-    ms = pv["mac_survivors"]
-    assert p.survivors_digest(tuple(ms["survivors"])).hex() == ms["body"]
-    assert pairs1.tag(p, 1, b"survivors", 2, 1, B(ms["body"])).hex() == ms["tag"]
+    assert len(B(mk["tag"])) == len(B(mp["tag"])) == 16
+    assert "mac_survivors" not in pv  # approvals are signatures since secagg/4
 
     box = V["share_box"]
     opened = pairs2.box(p, 2, 1, 2).decrypt(B(box["sealed"]), B(box["associated_data"]))
@@ -183,10 +182,11 @@ def test_pair_keys_macs_and_share_box_with_chainml():
 def test_shares_hashes_masks_and_commitments_with_chainml():
     p = _params(V["round_params"]["inputs"])
     sh = V["shamir"]
-    shares = [shamir.Share.decode(B(s)) for s in sh["shares"]]
-    assert [s.encode().hex() for s in shares] == sh["shares"]
+    assert int(sh["prime"], 16) == shamir.P256 == 2**256 + 297
+    shares = [secagg.decode_share(B(s), x, sh["threshold"]) for x, s in enumerate(sh["shares"], 1)]
+    assert [secagg.encode_share(s).hex() for s in shares] == sh["shares"]
     picked = [shares[x - 1] for x in sh["combine_from"]]
-    assert shamir.combine(picked).hex() == sh["secret"]
+    assert shamir.combine(picked, prime=shamir.P256).hex() == sh["secret"]
     for v in V["share_hash"]:
         assert p.share_hash(v["dealer"], v["holder"], v["kind"], B(v["share"])).hex() == v["hash"]
     sr = V["shares_root"]
@@ -458,27 +458,23 @@ def test_pair_keys_macs_and_share_box_independently():
     body = r.context + ind.keccak256(ind.listed_ids(mp["partners"]))
     assert body.hex() == mp["body"]
     assert ind.mac(k12, b"partners", mp["sender"], mp["recipient"], body).hex() == mp["tag"]
-    ms = pv["mac_survivors"]
-    assert r.survivors_digest(ms["survivors"]).hex() == ms["body"]
-    assert (
-        ind.mac(k12, b"survivors", ms["sender"], ms["recipient"], B(ms["body"])).hex() == ms["tag"]
-    )
     box = V["share_box"]
     assert r.label("share", 1, 2).hex() == box["associated_data"]
     sealed = ind.seal_shares(
         r, k12, 1, 2, B(box["nonce"]), B(box["key_share"]) + B(box["seed_share"])
     )
     assert sealed.hex() == box["sealed"]
-    assert len(sealed) == 12 + 4 + 69 + 69 + 16
+    assert len(sealed) == 12 + 33 + 33 + 16
 
 
 def test_shares_hashes_masks_and_commitments_independently():
     r = _round(V["round_params"]["inputs"])
     sh = V["shamir"]
     coefficients = [int(c, 16) for c in sh["coefficients"]]
+    assert int(sh["prime"], 16) == ind.SHAMIR_P
     points = ind.shamir_shares(coefficients, len(sh["shares"]))
-    assert [ind.share_encode(x, sh["threshold"], 32, y).hex() for x, y in points] == sh["shares"]
-    picked = [B(sh["shares"][x - 1]) for x in sh["combine_from"]]
+    assert [ind.share_encode(y).hex() for _, y in points] == sh["shares"]
+    picked = [(x, B(sh["shares"][x - 1])) for x in sh["combine_from"]]
     assert ind.shamir_combine(picked).hex() == sh["secret"]
     for v in V["share_hash"]:
         assert r.share_hash(v["dealer"], v["holder"], v["kind"], B(v["share"])).hex() == v["hash"]
@@ -611,7 +607,7 @@ def test_wire_messages_check_out_independently():
     who = V["identities"]
     m = {k: json.loads(v) for k, v in V["round"]["wire_messages"].items()}
     for name, d in m.items():
-        assert d["format"] == "chainml-secagg/3" and d["type"] == name
+        assert d["format"] == "chainml-secagg/4" and d["type"] == name
     sender, pk, seed_c, root, sig, tags, hashes = m["KeyAdvert"]["advert"]
     assert ind.recover(r.keys_digest(sender, B(pk), B(seed_c), B(root)), B(sig)) == r.roster[sender]
     assert ind.shares_root({int(j): B(h) for j, h in hashes.items()}) == B(root)
@@ -628,12 +624,11 @@ def test_wire_messages_check_out_independently():
         plain = ChaCha20Poly1305(ind.box_key(k[j], sender, j)).decrypt(
             raw[:12], raw[12:], r.label("share", sender, j)
         )
-        assert plain[:4] == sender.to_bytes(2, "big") + j.to_bytes(2, "big") and len(plain) == 142
-        key_share, seed_share = plain[4:73], plain[73:]
-        assert r.share_hash(sender, j, "key", key_share) == B(hashes[str(j)])[:32]
-        assert r.share_hash(sender, j, "seed", seed_share) == B(hashes[str(j)])[32:]
-        assert key_share[0] == seed_share[0] == r.share_index(sender, j)
-        assert key_share[1] == r.threshold and key_share[2] == 32
+        assert len(raw) == 94 and len(plain) == 66
+        key_share, seed_share = plain[:33], plain[33:]
+        assert r.share_hash(sender, j, "key", key_share) == B(hashes[str(j)])[:16]
+        assert r.share_hash(sender, j, "seed", seed_share) == B(hashes[str(j)])[16:]
+        assert max(ind.share_decode(key_share), ind.share_decode(seed_share)) < ind.SHAMIR_P
     mi = m["MaskedInput"]
     vector = base64.b64decode(mi["vector"])
     commitment = ind.input_commitment(
@@ -650,9 +645,13 @@ def test_wire_messages_check_out_independently():
     listed = m["SurvivorList"]["survivors"]
     digest = r.survivors_digest(listed)
     assert ind.recover(digest, B(ss["signature"])) == r.roster[ss["sender"]]
-    for j, tag in ss["tags"].items():
-        kj = r.pair_key(ss["sender"], B(who[str(ss["sender"])]["x25519_key"]), int(j))
-        assert ind.mac(kj, b"survivors", ss["sender"], int(j), digest).hex() == tag
+    assert set(ss) == {"sender", "signature", "type", "format"}  # no MACs since secagg/4
+    # the request client 1 got: every other approver's signature on the list it approved
+    ur = m["UnmaskRequest"]
+    assert ur["survivors"] == listed and str(ur["recipient"]) not in ur["approvals"]
+    assert len(ur["approvals"]) >= r.quorum - 1
+    for c, signature in ur["approvals"].items():
+        assert ind.recover(digest, B(signature)) == r.roster[int(c)]
 
 
 # -- one encoding: other spellings of the same values are refused by both -----------------------
@@ -694,7 +693,7 @@ def test_the_independent_implementation_imports_nothing_from_chainml():
 
 def test_the_worked_values_on_the_spec_page_are_the_vectors():
     page = (VECTORS.parents[1] / "secagg.md").read_text()
-    rows = re.findall(r"^\| `([a-z0-9_.]+)` \| `([0-9a-f]{64,})` \|", page, flags=re.M)
+    rows = re.findall(r"^\| `([a-z0-9_.]+)` \| `([0-9a-f]{32,})` \|", page, flags=re.M)
     assert len(rows) == 11
     for path, value in rows:
         node: Any = V

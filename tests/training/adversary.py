@@ -35,8 +35,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chainml.crypto import Identity, X25519KeyPair, fixedpoint, prg
-from chainml.crypto.shamir import Share, ShareError, combine
+from chainml.crypto.shamir import P256, Share, ShareError, combine
 from chainml.training.secagg import (
+    SHARE_BYTES,
     KeyAdvert,
     MaskedInput,
     NeighbourKeys,
@@ -51,6 +52,7 @@ from chainml.training.secagg import (
     UnmaskRequest,
     UnmaskShares,
     clip_l2,
+    decode_share,
 )
 
 _TRUTH: dict[bytes, NDArray[np.uint32]] = {}  # the referee's answers, by signed input
@@ -66,7 +68,7 @@ def fork_client(client: SecAggClient) -> SecAggClient:
 
 # the same secrets come back across the rounds of a search: each derived once (read-only)
 _MASKS: dict[tuple[bytes, bytes, int], NDArray[np.uint32]] = {}
-_SHARES: dict[bytes, Share] = {}
+_SHARES: dict[tuple[bytes, int, int], Share] = {}
 _KEYS: dict[bytes, X25519KeyPair] = {}
 _OPENED: dict[bytes, bytes] = {}
 _AGREED: dict[tuple[bytes, bytes], bytes] = {}
@@ -80,10 +82,12 @@ def _mask(secret: bytes, label: bytes, length: int) -> NDArray[np.uint32]:
     return _MASKS[slot]
 
 
-def _share(raw: bytes) -> Share:
-    if raw not in _SHARES:
-        _SHARES[raw] = Share.decode(raw)
-    return _SHARES[raw]
+def _share(p: RoundParams, raw: bytes, dealer: int, holder: int) -> Share:
+    """A share as it travels (its y), placed at its holder's x."""
+    slot = (raw, p.share_index(dealer, holder), p.threshold)
+    if slot not in _SHARES:
+        _SHARES[slot] = decode_share(*slot)
+    return _SHARES[slot]
 
 
 def _key(secret: bytes) -> X25519KeyPair:
@@ -229,13 +233,14 @@ class Adversary:
                 self.lists[i], self.approvals[i] = listed, out
 
     def _approval(self, c: int, listed: tuple[int, ...], recipient: int) -> bytes | None:
-        """Approver ``c``'s MAC on ``listed`` for ``recipient``: an honest client's only for
-        the list it approved, a colluder's for any list (it holds the pair key)."""
+        """Approver ``c``'s signature on ``listed`` (the same for every ``recipient``): an
+        honest client's only for the list it approved, a colluder's for any list (it holds
+        its account key)."""
         if c in self.colluders:
             digest = self.params.survivors_digest(listed)
-            return self.clients[c]._pairs.tag(self.params, c, b"survivors", c, recipient, digest)
+            return self.clients[c].account.sign_digest(digest)
         if self.lists.get(c) == listed:
-            return self.approvals[c].tags.get(recipient)
+            return self.approvals[c].signature
         return None
 
     # -- stage 4: the unmask request ----------------------------------------------------------
@@ -334,13 +339,13 @@ def _decrypted_shares(adv: Adversary) -> dict[tuple[str, int], dict[int, Share]]
                 box = adv.clients[holder]._pairs.box(p, holder, dealer, holder)
                 _OPENED[ciphertext] = box.decrypt(ciphertext, p.label("share", dealer, holder))
             plain = _OPENED[ciphertext]
-            shares["key", dealer][holder] = _share(plain[4:73])
-            shares["seed", dealer][holder] = _share(plain[73:])
+            shares["key", dealer][holder] = _share(p, plain[:SHARE_BYTES], dealer, holder)
+            shares["seed", dealer][holder] = _share(p, plain[SHARE_BYTES:], dealer, holder)
     for holder, revealed in adv.revealed.items():
         for dealer, raw in revealed.self_mask.items():
-            shares["seed", dealer][holder] = _share(raw)
+            shares["seed", dealer][holder] = _share(p, raw, dealer, holder)
         for dealer, raw in revealed.mask_key.items():
-            shares["key", dealer][holder] = _share(raw)
+            shares["key", dealer][holder] = _share(p, raw, dealer, holder)
     return shares
 
 
@@ -355,7 +360,7 @@ def _rebuild(
             break
         tried += 1
         try:
-            secret = combine([held[h] for h in subset])
+            secret = combine([held[h] for h in subset], prime=P256)
         except ShareError:
             continue
         if kind == "seed" and p.seed_commitment(dealer, secret) == advert.seed_commitment:

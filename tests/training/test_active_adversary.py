@@ -285,7 +285,7 @@ def test_double_listing_in_every_variant_gets_nothing(n: int, colluding: bool) -
     # approved one list, asked to unmask another: refused, nothing revealed
     adv.sign({i: everyone for i in honest})
     client = adv.fork().clients[2]
-    approvals = {c: adv.approvals[c].tags[2] for c in honest if c != 2}
+    approvals = {c: adv.approvals[c].signature for c in honest if c != 2}
     with pytest.raises(InconsistentView):
         client.handle(UnmaskRequest(2, without, approvals))
     assert client.revealed == {}
@@ -338,10 +338,10 @@ def test_messages_from_another_round_attempt_or_job_are_refused(other: dict[str,
     adv.share()
     adv.mask()
     adv.sign({i: everyone for i in everyone})
-    stale_approvals = {c: past.approvals[c].tags[1] for c in everyone if c != 1}
+    stale_approvals = {c: past.approvals[c].signature for c in everyone if c != 1}
     with pytest.raises(InconsistentView, match="approvals"):
         adv.fork().clients[1].handle(UnmaskRequest(1, everyone, stale_approvals))
-    fresh = {c: adv.approvals[c].tags[1] for c in everyone if c != 1}
+    fresh = {c: adv.approvals[c].signature for c in everyone if c != 1}
     stale_entry = {2: (past.inputs[2].partners, past.inputs[2].partner_tags[1])}
     with pytest.raises(InconsistentView, match="partner list"):
         adv.fork().clients[1].handle(UnmaskRequest(1, everyone, fresh, stale_entry))

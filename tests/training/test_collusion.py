@@ -35,8 +35,10 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from chainml.crypto import X25519KeyPair, fixedpoint, prg
-from chainml.crypto.shamir import Share, ShareError, interpolate
+from chainml.crypto.shamir import P256, Share, interpolate
 from chainml.training.secagg import (
+    SHARE_BYTES,
+    SHARE_HASH_BYTES,
     KeyAdvert,
     MaskedInput,
     NeighbourKeys,
@@ -51,6 +53,8 @@ from chainml.training.secagg import (
     UnmaskRequest,
     UnmaskShares,
     clip_l2,
+    decode_share,
+    encode_share,
     run_in_memory,
 )
 from tests.training.test_secagg import IDENTITIES, _params
@@ -59,7 +63,7 @@ pytestmark = pytest.mark.ignore_isolation  # no chain here: titanoboa's per-fixt
 
 M = 40_000  # enough values for the chi-square tests to see structure at once
 ALPHA = 1e-5  # a uniform residual fails one chi-square test this rarely
-KIND_FIELD = {"key": slice(4, 73), "seed": slice(73, 142)}  # in a sealed pair of shares
+KIND_FIELD = {"key": slice(0, SHARE_BYTES), "seed": slice(SHARE_BYTES, 2 * SHARE_BYTES)}
 
 
 def _structured(m: int, kind: str) -> NDArray[np.float64]:
@@ -214,6 +218,7 @@ class Coalition:
 
     def __post_init__(self) -> None:
         v, p = self.view, self.view.params
+        t = p.threshold
         for c in self.members:  # a colluder's own secrets: only members' state is read
             self.keys[c] = self.clients[c]._s
             self.seeds[c] = self.clients[c]._seed
@@ -225,23 +230,22 @@ class Coalition:
                 me, other = (a, b) if a in self.members else (b, a)
                 box = self.clients[me]._pairs.box(p, me, a, b)  # the colluder's pair key
                 plain = box.decrypt(ct, p.label("share", a, b))
-                assert plain[:4] == a.to_bytes(2, "big") + b.to_bytes(2, "big")
                 for kind, where in KIND_FIELD.items():
-                    self.shares[kind, a][b] = Share.decode(plain[where])
+                    self.shares[kind, a][b] = decode_share(plain[where], self._index(a, b), t)
         for c in self.members:  # the decryption agrees with what the colluders hold
             for j, (key_share, seed_share) in self.clients[c]._held.items():
                 assert self.shares["key", j][c] == key_share
                 assert self.shares["seed", j][c] == seed_share
         for holder, revealed in v.unmask.items():  # the unmasking shares it was given
             for j, raw in revealed.self_mask.items():
-                self.shares["seed", j][holder] = Share.decode(raw)
+                self.shares["seed", j][holder] = decode_share(raw, self._index(j, holder), t)
             for j, raw in revealed.mask_key.items():
-                self.shares["key", j][holder] = Share.decode(raw)
+                self.shares["key", j][holder] = decode_share(raw, self._index(j, holder), t)
         self._close()
 
     # which x each holder's share of ``owner``'s secrets sits at
     def _index(self, owner: int, holder: int) -> int:
-        return sorted(self.view.sealed[owner].ciphertexts).index(holder) + 1
+        return self.view.params.share_index(owner, holder)
 
     def _opens(self, kind: str, owner: int, secret: bytes) -> bool:
         advert = self.view.adverts[owner]
@@ -262,7 +266,7 @@ class Coalition:
         for size in range(min(len(held), t), 0, -1):
             for subset in combinations(sorted(held), size):
                 tried += 1
-                value = interpolate([(held[h].index, held[h].value) for h in subset])
+                value = interpolate([(held[h].index, held[h].value) for h in subset], prime=P256)
                 if value >= 2**256 or not self._opens(kind, owner, value.to_bytes(32, "big")):
                     continue
                 secret = value.to_bytes(32, "big")
@@ -272,7 +276,7 @@ class Coalition:
                     points = [(held[h].index, held[h].value) for h in subset]
                     for h in self.view.sealed[owner].ciphertexts:
                         x = self._index(owner, h)
-                        held.setdefault(h, Share(x, t, 32, interpolate(points, at=x)))
+                        held.setdefault(h, Share(x, t, 32, interpolate(points, at=x, prime=P256)))
                 return
         self.subsets_tried[kind, owner] = tried
 
@@ -285,19 +289,21 @@ class Coalition:
                     continue
                 ab, ba = sealed[a].ciphertexts[b], sealed[b].ciphertexts[a]
                 pad = bytes(
-                    x ^ y for x, y in zip(ab[12:154], ba[12:154], strict=True)
+                    x ^ y for x, y in zip(ab[12:-16], ba[12:-16], strict=True)
                 )  # past the nonces
                 for kind, where in KIND_FIELD.items():
                     known = self.shares[kind, b].get(a)  # b's share for a: inside ba
                     if known is None or b in self.shares[kind, a]:
                         continue
-                    guess = bytes(x ^ y for x, y in zip(pad[where], known.encode(), strict=True))
-                    try:
-                        share = Share.decode(guess)
-                    except ShareError:
-                        continue
-                    if (share.index, share.threshold, share.length) == (self._index(a, b), t, 32):
-                        self.shares[kind, a][b] = share
+                    mine = encode_share(known)
+                    guess = bytes(x ^ y for x, y in zip(pad[where], mine, strict=True))
+                    # a share is 33 bytes of y: the dealer's committed hash tells a true one
+                    h = SHARE_HASH_BYTES
+                    half = slice(0, h) if kind == "key" else slice(h, 2 * h)
+                    committed = self.view.adverts[a].share_hashes[b][half]
+                    if self.view.params.share_hash(a, b, kind, guess) == committed:
+                        x = self._index(a, b)
+                        self.shares[kind, a][b] = decode_share(guess, x, t)
                         self.derived_by_xor += 1
                         grew = True
         return grew

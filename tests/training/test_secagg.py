@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from chainml.crypto import Identity
-from chainml.crypto.shamir import Share
+from chainml.crypto.shamir import P256
 from chainml.crypto.signing import verify_round_commitment
 from chainml.training.secagg import (
     AggregateMismatch,
@@ -140,8 +140,8 @@ def _to_masked(p, clients):
 
 
 def _approvals_for(i: int, approved) -> dict[int, bytes]:
-    """What the server forwards to client ``i``: each approver's MAC for ``i``."""
-    return {c: a.tags[i] for c, a in approved.items() if i in a.tags}
+    """What the server forwards to client ``i``: every other approver's signature."""
+    return {c: a.signature for c, a in approved.items() if c != i}
 
 
 def test_a_server_listing_a_client_both_alive_and_dropped_learns_nothing():
@@ -186,12 +186,14 @@ def test_an_altered_list_or_forged_quorum_is_refused():
     shorter = listed[:-1]
     with pytest.raises(InconsistentView):
         clients[1].handle(UnmaskRequest(1, shorter, _approvals_for(1, approved)))
-    # client 1's one genuine MAC for 2, claimed for everyone; MACs meant for client 4
-    forged = {c: approved[1].tags[2] for c in listed}
+    # client 1's one genuine signature, claimed for everyone; the approvers' own accounts
+    # signing another list (what a server holding their keys could make)
+    forged = {c: approved[1].signature for c in listed}
     with pytest.raises(InconsistentView):
         clients[2].handle(UnmaskRequest(2, listed, forged))
+    other = {c: IDENTITIES[c].account.sign_digest(p.survivors_digest(shorter)) for c in listed}
     with pytest.raises(InconsistentView):
-        clients[2].handle(UnmaskRequest(2, listed, _approvals_for(4, approved)))
+        clients[2].handle(UnmaskRequest(2, listed, other))
     reply = clients[3].handle(UnmaskRequest(3, listed, _approvals_for(3, approved)))
     assert isinstance(reply, UnmaskShares) and not reply.mask_key
     with pytest.raises(ProtocolViolation):  # a replayed request
@@ -574,8 +576,7 @@ def _unmasked_with(p: RoundParams, clients, lie) -> SecAggServer:
 
 def _shifted(raw: bytes) -> bytes:
     """The same share with y + 1: well formed, one unit off."""
-    share = Share.decode(raw)
-    return dataclasses.replace(share, value=(share.value + 1) % (2**521 - 1)).encode()
+    return ((int.from_bytes(raw, "big") + 1) % P256).to_bytes(len(raw), "big")
 
 
 @pytest.mark.parametrize("kind", ["self_mask", "mask_key"])

@@ -135,7 +135,7 @@ def test_a_low_order_mask_key_is_refused_before_any_share_leaves():
 def _masked_input_bytes() -> bytes:
     vector = np.arange(17, dtype=np.uint32) * np.uint32(2654435761)
     message = MaskedInput(
-        1, vector, (2, 3, 4), b"\x01" * 65, b"", {j: b"\x02" * 32 for j in (2, 3, 4)}
+        1, vector, (2, 3, 4), b"\x01" * 65, b"", {j: b"\x02" * 16 for j in (2, 3, 4)}
     )
     return wire.encode(message)
 

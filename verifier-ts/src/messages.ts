@@ -12,7 +12,7 @@ export class MessageError extends Error {
   }
 }
 
-export const WIRE_FORMAT = "chainml-secagg/3";
+export const WIRE_FORMAT = "chainml-secagg/4";
 
 export const MESSAGE_FIELDS: Record<string, string[]> = {
   KeyAdvert: ["advert"],
@@ -21,7 +21,7 @@ export const MESSAGE_FIELDS: Record<string, string[]> = {
   ShareBatch: ["recipient", "ciphertexts"],
   MaskedInput: ["sender", "vector", "partners", "signature", "value_commitment", "partner_tags"],
   SurvivorList: ["recipient", "survivors"],
-  SurvivorSignature: ["sender", "signature", "tags"],
+  SurvivorSignature: ["sender", "signature"],
   UnmaskRequest: ["recipient", "survivors", "approvals", "partners"],
   UnmaskShares: ["sender", "self_mask", "mask_key"],
 };

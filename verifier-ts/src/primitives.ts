@@ -35,12 +35,12 @@ export function mask(seed: Uint8Array, info: Uint8Array | string, L: number): Ui
   return bytesToWords(stream);
 }
 
-/** The keyed BLAKE2b-256 MAC of §2. */
+/** The keyed BLAKE2b-128 MAC of §2 (digest length 16: BLAKE2b's parameter, not a cut). */
 export function mac(key: Uint8Array, kind: string, sender: number, recipient: number, body: Uint8Array): Uint8Array {
   return blake2b(concat(ascii(kind), u16(sender), u16(recipient), body), {
-    dkLen: 32,
+    dkLen: 16,
     key,
-    personalization: ascii("chainml/secagg/1"),
+    personalization: ascii("chainml/secagg/4"),
   });
 }
 

@@ -6,13 +6,13 @@ import assert from "node:assert/strict";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { ascii, concat, hex, u16, unhex } from "../src/bytes.js";
 import { blake3, derive, keccak256, mac, recoverSigner, taggedHash, x25519 } from "../src/primitives.js";
-import { deriveParams, label, shareIndex } from "../src/params.js";
+import { deriveParams, label } from "../src/params.js";
 import * as eip from "../src/eip712.js";
 import { checksummed, decodeMessage, decodeRoundStart, MessageError } from "../src/messages.js";
 import { decodeTranscript } from "../src/transcript.js";
 import { vectors } from "./helpers.js";
 
-const V = vectors("secagg-v3.json");
+const V = vectors("secagg-v4.json");
 const R = V.round;
 const inp = R.inputs;
 const roster = new Map<number, string>();
@@ -58,17 +58,16 @@ function decode(type: string): any {
 
 const keysDigest = (j: number, a: any[]) =>
   eip.digest(domain, eip.keysStructHash(p.jobId, p.round, p.context, j, unhex(a[1]), unhex(a[2]), unhex(a[3])));
-const advertBody = (a: any[], holder: number) => concat(p.context, unhex(a[1]), unhex(a[2]), unhex(a[3]), unhex(a[6][String(holder)], 64));
+const advertBody = (a: any[], holder: number) => concat(p.context, unhex(a[1]), unhex(a[2]), unhex(a[3]), unhex(a[6][String(holder)], 32));
 const shareHash = (kind: string, dealer: number, holder: number, share: Uint8Array) =>
-  taggedHash("chainml/secagg/v3/share", concat(label(p.context, kind, dealer, holder), share));
+  taggedHash("chainml/secagg/v4/share", concat(label(p.context, kind, dealer, holder), share)).subarray(0, 16);
 const survivorsDigest = eip.digest(domain, eip.survivorsStructHash(p.jobId, p.round, p.context, R.survivors));
 
 function open(sender: number, recipient: number, sealedHex: string): Uint8Array {
-  const sealed = unhex(sealedHex, 170);
+  const sealed = unhex(sealedHex, 94);
   const key = derive(pairKey(sender, recipient), `shares|${sender}|${recipient}`);
   const plain = chacha20poly1305(key, sealed.subarray(0, 12), label(p.context, "share", sender, recipient)).decrypt(sealed.subarray(12));
-  assert.equal(plain.length, 142);
-  assert.equal(hex(plain.subarray(0, 4)), hex(concat(u16(sender), u16(recipient))));
+  assert.equal(plain.length, 66); // key share y ‖ seed share y; the pair is in the associated data
   return plain;
 }
 
@@ -78,7 +77,7 @@ test("KeyAdvert: signed by its sender, MACs to every neighbour, share hashes und
   assert.equal(recoverSigner(keysDigest(i, a), unhex(a[4])), signer(i));
   const holders = Object.keys(a[6]).map(Number);
   assert.deepEqual(holders, p.neighbours.get(i));
-  assert.equal(hex(keccak256(concat(...holders.map((h) => concat(u16(h), unhex(a[6][String(h)], 64)))))), a[3]);
+  assert.equal(hex(keccak256(concat(...holders.map((h) => concat(u16(h), unhex(a[6][String(h)], 32)))))), a[3]);
   for (const j of holders) assert.equal(hex(mac(pairKey(i, j), "keys", i, j, advertBody(a, j))), a[5][String(j)], `MAC for ${j}`);
   const t = transcript.adverts.get(i)!;
   assert.deepEqual([hex(t.pk), hex(t.seedCommitment), hex(t.sharesRoot), hex(t.signature)], a.slice(1, 5));
@@ -100,21 +99,22 @@ test("NeighbourKeys: each neighbour's advert, signed, with its MAC for the recip
 const neighbourAdverts = new Map<number, any[]>(decode("NeighbourKeys").adverts.map((a: any[]) => [a[0], a]));
 const ownAdvert = decode("KeyAdvert").advert;
 
-test("SealedShares and ShareBatch: boxes open, name the pair, and hold the committed shares", () => {
+test("SealedShares and ShareBatch: boxes open for the pair and hold the committed shares", () => {
+  const P = (1n << 256n) + 297n;
   const sent = decode("SealedShares");
   for (const [r, box] of Object.entries<string>(sent.ciphertexts)) {
     const plain = open(sent.sender, Number(r), box);
-    const want = unhex(ownAdvert[6][r], 64);
-    assert.equal(hex(shareHash("key", sent.sender, Number(r), plain.subarray(4, 73))), hex(want.subarray(0, 32)));
-    assert.equal(hex(shareHash("seed", sent.sender, Number(r), plain.subarray(73))), hex(want.subarray(32)));
-    assert.equal(plain[4], shareIndex(p.neighbours, sent.sender, Number(r)));
+    const want = unhex(ownAdvert[6][r], 32);
+    assert.equal(hex(shareHash("key", sent.sender, Number(r), plain.subarray(0, 33))), hex(want.subarray(0, 16)));
+    assert.equal(hex(shareHash("seed", sent.sender, Number(r), plain.subarray(33))), hex(want.subarray(16)));
+    for (const y of [plain.subarray(0, 33), plain.subarray(33)]) assert.ok(BigInt("0x" + hex(y)) < P);
   }
   const got = decode("ShareBatch");
   for (const [s, box] of Object.entries<string>(got.ciphertexts)) {
     const plain = open(Number(s), got.recipient, box);
-    const want = unhex(neighbourAdverts.get(Number(s))![6][String(got.recipient)], 64);
-    assert.equal(hex(shareHash("key", Number(s), got.recipient, plain.subarray(4, 73))), hex(want.subarray(0, 32)));
-    assert.equal(hex(shareHash("seed", Number(s), got.recipient, plain.subarray(73))), hex(want.subarray(32)));
+    const want = unhex(neighbourAdverts.get(Number(s))![6][String(got.recipient)], 32);
+    assert.equal(hex(shareHash("key", Number(s), got.recipient, plain.subarray(0, 33))), hex(want.subarray(0, 16)));
+    assert.equal(hex(shareHash("seed", Number(s), got.recipient, plain.subarray(33))), hex(want.subarray(16)));
   }
 });
 
@@ -134,19 +134,19 @@ test("MaskedInput: the transcript's input, its signed commitment, a partners MAC
   for (const j of m.partners) assert.equal(hex(mac(pairKey(i, j), "partners", i, j, body)), m.partner_tags[String(j)]);
 });
 
-test("SurvivorList and SurvivorSignature: the approval is signed, with a MAC for each other survivor", () => {
+test("SurvivorList and SurvivorSignature: the approval is one signature", () => {
   assert.deepEqual(decode("SurvivorList").survivors, R.survivors);
   const m = decode("SurvivorSignature");
   assert.equal(recoverSigner(survivorsDigest, unhex(m.signature)), signer(m.sender));
-  assert.deepEqual(Object.keys(m.tags).map(Number), R.survivors.filter((j: number) => j !== m.sender));
-  for (const [j, tag] of Object.entries<string>(m.tags)) assert.equal(hex(mac(pairKey(m.sender, Number(j)), "survivors", m.sender, Number(j), survivorsDigest)), tag);
+  assert.deepEqual(Object.keys(m), ["sender", "signature", "type", "format"]);
 });
 
-test("UnmaskRequest: approvals' MACs and survivors' partner lists with their MACs for the recipient", () => {
+test("UnmaskRequest: the other approvers' signatures and survivors' partner lists with their MACs for the recipient", () => {
   const m = decode("UnmaskRequest");
   const r = m.recipient;
   assert.deepEqual(m.survivors, R.survivors);
-  for (const [c, tag] of Object.entries<string>(m.approvals)) assert.equal(hex(mac(pairKey(Number(c), r), "survivors", Number(c), r, survivorsDigest)), tag);
+  assert.ok(!(String(r) in m.approvals));
+  for (const [c, sig] of Object.entries<string>(m.approvals)) assert.equal(recoverSigner(survivorsDigest, unhex(sig, 65)), signer(Number(c)));
   for (const [v, [partners, tag]] of Object.entries<[number[], string]>(m.partners)) {
     assert.deepEqual(partners, transcript.inputs.get(Number(v))!.partners);
     assert.ok(partners.includes(r));
@@ -160,14 +160,13 @@ test("UnmaskShares: seed shares of survivors, key shares of the dropped, each th
   const h = m.sender;
   for (const [v, share] of Object.entries<string>(m.self_mask)) {
     assert.ok(R.survivors.includes(Number(v)));
-    const want = unhex(neighbourAdverts.get(Number(v))![6][String(h)], 64);
-    assert.equal(hex(shareHash("seed", Number(v), h, unhex(share, 69))), hex(want.subarray(32)));
-    assert.equal(unhex(share)[0], shareIndex(p.neighbours, Number(v), h));
+    const want = unhex(neighbourAdverts.get(Number(v))![6][String(h)], 32);
+    assert.equal(hex(shareHash("seed", Number(v), h, unhex(share, 33))), hex(want.subarray(16)));
   }
   for (const [j, share] of Object.entries<string>(m.mask_key)) {
     assert.ok(R.dropped_after_sharing.includes(Number(j)));
-    const want = unhex(neighbourAdverts.get(Number(j))![6][String(h)], 64);
-    assert.equal(hex(shareHash("key", Number(j), h, unhex(share, 69))), hex(want.subarray(0, 32)));
+    const want = unhex(neighbourAdverts.get(Number(j))![6][String(h)], 32);
+    assert.equal(hex(shareHash("key", Number(j), h, unhex(share, 33))), hex(want.subarray(0, 16)));
   }
 });
 

@@ -29,9 +29,10 @@ round, attempt, roster).
    are at least ``min_partners`` of them; the partner list is signed in the round
    commitment and MAC'd to each partner.  Masks are ChaCha20 keystreams from 256-bit keys
    derived with HKDF under a label naming the round, the use and the pair.
-3. consistency: the server sends the survivor list; each client approves it once: an
-   EIP-712 signature (for the transcript) and a MAC for every other survivor.  A client
-   answers stage 4 only for the list it approved, carrying approvals from a quorum of
+3. consistency: the server sends the survivor list; each client approves it once with an
+   EIP-712 signature (one signature: the transcript keeps it, and every other client
+   checks it in stage 4).  A client answers stage 4 only for the list it approved,
+   carrying the signed approvals of a quorum of
    ``floor((n + t - 1) / 2) + 1`` clients of the roster: two different lists cannot both
    reach a quorum without an honest client approving both, which honest clients never do.
 4. unmasking: for each neighbour the client reveals at most one share: of its mask key if
@@ -44,9 +45,13 @@ Pair keys (``PairKeys``) come from X25519 between the two clients' registered ke
 Registry's, listed in the round's parameters), agreed once per job and kept across its
 rounds.  They are never revealed — unlike the mask keys, which the server rebuilds for
 a client that drops — so they can seal shares; and a MAC under one is a check that costs
-a microsecond, where a signature check costs thirty, so the ~``n (k + q)`` checks a
-round needs on the clients' side cost next to nothing.  What a MAC cannot do, convince
-a third party, is left to the signatures the server checks and publishes.
+a microsecond, where a signature check costs thirty to sixty, so the ``k`` checks of
+adverts and partner lists a client makes each round cost next to nothing.  Approvals
+are the exception: each client needs ``q - 1`` of them from all over the roster, and a
+MAC for every other survivor would make each client send O(n) bytes; one signature each,
+checked ``q - 1`` times, costs a few milliseconds instead.  MACs are 128 bits: a server
+that forges one has a single online guess (the check fails, the client stops), so
+2^-128 a try.
 
 The graph is complete up to ``COMPLETE_UP_TO`` clients, and above that a Harary graph of
 degree ``2 ceil(log2 n)`` over a permutation of the roster drawn from the public graph
@@ -79,7 +84,7 @@ from chainml.crypto.box import SecretBox
 from chainml.crypto.errors import CryptoError, DecryptionFailed
 from chainml.crypto.hashing import keccak256, tagged_hash
 from chainml.crypto.keys import Identity, X25519KeyPair, recover_address
-from chainml.crypto.shamir import Share, ShareError, combine, split
+from chainml.crypto.shamir import P256, Share, ShareError, combine, split
 from chainml.crypto.signing import domain_separator, round_commitment_digest, words
 from chainml.training.errors import TrainingError
 
@@ -89,6 +94,25 @@ KEYS_TYPEHASH = keccak256(
 )
 SURVIVORS_TYPEHASH = keccak256(b"SecAggSurvivors(uint256 jobId,uint256 round,bytes32 survivors)")
 TRANSCRIPT_FORMAT = "chainml-secagg-transcript/3"  # /3: attempt, share hashes, partner rule
+MAC_BYTES = 16  # a pair-key MAC: 128 bits (forgery is an online guess, 2^-128 a try)
+SHARE_HASH_BYTES = 16  # each committed share hash: a shifted share is a 128-bit preimage
+SHARE_BYTES = 33  # a share on the wire: its y in GF(2^256 + 297), big-endian
+SEALED_SHARES_BYTES = 12 + 2 * SHARE_BYTES + 16  # nonce, key and seed share, Poly1305 tag
+
+
+def encode_share(share: Share) -> bytes:
+    """A dealt share as it travels and is hashed: its y, 33 bytes big-endian (its x, the
+    threshold and the secret's 32 bytes follow from the round's parameters)."""
+    return share.value.to_bytes(SHARE_BYTES, "big")
+
+
+def decode_share(raw: bytes, index: int, threshold: int) -> Share:
+    """The share at ``index`` whose y is ``raw``; ``ShareError`` if it is not 33 bytes of
+    a field element."""
+    value = int.from_bytes(raw, "big")
+    if len(raw) != SHARE_BYTES or value >= P256:
+        raise ShareError("a share is 33 bytes below 2^256 + 297")
+    return Share(index, threshold, 32, value)
 
 
 class SecAggError(TrainingError):
@@ -429,7 +453,9 @@ class RoundParams:
     def share_hash(self, dealer: int, holder: int, kind: str, share: bytes) -> bytes:
         """What a dealer commits to for each share it deals (``kind``: "key" or "seed"), so
         that the server can tell a holder's true share from a shifted one."""
-        return tagged_hash(b"chainml/secagg/v3/share", self.label(kind, dealer, holder) + share)
+        return tagged_hash(b"chainml/secagg/v4/share", self.label(kind, dealer, holder) + share)[
+            :SHARE_HASH_BYTES
+        ]
 
     def input_digest(self, commitment: bytes) -> bytes:
         """A trainer's round commitment, as the Jobs contract checks it (so that signing
@@ -553,15 +579,14 @@ class SurvivorList:
 @dataclass(frozen=True)
 class SurvivorSignature:
     sender: int
-    signature: bytes  # EIP-712 over the list, for the transcript
-    tags: Mapping[int, bytes] = field(default_factory=dict)  # other survivor -> MAC for it
+    signature: bytes  # EIP-712 over the list: the transcript's, and every client's, check
 
 
 @dataclass(frozen=True)
 class UnmaskRequest:
     recipient: int
     survivors: tuple[int, ...]
-    approvals: Mapping[int, bytes]  # survivor -> its MAC on the list for the recipient
+    approvals: Mapping[int, bytes]  # survivor -> its EIP-712 signature on the list
     # survivor -> (whom it masked with, its MAC on that list for the recipient)
     partners: Mapping[int, tuple[tuple[int, ...], bytes]] = field(default_factory=dict)
 
@@ -617,7 +642,9 @@ class PairKeys:
         BLAKE2b under the pair key."""
         key = self._secret(params, me, recipient if sender == me else sender)
         data = kind + sender.to_bytes(2, "big") + recipient.to_bytes(2, "big") + body
-        return hashlib.blake2b(data, key=key, digest_size=32, person=b"chainml/secagg/1").digest()
+        return hashlib.blake2b(
+            data, key=key, digest_size=MAC_BYTES, person=b"chainml/secagg/4"
+        ).digest()
 
     def box(self, params: RoundParams, me: int, sender: int, recipient: int) -> SecretBox:
         """The job's box for shares from ``sender`` to ``recipient`` (one of them ``me``):
@@ -735,13 +762,13 @@ class SecAggClient:
             raise ProtocolViolation("keys are advertised once, first")
         p, pk_s = self.params, self._s.public_bytes
         mine = sorted(p.neighbours[self.id])
-        key_shares = split(self._s.private_bytes(), p.threshold, len(mine))
-        seed_shares = split(self._seed, p.threshold, len(mine))
+        key_shares = split(self._s.private_bytes(), p.threshold, len(mine), prime=P256)
+        seed_shares = split(self._seed, p.threshold, len(mine), prime=P256)
         hashes = {}
         for j, ks, ss in zip(mine, key_shares, seed_shares, strict=True):
             self._dealt[j] = (ks, ss)
-            hashes[j] = p.share_hash(self.id, j, "key", ks.encode()) + p.share_hash(
-                self.id, j, "seed", ss.encode()
+            hashes[j] = p.share_hash(self.id, j, "key", encode_share(ks)) + p.share_hash(
+                self.id, j, "seed", encode_share(ss)
             )
         committed = p.seed_commitment(self.id, self._seed)
         root = shares_root(hashes)
@@ -783,7 +810,7 @@ class SecAggClient:
                 len(advert.pk_s) != 32
                 or len(advert.seed_commitment) != 32
                 or len(advert.shares_root) != 32
-                or len(advert.share_hashes.get(self.id, b"")) != 64
+                or len(advert.share_hashes.get(self.id, b"")) != 2 * SHARE_HASH_BYTES
             ):
                 raise ForgedKeys(f"client {advert.sender}'s keys are malformed")
             expected = self._tag(
@@ -804,7 +831,7 @@ class SecAggClient:
         for j in sorted(self._peers):
             ks, ss = self._dealt[j]
             box = self._pairs.box(self.params, self.id, self.id, j)
-            plain = self.id.to_bytes(2, "big") + j.to_bytes(2, "big") + ks.encode() + ss.encode()
+            plain = encode_share(ks) + encode_share(ss)  # the pair is in the associated data
             out[j] = box.encrypt(plain, self.params.label("share", self.id, j))
         self._stage = "shares"
         return SealedShares(self.id, out)
@@ -826,19 +853,21 @@ class SecAggClient:
                 plain = box.decrypt(ciphertext, p.label("share", j, self.id))
             except DecryptionFailed:
                 raise ProtocolViolation(f"shares from client {j} do not authenticate") from None
-            if (
-                plain[:4] != j.to_bytes(2, "big") + self.id.to_bytes(2, "big")
-                or len(plain) != 4 + 138
-            ):
-                raise ProtocolViolation(f"shares from client {j} are for another pair")
+            if len(plain) != 2 * SHARE_BYTES:
+                raise ProtocolViolation(f"shares from client {j} are not two shares")
+            key_raw, seed_raw = plain[:SHARE_BYTES], plain[SHARE_BYTES:]
             committed = self._peers[j].share_hashes[self.id]
             if (
-                p.share_hash(j, self.id, "key", plain[4:73]) != committed[:32]
-                or p.share_hash(j, self.id, "seed", plain[73:]) != committed[32:]
+                p.share_hash(j, self.id, "key", key_raw) != committed[:SHARE_HASH_BYTES]
+                or p.share_hash(j, self.id, "seed", seed_raw) != committed[SHARE_HASH_BYTES:]
             ):
                 raise ProtocolViolation(f"shares from client {j} are not the ones it committed to")
+            x = p.share_index(j, self.id)
             try:
-                self._held[j] = (Share.decode(plain[4:73]), Share.decode(plain[73:]))
+                self._held[j] = (
+                    decode_share(key_raw, x, p.threshold),
+                    decode_share(seed_raw, x, p.threshold),
+                )
             except ShareError:
                 raise ProtocolViolation(f"shares from client {j} are malformed") from None
         if len(self._held) < p.min_partners:
@@ -885,8 +914,7 @@ class SecAggClient:
         self._signed = survivors
         self._stage = "signed"
         digest = self.params.survivors_digest(survivors)
-        tags = {j: self._tag(b"survivors", self.id, j, digest) for j in survivors if j != self.id}
-        return SurvivorSignature(self.id, self.account.sign_digest(digest), tags)
+        return SurvivorSignature(self.id, self.account.sign_digest(digest))
 
     def _reveals_seed(
         self, j: int, survived: set[int], entry: tuple[tuple[int, ...], bytes] | None
@@ -912,18 +940,20 @@ class SecAggClient:
 
     def _unmask(self, message: UnmaskRequest) -> UnmaskShares:
         """Stage 4.  Checks: the list is the one it approved and a quorum of its survivors
-        approved it (MACs); then, per neighbour whose shares it holds, at most one share:
-        the mask key's if the neighbour is off the list, the seed's if ``_reveals_seed``."""
+        approved it (their signatures, by their registered accounts); then, per neighbour
+        whose shares it holds, at most one share: the mask key's if the neighbour is off the
+        list, the seed's if ``_reveals_seed``."""
         self._expect("signed", message.recipient)
         if message.survivors != self._signed:
             raise InconsistentView("asked to unmask for a list other than the one signed")
         digest = self.params.survivors_digest(message.survivors)
-        valid = 1  # its own approval; then a MAC from each other approver, up to the quorum
-        for c, tag in sorted(message.approvals.items()):
+        valid = 1  # its own approval; then a signature from each other approver, to the quorum
+        listed = set(message.survivors)
+        for c, signature in sorted(message.approvals.items()):
             if valid >= self.params.quorum:
                 break
-            if c != self.id and c in message.survivors:
-                valid += hmac.compare_digest(tag, self._tag(b"survivors", c, self.id, digest))
+            if c != self.id and c in listed:
+                valid += _sign_ok(self.params, digest, signature, c)
         if valid < self.params.quorum:
             raise InconsistentView(
                 f"{valid} valid approvals of the list, quorum {self.params.quorum}"
@@ -941,9 +971,9 @@ class SecAggClient:
                 raise InconsistentView(f"client {j}: would reveal both shares")
             self.revealed[j] = kind
             if kind == "self_mask":
-                self_mask[j] = seed_share.encode()
+                self_mask[j] = encode_share(seed_share)
             else:
-                mask_key[j] = key_share.encode()
+                mask_key[j] = encode_share(key_share)
         self._stage = "done"
         return UnmaskShares(self.id, self_mask, mask_key)
 
@@ -1241,7 +1271,6 @@ class SecAggServer:
     _partner_tags: dict[int, Mapping[int, bytes]] = field(default_factory=dict)
     _survivors: tuple[int, ...] = ()
     _signatures: dict[int, bytes] = field(default_factory=dict)
-    _approvals: dict[int, Mapping[int, bytes]] = field(default_factory=dict)
     _unmask: dict[int, UnmaskShares] = field(default_factory=dict)
     _signed_inputs: dict[int, SignedInput] = field(default_factory=dict)
 
@@ -1269,7 +1298,7 @@ class SecAggServer:
             hashes = message.share_hashes
             if (
                 set(hashes) != p.neighbours[sender]
-                or any(len(v) != 64 for v in hashes.values())
+                or any(len(v) != 2 * SHARE_HASH_BYTES for v in hashes.values())
                 or shares_root(hashes) != message.shares_root
             ):
                 raise self._refuse(f"client {sender}'s share hashes are not one per neighbour")
@@ -1307,7 +1336,6 @@ class SecAggServer:
             if sender not in self._survivors or not _sign_ok(p, digest, message.signature, sender):
                 raise self._refuse(f"client {sender}'s signature on the survivors does not verify")
             self._once(self._signatures, sender, message.signature)
-            self._approvals[sender] = message.tags
         else:
             if sender not in self._signatures:
                 raise self._refuse(f"client {sender} did not sign the survivor list")
@@ -1398,7 +1426,7 @@ class SecAggServer:
                 UnmaskRequest(
                     i,
                     self._survivors,
-                    {c: tags[i] for c, tags in sorted(self._approvals.items()) if i in tags},
+                    {c: sig for c, sig in sorted(self._signatures.items()) if c != i},
                     {
                         v: (self._signed_inputs[v].partners, self._partner_tags[v][i])
                         for v in self._survivors
@@ -1459,7 +1487,8 @@ class SecAggServer:
         ``threshold`` revealed shares that match the hashes ``j`` signed."""
         p = self.params
         hashed = "seed" if kind == "self_mask" else "key"
-        half = slice(32, 64) if kind == "self_mask" else slice(0, 32)
+        h = SHARE_HASH_BYTES
+        half = slice(h, 2 * h) if kind == "self_mask" else slice(0, h)
         shares = []
         for holder, revealed in sorted(self._unmask.items()):
             raw = getattr(revealed, kind).get(j)
@@ -1471,16 +1500,14 @@ class SecAggServer:
                 self.refused.append(f"client {holder}'s share of client {j}'s {hashed} is false")
                 continue
             try:
-                share = Share.decode(raw)
+                share = decode_share(raw, p.share_index(j, holder), p.threshold)
             except ShareError:  # matches the dealer's hash: the dealer dealt garbage
                 raise self._abort(f"client {j} dealt a malformed share") from None
-            if share.index != p.share_index(j, holder):
-                raise self._abort(f"client {j} dealt a share at the wrong index")
             shares.append(share)
             if len(shares) == p.threshold:
                 break
         try:
-            return combine(shares)
+            return combine(shares, prime=P256)
         except ShareError as exc:
             raise self._abort(
                 f"client {j}: {len(shares)} true shares, {p.threshold} needed ({exc})"

@@ -17,6 +17,8 @@ import numpy as np
 from chainml.crypto import lattice
 from chainml.crypto import wire as b64wire
 from chainml.training.secagg import (
+    MAC_BYTES,
+    SHARE_HASH_BYTES,
     KeyAdvert,
     MaskedInput,
     NeighbourKeys,
@@ -29,10 +31,12 @@ from chainml.training.secagg import (
     UnmaskShares,
 )
 
-FORMAT = "chainml-secagg/3"  # /3: attempt in the context, dealt-share hashes, partner MACs
-HASHES = 64  # a holder's key-share and seed-share hashes
+# /3: attempt in the context, dealt-share hashes, partner MACs; /4: 128-bit MACs and share
+# hashes, 33-byte shares, approvals signed once instead of MAC'd to every survivor
+FORMAT = "chainml-secagg/4"
+HASHES = 2 * SHARE_HASH_BYTES  # a holder's key-share and seed-share hashes
 MAX_VECTOR = 1 << 26
-TAG = 32  # a MAC under a pair key
+TAG = MAC_BYTES  # a MAC under a pair key
 
 Message = (
     KeyAdvert
@@ -96,7 +100,7 @@ def _encode(message: Message, vector_text: str | None = None) -> bytes:
     elif isinstance(m, SurvivorList):
         body = {"recipient": m.recipient, "survivors": list(m.survivors)}
     elif isinstance(m, SurvivorSignature):
-        body = {"sender": m.sender, "signature": m.signature.hex(), "tags": _hexmap(m.tags)}
+        body = {"sender": m.sender, "signature": m.signature.hex()}
     elif isinstance(m, UnmaskRequest):
         body = {
             "recipient": m.recipient,
@@ -222,14 +226,12 @@ def _message(d: Any, blob: bytes) -> Message:
     if kind == "SurvivorList":
         return SurvivorList(_int(d["recipient"]), _ids(d["survivors"]))
     if kind == "SurvivorSignature":
-        return SurvivorSignature(
-            _int(d["sender"]), _bytes(d["signature"], 65), _map(d["tags"], TAG)
-        )
+        return SurvivorSignature(_int(d["sender"]), _bytes(d["signature"], 65))
     if kind == "UnmaskRequest":
         return UnmaskRequest(
             _int(d["recipient"]),
             _ids(d["survivors"]),
-            _map(d["approvals"], TAG),
+            _map(d["approvals"], 65),
             _partner_lists(d["partners"]),
         )
     if kind == "UnmaskShares":
