@@ -137,7 +137,7 @@ def job_status(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """What the chain holds of a job and its rounds (and each round's ε, for DP jobs)."""
-    from chainml.storage.local import LocalBlobStore
+    from chainml.storage.factory import close_store, open_store
 
     try:
         cfg, cm = _chain(config)
@@ -145,23 +145,26 @@ def job_status(
             console.print(f"[red]no job {job_id}[/red]")
             raise typer.Exit(1)
         job = cm.jobs.job(job_id)
-        store = LocalBlobStore(cfg.store)
+        store = open_store(cfg.storage)
         rounds: list[dict[str, Any]] = []
-        for r in range(1, job.rounds_done + 1):
-            info = cm.jobs.round(job_id, r)
-            try:
-                record = json.loads(store.get(info.aggregate_cid))
-            except ChainmlError:  # a record this node's store lacks: the chain still tells
-                record = {}
-            rounds.append(
-                {
-                    "round": r,
-                    "trainers": info.participants,
-                    "status": info.status.name.lower(),
-                    "record": info.aggregate_cid,
-                    "epsilon": record.get("dp", {}).get("epsilon"),
-                }
-            )
+        try:
+            for r in range(1, job.rounds_done + 1):
+                info = cm.jobs.round(job_id, r)
+                try:
+                    record = json.loads(store.get(info.aggregate_cid))
+                except ChainmlError:  # a record this node's store lacks: the chain still tells
+                    record = {}
+                rounds.append(
+                    {
+                        "round": r,
+                        "trainers": info.participants,
+                        "status": info.status.name.lower(),
+                        "record": info.aggregate_cid,
+                        "epsilon": record.get("dp", {}).get("epsilon"),
+                    }
+                )
+        finally:
+            close_store(store)
     except ChainmlError as exc:
         raise _fail("status failed", exc) from exc
     p = job.params
@@ -209,7 +212,7 @@ def job_audit(
     masked inputs), and the commitment root and participant bitmap on chain against the
     round's record."""
     from chainml.node.rounds import audit_round
-    from chainml.storage.local import LocalBlobStore
+    from chainml.storage.factory import close_store, open_store
     from chainml.training.secagg import AggregateMismatch
 
     try:
@@ -222,13 +225,16 @@ def job_audit(
         if not wanted or max(wanted) > done:
             console.print(f"[red]job {job_id} has {done} recorded rounds[/red]")
             raise typer.Exit(1)
-        store = LocalBlobStore(cfg.store)
-        for r in wanted:
-            try:
-                counted = audit_round(cm, store, job_id, r)
-            except AggregateMismatch as exc:
-                console.print(f"[red]round {r} does not check out:[/red] {exc}")
-                raise typer.Exit(MISMATCH) from exc
-            console.print(f"round {r}: checks out ({len(counted)} trainers' commitments)")
+        store = open_store(cfg.storage)
+        try:
+            for r in wanted:
+                try:
+                    counted = audit_round(cm, store, job_id, r)
+                except AggregateMismatch as exc:
+                    console.print(f"[red]round {r} does not check out:[/red] {exc}")
+                    raise typer.Exit(MISMATCH) from exc
+                console.print(f"round {r}: checks out ({len(counted)} trainers' commitments)")
+        finally:
+            close_store(store)
     except ChainmlError as exc:
         raise _fail("audit failed", exc) from exc

@@ -33,7 +33,8 @@ from chainml.node.envelope import DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_SKEW, Envelop
 from chainml.node.ids import HttpLimits
 from chainml.node.state import NodeState, SqliteReplayCache
 from chainml.storage.access import Guardian
-from chainml.storage.local import LocalBlobStore
+from chainml.storage.factory import StoreConfig, StoreConfigError, close_store, open_store
+from chainml.storage.store import BlobStore
 
 log = logging.getLogger("chainml.node")
 
@@ -84,7 +85,7 @@ class NodeConfig:
     monitor_interval: float = 5.0
     worker_interval: float = 1.0
     confirmations: int = 0
-    store: Path = Path("store")  # the node's blob store (key bundles it guards, artifacts)
+    storage: StoreConfig = field(default_factory=StoreConfig)  # [storage]: the blob store
     training_data: Path | None = None  # a trainer's own data: .npz with x and y
     validation: Path | None = None  # an aggregator's held-out data, for accuracy per round
     jobs_dir: Path = Path("jobs")  # job configurations this aggregator serves, by hash
@@ -131,7 +132,7 @@ class NodeConfig:
                 monitor_interval=float(doc.get("monitor", {}).get("interval", 5.0)),
                 worker_interval=float(doc.get("workers", {}).get("interval", 1.0)),
                 confirmations=int(chain.get("confirmations", 0)),
-                store=base / doc.get("storage", {}).get("dir", "store"),
+                storage=StoreConfig.from_table(doc.get("storage", {}), base),
                 training_data=_optional(base, training.get("data")),
                 validation=_optional(base, training.get("validation")),
                 jobs_dir=base / training.get("jobs_dir", "jobs"),
@@ -143,8 +144,15 @@ class NodeConfig:
                 model_version=int(inference.get("model_version", 0)),
                 http=HttpLimits.from_doc(doc.get("http", {})),
             )
+        except StoreConfigError as exc:
+            raise ConfigError(f"{path}: [storage] {exc}") from exc
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: missing or bad field {exc}") from None
+
+    @property
+    def store(self) -> Path:
+        """The store's directory (the local store's blocks, the engine's repository)."""
+        return self.storage.dir
 
     def password(self) -> str:
         value = os.environ.get(self.password_env)
@@ -184,8 +192,9 @@ max_buffered = 268435456      # request-body bytes held in memory at once
 trusted_proxies = []          # e.g. ["127.0.0.1"] behind a reverse proxy on this host:
 forwarded_header = "x-forwarded-for"  # then the client's address is read from this header
 
-[storage]
-dir = "store"       # content-addressed blobs: sealed artifacts, key bundles
+[storage]             # content-addressed blobs: sealed artifacts, key bundles, round records
+backend = "local"     # "local" (blocks under dir) | "ipfs" (an embedded IPFS peer) | "kubo"
+dir = "store"         # see docs/node.md for the keys of "ipfs" and "kubo"
 
 [training]
 # data = "data.npz"             # a trainer's own records (x, y); never leaves this node
@@ -285,10 +294,26 @@ class Node:
     state: NodeState
     receiver: EnvelopeReceiver
     facts: Chainml | None = None
+    _store: BlobStore | None = field(default=None, repr=False)
 
     @property
     def cached(self) -> Chainml:
         return self.facts or self.cm
+
+    @property
+    def store(self) -> BlobStore:
+        """The configured blob store, opened on first use (``storage.factory``): open it
+        first on the main thread if the backend is the embedded engine."""
+        if self._store is None:
+            self._store = open_store(self.config.storage)
+        return self._store
+
+    def close(self) -> None:
+        """Close the store (if opened) and the state database."""
+        if self._store is not None:
+            close_store(self._store)
+            self._store = None
+        self.state.close()
 
 
 def build(config: NodeConfig, password: str) -> Node:
@@ -325,6 +350,13 @@ def run(config: NodeConfig) -> None:
     from chainml.node.api import Guard, Metrics, create_app
 
     node = build(config, config.password())
+    try:
+        store = node.store  # on the main thread: the embedded engine hands SIGTERM back here
+    except BaseException:
+        node.close()
+        raise
+    if hasattr(store, "multiaddr"):
+        log.info("store: IPFS peer %s", store.multiaddr)
     guard = Guard.create(
         time.time,  # alerts carry wall-clock times, like the chain monitor's
         per_peer=config.rate_per_peer,
@@ -384,7 +416,6 @@ def run(config: NodeConfig) -> None:
         head = node.cached.jobs.client.block_number()
         metrics.head_lag.set(head - cursor.block_number if cursor else head)
 
-    store = LocalBlobStore(config.store)
     guardian = Guardian(
         node.identity,
         LedgerChainView(node.cm),
@@ -453,7 +484,7 @@ def run(config: NodeConfig) -> None:
         stop.set()
         watcher.join(timeout=10)
         worker.join(timeout=10)
-        node.state.close()
+        node.close()
         log.info("node %s stopped", config.name)
 
 
@@ -461,7 +492,7 @@ def _round_roles(
     config: NodeConfig,
     node: Node,
     roles: Any,
-    store: LocalBlobStore,
+    store: BlobStore,
     metrics: Any,
     stop: threading.Event,
     alerts: Any = None,

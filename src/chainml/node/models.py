@@ -17,7 +17,6 @@ from chainml.node.daemon import Node
 from chainml.node.keyrelease import fetch_key
 from chainml.storage import access
 from chainml.storage.errors import StorageError
-from chainml.storage.local import LocalBlobStore
 from chainml.storage.sealed import (
     Manifest,
     load_manifest,
@@ -25,6 +24,7 @@ from chainml.storage.sealed import (
     open_to_file,
     seal_artifact,
 )
+from chainml.storage.store import BlobStore
 
 SAFETENSORS = "application/vnd.safetensors"
 
@@ -41,8 +41,8 @@ class Published:
     manifest_cid: str
 
 
-def _store(node: Node) -> LocalBlobStore:
-    return LocalBlobStore(node.config.store)
+def _store(node: Node) -> BlobStore:
+    return node.store  # the configured store (storage.factory), opened once per node
 
 
 def _remember_key(node: Node, version_id: int, key: bytes) -> None:
