@@ -7,6 +7,7 @@ of a round (the round is aborted cleanly: nothing on chain, no trainer commits t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -30,6 +31,7 @@ from chainml.storage.local import LocalBlobStore
 from chainml.training.data import dirichlet_partition, load
 from chainml.training.job import JobConfig
 from tests.cli import chainml
+from tests.protocol.schemas import RECORD
 
 ETHER = 10**18
 PASSWORD = "rounds test"
@@ -258,6 +260,7 @@ def test_a_robust_job_flags_one_attacker_s_sybil_trainers(tmp_path):
         _wait(lambda: cm.jobs.job(job_id).rounds_done == 2, timeout=180)
         for r in (1, 2):
             assert len(audit_round(cm, store, job_id, r)) == 6
+            RECORD.validate(json.loads(store.get(cm.jobs.round(job_id, r).aggregate_cid)))
         alerts = requests.get(aggregator.url + "/v1/alerts", timeout=5).json()
         flagged = {a["subject"].lower() for a in alerts if a["kind"] == "sybil_poisoner"}
         sybils = {n.identity.address.lower() for n in trainers[-2:]}

@@ -32,6 +32,7 @@ from chainml.training.job import JobConfig
 from chainml.training.models import flatten, from_safetensors
 from chainml.training.secagg import ProtocolViolation, RoundTranscript
 from tests.node.test_rounds import ETHER, TRAINERS, _network, _start, _state, _wait
+from tests.protocol.schemas import RECORD
 
 Z = 0.5
 CLIP_BOUND = 1_000  # thousandths: C = 1
@@ -132,6 +133,7 @@ def test_a_distributed_dp_job_across_processes_reports_its_epsilon(tmp_path: Pat
         for r in range(1, rounds + 1):
             counted = audit_round(cm, store, job_id, r)  # the noisy sum checks out
             record = json.loads(store.get(cm.jobs.round(job_id, r).aggregate_cid))
+            RECORD.validate(record)  # docs/protocol/schemas/round-record-2.schema.json
             # SecAgg+'s range had room for the noise: C, the weight, and the trainers' noise
             bound = record["params"]["clip"]
             assert bound == pytest.approx(DP_CONFIG.secagg_bound(CLIP_BOUND / 1000, TRAINERS))

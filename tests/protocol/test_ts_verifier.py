@@ -29,6 +29,7 @@ from chainml.storage.local import LocalBlobStore
 from chainml.storage.unixfs import cid_v1
 from chainml.training.job import JobConfig
 from tests.node.test_rounds import TRAINERS, _network, _post_job, _start, _wait
+from tests.protocol.schemas import JOB, RECORD
 
 ROOT = Path(__file__).resolve().parents[2]
 VERIFIER = ROOT / "verifier-ts"
@@ -70,6 +71,8 @@ def _case(cm: Any, store: LocalBlobStore, job_id: int, round_no: int, out: Path)
     record_bytes = store.get(info.aggregate_cid)
     (blobs / info.aggregate_cid).write_bytes(record_bytes)
     record = json.loads(record_bytes)
+    RECORD.validate(record)  # the aggregator's record, as docs/protocol/schemas/ describes it
+    JOB.validate(json.loads(store.get(job.params.config_cid)))
     published = job.params.config_cid  # the job's configuration, as its requester published it
     for cid in [record["transcript"], *record.get("inputs", {}).values(), published]:
         (blobs / cid).write_bytes(store.get(cid))

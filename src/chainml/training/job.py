@@ -36,6 +36,8 @@ from chainml.training.models import MLP, Params, flatten
 from chainml.training.secagg import clip_l2
 
 DP_MODES = ("central", "distributed")
+ACTIVATIONS = ("relu", "square")
+MAX_HIDDEN_LAYERS = 16
 DEFAULT_MULTIPLIER = 1.0
 DEFAULT_DELTA = 1e-5
 
@@ -58,6 +60,32 @@ class JobConfig:
     dp_delta: float = DEFAULT_DELTA  # the δ at which the job's ε is reported
 
     def __post_init__(self) -> None:
+        # every field's type and range, so that no configuration a requester posts can make
+        # a trainer's or an aggregator's arithmetic fail later (bool is not an integer here)
+        def integer(name: str, value: object, least: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise TrainingError(f"{name} is an integer of at least {least}")
+
+        for name, least in (("n_features", 1), ("n_classes", 2), ("epochs", 1)):
+            integer(name, getattr(self, name), least)
+        integer("seed", self.seed, 0)
+        integer("weight_base", self.weight_base, 1)
+        if not isinstance(self.hidden, tuple) or len(self.hidden) > MAX_HIDDEN_LAYERS:
+            raise TrainingError(f"hidden is a list of at most {MAX_HIDDEN_LAYERS} layer sizes")
+        for size in self.hidden:
+            integer("a hidden layer size", size, 1)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)):
+            raise TrainingError("lr is a number")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise TrainingError("lr is a positive number")
+        if self.model != "mlp":
+            raise TrainingError("model is 'mlp'")
+        if self.activation not in ACTIVATIONS:
+            raise TrainingError(f"activation is one of {', '.join(ACTIVATIONS)}")
+        if not isinstance(self.verifiable, bool):
+            raise TrainingError("verifiable is true or false")
+        if self.aggregation not in ("secagg", *robust.RULES):
+            raise TrainingError(f"aggregation is secagg or one of {', '.join(robust.RULES)}")
         for name in ("noise_multiplier", "dp_delta"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -94,14 +122,14 @@ class JobConfig:
     def decode(cls, raw: bytes) -> JobConfig:
         try:
             doc = json.loads(raw)
-            doc["hidden"] = tuple(int(h) for h in doc["hidden"])
+            if not isinstance(doc, dict) or not isinstance(doc.get("hidden"), list):
+                raise TypeError("not an object with a hidden list")
+            doc["hidden"] = tuple(doc["hidden"])
             config = cls(**doc)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise TrainingError("not a job configuration") from exc
-        if config.aggregation not in ("secagg", *robust.RULES):
-            raise TrainingError(f"aggregation is secagg or one of {', '.join(robust.RULES)}")
-        if config.model != "mlp" or config.encode() != raw:
-            raise TrainingError("a job configuration is canonical JSON of an MLP")
+        if config.encode() != raw:
+            raise TrainingError("a job configuration is canonical JSON")
         return config
 
     def architecture(self) -> dict[str, str]:
