@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ configs = st.builds(
 # values of every JSON type, in and out of the fields' ranges; ints are left out for
 # noise_multiplier, whose canonical spelling is a float (2.0, never 2): a rule of the
 # encoding, checked on the bytes, that no JSON Schema can state
-VALUES = [None, True, False, -1, 0, 1, 3, 2.5, -0.5, "", "mlp", "relu", [], [0], [3], {}]
+VALUES: list[Any] = [None, True, False, -1, 0, 1, 3, 2.5, -0.5, "", "mlp", "relu", [], [0], [3], {}]
 
 
 @settings(max_examples=60, deadline=None)
@@ -149,12 +150,13 @@ def test_a_record_that_breaks_the_structure_is_refused(
 def test_a_robust_record_that_breaks_the_structure_is_refused(
     records: list[dict[str, Any]],
 ) -> None:
-    for edit in (
+    edits: list[Callable[[dict[str, Any]], object]] = [
         lambda r: r.pop("signatures"),
         lambda r: r.update(aggregation="secagg"),
         lambda r: r["signatures"].update({"1": "00" * 64}),
         lambda r: r.update(transcript=r["model_manifest"]),
-    ):
+    ]
+    for edit in edits:
         record = json.loads(json.dumps(records[3]))
         edit(record)
         assert not RECORD.is_valid(record)
