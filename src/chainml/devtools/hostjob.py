@@ -51,6 +51,7 @@ PASSWORD = "hosts"  # noqa: S105 (throw-away keystores of a test network)
 CHAIN_PORT = 8545
 NODE_PORT = 8701
 SWARM_PORT = 4001
+RELAY_OFFSET = 10_000  # with latency: each service's delay relay listens on port + this
 CONFIG = JobConfig(n_features=64, n_classes=10, hidden=(16,), epochs=2)
 
 T = TypeVar("T")
@@ -171,8 +172,15 @@ def _storage(host: Host, peers: list[str]) -> str:
 
 
 def configure(
-    node: localnet.NodeDir, host: Host, storage: str, stage_timeout: float
+    node: localnet.NodeDir,
+    host: Host,
+    storage: str,
+    stage_timeout: float,
+    advertised: int = NODE_PORT,
 ) -> localnet.NodeDir:
+    """The node's config for its host: its API on the host's address (``NODE_PORT``),
+    reached by others at ``advertised`` (a delay relay's port, or the same), workers and
+    monitor on short intervals, ``storage`` as its ``[storage]`` table."""
     text = node.config.read_text()
     text = re.sub(r'listen = "127\.0\.0\.1:\d+"', f'listen = "{host.address}:{NODE_PORT}"', text)
     text = text.replace("interval = 1 ", "interval = 0.2 ").replace(
@@ -181,19 +189,56 @@ def configure(
     text = text.replace("stage_timeout = 10 ", f"stage_timeout = {stage_timeout:g} ")
     text = re.sub(r"\[storage\][^\[]*", storage + "\n", text, count=1)
     node.config.write_text(text)
-    return replace(node, url=f"http://{host.address}:{NODE_PORT}")
+    return replace(node, url=f"http://{host.address}:{advertised}")
+
+
+def _relayed(url_or_addr: str, port: int) -> str:
+    return url_or_addr.replace(f":{port}", f":{port + RELAY_OFFSET}").replace(
+        f"/tcp/{port}/", f"/tcp/{port + RELAY_OFFSET}/"
+    )
+
+
+def start_relays(net: Network, delay_ms: float) -> list[subprocess.Popen[bytes]]:
+    """A delay relay on every host in front of each service there (chain RPC, node API,
+    the aggregator's swarm): ``delay_ms`` each way."""
+    procs = []
+    for host in net:
+        ports = {"chain": [CHAIN_PORT], "aggregator": [NODE_PORT, SWARM_PORT]}.get(
+            host.name, [NODE_PORT]
+        )
+        argv = [sys.executable, "-m", "chainml.devtools.delayrelay", "--delay-ms", str(delay_ms)]
+        for port in ports:
+            argv += ["--route", f"{host.address}:{port + RELAY_OFFSET}={host.address}:{port}"]
+        proc = host.popen(argv, stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        if not proc.stdout.readline():
+            raise HostJobError(f"the delay relay on {host.name} did not start")
+        procs.append(proc)
+    return procs
 
 
 def prepare(
-    net: Network, workdir: Path, chain_url: str, trainers: int, stage_timeout: float = 6
+    net: Network,
+    workdir: Path,
+    chain_url: str,
+    trainers: int,
+    stage_timeout: float = 6,
+    *,
+    relayed: bool = False,
 ) -> _Nodes:
-    """Deploy, make each party's node home (configured for its host), register them."""
+    """Deploy, make each party's node home (configured for its host), register them.
+    ``relayed``: every node reaches the chain, the others' APIs and the aggregator's IPFS
+    peer through the delay relays (``start_relays``)."""
     aggregator_host = net["aggregator"]
     # the aggregator's engine repository first, so that the others can name its peer ID
     repo = workdir / "aggregator" / "ipfs"
     first = BlobPeer(aggregator_host, repo, port=SWARM_PORT)
     aggregator_peer = first.multiaddr
     first.close()
+    if relayed:
+        aggregator_peer = _relayed(aggregator_peer, SWARM_PORT)
+    node_rpc = _relayed(chain_url, CHAIN_PORT) if relayed else chain_url
+    advertised = NODE_PORT + RELAY_OFFSET if relayed else NODE_PORT
 
     data = load("digits", seed=0)
     shards = dirichlet_partition(data.y_train, trainers, 0.5, seed=0)
@@ -204,7 +249,7 @@ def prepare(
         nodes: dict[str, localnet.NodeDir] = {}
         for name in ["aggregator", *(f"trainer-{i}" for i in range(1, trainers + 1))]:
             host = net[name]
-            node = localnet.init_node(workdir, name, PASSWORD, rpc=chain_url, work=1 << 10)
+            node = localnet.init_node(workdir, name, PASSWORD, rpc=node_rpc, work=1 << 10)
             home = node.config.parent
             if name == "aggregator":
                 np.savez(home / "validation.npz", x=data.x_test, y=data.y_test)
@@ -222,11 +267,11 @@ def prepare(
                 roles = Role.TRAINER | Role.DATA_OWNER
                 storage = _storage(host, [aggregator_peer])
             node.config.write_text(text)
-            node = configure(node, host, storage, stage_timeout)
+            node = configure(node, host, storage, stage_timeout, advertised)
             client.transact(dev, to=node.identity.address, value=5 * ETHER)
             cm.registry.register_identity(node.identity, roles, node.url, ETHER)
             nodes[name] = node
-        return _Nodes(cm, nodes, chain_url, workdir, aggregator_peer)
+        return _Nodes(cm, nodes, node_rpc, workdir, aggregator_peer)
 
     return aggregator_host.call(setup, timeout=180)
 
@@ -235,8 +280,8 @@ def prepare(
 def running_nodes(net: Network, prepared: _Nodes) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     """Every node process started on its host (side by side), each answering; stopped at
     the end."""
-    with ExitStack() as stack:
-        procs: dict[str, subprocess.Popen[bytes]] = {}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
         for name, node in prepared.nodes.items():
             with (node.config.parent / "node.log").open("ab") as log:
                 argv = [sys.executable, "-m", "chainml.cli.main", "node", "run"]
@@ -246,12 +291,21 @@ def running_nodes(net: Network, prepared: _Nodes) -> Iterator[dict[str, subproce
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
-            stack.callback(stop_process, procs[name], 20)
         for name, node in prepared.nodes.items():
-            net[name].call(
-                daemon.wait_ready, node.url, procs[name], 120, address=node.identity.address
-            )
+            try:
+                net[name].call(
+                    daemon.wait_ready, node.url, procs[name], 120, address=node.identity.address
+                )
+            except daemon.NodeStartError as exc:
+                log_tail = (node.config.parent / "node.log").read_text(errors="replace")[-2000:]
+                raise HostJobError(f"{name}'s node did not start: {exc}\n{log_tail}") from exc
         yield procs
+    finally:  # all at once: each node takes a moment to stop
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs.values():
+            stop_process(proc, 20)
 
 
 def post_job(prepared: _Nodes, rounds: int, trainers: int) -> int:
@@ -274,10 +328,12 @@ def run(
     *,
     trainers: int = 3,
     rounds: int = 2,
+    rtt_ms: float = 0,
     say: Callable[[str], None] = lambda _: None,
 ) -> HostJobResult:
     """The job, start to end, on a network of its own; everything stopped and removed
-    before it returns (or raises)."""
+    before it returns (or raises).  ``rtt_ms``: added to every exchange between hosts
+    (delay relays in front of every service, half of it each way)."""
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
     net = Network(host_names(trainers))
@@ -290,7 +346,11 @@ def run(
         chain, url = start_chain(net, workdir)
         stack.callback(stop_process, chain, 20)
         say(f"chain host: chainml's dev chain at {url}")
-        prepared = prepare(net, workdir, url, trainers)
+        if rtt_ms > 0:
+            for relay in start_relays(net, rtt_ms / 2):
+                stack.callback(stop_process, relay, 10)
+            say(f"a delay relay in front of every service: {rtt_ms:g} ms more per exchange")
+        prepared = prepare(net, workdir, url, trainers, relayed=rtt_ms > 0)
         say(
             "deployed from the aggregator's host; registered "
             + ", ".join(f"{n} at {d.url}" for n, d in prepared.nodes.items())
@@ -338,7 +398,7 @@ def run(
         stack.callback(auditor.close)
         audit = auditor.ask(
             op="audit",
-            rpc=url,
+            rpc=prepared.chain_url,
             deployment=str(workdir / "deployment.json"),
             job=job_id,
             rounds=list(range(1, rounds + 1)),
@@ -397,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chainml.devtools.hostjob")
     parser.add_argument("--trainers", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rtt-ms", type=float, default=0, help="added between hosts")
     args = parser.parse_args(argv)
     reason = unavailable()
     if reason:
@@ -408,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{next(step):>2}. {text}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="chainml-hosts-") as tmp:
-        result = run(Path(tmp), trainers=args.trainers, rounds=args.rounds, say=say)
+        result = run(
+            Path(tmp), trainers=args.trainers, rounds=args.rounds, rtt_ms=args.rtt_ms, say=say
+        )
     print(f"\njob {result.job_id}: {result.rounds} rounds, accuracy {result.accuracy}")
     print("bytes on each host's link over the rounds (sent / received):")
     for name, moved in result.link_bytes.items():
