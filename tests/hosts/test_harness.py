@@ -74,6 +74,20 @@ def test_two_hosts_ping_and_connect_over_the_bridge():
         assert b.call(_connect, "127.0.0.1", 7000) == "ConnectionRefusedError"
 
 
+def test_a_host_cut_off_and_healed():
+    with Network(["alpha", "beta"]) as net:
+        a, b = net["alpha"], net["beta"]
+        assert a.call(_ping, b.address)
+        b.cut()
+        assert a.call(_ping, b.address, 0.5) is False
+        assert b.call(_ping, a.address, 0.5) is False
+        b.heal()
+        deadline = time.monotonic() + 5
+        while not a.call(_ping, b.address, 0.5) and time.monotonic() < deadline:
+            pass
+        assert a.call(_ping, b.address) and b.call(_ping, a.address)
+
+
 def test_a_host_reaches_neither_the_machine_nor_beyond():
     machine = socket.create_server(("127.0.0.1", 0))
     port = machine.getsockname()[1]

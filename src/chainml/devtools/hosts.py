@@ -283,6 +283,15 @@ class Host:
             int((stats / "rx_bytes").read_text()), int((stats / "tx_bytes").read_text())
         )
 
+    def cut(self) -> None:
+        """Cut the host off the network (its link down, at the bridge's end): what it sends
+        is lost, nothing reaches it; its processes keep running."""
+        _ip("link", "set", self.link, "down")
+
+    def heal(self) -> None:
+        """Put the host back on the network after ``cut``."""
+        _ip("link", "set", self.link, "up")
+
     def wait_port(self, address: str, port: int, timeout: float = 30.0) -> None:
         """Until a TCP connection from this host to ``address:port`` succeeds."""
         deadline = time.monotonic() + timeout
