@@ -121,6 +121,51 @@ def test_the_small_net_compiles_and_agrees_in_both_modes():
     assert np.abs(got - want).max() < ERROR_BOUND
 
 
+def _conv_net(channels: int, padding: int, seed: int = 4) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        "input_shape": [2, 12, 12],
+        "layers": [
+            {
+                "type": "conv2d",
+                "weight": rng.normal(0, 0.2, (channels, 2, 3, 3)),
+                "bias": rng.normal(0, 0.1, channels),
+                "stride": 2,
+                "padding": padding,
+            },
+            {"type": "poly", "coeffs": list(RELU_POLY)},
+            {"type": "avgpool2d", "kernel": 2},
+            {"type": "dense", "weight": rng.normal(0, 0.3, (channels * (2 + padding) ** 2, 5))},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("channels", "padding", "layout"), [(3, 0, "conv"), (3, 1, "diagonal"), (9, 0, "diagonal")]
+)
+def test_the_packed_convolution_answers_the_logits_and_nothing_else(channels, padding, layout):
+    """An unpadded convolution whose channels fit a copy of the input each (here 2×12×12
+    inputs: period 512, 8 copies) runs packed — a rotation per kernel column and per
+    kernel row and input channel — and the answer holds the logits (class k in slot k of
+    every period) and zeros only; a padded one, or more channels than copies, falls back
+    to the diagonal layout with the same answer."""
+    description = _conv_net(channels, padding)
+    plan = compile_model(description, input_range=(0.0, 1.0))
+    assert plan.layout == layout
+    if layout == "conv":
+        assert len(plan.rotations) < len(
+            compile_model(_conv_net(channels, 1), input_range=(0.0, 1.0)).rotations
+        )
+    client, provider = _setup(plan)
+    row = np.random.default_rng(5).uniform(0, 1, 288)
+    slots = client._decrypt(provider.evaluate_query(client.encrypt_query(row)))
+    logits = layers.evaluate(description, row[None])[0]
+    period = plan.diagonal_layers[-1][0]
+    rows = slots.reshape(-1, period)
+    assert np.abs(rows[:, :5] - logits).max() < ERROR_BOUND
+    assert np.abs(rows[:, 5:]).max() < ERROR_BOUND
+
+
 def test_a_degree_2_polynomial_costs_one_square():
     """c0 + c1 x + c2 x² is rewritten around one square (depth 3 like x²), an affine
     "activation" (c2 = 0) joins its neighbours (depth 1), and both equal the layers in
@@ -203,7 +248,7 @@ def test_the_fashion_cnn_agrees_encrypted_in_both_modes(fashion, fashion_cnn):
     plaintext at least 99.5% and accuracy within 0.5 points."""
     model = fashion_cnn
     plan = compile_model(model, input_range=(0.0, 1.0))
-    assert plan.depth == 3 and plan.n_features == 784 and plan.layout == "diagonal"
+    assert plan.depth == 3 and plan.n_features == 784 and plan.layout == "conv"
     client, provider = _setup(plan)
     x, y = fashion.x_test[:400], fashion.y_test[:400]
     plain = model.logits(x)

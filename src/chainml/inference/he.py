@@ -261,7 +261,7 @@ class PlanShape:
     n_features: int
     period: int  # latency mode: the input is tiled with this period
     block: int  # latency mode: slots per hidden neuron (per class for a regression), or Q
-    layout: str  # latency mode: "block" or "diagonal"
+    layout: str  # latency mode: "block", "diagonal" or "conv"
     parameters: HEParameters
     input_low: tuple[float, ...]
     input_high: tuple[float, ...]
@@ -324,10 +324,10 @@ class PlanShape:
             (len(p.coeff_bits) != self.depth + 2 or self.depth % 2 != 1, "depth"),
             (self.depth > 1 and self.regression, "depth"),
             (not MIN_SCALE_BITS <= p.scale_bits <= SCALE_BITS, "scale"),
-            (self.layout not in ("block", "diagonal"), "layout"),
+            (self.layout not in ("block", "diagonal", "conv"), "layout"),
             (not 0 < self.n_features <= self.period <= p.slots, "layout"),
             (self.layout == "block" and not self.period <= self.block <= p.slots, "layout"),
-            (self.layout == "diagonal" and not 0 < self.block <= self.period, "layout"),
+            (self.layout != "block" and not 0 < self.block <= self.period, "layout"),
             (self.period != _pow2(self.period) or self.block != _pow2(self.block), "layout"),
             (not 0 < self.n_classes <= p.slots, "classes"),
             (len(self.input_low) != self.n_features, "input range"),
@@ -396,6 +396,7 @@ class Plan:
     input_high: NDArray[np.float64]
     logit_bound: float
     parameters: HEParameters
+    conv: layers.ConvSpec | None = None  # the first layer's convolution, if it is one
     encodings: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -461,11 +462,20 @@ class Plan:
             return self.n_classes * p0 <= self.parameters.slots
         return self.n_hidden * _pow2(p0 + self.n_classes - 1) <= self.parameters.slots
 
+    def _fits_conv(self) -> bool:
+        """The packed convolution layout: a copy of the input per output channel."""
+        if self.conv is None or len(self.weights) < 2:
+            return False
+        period = max(_pow2(self.n_features), _pow2(max(self.n_hidden, self.n_classes)))
+        return self.conv.out_shape[0] * period <= self.parameters.slots
+
     @property
     def layout(self) -> str:
-        """Latency mode's layout: blocks where they fit (fewest rotations), else
-        diagonals."""
-        return "block" if self._fits_blocks() else "diagonal"
+        """Latency mode's layout: blocks where they fit (fewest rotations), else the
+        packed convolution when the first layer is one that fits, else diagonals."""
+        if self._fits_blocks():
+            return "block"
+        return "conv" if self._fits_conv() else "diagonal"
 
     @property
     def period(self) -> int:
@@ -477,8 +487,9 @@ class Plan:
     def block(self) -> int:
         """Block layout: slots per hidden neuron (the first ``block - period + 1`` slots
         of a block hold the neuron after the rotate-and-sum, and the classes must fit
-        there).  Diagonal layout: Q, the period of the hidden vector and of the logits."""
-        if self.layout == "diagonal":
+        there).  Diagonal and conv layouts: Q, the next power of two of the widest
+        layer."""
+        if self.layout in ("diagonal", "conv"):
             return _pow2(max(self.n_hidden, self.n_classes))
         if self.w2 is None:
             return _pow2(self.n_features)
@@ -493,12 +504,14 @@ class Plan:
         before it did not (√rows if none)."""
         out: list[tuple[int, int, int]] = []
         used: set[int] = set()
-        period = self.period
-        for w in self.weights:
+        period, weights = self.period, self.weights
+        if self.layout == "conv":  # the conv layer's output is spread over every slot
+            used, period, weights = self.conv_steps, self.parameters.slots, weights[1:]
+        for w in weights:
             rows = _pow2(int(w.shape[1]))
             width = max(period, rows)
             n1 = 1 << (rows.bit_length() // 2)
-            if out:
+            if used:
                 fits = [
                     1 << k
                     for k in range(rows.bit_length())
@@ -512,12 +525,21 @@ class Plan:
         return out
 
     @property
+    def conv_steps(self) -> set[int]:
+        """Conv layout, the first layer's rotations: the kernel's columns (baby steps)
+        and its rows in each input channel (giant steps)."""
+        assert self.conv is not None
+        (c_in, h, w), kh, kw = self.conv.in_shape, *self.conv.weight.shape[2:]
+        giant = {ci * h * w + dy * w for ci in range(c_in) for dy in range(kh)}
+        return (set(range(1, kw)) | giant) - {0}
+
+    @property
     def rotations(self) -> list[int]:
         """The Galois steps latency mode uses.  Block layout: sum within a period, then
         across blocks.  Diagonal layout: each layer's baby steps, giant steps, and folds
         from the period of its input to that of its output."""
-        if self.layout == "diagonal":
-            steps: set[int] = set()
+        if self.layout in ("diagonal", "conv"):
+            steps = self.conv_steps if self.layout == "conv" else set()
             for rows, width, n1 in self.diagonal_layers:
                 steps |= _diagonal_steps(rows, width, n1)
             return sorted(steps)
@@ -577,17 +599,17 @@ def _description_of(model: Any) -> Mapping[str, Any] | None:
 
 def _affine_layers(
     model: Any, activation: str | None
-) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64]]]:
-    """The model as affine maps with x² between them."""
+) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64]], layers.ConvSpec | None]:
+    """The model as affine maps with x² between them, and the first one's convolution."""
     description = _description_of(model)
     if description is not None:
         if activation is not None:
             raise UnsupportedModel("a layer description names its own activations")
         try:
-            weights, biases, _ = layers.lower(description)
+            lowered = layers.lower(description)
         except layers.LoweringError as exc:
             raise UnsupportedModel(str(exc)) from None
-        return weights, biases
+        return lowered.weights, lowered.biases, lowered.conv
     raw, activation = _params_of(model, activation)
     try:
         p = {k: np.asarray(v, dtype=np.float64) for k, v in raw.items()}
@@ -597,11 +619,11 @@ def _affine_layers(
         raise UnsupportedModel("the model has weights that are not finite (NaN or infinity)")
     hidden = sum(1 for k in p if k.startswith("w") and k[1:].isdigit())
     if set(p) == {"w", "b"}:
-        return [p["w"]], [p["b"]]
+        return [p["w"]], [p["b"]], None
     if hidden >= 2 and set(p) == {f"{c}{i}" for i in range(hidden) for c in "wb"}:
         if activation != "square":
             raise UnsupportedModel("CKKS evaluates an MLP only with the x² activation")
-        return [p[f"w{i}"] for i in range(hidden)], [p[f"b{i}"] for i in range(hidden)]
+        return [p[f"w{i}"] for i in range(hidden)], [p[f"b{i}"] for i in range(hidden)], None
     raise UnsupportedModel(
         "a logistic regression (w, b), an MLP (w0, b0, w1, b1, …) or a layer description"
     )
@@ -631,7 +653,7 @@ def compile_model(
     weights that are not finite, inconsistent shapes, a class whose logit ignores the
     input, a layout that does not fit one ciphertext, or an input range whose logits no
     parameters can hold."""
-    weights, biases = _affine_layers(model, activation)
+    weights, biases, conv = _affine_layers(model, activation)
     width = None
     for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
         if w.ndim != 2 or b.shape != (w.shape[1],) or 0 in w.shape:
@@ -647,6 +669,8 @@ def compile_model(
         # next layer's bias
         biases[i + 1] = biases[i + 1] + (biases[i][~live] ** 2) @ weights[i + 1][~live]
         weights[i], biases[i] = weights[i][:, live], biases[i][live]
+        if i == 0 and not live.all():
+            conv = None  # the packed layout places every unit of the convolution
         weights[i + 1] = weights[i + 1][live]
     dead = np.flatnonzero(~np.any(weights[-1] != 0.0, axis=0))
     if len(dead):
@@ -685,7 +709,13 @@ def compile_model(
         raise UnsupportedModel("hidden values over the input range could overflow")
     depth = 2 * len(weights) - 1
     plan = Plan(
-        tuple(weights), tuple(biases), low, high, bound, HEParameters.for_bound(depth, bound)
+        tuple(weights),
+        tuple(biases),
+        low,
+        high,
+        bound,
+        HEParameters.for_bound(depth, bound),
+        conv,
     )
     if plan.period > plan.parameters.slots:
         raise UnsupportedModel(
@@ -857,6 +887,8 @@ class HEProvider:
             self._cache["layouts"] = (
                 self._latency_layouts() if plan.layout == "block" else self._diagonal_layouts()
             )
+            if plan.layout == "conv":
+                self._cache["layouts"] |= self._conv_layouts()
         self._layouts: dict[str, NDArray[np.float64]] = self._cache["layouts"]
 
     def _latency_layouts(self) -> dict[str, NDArray[np.float64]]:
@@ -902,14 +934,86 @@ class HEProvider:
                 out[f"{name}:{g}:{b}"] = np.tile(values, self.parameters.slots // width)
         return out
 
+    def _conv_placement(self) -> NDArray[np.int64]:
+        """Conv layout: the slot of each output unit (c, y, x) of the convolution — in
+        channel c's copy of the input, at the pixel its window starts at."""
+        conv, period = self.plan.conv, self.plan.period
+        assert conv is not None
+        (_, _, w), (sh, sw) = conv.in_shape, conv.stride
+        c_out, h_out, w_out = conv.out_shape
+        c, y, x = np.meshgrid(np.arange(c_out), np.arange(h_out), np.arange(w_out), indexing="ij")
+        return np.asarray((c * period + sh * y * w + sw * x).ravel(), dtype=np.int64)
+
+    def _conv_layouts(self) -> dict[str, NDArray[np.float64]]:
+        """Conv layout: per kernel tap (input channel ci, row dy, column dx) a mask with
+        the tap's weight for channel c at each output unit's slot, rotated right by the
+        tap's giant step (ci·H·W + dy·W) so the giant rotation lands it back; and the
+        bias at the output slots."""
+        conv, slots = self.plan.conv, self.parameters.slots
+        assert conv is not None
+        (c_in, h, w), (_, _, kh, kw) = conv.in_shape, conv.weight.shape
+        place = self._conv_placement()
+        channel = np.repeat(np.arange(conv.out_shape[0]), len(place) // conv.out_shape[0])
+        layouts: dict[str, NDArray[np.float64]] = {}
+        for ci in range(c_in):
+            for dy in range(kh):
+                for dx in range(kw):
+                    mask = np.zeros(slots)
+                    mask[place] = conv.weight[channel, ci, dy, dx]
+                    if mask.any():
+                        layouts[f"c:{ci}:{dy}:{dx}"] = np.roll(mask, ci * h * w + dy * w)
+        bias = np.zeros(slots)
+        bias[place] = self.plan.biases[0]
+        layouts["b0"] = bias
+        return layouts
+
+    def _conv_product(self, ct: Any) -> Any:
+        """Σ_{ci,dy} rot(Σ_dx M_{ci,dy,dx} ⊙ rot(ct, dx), ci·H·W + dy·W), rescaled once."""
+        conv = self.plan.conv
+        assert conv is not None
+        (c_in, h, w), (_, _, kh, kw) = conv.in_shape, conv.weight.shape
+        babies: dict[int, Any] = {0: ct}
+        total = None
+        for ci in range(c_in):
+            for dy in range(kh):
+                inner = None
+                for dx in range(kw):
+                    key = f"c:{ci}:{dy}:{dx}"
+                    if key not in self._layouts:
+                        continue
+                    if dx not in babies:
+                        babies[dx] = seal.Ciphertext()
+                        self._ev.rotate_vector(ct, dx, self._galois, babies[dx])
+                    prod = seal.Ciphertext()
+                    self._ev.multiply_plain(babies[dx], self._layout(key, ct), prod)
+                    if inner is None:
+                        inner = prod
+                    else:
+                        self._ev.add_inplace(inner, prod)
+                if inner is None:
+                    continue
+                if ci * h * w + dy * w:
+                    self._ev.rotate_vector_inplace(inner, ci * h * w + dy * w, self._galois)
+                if total is None:
+                    total = inner
+                else:
+                    self._ev.add_inplace(total, inner)
+        assert total is not None  # a convolution with no weight has no live unit
+        self._ev.rescale_to_next_inplace(total)
+        return total
+
     def _diagonal_layouts(self) -> dict[str, NDArray[np.float64]]:
         p, slots = self.plan, self.parameters.slots
         layouts: dict[str, NDArray[np.float64]] = {}
+        first = 1 if p.layout == "conv" else 0
         for i, (w, b, (rows, width, n1)) in enumerate(
-            zip(p.weights, p.biases, p.diagonal_layers, strict=True)
+            zip(p.weights[first:], p.biases[first:], p.diagonal_layers, strict=True), first
         ):
             m = np.zeros((rows, width))
-            m[: w.shape[1], : w.shape[0]] = w.T
+            if i and i == first:  # after the convolution: its units sit at their slots
+                m[: w.shape[1], self._conv_placement()] = w.T
+            else:
+                m[: w.shape[1], : w.shape[0]] = w.T
             layouts |= self._diagonals(f"w{i}", m, width, n1)
             # rows-periodic like the output it is added to: every period of the answer
             # holds the logits, none shows them without the bias
@@ -950,7 +1054,12 @@ class HEProvider:
         return total
 
     def _evaluate_diagonal(self, ct: Any) -> bytes:
-        for i, (rows, width, n1) in enumerate(self.plan.diagonal_layers):
+        first = 0
+        if self.plan.layout == "conv":
+            ct = self._conv_product(ct)
+            self._ev.add_plain_inplace(ct, self._layout("b0", ct, ct.scale))
+            first = 1
+        for i, (rows, width, n1) in enumerate(self.plan.diagonal_layers, first):
             if i:
                 self._ev.square_inplace(ct)
                 self._ev.relinearize_inplace(ct, self._relin)
@@ -1006,7 +1115,7 @@ class HEProvider:
 
     def _evaluate_query(self, ct: Any) -> bytes:
         p = self.plan
-        if p.layout == "diagonal":
+        if p.layout in ("diagonal", "conv"):
             return self._evaluate_diagonal(ct)
         within = [1 << k for k in range(p.period.bit_length() - 1)]
         across = [p.block << k for k in range((max(p.n_hidden, 1) - 1).bit_length())]

@@ -29,6 +29,7 @@ model that does not end with a linear layer.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -165,9 +166,49 @@ def _poly(layer: Mapping[str, Any], i: int) -> tuple[float, float, float]:
     return c0, c1, c2
 
 
-def lower(description: Mapping[str, Any]) -> tuple[list[Array], list[Array], tuple[int, ...]]:
-    """Affine maps ``(weights, biases)`` with x² between consecutive ones, and the input
-    shape; ``LoweringError`` for anything this compiler cannot run (see the module doc)."""
+@dataclass(frozen=True, eq=False)
+class ConvSpec:
+    """The first affine map when it is one unpadded convolution: what the provider's
+    packed convolution layout needs (``he``'s ``conv`` layout).  Output unit
+    (c, y, x) is column c·H'·W' + y·W' + x of the lowered matrix."""
+
+    weight: Array  # (C_out, C_in, kh, kw), float64; the bias is the lowered map's
+    stride: tuple[int, int]
+    in_shape: tuple[int, int, int]  # (C_in, H, W)
+    out_shape: tuple[int, int, int]  # (C_out, H', W')
+
+
+@dataclass(frozen=True, eq=False)
+class Lowered:
+    weights: list[Array]
+    biases: list[Array]
+    input_shape: tuple[int, ...]
+    conv: ConvSpec | None  # the first map's convolution, if it is exactly one
+
+
+def _conv_spec(
+    run: Sequence[tuple[int, Mapping[str, Any]]],
+    shape: tuple[int, ...],
+    out_shape: tuple[int, ...],
+) -> ConvSpec | None:
+    if len(run) != 1 or run[0][1]["type"] != "conv2d" or len(shape) != 3:
+        return None
+    i, layer = run[0]
+    if _pair(layer.get("padding", 0), "padding", 0) != (0, 0):
+        return None
+    c_out, h_out, w_out = out_shape
+    return ConvSpec(
+        _array(layer, "weight", 4, i),
+        _pair(layer.get("stride", 1), "stride", 1),
+        (shape[0], shape[1], shape[2]),
+        (c_out, h_out, w_out),
+    )
+
+
+def lower(description: Mapping[str, Any]) -> Lowered:
+    """Affine maps ``(weights, biases)`` with x² between consecutive ones, the input
+    shape, and the first map's convolution if it is one; ``LoweringError`` for anything
+    this compiler cannot run (see the module doc)."""
     if not isinstance(description, Mapping) or "layers" not in description:
         raise LoweringError("a model description is {'input_shape': [...], 'layers': [...]}")
     try:
@@ -201,14 +242,19 @@ def lower(description: Mapping[str, Any]) -> tuple[list[Array], list[Array], tup
     weights: list[Array] = []
     biases: list[Array] = []
     pending: tuple[float, float] | None = None  # (factor, constant) from the last activation
+    conv = None
     for k, run in enumerate(runs):
-        w, b, shape = _affine(run, shape)
+        w, b, out_shape = _affine(run, shape)
+        if k == 0:
+            conv = _conv_spec(run, shape, out_shape)
+        shape = out_shape
         if pending is not None:  # y = a·z² + const feeds this map: scale W, move const into b
             a, const = pending
             b = b + const * w.sum(axis=0)
             w = a * w
             pending = None
         if k and polys[k - 1][2] == 0.0:  # an affine "activation": merge with the last map
+            conv = None if k == 1 else conv
             c0, c1, _ = polys[k - 1]
             weights[-1], biases[-1] = c1 * weights[-1] @ w, (c1 * biases[-1] + c0) @ w + b
         else:
@@ -219,7 +265,7 @@ def lower(description: Mapping[str, Any]) -> tuple[list[Array], list[Array], tup
             if c2 != 0.0:
                 biases[-1] = biases[-1] + c1 / (2 * c2)
                 pending = (c2, c0 - c1 * c1 / (4 * c2))
-    return weights, biases, input_shape
+    return Lowered(weights, biases, input_shape, conv)
 
 
 def evaluate(description: Mapping[str, Any], x: Array) -> Array:
