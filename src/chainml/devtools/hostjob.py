@@ -120,6 +120,8 @@ class HostJobResult:
     setup_seconds: float
     node_urls: dict[str, str] = field(default_factory=dict)
     leftovers: list[str] = field(default_factory=list)  # of the network, once it closed
+    attempts: dict[int, int] = field(default_factory=dict)  # round -> the attempt recorded
+    recorded: list[int] = field(default_factory=list)  # RoundRecorded events' rounds, in order
 
 
 @dataclass
@@ -329,11 +331,14 @@ def run(
     trainers: int = 3,
     rounds: int = 2,
     rtt_ms: float = 0,
+    cut_aggregator_s: float = 0,
     say: Callable[[str], None] = lambda _: None,
 ) -> HostJobResult:
     """The job, start to end, on a network of its own; everything stopped and removed
     before it returns (or raises).  ``rtt_ms``: added to every exchange between hosts
-    (delay relays in front of every service, half of it each way)."""
+    (delay relays in front of every service, half of it each way).  ``cut_aggregator_s``:
+    the aggregator's host is cut off the network for that long as soon as its node starts
+    round 2, then healed (a fault the job must survive: that attempt void, a retry)."""
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
     net = Network(host_names(trainers))
@@ -375,6 +380,10 @@ def run(
             return int(cm.jobs.job(job_id).rounds_done)
 
         for r in range(1, rounds + 1):
+            if r == 2 and cut_aggregator_s > 0:
+                _cut_when_started(
+                    net["aggregator"], prepared.nodes["aggregator"], job_id, cut_aggregator_s, say
+                )
             _wait(partial(_at_least, agg, rounds_done, r), f"round {r}", 120)
             marks.append(time.perf_counter())
             say(f"round {r} on chain after {marks[-1] - marks[-2]:.2f} s")
@@ -409,7 +418,18 @@ def run(
             f"against the chain; fetched by CID from the aggregator's host and re-hashed: "
             f"{audit['fetched']} in {audit['seconds']:.2f} s, all pinned there"
         )
-        accuracy = _accuracy(prepared.nodes["aggregator"], job_id, rounds)
+        aggregator_home = prepared.nodes["aggregator"].config.parent
+        accuracy = _meta(aggregator_home, f"accuracy:{job_id}:{rounds}")
+        attempts = {
+            r: int(str(_meta(aggregator_home, f"round:{job_id}:{r}")).rsplit(":", 1)[-1])
+            for r in range(1, rounds + 1)
+        }
+        recorded = agg.call(
+            lambda: [
+                int(e.args["round"])
+                for e in cm.jobs.contract.past_events("RoundRecorded", where={"job_id": job_id})
+            ]
+        )
         result = HostJobResult(
             job_id=job_id,
             rounds=rounds,
@@ -421,8 +441,10 @@ def run(
             pinned=list(audit["pinned"]),
             fetched=dict(audit["fetched"]),
             link_bytes=moved,
-            accuracy=accuracy,
+            accuracy=float(accuracy) if accuracy is not None else None,
             setup_seconds=setup_seconds,
+            attempts=attempts,
+            recorded=recorded,
             node_urls={n: d.url for n, d in prepared.nodes.items()},
         )
     result.leftovers = net.leftovers()
@@ -433,17 +455,37 @@ def _at_least(host: Host, count: Callable[[], int], n: int) -> bool:
     return host.call(count) >= n
 
 
-def _accuracy(node: localnet.NodeDir, job_id: int, round_no: int) -> float | None:
+def _meta(home: Path, key: str) -> str | None:
+    """One value of a node's state (SQLite in WAL mode: readers never block)."""
     import sqlite3
 
-    db = sqlite3.connect(f"file:{node.config.parent / 'state.db'}?mode=ro", uri=True)
+    db = sqlite3.connect(f"file:{home / 'state.db'}?mode=ro", uri=True)
     try:
-        row = db.execute(
-            "SELECT value FROM meta WHERE key = ?", (f"accuracy:{job_id}:{round_no}",)
-        ).fetchone()
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     finally:
         db.close()
-    return float(row[0]) if row else None
+    return str(row[0]) if row else None
+
+
+def _cut_when_started(
+    host: Host, node: localnet.NodeDir, job_id: int, seconds: float, say: Callable[[str], None]
+) -> None:
+    """Cut ``host`` off the moment its node logs that round 2 started, heal it after
+    ``seconds``."""
+    log = node.config.parent / "node.log"
+    mark = f"job {job_id} round 2 (attempt 1): started"
+    deadline = time.monotonic() + 60
+    while mark not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise HostJobError("the aggregator never started round 2")
+        time.sleep(0.01)
+    host.cut()
+    say(f"round 2 started: the aggregator's host is cut off the network for {seconds:g} s")
+    try:
+        time.sleep(seconds)
+    finally:
+        host.heal()
+    say("the aggregator's host is back on the network")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -458,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trainers", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rtt-ms", type=float, default=0, help="added between hosts")
+    parser.add_argument(
+        "--cut-aggregator", type=float, default=0, help="seconds off the network in round 2"
+    )
     args = parser.parse_args(argv)
     reason = unavailable()
     if reason:
@@ -470,9 +515,15 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="chainml-hosts-") as tmp:
         result = run(
-            Path(tmp), trainers=args.trainers, rounds=args.rounds, rtt_ms=args.rtt_ms, say=say
+            Path(tmp),
+            trainers=args.trainers,
+            rounds=args.rounds,
+            rtt_ms=args.rtt_ms,
+            cut_aggregator_s=args.cut_aggregator,
+            say=say,
         )
     print(f"\njob {result.job_id}: {result.rounds} rounds, accuracy {result.accuracy}")
+    print(f"attempt recorded per round: {result.attempts}; rounds on chain: {result.recorded}")
     print("bytes on each host's link over the rounds (sent / received):")
     for name, moved in result.link_bytes.items():
         print(f"  {name:<12} {moved.sent:>12,} / {moved.received:>12,}")
