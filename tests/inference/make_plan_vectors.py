@@ -1,5 +1,5 @@
-"""Writes docs/protocol/vectors/he-plan-v1.json: two models compiled by chainml with the
-plan shape each gives, and shapes a reader must refuse (``python -m
+"""Writes docs/protocol/vectors/he-plan-v1.json: models (two as parameters, one as a
+layer description with a convolution) compiled by chainml with the plan shape each gives, and shapes a reader must refuse (``python -m
 tests.inference.make_plan_vectors``).  Run only when the format changes on purpose."""
 
 from __future__ import annotations
@@ -32,6 +32,34 @@ MODELS: list[dict[str, Any]] = [
     },
 ]
 
+def _conv_description() -> dict[str, Any]:
+    """8×8 one-channel images: conv 3×3×3 (stride 1, unpadded) → ReLU's degree-2 fit →
+    2×2 average pool → dense to 4 classes; weights are multiples of 1/16 (exact in JSON)."""
+    kernel = [
+        [[[((c + 3 * y + x) % 5 - 2) / 16 for x in range(3)] for y in range(3)]] for c in range(3)
+    ]
+    dense = [[((u * 7 + k * 3) % 9 - 4) / 16 for k in range(4)] for u in range(27)]
+    return {
+        "input_shape": [1, 8, 8],
+        "layers": [
+            {"type": "conv2d", "weight": kernel, "bias": [0.0625, -0.125, 0.0], "stride": 1},
+            {"type": "poly", "coeffs": [0.375, 0.5, 0.0625]},
+            {"type": "avgpool2d", "kernel": 2, "stride": 2},
+            {"type": "flatten"},
+            {"type": "dense", "weight": dense, "bias": [0.0, 0.125, -0.125, 0.25]},
+        ],
+    }
+
+
+# layer descriptions (chainml.inference.layers): compiled with input_range, no activation
+DESCRIPTIONS: list[dict[str, Any]] = [
+    {
+        "name": "convolution, degree-2 activation, average pool, dense: the conv layout",
+        "description": _conv_description(),
+        "input_range": [0.0, 1.0],
+    },
+]
+
 INVALID: list[tuple[str, dict[str, Any]]] = [
     ("ring degree not one of SEAL's", {"poly_degree": 8000}),
     ("modulus over the 128-bit bound", {"coeff_bits": [60, 60, 60, 60, 60]}),
@@ -40,6 +68,7 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("regression as a number", {"regression": 0}),
     ("scale below 2^30", {"scale_bits": 20}),
     ("layout unknown", {"layout": "spiral"}),
+    ("conv layout whose Q is above its period", {"layout": "conv", "block": 8}),
     ("period not a power of two", {"period": 3}),
     ("input range of the wrong length", {"input_low": [-1.0]}),
     ("low above high", {"input_low": [3.0, 0.0]}),
@@ -57,6 +86,9 @@ def build() -> dict[str, Any]:
     for m in MODELS:
         extra = {} if m["input_range"] is None else {"input_range": tuple(m["input_range"])}
         plan = compile_model(m["params"], m["activation"], **extra)
+        valid.append({**m, "doc": plan.shape.to_doc()})
+    for m in DESCRIPTIONS:
+        plan = compile_model(m["description"], input_range=tuple(m["input_range"]))
         valid.append({**m, "doc": plan.shape.to_doc()})
     base = valid[1]["doc"]
     invalid = []
