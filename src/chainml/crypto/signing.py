@@ -8,37 +8,22 @@ double-signing evidence.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 
+from chainml.crypto.eip712 import DOMAIN, ROUND_COMMITMENT, domain_separator
 from chainml.crypto.errors import InvalidSignature
-from chainml.crypto.hashing import keccak256
 from chainml.crypto.keys import AccountKey, recover_address
 
-DOMAIN_TYPEHASH = keccak256(
-    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
-ROUND_COMMITMENT_TYPEHASH = keccak256(
-    b"RoundCommitment(uint256 jobId,uint256 round,bytes32 commitment)"
-)
+DOMAIN_TYPEHASH = DOMAIN.typehash
+ROUND_COMMITMENT_TYPEHASH = ROUND_COMMITMENT.typehash
 
-
-@lru_cache(maxsize=256)
-def domain_separator(chain_id: int, verifying_contract: str, *, name: str = "chainml") -> bytes:
-    return keccak256(
-        abi_encode(
-            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [
-                DOMAIN_TYPEHASH,
-                keccak256(name.encode()),
-                keccak256(b"1"),
-                chain_id,
-                to_checksum_address(verifying_contract),
-            ],
-        )
-    )
+__all__ = [
+    "domain_separator",
+    "round_commitment_digest",
+    "sign_round_commitment",
+    "verify_round_commitment",
+    "words",
+]
 
 
 def words(*values: int | bytes) -> bytes:
@@ -63,8 +48,7 @@ def round_commitment_digest(
     """The EIP-712 digest of a participant's commitment for one job round."""
     if len(commitment) != 32:
         raise ValueError("a commitment is 32 bytes")
-    struct_hash = keccak256(words(ROUND_COMMITMENT_TYPEHASH, job_id, round_no, commitment))
-    return keccak256(b"\x19\x01" + domain_separator(chain_id, jobs_contract) + struct_hash)
+    return ROUND_COMMITMENT.digest(chain_id, jobs_contract, job_id, round_no, commitment)
 
 
 def sign_round_commitment(

@@ -25,20 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 
+from chainml.crypto.eip712 import RECEIPT, domain_separator
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256
 from chainml.crypto.keys import AccountKey, recover_address
 from chainml.crypto.merkle import MerkleTree
-from chainml.crypto.signing import domain_separator
 from chainml.errors import ChainmlError
-
-RECEIPT_TYPEHASH = keccak256(
-    b"Receipt(address provider,address client,uint256 modelVersion,bytes32 request,"
-    b"bytes32 response,uint256 price,uint64 counter)"
-)
 
 
 class ReceiptError(ChainmlError):
@@ -73,29 +67,14 @@ class Receipt:
     signature: bytes = b""
 
     def struct_hash(self) -> bytes:
-        return keccak256(
-            abi_encode(
-                [
-                    "bytes32",
-                    "address",
-                    "address",
-                    "uint256",
-                    "bytes32",
-                    "bytes32",
-                    "uint256",
-                    "uint64",
-                ],
-                [
-                    RECEIPT_TYPEHASH,
-                    self.provider,
-                    self.client,
-                    self.model_version,
-                    self.request_hash,
-                    self.response_hash,
-                    self.price,
-                    self.counter,
-                ],
-            )
+        return RECEIPT.hash(
+            self.provider,
+            self.client,
+            self.model_version,
+            self.request_hash,
+            self.response_hash,
+            self.price,
+            self.counter,
         )
 
     def to_doc(self) -> dict[str, Any]:

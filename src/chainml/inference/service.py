@@ -43,29 +43,23 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from eth_abi.abi import encode as abi_encode
 from eth_utils.address import is_hex_address, to_checksum_address
 from numpy.typing import NDArray
 from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
+from chainml.crypto.eip712 import INFERENCE_REQUEST
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256
 from chainml.crypto.hpke import open_sealed, seal
 from chainml.crypto.keys import AccountKey, X25519KeyPair, recover_address
-from chainml.crypto.signing import domain_separator
 from chainml.errors import ChainmlError
 from chainml.inference.he import HEError, HEProvider, Plan
 from chainml.inference.receipts import Receipt
 
-DOMAIN_NAME = "chainml-inference"
 REQUEST_MAGIC, RESPONSE_MAGIC = b"CMLQ", b"CMLR"
 MODES = ("plain", "he-keys", "he", "he-batch")
-REQUEST_TYPEHASH = keccak256(
-    b"InferenceRequest(address client,address provider,uint256 modelVersion,string mode,"
-    b"bytes32 keySet,bytes32 replyKey,uint64 timestamp,bytes32 nonce,bytes32 bodyHash)"
-)
 MAX_HEADER = 4096
 FRAME = 8  # magic and the header's length, before the header
 ZERO32 = bytes(32)
@@ -156,36 +150,19 @@ class RequestHeader:
 
     def digest(self, chain_id: int, receipts: str) -> bytes:
         """The EIP-712 digest the client signs: also the request hash on receipts."""
-        struct_hash = keccak256(
-            abi_encode(
-                [
-                    "bytes32",
-                    "address",
-                    "address",
-                    "uint256",
-                    "bytes32",
-                    "bytes32",
-                    "bytes32",
-                    "uint64",
-                    "bytes32",
-                    "bytes32",
-                ],
-                [
-                    REQUEST_TYPEHASH,
-                    self.client,
-                    self.provider,
-                    self.model_version,
-                    keccak256(self.mode.encode()),
-                    self.key_set,
-                    self.reply_key,
-                    self.timestamp,
-                    self.nonce,
-                    self.body_hash,
-                ],
-            )
+        return INFERENCE_REQUEST.digest(
+            chain_id,
+            receipts,
+            self.client,
+            self.provider,
+            self.model_version,
+            self.mode,
+            self.key_set,
+            self.reply_key,
+            self.timestamp,
+            self.nonce,
+            self.body_hash,
         )
-        domain = domain_separator(chain_id, receipts, name=DOMAIN_NAME)
-        return keccak256(b"\x19\x01" + domain + struct_hash)
 
     def seal_info(self) -> bytes:
         return seal_info(self.client, self.provider, self.nonce)

@@ -27,25 +27,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 
 from chainml.crypto import hpke, wire
+from chainml.crypto.eip712 import KEY_RELEASE, KEY_REQUEST
 from chainml.crypto.errors import CryptoError, DecryptionFailed, InvalidSignature
 from chainml.crypto.hashing import keccak256
 from chainml.crypto.keys import AccountKey, Identity, X25519KeyPair, recover_address
 from chainml.crypto.shamir import Share, ShareError, combine, split
-from chainml.crypto.signing import domain_separator
 from chainml.crypto.stream import generate_key
 from chainml.storage.errors import StorageError
 from chainml.storage.sealed import Manifest, SealedArtifact, open_stream, seal_artifact
 from chainml.storage.store import BlobStore
 
 MAX_BUNDLE = 64 * 1024
-KEY_REQUEST_TYPEHASH = keccak256(
-    b"KeyRequest(uint256 grantId,address guardian,address requester,uint64 timestamp,bytes32 nonce)"
-)
-KEY_RELEASE_TYPEHASH = keccak256(b"KeyRelease(bytes32 request,uint8 index,bytes32 sealedShare)")
 
 
 class AccessError(StorageError):
@@ -274,13 +269,9 @@ def request_digest(
     view: ChainView, grant_id: int, guardian: str, requester: str, timestamp: int, nonce: bytes
 ) -> bytes:
     """EIP-712 digest, domain ``chainml`` on this chain and the Models contract."""
-    struct = keccak256(
-        abi_encode(
-            ["bytes32", "uint256", "address", "address", "uint64", "bytes32"],
-            [KEY_REQUEST_TYPEHASH, grant_id, guardian, requester, timestamp, nonce],
-        )
+    return KEY_REQUEST.digest(
+        view.chain_id, view.models_address, grant_id, guardian, requester, timestamp, nonce
     )
-    return keccak256(b"\x19\x01" + domain_separator(view.chain_id, view.models_address) + struct)
 
 
 def make_request(
@@ -300,14 +291,8 @@ class KeyRelease:
     signature: bytes  # by the guardian's account
 
     def digest(self, view: ChainView, request: bytes) -> bytes:
-        struct = keccak256(
-            abi_encode(
-                ["bytes32", "bytes32", "uint8", "bytes32"],
-                [KEY_RELEASE_TYPEHASH, request, self.index, keccak256(self.sealed_share)],
-            )
-        )
-        return keccak256(
-            b"\x19\x01" + domain_separator(view.chain_id, view.models_address) + struct
+        return KEY_RELEASE.digest(
+            view.chain_id, view.models_address, request, self.index, keccak256(self.sealed_share)
         )
 
 
