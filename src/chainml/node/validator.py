@@ -18,17 +18,16 @@ What it checks before each transaction, and why that suffices:
 
 Every action is remembered in the node's state (``validate:``, ``challenge:``, ``vote:``,
 ``evidence:``), so a validator that restarts neither challenges nor votes twice.  Chain
-and store are injected; ``tick`` is one pass and returns what it did.
+and store are injected; ``tick`` is one pass and returns what it did (``on_action`` hears
+each action too: the node counts them and raises an alert for each round found invalid).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 from chainml.crypto.hashing import keccak256
 from chainml.crypto.keys import Identity, recover_address
@@ -68,16 +67,14 @@ class ValidatorRole:
         state: NodeState,
         *,
         jobs: Collection[int] | None = None,
-        metrics: Any = None,
-        clock: Callable[[], float] = time.time,
+        on_action: Callable[[Action], None] | None = None,
     ) -> None:
         self.identity = identity
         self.cm = cm
         self.store = store
         self.state = state
         self.jobs = None if jobs is None else set(jobs)
-        self.metrics = metrics
-        self.clock = clock
+        self.on_action = on_action
         self._from_block = 0
         self._open: set[int] = set()  # challenges this validator waits to see settled
         # (job, round, trainer) -> (commitment, signature), from every transcript it read
@@ -111,8 +108,8 @@ class ValidatorRole:
             log.info(
                 "%s job %d round %d %s", action.kind, action.job_id, action.round_no, action.detail
             )
-            if self.metrics is not None:
-                self.metrics.validator_actions.labels(kind=action.kind).inc()
+            if self.on_action is not None:
+                self.on_action(action)
         return done
 
     # -- audit and challenge ------------------------------------------------------------
