@@ -1,0 +1,153 @@
+"""The Bulletproofs inner-product argument (Bünz et al. 2018, protocol 2) over G1 (hazmat).
+
+Proves knowledge of vectors a, b with ``P = <a, G> + <b, H'> + <a, b>·Q`` in 2·log2(n)
+points and two scalars, where ``H'_i = h_factors[i]·H_i`` (the range proof's
+``y^-i``-scaled generators; all ones otherwise).  Not zero knowledge on its own: callers
+blind a and b first.  Round j (challenge x_j, first round splits on the top index bit):
+
+    L = <a_lo, G_hi> + <b_hi, H_lo> + <a_lo, b_hi>·Q
+    R = <a_hi, G_lo> + <b_lo, H_hi> + <a_hi, b_lo>·Q
+    a' = x·a_lo + x^-1·a_hi,  b' = x^-1·b_lo + x·b_hi,
+    G' = x^-1·G_lo + x·G_hi,  H' = x·H_lo + x^-1·H_hi.
+
+The prover keeps the folded generators implicit (one coefficient per original generator,
+each round an MSM over the originals) for the first rounds, then materialises them.
+The verifier never folds: ``verifier_terms`` returns the scalars of one final MSM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chainml.crypto.hazmat.bls12_381 import ORDER, Point, msm
+from chainml.crypto.hazmat.transcript import Transcript
+
+# materialise the folded generators once each stands for this many originals
+_MATERIALISE_AT = 8
+
+
+@dataclass(frozen=True)
+class InnerProductProof:
+    left: tuple[Point, ...]
+    right: tuple[Point, ...]
+    a: int
+    b: int
+
+
+def _inv(value: int) -> int:
+    return pow(value, ORDER - 2, ORDER)
+
+
+def _ip(u: Sequence[int], v: Sequence[int]) -> int:
+    return sum(x * y for x, y in zip(u, v, strict=True)) % ORDER
+
+
+def prove(
+    transcript: Transcript,
+    g: Sequence[Point],
+    h: Sequence[Point],
+    q: Point,
+    a: Sequence[int],
+    b: Sequence[int],
+    h_factors: Sequence[int] | None = None,
+) -> InnerProductProof:
+    n = len(a)
+    if n == 0 or n & (n - 1) or not (len(b) == len(g) == len(h) == n):
+        raise ValueError("inner product: equal power-of-two lengths required")
+    a_v = [x % ORDER for x in a]
+    b_v = [x % ORDER for x in b]
+    gcoef = [1] * n
+    hcoef = [x % ORDER for x in h_factors] if h_factors is not None else [1] * n
+    g_pts: list[Point] | None = None  # materialised folded generators
+    h_pts: list[Point] | None = None
+    lefts: list[Point] = []
+    rights: list[Point] = []
+    m = n
+    while m > 1:
+        half = m // 2
+        a_lo, a_hi = a_v[:half], a_v[half:]
+        b_lo, b_hi = b_v[:half], b_v[half:]
+        c_l = _ip(a_lo, b_hi)
+        c_r = _ip(a_hi, b_lo)
+        if g_pts is None or h_pts is None:
+            lp: list[Point] = [q]
+            ls: list[int] = [c_l]
+            rp: list[Point] = [q]
+            rs: list[int] = [c_r]
+            for o in range(n):
+                i = o % m
+                if i >= half:  # hi half
+                    lp.append(g[o])
+                    ls.append(a_lo[i - half] * gcoef[o])
+                    rp.append(h[o])
+                    rs.append(b_lo[i - half] * hcoef[o])
+                else:
+                    lp.append(h[o])
+                    ls.append(b_hi[i] * hcoef[o])
+                    rp.append(g[o])
+                    rs.append(a_hi[i] * gcoef[o])
+            left = msm(lp, ls)
+            right = msm(rp, rs)
+        else:
+            left = msm([*g_pts[half:], *h_pts[:half], q], [*a_lo, *b_hi, c_l])
+            right = msm([*g_pts[:half], *h_pts[half:], q], [*a_hi, *b_lo, c_r])
+        lefts.append(left)
+        rights.append(right)
+        transcript.absorb(b"ipa/L", left.to_compressed_bytes())
+        transcript.absorb(b"ipa/R", right.to_compressed_bytes())
+        x = transcript.challenge(b"ipa/x")
+        xi = _inv(x)
+        a_v = [(lo * x + hi * xi) % ORDER for lo, hi in zip(a_lo, a_hi, strict=True)]
+        b_v = [(lo * xi + hi * x) % ORDER for lo, hi in zip(b_lo, b_hi, strict=True)]
+        if g_pts is None or h_pts is None:
+            for o in range(n):
+                if o % m < half:
+                    gcoef[o] = gcoef[o] * xi % ORDER
+                    hcoef[o] = hcoef[o] * x % ORDER
+                else:
+                    gcoef[o] = gcoef[o] * x % ORDER
+                    hcoef[o] = hcoef[o] * xi % ORDER
+            if half > 1 and n // half >= _MATERIALISE_AT:
+                idx = [[o for o in range(i, n, half)] for i in range(half)]
+                g_pts = [msm([g[o] for o in os_], [gcoef[o] for o in os_]) for os_ in idx]
+                h_pts = [msm([h[o] for o in os_], [hcoef[o] for o in os_]) for os_ in idx]
+        else:
+            g_pts = [
+                msm([lo, hi], [xi, x]) for lo, hi in zip(g_pts[:half], g_pts[half:], strict=True)
+            ]
+            h_pts = [
+                msm([lo, hi], [x, xi]) for lo, hi in zip(h_pts[:half], h_pts[half:], strict=True)
+            ]
+        m = half
+    return InnerProductProof(tuple(lefts), tuple(rights), a_v[0], b_v[0])
+
+
+def challenges(transcript: Transcript, proof: InnerProductProof) -> list[int]:
+    """Replay the transcript of ``proof``; the round challenges x_1..x_k."""
+    xs = []
+    for left, right in zip(proof.left, proof.right, strict=True):
+        transcript.absorb(b"ipa/L", left.to_compressed_bytes())
+        transcript.absorb(b"ipa/R", right.to_compressed_bytes())
+        xs.append(transcript.challenge(b"ipa/x"))
+    return xs
+
+
+def verifier_terms(xs: Sequence[int], n: int) -> tuple[list[int], list[int], list[int], list[int]]:
+    """The scalars of the final check for challenges ``xs`` over n = 2^len(xs) generators.
+
+    The proof verifies iff
+    ``P + Σ x_j²·L_j + x_j^-2·R_j == Σ a·s_i·G_i + Σ b·s_i^-1·H'_i + a·b·Q``;
+    returns (s, s_inv, [x_j²], [x_j^-2]).
+    """
+    if n != 1 << len(xs):
+        raise ValueError("inner product: n must be 2^rounds")
+    inv = [_inv(x) for x in xs]
+    s = [1]
+    s_inv = [1]
+    # index bits MSB-first: round j splits on bit (k-1-j); the hi half gets x_j
+    # each later round adds a less significant bit
+    for x, xi in zip(xs, inv, strict=True):
+        s = [w for v in s for w in (v * xi % ORDER, v * x % ORDER)]
+        s_inv = [w for v in s_inv for w in (v * x % ORDER, v * xi % ORDER)]
+    return s, s_inv, [x * x % ORDER for x in xs], [v * v % ORDER for v in inv]
