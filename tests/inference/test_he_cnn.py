@@ -14,7 +14,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from chainml.inference import layers
-from chainml.inference.he import HEClient, HEProvider, UnsupportedModel, compile_model
+from chainml.inference.he import (
+    HEClient,
+    HEProvider,
+    OutOfRange,
+    UnsupportedModel,
+    compile_model,
+)
 from chainml.training.data import iid_partition, load_fashion_mnist
 from chainml.training.federated import train_federated
 from chainml.training.models import CNN, RELU_POLY, classifier_from_safetensors, to_safetensors
@@ -243,13 +249,18 @@ def fashion_cnn(fashion):
     return model
 
 
-def test_the_fashion_cnn_agrees_encrypted_in_both_modes(fashion, fashion_cnn):
+@pytest.fixture(scope="module")
+def fashion_served(fashion_cnn):
+    plan = compile_model(fashion_cnn, input_range=(0.0, 1.0))
+    return (plan, *_setup(plan))
+
+
+def test_the_fashion_cnn_agrees_encrypted_in_both_modes(fashion, fashion_cnn, fashion_served):
     """On 400 test images as one batch, and 3 of them as single queries: agreement with
     plaintext at least 99.5% and accuracy within 0.5 points."""
     model = fashion_cnn
-    plan = compile_model(model, input_range=(0.0, 1.0))
+    plan, client, provider = fashion_served
     assert plan.depth == 3 and plan.n_features == 784 and plan.layout == "conv"
-    client, provider = _setup(plan)
     x, y = fashion.x_test[:400], fashion.y_test[:400]
     plain = model.logits(x)
     got = client.decrypt_batch(provider.evaluate_batch(client.encrypt_batch(x)), len(x))
@@ -259,6 +270,25 @@ def test_the_fashion_cnn_agrees_encrypted_in_both_modes(fashion, fashion_cnn):
     assert np.abs(got - plain).max() < ERROR_BOUND
     for i in range(3):
         assert np.abs(_query(client, provider, x[i]) - plain[i]).max() < ERROR_BOUND
+
+
+def test_images_outside_the_range_are_refused_and_extreme_ones_inside_are_exact(
+    fashion, fashion_served
+):
+    """An image scaled ×10 (the overflow the issue found for x² networks) is refused
+    before encryption, naming a pixel; extreme images inside [0, 1] — all ink, none, and
+    two checkerboards — decrypt to the plaintext logits, within the plan's proven
+    bound."""
+    plan, client, provider = fashion_served
+    with pytest.raises(OutOfRange) as caught:
+        client.encrypt_query(fashion.x_test[0] * 10)
+    assert 0 <= caught.value.feature < 784
+    checker = (np.indices((28, 28)).sum(axis=0) % 2).ravel().astype(float)
+    for row in (np.ones(784), checker, 1 - checker, np.zeros(784)):
+        want = plan.plaintext(row[None])[0]
+        got = _query(client, provider, row)
+        assert np.abs(got - want).max() < ERROR_BOUND
+        assert np.abs(got).max() <= plan.logit_bound * 1.01 + 1e-3
 
 
 def test_a_served_cnn_is_rebuilt_from_its_safetensors(fashion, fashion_cnn):
