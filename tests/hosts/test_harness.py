@@ -88,6 +88,35 @@ def test_a_host_cut_off_and_healed():
         assert a.call(_ping, b.address) and b.call(_ping, a.address)
 
 
+def _send(address: str, port: int, size: int) -> None:
+    with socket.create_connection((address, port), timeout=30) as c:
+        c.sendall(b"x" * size)
+        c.shutdown(socket.SHUT_WR)
+        assert c.recv(16) == str(size).encode()
+
+
+COUNT = "import socket,sys\ns=socket.create_server((sys.argv[1],int(sys.argv[2])))\nprint('up',flush=True)\nwhile True:\n    c,_=s.accept();n=0\n    while d:=c.recv(65536): n+=len(d)\n    c.sendall(str(n).encode());c.close()"
+
+
+def test_a_throttled_host_sends_slowly_to_that_port_only():
+    with Network(["alpha", "beta"]) as net:
+        a, b = net["alpha"], net["beta"]
+        for port in ("7000", "7001"):
+            server = b.popen([sys.executable, "-c", COUNT, b.address, port], stdout=subprocess.PIPE)
+            assert server.stdout is not None and server.stdout.readline() == b"up\n"
+        a.throttle(160, b.address, 7000)  # 20 KB a second
+        started = time.monotonic()
+        a.call(_send, b.address, 7001, 40_000)
+        assert time.monotonic() - started < 1.0  # another port: not limited
+        started = time.monotonic()
+        a.call(_send, b.address, 7000, 40_000)
+        assert time.monotonic() - started > 1.0  # 2 s at the rate, less its burst
+        a.unthrottle()
+        started = time.monotonic()
+        a.call(_send, b.address, 7000, 40_000)
+        assert time.monotonic() - started < 1.0
+
+
 def test_a_host_reaches_neither_the_machine_nor_beyond():
     machine = socket.create_server(("127.0.0.1", 0))
     port = machine.getsockname()[1]

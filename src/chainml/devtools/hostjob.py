@@ -51,6 +51,7 @@ PASSWORD = "hosts"  # noqa: S105 (throw-away keystores of a test network)
 CHAIN_PORT = 8545
 NODE_PORT = 8701
 SWARM_PORT = 4001
+THROTTLE_KBIT = 128  # a masked input of the test job takes a second or two at this rate
 RELAY_OFFSET = 10_000  # with latency: each service's delay relay listens on port + this
 CONFIG = JobConfig(n_features=64, n_classes=10, hidden=(16,), epochs=2)
 
@@ -332,13 +333,19 @@ def run(
     rounds: int = 2,
     rtt_ms: float = 0,
     cut_aggregator_s: float = 0,
+    cut_trainer_round: int = 0,
+    stage_timeout: float = 6,
     say: Callable[[str], None] = lambda _: None,
 ) -> HostJobResult:
     """The job, start to end, on a network of its own; everything stopped and removed
     before it returns (or raises).  ``rtt_ms``: added to every exchange between hosts
     (delay relays in front of every service, half of it each way).  ``cut_aggregator_s``:
     the aggregator's host is cut off the network for that long as soon as its node starts
-    round 2, then healed (a fault the job must survive: that attempt void, a retry)."""
+    round 2, then healed (a fault the job must survive: that attempt void, a retry).
+    ``cut_trainer_round``: in that round, the last trainer's host is cut off while its
+    masked input is on its way (its uploads to the aggregator are throttled from the
+    start so that there is a moment to do it in), and healed once the masked stage closed
+    without it: a dropout the others' shares recover from."""
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
     net = Network(host_names(trainers))
@@ -355,7 +362,7 @@ def run(
             for relay in start_relays(net, rtt_ms / 2):
                 stack.callback(stop_process, relay, 10)
             say(f"a delay relay in front of every service: {rtt_ms:g} ms more per exchange")
-        prepared = prepare(net, workdir, url, trainers, relayed=rtt_ms > 0)
+        prepared = prepare(net, workdir, url, trainers, stage_timeout, relayed=rtt_ms > 0)
         say(
             "deployed from the aggregator's host; registered "
             + ", ".join(f"{n} at {d.url}" for n, d in prepared.nodes.items())
@@ -365,6 +372,11 @@ def run(
         say("every node answers on its bridge address")
         agg = net["aggregator"]
         cm = prepared.cm
+        dropout = net[f"trainer-{trainers}"]
+        if cut_trainer_round:
+            dropout.throttle(THROTTLE_KBIT, net["aggregator"].address, NODE_PORT)
+            stack.callback(dropout.unthrottle)
+            say(f"{dropout.name}'s uploads to the aggregator limited to {THROTTLE_KBIT} kbit/s")
         job_id = agg.call(post_job, prepared, rounds, trainers)
         say(f"job {job_id} posted: {rounds} rounds, {trainers} trainers")
         _wait(
@@ -384,6 +396,8 @@ def run(
                 _cut_when_started(
                     net["aggregator"], prepared.nodes["aggregator"], job_id, cut_aggregator_s, say
                 )
+            if r == cut_trainer_round:
+                _cut_in_masked_stage(dropout, prepared.nodes["aggregator"], job_id, r, say)
             _wait(partial(_at_least, agg, rounds_done, r), f"round {r}", 120)
             marks.append(time.perf_counter())
             say(f"round {r} on chain after {marks[-1] - marks[-2]:.2f} s")
@@ -467,6 +481,30 @@ def _meta(home: Path, key: str) -> str | None:
     return str(row[0]) if row else None
 
 
+def _wait_log(node: localnet.NodeDir, mark: str, timeout: float = 60) -> None:
+    log = node.config.parent / "node.log"
+    deadline = time.monotonic() + timeout
+    while mark not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise HostJobError(f"{node.name} never logged {mark!r}")
+        time.sleep(0.01)
+
+
+def _cut_in_masked_stage(
+    host: Host, aggregator: localnet.NodeDir, job_id: int, round_no: int, say: Callable[[str], None]
+) -> None:
+    """Cut ``host`` off once the aggregator sent the masked stage's requests (its masked
+    input is then on its way, slowly); heal it once that stage closed."""
+    _wait_log(aggregator, f"job {job_id} round {round_no}: stage shares closed")
+    host.cut()
+    say(f"round {round_no}: {host.name}'s host cut off while its masked input is on its way")
+    try:
+        _wait_log(aggregator, f"job {job_id} round {round_no}: stage masked closed")
+    finally:
+        host.heal()
+    say(f"the masked stage closed without it; {host.name}'s host is back on the network")
+
+
 def _cut_when_started(
     host: Host, node: localnet.NodeDir, job_id: int, seconds: float, say: Callable[[str], None]
 ) -> None:
@@ -503,6 +541,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cut-aggregator", type=float, default=0, help="seconds off the network in round 2"
     )
+    parser.add_argument(
+        "--cut-trainer-round",
+        type=int,
+        default=0,
+        help="the last trainer cut off in its masked stage",
+    )
     args = parser.parse_args(argv)
     reason = unavailable()
     if reason:
@@ -520,10 +564,12 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.rounds,
             rtt_ms=args.rtt_ms,
             cut_aggregator_s=args.cut_aggregator,
+            cut_trainer_round=args.cut_trainer_round,
             say=say,
         )
     print(f"\njob {result.job_id}: {result.rounds} rounds, accuracy {result.accuracy}")
     print(f"attempt recorded per round: {result.attempts}; rounds on chain: {result.recorded}")
+    print(f"trainers counted per round (slots): {result.audited}")
     print("bytes on each host's link over the rounds (sent / received):")
     for name, moved in result.link_bytes.items():
         print(f"  {name:<12} {moved.sent:>12,} / {moved.received:>12,}")

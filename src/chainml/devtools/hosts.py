@@ -292,6 +292,29 @@ class Host:
         """Put the host back on the network after ``cut``."""
         _ip("link", "set", self.link, "up")
 
+    def throttle(self, kbit: int, address: str, port: int) -> None:
+        """Limit what the host sends to ``address:port`` to ``kbit`` kilobits a second
+        (``tc htb`` on its ``eth0``; everything else it sends stays unlimited)."""
+        tc = ["ip", "netns", "exec", self.netns, "tc"]
+        for line in (
+            "qdisc add dev eth0 root handle 1: htb default 10",
+            "class add dev eth0 parent 1: classid 1:10 htb rate 10gbit",
+            f"class add dev eth0 parent 1: classid 1:20 htb rate {kbit}kbit ceil {kbit}kbit",
+            "filter add dev eth0 protocol ip parent 1: prio 1 u32"
+            f" match ip dst {address}/32 match ip dport {int(port)} 0xffff flowid 1:20",
+        ):
+            done = subprocess.run([*tc, *line.split()], capture_output=True, text=True, timeout=30)
+            if done.returncode != 0:
+                raise HostsError(f"tc {line}: {done.stderr.strip()[:300]}")
+
+    def unthrottle(self) -> None:
+        """Remove what ``throttle`` set."""
+        subprocess.run(
+            ["ip", "netns", "exec", self.netns, "tc", "qdisc", "del", "dev", "eth0", "root"],
+            capture_output=True,
+            timeout=30,
+        )
+
     def wait_port(self, address: str, port: int, timeout: float = 30.0) -> None:
         """Until a TCP connection from this host to ``address:port`` succeeds."""
         deadline = time.monotonic() + timeout
