@@ -151,6 +151,16 @@ def _check_vector(x: Sequence[int] | np.ndarray) -> list[int]:
     return values
 
 
+def bound_sq_for(clip: float, frac_bits: int, dim: int) -> int:
+    """The bound on ||x||^2 for a fixed-point vector of ``dim`` coordinates encoded with
+    ``frac_bits`` (``fixedpoint.encode``) from a real vector of L2 norm at most ``clip``:
+    stochastic rounding adds less than 1 per coordinate, so ||x|| < clip·2^f + sqrt(dim)."""
+    if not clip > 0 or not math.isfinite(clip) or frac_bits < 0:
+        raise ValueError("clip must be positive and finite, frac_bits non-negative")
+    bound = math.ceil(clip * (1 << frac_bits)) + math.isqrt(dim) + 1
+    return bound * bound
+
+
 # -- commitment ----------------------------------------------------------------------------
 
 
