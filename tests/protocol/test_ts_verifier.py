@@ -141,6 +141,13 @@ def test_the_ts_verifier_audits_rounds_run_by_node_processes(
             running.callback(stop_process, _start(aggregator), 20)
             for job_id in jobs.values():
                 _wait(lambda j=job_id: cm.jobs.job(j).rounds_done == 1, 150)
+            # past the challenge window: the nodes finalise both jobs and claim their rewards
+            # themselves; the requester (the aggregator's account) takes any remainder
+            _client.increase_time(3601)
+            for job_id in jobs.values():
+                _wait(lambda j=job_id: cm.jobs.job(j).claimed_participations == TRAINERS, 60)
+                if cm.jobs.job(job_id).paid < cm.jobs.job(job_id).escrow:
+                    cm.jobs.refund(aggregator.identity.account, job_id)
         for name, job_id in jobs.items():
             out = tmp_path / f"audit-{name}"
             case = _case(cm, store, job_id, 1, out)
@@ -169,6 +176,20 @@ def test_the_ts_verifier_audits_rounds_run_by_node_processes(
             code, result = _verify(verifier, case, out / "config.json")
             assert (code, result["check"]) == (3, "cid"), result
             published.write_bytes(genuine)
+        # each job's escrow, to the wei: what each trainer was paid, and the refund
+        for job_id in jobs.values():
+            args = ["--rpc", chain.url, "--jobs", cm.jobs.address, "--job", str(job_id)]
+            code, escrow = _run(verifier, *args, "--escrow")
+            assert code == 0 and escrow["ok"] and escrow["escrow"]["state"] == "finalized"
+            job = cm.jobs.job(job_id)
+            paid = {
+                str(e.args["participant"]).lower(): int(e.args["amount"])
+                for e in cm.jobs.contract.past_events("RewardClaimed", where={"job_id": job_id})
+            }
+            assert {a: int(v) for a, v in escrow["escrow"]["owed"].items()} == paid
+            assert set(paid.values()) == {job.escrow // TRAINERS}  # one round, all four in it
+            claimed, refunded = int(escrow["escrow"]["claimed"]), int(escrow["escrow"]["refunded"])
+            assert claimed + refunded == job.escrow
         # a trainer rotates its X25519 key after the rounds: the rounds still check out, the
         # keys read as the rounds saw them (the block before each RoundRecorded)
         trainer = trainers[0].identity

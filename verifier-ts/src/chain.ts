@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { abi, ascii, beInt, hex, unhex } from "./bytes.js";
 import { keccak256 } from "./primitives.js";
+import { EscrowFacts } from "./escrow.js";
 import { ChainFacts } from "./verify.js";
 
 export interface AbiParam {
@@ -103,19 +104,21 @@ export class Contract {
 
   /** Every `name` event of this contract whose leading indexed uint256 arguments are
    * `indexed`, oldest first: its block number and its non-indexed arguments, decoded. */
-  async logs(name: string, ...indexed: bigint[]): Promise<{ block: bigint; args: { [k: string]: Decoded } }[]> {
+  async logs(name: string, ...indexed: bigint[]): Promise<{ block: bigint; topics: string[]; args: { [k: string]: Decoded } }[]> {
     const e = this.evs.get(name);
     if (!e) throw new ChainError(`no event ${name} in the ABI`);
     const topic0 = keccak256(ascii(`${e.name}(${e.inputs.map(canonicalType).join(",")})`));
     const topics = ["0x" + hex(topic0), ...indexed.map((v) => "0x" + hex(abi({ uint256: v })))];
     const found = (await this.rpc.request("eth_getLogs", [{ address: this.address, fromBlock: "0x0", toBlock: "latest", topics }])) as {
       blockNumber: string;
+      topics: string[];
       data: string;
     }[];
     if (!Array.isArray(found)) throw new ChainError(`${name}: eth_getLogs did not answer a list`);
     const data = e.inputs.filter((p) => !p.indexed);
     return found.map((log) => ({
       block: BigInt(log.blockNumber),
+      topics: log.topics,
       args: decodeTuple(data, unhex(log.data.slice(2).toLowerCase()), 0),
     }));
   }
@@ -195,4 +198,27 @@ export async function readChainFacts(url: string, jobs: string, jobId: bigint, r
     roster,
     keys,
   };
+}
+
+const STATES: { [k: number]: EscrowFacts["state"] } = { 1: "open", 2: "finalized", 3: "cancelled" };
+
+/** What the chain says of a job's escrow: its state and amounts, its roster, each recorded
+ * round's bitmap, and its RewardClaimed and Refunded events. */
+export async function readEscrowFacts(url: string, jobs: string, jobId: bigint, abiDir: string): Promise<EscrowFacts> {
+  const J = new Contract(new Rpc(url), jobs, abiOf(abiDir, "Jobs"));
+  const job = (await J.call("get_job", jobId)) as { [k: string]: any };
+  const state = STATES[Number(job.state)];
+  if (state === undefined) throw new ChainError(`job ${jobId}: unknown state ${job.state}`);
+  const roster = new Map<number, string>();
+  for (let i = 0; i < Number(job.participant_count); i++) roster.set(i + 1, (await J.call("participant_at", jobId, i)) as string);
+  const bitmaps: bigint[] = [];
+  for (let r = 1n; r <= BigInt(job.rounds_done); r++) bitmaps.push(((await J.call("get_round", jobId, r)) as { [k: string]: any }).bitmap);
+  const claims = new Map<string, bigint>();
+  for (const e of await J.logs("RewardClaimed", jobId)) {
+    const account = "0x" + e.topics[2].slice(26).toLowerCase();
+    if (claims.has(account)) throw new ChainError(`${account} claimed twice`);
+    claims.set(account, e.args.amount as bigint);
+  }
+  const refunds = (await J.logs("Refunded", jobId)).map((e) => e.args.amount as bigint);
+  return { state, escrow: job.escrow, paid: job.paid, totalParticipations: job.total_participations, roster, bitmaps, claims, refunds };
 }
