@@ -46,6 +46,8 @@ from chainml.training.secagg import (
     SignedInput,
     input_commitment,
     input_hash,
+    messages,
+    pairkeys,
     secure_parameters,
     shares_root,
 )
@@ -237,8 +239,8 @@ def static_vectors() -> dict[str, Any]:
             "sender": 1,
             "recipient": 2,
             "partners": list(partners),
-            "body": secagg._partners_body(p, partners).hex(),
-            "tag": pairs1.tag(p, 1, b"partners", 1, 2, secagg._partners_body(p, partners)).hex(),
+            "body": pairkeys._partners_body(p, partners).hex(),
+            "tag": pairs1.tag(p, 1, b"partners", 1, 2, pairkeys._partners_body(p, partners)).hex(),
         },
     }
 
@@ -293,7 +295,7 @@ def static_vectors() -> dict[str, Any]:
     out["self_mask"] = {
         "client": 1,
         "seed": seed1.hex(),
-        "words": _words(secagg._self_mask(p, seed1, 1)),
+        "words": _words(pairkeys._self_mask(p, seed1, 1)),
     }
     pair_secret = mask1.exchange(mask2.public_bytes)
     out["pair_mask"] = {
@@ -301,9 +303,9 @@ def static_vectors() -> dict[str, Any]:
         "mask_private_2": fixed("mask/2").hex(),
         "mask_public_2": mask2.public_bytes.hex(),
         "secret": pair_secret.hex(),
-        "words": _words(secagg._pair_mask(p, pair_secret, 1, 2)),
-        "sign_of_1": secagg._pair_sign(1, 2),
-        "sign_of_2": secagg._pair_sign(2, 1),
+        "words": _words(pairkeys._pair_mask(p, pair_secret, 1, 2)),
+        "sign_of_1": pairkeys._pair_sign(1, 2),
+        "sign_of_2": pairkeys._pair_sign(2, 1),
     }
 
     # EIP-712
@@ -324,7 +326,7 @@ def static_vectors() -> dict[str, Any]:
         },
         "survivors": {
             "survivors": list(survivors),
-            "listed": keccak256(p.context + secagg._listed(survivors)).hex(),
+            "listed": keccak256(p.context + messages._listed(survivors)).hex(),
             "digest": survivors_digest.hex(),
             "signature": one.account.sign_digest(survivors_digest).hex(),
         },
@@ -483,7 +485,7 @@ def run_round(
         i: np.array([((i * 7 + k * 3) % 11 - 5) / 16 for k in range(VECTOR_LEN)]) for i in p.roster
     }
     with (
-        mock.patch("chainml.training.secagg.os.urandom", urandom),
+        mock.patch("chainml.training.secagg.client.os.urandom", urandom),
         mock.patch("chainml.crypto.box.os.urandom", lambda k: next(nonces)[:k]),
         mock.patch("chainml.crypto.shamir.secrets.randbelow", randbelow),
         mock.patch.object(X25519KeyPair, "generate", staticmethod(generate)),

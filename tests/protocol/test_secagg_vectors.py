@@ -44,6 +44,7 @@ from chainml.training.secagg import (
     RoundTranscript,
     input_commitment,
     input_hash,
+    pairkeys,
     secure_parameters,
     shares_root,
     verify_round,
@@ -161,9 +162,9 @@ def test_pair_keys_macs_and_share_box_with_chainml():
         b"",
         share_hashes={int(j): B(h) for j, h in mk["advert"]["share_hashes"].items()},
     )
-    assert secagg._keys_body(p, advert, 2).hex() == mk["body"]
+    assert pairkeys._keys_body(p, advert, 2).hex() == mk["body"]
     mp = pv["mac_partners"]
-    assert secagg._partners_body(p, tuple(mp["partners"])).hex() == mp["body"]
+    assert pairkeys._partners_body(p, tuple(mp["partners"])).hex() == mp["body"]
     assert pairs2.tag(p, 2, b"partners", 1, 2, B(mp["body"])).hex() == mp["tag"]
     assert len(B(mk["tag"])) == len(B(mp["tag"])) == 16
     assert "mac_survivors" not in pv  # approvals are signatures since secagg/4
@@ -194,12 +195,15 @@ def test_shares_hashes_masks_and_commitments_with_chainml():
     sc = V["seed_commitment"]
     assert p.seed_commitment(sc["client"], B(sc["seed"])).hex() == sc["commitment"]
     sm = V["self_mask"]
-    assert secagg._self_mask(p, B(sm["seed"]), sm["client"]).tolist() == sm["words"]
+    assert pairkeys._self_mask(p, B(sm["seed"]), sm["client"]).tolist() == sm["words"]
     pm = V["pair_mask"]
     own = X25519KeyPair.from_private_bytes(B(pm["mask_private_1"]))
     assert own.exchange(B(pm["mask_public_2"])).hex() == pm["secret"]
-    assert secagg._pair_mask(p, B(pm["secret"]), 2, 1).tolist() == pm["words"]
-    assert (secagg._pair_sign(1, 2), secagg._pair_sign(2, 1)) == (pm["sign_of_1"], pm["sign_of_2"])
+    assert pairkeys._pair_mask(p, B(pm["secret"]), 2, 1).tolist() == pm["words"]
+    assert (pairkeys._pair_sign(1, 2), pairkeys._pair_sign(2, 1)) == (
+        pm["sign_of_1"],
+        pm["sign_of_2"],
+    )
 
 
 def test_eip712_inputs_fixedpoint_lattice_and_merkle_with_chainml():

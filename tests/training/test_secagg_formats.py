@@ -28,10 +28,10 @@ from chainml.training.secagg import (
     RoundParams,
     RoundTranscript,
     SecAggClient,
-    _keys_body,
     run_in_memory,
     shuffle,
 )
+from chainml.training.secagg.pairkeys import _keys_body
 
 IDS = {i: Identity.generate() for i in range(1, 7)}
 
