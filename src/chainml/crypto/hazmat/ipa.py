@@ -1,7 +1,8 @@
 """The Bulletproofs inner-product argument (Bünz et al. 2018, protocol 2) over G1 (hazmat).
 
-Proves knowledge of vectors a, b with ``P = <a, G> + <b, H'> + <a, b>·Q`` in 2·log2(n)
-points and two scalars, where ``H'_i = h_factors[i]·H_i`` (the range proof's
+Proves knowledge of vectors a, b with ``P = <a, G> + <b, H'> + <a, b>·Q`` in
+2·log2(n/stop) points and the two folded vectors of length ``stop`` (1: two scalars),
+where ``H'_i = h_factors[i]·H_i`` (the range proof's
 ``y^-i``-scaled generators; all ones otherwise).  Not zero knowledge on its own: callers
 blind a and b first.  Round j (challenge x_j, first round splits on the top index bit):
 
@@ -11,7 +12,9 @@ blind a and b first.  Round j (challenge x_j, first round splits on the top inde
     G' = x^-1·G_lo + x·G_hi,  H' = x·H_lo + x^-1·H_hi.
 
 The prover keeps the folded generators implicit (one coefficient per original generator,
-each round an MSM over the originals) for the first rounds, then materialises them.
+each round an MSM over the originals); with ``materialise_at`` it computes them once each
+stands for that many originals and folds them explicitly from then on (cheaper for short
+vectors, where per-call costs dominate).
 The verifier never folds: ``verifier_terms`` returns the scalars of one final MSM.
 """
 
@@ -23,16 +26,13 @@ from dataclasses import dataclass
 from chainml.crypto.hazmat.bls12_381 import ORDER, Point, msm
 from chainml.crypto.hazmat.transcript import Transcript
 
-# materialise the folded generators once each stands for this many originals
-_MATERIALISE_AT = 8
-
 
 @dataclass(frozen=True)
 class InnerProductProof:
     left: tuple[Point, ...]
     right: tuple[Point, ...]
-    a: int
-    b: int
+    a: tuple[int, ...]
+    b: tuple[int, ...]
 
 
 def _inv(value: int) -> int:
@@ -51,10 +51,15 @@ def prove(
     a: Sequence[int],
     b: Sequence[int],
     h_factors: Sequence[int] | None = None,
+    *,
+    stop: int = 1,
+    materialise_at: int | None = None,
 ) -> InnerProductProof:
     n = len(a)
     if n == 0 or n & (n - 1) or not (len(b) == len(g) == len(h) == n):
         raise ValueError("inner product: equal power-of-two lengths required")
+    if stop < 1 or stop & (stop - 1) or stop > n:
+        raise ValueError("inner product: stop is a power of two at most n")
     a_v = [x % ORDER for x in a]
     b_v = [x % ORDER for x in b]
     gcoef = [1] * n
@@ -64,7 +69,7 @@ def prove(
     lefts: list[Point] = []
     rights: list[Point] = []
     m = n
-    while m > 1:
+    while m > stop:
         half = m // 2
         a_lo, a_hi = a_v[:half], a_v[half:]
         b_lo, b_hi = b_v[:half], b_v[half:]
@@ -108,7 +113,7 @@ def prove(
                 else:
                     gcoef[o] = gcoef[o] * x % ORDER
                     hcoef[o] = hcoef[o] * xi % ORDER
-            if half > 1 and n // half >= _MATERIALISE_AT:
+            if materialise_at is not None and half > stop and n // half >= materialise_at:
                 idx = [[o for o in range(i, n, half)] for i in range(half)]
                 g_pts = [msm([g[o] for o in os_], [gcoef[o] for o in os_]) for os_ in idx]
                 h_pts = [msm([h[o] for o in os_], [hcoef[o] for o in os_]) for os_ in idx]
@@ -120,7 +125,7 @@ def prove(
                 msm([lo, hi], [x, xi]) for lo, hi in zip(h_pts[:half], h_pts[half:], strict=True)
             ]
         m = half
-    return InnerProductProof(tuple(lefts), tuple(rights), a_v[0], b_v[0])
+    return InnerProductProof(tuple(lefts), tuple(rights), tuple(a_v), tuple(b_v))
 
 
 def challenges(transcript: Transcript, proof: InnerProductProof) -> list[int]:
@@ -134,14 +139,17 @@ def challenges(transcript: Transcript, proof: InnerProductProof) -> list[int]:
 
 
 def verifier_terms(xs: Sequence[int], n: int) -> tuple[list[int], list[int], list[int], list[int]]:
-    """The scalars of the final check for challenges ``xs`` over n = 2^len(xs) generators.
+    """The scalars of the final check for challenges ``xs`` over n = stop·2^len(xs)
+    generators.
 
-    The proof verifies iff
-    ``P + Σ x_j²·L_j + x_j^-2·R_j == Σ a·s_i·G_i + Σ b·s_i^-1·H'_i + a·b·Q``;
-    returns (s, s_inv, [x_j²], [x_j^-2]).
+    The proof verifies iff ``P + Σ x_j²·L_j + x_j^-2·R_j ==
+    Σ a[i mod stop]·s_i·G_i + Σ b[i mod stop]·s_i^-1·H'_i + <a, b>·Q``;
+    returns (s, s_inv, [x_j²], [x_j^-2]), s of length n.
     """
-    if n != 1 << len(xs):
-        raise ValueError("inner product: n must be 2^rounds")
+    rounds = len(xs)
+    if n % (1 << rounds):
+        raise ValueError("inner product: n must be a multiple of 2^rounds")
+    stop = n >> rounds
     inv = [_inv(x) for x in xs]
     s = [1]
     s_inv = [1]
@@ -150,4 +158,6 @@ def verifier_terms(xs: Sequence[int], n: int) -> tuple[list[int], list[int], lis
     for x, xi in zip(xs, inv, strict=True):
         s = [w for v in s for w in (v * xi % ORDER, v * x % ORDER)]
         s_inv = [w for v in s_inv for w in (v * x % ORDER, v * xi % ORDER)]
+    s = [v for v in s for _ in range(stop)]
+    s_inv = [v for v in s_inv for _ in range(stop)]
     return s, s_inv, [x * x % ORDER for x in xs], [v * v % ORDER for v in inv]

@@ -28,6 +28,7 @@ VERSION = 1
 ROWS = 128  # random binary projections: soundness of the smallness check 2^-128
 MASK_BITS = 64  # z_j hides <R_j, x> statistically... exactly, with rejection (see spec)
 RANGE_BITS = 64  # bound_sq - ||x||^2 in [0, 2^64)
+IPA_STOP = 64  # the main inner-product argument stops at vectors of 64 and sends them
 MAX_DIM = 1 << 20
 MAX_BOUND_SQ = (1 << 62) - 1
 COORD_LIMIT = 1 << 31  # |x_i| < 2^31: the signed Z_2^32 range secure aggregation uses
@@ -331,7 +332,9 @@ def _prove_range(t: Transcript, gens: _Gens, value: int, gamma: int, rng: _Rng) 
     _absorb_scalars(t, b"range/open", tau, mu, t_hat)
     wq = t.challenge(b"range/w")
     y_inv = pow(y, ORDER - 2, ORDER)
-    proof = ipa.prove(t, gens.rg, gens.rh, g1.mul(gens.q, wq), lv, rv, _powers(y_inv, nb))
+    proof = ipa.prove(
+        t, gens.rg, gens.rh, g1.mul(gens.q, wq), lv, rv, _powers(y_inv, nb), materialise_at=8
+    )
     return _RangeProof(big_a, big_s, big_t1, big_t2, tau, mu, t_hat, proof)
 
 
@@ -377,10 +380,14 @@ def _prove(ctx: NormContext, params: NormParams, x: list[int], blinding: int, rn
         t_y = [rng.randbelow(ORDER) for _ in range(ROWS)]
         t_rho = rng.randbelow(ORDER)
         big_tm = msm([*g_y, gens.h0], [*t_y, t_rho])
-        s_l = [rng.randbelow(ORDER) for _ in range(big_n)]
-        s_r = [rng.randbelow(ORDER) for _ in range(big_n)]
+        # blinding only where the witness is secret: a_L is public (zero) beyond n + ROWS
+        # and a_R beyond n, so l and r are public values there whatever s_L, s_R are
+        s_l = [rng.randbelow(ORDER) for _ in range(n + ROWS)] + [0] * (big_n - n - ROWS)
+        s_r = [rng.randbelow(ORDER) for _ in range(n)] + [0] * (big_n - n)
         rho_s = rng.randbelow(ORDER)
-        big_s = msm([*gens.g, *gens.h, gens.h0], [*s_l, *s_r, rho_s])
+        big_s = msm(
+            [*gens.g[: n + ROWS], *gens.h[:n], gens.h0], [*s_l[: n + ROWS], *s_r[:n], rho_s]
+        )
         for label, pt in ((b"V", big_v), (b"M", big_m), (b"TM", big_tm), (b"S", big_s)):
             t.absorb(label, g1.encode_point(pt))
         e = t.challenge(b"e")
@@ -422,7 +429,7 @@ def _prove(ctx: NormContext, params: NormParams, x: list[int], blinding: int, rn
     mu = (blinding + rho + rho_s * xx) % ORDER
     _absorb_scalars(t, b"open", tau, mu, t_hat)
     wq = t.challenge(b"w")
-    main = ipa.prove(t, gens.g, gens.h, g1.mul(gens.q, wq), lv, rv)
+    main = ipa.prove(t, gens.g, gens.h, g1.mul(gens.q, wq), lv, rv, stop=IPA_STOP)
     # ||x||^2 <= bound_sq: range proof of bound_sq - s, committed as bound_sq·U - V
     rng_proof = _prove_range(t, gens, (params.bound_sq - s_val) % ORDER, (-gamma) % ORDER, rng)
     return _Proof(
@@ -469,6 +476,7 @@ def verify_norm(ctx: NormContext, params: NormParams, commitment: bytes, proof: 
     delta = (-z2 * sum(ui * ui for ui in u[:n]) - z2 * zc * _ip(u, w)) % ORDER
     s, s_inv, x2, xm2 = ipa.verifier_terms(xs, big_n)
     a, b = p.ipa.a, p.ipa.b
+    ab = _ip(a, b)
 
     # range proof transcript
     r = p.range
@@ -494,15 +502,16 @@ def verify_norm(ctx: NormContext, params: NormParams, commitment: bytes, proof: 
     coef_g = [0] * big_n
     coef_h = [0] * big_n
     for i in range(big_n):
-        coef_g[i] = b1 * (a * s[i] + zc * u[i])
-        coef_h[i] = b1 * (b * s_inv[i] - (zc * u[i] if i < n else 0) - z2 * w[i])
+        k = i % IPA_STOP
+        coef_g[i] = b1 * (a[k] * s[i] + zc * u[i])
+        coef_h[i] = b1 * (b[k] * s_inv[i] - (zc * u[i] if i < n else 0) - z2 * w[i])
     for j in range(ROWS):  # Schnorr: <s_y, G_y> + s_rho·H0 == T_M + e·M
         coef_g[n + j] += b3 * p.s_y[j]
     pts: list[Point] = [*gens.g, *gens.h]
     sc: list[int] = [*coef_g, *coef_h]
     # equation 1 (main IPA): rest of the terms
     extra: list[tuple[Point, int]] = [
-        (gens.q, b1 * wq * (a * b - p.t_hat)),
+        (gens.q, b1 * wq * (ab - p.t_hat)),
         (_decode_point(commitment), -b1),
         (p.m, -b1 - b3 * e),
         (p.s, -b1 * xx),
@@ -526,7 +535,7 @@ def verify_norm(ctx: NormContext, params: NormParams, commitment: bytes, proof: 
         (r.t2, -b4 * rx * rx),
     ]
     # equation 5 (range IPA): a·s·G + b·s^-1·y^-i·H + ab·Q' == P + t_hat·Q' + Σ x²L + x^-2R
-    ra, rb = r.ipa.a, r.ipa.b
+    (ra,), (rb,) = r.ipa.a, r.ipa.b
     for i in range(nb):
         extra.append((gens.rg[i], b5 * (ra * rs[i] + rz)))
         extra.append(
@@ -550,9 +559,9 @@ def verify_norm(ctx: NormContext, params: NormParams, commitment: bytes, proof: 
 
 
 def proof_size(params: NormParams) -> int:
-    rounds = params.padded.bit_length() - 1
+    rounds = (params.padded // IPA_STOP).bit_length() - 1
     points = 4 + 2 + 2 * rounds + 4 + 2 * (RANGE_BITS.bit_length() - 1)
-    scalars = ROWS + 1 + 3 + 2 + 3 + 2
+    scalars = ROWS + 1 + 3 + 2 * IPA_STOP + 3 + 2
     return 1 + points * g1.POINT_BYTES + scalars * g1.SCALAR_BYTES + ROWS * Z_BYTES
 
 
@@ -584,17 +593,17 @@ class _Reader:
         except g1.MalformedElement as exc:
             raise MalformedNormProof(str(exc)) from None
 
-    def ipa(self, rounds: int) -> ipa.InnerProductProof:
+    def ipa(self, rounds: int, stop: int) -> ipa.InnerProductProof:
         left = tuple(self.point() for _ in range(rounds))
         right = tuple(self.point() for _ in range(rounds))
-        return ipa.InnerProductProof(left, right, self.scalar(), self.scalar())
+        a = tuple(self.scalar() for _ in range(stop))
+        b = tuple(self.scalar() for _ in range(stop))
+        return ipa.InnerProductProof(left, right, a, b)
 
 
 def _encode_ipa(p: ipa.InnerProductProof) -> bytes:
-    return (
-        b"".join(g1.encode_point(v) for v in (*p.left, *p.right))
-        + g1.encode_scalar(p.a)
-        + g1.encode_scalar(p.b)
+    return b"".join(g1.encode_point(v) for v in (*p.left, *p.right)) + b"".join(
+        g1.encode_scalar(v) for v in (*p.a, *p.b)
     )
 
 
@@ -633,10 +642,10 @@ def _decode(data: bytes, params: NormParams) -> _Proof:
     s_rho = rd.scalar()
     t1, t2 = rd.point(), rd.point()
     tau, mu, t_hat = rd.scalar(), rd.scalar(), rd.scalar()
-    main = rd.ipa(params.padded.bit_length() - 1)
+    main = rd.ipa((params.padded // IPA_STOP).bit_length() - 1, IPA_STOP)
     ra, rs, rt1, rt2 = rd.point(), rd.point(), rd.point(), rd.point()
     rtau, rmu, rthat = rd.scalar(), rd.scalar(), rd.scalar()
-    rproof = rd.ipa(RANGE_BITS.bit_length() - 1)
+    rproof = rd.ipa(RANGE_BITS.bit_length() - 1, 1)
     return _Proof(
         v, m, t_m, s, zs, s_y, s_rho, t1, t2, tau, mu, t_hat, main,
         _RangeProof(ra, rs, rt1, rt2, rtau, rmu, rthat, rproof),
