@@ -37,8 +37,8 @@ def one_unit_off(record: dict[str, Any], transcript: dict[str, Any]) -> None:
 
 @dataclass
 class ChainWorld:
-    """Contracts on the chain at ``url``, an aggregator, trainers and validators, each
-    registered with ``stake`` wei staked."""
+    """Contracts on the chain at ``url`` (deployed here, or ``deployed`` already), an
+    aggregator, trainers and validators, each registered with ``stake`` wei staked."""
 
     url: str
     store: BlobStore
@@ -46,6 +46,7 @@ class ChainWorld:
     validators: int = 0
     stake: int = 2 * ETHER
     window: int = 3600
+    deployed: Chainml | None = None
     client: LedgerClient = field(init=False)
     cm: Chainml = field(init=False)
     dev: LocalSigner = field(init=False)
@@ -56,7 +57,9 @@ class ChainWorld:
     def __post_init__(self) -> None:
         self.client = LedgerClient(self.url)
         self.dev = LocalSigner.from_key(DEV_KEY)
-        self.cm = Chainml.connect(self.client, deploy_system(self.client, self.dev))
+        self.cm = self.deployed or Chainml.connect(
+            self.client, deploy_system(self.client, self.dev)
+        )
         self.aggregator = self.party(Role.AGGREGATOR)
         self.trainer_ids = [self.party(Role.TRAINER) for _ in range(self.trainers)]
         self.validator_ids = [self.party(Role.VALIDATOR) for _ in range(self.validators)]

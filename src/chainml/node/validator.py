@@ -49,7 +49,7 @@ log = logging.getLogger("chainml.validator")
 class Action:
     """One thing the validator did on chain (or decided): for logs, metrics and tests."""
 
-    kind: str  # "valid", "invalid", "challenge", "vote", "resolve", "evidence"
+    kind: str  # "valid", "invalid", "challenge", "not_challenged", "vote", "resolve", "evidence"
     job_id: int
     round_no: int
     detail: str = ""
@@ -158,7 +158,7 @@ class ValidatorRole:
             ledger_errors.JobNotOpen,
         ) as exc:
             self.state.put(key, f"not challenged: {type(exc).__name__}")
-            return [*actions, Action("challenge", job_id, round_no, f"refused: {exc}")]
+            return [*actions, Action("not_challenged", job_id, round_no, type(exc).__name__)]
         challenge_id = self.cm.jobs.events.challenge_opened(receipt)[0].challenge_id
         self.state.put(key, str(challenge_id))
         self._open.add(challenge_id)
