@@ -76,3 +76,119 @@ def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
         "crypto/bad.py: imports chainml.ledger.client (crypto may not import ledger)",
         "ledger/bad.py: imports chainml.node (ledger may not import node)",
     ]
+
+
+# -- no import cycle inside a package ---------------------------------------------------------
+#
+# Every import counts, at module level or inside a function (a function-local import that
+# closes a circle is the same circle, only discovered later); only imports under
+# ``if TYPE_CHECKING:`` are left out, since they never run.
+
+
+def _module_name(src: Path, path: Path) -> str:
+    parts = list(path.relative_to(src).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join([src.name, *parts])
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_imports(tree: ast.AST, module: str, is_package: bool) -> list[str]:
+    """Modules named by the import statements that can run, resolved to absolute names;
+    ``from pkg import name`` names ``pkg.name`` too (it may be a submodule)."""
+    found: list[str] = []
+    base = module.split(".") if is_package else module.split(".")[:-1]
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = base[: len(base) - node.level + 1]
+                target = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.append(target)
+            found.extend(f"{target}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _import_graph(src: Path) -> dict[str, set[str]]:
+    paths = {_module_name(src, p): p for p in src.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        targets = _runtime_imports(tree, name, path.name == "__init__.py")
+        graph[name] = {t for t in targets if t in paths and t != name}
+    return graph
+
+
+def _cycles(src: Path) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    graph = _import_graph(src)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            connect(v)
+    return sorted(found)
+
+
+def test_no_import_cycle() -> None:
+    cycles = _cycles(SRC)
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_cycle_check_catches_function_local_and_relative_imports(tmp_path: Path) -> None:
+    src = tmp_path / "chainml"
+    (src / "node").mkdir(parents=True)
+    (src / "__init__.py").write_text("")
+    (src / "node" / "__init__.py").write_text("")
+    (src / "node" / "daemon.py").write_text("from chainml.node.models import seal\n")
+    (src / "node" / "models.py").write_text("def seal():\n    from . import inference\n")
+    (src / "node" / "inference.py").write_text("def run():\n    from chainml.node import daemon\n")
+    (src / "node" / "typed.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from chainml.node import ok\n"
+    )
+    (src / "node" / "ok.py").write_text("import chainml.node.typed\n")
+    assert _cycles(src) == [
+        ["chainml.node.daemon", "chainml.node.inference", "chainml.node.models"]
+    ]

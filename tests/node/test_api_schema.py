@@ -7,15 +7,17 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from chainml.node.api import Guard, create_app, openapi_schema
+from chainml.node.api import Guard, create_app
 from chainml.node.envelope import Banned, Undecryptable
+from chainml.node.roles import provider
+from chainml.node.schema import openapi_schema
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
 
 def test_published_schema_matches_the_code():
     assert json.loads(PUBLISHED.read_text()) == openapi_schema(), (
-        "regenerate: python -m chainml.node.api > docs/openapi.json"
+        "regenerate: python -m chainml.node.schema > docs/openapi.json"
     )
 
 
@@ -194,7 +196,8 @@ class _Provider:
 
 def test_a_banned_peer_s_signed_inference_requests_are_served_and_nothing_else():
     guard = Guard.create(lambda: 1000.0)
-    app = create_app(_Receiver(Undecryptable("x")), guard=guard, provider=_Provider())
+    served = provider.routes(_Provider())  # type: ignore[arg-type]
+    app = create_app(_Receiver(Undecryptable("x")), guard=guard, routes=[served])
     peer = ("203.0.113.5", 1000)
     assert _post(app, "/v1/infer", b"forged", peer)[1]["error"] == "bad_signature"
     guard.limiter.ban("203.0.113.5", "misbehaving")

@@ -25,7 +25,7 @@ from chainml.errors import ChainmlError
 
 if TYPE_CHECKING:
     from chainml.ledger.bindings import Chainml
-    from chainml.node.daemon import NodeConfig
+    from chainml.node.core import NodeConfig
 
 app = typer.Typer(help="Training jobs on chain: post one, follow it, audit its rounds.")
 console = Console()
@@ -38,7 +38,7 @@ def _chain(config: Path) -> tuple[NodeConfig, Chainml]:
     from chainml.ledger.bindings import Chainml
     from chainml.ledger.client import LedgerClient
     from chainml.ledger.deploy import Deployment
-    from chainml.node.daemon import NodeConfig
+    from chainml.node.core import NodeConfig
 
     cfg = NodeConfig.load(config)
     return cfg, Chainml.connect(LedgerClient(cfg.rpc_url), Deployment.load(cfg.deployment))

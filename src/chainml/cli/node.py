@@ -47,7 +47,7 @@ def node_init(
     port: int = typer.Option(8701, help="the API's port on 127.0.0.1"),
 ) -> None:
     """Create an identity (account + X25519 keys) in an encrypted keystore, and node.toml."""
-    from chainml.node.daemon import init
+    from chainml.node.core import init
 
     try:
         identity = init(
@@ -79,7 +79,7 @@ def node_run(config: Path = CONFIG) -> None:
 @app.command("status")
 def node_status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json")) -> None:
     """Ask a running node how it is."""
-    from chainml.node.daemon import NodeConfig
+    from chainml.node.core import NodeConfig
 
     try:
         cfg = NodeConfig.load(config)
@@ -116,7 +116,7 @@ def node_register(
     from decimal import Decimal
 
     from chainml.ledger.bindings import Role
-    from chainml.node.daemon import NodeConfig, build
+    from chainml.node.core import NodeConfig, build
 
     try:
         wanted = Role(0)

@@ -13,7 +13,7 @@ from rich.console import Console
 from chainml.errors import ChainmlError
 
 if TYPE_CHECKING:
-    from chainml.node.daemon import Node
+    from chainml.node.core import Node
     from chainml.storage.store import BlobStore
 
 store_app = typer.Typer(help="Content-addressed blobs: the CIDs ipfs add gives.")
@@ -91,7 +91,7 @@ def store_get(
 
 def _node(config: Path) -> Node:
     from chainml.cli.node import _password
-    from chainml.node.daemon import NodeConfig, build
+    from chainml.node.core import NodeConfig, build
 
     return build(NodeConfig.load(config), _password(confirm=False))
 

@@ -34,13 +34,13 @@ import logging
 import re
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import (
@@ -54,21 +54,13 @@ from prometheus_client import (
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from chainml import __version__
 from chainml.errors import ChainmlError
+from chainml.inference import service
 from chainml.node.envelope import CAUSES, EnvelopeReceiver, Opened, Rejected
 from chainml.node.ids import Alerts, HttpLimits, PeerScore, RateLimiter, peer_of
-from chainml.storage.access import (
-    AccessError,
-    ForgedRequest,
-    Guardian,
-    KeyRelease,
-    KeyRequest,
-    MalformedBundle,
-    NotAGuardian,
-    ReplayedRequest,
-)
 
 STATUS_BY_CAUSE = {
     "malformed": 400,
@@ -403,6 +395,19 @@ class Gate:
         return gated
 
 
+@dataclass(frozen=True)
+class ApiContext:
+    """What a role's routes share with the app: the gate that reads and caps bodies and
+    runs work off the event loop, the guard that scores and bans peers, the metrics."""
+
+    gate: Gate
+    guard: Guard
+    metrics: Metrics
+
+
+Routes = Callable[[ApiContext], APIRouter]  # a role's routes, built for one app
+
+
 def _banned() -> JSONResponse:
     return _error("banned", "this peer is banned for a while", 429)
 
@@ -513,14 +518,11 @@ def create_app(
     guard: Guard | None = None,
     dashboard: Callable[[], str] | None = None,
     on_scrape: Callable[[Metrics], None] = lambda metrics: None,
-    guardian: Guardian | None = None,
-    provider: Any = None,
+    routes: Sequence[Routes] = (),
     limits: HttpLimits | None = None,
-    every_route: bool = False,
 ) -> FastAPI:
-    """The node's app.  ``/v1/keys/release`` is mounted only with a ``guardian``, the
-    inference routes only with a ``provider`` (``every_route``: all of them, for the
-    published schema)."""
+    """The node's app: status, envelopes (handed to ``on_message``), alerts, metrics, the
+    dashboard, and the routes of each role in ``routes`` (``chainml.node.roles``)."""
     metrics = metrics or Metrics()
     guard = guard or Guard.create(time.time)
     gate = Gate(limits or HttpLimits(), guard, metrics)
@@ -586,42 +588,9 @@ def create_app(
         h = opened.header
         return Accepted(sender=h.sender, purpose=h.purpose, job_id=h.job_id, round=h.round)
 
-    if guardian is not None or every_route:
-
-        def release(body: bytes) -> KeyRelease:
-            if guardian is None:
-                raise NotAGuardian("this node guards no keys")
-            return guardian.release(KeyRequest.decode(body))
-
-        @app.post(
-            "/v1/keys/release",
-            response_model=KeyReleaseOut,
-            responses=_errors(*(_snake(n) for n in RELEASE_STATUS), *_BODY, "banned"),
-            openapi_extra=_body_schema(KEY_REQUEST_SCHEMA),
-        )
-        async def release_key(request: Request) -> Any:
-            """Key guardian: this node's share of a grant's key, sealed to the grantee."""
-            peer = _peer(request)
-            body = await gate.read_body(request, MAX_KEY_REQUEST)
-            try:
-                out = await gate.run(gate.verify_pool, release, body)
-            except AccessError as exc:
-                cause = _snake(type(exc).__name__)
-                metrics.rejected.labels(cause=cause).inc()
-                if isinstance(exc, (ForgedRequest, ReplayedRequest, MalformedBundle)):
-                    guard.score.refused(peer, cause)
-                    if guard.limiter.is_banned(peer):
-                        return _banned()
-                return _error(cause, str(exc), RELEASE_STATUS.get(type(exc).__name__, 403))
-            return KeyReleaseOut(
-                guardian=out.guardian,
-                index=out.index,
-                sealed_share=out.sealed_share.hex(),
-                signature=out.signature.hex(),
-            )
-
-    if provider is not None or every_route:
-        _inference_routes(app, provider, metrics, guard, gate)
+    context = ApiContext(gate, guard, metrics)
+    for build in routes:  # each role's routes (chainml.node.roles)
+        app.include_router(build(context))
 
     @app.get("/", include_in_schema=False)
     def page() -> Response:
@@ -692,106 +661,8 @@ def _document(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _inference_routes(
-    app: FastAPI, provider: Any, metrics: Metrics, guard: Guard, gate: Gate
-) -> None:
-    """``/v1/infer`` (plain), ``/v1/infer/he`` (CKKS), the served model, and the receipts
-    listed for each posted batch.  ``provider`` is the node's ``ProviderRole``."""
-    from chainml.inference.service import CAUSES, FRAME, InferenceRefused
-
-    for cause in CAUSES:
-        for mode in ("plain", "he"):
-            metrics.inference.labels(mode=mode, outcome=cause)
-    binary = _body_schema({"type": "string", "format": "binary"}, "application/octet-stream")
-    binary["responses"] = {
-        "200": {
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            }
-        }
-    }
-    by_status: dict[int, set[str]] = {}  # the service's refusals; several share a status
-    for c in _refusals():
-        by_status.setdefault(int(c.status), set()).add(c.cause)
-    infer_errors: dict[int | str, dict[str, Any]] = {
-        status: {"model": ErrorBody, "description": "error: " + ", ".join(sorted(names))}
-        for status, names in by_status.items()
-    }
-    for status, doc in _errors(*_BODY, "no_model", "banned").items():
-        if status in infer_errors:
-            causes = infer_errors[status]["description"] + ", " + doc["description"][7:]
-            infer_errors[status]["description"] = causes
-        else:
-            infer_errors[status] = doc
-
-    def unavailable() -> JSONResponse:
-        return _error("no_model", "this node serves no model (yet)", 503)
-
-    async def serve(request: Request, label: str, modes: tuple[str, ...]) -> Response:
-        if provider is None or provider.service.model is None:
-            return unavailable()
-        started = time.perf_counter()
-        peer = _peer(request)
-        service = provider.service
-        caps: dict[str, int] = {m: int(service.max_request(m)) for m in modes}
-
-        def by_mode(prefix: bytes) -> int | None:
-            """The frame's header names the mode: the body is capped by that mode's limit
-            (16 MiB for a query, not the 64 MiB of evaluation keys) before the rest is
-            read; a header that names none gets the route's smallest cap."""
-            if len(prefix) < FRAME:
-                return None
-            size = int.from_bytes(prefix[4:FRAME], "big")
-            if size > len(prefix) - FRAME and len(prefix) < _PREFIX:
-                return None
-            mode = _frame_mode(prefix[: FRAME + size])
-            return caps[mode] if mode in caps else min(caps.values())
-
-        try:
-            body = await gate.read_body(request, max(caps.values()), by_mode)
-            answer = await gate.run(gate.infer_pool, service.handle, body, modes)
-        except Refusal as exc:
-            if exc.cause == "oversized":
-                metrics.inference.labels(mode=label, outcome="oversized").inc()
-            raise
-        except InferenceRefused as exc:
-            metrics.inference.labels(mode=label, outcome=exc.cause).inc()
-            guard.score.refused(peer, exc.cause)
-            if exc.cause in UNSIGNED_INFERENCE and guard.limiter.is_banned(peer):
-                return _banned()  # a banned peer is served only what its client signed
-            return _error(exc.cause, str(exc), exc.status)
-        metrics.inference.labels(mode=label, outcome="ok").inc()
-        metrics.inference_seconds.labels(mode=label).observe(time.perf_counter() - started)
-        return Response(answer, media_type="application/octet-stream")
-
-    @app.get("/v1/infer/model", responses=_errors(*_GATE, "no_model"))
-    def served_model() -> Any:
-        """The model this provider serves: version, prices, its CKKS plan's shape."""
-        info = provider.info() if provider is not None else None
-        return info if info is not None else unavailable()
-
-    @app.post("/v1/infer", openapi_extra=binary, responses=infer_errors)
-    async def infer_plain(request: Request) -> Response:
-        """A plain request: input sealed to this node, answer sealed to the client."""
-        return await serve(request, "plain", ("plain",))
-
-    @app.post("/v1/infer/he", openapi_extra=binary, responses=infer_errors)
-    async def infer_he(request: Request) -> Response:
-        """CKKS: evaluation keys (he-keys), one query (he) or a batch (he-batch)."""
-        return await serve(request, "he", ("he-keys", "he", "he-batch"))
-
-    @app.get("/v1/receipts/batches/{batch_id}", responses=_errors(*_GATE, "unknown_batch"))
-    def batch_listing(batch_id: int) -> Any:
-        """The receipts this provider billed in a batch it posted on chain."""
-        listed = provider.listing(batch_id) if provider is not None else []
-        if not listed:
-            return _error("unknown_batch", "no receipts listed for that batch", 404)
-        return [r.to_doc() for r in listed]
-
-
 def _refusals() -> list[Any]:
-    from chainml.inference import service
-
+    """Every refusal the inference service raises (its OpenAPI statuses)."""
     return [
         c
         for c in vars(service).values()
@@ -839,28 +710,12 @@ class KeyReleaseOut(BaseModel):
     signature: str
 
 
-def openapi_schema() -> dict[str, Any]:
-    """The API's OpenAPI document (routes only; no node behind it)."""
-    from typing import cast
-
-    return create_app(cast(EnvelopeReceiver, None), every_route=True).openapi()
-
-
-if __name__ == "__main__":
-    import json
-    import sys
-
-    json.dump(openapi_schema(), sys.stdout, indent=1, sort_keys=True)
-    sys.stdout.write("\n")
-
-
 def guarded_h11(header_timeout: float, max_connections: int = 1 << 30) -> type:
     """uvicorn's h11 protocol, closing a connection whose request line and headers have not
     all arrived ``header_timeout`` seconds after it opened or after its last response
     (uvicorn has no such timeout: a client dribbling headers held a connection forever),
     and closing at once a connection past ``max_connections`` open ones (uvicorn's own
     limit answers a plain-text 503 to every request instead, its idle ones included)."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None

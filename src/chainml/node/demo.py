@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -42,12 +43,14 @@ from chainml.crypto import (
 )
 from chainml.crypto.stream import generate_key
 from chainml.errors import ChainmlError
+from chainml.inference.receipts import ReceiptBook
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.bindings import Chainml, JobParams, JobState, Role
-from chainml.ledger.client import LedgerClient
-from chainml.ledger.devchain import DevChainProcess
+from chainml.ledger.client import LedgerClient, LocalSigner
+from chainml.ledger.devchain import DEV_KEY, DevChainProcess
 from chainml.node import daemon, localnet
 from chainml.node.access import LedgerChainView
+from chainml.node.inference import check_batches, connect
 from chainml.node.keyrelease import fetch_key
 from chainml.node.rounds import audit_round
 from chainml.storage import access
@@ -56,7 +59,7 @@ from chainml.storage.local import LocalBlobStore
 from chainml.storage.sealed import load_manifest, open_artifact, seal_artifact
 from chainml.training.data import Dataset, dirichlet_partition, load
 from chainml.training.job import JobConfig
-from chainml.training.models import from_safetensors
+from chainml.training.models import classifier_from_safetensors, from_safetensors
 
 ETHER = 10**18
 
@@ -355,12 +358,6 @@ def _paid_inference(
     """A clinic prepays, gets encrypted predictions for the test digits from the provider
     (hospital-a's node, which opened the model through the guardians), checks them against
     the plaintext model and checks the receipts batch the provider posts on chain."""
-    from chainml.inference.receipts import ReceiptBook
-    from chainml.ledger.client import LocalSigner
-    from chainml.ledger.devchain import DEV_KEY
-    from chainml.node.inference import check_batches, connect
-    from chainml.training.models import classifier_from_safetensors
-
     clinic = Identity.generate()
     client.transact(LocalSigner.from_key(DEV_KEY), to=clinic.address, value=ETHER)
     cm.receipts.deposit(clinic.account, ETHER // 100)
@@ -407,8 +404,6 @@ def _rounds_done(cm: Chainml, job_id: int, at_least: int) -> bool | None:
 
 def _node_state(node: localnet.NodeDir, key: str) -> str | None:
     """Read one value of a running node's state (SQLite in WAL mode: readers never block)."""
-    import sqlite3
-
     db = sqlite3.connect(f"file:{node.config.parent / 'state.db'}?mode=ro", uri=True)
     try:
         row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

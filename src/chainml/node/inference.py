@@ -16,8 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+import requests
 
 from chainml.crypto.keys import AccountKey, Identity
 from chainml.errors import ChainmlError
@@ -32,7 +35,8 @@ from chainml.inference.service import (
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.errors import LedgerError
 from chainml.node.access import LedgerChainView
-from chainml.node.daemon import Node
+from chainml.node.core import Node
+from chainml.node.models import open_in_memory
 from chainml.node.state import NodeState, SqliteReplayCache
 from chainml.node.workers import Actions
 from chainml.training.models import classifier_from_safetensors
@@ -178,8 +182,6 @@ class ProviderRole:
         limits: Limits | None = None,
         open_version: Callable[[Node, int, int], bytes] | None = None,
     ) -> None:
-        from chainml.node.models import open_in_memory
-
         self.node = node
         self.cm: Chainml = node.cm
         self.price, self.batch_price = price, batch_price
@@ -327,8 +329,6 @@ def http_transport(
     base_url: str, timeout: float = 120.0
 ) -> Callable[[str, bytes], tuple[int, bytes]]:
     """``post(path, body) -> (status, body)`` against a provider node's API."""
-    import requests
-
     session = requests.Session()
 
     def post(path: str, body: bytes) -> tuple[int, bytes]:
@@ -361,10 +361,6 @@ def connect(
     """An ``InferenceClient`` for the provider registered on chain as ``provider``: its
     endpoint and X25519 key come from the Registry, the served model from its API (asked
     again for up to ``wait`` seconds while the provider serves none yet)."""
-    import time
-
-    import requests
-
     party = cm.registry.party(provider)
     base = party.endpoint.rstrip("/")
     deadline = time.monotonic() + wait
@@ -398,8 +394,6 @@ def connect(
 def fetch_listing(base_url: str, batch_id: int) -> list[Receipt] | None:
     """The receipts a provider lists for a batch; None if it cannot be reached; an empty
     list if it lists nothing (or nothing well-formed) for it."""
-    import requests
-
     try:
         answer = requests.get(f"{base_url.rstrip('/')}/v1/receipts/batches/{batch_id}", timeout=30)
     except requests.RequestException:

@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chainml.crypto import Identity
+from chainml.crypto.stream import generate_key
 from chainml.ledger.anvil import free_port
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.client import LedgerClient, LocalSigner
 from chainml.ledger.deploy import deploy_system
 from chainml.ledger.devchain import DEV_KEY
-from chainml.node import daemon, keystore
+from chainml.node import core, keystore
+from chainml.node.access import LedgerChainView
+from chainml.storage import access
+from chainml.storage.sealed import seal_artifact
 from chainml.storage.store import BlobStore
 
 
@@ -48,7 +52,7 @@ def init_node(
     loopback port."""
     port = free_port()
     directory = Path(root) / name
-    daemon.init(
+    core.init(
         directory,
         name,
         password,
@@ -68,11 +72,6 @@ def publish_and_grant(
     """``owner`` seals ``weights`` under a fresh key into ``store``, publishes it as a new
     model's first version and grants it to ``grantee`` for a day (key wrapped to it);
     returns the version id."""
-    from chainml.crypto.stream import generate_key
-    from chainml.node.access import LedgerChainView
-    from chainml.storage import access
-    from chainml.storage.sealed import seal_artifact
-
     key = generate_key()
     model_id = cm.models.create_model(owner.account, name)
     sealed = seal_artifact(store, key, weights, artifact_id=f"model-{model_id}", version=1)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chainml.crypto.stream import generate_key
 from chainml.node.access import LedgerChainView
-from chainml.node.daemon import Node
+from chainml.node.core import Node
 from chainml.node.keyrelease import fetch_key
 from chainml.storage import access
 from chainml.storage.errors import StorageError

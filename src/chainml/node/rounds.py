@@ -57,9 +57,11 @@ from numpy.typing import NDArray
 from chainml.crypto import Identity, MerkleTree, commitment_leaf, keccak256
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.signing import verify_round_commitment
+from chainml.crypto.stream import generate_key
 from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Chainml, JobParams, JobState
 from chainml.ledger.errors import LedgerError
+from chainml.node.access import LedgerChainView
 from chainml.node.envelope import Opened, seal_envelope
 from chainml.node.state import NodeState
 from chainml.node.workers import Actions, crash_point
@@ -637,9 +639,6 @@ class AggregatorRole:
 
     def _model_key(self, job_id: int) -> bytes:
         """The job's model key, kept only wrapped to this node's own X25519 key."""
-        from chainml.crypto.stream import generate_key
-        from chainml.node.access import LedgerChainView
-
         view = LedgerChainView(self.cm)
         ref = self.state.get(f"job-key:{job_id}")
         if ref is None:
@@ -1191,46 +1190,6 @@ def _audit_robust(
 # -- routing --------------------------------------------------------------------------------
 
 
-class Dispatcher:
-    """Takes opened envelopes from the API and hands them to the roles, one at a time, on
-    its own thread (the API answers 202 at once)."""
-
-    def __init__(self, trainer: TrainerRole | None, aggregator: AggregatorRole | None) -> None:
-        self.trainer, self.aggregator = trainer, aggregator
-        self.queue: queue.Queue[Opened] = queue.Queue(maxsize=10_000)
-
-    def put(self, opened: Opened) -> None:
-        purpose = opened.header.purpose
-        if purpose in (TO_SERVER, PLAIN) and self.aggregator is not None:
-            self.aggregator.on_secagg(opened)  # cheap: queued for the round's own thread
-            return
-        try:
-            self.queue.put_nowait(opened)
-        except queue.Full:
-            log.warning("dispatcher queue full: envelope dropped")
-
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                opened = self.queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            purpose = opened.header.purpose
-            try:
-                if purpose == START and self.trainer is not None:
-                    self.trainer.on_start(opened)
-                elif purpose == TO_CLIENT and self.trainer is not None:
-                    self.trainer.on_secagg(opened)
-            except (ChainmlError, TrainingError) as exc:
-                log.warning(
-                    "%s from %s refused: %s: %s",
-                    purpose,
-                    opened.header.sender,
-                    type(exc).__name__,
-                    exc,
-                )
-
-
 def run_aggregator(role: AggregatorRole, stop: threading.Event, interval: float) -> None:
     """Tick now, then again at once after a round ran (the next one may be due), else
     every ``interval`` seconds, until ``stop`` is set."""
@@ -1254,7 +1213,6 @@ __all__ = [
     "AggregatorRole",
     "Courier",
     "DeliveryFailed",
-    "Dispatcher",
     "RoundStart",
     "TrainerRole",
     "audit_round",

@@ -1,0 +1,59 @@
+"""What a role plugs into a node: its workers, its API routes and its message handlers.
+
+A role module (``chainml.node.roles.*``) offers ``plug(context) -> Plugged | None``: given
+the node's parts it builds its objects and says what to run, or answers ``None`` when this
+node does not take the role (not registered for it, or not configured).  The daemon starts
+every worker on its own thread, mounts every role's routes and hands each opened envelope
+to the handler of its purpose; nothing outside the role module names the role.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chainml.ledger.bindings import Role
+from chainml.node.api import Metrics, Routes
+from chainml.node.core import Node, NodeConfig
+from chainml.node.envelope import Opened
+from chainml.node.ids import Alerts
+from chainml.storage.store import BlobStore
+
+Handler = Callable[[Opened], None]
+Worker = Callable[[threading.Event], None]  # runs until the event is set
+
+
+@dataclass(frozen=True)
+class RoleContext:
+    """The node's parts a role may use.  ``roles`` are those the Registry holds for this
+    node's account; ``stop`` is set when the node shuts down."""
+
+    node: Node
+    roles: Role
+    store: BlobStore
+    metrics: Metrics
+    stop: threading.Event
+    alerts: Alerts | None = None
+
+    @property
+    def config(self) -> NodeConfig:
+        return self.node.config
+
+
+@dataclass(frozen=True)
+class Plugged:
+    """One role's contribution.  ``handlers`` run one at a time on the dispatcher's thread;
+    ``immediate`` handlers run on the API's thread as the envelope is accepted (they must
+    only queue the work).  A purpose belongs to one role."""
+
+    name: str
+    service: Any = None  # the role's object, for tests and the dashboard
+    workers: Mapping[str, Worker] = field(default_factory=dict)  # thread name -> loop
+    routes: Routes | None = None
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    immediate: Mapping[str, Handler] = field(default_factory=dict)
+
+
+Plugin = Callable[[RoleContext], Plugged | None]

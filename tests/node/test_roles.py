@@ -1,0 +1,120 @@
+"""Roles as plug-ins: the daemon's dispatcher routes each purpose to the one role that
+claims it, and a role not taken by this node plugs in nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from chainml.errors import ChainmlError
+from chainml.ledger.bindings import Role
+from chainml.node import roles
+from chainml.node.daemon import plug_roles
+from chainml.node.dispatch import Dispatcher, PurposeTaken
+from chainml.node.plugin import Plugged
+from chainml.node.roles import aggregator, guardian, provider, trainer
+
+
+def _opened(purpose: str) -> Any:
+    return SimpleNamespace(header=SimpleNamespace(purpose=purpose, sender="0xabc"))
+
+
+def _drain(dispatcher: Dispatcher) -> None:
+    """Run the dispatcher until its queue is empty and the envelope it took is handled."""
+    stop = threading.Event()
+    runner = threading.Thread(target=dispatcher.run, args=(stop,))
+    runner.start()
+    for _ in range(500):
+        if dispatcher.queue.empty():
+            break
+        stop.wait(0.01)
+    stop.set()  # the loop finishes the envelope in hand before it looks at stop
+    runner.join(timeout=5)
+    assert not runner.is_alive() and dispatcher.queue.empty()
+
+
+def test_each_purpose_reaches_the_role_that_claims_it():
+    seen: list[tuple[str, str, str]] = []
+
+    def record(role: str) -> Any:
+        return lambda o: seen.append((role, o.header.purpose, threading.current_thread().name))
+
+    a = Plugged("a", handlers={"a/one": record("a"), "a/two": record("a")})
+    b = Plugged("b", immediate={"b/now": record("b")})
+    dispatcher = Dispatcher.of([a, b, Plugged("empty")])
+    here = threading.current_thread().name
+    dispatcher.put(_opened("b/now"))
+    assert seen == [("b", "b/now", here)]  # on the caller's thread, at once
+    for purpose in ("a/two", "nobody/takes-it", "a/one"):
+        dispatcher.put(_opened(purpose))
+    assert dispatcher.queue.qsize() == 2  # the unclaimed purpose is dropped, not queued
+    _drain(dispatcher)
+    assert [(r, p) for r, p, _ in seen[1:]] == [("a", "a/two"), ("a", "a/one")]
+    assert all(thread != here for _, _, thread in seen[1:])  # on the dispatcher's thread
+
+
+def test_a_purpose_claimed_by_two_roles_is_refused():
+    one = Plugged("trainer", handlers={"x": lambda o: None})
+    with pytest.raises(PurposeTaken, match="'x': trainer and aggregator"):
+        Dispatcher.of([one, Plugged("aggregator", immediate={"x": lambda o: None})])
+    with pytest.raises(PurposeTaken):
+        Dispatcher({"x": lambda o: None}, {"x": lambda o: None})
+
+
+def test_a_refusal_is_logged_and_the_next_envelope_still_handled(caplog):
+    handled: list[str] = []
+
+    def refuse(opened: Any) -> None:
+        raise ChainmlError("not for this round")
+
+    dispatcher = Dispatcher({"bad": refuse, "good": lambda o: handled.append("good")})
+    dispatcher.put(_opened("bad"))
+    dispatcher.put(_opened("good"))
+    with caplog.at_level(logging.WARNING, logger="chainml.node"):
+        _drain(dispatcher)
+    assert handled == ["good"]
+    assert "bad from 0xabc refused: ChainmlError: not for this round" in caplog.text
+
+
+def test_plug_roles_keeps_the_roles_that_answer_in_order():
+    calls: list[str] = []
+
+    def takes(name: str) -> Any:
+        def plug(context: Any) -> Plugged:
+            calls.append(name)
+            return Plugged(name)
+
+        return plug
+
+    def declines(context: Any) -> None:
+        calls.append("declines")
+        return None
+
+    context: Any = object()
+    got = plug_roles(context, [takes("first"), declines, takes("second")])
+    assert [p.name for p in got] == ["first", "second"]
+    assert calls == ["first", "declines", "second"]
+
+
+@pytest.mark.parametrize(
+    ("plug", "registered", "config"),
+    [
+        (trainer.plug, Role.AGGREGATOR | Role.INFERENCE_PROVIDER, {"training_data": "d.npz"}),
+        (trainer.plug, Role.TRAINER, {"training_data": None}),  # registered, but no data
+        (aggregator.plug, Role.TRAINER | Role.INFERENCE_PROVIDER, {}),
+        (provider.plug, Role.TRAINER | Role.AGGREGATOR | Role.VALIDATOR, {}),
+    ],
+)
+def test_a_role_the_node_does_not_take_plugs_in_nothing(plug, registered, config):
+    node = SimpleNamespace(config=SimpleNamespace(**config))  # never touched: no chain needed
+    context: Any = SimpleNamespace(roles=registered, node=node, config=node.config)
+    assert plug(context) is None
+
+
+def test_every_role_module_is_listed():
+    assert roles.PLUGINS == (guardian.plug, trainer.plug, aggregator.plug, provider.plug)
+    assert len(roles.ROUTES) == 2  # the guardian's and the provider's: the published schema
