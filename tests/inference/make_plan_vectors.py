@@ -32,6 +32,7 @@ MODELS: list[dict[str, Any]] = [
     },
 ]
 
+
 def _conv_description() -> dict[str, Any]:
     """8×8 one-channel images: conv 3×3×3 (stride 1, unpadded) → ReLU's degree-2 fit →
     2×2 average pool → dense to 4 classes; weights are multiples of 1/16 (exact in JSON)."""
@@ -63,7 +64,7 @@ DESCRIPTIONS: list[dict[str, Any]] = [
 INVALID: list[tuple[str, dict[str, Any]]] = [
     ("ring degree not one of SEAL's", {"poly_degree": 8000}),
     ("modulus over the 128-bit bound", {"coeff_bits": [60, 60, 60, 60, 60]}),
-    ("depth even", {"depth": 2}),
+    ("depth not matching the primes", {"depth": 2}),
     ("depth as a string", {"depth": "3"}),
     ("regression as a number", {"regression": 0}),
     ("scale below 2^30", {"scale_bits": 20}),

@@ -28,6 +28,16 @@ from chainml.training.models import CNN, RELU_POLY, classifier_from_safetensors,
 ERROR_BOUND = 1e-3  # |encrypted logit - numpy logit| for in-range inputs
 
 
+def _fit_silu_cubic(low: float = -2.0, high: float = 6.0) -> list[float]:
+    """The least-squares cubic of SiLU (x·sigmoid(x)) on [low, high] (on a symmetric
+    interval its cubic term is zero: SiLU is x/2 plus an even function)."""
+    grid = np.linspace(low, high, 2001)
+    return [float(c) for c in np.polynomial.polynomial.polyfit(grid, grid / (1 + np.exp(-grid)), 3)]
+
+
+SILU_CUBIC = _fit_silu_cubic()
+
+
 def _setup(plan):
     client = HEClient(plan)
     return client, HEProvider(plan, client.evaluation_keys())
@@ -44,7 +54,15 @@ def conv_nets(draw):
     c, h, w = draw(st.integers(1, 2)), draw(st.integers(3, 12)), draw(st.integers(3, 12))
     out, k = draw(st.integers(1, 4)), draw(st.integers(1, 5))
     stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, 2))
-    act = draw(st.sampled_from([{"type": "square"}, {"type": "poly", "coeffs": RELU_POLY}]))
+    act = draw(
+        st.sampled_from(
+            [
+                {"type": "square"},
+                {"type": "poly", "coeffs": RELU_POLY},
+                {"type": "poly", "coeffs": SILU_CUBIC},
+            ]
+        )
+    )
     net = [
         {
             "type": "conv2d",
@@ -113,6 +131,22 @@ def _small_net(**change):
     return {"input_shape": [1, 6, 6], "layers": net}
 
 
+@pytest.mark.parametrize("coeffs", [SILU_CUBIC, [0.1, -0.2, 0.3, -0.05]], ids=["silu", "other"])
+def test_a_cubic_activation_agrees_in_both_modes(coeffs):
+    """A degree-3 activation (SiLU's least-squares cubic on [-4, 4], and one with a
+    falling stretch) costs two levels: depth 4, N = 8192 at a lower scale, and the
+    encrypted logits within the bound in latency (conv layout) and throughput mode."""
+    description = _small_net(l1={"type": "poly", "coeffs": coeffs})
+    plan = compile_model(description, input_range=(0.0, 1.0))
+    assert plan.depth == 4 and plan.parameters.poly_degree == 8192
+    client, provider = _setup(plan)
+    x = np.random.default_rng(6).uniform(0, 1, (20, 36))
+    want = layers.evaluate(description, x)
+    assert np.abs(_query(client, provider, x[0]) - want[0]).max() < ERROR_BOUND
+    got = client.decrypt_batch(provider.evaluate_batch(client.encrypt_batch(x)), len(x))
+    assert np.abs(got - want).max() < ERROR_BOUND
+
+
 def test_the_small_net_compiles_and_agrees_in_both_modes():
     """conv 3×3 (no bias) → x² → 2×2 average pool → dense: depth 3, and the encrypted
     logits in latency and throughput mode within the bound of numpy."""
@@ -173,11 +207,18 @@ def test_the_packed_convolution_answers_the_logits_and_nothing_else(channels, pa
 
 
 def test_a_degree_2_polynomial_costs_one_square():
-    """c0 + c1 x + c2 x² is rewritten around one square (depth 3 like x²), an affine
-    "activation" (c2 = 0) joins its neighbours (depth 1), and both equal the layers in
-    numpy."""
+    """c0 + c1 x + c2 x² is rewritten around one square (depth 3 like x²), a cubic around
+    a square and a product (depth 4), an affine "activation" (c2 = c3 = 0) joins its
+    neighbours (depth 1), and each equals the layers in numpy."""
     x = np.random.default_rng(3).uniform(0, 1, (5, 36))
-    for coeffs, depth in (([0.3, -0.7, 0.05], 3), ([0.3, -0.7, 0.0], 1), ([0.5, 2.0], 1)):
+    for coeffs, depth in (
+        ([0.3, -0.7, 0.05], 3),
+        ([0.3, -0.7, 0.0], 1),
+        ([0.5, 2.0], 1),
+        (SILU_CUBIC, 4),
+        (_fit_silu_cubic(-4.0, 4.0), 3),  # c3 ≈ -7e-18: rounding noise, not a term
+        ([0.0, 0.0, 0.0, 1.0], 4),
+    ):
         description = _small_net(l1={"type": "poly", "coeffs": coeffs})
         plan = compile_model(description, input_range=(0.0, 1.0))
         assert plan.depth == depth
@@ -187,7 +228,7 @@ def test_a_degree_2_polynomial_costs_one_square():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"l1": {"type": "poly", "coeffs": [0.0, 0.5, 0.1, 0.01]}}, "degree 3"),
+        ({"l1": {"type": "poly", "coeffs": [0.0, 0.5, 0.1, 0.01, 0.001]}}, "degree 4"),
         ({"l1": {"type": "relu"}}, "types are"),
         ({"l4": {"type": "square"}}, "end with a linear layer"),
         ({"l0": {"type": "conv2d", "weight": np.ones((2, 3, 3, 3))}}, "input channels"),

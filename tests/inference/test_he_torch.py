@@ -15,27 +15,30 @@ from chainml.inference.torch_import import Poly, Square, compile_torch, describe
 from chainml.training.models import RELU_POLY  # noqa: E402
 
 
-def _net(act: nn.Module) -> nn.Module:
+def _net(act: nn.Module, deep: bool = True) -> nn.Module:
     torch.manual_seed(0)
+    head = [nn.Linear(2 * 2 * 2, 8), Square(), nn.Linear(8, 4)] if deep else [nn.Linear(8, 4)]
     return nn.Sequential(
         nn.Conv2d(1, 2, 3, stride=2, padding=1),
         act,
         nn.Sequential(nn.AvgPool2d(2), nn.Dropout(0.1)),
         nn.Flatten(),
-        nn.Linear(2 * 2 * 2, 8),
-        Square(),
-        nn.Linear(8, 4),
+        *head,
     )
 
 
-@pytest.mark.parametrize("act", [Square(), Poly(*RELU_POLY)], ids=["square", "relu_poly"])
-def test_a_sequential_compiles_to_what_it_computes(act):
-    """Conv2d (padded, strided) → activation → AvgPool2d → Flatten → Linear → x² → Linear
-    on 8×8 images: the plan equals the module in float64 to rounding, and an encrypted
-    query is within 1e-3 of it."""
-    module = _net(act).double()
+@pytest.mark.parametrize(
+    ("act", "deep", "depth"),
+    [(Square(), True, 5), (Poly(*RELU_POLY), True, 5), (Poly(0.0, 0.5, 0.2, 0.02), False, 4)],
+    ids=["square", "relu_poly", "cubic"],
+)
+def test_a_sequential_compiles_to_what_it_computes(act, deep, depth):
+    """Conv2d (padded, strided) → activation → AvgPool2d → Flatten → Linear (→ x² →
+    Linear) on 8×8 images: the plan equals the module in float64 to rounding, and an
+    encrypted query is within 1e-3 of it."""
+    module = _net(act, deep).double()
     plan = compile_torch(module, (1, 8, 8), input_range=(0.0, 1.0))
-    assert plan.depth == 5
+    assert plan.depth == depth
     x = np.random.default_rng(0).uniform(0, 1, (6, 64))
     with torch.no_grad():
         want = module.eval()(torch.from_numpy(x).reshape(6, 1, 8, 8)).numpy()

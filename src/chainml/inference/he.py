@@ -373,7 +373,7 @@ class PlanShape:
         problems = [
             (p.poly_degree not in MAX_BITS, "ring degree"),
             (sum(p.coeff_bits) > MAX_BITS.get(p.poly_degree, 0), "modulus over 128-bit bound"),
-            (len(p.coeff_bits) != self.depth + 2 or self.depth % 2 != 1, "depth"),
+            (len(p.coeff_bits) != self.depth + 2 or self.depth < 1, "depth"),
             (self.depth > 1 and self.regression, "depth"),
             (not MIN_SCALE_BITS <= p.scale_bits <= SCALE_BITS, "scale"),
             (self.layout not in ("block", "diagonal", "conv"), "layout"),
@@ -449,6 +449,8 @@ class Plan:
     logit_bound: float
     parameters: HEParameters
     conv: layers.ConvSpec | None = None  # the first layer's convolution, if it is one
+    # after each layer but the last: None for x², p for the cubic t ↦ t·(t² + p)
+    activations: tuple[float | None, ...] = ()
     encodings: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -489,9 +491,15 @@ class Plan:
             self.logit_bound,
         )
 
+    def activation(self, i: int) -> float | None:
+        """After layer i: None for x², p for the cubic t·(t² + p)."""
+        return self.activations[i] if i < len(self.activations) else None
+
     @property
     def depth(self) -> int:
-        return 2 * len(self.weights) - 1  # a product per layer, a square per hidden one
+        """A product per layer; a square (one level) or a cubic (two) per hidden one."""
+        cubics = sum(1 for i in range(len(self.weights) - 1) if self.activation(i) is not None)
+        return 2 * len(self.weights) - 1 + cubics
 
     @property
     def n_features(self) -> int:
@@ -508,7 +516,7 @@ class Plan:
 
     def _fits_blocks(self) -> bool:
         p0 = _pow2(self.n_features)
-        if len(self.weights) > 2:
+        if len(self.weights) > 2 or self.activation(0) is not None:
             return False
         if self.w2 is None:
             return self.n_classes * p0 <= self.parameters.slots
@@ -612,8 +620,29 @@ class Plan:
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = h @ w + b
             if i < len(self.weights) - 1:
-                h = h * h
+                h = _activate(h, self.activation(i))
         return np.asarray(h)
+
+
+def _activate(h: NDArray[np.float64], p: float | None) -> NDArray[np.float64]:
+    """x² (``p`` None) or the cubic t·(t² + p)."""
+    return np.asarray(h * h if p is None else h * (h * h + p))
+
+
+def _activation_interval(
+    lo: NDArray[np.float64], hi: NDArray[np.float64], p: float | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Bounds of the activation over [lo, hi]: its values at the ends and at its critical
+    points inside (0 for x²; ±√(−p/3) for the cubic when p < 0)."""
+    crit: list[NDArray[np.float64]] = []
+    if p is None:
+        crit = [np.zeros_like(lo)]
+    elif p < 0:
+        root = math.sqrt(-p / 3)
+        crit = [np.full_like(lo, -root), np.full_like(lo, root)]
+    values = [_activate(lo, p), _activate(hi, p)]
+    values += [_activate(np.clip(c, lo, hi), p) for c in crit]
+    return np.minimum.reduce(values), np.maximum.reduce(values)
 
 
 def _interval(
@@ -651,8 +680,14 @@ def _description_of(model: Any) -> Mapping[str, Any] | None:
 
 def _affine_layers(
     model: Any, activation: str | None
-) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64]], layers.ConvSpec | None]:
-    """The model as affine maps with x² between them, and the first one's convolution."""
+) -> tuple[
+    list[NDArray[np.float64]],
+    list[NDArray[np.float64]],
+    layers.ConvSpec | None,
+    list[float | None],
+]:
+    """The model as affine maps, the activation after each but the last (None for x², p
+    for t ↦ t·(t² + p)), and the first map's convolution."""
     description = _description_of(model)
     if description is not None:
         if activation is not None:
@@ -661,7 +696,7 @@ def _affine_layers(
             lowered = layers.lower(description)
         except layers.LoweringError as exc:
             raise UnsupportedModel(str(exc)) from None
-        return lowered.weights, lowered.biases, lowered.conv
+        return lowered.weights, lowered.biases, lowered.conv, lowered.activations
     raw, activation = _params_of(model, activation)
     try:
         p = {k: np.asarray(v, dtype=np.float64) for k, v in raw.items()}
@@ -671,11 +706,12 @@ def _affine_layers(
         raise UnsupportedModel("the model has weights that are not finite (NaN or infinity)")
     hidden = sum(1 for k in p if k.startswith("w") and k[1:].isdigit())
     if set(p) == {"w", "b"}:
-        return [p["w"]], [p["b"]], None
+        return [p["w"]], [p["b"]], None, []
     if hidden >= 2 and set(p) == {f"{c}{i}" for i in range(hidden) for c in "wb"}:
         if activation != "square":
             raise UnsupportedModel("CKKS evaluates an MLP only with the x² activation")
-        return [p[f"w{i}"] for i in range(hidden)], [p[f"b{i}"] for i in range(hidden)], None
+        weights = [p[f"w{i}"] for i in range(hidden)]
+        return weights, [p[f"b{i}"] for i in range(hidden)], None, [None] * (hidden - 1)
     raise UnsupportedModel(
         "a logistic regression (w, b), an MLP (w0, b0, w1, b1, …) or a layer description"
     )
@@ -705,7 +741,7 @@ def compile_model(
     weights that are not finite, inconsistent shapes, a class whose logit ignores the
     input, a layout that does not fit one ciphertext, or an input range whose logits no
     parameters can hold."""
-    weights, biases, conv = _affine_layers(model, activation)
+    weights, biases, conv, acts = _affine_layers(model, activation)
     width = None
     for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
         if w.ndim != 2 or b.shape != (w.shape[1],) or 0 in w.shape:
@@ -717,9 +753,9 @@ def compile_model(
         live = np.any(weights[i] != 0.0, axis=0)
         if not live.any():
             raise UnsupportedModel(f"no unit of hidden layer {i} depends on the input")
-        # a unit with no input weights is the constant b_j: fold b_j² w_next[j] into the
-        # next layer's bias
-        biases[i + 1] = biases[i + 1] + (biases[i][~live] ** 2) @ weights[i + 1][~live]
+        # a unit with no input weights is the constant b_j: fold its activation times
+        # w_next[j] into the next layer's bias
+        biases[i + 1] = biases[i + 1] + _activate(biases[i][~live], acts[i]) @ weights[i + 1][~live]
         weights[i], biases[i] = weights[i][:, live], biases[i][live]
         if i == 0 and not live.all():
             conv = None  # the packed layout places every unit of the convolution
@@ -752,14 +788,14 @@ def compile_model(
         lo, hi = _interval(w, b, lo, hi)
         if i < len(weights) - 1:
             square_hi = np.maximum(lo**2, hi**2)
-            lo = np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(lo**2, hi**2))
-            hi = square_hi
-            inner = max(inner, float(hi.max()))
+            inner = max(inner, float(square_hi.max()) + abs(acts[i] or 0.0))
+            lo, hi = _activation_interval(lo, hi, acts[i])
+            inner = max(inner, float(np.abs(lo).max()), float(np.abs(hi).max()))
     bound = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))
     # a hidden value sits over at least one more prime than the logits: 2^40 is far inside
     if not inner <= 2.0**40:
         raise UnsupportedModel("hidden values over the input range could overflow")
-    depth = 2 * len(weights) - 1
+    depth = len(weights) + sum(1 if a is None else 2 for a in acts)
     plan = Plan(
         tuple(weights),
         tuple(biases),
@@ -768,6 +804,7 @@ def compile_model(
         bound,
         HEParameters.for_bound(depth, bound),
         conv,
+        tuple(acts),
     )
     if plan.period > plan.parameters.slots:
         raise UnsupportedModel(
@@ -1113,9 +1150,7 @@ class HEProvider:
             first = 1
         for i, (rows, width, n1) in enumerate(self.plan.diagonal_layers, first):
             if i:
-                self._ev.square_inplace(ct)
-                self._ev.relinearize_inplace(ct, self._relin)
-                self._ev.rescale_to_next_inplace(ct)
+                ct = self._activate(ct, self.plan.activation(i - 1))
             ct = self._diagonal_product(ct, f"w{i}", rows, n1)
             self._rotate_sum(ct, [rows << k for k in range((width // rows).bit_length() - 1)])
             self._ev.add_plain_inplace(ct, self._layout(f"b{i}", ct, ct.scale))
@@ -1149,6 +1184,22 @@ class HEProvider:
                 f"2^{self.parameters.scale_bits}"
             )
         return ct
+
+    def _activate(self, ct: Any, p: float | None) -> Any:
+        """x² (one level) or t·(t² + p) (two: the square plus p, then a product with t
+        brought down to its level); every slot at once, so any layout."""
+        square = seal.Ciphertext()
+        self._ev.square(ct, square)
+        self._ev.relinearize_inplace(square, self._relin)
+        self._ev.rescale_to_next_inplace(square)
+        if p is None:
+            return square
+        self._ev.add_plain_inplace(square, self._plain(p, square, square.scale))
+        self._ev.mod_switch_to_inplace(ct, square.parms_id())
+        self._ev.multiply_inplace(square, ct)
+        self._ev.relinearize_inplace(square, self._relin)
+        self._ev.rescale_to_next_inplace(square)
+        return square
 
     def _rotate_sum(self, ct: Any, steps: Sequence[int]) -> None:
         for step in steps:
@@ -1202,10 +1253,7 @@ class HEProvider:
         layer = cts
         for i, (w, b) in enumerate(zip(p.weights, p.biases, strict=True)):
             if i:
-                for c in layer:
-                    self._ev.square_inplace(c)
-                    self._ev.relinearize_inplace(c, self._relin)
-                    self._ev.rescale_to_next_inplace(c)
+                layer = [self._activate(c, p.activation(i - 1)) for c in layer]
             layer = self._dense(layer, w, b)
         return [_save(c) for c in layer]
 

@@ -11,7 +11,7 @@ whose layers are mappings with a ``type``:
 ``flatten``    (C, H, W) to C·H·W in that order (a ``dense`` after a 3-D shape flattens too)
 ``dense``      ``weight`` (in, out) — ``x @ weight + bias`` — and ``bias`` (out) or absent
 ``square``     x²
-``poly``       ``coeffs`` [c0, c1, c2] (ascending): c0 + c1·x + c2·x², e.g. a fitted
+``poly``       ``coeffs`` [c0, c1, c2] or [c0, c1, c2, c3] (ascending), e.g. a fitted
                approximation of ReLU or SiLU the model was trained with
 =============  ===========================================================================
 
@@ -20,10 +20,13 @@ one affine map, found exactly by applying the run to the basis vectors; a degree
 polynomial c2·x² + c1·x + c0 is rewritten as c2·(x + c1/(2 c2))² + (c0 − c1²/(4 c2)): the
 shift goes into the bias before it and the factor and constant into the affine map after
 it, so it costs one square like x².  (With c2 = 0 it is affine and joins its neighbours.)
-The result is a list of affine maps with x² between them: exactly what ``he.compile_model``
-compiles for an MLP.  Refused with ``UnsupportedModel``: unknown layer types, polynomials
-of degree 3 or more, shapes that do not fit together, weights that are not finite, and a
-model that does not end with a linear layer.
+A cubic c3·x³ + c2·x² + c1·x + c0 is c3·t·(t² + p) + e0 with t = x + c2/(3 c3): the
+shift goes into the bias before it, c3 and e0 into the map after it, and it costs two
+levels (a square, then a product with t).  The result is a list of affine maps with x²
+or t·(t² + p) between them: what ``he.compile_model`` compiles.  Refused with
+``UnsupportedModel``: unknown layer types, polynomials of degree 4 or more, shapes that
+do not fit together, weights that are not finite, and a model that does not end with a
+linear layer.
 """
 
 from __future__ import annotations
@@ -147,23 +150,27 @@ def _affine(
     return flat[1:] - flat[0], flat[0].copy(), out_shape
 
 
-def _poly(layer: Mapping[str, Any], i: int) -> tuple[float, float, float]:
+def _poly(layer: Mapping[str, Any], i: int) -> tuple[float, float, float, float]:
     if layer["type"] == "square":
-        return 0.0, 0.0, 1.0
+        return 0.0, 0.0, 1.0, 0.0
     try:
         coeffs = [float(c) for c in layer["coeffs"]]
     except (KeyError, TypeError, ValueError):
-        raise LoweringError(f"layer {i}: a poly layer has coeffs [c0, c1, c2]") from None
-    while len(coeffs) > 1 and coeffs[-1] == 0.0:
-        coeffs.pop()
-    if len(coeffs) > 3:
-        raise LoweringError(
-            f"layer {i}: a polynomial of degree {len(coeffs) - 1}; CKKS plans take degree 2"
-        )
+        raise LoweringError(f"layer {i}: a poly layer has coeffs [c0, c1, c2(, c3)]") from None
     if not all(np.isfinite(coeffs)):
         raise LoweringError(f"layer {i}'s coefficients are not finite")
-    c0, c1, c2 = [*coeffs, 0.0, 0.0][:3]
-    return c0, c1, c2
+    # a fit's rounding noise is not a term (SiLU's cubic on [-4, 4] has c3 ≈ -7e-18, and
+    # as a cubic its shift c2/(3 c3) would overflow every parameter set)
+    largest = max((abs(c) for c in coeffs), default=0.0)
+    coeffs = [0.0 if abs(c) <= 1e-12 * largest else c for c in coeffs]
+    while len(coeffs) > 1 and coeffs[-1] == 0.0:
+        coeffs.pop()
+    if len(coeffs) > 4:
+        raise LoweringError(
+            f"layer {i}: a polynomial of degree {len(coeffs) - 1}; CKKS plans take 2 or 3"
+        )
+    c0, c1, c2, c3 = [*coeffs, 0.0, 0.0, 0.0][:4]
+    return c0, c1, c2, c3
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,6 +191,8 @@ class Lowered:
     biases: list[Array]
     input_shape: tuple[int, ...]
     conv: ConvSpec | None  # the first map's convolution, if it is exactly one
+    # after each map but the last: None for x², p for the cubic t ↦ t·(t² + p)
+    activations: list[float | None]
 
 
 def _conv_spec(
@@ -206,8 +215,8 @@ def _conv_spec(
 
 
 def lower(description: Mapping[str, Any]) -> Lowered:
-    """Affine maps ``(weights, biases)`` with x² between consecutive ones, the input
-    shape, and the first map's convolution if it is one; ``LoweringError`` for anything
+    """Affine maps ``(weights, biases)`` with x² or a cubic between consecutive ones, the
+    input shape, and the first map's convolution if it is one; ``LoweringError`` for anything
     this compiler cannot run (see the module doc)."""
     if not isinstance(description, Mapping) or "layers" not in description:
         raise LoweringError("a model description is {'input_shape': [...], 'layers': [...]}")
@@ -231,7 +240,7 @@ def lower(description: Mapping[str, Any]) -> Lowered:
 
     # split into runs of linear layers separated by activations
     runs: list[list[tuple[int, Mapping[str, Any]]]] = [[]]
-    polys: list[tuple[float, float, float]] = []
+    polys: list[tuple[float, float, float, float]] = []
     for i, layer in enumerate(layers):
         if layer["type"] in ACTIVATIONS:
             polys.append(_poly(layer, i))
@@ -242,30 +251,39 @@ def lower(description: Mapping[str, Any]) -> Lowered:
     weights: list[Array] = []
     biases: list[Array] = []
     pending: tuple[float, float] | None = None  # (factor, constant) from the last activation
+    activations: list[float | None] = []
     conv = None
     for k, run in enumerate(runs):
         w, b, out_shape = _affine(run, shape)
         if k == 0:
             conv = _conv_spec(run, shape, out_shape)
         shape = out_shape
-        if pending is not None:  # y = a·z² + const feeds this map: scale W, move const into b
+        if pending is not None:  # y = a·g(t) + const feeds this map: scale W, const into b
             a, const = pending
             b = b + const * w.sum(axis=0)
             w = a * w
             pending = None
-        if k and polys[k - 1][2] == 0.0:  # an affine "activation": merge with the last map
+        if k and polys[k - 1][2:] == (0.0, 0.0):  # an affine "activation": merge with the last
             conv = None if k == 1 else conv
-            c0, c1, _ = polys[k - 1]
+            c0, c1, _, _ = polys[k - 1]
             weights[-1], biases[-1] = c1 * weights[-1] @ w, (c1 * biases[-1] + c0) @ w + b
         else:
             weights.append(w)
             biases.append(b)
         if k < len(polys):
-            c0, c1, c2 = polys[k]
-            if c2 != 0.0:
+            c0, c1, c2, c3 = polys[k]
+            if c3 != 0.0:  # z = t - h with h = c2 / (3 c3): c3·t·(t² + p) + e0
+                h = c2 / (3 * c3)
+                e1 = 3 * c3 * h * h - 2 * c2 * h + c1
+                e0 = -c3 * h**3 + c2 * h * h - c1 * h + c0
+                biases[-1] = biases[-1] + h
+                pending = (c3, e0)
+                activations.append(e1 / c3)
+            elif c2 != 0.0:
                 biases[-1] = biases[-1] + c1 / (2 * c2)
                 pending = (c2, c0 - c1 * c1 / (4 * c2))
-    return Lowered(weights, biases, input_shape, conv)
+                activations.append(None)
+    return Lowered(weights, biases, input_shape, conv, activations)
 
 
 def evaluate(description: Mapping[str, Any], x: Array) -> Array:
@@ -275,8 +293,8 @@ def evaluate(description: Mapping[str, Any], x: Array) -> Array:
     h = np.asarray(x, dtype=np.float64).reshape(len(x), *shape)
     for i, layer in enumerate(description["layers"]):
         if layer["type"] in ACTIVATIONS:
-            c0, c1, c2 = _poly(layer, i)
-            h = c0 + c1 * h + c2 * h * h
+            c0, c1, c2, c3 = _poly(layer, i)
+            h = c0 + h * (c1 + h * (c2 + c3 * h))
         else:
             h = _apply(h, layer, i)
     return np.asarray(h.reshape(len(h), -1))

@@ -6,7 +6,7 @@ any order the shapes allow (nested ``Sequential`` too): ``nn.Linear``, ``nn.Conv
 (zero padding given as numbers, no dilation, no groups), ``nn.AvgPool2d`` (no padding,
 no ``ceil_mode``, no ``divisor_override``), ``nn.Flatten`` (from dimension 1),
 ``nn.Identity`` and ``nn.Dropout`` (nothing at inference), and this module's ``Square``
-(x²) and ``Poly`` (c0 + c1·x + c2·x², e.g. a fitted ReLU or SiLU the network was trained
+(x²) and ``Poly`` (c0 + c1·x + c2·x² (+ c3·x³), e.g. a fitted ReLU or SiLU the network was trained
 with).  Anything else — ``nn.ReLU`` included: CKKS evaluates polynomials only — is
 refused with ``he.UnsupportedModel`` naming the layer.  The weights are read once, in
 float64; the module is put in eval mode for the read and left as it was.
@@ -38,16 +38,20 @@ class Square(nn.Module):
 
 
 class Poly(nn.Module):
-    """c0 + c1·x + c2·x² with fixed coefficients (ascending), e.g. the least-squares fit
-    of ReLU on [-4, 4]: ``Poly(*chainml.training.models.RELU_POLY)``."""
+    """c0 + c1·x + c2·x² (+ c3·x³) with fixed coefficients (ascending), e.g. the
+    least-squares fit of ReLU on [-4, 4]: ``Poly(*chainml.training.models.RELU_POLY)``."""
 
-    def __init__(self, c0: float, c1: float, c2: float) -> None:
+    def __init__(self, *coeffs: float) -> None:
         super().__init__()
-        self.coeffs = (float(c0), float(c1), float(c2))
+        if not 1 <= len(coeffs) <= 4:
+            raise UnsupportedModel("Poly takes 1 to 4 coefficients (degree 3 at most)")
+        self.coeffs = tuple(float(c) for c in coeffs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c0, c1, c2 = self.coeffs
-        return c0 + c1 * x + c2 * x * x
+        out = torch.zeros_like(x) + self.coeffs[-1]
+        for c in reversed(self.coeffs[:-1]):
+            out = out * x + c
+        return out
 
 
 def _leaves(module: Any) -> Iterator[tuple[str, Any]]:
