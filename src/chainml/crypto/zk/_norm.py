@@ -100,8 +100,8 @@ class NormParams:
             raise ValueError("bound_sq must be in [0, 2^62)")
         # smallness: every coordinate of an accepted vector is below `width` in absolute
         # value, so ||x||^2 < dim * width^2 < ORDER / 2 never wraps (spec, soundness)
-        assert self.dim * self.width**2 < ORDER // 2
-        assert self.width < 1 << (8 * Z_BYTES)
+        if not (self.dim * self.width**2 < ORDER // 2 and self.width < 1 << (8 * Z_BYTES)):
+            raise ValueError("dim and bound_sq too large for the smallness argument")
 
     @property
     def vmax(self) -> int:
@@ -111,6 +111,12 @@ class NormParams:
     @property
     def width(self) -> int:
         return self.vmax << MASK_BITS
+
+    @property
+    def z_range(self) -> tuple[int, int]:
+        """Accepted projections [vmax, width - vmax): for every honest |<R_j, x>| < vmax the
+        masked value is uniform on exactly this interval (rejection sampling)."""
+        return self.vmax, self.width - self.vmax
 
     @property
     def padded(self) -> int:
@@ -394,7 +400,8 @@ def _prove(ctx: NormContext, params: NormParams, x: list[int], blinding: int, rn
         rows = _rows(t, n)
         proj = (rows.astype(np.int64) @ x_np).tolist()
         zs = [int(p) + yv for p, yv in zip(proj, ys, strict=True)]
-        if all(params.vmax <= zv < params.width for zv in zs):
+        lo, hi = params.z_range
+        if all(lo <= zv < hi for zv in zs):
             break
     s_y = [(ty + e * yv) % ORDER for ty, yv in zip(t_y, ys, strict=True)]
     s_rho = (t_rho + e * rho) % ORDER
@@ -455,7 +462,8 @@ def verify_norm(ctx: NormContext, params: NormParams, commitment: bytes, proof: 
         t.absorb(label, g1.encode_point(pt))
     e = t.challenge(b"e")
     rows = _rows(t, n)
-    if not all(params.vmax <= zv < params.width for zv in p.z):
+    lo, hi = params.z_range
+    if not all(lo <= zv < hi for zv in p.z):
         raise InvalidNormProof("a projection is out of range")
     t.absorb(b"z", b"".join(zv.to_bytes(Z_BYTES, "big") for zv in p.z))
     _absorb_scalars(t, b"schnorr", *p.s_y, p.s_rho)
