@@ -281,27 +281,40 @@ def prepare(
 
 @contextmanager
 def running_nodes(net: Network, prepared: _Nodes) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """Every node process started on its host (side by side), each answering; stopped at
-    the end."""
+    """Every node process started on its host (the aggregator's first, then the others
+    side by side), each answering; stopped at the end."""
     procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(name: str) -> None:
+        node = prepared.nodes[name]
+        with (node.config.parent / "node.log").open("ab") as log:
+            argv = [sys.executable, "-m", "chainml.cli.main", "node", "run"]
+            procs[name] = net[name].popen(
+                [*argv, "--config", str(node.config)],
+                env={"CHAINML_PASSWORD": PASSWORD},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def ready(name: str) -> None:
+        node = prepared.nodes[name]
+        try:
+            net[name].call(
+                daemon.wait_ready, node.url, procs[name], 120, address=node.identity.address
+            )
+        except daemon.NodeStartError as exc:
+            log_tail = (node.config.parent / "node.log").read_text(errors="replace")[-2000:]
+            raise HostJobError(f"{name}'s node did not start: {exc}\n{log_tail}") from exc
+
     try:
-        for name, node in prepared.nodes.items():
-            with (node.config.parent / "node.log").open("ab") as log:
-                argv = [sys.executable, "-m", "chainml.cli.main", "node", "run"]
-                procs[name] = net[name].popen(
-                    [*argv, "--config", str(node.config)],
-                    env={"CHAINML_PASSWORD": PASSWORD},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-        for name, node in prepared.nodes.items():
-            try:
-                net[name].call(
-                    daemon.wait_ready, node.url, procs[name], 120, address=node.identity.address
-                )
-            except daemon.NodeStartError as exc:
-                log_tail = (node.config.parent / "node.log").read_text(errors="replace")[-2000:]
-                raise HostJobError(f"{name}'s node did not start: {exc}\n{log_tail}") from exc
+        # the aggregator first: the others' IPFS peers dial its own when they start
+        start("aggregator")
+        ready("aggregator")
+        others = [n for n in prepared.nodes if n != "aggregator"]
+        for name in others:
+            start(name)
+        for name in others:
+            ready(name)
         yield procs
     finally:  # all at once: each node takes a moment to stop
         for proc in procs.values():
