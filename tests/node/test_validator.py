@@ -13,7 +13,7 @@ round with ``audit_round``, challenges one that fails, votes when drawn, and set
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -33,9 +33,18 @@ CLIP = 5.0
 
 @dataclass
 class World:
+    """One chain for the module; each test's validators are new, watch only its job and
+    keep their state in the test's own directory."""
+
     chain: ChainWorld
-    validators: list[ValidatorRole]
     path: Path
+    job_id: int = 0
+    validators: list[ValidatorRole] = field(default_factory=list)
+
+    def job(self, **kw: int) -> int:
+        self.job_id = self.chain.job(CONFIG, CLIP, **kw)
+        self.validators = [self.role(k) for k in range(4)]
+        return self.job_id
 
     def role(self, k: int) -> ValidatorRole:
         """Validator ``k`` as a fresh process would build it over its state file."""
@@ -44,38 +53,44 @@ class World:
             self.chain.cm,
             self.chain.store,
             NodeState(self.path / f"validator-{k}.db"),
+            jobs={self.job_id},
         )
 
     def tick_all(self) -> list[Action]:
         return [a for v in self.validators for a in v.tick()]
 
 
+@pytest.fixture(scope="module")
+def chain_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainWorld]:
+    tmp = tmp_path_factory.mktemp("chain")
+    with DevChainProcess(tmp / "chain") as chain:
+        yield ChainWorld(chain.url, LocalBlobStore(tmp / "blobs"), trainers=5, validators=4)
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    with DevChainProcess(tmp_path / "chain") as chain:
-        w = ChainWorld(chain.url, LocalBlobStore(tmp_path / "blobs"), trainers=5, validators=4)
-        world = World(w, [], tmp_path)
-        world.validators = [world.role(k) for k in range(4)]
-        yield world
+def world(chain_world: ChainWorld, tmp_path: Path) -> World:
+    return World(chain_world, tmp_path)
 
 
 def test_an_honest_round_is_validated_and_never_challenged(world: World) -> None:
     w = world.chain
-    job_id = w.job(CONFIG, CLIP)
+    job_id = world.job()
+    challenges = w.cm.jobs.functions.challenge_count()
     w.round(job_id, CONFIG, CLIP)
     actions = world.tick_all()
     assert [a.kind for a in actions] == ["valid"] * 4
-    assert w.cm.jobs.functions.challenge_count() == 0
+    assert w.cm.jobs.functions.challenge_count() == challenges
     assert world.tick_all() == []  # nothing new on chain: nothing done
 
 
 def test_a_sum_one_unit_off_is_challenged_voted_down_and_slashed(world: World) -> None:
     w = world.chain
     escrow = 3 * ETHER + 7
-    job_id = w.job(CONFIG, CLIP, escrow=escrow)
+    job_id = world.job(escrow=escrow)
     w.round(job_id, CONFIG, CLIP, tamper=one_unit_off)
     aggregator_stake = w.cm.registry.stake_of(w.aggregator.address)
     pool = w.cm.registry.functions.slashed_pool()
+    owed = w.cm.registry.functions.rewards_owed(w.validator_ids[0].address)
     first = world.validators[0].tick()
     assert [a.kind for a in first] == ["invalid", "challenge"]
     assert "sum" in first[0].detail  # the audit's own finding is the challenge's reason
@@ -99,22 +114,23 @@ def test_a_sum_one_unit_off_is_challenged_voted_down_and_slashed(world: World) -
     assert w.cm.jobs.job(job_id).state == JobState.CANCELLED
     # to the wei: min_stake taken from the aggregator, half to the challenger, half burnt
     assert w.cm.registry.stake_of(w.aggregator.address) == aggregator_stake - ETHER
-    assert w.cm.registry.functions.rewards_owed(challenger) == ETHER // 2
+    assert w.cm.registry.functions.rewards_owed(challenger) == owed + ETHER // 2
     assert w.cm.registry.functions.slashed_pool() == pool + ETHER - ETHER // 2
     assert w.cm.jobs.refund(w.dev, job_id) == escrow
     # restarted over their state, the validators neither challenge nor vote again
     restarted = [world.role(k) for k in range(4)]
     again = [a for v in restarted for a in v.tick()]
     assert {a.kind for a in again} <= {"invalid"}
-    assert w.cm.jobs.functions.challenge_count() == 1
+    assert w.cm.jobs.functions.challenge_count() == challenge_id
 
 
 def test_a_false_challenge_costs_the_challenger_its_bond(world: World) -> None:
     w = world.chain
-    job_id = w.job(CONFIG, CLIP)
+    job_id = world.job()
     w.round(job_id, CONFIG, CLIP)
     liar = w.validator_ids[3]  # a validator that challenges an honest round anyway
     liar_stake = w.cm.registry.stake_of(liar.address)
+    owed = w.cm.registry.functions.rewards_owed(w.aggregator.address)
     challenge_id = w.cm.jobs.challenge(liar.account, job_id, 1, keccak256(b"no reason"))
     honest = world.validators[:3]
     actions = [a for v in honest for a in v.tick()]
@@ -124,12 +140,12 @@ def test_a_false_challenge_costs_the_challenger_its_bond(world: World) -> None:
     assert w.cm.jobs.challenge_info(challenge_id).status == ChallengeStatus.REJECTED
     assert w.cm.jobs.round(job_id, 1).status == RoundStatus.RECORDED
     assert w.cm.registry.stake_of(liar.address) == liar_stake - ETHER // 10
-    assert w.cm.registry.functions.rewards_owed(w.aggregator.address) == ETHER // 20
+    assert w.cm.registry.functions.rewards_owed(w.aggregator.address) == owed + ETHER // 20
 
 
 def test_a_trainer_that_signs_twice_is_slashed_on_a_validator_s_report(world: World) -> None:
     w = world.chain
-    job_id = w.job(CONFIG, CLIP)
+    job_id = world.job()
     w.round(job_id, CONFIG, CLIP)
     reporter = world.validators[0]
     assert [a.kind for a in reporter.tick()] == ["valid"]  # it saw each signed commitment
@@ -142,8 +158,9 @@ def test_a_trainer_that_signs_twice_is_slashed_on_a_validator_s_report(world: Wo
     signed = sign_round_commitment(cheat.account, chain_id, jobs, job_id, 1, other)
     assert reporter.observe(job_id, 1, cheat.address, other, signed)
     stake = w.cm.registry.stake_of(cheat.address)
+    owed = w.cm.registry.functions.rewards_owed(w.validator_ids[0].address)
     actions = reporter.report_observed()
     assert [(a.kind, a.detail) for a in actions] == [("evidence", f"{cheat.address} {ETHER}")]
     assert w.cm.registry.stake_of(cheat.address) == stake - ETHER
-    assert w.cm.registry.functions.rewards_owed(w.validator_ids[0].address) == ETHER // 2
+    assert w.cm.registry.functions.rewards_owed(w.validator_ids[0].address) == owed + ETHER // 2
     assert reporter.report_observed() == []  # reported once
