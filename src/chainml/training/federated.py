@@ -12,7 +12,16 @@ model.  Aggregation modes:
   jobs that send updates to a committee instead.
 
 Attackers for the poisoning tests transform their own data or delta (``label_flip``,
-``sign_flip``).
+``sign_flip``); an ``unclipped`` attacker skips the clip.
+
+``norm_proofs=True`` (with ``secagg``): each trainer commits to its fixed-point input and
+proves that its L2 norm is within the round's bound (``chainml.crypto.zk``, spec
+docs/protocol/zk-norm.md); the aggregator verifies every proof before the masked stage and
+drops a trainer whose proof fails (``History.refused``), then checks that the round's sum
+opens the sum of the survivors' commitments.  An unclipped attacker commits to its real
+(too long) input and presents a valid proof made for its clipped one: refused.  Shortcut
+of this one-process simulation: the commitments' blinding sum is added up directly instead
+of travelling as 16-bit limbs through secure aggregation.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from chainml.crypto import Identity
+from chainml.crypto import Identity, fixedpoint, zk
 from chainml.training import privacy, robust
 from chainml.training.data import Dataset
 from chainml.training.errors import TrainingError
@@ -40,6 +49,7 @@ class History:
     # each client's deltas summed over the rounds (what FoolsGold scores; robust modes)
     delta_sums: NDArray[np.float64] | None = None
     epsilon: float | None = None  # (ε, delta)-DP of the whole job so far, with dp on
+    refused: list[tuple[int, ...]] = field(default_factory=list)  # failed norm proofs a round
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class Attack:
     clients: frozenset[int]  # positions in the shard list
     scale: float = 10.0
     sybil: bool = False  # one adversary behind all of them: they share the first one's data
+    unclipped: bool = False  # the attacker does not clip its delta
 
 
 def train_federated(
@@ -68,11 +79,14 @@ def train_federated(
     dp: str | None = None,
     noise_multiplier: float = 1.0,
     delta: float = 1e-5,
+    norm_proofs: bool = False,
 ) -> tuple[Model, History]:
     """Train for ``rounds``; ``dp`` is None, "central" or "distributed" (Gaussian noise of
     ``noise_multiplier * clip`` on the sum; ε at ``delta`` in the history)."""
     if mode not in MODES:
         raise TrainingError(f"mode is one of {MODES}")
+    if norm_proofs and (mode != "secagg" or dp):
+        raise TrainingError("norm_proofs needs mode 'secagg' without dp")
     if dp not in (None, "central", "distributed") or (dp and mode not in ("fedavg", "secagg")):
         raise TrainingError("dp is 'central' or 'distributed', with fedavg or secagg")
     accountant = privacy.RdpAccountant()
@@ -103,7 +117,8 @@ def train_federated(
             change = flatten(local.params).astype(np.float64) - start
             if attack and k in attack.clients and attack.kind == "sign_flip":
                 change = -attack.scale * change
-            deltas.append(clip_l2(change, clip))
+            unclipped = attack and k in attack.clients and attack.unclipped
+            deltas.append(change if unclipped else clip_l2(change, clip))
         weights = counts / counts.max()  # public record counts; scaled sums keep their clip
         if dp == "distributed":  # each trainer noises its own weighted, clipped delta
             deltas = [
@@ -129,20 +144,34 @@ def train_federated(
                 clip=bound,
                 graph_seed=np.random.default_rng([seed, r]).bytes(32),
             )
+            inputs = [deltas[i - 1] * weights[i - 1] for i in range(1, n + 1)]
+            round_drop = {k: list(v) for k, v in ((drop or {}).get(r) or {}).items()}
+            proven: dict[int, tuple[bytes, zk.CommitmentOpening]] = {}
+            if norm_proofs:
+                inputs, proven, refused = _prove_and_verify(params, identities, inputs, seed, r)
+                history.refused.append(refused)
+                round_drop["masked"] = [*round_drop.get("masked", []), *refused]
             clients = {
                 i: SecAggClient(
                     params,
                     i,
                     identities[i],
-                    deltas[i - 1] * weights[i - 1],
+                    inputs[i - 1],
                     pairs=pairs[i],  # each trainer keeps its pair keys across the job
                     rng=np.random.default_rng([seed, r, i]),
                 )
                 for i in range(1, n + 1)
             }
-            result = run_in_memory(params, clients, drop=(drop or {}).get(r))
+            result = run_in_memory(params, clients, drop=round_drop)
             participants = result.survivors
             weighted_sum = result.total
+            if norm_proofs:
+                words = np.frombuffer(result.transcript.total, dtype="<u4")[: len(start)]
+                zk.verify_aggregate(
+                    [proven[i][0] for i in participants],
+                    words.view(np.int32).astype(np.int64),
+                    sum(proven[i][1].blinding for i in participants),
+                )
         if mode in ("fedavg", "secagg"):
             if dp == "central":
                 weighted_sum = weighted_sum + privacy.central_noise(
@@ -171,3 +200,48 @@ def train_federated(
             history.epsilon = accountant.epsilon(delta)
         history.participants.append(participants)
     return model, history
+
+
+def _norm_context(params: RoundParams, trainer: str) -> zk.NormContext:
+    return zk.NormContext(
+        params.chain_id, params.jobs, params.job_id, params.round, params.attempt, trainer
+    )
+
+
+def _prove_and_verify(
+    params: RoundParams,
+    identities: Mapping[int, Identity],
+    inputs: Sequence[NDArray[np.float64]],
+    seed: int,
+    round_no: int,
+) -> tuple[
+    list[NDArray[np.float64]], dict[int, tuple[bytes, zk.CommitmentOpening]], tuple[int, ...]
+]:
+    """Each trainer commits to its fixed-point input and proves its norm (an unclipped one
+    presents the proof of its clipped input); the aggregator verifies.  Returns the inputs
+    as the SecAgg+ clients will encode them (exactly: already on the fixed-point grid),
+    the commitments and openings, and the trainers refused."""
+    f, dim = params.frac_bits, len(inputs[0])
+    norm = zk.NormParams(dim, zk.bound_sq_for(params.clip, f, dim))
+    room = params.clip - (np.sqrt(dim) + 1) / (1 << f)  # rounding stays within the clip
+    exact: list[NDArray[np.float64]] = []
+    proven: dict[int, tuple[bytes, zk.CommitmentOpening]] = {}
+    refused = []
+    for i, value in enumerate(inputs, start=1):
+        rng = np.random.default_rng([seed, round_no, i, 7])
+        ctx = _norm_context(params, identities[i].address)
+        honest = fixedpoint.encode(clip_l2(value, room), f, rng).view(np.int32)
+        x = honest
+        if np.linalg.norm(value) > params.clip * (1 + 1e-9):  # a trainer that did not clip
+            x = fixedpoint.encode(value, f, rng).view(np.int32)
+        commitment, opening = zk.commit(honest)
+        proof = zk.prove_norm(ctx, norm, honest, opening)
+        if x is not honest:  # the attacker commits to what it really sends
+            commitment, opening = zk.commit(x)
+        try:
+            zk.verify_norm(ctx, norm, commitment, proof)
+        except zk.InvalidNormProof:
+            refused.append(i)
+        proven[i] = (commitment, opening)
+        exact.append(x.astype(np.float64) / (1 << f))
+    return exact, proven, tuple(refused)

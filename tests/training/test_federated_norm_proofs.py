@@ -1,0 +1,45 @@
+"""train_federated(norm_proofs=True): under SecAgg+, a trainer that does not clip its 10×
+update is refused by its norm proof and dropped; the honest trainers' round is counted and
+its sum opens the sum of their commitments (a small model keeps the proofs quick)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chainml.training.data import dirichlet_partition, load
+from chainml.training.errors import TrainingError
+from chainml.training.federated import Attack, train_federated
+from chainml.training.models import MLP
+
+
+def _setup():
+    data = load("digits", seed=0)
+    shards = dirichlet_partition(data.y_train, 5, alpha=1.0, seed=0)
+    return data, shards
+
+
+def test_an_unclipped_ten_times_update_is_refused_and_dropped():
+    data, shards = _setup()
+    attack = Attack("sign_flip", frozenset({2}), scale=10.0, unclipped=True)
+    _, history = train_federated(
+        data, shards, rounds=2, mode="secagg", attack=attack, norm_proofs=True, seed=0,
+        make_model=lambda: MLP(data.n_features, data.n_classes, (4,), seed=0), clip=1.0,
+    )  # fmt: skip
+    assert history.refused == [(3,), (3,)]
+    assert all(3 not in p and len(p) == 4 for p in history.participants)
+
+
+def test_honest_rounds_with_proofs_count_everyone():
+    data, shards = _setup()
+    _, history = train_federated(
+        data, shards, rounds=1, mode="secagg", norm_proofs=True, seed=1,
+        make_model=lambda: MLP(data.n_features, data.n_classes, (4,), seed=0), clip=1.0,
+    )  # fmt: skip
+    assert history.refused == [()]
+    assert history.participants == [(1, 2, 3, 4, 5)]
+
+
+def test_norm_proofs_need_secagg():
+    data, shards = _setup()
+    with pytest.raises(TrainingError):
+        train_federated(data, shards, rounds=1, mode="fedavg", norm_proofs=True)
