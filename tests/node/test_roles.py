@@ -16,7 +16,7 @@ from chainml.node import roles
 from chainml.node.daemon import plug_roles
 from chainml.node.dispatch import Dispatcher, PurposeTaken
 from chainml.node.plugin import Plugged
-from chainml.node.roles import aggregator, guardian, provider, trainer
+from chainml.node.roles import aggregator, guardian, provider, trainer, validator
 
 
 def _opened(purpose: str) -> Any:
@@ -107,6 +107,7 @@ def test_plug_roles_keeps_the_roles_that_answer_in_order():
         (trainer.plug, Role.TRAINER, {"training_data": None}),  # registered, but no data
         (aggregator.plug, Role.TRAINER | Role.INFERENCE_PROVIDER, {}),
         (provider.plug, Role.TRAINER | Role.AGGREGATOR | Role.VALIDATOR, {}),
+        (validator.plug, Role.TRAINER | Role.AGGREGATOR | Role.INFERENCE_PROVIDER, {}),
     ],
 )
 def test_a_role_the_node_does_not_take_plugs_in_nothing(plug, registered, config):
@@ -116,5 +117,11 @@ def test_a_role_the_node_does_not_take_plugs_in_nothing(plug, registered, config
 
 
 def test_every_role_module_is_listed():
-    assert roles.PLUGINS == (guardian.plug, trainer.plug, aggregator.plug, provider.plug)
+    assert roles.PLUGINS == (
+        guardian.plug,
+        trainer.plug,
+        aggregator.plug,
+        provider.plug,
+        validator.plug,
+    )
     assert len(roles.ROUTES) == 2  # the guardian's and the provider's: the published schema

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from chainml.node.api import Routes
 from chainml.node.plugin import Plugin
-from chainml.node.roles import aggregator, guardian, provider, trainer
+from chainml.node.roles import aggregator, guardian, provider, trainer, validator
 
 PLUGINS: tuple[Plugin, ...] = (
     guardian.plug,
     trainer.plug,
     aggregator.plug,
     provider.plug,
-    # validator (issue 14): chainml.node.roles.validator.plug, wrapping node.validator's
-    # ValidatorRole (its tick as a worker; Role.VALIDATOR; no routes, no purposes yet)
+    validator.plug,
 )
 
 # every route any role serves, with no role behind it: the published OpenAPI document
