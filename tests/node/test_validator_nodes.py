@@ -129,6 +129,15 @@ def test_validator_nodes_challenge_a_false_sum_and_refuse_a_false_challenge(tmp_
         assert [a["subject"] for a in alerts if a["kind"] == "round_invalid"] == [
             f"job {bad} round 1"
         ]
+        # the dashboard: both challenges with their outcome and stakes, and this node's
+        # verdict on each round it audited
+        page = requests.get(challenger.url + "/", timeout=10).text
+        table = page[page.index('id="challenges"') :]
+        table = table[: table.index("</table>")]
+        assert table.count("<tr>") == 3 and "upheld" in table and "rejected" in table
+        rounds = page[page.index('id="rounds"') :]
+        rounds = rounds[: rounds.index("</table>")]
+        assert "invalid" in rounds and "the published sum is not" in rounds and ">ok<" in rounds
         votes = 0.0
         for node in nodes:
             text = requests.get(node.url + "/metrics", timeout=5).text

@@ -119,8 +119,17 @@ def run(config: NodeConfig) -> None:
             kind, job_id, round_no = str(key).split(":")
             into = measured if kind == "accuracy" else spent
             into.setdefault(int(job_id), {})[int(round_no)] = float(value)
+        verdicts: dict[tuple[int, int], str] = {}  # a validator's audits, by round
+        for key, value in node.state.query(
+            "SELECT key, value FROM meta WHERE key LIKE 'validate:%' ORDER BY rowid"
+        ):
+            _, job_id, round_no, _cid = str(key).split(":", 3)
+            verdicts[int(job_id), int(round_no)] = str(value)
         accounts = list(monitor.registered)
-        return render(collect(node.cached, info, accounts, guard.all_alerts(), measured, spent))
+        snapshot = collect(
+            node.cached, info, accounts, guard.all_alerts(), measured, spent, verdicts
+        )
+        return render(snapshot)
 
     def on_scrape(metrics: Metrics) -> None:
         metrics.peers.set(len(monitor.registered))

@@ -30,6 +30,7 @@ class Snapshot:
     batches: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    challenges: list[dict[str, Any]] = field(default_factory=list)
     accuracy: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
 
 
@@ -40,13 +41,16 @@ def collect(
     alerts: list[Any],
     accuracy: dict[int, dict[int, float]] | None = None,
     epsilon: dict[int, dict[int, float]] | None = None,
+    verdicts: dict[tuple[int, int], str] | None = None,
 ) -> Snapshot:
     """Read what the page shows from the chain (newest first, at most ``MAX_ROWS`` each);
     ``accuracy`` is what this node measured on its held-out data, by job and round;
-    ``epsilon`` the ε a DP job had spent through each round this node aggregated."""
+    ``epsilon`` the ε a DP job had spent through each round this node aggregated;
+    ``verdicts`` this node's audit of each round, as a validator ("ok" or why not)."""
     snap = Snapshot(node)
     accuracy = accuracy or {}
     epsilon = epsilon or {}
+    verdicts = verdicts or {}
     for account in accounts[:MAX_ROWS]:
         info = cm.registry.party(account)
         snap.parties.append(
@@ -81,6 +85,8 @@ def collect(
                     "job": job_id,
                     "round": round_no,
                     "trainers counted": bin(recorded.bitmap).count("1"),
+                    "status": recorded.status.name.lower(),
+                    "validated here": verdicts.get((job_id, round_no), "-"),
                     "record": recorded.aggregate_cid,
                     "commitment root": recorded.commitment_root.hex()[:16] + "…",
                     "accuracy": "-" if measured is None else f"{measured:.3f}",
@@ -106,6 +112,21 @@ def collect(
                 "revoked": g.revoked,
             }
         )
+    jobs = cm.jobs
+    for challenge_id in range(jobs.functions.challenge_count(), 0, -1)[:MAX_ROWS]:
+        c = jobs.challenge_info(challenge_id)
+        snap.challenges.append(
+            {
+                "id": challenge_id,
+                "job": c.job_id,
+                "round": c.round,
+                "challenger": c.challenger,
+                "committee": len(c.committee),
+                "uphold stake": c.uphold_stake,
+                "reject stake": c.reject_stake,
+                "status": c.status.name.lower(),
+            }
+        )
     receipts = cm.receipts.contract
     for batch_id in range(int(receipts.call("batch_count")), 0, -1)[:MAX_ROWS]:
         b = receipts.call("get_batch", batch_id)
@@ -122,6 +143,9 @@ def _eth(wei: int) -> str:
     return f"{wei / ETHER:,.4f}"
 
 
+_WEI = ("stake", "escrow", "paid", "amount", "uphold stake", "reject stake")  # shown in ETH
+
+
 def _table(title: str, rows: list[dict[str, Any]], empty: str, table_id: str) -> str:
     head = f'<h2>{escape(title)} <span class="n">{len(rows)}</span></h2>'
     if not rows:
@@ -130,10 +154,7 @@ def _table(title: str, rows: list[dict[str, Any]], empty: str, table_id: str) ->
     th = "".join(f"<th>{escape(c)}</th>" for c in cols)
     body = "".join(
         "<tr>"
-        + "".join(
-            f"<td>{escape(_eth(v) if c in ('stake', 'escrow', 'paid', 'amount') else str(v))}</td>"
-            for c, v in row.items()
-        )
+        + "".join(f"<td>{escape(_eth(v) if c in _WEI else str(v))}</td>" for c, v in row.items())
         + "</tr>"
         for row in rows
     )
@@ -222,6 +243,7 @@ def render(snap: Snapshot) -> str:
         + _table("Jobs", snap.jobs, "no job yet", "jobs")
         + "".join(_accuracy_chart(j, pts) for j, pts in snap.accuracy.items())
         + _table("Rounds", snap.rounds, "no round recorded", "rounds")
+        + _table("Challenges and votes", snap.challenges, "no challenge", "challenges")
         + _table("Model versions", snap.versions, "no model published", "versions")
         + _table("Grants", snap.grants, "no grant", "grants")
         + _table("Receipt batches", snap.batches, "no receipts posted", "batches")
