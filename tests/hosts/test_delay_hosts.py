@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -74,3 +75,18 @@ def test_the_relay_adds_its_delay_each_way_and_keeps_every_byte():
         assert min(delayed) >= 0.050 and statistics.median(delayed) < 0.2, delayed
         data = random.Random(5).randbytes(1_000_003)
         assert alpha.call(_echo_all, beta, 17000, data) == data
+
+
+def test_a_paused_relay_delays_only_from_sigusr1_on():
+    with Network(["alpha", "beta"]) as net:
+        beta = net["beta"].address
+        echo = net["beta"].popen([sys.executable, "-c", ECHO, beta, "7000"], stdout=subprocess.PIPE)
+        assert echo.stdout is not None and echo.stdout.readline() == b"up\n"
+        argv = [sys.executable, "-m", "chainml.devtools.delayrelay", "--delay-ms", "25"]
+        argv += ["--paused", "--route", f"{beta}:17000={beta}:7000"]
+        relay = net["beta"].popen(argv, stdout=subprocess.PIPE)
+        assert relay.stdout is not None and json.loads(relay.stdout.readline()) == {"routes": 1}
+        assert statistics.median(net["alpha"].call(_round_trips, beta, 17000)) < 0.02
+        relay.send_signal(signal.SIGUSR1)
+        time.sleep(0.2)
+        assert min(net["alpha"].call(_round_trips, beta, 17000)) >= 0.050

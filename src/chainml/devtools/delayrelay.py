@@ -6,10 +6,11 @@ The kernel here has no netem qdisc, so a link's round trip is lengthened in user
 the bytes both ways, every piece read held back ``D`` milliseconds before it is written
 (order and content unchanged; a half-close is passed on after the same delay).  Put it on
 the server's host in front of a service and give clients the relay's port: every
-request/response exchange then takes ``2 D`` more.  Not delayed: the TCP handshake with
-the relay (the relay accepts at once) and the kernel's own ACKs, so TCP's view of the
-round trip is the relay's, not the link's.  Prints ``{"routes": N}`` once listening;
-stops on SIGTERM.
+request/response exchange then takes ``2 D`` more.  With ``--paused`` it starts with no
+delay and applies ``D`` from the first SIGUSR1 on (a run measures both on one network).
+Not delayed: the TCP handshake with the relay (the relay accepts at once) and the
+kernel's own ACKs, so TCP's view of the round trip is the relay's, not the link's.
+Prints ``{"routes": N}`` once listening; stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from collections.abc import Sequence
 _PIECE = 64 * 1024
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+class _Delay:
+    seconds = 0.0
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: _Delay) -> None:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
@@ -36,7 +41,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
                 data = await reader.read(_PIECE)
             except (ConnectionError, OSError):
                 data = b""
-            queue.put_nowait((loop.time() + delay, data))
+            queue.put_nowait((loop.time() + delay.seconds, data))
             if not data:
                 return
 
@@ -61,7 +66,13 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
         pumping.cancel()
 
 
-async def _serve(routes: list[tuple[str, int, str, int]], delay: float) -> None:
+async def _serve(routes: list[tuple[str, int, str, int]], seconds: float, paused: bool) -> None:
+    delay = _Delay()
+    delay.seconds = 0.0 if paused else seconds
+
+    def resume() -> None:
+        delay.seconds = seconds
+
     connections: set[asyncio.Task[None]] = set()
 
     async def handle(
@@ -80,6 +91,10 @@ async def _serve(routes: list[tuple[str, int, str, int]], delay: float) -> None:
             await asyncio.gather(_pipe(c_reader, s_writer, delay), _pipe(s_reader, c_writer, delay))
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            # only ever at shutdown; ending normally spares asyncio's stream callback,
+            # which asks a cancelled handler for its exception and logs the answer
+            pass
         finally:
             for w in (c_writer, s_writer):
                 w.close()
@@ -95,6 +110,7 @@ async def _serve(routes: list[tuple[str, int, str, int]], delay: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, resume)
     await stop.wait()
     for server in servers:
         server.close()
@@ -114,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chainml.devtools.delayrelay")
     parser.add_argument("--delay-ms", type=float, required=True, help="each way")
     parser.add_argument("--route", action="append", required=True, help="LISTEN=TARGET")
+    parser.add_argument("--paused", action="store_true", help="no delay until SIGUSR1")
     args = parser.parse_args(argv)
     if not 0 <= args.delay_ms <= 10_000:
         parser.error("--delay-ms: 0..10000")
@@ -121,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for route in args.route:
         listen, _, target = route.partition("=")
         routes.append((*_address(listen), *_address(target)))
-    asyncio.run(_serve(routes, args.delay_ms / 1000))
+    asyncio.run(_serve(routes, args.delay_ms / 1000, args.paused))
     return 0
 
 

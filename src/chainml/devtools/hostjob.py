@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -123,6 +124,7 @@ class HostJobResult:
     leftovers: list[str] = field(default_factory=list)  # of the network, once it closed
     attempts: dict[int, int] = field(default_factory=dict)  # round -> the attempt recorded
     recorded: list[int] = field(default_factory=list)  # RoundRecorded events' rounds, in order
+    link_bytes_at_switch: dict[str, LinkBytes] | None = None  # see run(rtt_from_round=...)
 
 
 @dataclass
@@ -201,15 +203,19 @@ def _relayed(url_or_addr: str, port: int) -> str:
     )
 
 
-def start_relays(net: Network, delay_ms: float) -> list[subprocess.Popen[bytes]]:
+def start_relays(
+    net: Network, delay_ms: float, *, paused: bool = False
+) -> list[subprocess.Popen[bytes]]:
     """A delay relay on every host in front of each service there (chain RPC, node API,
-    the aggregator's swarm): ``delay_ms`` each way."""
+    the aggregator's swarm): ``delay_ms`` each way (``paused``: from SIGUSR1 on)."""
     procs = []
     for host in net:
         ports = {"chain": [CHAIN_PORT], "aggregator": [NODE_PORT, SWARM_PORT]}.get(
             host.name, [NODE_PORT]
         )
         argv = [sys.executable, "-m", "chainml.devtools.delayrelay", "--delay-ms", str(delay_ms)]
+        if paused:
+            argv.append("--paused")
         for port in ports:
             argv += ["--route", f"{host.address}:{port + RELAY_OFFSET}={host.address}:{port}"]
         proc = host.popen(argv, stdout=subprocess.PIPE)
@@ -347,12 +353,16 @@ def run(
     rtt_ms: float = 0,
     cut_aggregator_s: float = 0,
     cut_trainer_round: int = 0,
+    rtt_from_round: int = 0,
     stage_timeout: float = 6,
     say: Callable[[str], None] = lambda _: None,
 ) -> HostJobResult:
     """The job, start to end, on a network of its own; everything stopped and removed
     before it returns (or raises).  ``rtt_ms``: added to every exchange between hosts
-    (delay relays in front of every service, half of it each way).  ``cut_aggregator_s``:
+    (delay relays in front of every service, half of it each way), from the start, or
+    (``rtt_from_round``) from the moment the round before that one is on chain: the rounds
+    before run through the relays at no delay, and ``link_bytes_at_switch`` is what each
+    host moved until then.  ``cut_aggregator_s``:
     the aggregator's host is cut off the network for that long as soon as its node starts
     round 2, then healed (a fault the job must survive: that attempt void, a retry).
     ``cut_trainer_round``: in that round, the last trainer's host is cut off while its
@@ -371,10 +381,13 @@ def run(
         chain, url = start_chain(net, workdir)
         stack.callback(stop_process, chain, 20)
         say(f"chain host: chainml's dev chain at {url}")
+        relays: list[subprocess.Popen[bytes]] = []
         if rtt_ms > 0:
-            for relay in start_relays(net, rtt_ms / 2):
+            relays = start_relays(net, rtt_ms / 2, paused=rtt_from_round > 1)
+            for relay in relays:
                 stack.callback(stop_process, relay, 10)
-            say(f"a delay relay in front of every service: {rtt_ms:g} ms more per exchange")
+            when = f" from round {rtt_from_round} on" if rtt_from_round > 1 else ""
+            say(f"a delay relay in front of every service: {rtt_ms:g} ms more per exchange{when}")
         prepared = prepare(net, workdir, url, trainers, stage_timeout, relayed=rtt_ms > 0)
         say(
             "deployed from the aggregator's host; registered "
@@ -399,6 +412,7 @@ def run(
         )
         setup_seconds = time.perf_counter() - started
         before = {h.name: h.link_bytes() for h in net}
+        at_switch: dict[str, LinkBytes] | None = None
         marks = [time.perf_counter()]
 
         def rounds_done() -> int:
@@ -414,6 +428,11 @@ def run(
             _wait(partial(_at_least, agg, rounds_done, r), f"round {r}", 120)
             marks.append(time.perf_counter())
             say(f"round {r} on chain after {marks[-1] - marks[-2]:.2f} s")
+            if relays and r == rtt_from_round - 1:
+                at_switch = {h.name: h.link_bytes() - before[h.name] for h in net}
+                for relay in relays:
+                    relay.send_signal(signal.SIGUSR1)
+                say(f"the relays now add {rtt_ms:g} ms to every exchange")
         moved = {h.name: h.link_bytes() - before[h.name] for h in net}
         record_cids = [
             str(agg.call(lambda n: cm.jobs.round(job_id, n).aggregate_cid, r))
@@ -472,6 +491,7 @@ def run(
             setup_seconds=setup_seconds,
             attempts=attempts,
             recorded=recorded,
+            link_bytes_at_switch=at_switch,
             node_urls={n: d.url for n, d in prepared.nodes.items()},
         )
     result.leftovers = net.leftovers()
