@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from chainml.node.rounds import _bitmap, _root, audit_round, round_params
 from chainml.storage.local import LocalBlobStore
 from chainml.training.job import JobConfig
 from chainml.training.secagg import AggregateMismatch, SecAggClient, SecAggServer, run_in_memory
+from tests.protocol.standin import StandInChain
 
 JOB, ROUND, ATTEMPT, CLIP = 4, 2, 1, 5.0
 CONFIG = JobConfig(n_features=4, n_classes=2, hidden=(), epochs=1)  # lattice commitments
@@ -31,33 +31,9 @@ IDS = {i: Identity.generate() for i in range(1, 6)}
 ROSTER = {i: IDS[i].address for i in IDS}
 
 
-class _Chain:
-    """What `audit_round` reads of the chain, no more."""
-
-    def __init__(
-        self, config: JobConfig, record_cid: str = "", root: bytes = b"", bitmap: int = 0
-    ) -> None:
-        job = SimpleNamespace(
-            participant_count=len(ROSTER),
-            params=SimpleNamespace(config_hash=config.config_hash, clip_bound=int(CLIP * 1000)),
-        )
-        info = SimpleNamespace(aggregate_cid=record_cid, commitment_root=root, bitmap=bitmap)
-        self.jobs = SimpleNamespace(
-            address="0x" + "ab" * 20,
-            client=SimpleNamespace(chain_id=31337),
-            job=lambda job_id: job,
-            round=lambda job_id, r: info,
-            contract=SimpleNamespace(
-                call=lambda name, job_id, i: ROSTER[i + 1],
-                past_events=lambda name, where: [
-                    SimpleNamespace(block_number=7, args={"aggregate_cid": record_cid})
-                ],
-            ),
-        )
-        keys = {a.address: a.x25519.public_bytes for a in IDS.values()}
-        self.registry = SimpleNamespace(
-            party=lambda a, block="latest": SimpleNamespace(x25519_key=keys[a])
-        )
+def _chain(config: JobConfig, **kw: object) -> StandInChain:
+    keys = {a.address: a.x25519.public_bytes for a in IDS.values()}
+    return StandInChain(config, ROSTER, keys, clip=CLIP, **kw)  # type: ignore[arg-type]
 
 
 Edit = Callable[[dict[str, Any], dict[str, Any], LocalBlobStore], None]
@@ -67,11 +43,13 @@ def _audit(
     tmp_path: Path,
     edit: Edit = lambda record, transcript, store: None,
     config: JobConfig = PLAIN,
+    published: bytes | None = None,
 ):
     """Run a real round, store its record as the aggregator does, let ``edit`` doctor the
-    record and the transcript, and audit it."""
+    record and the transcript, and audit it. The job publishes ``published`` under its
+    ``config_cid`` (by default the configuration's own bytes)."""
     store = LocalBlobStore(tmp_path / "blobs")
-    params = round_params(_Chain(config), JOB, ROUND, ATTEMPT, config, CLIP, ROSTER)  # type: ignore[arg-type]
+    params = round_params(_chain(config), JOB, ROUND, ATTEMPT, config, CLIP, ROSTER)  # type: ignore[arg-type]
     rng = np.random.default_rng(0)
     clients = {
         i: SecAggClient(params, i, IDS[i], rng.normal(scale=0.1, size=params.vector_len))
@@ -100,11 +78,12 @@ def _audit(
     edit(record, transcript, store)
     canonical = json.dumps(transcript, sort_keys=True, separators=(",", ":"))
     record.setdefault("transcript", store.put(canonical.encode()))
-    chain = _Chain(
+    chain = _chain(
         config,
-        store.put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()),
-        _root(JOB, ROUND, result.transcript.leaves(params)),
-        _bitmap(result.survivors),
+        record_cid=store.put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()),
+        root=_root(JOB, ROUND, result.transcript.leaves(params)),
+        bitmap=_bitmap(result.survivors),
+        config_cid=store.put(config.encode() if published is None else published),
     )
     return audit_round(chain, store, JOB, ROUND)  # type: ignore[arg-type]
 
@@ -171,6 +150,12 @@ DOCTORED = {
     "record without inputs": _set("record.inputs", KeyError),
     "seed that does not open its commitment": _set("transcript.seeds.2", "11" * 32),
 }
+
+
+def test_a_job_whose_published_configuration_is_another_is_refused(tmp_path: Path) -> None:
+    other = JobConfig(n_features=4, n_classes=2, hidden=(), epochs=2, verifiable=False)
+    with pytest.raises(AggregateMismatch, match="published"):
+        _audit(tmp_path, published=other.encode())
 
 
 @pytest.mark.parametrize("name", list(DOCTORED))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,53 +19,26 @@ from chainml.storage.local import LocalBlobStore
 from chainml.training.job import JobConfig
 from chainml.training.secagg import AggregateMismatch, SecAggClient, SecAggServer, run_in_memory
 from tests.protocol.make_secagg_vectors import CHAIN_ID, JOBS, identity
+from tests.protocol.standin import StandInChain
 
 JOB, ROUND, ATTEMPT, CLIP = 4, 2, 0, 5.0
-ROUND_BLOCK = 40  # the block that recorded the round
 CONFIG = JobConfig(n_features=4, n_classes=2, hidden=(), epochs=1, verifiable=False)
 ROSTER = {i: identity(i).address for i in range(1, 6)}
 
 
-class _Chain:
-    """The parts of the chain ``audit_round`` reads: the job, its participants and their
-    registered keys, and one recorded round."""
-
-    def __init__(self, record_cid: str = "", root: bytes = b"", bitmap: int = 0) -> None:
-        job = SimpleNamespace(
-            participant_count=len(ROSTER),
-            params=SimpleNamespace(config_hash=CONFIG.config_hash, clip_bound=int(CLIP * 1000)),
-        )
-        info = SimpleNamespace(aggregate_cid=record_cid, commitment_root=root, bitmap=bitmap)
-        self.jobs = SimpleNamespace(
-            address=JOBS,
-            client=SimpleNamespace(chain_id=CHAIN_ID),
-            job=lambda job_id: job,
-            round=lambda job_id, r: info,
-            contract=SimpleNamespace(
-                call=lambda name, job_id, i: ROSTER[i + 1],
-                past_events=lambda name, where: [
-                    SimpleNamespace(block_number=ROUND_BLOCK, args={"aggregate_cid": record_cid})
-                ],
-            ),
-        )
-        # the Registry's keys today, and as they were when the round was recorded
-        self.keys = {identity(i).address: identity(i).x25519.public_bytes for i in ROSTER}
-        self.keys_then = dict(self.keys)
-        self.registry = SimpleNamespace(party=self._party)
-
-    def _party(self, account: str, block: int | str = "latest") -> SimpleNamespace:
-        keys = self.keys_then if isinstance(block, int) and block < ROUND_BLOCK else self.keys
-        return SimpleNamespace(x25519_key=keys[account])
+def _chain(**kw: object) -> StandInChain:
+    keys = {identity(i).address: identity(i).x25519.public_bytes for i in ROSTER}
+    return StandInChain(CONFIG, ROSTER, keys, clip=CLIP, chain_id=CHAIN_ID, jobs=JOBS, **kw)  # type: ignore[arg-type]
 
 
 def _relabelled_record(
     tmp_path: Path, *, relabel: bool, off: bool = True, prefix: str = ""
-) -> tuple[_Chain, LocalBlobStore]:
+) -> tuple[StandInChain, LocalBlobStore]:
     """A real five-client round of a secure-aggregation job, recorded with a sum that is
     not the survivors' (one unit off) if ``off``, and, if ``relabel``, marked as a robust
     round that carries the survivors' own signed SecAgg+ commitments."""
     store = LocalBlobStore(tmp_path / "blobs")
-    params = round_params(_Chain(), JOB, ROUND, ATTEMPT, CONFIG, CLIP, ROSTER)  # type: ignore[arg-type]
+    params = round_params(_chain(), JOB, ROUND, ATTEMPT, CONFIG, CLIP, ROSTER)  # type: ignore[arg-type]
     rng = np.random.default_rng(0)
     clients = {
         i: SecAggClient(params, i, identity(i), rng.normal(scale=0.1, size=params.vector_len))
@@ -104,10 +76,10 @@ def _relabelled_record(
         record["commitments"] = {str(i): signed[i].commitment.hex() for i in result.survivors}
         record["signatures"] = {str(i): signed[i].signature.hex() for i in result.survivors}
     raw = json.dumps(record, sort_keys=True, separators=(",", ":"))  # as the aggregator stores it
-    chain = _Chain(
-        store.put(("{" + prefix + raw[1:]).encode()),
-        _root(JOB, ROUND, result.transcript.leaves(params)),
-        _bitmap(result.survivors),
+    chain = _chain(
+        record_cid=store.put(("{" + prefix + raw[1:]).encode()),
+        root=_root(JOB, ROUND, result.transcript.leaves(params)),
+        bitmap=_bitmap(result.survivors),
     )
     return chain, store
 

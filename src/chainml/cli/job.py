@@ -117,15 +117,20 @@ def job_create(
             dp_noise_multiplier=z,
             dp_delta_exponent=exponent,
             config_hash=job.config_hash,
+            # published: any trainer, validator or auditor fetches it and checks the hash
+            config_cid=node.store.put(job.encode()),
         )
         path = node.config.jobs_dir / f"{job.config_hash.hex()}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(job.encode())
         job_id = node.cm.jobs.create_job(node.identity.account, params, _wei(reward))
-        node.state.close()
+        node.close()
     except ChainmlError as exc:
         raise _fail("the job was not posted", exc) from exc
-    console.print(f"job {job_id}: {rounds} rounds, {participants} trainers, config {path}")
+    console.print(
+        f"job {job_id}: {rounds} rounds, {participants} trainers, config {path} "
+        f"(published as {params.config_cid})"
+    )
     if params.aggregator.lower() != node.identity.address.lower():
         console.print(f"give {path.name} to the aggregator for its [training] jobs_dir")
 
@@ -183,6 +188,7 @@ def job_status(
         if p.dp_noise_multiplier
         else "none",
         "config_hash": p.config_hash.hex(),
+        "config_cid": p.config_cid or "not published",
     }
     if as_json:
         typer.echo(json.dumps({**doc, "round_list": rounds}))

@@ -1095,6 +1095,13 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
             raise AggregateMismatch(
                 f"round {round_no}: the record's configuration is not the job's"
             )
+        if job.params.config_cid and keccak256(store.get(job.params.config_cid)) != (
+            job.params.config_hash
+        ):  # what the job publishes must be what its hash names
+            raise AggregateMismatch(
+                f"round {round_no}: the configuration published under the job's config_cid "
+                "is not the one its config_hash names"
+            )
         config = JobConfig.decode(raw_config)
         # the rule is the configuration's (bound to the chain), never the record's word
         if record.get("aggregation", "secagg") != config.aggregation:
