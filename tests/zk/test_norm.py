@@ -128,3 +128,19 @@ def test_the_aggregate_check_accepts_the_true_sum_and_refuses_another():
         zk.verify_aggregate(cs[:2], total, r_sum)
     with pytest.raises(zk.AggregateMismatch):
         zk.verify_aggregate(cs, total, (r_sum + 1) % _norm.ORDER)
+
+
+def test_bad_inputs_are_refused_before_any_work():
+    for bad in ([1.5, 2.0], np.array([1.0, 2.0]), [], [1 << 31], [True, 1]):
+        with pytest.raises(ValueError):
+            zk.commit(bad)
+    with pytest.raises(ValueError):
+        zk.NormContext(**{**CTX.__dict__, "trainer": "0x1234"})
+    with pytest.raises(ValueError):
+        zk.NormParams(0, 1)
+    with pytest.raises(ValueError):
+        zk.NormParams(4, 1 << 62)
+    _, opening = zk.commit([1, 2, 3])
+    with pytest.raises(ValueError):
+        zk.prove_norm(CTX, PARAMS, [1, 2, 3], opening)  # length is not params.dim
+    assert "secret" in repr(opening) and str(opening.blinding) not in repr(opening)

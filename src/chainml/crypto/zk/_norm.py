@@ -150,6 +150,10 @@ def _gens(padded: int) -> _Gens:
 
 
 def _check_vector(x: Sequence[int] | np.ndarray) -> list[int]:
+    if isinstance(x, np.ndarray) and not np.issubdtype(x.dtype, np.integer):
+        raise ValueError("integer (fixed-point) coordinates expected")
+    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in x):
+        raise ValueError("integer (fixed-point) coordinates expected")
     values = [int(v) for v in x]
     if not values:
         raise ValueError("an empty vector")
