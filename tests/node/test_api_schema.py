@@ -153,12 +153,12 @@ def test_the_error_table_in_the_protocol_doc_is_the_code_s():
     expected = {
         "POST /v1/envelopes": {**api.STATUS_BY_CAUSE, **gate},
         "POST /v1/keys/release": {
-            **{api._snake(n): s for n, s in api.RELEASE_STATUS.items()},
+            **{api.snake_case(n): s for n, s in api.RELEASE_STATUS.items()},
             **gate,
             "banned": 429,
         },
         "POST /v1/infer, /v1/infer/he": {
-            **{c.cause: c.status for c in api._refusals()},
+            **{c.cause: c.status for c in api.inference_refusals()},
             **gate,
             "no_model": 503,
             "banned": 429,

@@ -238,7 +238,7 @@ class _BodyTimeout(Exception):
     pass
 
 
-def _error(
+def error_response(
     cause: str, detail: str, status: int, *, close: bool = False, retry: bool = False
 ) -> JSONResponse:
     headers = {}
@@ -292,7 +292,7 @@ class Gate:
             state["chainml_buffered"] = state.get("chainml_buffered", 0) + len(chunk)
             body += chunk
             if refine is not None:
-                tighter = refine(bytes(body[:_PREFIX]))
+                tighter = refine(bytes(body[:FRAME_PREFIX]))
                 if tighter is not None:
                     refine, limit = None, min(limit, tighter)
                     if len(body) > limit or (length is not None and length > limit):
@@ -338,7 +338,9 @@ class Gate:
             if path != "/metrics" and not guard.limiter.allow(peer, ignore_ban=signed):
                 self.refuse("rate_limited")
                 metrics.requests.labels(path="other").inc()
-                await answer(_error("rate_limited", "too many requests", 429, close=has_body))
+                await answer(
+                    error_response("rate_limited", "too many requests", 429, close=has_body)
+                )
                 return
             # the overall limit guards memory and the workers: requests with no body (the
             # status page, metrics) are not held back by others' uploads
@@ -348,7 +350,9 @@ class Gate:
                 self.refuse("busy")
                 metrics.requests.labels(path="other").inc()
                 await answer(
-                    _error("busy", "too many requests in flight", 503, close=has_body, retry=True)
+                    error_response(
+                        "busy", "too many requests in flight", 503, close=has_body, retry=True
+                    )
                 )
                 return
             self.total += has_body
@@ -373,7 +377,9 @@ class Gate:
             except _BodyTimeout:
                 self.refuse("timeout")
                 if not started:
-                    await answer(_error("timeout", "request body too slow", 408, close=True))
+                    await answer(
+                        error_response("timeout", "request body too slow", 408, close=True)
+                    )
             except ClientDisconnect:
                 self.refuse("disconnected")
             except Exception as exc:  # noqa: BLE001 (answered and logged, never raised on)
@@ -382,7 +388,7 @@ class Gate:
                 # the type and route only: an exception's text may quote the request
                 log.error("internal error %s on %s", type(exc).__name__, route)
                 if not started:
-                    await answer(_error("internal", "internal error", 500, close=True))
+                    await answer(error_response("internal", "internal error", 500, close=True))
             finally:
                 self.total -= has_body
                 self.in_flight[peer] -= 1
@@ -408,22 +414,22 @@ class ApiContext:
 Routes = Callable[[ApiContext], APIRouter]  # a role's routes, built for one app
 
 
-def _banned() -> JSONResponse:
-    return _error("banned", "this peer is banned for a while", 429)
+def banned_response() -> JSONResponse:
+    return error_response("banned", "this peer is banned for a while", 429)
 
 
-_PREFIX = 8 + 4096  # what ``refine`` is shown: an inference frame's length and header
+FRAME_PREFIX = 8 + 4096  # what ``refine`` is shown: an inference frame's length and header
 
 
-def _peer(request: Request) -> str:
+def request_peer(request: Request) -> str:
     return str(request.scope.get("state", {}).get("chainml_peer", "unknown"))
 
 
-def _body_schema(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
+def body_schema(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {media: {"schema": schema}}}}
 
 
-def _errors(*causes: str) -> dict[int | str, dict[str, Any]]:
+def error_responses(*causes: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses: each status with the causes it carries."""
     by_status: dict[int, list[str]] = {}
     for cause in causes:
@@ -451,8 +457,8 @@ _EXTRA_STATUS = {
     "unknown_batch": 404,
     "method_not_allowed": 405,
 }
-_GATE = ("rate_limited", "busy", "internal")
-_BODY = (*_GATE, "timeout", "oversized")
+GATE_CAUSES = ("rate_limited", "busy", "internal")
+BODY_CAUSES = (*GATE_CAUSES, "timeout", "oversized")
 
 
 def _hex_string(size: int) -> dict[str, Any]:
@@ -532,21 +538,23 @@ def create_app(
     @app.exception_handler(Refusal)
     async def refused(request: Request, exc: Refusal) -> Response:
         gate.refuse(exc.cause)
-        return _error(exc.cause, exc.detail, exc.status, close=exc.close, retry=exc.status == 503)
+        return error_response(
+            exc.cause, exc.detail, exc.status, close=exc.close, retry=exc.status == 503
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         gate.refuse("malformed")
-        return _error("malformed", "bad path or query parameter", 400)
+        return error_response("malformed", "bad path or query parameter", 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         cause = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "malformed")
-        answer = _error(cause, str(exc.detail), exc.status_code)
+        answer = error_response(cause, str(exc.detail), exc.status_code)
         answer.headers.update(exc.headers or {})  # 405: Allow
         return answer
 
-    @app.get("/v1/status", response_model=Status, responses=_errors(*_GATE))
+    @app.get("/v1/status", response_model=Status, responses=error_responses(*GATE_CAUSES))
     async def status() -> Status:
         return Status(
             version=__version__,
@@ -561,12 +569,12 @@ def create_app(
         "/v1/envelopes",
         status_code=202,
         response_model=Accepted,
-        responses=_errors(*STATUS_BY_CAUSE, *_BODY),
-        openapi_extra=_body_schema(ENVELOPE_SCHEMA),
+        responses=error_responses(*STATUS_BY_CAUSE, *BODY_CAUSES),
+        openapi_extra=body_schema(ENVELOPE_SCHEMA),
     )
     async def post_envelope(request: Request) -> Any:
         """An envelope for this node: 202 when accepted, else its cause."""
-        peer = _peer(request)
+        peer = request_peer(request)
         try:
             body = await gate.read_body(request, receiver.max_wire_size)
         except Refusal as exc:
@@ -581,8 +589,8 @@ def create_app(
             signer = exc.sender if exc.cause in SIGNER_CAUSES else None
             guard.score.refused(signer or peer, exc.cause)
             if exc.sender is None and guard.limiter.is_banned(peer):
-                return _banned()  # a banned peer is told so, whatever it sent
-            return _error(exc.cause, str(exc), STATUS_BY_CAUSE[exc.cause])
+                return banned_response()  # a banned peer is told so, whatever it sent
+            return error_response(exc.cause, str(exc), STATUS_BY_CAUSE[exc.cause])
         metrics.accepted.inc()
         on_message(opened)
         h = opened.header
@@ -603,7 +611,7 @@ def create_app(
                 f"<h1>chain unreachable</h1><p>{escape(type(exc).__name__)}</p>", status_code=503
             )
 
-    @app.get("/v1/alerts", response_model=list[AlertOut], responses=_errors(*_GATE))
+    @app.get("/v1/alerts", response_model=list[AlertOut], responses=error_responses(*GATE_CAUSES))
     def alerts() -> list[AlertOut]:
         return [AlertOut(**a.__dict__) for a in guard.all_alerts()]
 
@@ -661,7 +669,7 @@ def _document(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _refusals() -> list[Any]:
+def inference_refusals() -> list[Any]:
     """Every refusal the inference service raises (its OpenAPI statuses)."""
     return [
         c
@@ -675,7 +683,7 @@ def _refusals() -> list[Any]:
 _MODE = re.compile(rb'"mode":"([a-z-]{1,16})"')
 
 
-def _frame_mode(head: bytes) -> str | None:
+def frame_mode(head: bytes) -> str | None:
     """The mode an inference request's frame header names, if it can be read cheaply (the
     service parses the header properly; this only picks the body cap)."""
     m = _MODE.search(head[8:])
@@ -699,7 +707,7 @@ RELEASE_STATUS = {
 }
 
 
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 

@@ -11,19 +11,19 @@ from fastapi import APIRouter, Request
 
 from chainml.node.access import LedgerChainView
 from chainml.node.api import (
-    _BODY,
+    BODY_CAUSES,
     KEY_REQUEST_SCHEMA,
     MAX_KEY_REQUEST,
     RELEASE_STATUS,
     ApiContext,
     KeyReleaseOut,
     Routes,
-    _banned,
-    _body_schema,
-    _error,
-    _errors,
-    _peer,
-    _snake,
+    banned_response,
+    body_schema,
+    error_response,
+    error_responses,
+    request_peer,
+    snake_case,
 )
 from chainml.node.plugin import Plugged, RoleContext
 from chainml.node.state import SqliteReplayCache
@@ -65,23 +65,25 @@ def routes(guardian: Guardian | None) -> Routes:
         @router.post(
             "/v1/keys/release",
             response_model=KeyReleaseOut,
-            responses=_errors(*(_snake(n) for n in RELEASE_STATUS), *_BODY, "banned"),
-            openapi_extra=_body_schema(KEY_REQUEST_SCHEMA),
+            responses=error_responses(
+                *(snake_case(n) for n in RELEASE_STATUS), *BODY_CAUSES, "banned"
+            ),
+            openapi_extra=body_schema(KEY_REQUEST_SCHEMA),
         )
         async def release_key(request: Request) -> Any:
             """Key guardian: this node's share of a grant's key, sealed to the grantee."""
-            peer = _peer(request)
+            peer = request_peer(request)
             body = await gate.read_body(request, MAX_KEY_REQUEST)
             try:
                 out = await gate.run(gate.verify_pool, release, body)
             except AccessError as exc:
-                cause = _snake(type(exc).__name__)
+                cause = snake_case(type(exc).__name__)
                 metrics.rejected.labels(cause=cause).inc()
                 if isinstance(exc, (ForgedRequest, ReplayedRequest, MalformedBundle)):
                     guard.score.refused(peer, cause)
                     if guard.limiter.is_banned(peer):
-                        return _banned()
-                return _error(cause, str(exc), RELEASE_STATUS.get(type(exc).__name__, 403))
+                        return banned_response()
+                return error_response(cause, str(exc), RELEASE_STATUS.get(type(exc).__name__, 403))
             return KeyReleaseOut(
                 guardian=out.guardian,
                 index=out.index,

@@ -15,21 +15,21 @@ from fastapi.responses import JSONResponse, Response
 from chainml.inference.service import CAUSES, FRAME, InferenceRefused
 from chainml.ledger.bindings import Role
 from chainml.node.api import (
-    _BODY,
-    _GATE,
-    _PREFIX,
+    BODY_CAUSES,
+    FRAME_PREFIX,
+    GATE_CAUSES,
     UNSIGNED_INFERENCE,
     ApiContext,
     ErrorBody,
     Refusal,
     Routes,
-    _banned,
-    _body_schema,
-    _error,
-    _errors,
-    _frame_mode,
-    _peer,
-    _refusals,
+    banned_response,
+    body_schema,
+    error_response,
+    error_responses,
+    frame_mode,
+    inference_refusals,
+    request_peer,
 )
 from chainml.node.inference import ProviderRole
 from chainml.node.plugin import Plugged, RoleContext
@@ -67,7 +67,7 @@ def routes(provider: ProviderRole | None) -> Routes:
         for cause in CAUSES:
             for mode in ("plain", "he"):
                 metrics.inference.labels(mode=mode, outcome=cause)
-        binary = _body_schema({"type": "string", "format": "binary"}, "application/octet-stream")
+        binary = body_schema({"type": "string", "format": "binary"}, "application/octet-stream")
         binary["responses"] = {
             "200": {
                 "content": {
@@ -76,13 +76,13 @@ def routes(provider: ProviderRole | None) -> Routes:
             }
         }
         by_status: dict[int, set[str]] = {}  # the service's refusals; several share a status
-        for c in _refusals():
+        for c in inference_refusals():
             by_status.setdefault(int(c.status), set()).add(c.cause)
         infer_errors: dict[int | str, dict[str, Any]] = {
             status: {"model": ErrorBody, "description": "error: " + ", ".join(sorted(names))}
             for status, names in by_status.items()
         }
-        for status, doc in _errors(*_BODY, "no_model", "banned").items():
+        for status, doc in error_responses(*BODY_CAUSES, "no_model", "banned").items():
             if status in infer_errors:
                 causes = infer_errors[status]["description"] + ", " + doc["description"][7:]
                 infer_errors[status]["description"] = causes
@@ -90,13 +90,13 @@ def routes(provider: ProviderRole | None) -> Routes:
                 infer_errors[status] = doc
 
         def unavailable() -> JSONResponse:
-            return _error("no_model", "this node serves no model (yet)", 503)
+            return error_response("no_model", "this node serves no model (yet)", 503)
 
         async def serve(request: Request, label: str, modes: tuple[str, ...]) -> Response:
             if provider is None or provider.service.model is None:
                 return unavailable()
             started = time.perf_counter()
-            peer = _peer(request)
+            peer = request_peer(request)
             service = provider.service
             caps: dict[str, int] = {m: int(service.max_request(m)) for m in modes}
 
@@ -107,9 +107,9 @@ def routes(provider: ProviderRole | None) -> Routes:
                 if len(prefix) < FRAME:
                     return None
                 size = int.from_bytes(prefix[4:FRAME], "big")
-                if size > len(prefix) - FRAME and len(prefix) < _PREFIX:
+                if size > len(prefix) - FRAME and len(prefix) < FRAME_PREFIX:
                     return None
-                mode = _frame_mode(prefix[: FRAME + size])
+                mode = frame_mode(prefix[: FRAME + size])
                 return caps[mode] if mode in caps else min(caps.values())
 
             try:
@@ -123,13 +123,13 @@ def routes(provider: ProviderRole | None) -> Routes:
                 metrics.inference.labels(mode=label, outcome=exc.cause).inc()
                 guard.score.refused(peer, exc.cause)
                 if exc.cause in UNSIGNED_INFERENCE and guard.limiter.is_banned(peer):
-                    return _banned()  # a banned peer is served only what its client signed
-                return _error(exc.cause, str(exc), exc.status)
+                    return banned_response()  # a banned peer is served only what its client signed
+                return error_response(exc.cause, str(exc), exc.status)
             metrics.inference.labels(mode=label, outcome="ok").inc()
             metrics.inference_seconds.labels(mode=label).observe(time.perf_counter() - started)
             return Response(answer, media_type="application/octet-stream")
 
-        @router.get("/v1/infer/model", responses=_errors(*_GATE, "no_model"))
+        @router.get("/v1/infer/model", responses=error_responses(*GATE_CAUSES, "no_model"))
         def served_model() -> Any:
             """The model this provider serves: version, prices, its CKKS plan's shape."""
             info = provider.info() if provider is not None else None
@@ -145,12 +145,15 @@ def routes(provider: ProviderRole | None) -> Routes:
             """CKKS: evaluation keys (he-keys), one query (he) or a batch (he-batch)."""
             return await serve(request, "he", ("he-keys", "he", "he-batch"))
 
-        @router.get("/v1/receipts/batches/{batch_id}", responses=_errors(*_GATE, "unknown_batch"))
+        @router.get(
+            "/v1/receipts/batches/{batch_id}",
+            responses=error_responses(*GATE_CAUSES, "unknown_batch"),
+        )
         def batch_listing(batch_id: int) -> Any:
             """The receipts this provider billed in a batch it posted on chain."""
             listed = provider.listing(batch_id) if provider is not None else []
             if not listed:
-                return _error("unknown_batch", "no receipts listed for that batch", 404)
+                return error_response("unknown_batch", "no receipts listed for that batch", 404)
             return [r.to_doc() for r in listed]
 
         return router
