@@ -19,3 +19,4 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
 
 JOB = validator("job-config-1.schema.json")
 RECORD = validator("round-record-2.schema.json")
+TRANSCRIPT = validator("secagg-transcript-3.schema.json")

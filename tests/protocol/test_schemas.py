@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from chainml.training.errors import TrainingError
 from chainml.training.job import JobConfig
-from tests.protocol.schemas import JOB, RECORD
+from chainml.training.secagg import RoundTranscript
+from tests.protocol.schemas import JOB, RECORD, TRANSCRIPT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,7 +95,10 @@ def test_the_schema_and_the_decoder_refuse_the_same_configurations(
     assert JOB.is_valid(doc) == decodes(canonical(doc)), (key, mutation, doc)
 
 
-def _fixture_rounds(tmp: Path) -> list[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def rounds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real rounds, written by the TypeScript verifier's fixture writer: blobs by CID."""
+    tmp = tmp_path_factory.mktemp("rounds")
     spec = importlib.util.spec_from_file_location(
         "make_round", ROOT / "verifier-ts" / "fixtures" / "make_round.py"
     )
@@ -102,16 +106,22 @@ def _fixture_rounds(tmp: Path) -> list[dict[str, Any]]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(tmp)
-    records = []
-    for name in ("honest", "honest_verifiable", "honest_dp", "honest_robust"):
-        case = json.loads((tmp / "cases" / f"{name}.json").read_text())
-        records.append(json.loads((tmp / "blobs" / case["aggregate_cid"]).read_bytes()))
-    return records
+    return tmp
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    return _fixture_rounds(tmp_path_factory.mktemp("rounds"))
+def records(rounds: Path) -> list[dict[str, Any]]:
+    """The honest plain, verifiable, distributed-DP and robust rounds' records."""
+    found = []
+    for name in ("honest", "honest_verifiable", "honest_dp", "honest_robust"):
+        case = json.loads((rounds / "cases" / f"{name}.json").read_text())
+        found.append(json.loads((rounds / "blobs" / case["aggregate_cid"]).read_bytes()))
+    return found
+
+
+@pytest.fixture(scope="module")
+def transcripts(rounds: Path, records: list[dict[str, Any]]) -> list[bytes]:
+    return [(rounds / "blobs" / r["transcript"]).read_bytes() for r in records[:3]]
 
 
 def test_records_of_real_rounds_validate(records: list[dict[str, Any]]) -> None:
@@ -160,3 +170,39 @@ def test_a_robust_record_that_breaks_the_structure_is_refused(
         record = json.loads(json.dumps(records[3]))
         edit(record)
         assert not RECORD.is_valid(record)
+
+
+def test_transcripts_of_real_rounds_validate(transcripts: list[bytes]) -> None:
+    for raw in transcripts:
+        TRANSCRIPT.validate(json.loads(raw))
+        RoundTranscript.decode(raw)
+
+
+TRANSCRIPT_EDITS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "format": lambda t: t.update(format="chainml-secagg-transcript/2"),
+    "no total": lambda t: t.pop("total"),
+    "total not whole bytes": lambda t: t.update(total=t["total"][:-1]),
+    "upper-case hex": lambda t: t.update(total=t["total"].upper()),
+    "short signature": lambda t: t["survivor_signatures"].update(
+        {k: v[:-2] for k, v in t["survivor_signatures"].items()}
+    ),
+    "advert of three fields": lambda t: t["adverts"].update(
+        {k: v[:3] for k, v in t["adverts"].items()}
+    ),
+    "client id 0": lambda t: t["seeds"].update({"0": "00" * 32}),
+    "client id with a leading zero": lambda t: t["mask_keys"].update({"07": "00" * 32}),
+    "survivors not a list": lambda t: t.update(survivors={"1": 1}),
+    "an extra field": lambda t: t.update(note="hello"),
+    "seed of 31 bytes": lambda t: t["seeds"].update({k: "00" * 31 for k in t["seeds"]}),
+}
+
+
+@pytest.mark.parametrize("name", list(TRANSCRIPT_EDITS))
+def test_a_transcript_that_breaks_the_structure_is_refused_by_both(
+    transcripts: list[bytes], name: str
+) -> None:
+    doc = json.loads(transcripts[0])
+    TRANSCRIPT_EDITS[name](doc)
+    assert not TRANSCRIPT.is_valid(doc)
+    with pytest.raises(TrainingError):  # and chainml's decoder refuses it too
+        RoundTranscript.decode(canonical(doc))
