@@ -144,3 +144,18 @@ def test_bad_inputs_are_refused_before_any_work():
     with pytest.raises(ValueError):
         zk.prove_norm(CTX, PARAMS, [1, 2, 3], opening)  # length is not params.dim
     assert "secret" in repr(opening) and str(opening.blinding) not in repr(opening)
+
+
+def test_a_batch_names_exactly_the_proofs_that_fail(honest):
+    _, c, _, proof = honest
+    items = []
+    for i in range(3):
+        x = _update(20 + i, 0.7 * BOUND)
+        ctx = zk.NormContext(**{**CTX.__dict__, "trainer": f"0x{i + 1:040x}"})
+        ci, oi = zk.commit(x)
+        items.append((ctx, ci, zk.prove_norm(ctx, PARAMS, x, oi)))
+    assert zk.invalid_norm_proofs(PARAMS, items) == []
+    wrong_round = zk.NormContext(**{**CTX.__dict__, "round": 9})
+    batch = [items[0], (wrong_round, c, proof), items[1], (CTX, c, proof[:-3]), items[2]]
+    assert zk.invalid_norm_proofs(PARAMS, batch) == [1, 3]
+    assert zk.invalid_norm_proofs(PARAMS, [(CTX, c, proof), items[0]]) == []

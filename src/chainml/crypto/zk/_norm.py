@@ -456,6 +456,52 @@ def verify_norm(ctx: NormContext, params: NormParams, commitment: bytes, proof: 
     dimension, InvalidNormProof for a proof that does not verify (another context,
     vector, bound, or a false statement).
     """
+    coef_g, coef_h, extra = _terms(ctx, params, commitment, proof)
+    gens = _gens(params.padded)
+    pts = [*gens.g, *gens.h, *(pt for pt, _ in extra)]
+    if msm(pts, [*coef_g, *coef_h, *(v for _, v in extra)]) != g1.identity():
+        raise InvalidNormProof("the norm-bound proof does not verify")
+
+
+def invalid_norm_proofs(
+    params: NormParams, items: Sequence[tuple[NormContext, bytes, bytes]]
+) -> list[int]:
+    """The positions in ``items`` (context, commitment, proof) whose proofs do not verify
+    (malformed ones included); empty if all do.  All proofs are checked in one MSM over
+    the shared generators, each with independent random weights; only if that fails is
+    each checked alone, to name the culprits.  For an aggregator with many trainers."""
+    gens = _gens(params.padded)
+    total_g = [0] * params.padded
+    total_h = [0] * params.padded
+    extra: list[tuple[Point, int]] = []
+    bad: list[int] = []
+    for k, (ctx, commitment, proof) in enumerate(items):
+        try:
+            coef_g, coef_h, more = _terms(ctx, params, commitment, proof)
+        except InvalidNormProof:
+            bad.append(k)
+            continue
+        total_g = [(a + b) % ORDER for a, b in zip(total_g, coef_g, strict=True)]
+        total_h = [(a + b) % ORDER for a, b in zip(total_h, coef_h, strict=True)]
+        extra += more
+    pts = [*gens.g, *gens.h, *(pt for pt, _ in extra)]
+    if msm(pts, [*total_g, *total_h, *(v for _, v in extra)]) == g1.identity():
+        return bad
+    for k, (ctx, commitment, proof) in enumerate(items):
+        if k not in bad:
+            try:
+                verify_norm(ctx, params, commitment, proof)
+            except InvalidNormProof:
+                bad.append(k)
+    return sorted(bad)
+
+
+def _terms(
+    ctx: NormContext, params: NormParams, commitment: bytes, proof: bytes
+) -> tuple[list[int], list[int], list[tuple[Point, int]]]:
+    """The verification equations of one proof as MSM terms (G coefficients, H
+    coefficients, other points), each equation weighted by a fresh random scalar: the
+    proof verifies iff (with overwhelming probability) the MSM is the identity."""
     point_c = _decode_point(commitment)
     del point_c  # decoded only to refuse a commitment that is not a point
     p = _decode(proof, params)
@@ -510,7 +556,7 @@ def verify_norm(ctx: NormContext, params: NormParams, commitment: bytes, proof: 
     rdelta = ((rz - rz * rz) * sum(ryn) - rz**3 * ((1 << nb) - 1)) % ORDER
 
     # one batched MSM: each equation weighted by a fresh random scalar
-    b1, b2, b3, b4, b5 = (1, *(secrets.randbelow(ORDER - 1) + 1 for _ in range(4)))
+    b1, b2, b3, b4, b5 = (secrets.randbelow(ORDER - 1) + 1 for _ in range(5))
     coef_g = [0] * big_n
     coef_h = [0] * big_n
     for i in range(big_n):
@@ -519,8 +565,6 @@ def verify_norm(ctx: NormContext, params: NormParams, commitment: bytes, proof: 
         coef_h[i] = b1 * (b[k] * s_inv[i] - (zc * u[i] if i < n else 0) - z2 * w[i])
     for j in range(ROWS):  # Schnorr: <s_y, G_y> + s_rho·H0 == T_M + e·M
         coef_g[n + j] += b3 * p.s_y[j]
-    pts: list[Point] = [*gens.g, *gens.h]
-    sc: list[int] = [*coef_g, *coef_h]
     # equation 1 (main IPA): rest of the terms
     extra: list[tuple[Point, int]] = [
         (gens.q, b1 * wq * (ab - p.t_hat)),
@@ -561,10 +605,7 @@ def verify_norm(ctx: NormContext, params: NormParams, commitment: bytes, proof: 
     ]
     extra += [(pt, -b5 * v) for pt, v in zip(r.ipa.left, rx2, strict=True)]
     extra += [(pt, -b5 * v) for pt, v in zip(r.ipa.right, rxm2, strict=True)]
-    pts += [pt for pt, _ in extra]
-    sc += [v for _, v in extra]
-    if msm(pts, sc) != g1.identity():
-        raise InvalidNormProof("the norm-bound proof does not verify")
+    return [v % ORDER for v in coef_g], [v % ORDER for v in coef_h], extra
 
 
 # -- encoding ------------------------------------------------------------------------------
