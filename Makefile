@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 TS_STAMP := verifier-ts/node_modules/.installed
 MYTH := .venv-mythril/bin/myth
 FLOWER := .venv-flower/bin/python
-DEBS := /usr/bin/chromedriver /usr/bin/ipfs_cid /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+DEBS := /usr/bin/chromedriver /usr/bin/ipfs_cid /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz /usr/sbin/nft
 
 .PHONY: setup demo demo-hosts test lint typecheck unit bench audit artifacts clean
 
@@ -33,9 +33,9 @@ $(TS_STAMP): verifier-ts/package.json verifier-ts/package-lock.json
 	@touch $@
 
 # Debian packages the tests use: chromium for the dashboard, ipfs_cid for IPFS CIDs,
-# Fashion-MNIST for the encrypted CNN
+# Fashion-MNIST for the encrypted CNN, nftables for random loss between test hosts
 $(DEBS):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver ipfs-cid dataset-fashion-mnist
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver ipfs-cid dataset-fashion-mnist nftables
 
 $(MYTH): scripts/setup-mythril.sh
 	PYTHON=$(PYTHON) bash scripts/setup-mythril.sh .venv-mythril
