@@ -4,6 +4,7 @@ else, and that are gone afterwards, whether the run ended, failed, was stopped o
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -115,6 +116,21 @@ def test_a_throttled_host_sends_slowly_to_that_port_only():
         started = time.monotonic()
         a.call(_send, b.address, 7000, 40_000)
         assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.skipif(
+    shutil.which("nft") is None, reason="random loss needs nftables (make test installs it)"
+)
+def test_a_lossy_host_drops_about_that_share_of_what_it_sends():
+    with Network(["alpha", "beta"]) as net:
+        a, b = net["alpha"], net["beta"]
+        with pytest.raises(ValueError):
+            a.lose(100)
+        a.lose(30)  # only alpha's packets: an echo comes back 70% of the time
+        answered = sum(a.call(_ping, b.address, 0.1) for _ in range(60))
+        assert 26 <= answered <= 57  # 42 expected; the bounds are 4 standard deviations off
+        a.lossless()
+        assert all(a.call(_ping, b.address) for _ in range(10))
 
 
 def test_a_host_reaches_neither_the_machine_nor_beyond():

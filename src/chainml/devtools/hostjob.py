@@ -354,6 +354,7 @@ def run(
     cut_aggregator_s: float = 0,
     cut_trainer_round: int = 0,
     rtt_from_round: int = 0,
+    loss_percent: float = 0,
     stage_timeout: float = 6,
     say: Callable[[str], None] = lambda _: None,
 ) -> HostJobResult:
@@ -362,7 +363,8 @@ def run(
     (delay relays in front of every service, half of it each way), from the start, or
     (``rtt_from_round``) from the moment the round before that one is on chain: the rounds
     before run through the relays at no delay, and ``link_bytes_at_switch`` is what each
-    host moved until then.  ``cut_aggregator_s``:
+    host moved until then.  ``loss_percent``: every host drops that share of the packets
+    it sends, at random, from the job's posting on (``Host.lose``).  ``cut_aggregator_s``:
     the aggregator's host is cut off the network for that long as soon as its node starts
     round 2, then healed (a fault the job must survive: that attempt void, a retry).
     ``cut_trainer_round``: in that round, the last trainer's host is cut off while its
@@ -398,6 +400,10 @@ def run(
         say("every node answers on its bridge address")
         agg = net["aggregator"]
         cm = prepared.cm
+        if loss_percent > 0:
+            for host in net:
+                host.lose(loss_percent)
+            say(f"every host now drops {loss_percent:g}% of the packets it sends, at random")
         dropout = net[f"trainer-{trainers}"]
         if cut_trainer_round:
             dropout.throttle(THROTTLE_KBIT, net["aggregator"].address, NODE_PORT)
@@ -571,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trainers", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rtt-ms", type=float, default=0, help="added between hosts")
+    parser.add_argument("--loss", type=float, default=0, help="percent of packets dropped")
     parser.add_argument(
         "--cut-aggregator", type=float, default=0, help="seconds off the network in round 2"
     )
@@ -596,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             trainers=args.trainers,
             rounds=args.rounds,
             rtt_ms=args.rtt_ms,
+            loss_percent=args.loss,
             cut_aggregator_s=args.cut_aggregator,
             cut_trainer_round=args.cut_trainer_round,
             say=say,

@@ -315,6 +315,38 @@ class Host:
             timeout=30,
         )
 
+    def lose(self, percent: float) -> None:
+        """Drop ``percent`` of the packets the host sends on its link, at random (nftables
+        in its namespace: ``numgen random``; the kernel here has no netem)."""
+        if shutil.which("nft") is None:
+            raise HostsError("random loss needs nftables (the nft command)")
+        if not 0 < percent < 100:
+            raise ValueError("percent: between 0 and 100")
+        per_10k = round(percent * 100)
+        rules = (
+            "add table inet chainml_hosts\n"
+            "add chain inet chainml_hosts out { type filter hook output priority 0 ; }\n"
+            "add rule inet chainml_hosts out oifname eth0"
+            f" numgen random mod 10000 < {per_10k} drop\n"
+        )
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.netns, "nft", "-f", "-"],
+            input=rules,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if done.returncode != 0:
+            raise HostsError(f"nft: {done.stderr.strip()[:300]}")
+
+    def lossless(self) -> None:
+        """Remove what ``lose`` set."""
+        subprocess.run(
+            ["ip", "netns", "exec", self.netns, "nft", "delete", "table", "inet", "chainml_hosts"],
+            capture_output=True,
+            timeout=30,
+        )
+
     def wait_port(self, address: str, port: int, timeout: float = 30.0) -> None:
         """Until a TCP connection from this host to ``address:port`` succeeds."""
         deadline = time.monotonic() + timeout
