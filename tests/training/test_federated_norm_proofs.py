@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from chainml.crypto import zk
 from chainml.training.data import dirichlet_partition, load
 from chainml.training.errors import TrainingError
 from chainml.training.federated import Attack, train_federated
@@ -43,3 +44,13 @@ def test_norm_proofs_need_secagg():
     data, shards = _setup()
     with pytest.raises(TrainingError):
         train_federated(data, shards, rounds=1, mode="fedavg", norm_proofs=True)
+
+
+def test_a_trainer_that_sends_other_than_it_committed_fails_the_aggregate_check():
+    data, shards = _setup()
+    attack = Attack("sign_flip", frozenset({0}), scale=10.0, unclipped=True, mismatch=True)
+    with pytest.raises(zk.AggregateMismatch):
+        train_federated(
+            data, shards, rounds=1, mode="secagg", attack=attack, norm_proofs=True, seed=2,
+            make_model=lambda: MLP(data.n_features, data.n_classes, (4,), seed=0), clip=1.0,
+        )  # fmt: skip

@@ -19,7 +19,9 @@ proves that its L2 norm is within the round's bound (``chainml.crypto.zk``, spec
 docs/protocol/zk-norm.md); the aggregator verifies every proof before the masked stage and
 drops a trainer whose proof fails (``History.refused``), then checks that the round's sum
 opens the sum of the survivors' commitments.  An unclipped attacker commits to its real
-(too long) input and presents a valid proof made for its clipped one: refused.  Shortcut
+(too long) input and presents a valid proof made for its clipped one: refused.  One that
+commits to its clipped input and sends another (``Attack.mismatch``) passes its proof, and
+the round's sum then fails the aggregate check (``zk.AggregateMismatch``).  Shortcut
 of this one-process simulation: the commitments' blinding sum is added up directly instead
 of travelling as 16-bit limbs through secure aggregation.
 """
@@ -59,6 +61,8 @@ class Attack:
     scale: float = 10.0
     sybil: bool = False  # one adversary behind all of them: they share the first one's data
     unclipped: bool = False  # the attacker does not clip its delta
+    # with norm_proofs: it commits to (and proves) its clipped delta but sends the other
+    mismatch: bool = False
 
 
 def train_federated(
@@ -148,7 +152,10 @@ def train_federated(
             round_drop = {k: list(v) for k, v in ((drop or {}).get(r) or {}).items()}
             proven: dict[int, tuple[bytes, zk.CommitmentOpening]] = {}
             if norm_proofs:
-                inputs, proven, refused = _prove_and_verify(params, identities, inputs, seed, r)
+                liar = bool(attack and attack.mismatch)
+                inputs, proven, refused = _prove_and_verify(
+                    params, identities, inputs, seed, r, mismatch=liar
+                )
                 history.refused.append(refused)
                 round_drop["masked"] = [*round_drop.get("masked", []), *refused]
             clients = {
@@ -214,6 +221,8 @@ def _prove_and_verify(
     inputs: Sequence[NDArray[np.float64]],
     seed: int,
     round_no: int,
+    *,
+    mismatch: bool = False,
 ) -> tuple[
     list[NDArray[np.float64]], dict[int, tuple[bytes, zk.CommitmentOpening]], tuple[int, ...]
 ]:
@@ -236,7 +245,7 @@ def _prove_and_verify(
             x = fixedpoint.encode(value, f, rng).view(np.int32)
         commitment, opening = zk.commit(honest)
         proof = zk.prove_norm(ctx, norm, honest, opening)
-        if x is not honest:  # the attacker commits to what it really sends
+        if x is not honest and not mismatch:  # the attacker commits to what it really sends
             commitment, opening = zk.commit(x)
         submitted.append((ctx, commitment, proof))
         proven[i] = (commitment, opening)
