@@ -44,29 +44,54 @@ def decodes(raw: bytes) -> bool:
     return True
 
 
-configs = st.builds(
-    JobConfig,
-    n_features=st.integers(1, 4096),
-    n_classes=st.integers(2, 100),
-    hidden=st.lists(st.integers(1, 512), max_size=4).map(tuple),
-    activation=st.sampled_from(["relu", "square"]),
-    epochs=st.integers(1, 20),
-    lr=st.floats(1e-6, 10.0),
-    seed=st.integers(0, 2**32),
-    verifiable=st.booleans(),
-) | st.builds(
-    JobConfig,
-    n_features=st.integers(1, 4096),
-    n_classes=st.integers(2, 100),
-    dp=st.sampled_from(["central", "distributed"]),
-    noise_multiplier=st.integers(1, 5000).map(lambda k: k / 1000),
-    dp_delta=st.integers(1, 30).map(lambda e: float(f"1e-{e}")),
+configs = (
+    st.builds(
+        JobConfig,
+        n_features=st.integers(1, 4096),
+        n_classes=st.integers(2, 100),
+        hidden=st.lists(st.integers(1, 512), max_size=4).map(tuple),
+        activation=st.sampled_from(["relu", "square"]),
+        epochs=st.integers(1, 20),
+        lr=st.floats(1e-6, 10.0),
+        seed=st.integers(0, 2**32),
+        verifiable=st.booleans(),
+    )
+    | st.builds(
+        JobConfig,
+        n_features=st.integers(1, 4096),
+        n_classes=st.integers(2, 100),
+        dp=st.sampled_from(["central", "distributed"]),
+        noise_multiplier=st.integers(1, 5000).map(lambda k: k / 1000),
+        dp_delta=st.integers(1, 30).map(lambda e: float(f"1e-{e}")),
+    )
+    | st.builds(
+        lambda c, h, k, s, p, a: JobConfig(
+            n_features=c * h * h,
+            n_classes=10,
+            hidden=(),
+            model="cnn",
+            activation=a,
+            image=(c, h, h),
+            kernel=k,
+            stride=s,
+            pool=p,
+        ),
+        st.integers(1, 3),
+        st.integers(12, 28),
+        st.integers(1, 5),
+        st.integers(1, 3),
+        st.integers(1, 2),
+        st.sampled_from(["square", "relu_poly"]),
+    )
 )
 
 # values of every JSON type, in and out of the fields' ranges; ints are left out for
 # noise_multiplier, whose canonical spelling is a float (2.0, never 2): a rule of the
 # encoding, checked on the bytes, that no JSON Schema can state
-VALUES: list[Any] = [None, True, False, -1, 0, 1, 3, 2.5, -0.5, "", "mlp", "relu", [], [0], [3], {}]
+VALUES: list[Any] = [
+    *(None, True, False, -1, 0, 1, 3, 2.5, -0.5, "", "mlp", "cnn", "relu", "relu_poly"),
+    *([], [0], [3], [1, 8, 8], [1, 8, 9], {}),
+]
 
 
 @settings(max_examples=60, deadline=None)
@@ -92,7 +117,18 @@ def test_the_schema_and_the_decoder_refuse_the_same_configurations(
         if key == "noise_multiplier" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         doc[key] = value
-    assert JOB.is_valid(doc) == decodes(canonical(doc)), (key, mutation, doc)
+    assert (JOB.is_valid(doc) and cnn_shape_fits(doc)) == decodes(canonical(doc)), (key, doc)
+
+
+def cnn_shape_fits(doc: dict[str, Any]) -> bool:
+    """The arithmetic a JSON Schema cannot state (the schema's description says it): a
+    CNN's image holds n_features values, and its kernel and pooling fit inside it."""
+    if doc.get("model") != "cnn":
+        return True
+    c, h, w = doc["image"]
+    k, s, p = doc["kernel"], doc["stride"], doc["pool"]
+    pooled = min((h - k) // s + 1, (w - k) // s + 1) // p if k <= min(h, w) else 0
+    return bool(c * h * w == doc["n_features"] and pooled >= 1)
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +147,9 @@ def rounds(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def records(rounds: Path) -> list[dict[str, Any]]:
-    """The honest plain, verifiable, distributed-DP and robust rounds' records."""
+    """The honest plain, verifiable, distributed-DP, robust and CNN rounds' records."""
     found = []
-    for name in ("honest", "honest_verifiable", "honest_dp", "honest_robust"):
+    for name in ("honest", "honest_verifiable", "honest_dp", "honest_robust", "honest_cnn"):
         case = json.loads((rounds / "cases" / f"{name}.json").read_text())
         found.append(json.loads((rounds / "blobs" / case["aggregate_cid"]).read_bytes()))
     return found
@@ -129,6 +165,7 @@ def test_records_of_real_rounds_validate(records: list[dict[str, Any]]) -> None:
         RECORD.validate(record)
         JOB.validate(json.loads(record["config"]))
     assert "dp" in json.loads(records[2]["config"]) and "aggregation" in records[3]
+    assert json.loads(records[4]["config"])["model"] == "cnn"
 
 
 @pytest.mark.parametrize(

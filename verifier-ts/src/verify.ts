@@ -210,9 +210,23 @@ function int(v: JValue | undefined, what: string, check: string): number {
   return v as number;
 }
 
-/** §3 vector_len of an MLP configuration. */
+/** §3 vector_len of a configuration: an MLP's, or a CNN's (convolution, activation,
+ * average pooling, dense), plus the weight coordinate. */
 export function vectorLen(config: { [k: string]: JValue }): number {
   const check = "12/3 configuration";
+  if (config.model === "cnn") {
+    const image = config.image;
+    require(Array.isArray(image) && image.length === 3, check, "a CNN's image is [channels, height, width]");
+    const [c, h, w] = image.map((d) => int(d, "an image size", check));
+    const [ch, k, s, p] = ["channels", "kernel", "stride", "pool"].map((name) => int(config[name], name, check));
+    require(Math.min(c, h, w, ch, k, s, p) >= 1 && k <= Math.min(h, w), check, "the kernel does not fit the image");
+    require(c * h * w === int(config.n_features, "n_features", check), check, "the image does not hold n_features values");
+    const ph = Math.floor((Math.floor((h - k) / s) + 1) / p);
+    const pw = Math.floor((Math.floor((w - k) / s) + 1) / p);
+    require(ph >= 1 && pw >= 1, check, "the pooling window is larger than the convolution's output");
+    const classes = int(config.n_classes, "n_classes", check);
+    return ch * c * k * k + ch + ch * ph * pw * classes + classes + 1;
+  }
   require(config.model === "mlp", check, `unknown model ${JSON.stringify(config.model)}`);
   const hidden = config.hidden;
   require(Array.isArray(hidden), check, "hidden is not a list");

@@ -37,7 +37,7 @@ const audit = (name: string) => {
   return auditRound(c.facts, c.fetch);
 };
 
-for (const name of ["honest", "honest_verifiable", "honest_dp"]) {
+for (const name of ["honest", "honest_verifiable", "honest_dp", "honest_cnn"]) {
   test(`${name}: the round checks out, with chainml's sum, close to the plain sum of the survivors' inputs`, () => {
     const r = audit(name);
     const e = expected[name];

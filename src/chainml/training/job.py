@@ -32,11 +32,12 @@ from numpy.typing import NDArray
 from chainml.crypto.hashing import keccak256
 from chainml.training import privacy, robust
 from chainml.training.errors import TrainingError
-from chainml.training.models import MLP, Params, flatten
+from chainml.training.models import CNN, CNN_ACTIVATIONS, MLP, Params, flatten
 from chainml.training.secagg import clip_l2
 
 DP_MODES = ("central", "distributed")
-ACTIVATIONS = ("relu", "square")
+MODELS = {"mlp": ("relu", "square"), "cnn": CNN_ACTIVATIONS}  # model -> its activations
+CNN_KEYS = ("image", "channels", "kernel", "stride", "pool")
 MAX_HIDDEN_LAYERS = 16
 DEFAULT_MULTIPLIER = 1.0
 DEFAULT_DELTA = 1e-5
@@ -58,6 +59,12 @@ class JobConfig:
     dp: str | None = None  # differential privacy: None, "central" or "distributed"
     noise_multiplier: float = DEFAULT_MULTIPLIER  # z: noise of deviation z * clip on the sum
     dp_delta: float = DEFAULT_DELTA  # the δ at which the job's ε is reported
+    # a CNN job's shape (model "cnn"; left out of an MLP's encoding, so its hash is as before)
+    image: tuple[int, ...] = ()  # (channels, height, width) of each record's n_features
+    channels: int = 4  # convolution filters
+    kernel: int = 7  # each filter kernel × kernel, no padding
+    stride: int = 3
+    pool: int = 2  # average pooling pool × pool, stride pool
 
     def __post_init__(self) -> None:
         # every field's type and range, so that no configuration a requester posts can make
@@ -78,10 +85,12 @@ class JobConfig:
             raise TrainingError("lr is a number")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise TrainingError("lr is a positive number")
-        if self.model != "mlp":
-            raise TrainingError("model is 'mlp'")
-        if self.activation not in ACTIVATIONS:
-            raise TrainingError(f"activation is one of {', '.join(ACTIVATIONS)}")
+        if self.model not in MODELS:
+            raise TrainingError(f"model is one of {', '.join(MODELS)}")
+        if self.activation not in MODELS[self.model]:
+            raise TrainingError(f"a {self.model}'s activation is one of {MODELS[self.model]}")
+        if self.model == "cnn":
+            self._check_cnn()
         if not isinstance(self.verifiable, bool):
             raise TrainingError("verifiable is true or false")
         if self.aggregation not in ("secagg", *robust.RULES):
@@ -116,6 +125,11 @@ class JobConfig:
         if self.dp is None:  # as before DP existed: the same bytes, the same config_hash
             for name in ("dp", "noise_multiplier", "dp_delta"):
                 del doc[name]
+        if self.model == "mlp":  # as before CNNs existed
+            for name in CNN_KEYS:
+                del doc[name]
+        else:
+            doc["image"] = list(self.image)
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -125,6 +139,10 @@ class JobConfig:
             if not isinstance(doc, dict) or not isinstance(doc.get("hidden"), list):
                 raise TypeError("not an object with a hidden list")
             doc["hidden"] = tuple(doc["hidden"])
+            if "image" in doc:
+                if not isinstance(doc["image"], list):
+                    raise TypeError("image is a list")
+                doc["image"] = tuple(doc["image"])
             config = cls(**doc)
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise TrainingError("not a job configuration") from exc
@@ -135,20 +153,62 @@ class JobConfig:
     def architecture(self) -> dict[str, str]:
         """What a server needs, beside the weights, to rebuild the model (safetensors
         metadata)."""
+        model = self.initial_model()
+        if isinstance(model, CNN):
+            return model.architecture()
         return {"model": self.model, "activation": self.activation}
 
     @property
     def config_hash(self) -> bytes:
         return keccak256(self.encode())
 
-    def initial_model(self) -> MLP:
+    def initial_model(self) -> MLP | CNN:
+        if self.model == "cnn":
+            c, h, w = self.image
+            return CNN(
+                (c, h, w),
+                self.n_classes,
+                channels=self.channels,
+                kernel=self.kernel,
+                stride=self.stride,
+                pool=self.pool,
+                activation=self.activation,
+                seed=self.seed,
+            )
         return MLP(
             self.n_features, self.n_classes, self.hidden, activation=self.activation, seed=self.seed
         )
 
+    def _check_cnn(self) -> None:
+        if len(self.image) != 3 or self.hidden:
+            raise TrainingError("a CNN job names image = [channels, height, width] and no hidden")
+        for size in self.image:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise TrainingError("image sizes are integers of at least 1")
+        for name in ("channels", "kernel", "stride", "pool"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TrainingError(f"{name} is an integer of at least 1")
+        c, h, w = self.image
+        if c * h * w != self.n_features:
+            raise TrainingError("n_features is channels × height × width of the image")
+        if self.kernel > min(h, w) or min(self._pooled()) < 1:
+            raise TrainingError("the kernel and the pooling window fit inside the image")
+
+    def _pooled(self) -> tuple[int, int]:
+        _, h, w = self.image
+        out = ((h - self.kernel) // self.stride + 1, (w - self.kernel) // self.stride + 1)
+        return out[0] // self.pool, out[1] // self.pool
+
     def vector_len(self) -> int:
-        """What a trainer feeds SecAgg+: the MLP's parameters and the weight coordinate
+        """What a trainer feeds SecAgg+: the model's parameters and the weight coordinate
         (counted from the layer sizes: no model is built on every round's path)."""
+        if self.model == "cnn":
+            c = self.image[0]
+            ph, pw = self._pooled()
+            units = self.channels * ph * pw
+            conv = self.channels * c * self.kernel * self.kernel + self.channels
+            return conv + units * self.n_classes + self.n_classes + 1
         sizes = [self.n_features, *self.hidden, self.n_classes]
         return sum(a * b + b for a, b in itertools.pairwise(sizes)) + 1
 
