@@ -342,3 +342,19 @@ def test_a_served_cnn_is_rebuilt_from_its_safetensors(fashion, fashion_cnn):
     assert np.array_equal(model.logits(x), fashion_cnn.logits(x))
     plan = compile_model(model, input_range=(0.0, 1.0))
     assert np.abs(plan.plaintext(x) - model.logits(x)).max() < 1e-6
+
+
+def test_a_provider_node_serves_the_federated_cnn_encrypted(fashion, fashion_cnn):
+    """What a provider node does with a granted model's bytes (``node.inference.
+    serve_model``): it rebuilds the CNN, compiles its plan for pixels in [0, 1] and
+    answers encrypted queries that agree with the plaintext model."""
+    from chainml.node.inference import serve_model
+
+    blob = to_safetensors(fashion_cnn.params, fashion_cnn.architecture())
+    served = serve_model(blob, 1, price=1, batch_price=1)
+    assert served.plan is not None and served.n_features == 784
+    client, provider = _setup(served.plan)
+    x = fashion.x_test[:3]
+    for i in range(len(x)):
+        got = _query(client, provider, x[i])
+        assert np.abs(got - served.predict(x[i : i + 1])[0]).max() < ERROR_BOUND

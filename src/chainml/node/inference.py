@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import requests
 
 from chainml.crypto.keys import AccountKey, Identity
@@ -39,7 +40,7 @@ from chainml.node.core import Node
 from chainml.node.models import open_in_memory
 from chainml.node.state import NodeState, SqliteReplayCache
 from chainml.node.workers import Actions
-from chainml.training.models import classifier_from_safetensors
+from chainml.training.models import CNN, classifier_from_safetensors
 
 log = logging.getLogger("chainml.node.inference")
 
@@ -147,17 +148,27 @@ class SqliteReceipts:
         return found
 
 
+IMAGE_RANGE = (0.0, 1.0)
+
+
 def serve_model(blob: bytes, version: int, *, price: int, batch_price: int) -> ServedModel:
     """A ``ServedModel`` from safetensors bytes; a CKKS plan when the model has one."""
     model, params, activation = classifier_from_safetensors(blob)
     try:
-        plan = compile_model(params, activation)
+        if isinstance(model, CNN):  # images: pixels in [0, 1], the range the plan is sized for
+            plan = compile_model(model, input_range=IMAGE_RANGE)
+        else:
+            plan = compile_model(params, activation)
     except UnsupportedModel:
         plan = None
+    if isinstance(model, CNN):
+        n_features = int(np.prod(model.input_shape))
+    else:
+        n_features = int(params["w" if "w" in params else "w0"].shape[0])
     return ServedModel(
         version=version,
         predict=model.logits,
-        n_features=int(params["w" if "w" in params else "w0"].shape[0]),
+        n_features=n_features,
         plan=plan,
         price=price,
         batch_price=batch_price,
