@@ -131,7 +131,10 @@ def _dropout() -> dict[str, Any]:
     (With three trainers SecAgg+'s quorum is all three: no dropout can be survived.)"""
     log("-- four trainers, the last cut off in round 2's masked stage")
     with tempfile.TemporaryDirectory(prefix="chainml-hosts-") as tmp:
-        result = hostjob.run(Path(tmp), trainers=4, rounds=3, cut_trainer_round=2, say=log)
+        # a stage timeout well above the throttled upload's few seconds, even when loaded
+        result = hostjob.run(
+            Path(tmp), trainers=4, rounds=3, cut_trainer_round=2, stage_timeout=12, say=log
+        )
     counted = {r: len(slots) for r, slots in result.audited.items()}
     if counted != {1: 4, 2: 3, 3: 4} or set(result.attempts.values()) != {1}:
         raise RuntimeError(f"the dropout was not survived: {result.audited} {result.attempts}")

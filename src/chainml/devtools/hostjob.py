@@ -369,8 +369,8 @@ def run(
     round 2, then healed (a fault the job must survive: that attempt void, a retry).
     ``cut_trainer_round``: in that round, the last trainer's host is cut off while its
     masked input is on its way (its uploads to the aggregator are throttled from the
-    start so that there is a moment to do it in), and healed once the masked stage closed
-    without it: a dropout the others' shares recover from."""
+    start so that there is a moment to do it in), and healed and unthrottled once the
+    masked stage closed without it: a dropout the others' shares recover from."""
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
     net = Network(host_names(trainers))
@@ -541,7 +541,8 @@ def _cut_in_masked_stage(
         _wait_log(aggregator, f"job {job_id} round {round_no}: stage masked closed")
     finally:
         host.heal()
-    say(f"the masked stage closed without it; {host.name}'s host is back on the network")
+        host.unthrottle()
+    say(f"the masked stage closed without it; {host.name}'s host is back, unthrottled")
 
 
 def _cut_when_started(
