@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from chainml.crypto import Identity
-from chainml.node.rounds import _bitmap, _root, audit_round, round_params
+from chainml.node.rounds import _bitmap, _root, audit_round, record_params, round_params
 from chainml.storage.local import LocalBlobStore
 from chainml.training.job import JobConfig
 from chainml.training.secagg import AggregateMismatch, SecAggClient, SecAggServer, run_in_memory
@@ -64,16 +64,7 @@ def _audit(
         "round": ROUND,
         "config": config.encode().decode(),
         "inputs": {str(i): store.put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()},
-        "params": {
-            "attempt": ATTEMPT,
-            "degree": params.degree,
-            "threshold": params.threshold,
-            "min_partners": params.min_partners,
-            "clip": params.clip,
-            "graph_seed": params.graph_seed.hex(),
-            "vector_len": params.vector_len,
-            "verifiable": params.verifiable,
-        },
+        "params": record_params(params, ATTEMPT),
     }
     edit(record, transcript, store)
     canonical = json.dumps(transcript, sort_keys=True, separators=(",", ":"))

@@ -18,11 +18,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import requests
 
@@ -36,21 +33,12 @@ from chainml.ledger.enums import ChallengeStatus, JobState, RoundStatus
 from chainml.node import daemon, localnet
 from chainml.storage.local import LocalBlobStore
 from chainml.training.job import JobConfig
+from tests.node.test_rounds import _wait
 
 PASSWORD = "validator-nodes"
 CONFIG = JobConfig(n_features=8, n_classes=3, hidden=(4,), epochs=1, verifiable=False)
 CLIP = 5.0
 VALIDATORS = 3
-
-
-def _wait(probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError("timed out")
 
 
 def _validators(tmp: Path, url: str, world: ChainWorld, store: Path) -> list[localnet.NodeDir]:

@@ -306,6 +306,7 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
     recorded.degree === p.degree &&
     recorded.threshold === p.threshold &&
     recorded.min_partners === p.minPartners &&
+    recorded.clip === clip &&
     recorded.graph_seed === hex(p.graphSeed) &&
     recorded.vector_len === p.vectorLen &&
     recorded.verifiable === p.verifiable;

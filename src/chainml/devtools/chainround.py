@@ -19,7 +19,7 @@ from chainml.ledger.bindings import Chainml, JobParams, Role
 from chainml.ledger.client import LedgerClient, LocalSigner
 from chainml.ledger.deploy import deploy_system
 from chainml.ledger.devchain import DEV_KEY
-from chainml.node.rounds import _bitmap, _root, roster_of, round_params
+from chainml.node.rounds import _bitmap, _root, record_params, roster_of, round_params
 from chainml.storage.store import BlobStore
 from chainml.training.job import JobConfig
 from chainml.training.secagg import SecAggClient, SecAggServer, run_in_memory
@@ -124,16 +124,7 @@ class ChainWorld:
             "model_manifest": put(b"not read by an audit: the sealed model's manifest"),
             "model_ciphertext": put(b"not read by an audit: the sealed model"),
             "inputs": {str(i): put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()},
-            "params": {
-                "attempt": 1,
-                "degree": params.degree,
-                "threshold": params.threshold,
-                "min_partners": params.min_partners,
-                "clip": params.clip,
-                "graph_seed": params.graph_seed.hex(),
-                "vector_len": params.vector_len,
-                "verifiable": params.verifiable,
-            },
+            "params": record_params(params, 1),
             "root": root.hex(),
             "bitmap": bitmap,
         }

@@ -231,6 +231,33 @@ def round_params(
     )
 
 
+# the record's parameters an audit compares with those it derives, all but the attempt (which
+# it derives them from; docs/protocol/secagg.md §11.2, §12 step 5)
+COMPARED_PARAMS = (
+    "degree",
+    "threshold",
+    "min_partners",
+    "clip",
+    "graph_seed",
+    "vector_len",
+    "verifiable",
+)
+
+
+def record_params(params: RoundParams, attempt: int) -> dict[str, Any]:
+    """A secure round's ``params`` in its record (docs/protocol/secagg.md §11.2)."""
+    return {
+        "attempt": attempt,
+        "degree": params.degree,
+        "threshold": params.threshold,
+        "min_partners": params.min_partners,
+        "clip": params.clip,
+        "graph_seed": params.graph_seed.hex(),
+        "vector_len": params.vector_len,
+        "verifiable": params.verifiable,
+    }
+
+
 def _within_bounds(update: NDArray[np.float32], length: int, clip: float) -> bool:
     """A trainer's ``[step · weight, weight]``: finite, weight in (0, 1], step within the
     job's L2 bound (float32 rounding allowed for)."""
@@ -751,16 +778,7 @@ class AggregatorRole:
         fields = {
             "transcript": self.store.put(result.transcript.encode()),
             "inputs": inputs,
-            "params": {
-                "attempt": attempt,
-                "degree": params.degree,
-                "threshold": params.threshold,
-                "min_partners": params.min_partners,
-                "clip": params.clip,
-                "graph_seed": params.graph_seed.hex(),
-                "vector_len": params.vector_len,
-                "verifiable": params.verifiable,
-            },
+            "params": record_params(params, attempt),
         }
         if config.dp is not None:
             fields["dp"] = self._privacy(job_id, round_no, config, len(result.survivors), roster)
@@ -1125,17 +1143,9 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
         )
         if record.get("job") != job_id or record.get("round") != round_no:
             raise AggregateMismatch(f"round {round_no}: the record is another round's")
-        derived = {
-            "degree": params.degree,
-            "threshold": params.threshold,
-            "min_partners": params.min_partners,
-            "clip": params.clip,
-            "graph_seed": params.graph_seed.hex(),
-            "vector_len": params.vector_len,
-            "verifiable": params.verifiable,
-        }
-        for name, value in derived.items():
-            if recorded.get(name) != value:
+        derived = record_params(params, attempt)
+        for name in COMPARED_PARAMS:
+            if recorded.get(name) != derived[name]:
                 raise AggregateMismatch(
                     f"round {round_no}: the record's {name} is not the one the rule derives"
                 )
