@@ -27,6 +27,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 # modules of an optional feature, and the extra that provides their imports
 EXTRA_OF = {
     "chainml/training/torch_adapter.py": "torch",
+    "chainml/inference/torch_import.py": "torch",
     "chainml/ledger/audit/": "dev",  # contract audit tools, left out of the wheel
     "chainml/ledger/bindgen.py": "dev",  # writes generated.py; left out of the wheel
 }
