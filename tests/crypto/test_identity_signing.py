@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pkgutil
 
-import numpy as np
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -142,20 +141,3 @@ def test_round_commitment_digest_matches_eth_account_reference():
     verify_round_commitment(key.address, sig, 1337, JOBS, 7, 3, commitment)
     with pytest.raises(InvalidSignature):
         verify_round_commitment(key.address, sig, 1337, JOBS, 7, 4, commitment)
-
-
-def test_static_words_are_the_abi_encoding():
-    from eth_abi.abi import encode as abi_encode
-
-    from chainml.crypto.signing import words
-
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        a, b = bytes(rng.integers(0, 256, 32, dtype=np.uint8)), int(rng.integers(0, 2**62))
-        big = int.from_bytes(bytes(rng.integers(0, 256, 32, dtype=np.uint8)), "big")
-        assert words(a, b, big, a) == abi_encode(
-            ["bytes32", "uint256", "uint256", "bytes32"], [a, b, big, a]
-        )
-    for bad in (b"short", -1, 1 << 256, True, "0x00"):
-        with pytest.raises(ValueError):
-            words(bad)  # type: ignore[arg-type]

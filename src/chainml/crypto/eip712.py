@@ -3,8 +3,11 @@
 A struct is its name and its typed fields; from that declaration come its type string, its
 type hash and the encoding of its values (``encodeData``: each atomic value as a 32-byte
 word, each ``string`` or ``bytes`` as its keccak-256), so no module writes a type string or
-an ABI type list of its own.  ``tests/crypto/test_eip712.py`` checks each struct's digest
-against ``eth_account.messages.encode_typed_data`` on random values.
+an ABI type list of its own: round commitments (``signing``), SecAgg+ keys and approvals
+(``training.secagg``), envelopes (``node.envelope``), key requests and releases
+(``storage.access``), inference requests (``inference.service``) and receipts
+(``inference.receipts``) all hash here.  ``tests/crypto/test_eip712.py`` checks each
+struct's digest against ``eth_account.messages.encode_typed_data`` on random values.
 
 Domains are ``EIP712Domain(string name,string version,uint256 chainId,address
 verifyingContract)`` with version ``"1"``; which name and contract each struct is signed

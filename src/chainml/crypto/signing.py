@@ -22,24 +22,7 @@ __all__ = [
     "round_commitment_digest",
     "sign_round_commitment",
     "verify_round_commitment",
-    "words",
 ]
-
-
-def words(*values: int | bytes) -> bytes:
-    """ABI encoding of static ``uint256`` and ``bytes32`` values (what ``eth_abi`` gives
-    for those types, without its per-call validation cost on hot paths)."""
-    out = bytearray()
-    for v in values:
-        if isinstance(v, bytes):
-            if len(v) != 32:
-                raise ValueError("a bytes32 word is 32 bytes")
-            out += v
-        elif isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 256:
-            out += v.to_bytes(32, "big")
-        else:
-            raise ValueError("a word is a uint256 or 32 bytes")
-    return bytes(out)
 
 
 def round_commitment_digest(

@@ -30,18 +30,13 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 
 from chainml.crypto import keccak256, wire
+from chainml.crypto.eip712 import ENVELOPE
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hpke import OVERHEAD, open_sealed, seal
 from chainml.crypto.keys import Identity, recover_address
-from chainml.crypto.signing import domain_separator
 from chainml.errors import ChainmlError
 
 VERSION = 1
-DOMAIN_NAME = "chainml-envelope"
-ENVELOPE_TYPEHASH = keccak256(
-    b"Envelope(address sender,address recipient,string purpose,uint256 jobId,uint256 round,"
-    b"uint64 timestamp,bytes32 nonce,bytes32 payloadHash)"
-)
 MAX_PURPOSE = 64
 DEFAULT_MAX_PAYLOAD = 4 << 20
 DEFAULT_MAX_SKEW = 120  # seconds either side of the receiver's clock
@@ -144,34 +139,18 @@ class Header:
 
 
 def envelope_digest(chain_id: int, registry: str, header: Header, payload: bytes) -> bytes:
-    struct_hash = keccak256(
-        abi_encode(
-            [
-                "bytes32",
-                "address",
-                "address",
-                "bytes32",
-                "uint256",
-                "uint256",
-                "uint64",
-                "bytes32",
-                "bytes32",
-            ],
-            [
-                ENVELOPE_TYPEHASH,
-                header.sender,
-                header.recipient,
-                keccak256(header.purpose.encode()),
-                header.job_id,
-                header.round,
-                header.timestamp,
-                header.nonce,
-                keccak256(payload),
-            ],
-        )
+    return ENVELOPE.digest(
+        chain_id,
+        registry,
+        header.sender,
+        header.recipient,
+        header.purpose,
+        header.job_id,
+        header.round,
+        header.timestamp,
+        header.nonce,
+        keccak256(payload),
     )
-    domain = domain_separator(chain_id, registry, name=DOMAIN_NAME)
-    return keccak256(b"\x19\x01" + domain + struct_hash)
 
 
 @dataclass(frozen=True)

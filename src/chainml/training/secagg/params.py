@@ -15,16 +15,14 @@ from functools import cached_property
 from eth_abi.abi import encode as abi_encode
 
 from chainml.crypto import fixedpoint, lattice, prg
+from chainml.crypto.eip712 import SECAGG_KEYS, SECAGG_SURVIVORS
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256, tagged_hash
 from chainml.crypto.keys import recover_address
-from chainml.crypto.signing import domain_separator, round_commitment_digest, words
+from chainml.crypto.signing import round_commitment_digest
 
-KEYS_TYPEHASH = keccak256(
-    b"SecAggKeys(uint256 jobId,uint256 round,bytes32 context,uint256 client,bytes32 maskKey,"
-    b"bytes32 seedCommitment,bytes32 shares)"
-)
-SURVIVORS_TYPEHASH = keccak256(b"SecAggSurvivors(uint256 jobId,uint256 round,bytes32 survivors)")
+KEYS_TYPEHASH = SECAGG_KEYS.typehash
+SURVIVORS_TYPEHASH = SECAGG_SURVIVORS.typehash
 SHARE_HASH_BYTES = 16  # each committed share hash: a shifted share is a 128-bit preimage
 
 # -- parameters ------------------------------------------------------------------------------
@@ -324,9 +322,6 @@ class RoundParams:
             for p in range(n)
         }
 
-    def _eip712(self, struct: bytes) -> bytes:
-        return keccak256(b"\x19\x01" + domain_separator(self.chain_id, self.jobs) + struct)
-
     @cached_property
     def job_domain(self) -> bytes:
         """What names the job across its rounds: pair keys are agreed for it once."""
@@ -337,19 +332,16 @@ class RoundParams:
     def keys_digest(
         self, client: int, pk_s: bytes, seed_commitment: bytes, shares_root: bytes
     ) -> bytes:
-        return self._eip712(
-            keccak256(
-                words(
-                    KEYS_TYPEHASH,
-                    self.job_id,
-                    self.round,
-                    self.context,
-                    client,
-                    pk_s,
-                    seed_commitment,
-                    shares_root,
-                )
-            )
+        return SECAGG_KEYS.digest(
+            self.chain_id,
+            self.jobs,
+            self.job_id,
+            self.round,
+            self.context,
+            client,
+            pk_s,
+            seed_commitment,
+            shares_root,
         )
 
     def share_index(self, dealer: int, holder: int) -> int:
@@ -378,8 +370,8 @@ class RoundParams:
         key = tuple(survivors)
         if key not in self._digests:  # the server checks each approval against it
             listed = keccak256(self.context + b"".join(i.to_bytes(2, "big") for i in key))
-            self._digests[key] = self._eip712(
-                keccak256(words(SURVIVORS_TYPEHASH, self.job_id, self.round, listed))
+            self._digests[key] = SECAGG_SURVIVORS.digest(
+                self.chain_id, self.jobs, self.job_id, self.round, listed
             )
         return self._digests[key]
 
