@@ -12,18 +12,22 @@ round with ``audit_round``, challenges one that fails, votes when drawn, and set
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from chainml.crypto import keccak256, sign_round_commitment
+from chainml.crypto import Identity, keccak256, sign_round_commitment
+from chainml.crypto.keys import AccountKey
 from chainml.devtools.chainround import ETHER, ChainWorld, one_unit_off
 from chainml.ledger.devchain import DevChainProcess
 from chainml.ledger.enums import ChallengeStatus, JobState, RoundStatus
 from chainml.node.state import NodeState
-from chainml.node.validator import Action, ValidatorRole
+from chainml.node.validator import Action, BadEvidence, ValidatorRole, encode_evidence
 from chainml.storage.local import LocalBlobStore
 from chainml.training.job import JobConfig
 
@@ -164,3 +168,44 @@ def test_a_trainer_that_signs_twice_is_slashed_on_a_validator_s_report(world: Wo
     assert w.cm.registry.stake_of(cheat.address) == stake - ETHER
     assert w.cm.registry.functions.rewards_owed(w.validator_ids[0].address) == owed + ETHER // 2
     assert reporter.report_observed() == []  # reported once
+
+
+# -- the evidence message (docs/protocol/wire.md, "Double-signing evidence") -------------------
+
+WIRE = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "wire.md"
+VECTOR_KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+VECTOR_JOBS = "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB"
+
+
+def _evidence_blocks() -> dict[str, bytes]:
+    text = WIRE.read_text()
+    pattern = r"<!-- evidence: ([\w-]+) -->\n```text\n(.*?)\n```"
+    return {m.group(1): m.group(2).encode() for m in re.finditer(pattern, text, re.S)}
+
+
+def test_the_evidence_vectors_in_the_spec_match_the_code(tmp_path: Path) -> None:
+    """The spec's bytes are what encode_evidence writes for the stated values; a validator
+    keeps them, and refuses the two variants the page refuses, keeping nothing."""
+    signer = AccountKey.from_bytes(bytes.fromhex(VECTOR_KEY))
+    a, b = b"\x11" * 32, b"\x22" * 32
+    sa = sign_round_commitment(signer, 1337, VECTOR_JOBS, 7, 1, a)
+    sb = sign_round_commitment(signer, 1337, VECTOR_JOBS, 7, 1, b)
+    blocks = _evidence_blocks()
+    assert encode_evidence(7, 1, signer.address, (a, sa), (b, sb)) == blocks["valid"]
+    jobs = SimpleNamespace(address=VECTOR_JOBS, client=SimpleNamespace(chain_id=1337))
+    cm: Any = SimpleNamespace(jobs=jobs)
+    validator = ValidatorRole(
+        Identity.generate(), cm, LocalBlobStore(tmp_path / "b"), NodeState(tmp_path / "s.db")
+    )
+
+    def envelope(raw: bytes, round_no: int) -> Any:
+        return SimpleNamespace(header=SimpleNamespace(job_id=7, round=round_no), plaintext=raw)
+
+    for name, round_no in (("wrong-round", 2), ("unsorted", 1)):
+        with pytest.raises(BadEvidence):
+            validator.on_evidence(envelope(blocks[name], round_no))
+    with pytest.raises(BadEvidence):  # valid evidence in an envelope for another round
+        validator.on_evidence(envelope(blocks["valid"], 2))
+    assert validator._items("evidence:") == []
+    validator.on_evidence(envelope(blocks["valid"], 1))
+    assert [k for k, _ in validator._items("evidence:")] == [f"evidence:7:1:{signer.address}"]

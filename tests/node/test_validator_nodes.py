@@ -7,6 +7,9 @@ against an aggregator that lies and a challenger that lies, on a dev chain:
   round is marked invalid and the job cancelled, the requester's escrow back — to the wei;
 - a false challenge of an honest round is voted down by the validator nodes and costs the
   challenger ``min_stake // 10`` (half to the aggregator); the round stands;
+- a trainer that signed two commitments for one round, handed to a validator node in a
+  signed envelope (``validator/evidence``), is slashed its job's ``min_stake`` on the
+  node's report (half to the node);
 - the nodes count what they did (``chainml_validator_actions``) and raise a
   ``round_invalid`` alert for the bad round (``GET /v1/alerts``, the dashboard).
 
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from chainml.crypto import keccak256
+from chainml.crypto import keccak256, sign_round_commitment
 from chainml.devtools.chainround import ETHER, ChainWorld, one_unit_off
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.bindings import Role
@@ -31,6 +34,8 @@ from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.ledger.enums import ChallengeStatus, JobState, RoundStatus
 from chainml.node import daemon, localnet
+from chainml.node.rounds import Courier
+from chainml.node.validator import EVIDENCE, encode_evidence
 from chainml.storage.local import LocalBlobStore
 from chainml.training.job import JobConfig
 from tests.node.test_rounds import _wait
@@ -107,6 +112,22 @@ def test_validator_nodes_challenge_a_false_sum_and_refuse_a_false_challenge(tmp_
         assert jobs.round(good, 1).status == RoundStatus.RECORDED
         assert cm.registry.stake_of(liar.address) == liar_stake - ETHER // 10
         assert cm.registry.functions.rewards_owed(w.aggregator.address) == owed + ETHER // 20
+
+        # a trainer that signed two commitments for one round, handed to a validator node
+        # in an envelope by a party that saw both: slashed on the node's report
+        cheat, reporter = w.trainer_ids[1], nodes[2]
+        chain_id = cm.jobs.client.chain_id
+        pairs = [
+            (c, sign_round_commitment(cheat.account, chain_id, jobs.address, good, 1, c))
+            for c in (keccak256(b"one update"), keccak256(b"another update"))
+        ]
+        cheat_stake = cm.registry.stake_of(cheat.address)
+        owed = cm.registry.functions.rewards_owed(reporter.identity.address)
+        evidence = encode_evidence(good, 1, cheat.address, pairs[0], pairs[1])
+        Courier(w.aggregator, cm).send(reporter.identity.address, EVIDENCE, evidence, good, 1)
+        _wait(lambda: cm.registry.stake_of(cheat.address) < cheat_stake)
+        assert cm.registry.stake_of(cheat.address) == cheat_stake - ETHER
+        assert cm.registry.functions.rewards_owed(reporter.identity.address) == owed + ETHER // 2
 
         # what the nodes say of it
         challenger = by_address[info.challenger]

@@ -29,6 +29,7 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from chainml.crypto import wire
 from chainml.crypto.hashing import keccak256
 from chainml.crypto.keys import Identity, recover_address
 from chainml.crypto.signing import round_commitment_digest
@@ -36,6 +37,7 @@ from chainml.errors import ChainmlError
 from chainml.ledger import errors as ledger_errors
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.enums import ChallengeStatus
+from chainml.node.envelope import Opened
 from chainml.node.rounds import audit_round, roster_of
 from chainml.node.state import NodeState
 from chainml.storage.errors import StorageError
@@ -43,6 +45,45 @@ from chainml.storage.store import BlobStore
 from chainml.training.secagg import AggregateMismatch, RoundTranscript
 
 log = logging.getLogger("chainml.validator")
+
+class BadEvidence(ChainmlError):
+    """Evidence a validator refuses: not canonical, for another round than its envelope's,
+    or a signature that is not the trainer's."""
+
+
+# double-signing evidence any party hands a validator (an envelope's plaintext; its header's
+# job and round must be the evidence's): docs/protocol/wire.md, "Double-signing evidence"
+EVIDENCE = "validator/evidence"
+EVIDENCE_SCHEMA = (  # sorted keys, the order encode_evidence writes
+    ("commitment_a", wire.hex_bytes(32)),
+    ("commitment_b", wire.hex_bytes(32)),
+    ("job", wire.uint(256)),
+    ("round", wire.uint(256)),
+    ("signature_a", wire.hex_bytes(65)),
+    ("signature_b", wire.hex_bytes(65)),
+    ("trainer", wire.address),
+)
+
+
+def encode_evidence(
+    job_id: int,
+    round_no: int,
+    trainer: str,
+    a: tuple[bytes, bytes],
+    b: tuple[bytes, bytes],
+) -> bytes:
+    """Two (commitment, signature) pairs by ``trainer`` for one round, canonically."""
+    return wire.encode(
+        [
+            ("commitment_a", a[0].hex()),
+            ("commitment_b", b[0].hex()),
+            ("job", job_id),
+            ("round", round_no),
+            ("signature_a", a[1].hex()),
+            ("signature_b", b[1].hex()),
+            ("trainer", trainer),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -103,6 +144,7 @@ class ValidatorRole:
             if str(event.args["challenger"]) == self.identity.address:
                 self._open.add(challenge_id)
         done += self._resolve()
+        done += self.report_observed()
         self._from_block = head + 1
         for action in done:
             log.info(
@@ -135,7 +177,7 @@ class ValidatorRole:
             return []  # a later attempt replaced this record: the newer event is checked
         verdict = self.audit(job_id, round_no, cid)
         if verdict is None:
-            return [Action("valid", job_id, round_no), *self._report_double_signs(job_id)]
+            return [Action("valid", job_id, round_no)]
         actions = [Action("invalid", job_id, round_no, verdict)]
         key = f"challenge:{job_id}:{round_no}"
         if self.state.get(key) is not None:
@@ -260,6 +302,21 @@ class ValidatorRole:
             self.state.put(key, f"reported: {slashed}")
             actions.append(Action("evidence", job_id, int(round_text), f"{trainer} {slashed}"))
         return actions
+
+    def on_evidence(self, opened: Opened) -> None:
+        """Double-signing evidence in an envelope: both signatures are checked here (a pair
+        that is not the trainer's is dropped); the next pass reports it on chain."""
+        try:
+            d = wire.decode(opened.plaintext, EVIDENCE_SCHEMA)
+        except wire.WireError as exc:
+            raise BadEvidence(f"not double-signing evidence: {exc}") from None
+        h = opened.header
+        if (d["job"], d["round"]) != (h.job_id, h.round):
+            raise BadEvidence("the evidence is for another round than its envelope's")
+        for side in ("a", "b"):
+            pair = (d[f"commitment_{side}"], d[f"signature_{side}"])
+            if not self.observe(d["job"], d["round"], d["trainer"], *pair):
+                raise BadEvidence(f"evidence {side} is not signed by {d['trainer']}")
 
     def _items(self, prefix: str) -> list[tuple[str, str]]:
         rows = self.state.query(

@@ -1,7 +1,8 @@
 """The validator role: audits every recorded round (``node.validator.ValidatorRole``) on a
 thread of its own, one pass every worker interval; challenges a round that fails, votes
 when the contract draws it onto a committee, settles challenges and reports double
-signing.  Taken when the node is registered as a validator.  Each action is counted
+signing, its own or handed to it in an envelope (purpose ``validator/evidence``).  Taken
+when the node is registered as a validator.  Each action is counted
 (``chainml_validator_actions``, by kind) and each round it finds invalid raises an alert
 (``round_invalid``), which the dashboard lists."""
 
@@ -15,7 +16,7 @@ from prometheus_client import Counter
 from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Role
 from chainml.node.plugin import Plugged, RoleContext
-from chainml.node.validator import Action, ValidatorRole
+from chainml.node.validator import EVIDENCE, Action, ValidatorRole
 
 log = logging.getLogger("chainml.validator")
 KINDS = ("valid", "invalid", "challenge", "not_challenged", "vote", "resolve", "evidence")
@@ -53,4 +54,9 @@ def plug(context: RoleContext) -> Plugged | None:
             if stop.wait(context.config.worker_interval):
                 return
 
-    return Plugged("validator", validator, workers={"validator": work})
+    return Plugged(
+        "validator",
+        validator,
+        workers={"validator": work},
+        handlers={EVIDENCE: validator.on_evidence},
+    )
