@@ -208,6 +208,23 @@ def base64_bytes(max_size: int) -> Check:
     return check
 
 
+def decimal(bits: int) -> Check:
+    """An unsigned integer written as a decimal string (``"0"``, ``"1000"``: no sign, no
+    leading zero), for values past what every JSON reader holds exactly."""
+
+    def check(value: Any) -> int:
+        if type(value) is not str or not value.isascii() or not value.isdigit():
+            raise ValueError("expected a decimal string")
+        if (len(value) > 1 and value[0] == "0") or len(value) > 78:
+            raise ValueError("expected a decimal string without leading zeros")
+        number = int(value)
+        if number >= 1 << bits:
+            raise ValueError(f"expected an integer in [0, 2^{bits})")
+        return number
+
+    return check
+
+
 def text(max_len: int) -> Check:
     def check(value: Any) -> str:
         if type(value) is not str or not 0 < len(value) <= max_len:

@@ -25,14 +25,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_utils.address import to_checksum_address
-
+from chainml.crypto import wire
 from chainml.crypto.eip712 import RECEIPT, domain_separator
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256
 from chainml.crypto.keys import AccountKey, recover_address
 from chainml.crypto.merkle import MerkleTree
 from chainml.errors import ChainmlError
+
+RECEIPT_SCHEMA = (  # a receipt's JSON form (``Receipt.to_doc``), keys sorted
+    ("client", wire.address),
+    ("counter", wire.uint(64)),
+    ("model_version", wire.uint(256)),
+    ("price", wire.decimal(256)),  # a string: past what every JSON reader holds exactly
+    ("provider", wire.address),
+    ("request_hash", wire.hex_bytes(32)),
+    ("response_hash", wire.hex_bytes(32)),
+    ("signature", wire.hex_bytes(65)),
+)
 
 
 class ReceiptError(ChainmlError):
@@ -91,25 +101,32 @@ class Receipt:
 
     @classmethod
     def from_doc(cls, doc: Any) -> Receipt:
-        """Parse ``to_doc``'s form; raises ``ValueError`` on anything malformed."""
+        """Parse ``to_doc``'s form, each value in its one spelling (``RECEIPT_SCHEMA``);
+        raises ``ValueError`` on anything else."""
+        names = [name for name, _ in RECEIPT_SCHEMA]
+        if not isinstance(doc, dict) or sorted(doc) != names:
+            raise ValueError(f"not a receipt: expected exactly the keys {', '.join(names)}")
         try:
-            receipt = cls(
-                provider=to_checksum_address(doc["provider"]),
-                client=to_checksum_address(doc["client"]),
-                model_version=int(doc["model_version"]),
-                request_hash=bytes.fromhex(doc["request_hash"]),
-                response_hash=bytes.fromhex(doc["response_hash"]),
-                price=int(doc["price"]),
-                counter=int(doc["counter"]),
-                signature=bytes.fromhex(doc["signature"]),
-            )
-        except (KeyError, TypeError) as exc:
+            d = {name: check(doc[name]) for name, check in RECEIPT_SCHEMA}
+        except (TypeError, ValueError) as exc:
             raise ValueError(f"not a receipt: {exc}") from None
-        if len(receipt.request_hash) != 32 or len(receipt.response_hash) != 32:
-            raise ValueError("not a receipt: hashes are 32 bytes")
-        if not 0 <= receipt.price < 1 << 256 or not 0 < receipt.counter < 1 << 64:
-            raise ValueError("not a receipt: price or counter out of range")
-        return receipt
+        return cls.from_fields(d)
+
+    @classmethod
+    def from_fields(cls, d: dict[str, Any]) -> Receipt:
+        """From ``RECEIPT_SCHEMA``'s decoded values."""
+        if d["counter"] == 0:
+            raise ValueError("not a receipt: counters start at 1")
+        return cls(
+            provider=d["provider"],
+            client=d["client"],
+            model_version=d["model_version"],
+            request_hash=d["request_hash"],
+            response_hash=d["response_hash"],
+            price=d["price"],
+            counter=d["counter"],
+            signature=d["signature"],
+        )
 
     def digest(self, chain_id: int, receipts_contract: str) -> bytes:
         return keccak256(

@@ -43,12 +43,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from eth_utils.address import is_hex_address, to_checksum_address
 from numpy.typing import NDArray
 from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
+from chainml.crypto import wire
 from chainml.crypto.eip712 import INFERENCE_REQUEST
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256
@@ -56,7 +56,7 @@ from chainml.crypto.hpke import open_sealed, seal
 from chainml.crypto.keys import AccountKey, X25519KeyPair, recover_address
 from chainml.errors import ChainmlError
 from chainml.inference.he import HEError, HEProvider, Plan
-from chainml.inference.receipts import Receipt
+from chainml.inference.receipts import RECEIPT_SCHEMA, Receipt
 
 REQUEST_MAGIC, RESPONSE_MAGIC = b"CMLQ", b"CMLR"
 MODES = ("plain", "he-keys", "he", "he-batch")
@@ -178,38 +178,36 @@ def _frame(magic: bytes, doc: dict[str, Any], body: bytes) -> bytes:
     return magic + struct.pack(">I", len(head)) + head + body
 
 
-def _unframe(magic: bytes, raw: bytes, error: type[ChainmlError]) -> tuple[dict[str, Any], bytes]:
+def _unframe(
+    magic: bytes, raw: bytes, schema: Sequence[tuple[str, wire.Check]], error: type[ChainmlError]
+) -> tuple[dict[str, Any], bytes]:
+    """The frame's header parsed against ``schema``: its one canonical spelling only (sorted
+    keys, no whitespace, lower-case hex, EIP-55 addresses), so no two readers of one
+    message can read it differently."""
     if len(raw) < FRAME or raw[:4] != magic:
         raise error("not a chainml inference message")
     (size,) = struct.unpack(">I", raw[4:8])
     if size > MAX_HEADER or FRAME + size > len(raw):
         raise error("bad header length")
     try:
-        doc = json.loads(raw[FRAME : FRAME + size])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise error("header is not JSON") from None
-    if not isinstance(doc, dict):
-        raise error("header is not an object")
+        doc = wire.decode(raw[FRAME : FRAME + size], schema)
+    except wire.WireError as exc:
+        raise error(f"not a canonical header: {exc}") from None
     return doc, raw[FRAME + size :]
 
 
-def _address(value: Any) -> str:
-    if not isinstance(value, str) or not is_hex_address(value):
-        raise ValueError("not an address")
-    return str(to_checksum_address(value))
-
-
-def _b32(value: Any) -> bytes:
-    data = bytes.fromhex(value) if isinstance(value, str) else b""
-    if len(data) != 32:
-        raise ValueError("expected 32 bytes in hex")
-    return data
-
-
-def _uint(value: Any, bits: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
-        raise ValueError(f"expected a uint{bits}")
-    return value
+REQUEST_SCHEMA = (  # sorted keys: the order _frame writes
+    ("body_hash", wire.hex_bytes(32)),
+    ("client", wire.address),
+    ("key_set", wire.hex_bytes(32)),
+    ("mode", wire.text(16)),
+    ("model_version", wire.uint(256)),
+    ("nonce", wire.hex_bytes(32)),
+    ("provider", wire.address),
+    ("reply_key", wire.hex_bytes(32)),
+    ("signature", wire.hex_bytes(65)),
+    ("timestamp", wire.uint(64)),
+)
 
 
 def encode_request(header: RequestHeader, signature: bytes, body: bytes) -> bytes:
@@ -231,30 +229,23 @@ def encode_request(header: RequestHeader, signature: bytes, body: bytes) -> byte
 
 def decode_request(raw: bytes) -> tuple[RequestHeader, bytes, bytes]:
     """(header, signature, body); raises ``MalformedRequest``."""
-    doc, body = _unframe(REQUEST_MAGIC, raw, MalformedRequest)
-    try:
-        mode = doc["mode"]
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}")
-        header = RequestHeader(
-            client=_address(doc["client"]),
-            provider=_address(doc["provider"]),
-            model_version=_uint(doc["model_version"], 256),
-            mode=mode,
-            key_set=_b32(doc["key_set"]),
-            reply_key=_b32(doc["reply_key"]),
-            timestamp=_uint(doc["timestamp"], 64),
-            nonce=_b32(doc["nonce"]),
-            body_hash=_b32(doc["body_hash"]),
-        )
-        signature = bytes.fromhex(doc["signature"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedRequest(f"bad field: {exc}") from None
-    if len(signature) != 65:
-        raise MalformedRequest("a signature is 65 bytes")
+    d, body = _unframe(REQUEST_MAGIC, raw, REQUEST_SCHEMA, MalformedRequest)
+    if d["mode"] not in MODES:
+        raise MalformedRequest(f"bad field: mode must be one of {', '.join(MODES)}")
+    header = RequestHeader(
+        client=d["client"],
+        provider=d["provider"],
+        model_version=d["model_version"],
+        mode=d["mode"],
+        key_set=d["key_set"],
+        reply_key=d["reply_key"],
+        timestamp=d["timestamp"],
+        nonce=d["nonce"],
+        body_hash=d["body_hash"],
+    )
     if keccak256(body) != header.body_hash:
         raise MalformedRequest("the body does not match its hash")
-    return header, signature, body
+    return header, d["signature"], body
 
 
 def encode_response(receipt: Receipt, body: bytes) -> bytes:
@@ -266,9 +257,9 @@ class BadResponse(ChainmlError):
 
 
 def decode_response(raw: bytes) -> tuple[Receipt, bytes]:
-    doc, body = _unframe(RESPONSE_MAGIC, raw, BadResponse)
+    fields, body = _unframe(RESPONSE_MAGIC, raw, RECEIPT_SCHEMA, BadResponse)
     try:
-        return Receipt.from_doc(doc), body
+        return Receipt.from_fields(fields), body
     except ValueError as exc:
         raise BadResponse(str(exc)) from None
 
