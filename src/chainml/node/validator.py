@@ -46,6 +46,7 @@ from chainml.training.secagg import AggregateMismatch, RoundTranscript
 
 log = logging.getLogger("chainml.validator")
 
+
 class BadEvidence(ChainmlError):
     """Evidence a validator refuses: not canonical, for another round than its envelope's,
     or a signature that is not the trainer's."""
