@@ -303,3 +303,41 @@ def test_a_cnn_job_trains_across_node_processes(tmp_path):
         accuracy = _state(aggregator, f"accuracy:{job_id}:2")
         # chance is 0.1; two rounds on 1,000 non-IID images each reached 0.53-0.56 here
         assert accuracy is not None and float(accuracy) > 0.35, accuracy
+
+
+def test_trainers_join_only_a_job_whose_published_configuration_fits_their_records(tmp_path):
+    """Each trainer node fetches a new job's published configuration, checks it against
+    the job's hash and its own records, and joins only if both hold: a job for 32-feature
+    records, and a job whose published blob is not the hashed configuration, get no one;
+    the fitting job posted after them gets every trainer."""
+    with DevChainProcess(tmp_path / "chain") as chain, ExitStack() as running:
+        client, cm, nodes, store = _network(tmp_path, chain.url)
+        trainers, aggregator = nodes[:TRAINERS], nodes[TRAINERS]
+        for node in trainers:
+            running.callback(stop_process, _start(node), 20)
+        misfit = _post_job(
+            cm,
+            store,
+            aggregator,
+            rounds=1,
+            config=JobConfig(n_features=32, n_classes=10, hidden=(8,), epochs=1),
+        )
+        params = JobParams(
+            aggregator=aggregator.identity.address,
+            rounds=1,
+            min_participants=TRAINERS - 1,
+            max_participants=TRAINERS,
+            min_stake=ETHER,
+            challenge_window=3600,
+            clip_bound=10_000,
+            config_hash=CONFIG.config_hash,
+            config_cid=store.put(b"not the configuration that hashes to config_hash"),
+        )
+        forged = cm.jobs.create_job(aggregator.identity.account, params, ETHER)
+        fitting = _post_job(cm, store, aggregator, rounds=1)
+        _wait(lambda: cm.jobs.job(fitting).participant_count == TRAINERS)
+        assert cm.jobs.job(misfit).participant_count == 0
+        assert cm.jobs.job(forged).participant_count == 0
+        log = (trainers[0].config.parent / "node.log").read_text()
+        assert f"job {misfit}: not joined: job {misfit} wants 32 features" in log
+        assert f"job {forged}: not joined" in log and "not the hashed one" in log

@@ -99,10 +99,6 @@ def run(config: NodeConfig) -> None:
     workers = JobWorkers(
         node.cached, node.identity, node.state, roles=roles, confirmations=config.confirmations
     )
-    worker = threading.Thread(
-        target=workers.run, args=(stop, config.worker_interval), name="workers", daemon=True
-    )
-    worker.start()
     info = {
         "name": config.name,
         "account": node.identity.address,
@@ -140,6 +136,11 @@ def run(config: NodeConfig) -> None:
     metrics = Metrics()
     context = RoleContext(node, roles, store, metrics, stop, guard.alerts)
     plugged = plug_roles(context)
+    workers.admit = next((role.admit for role in plugged if role.admit is not None), None)
+    worker = threading.Thread(
+        target=workers.run, args=(stop, config.worker_interval), name="workers", daemon=True
+    )
+    worker.start()
     dispatcher = Dispatcher.of(plugged)
     for role in plugged:
         for name, loop in role.workers.items():

@@ -54,6 +54,9 @@ class Plugged:
     routes: Routes | None = None
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     immediate: Mapping[str, Handler] = field(default_factory=dict)
+    # whether this node takes part in a job it may join: None, or why not (a trainer's
+    # check of the job's published configuration against its own data)
+    admit: Callable[[int], str | None] | None = None
 
 
 Plugin = Callable[[RoleContext], Plugged | None]

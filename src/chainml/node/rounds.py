@@ -300,6 +300,28 @@ def _bitmap(counted: Iterable[int]) -> int:
     return sum(1 << (i - 1) for i in counted)
 
 
+class UnpublishedConfig(ChainmlError):
+    """A job's published configuration is missing, or is not what its hash names."""
+
+
+def published_config(cm: Chainml, store: BlobStore, job_id: int) -> JobConfig | None:
+    """The configuration a job publishes under its ``config_cid``, checked against its
+    ``config_hash`` and decoded; None if the job publishes none."""
+    params = cm.jobs.job(job_id).params
+    if not params.config_cid:
+        return None
+    try:
+        raw = store.get(params.config_cid)
+    except StorageError as exc:
+        raise UnpublishedConfig(f"job {job_id}: its configuration is not in the store") from exc
+    if keccak256(raw) != params.config_hash:
+        raise UnpublishedConfig(f"job {job_id}: the published configuration is not the hashed one")
+    try:
+        return JobConfig.decode(raw)
+    except TrainingError as exc:
+        raise UnpublishedConfig(f"job {job_id}: the published configuration: {exc}") from exc
+
+
 def check_job_params(config: JobConfig, params: JobParams) -> None:
     """The job on chain promises what its configuration asks: its DP fields are the
     configuration's (``JobConfig.chain_dp``), so anyone reading the chain sees the noise a

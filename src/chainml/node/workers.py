@@ -154,11 +154,13 @@ class JobWorkers:
         *,
         roles: Role,
         confirmations: int = 0,
+        admit: Callable[[int], str | None] | None = None,
     ) -> None:
         self.cm = cm
         self.client = cm.jobs.contract.client
         self.identity = identity
         self.roles = roles
+        self.admit = admit  # a trainer's check of a job before it joins (None: any job)
         self.actions = Actions(state, self.client)
         self.stream = EventStream(
             self.client,
@@ -200,6 +202,10 @@ class JobWorkers:
             if job.state != JobState.OPEN or job.rounds_done > 0:
                 return
             if self.cm.registry.stake_of(self.identity.address) < job.params.min_stake:
+                return
+            refused = self.admit(job_id) if self.admit is not None else None
+            if refused is not None:
+                log.info("job %d: not joined: %s", job_id, refused)
                 return
         # an action already begun is finished whatever the job looks like now
         if (

@@ -5,9 +5,23 @@ and ``[training] data`` names its data."""
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
+
+from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Role
 from chainml.node.plugin import Plugged, RoleContext
-from chainml.node.rounds import START, TO_CLIENT, Courier, TrainerRole, load_npz
+from chainml.node.rounds import (
+    START,
+    TO_CLIENT,
+    Courier,
+    TrainerRole,
+    load_npz,
+    published_config,
+)
+
+log = logging.getLogger("chainml.trainer")
 
 
 def plug(context: RoleContext) -> Plugged | None:
@@ -15,14 +29,35 @@ def plug(context: RoleContext) -> Plugged | None:
     if not context.roles & Role.TRAINER or config.training_data is None:
         return None
     cm = node.cached  # the round's hot path reads the same facts again and again
+    x, y = data = load_npz(config.training_data)
     trainer = TrainerRole(
         node.identity,
         cm,
         node.state,
         Courier(node.identity, cm),
-        load_npz(config.training_data),
+        data,
         metrics=context.metrics,
     )
+
+    def admit(job_id: int) -> str | None:
+        """Join a job only if its published configuration is what its hash names and fits
+        these records (a job that publishes none is learnt when its first round starts)."""
+        try:
+            job = published_config(cm, context.store, job_id)
+        except ChainmlError as exc:
+            return str(exc)
+        if job is None:
+            log.info("job %d publishes no configuration: joined on its hash alone", job_id)
+            return None
+        if job.n_features != x.shape[1]:
+            return f"job {job_id} wants {job.n_features} features, these records have {x.shape[1]}"
+        if job.n_classes <= int(np.max(y)):
+            return f"job {job_id} has {job.n_classes} classes, these records have more"
+        return None
+
     return Plugged(
-        "trainer", trainer, handlers={START: trainer.on_start, TO_CLIENT: trainer.on_secagg}
+        "trainer",
+        trainer,
+        handlers={START: trainer.on_start, TO_CLIENT: trainer.on_secagg},
+        admit=admit,
     )
