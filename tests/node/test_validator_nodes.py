@@ -18,9 +18,6 @@ rounds themselves are real SecAgg+ rounds (``chainml.devtools.chainround``)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -33,14 +30,13 @@ from chainml.ledger.bindings import Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.ledger.enums import ChallengeStatus, JobState, RoundStatus
-from chainml.node import daemon, localnet
+from chainml.node import localnet
 from chainml.node.rounds import Courier
 from chainml.node.validator import EVIDENCE, encode_evidence
 from chainml.storage.local import LocalBlobStore
 from chainml.training.job import JobConfig
-from tests.node.test_rounds import _wait
+from tests.node.test_rounds import PASSWORD, _start, _wait
 
-PASSWORD = "validator-nodes"
 CONFIG = JobConfig(n_features=8, n_classes=3, hidden=(4,), epochs=1, verifiable=False)
 CLIP = 5.0
 VALIDATORS = 3
@@ -56,19 +52,6 @@ def _validators(tmp: Path, url: str, world: ChainWorld, store: Path) -> list[loc
         world.cm.registry.register_identity(node.identity, Role.VALIDATOR, node.url, 2 * ETHER)
         nodes.append(node)
     return nodes
-
-
-def _start(node: localnet.NodeDir) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, CHAINML_PASSWORD=PASSWORD)
-    log = (node.config.parent / "node.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chainml.cli.main", "node", "run", "--config", str(node.config)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    daemon.wait_ready(node.url, proc, 120, address=node.identity.address)
-    return proc
 
 
 def test_validator_nodes_challenge_a_false_sum_and_refuse_a_false_challenge(tmp_path: Path):

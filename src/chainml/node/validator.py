@@ -126,8 +126,8 @@ class ValidatorRole:
 
     def tick(self) -> list[Action]:
         head = self.cm.jobs.client.block_number()
-        if head < self._from_block:
-            return []
+        if head < self._from_block:  # no new block: only evidence handed in since
+            return self._heard(self.report_observed())
         contract = self.cm.jobs.contract
         done: list[Action] = []
         for event in contract.past_events(
@@ -147,6 +147,9 @@ class ValidatorRole:
         done += self._resolve()
         done += self.report_observed()
         self._from_block = head + 1
+        return self._heard(done)
+
+    def _heard(self, done: list[Action]) -> list[Action]:
         for action in done:
             log.info(
                 "%s job %d round %d %s", action.kind, action.job_id, action.round_no, action.detail
