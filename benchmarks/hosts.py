@@ -44,18 +44,12 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from chainml.crypto import Identity
+from benchmarks import rounds
 from chainml.devtools import hostjob
 from chainml.devtools.hosts import unavailable
-from chainml.training.data import dirichlet_partition, load
-from chainml.training.models import flatten, unflatten
-from chainml.training.secagg import RoundParams, SecAggClient, run_in_memory
 
 TRAINERS = 3
 CLIP = 10.0  # the job's clip_bound of 10,000 thousandths
@@ -68,36 +62,7 @@ def log(msg: str) -> None:
 
 def in_process_round(round_no: int = 1) -> float:
     """Seconds for one secure round of the same job, same shards, in one process."""
-    job = hostjob.CONFIG
-    data = load("digits", seed=0)
-    shards = dirichlet_partition(data.y_train, TRAINERS, 0.5, seed=0)
-    ids = [Identity.generate() for _ in range(TRAINERS)]
-    roster = {i + 1: a.address for i, a in enumerate(ids)}
-    keys = {i + 1: a.x25519.public_bytes for i, a in enumerate(ids)}
-    global_params = job.initial_model().params
-    started = time.perf_counter()
-    params = RoundParams.derive(
-        roster,
-        keys,
-        job.vector_len(),
-        chain_id=1,
-        jobs="0x" + "11" * 20,
-        job_id=1,
-        round=round_no,
-        attempt=1,
-        clip=job.secagg_bound(CLIP, TRAINERS),
-        verifiable=job.verifiable,
-    )
-    clients = {}
-    for i, shard in enumerate(shards, start=1):
-        update = job.local_update(
-            global_params, data.x_train[shard], data.y_train[shard], round_no=round_no, clip=CLIP
-        )
-        clients[i] = SecAggClient(params, i, ids[i - 1], update)
-    result = run_in_memory(params, clients)
-    total = result.total[:-1] / float(result.total[-1])
-    unflatten((flatten(global_params).astype(np.float64) + total).astype(np.float32), global_params)
-    return time.perf_counter() - started
+    return rounds.in_process_round(round_no, hostjob.CONFIG, TRAINERS, CLIP)
 
 
 def _measure(rounds: int, rtt_ms: float) -> dict[str, Any]:

@@ -50,6 +50,7 @@ from chainml.node import daemon, localnet
 from chainml.node.demo import JOB
 from chainml.storage.local import LocalBlobStore
 from chainml.training.data import dirichlet_partition, load
+from chainml.training.job import JobConfig
 from chainml.training.models import flatten, unflatten
 from chainml.training.secagg import RoundParams, SecAggClient, run_in_memory
 
@@ -65,35 +66,38 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _shards() -> tuple[Any, list[np.ndarray]]:
+def _shards(trainers: int = TRAINERS) -> tuple[Any, list[np.ndarray]]:
     data = load("digits", seed=0)
-    return data, dirichlet_partition(data.y_train, TRAINERS, alpha=0.5, seed=0)
+    return data, dirichlet_partition(data.y_train, trainers, alpha=0.5, seed=0)
 
 
-def in_process_round(round_no: int = 1) -> float:
-    """Seconds for one secure round of the demo's job in one process."""
-    data, shards = _shards()
-    ids = [Identity.generate() for _ in range(TRAINERS)]
+def in_process_round(
+    round_no: int = 1, job: JobConfig = JOB, trainers: int = TRAINERS, clip: float = CLIP
+) -> float:
+    """Seconds for one secure round of ``job`` (the demo's) in one process, ``trainers``
+    Dirichlet(0.5) shards of the digits."""
+    data, shards = _shards(trainers)
+    ids = [Identity.generate() for _ in range(trainers)]
     roster = {i + 1: a.address for i, a in enumerate(ids)}
     keys = {i + 1: a.x25519.public_bytes for i, a in enumerate(ids)}
-    global_params = JOB.initial_model().params
+    global_params = job.initial_model().params
     started = time.perf_counter()
     params = RoundParams.derive(
         roster,
         keys,
-        JOB.vector_len(),
+        job.vector_len(),
         chain_id=1,
         jobs="0x" + "11" * 20,
         job_id=1,
         round=round_no,
         attempt=1,
-        clip=JOB.secagg_bound(CLIP, TRAINERS),
-        verifiable=JOB.verifiable,
+        clip=job.secagg_bound(clip, trainers),
+        verifiable=job.verifiable,
     )
     clients = {}
     for i, shard in enumerate(shards, start=1):
-        update = JOB.local_update(
-            global_params, data.x_train[shard], data.y_train[shard], round_no=round_no, clip=CLIP
+        update = job.local_update(
+            global_params, data.x_train[shard], data.y_train[shard], round_no=round_no, clip=clip
         )
         clients[i] = SecAggClient(params, i, ids[i - 1], update)
     result = run_in_memory(params, clients)
