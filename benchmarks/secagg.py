@@ -19,7 +19,7 @@ transcript from which anyone recomputes the sum (``verify_round``).  Reported: t
 of one commitment (``commit_s``, inside ``client_s``) and of checking a round
 (``verify_sum_s``).
 Homomorphic commitments (``verifiable=True`` rounds): each client also commits to its
-unmasked quantised update with a Module-SIS lattice commitment (``chainml.crypto.lattice``)
+unmasked quantised update with a Module-SIS lattice commitment (``chainml.crypto.hazmat.lattice``)
 and its randomness is summed securely, so anyone checks the sum from the commitments alone
 (``verify_sum``).  Reported at n = 100, m = 10^6: one commitment, and the check.
 Issue 13 (SecAgg+ against an active server): the parameters the rule derives for each n
@@ -456,7 +456,7 @@ def ratio_chart(sizes: list[dict[str, Any]], target: float) -> str:
 def lattice_commitments(n: int = 100, m: int = 10**6) -> dict[str, Any]:
     """One client's commitment at m, and the check of a sum over n commitments (three
     distinct ones, repeated to n: the same additions, and a sum that really opens)."""
-    from chainml.crypto import lattice
+    from chainml.crypto.hazmat import lattice
 
     rng = np.random.default_rng(0)
     started = time.perf_counter()

@@ -192,3 +192,41 @@ def test_the_cycle_check_catches_function_local_and_relative_imports(tmp_path: P
     assert _cycles(src) == [
         ["chainml.node.daemon", "chainml.node.inference", "chainml.node.models"]
     ]
+
+
+# The risky primitives (PRGs, fixed-point rings, Shamir, lattice commitments, curve arithmetic)
+# are called only by the recipes that check their inputs: chainml.crypto itself, the SecAgg+
+# protocol and its wire format, and the sealed-model key sharing.  A new caller is a decision,
+# so it is added here by name.
+HAZMAT_CALLERS = {
+    "crypto",
+    "training/secagg",
+    "training/wire.py",
+    "training/federated.py",
+    "storage/access.py",
+}
+
+
+def _hazmat_callers(src: Path) -> list[str]:
+    bad: list[str] = []
+    for path in src.rglob("*.py"):
+        rel = path.relative_to(src).as_posix()
+        if any(rel == c or rel.startswith(c + "/") for c in HAZMAT_CALLERS):
+            continue
+        if any(m.startswith("chainml.crypto.hazmat") for m in _imports(path)):
+            bad.append(rel)
+    return sorted(bad)
+
+
+def test_only_recipes_call_the_hazmat_primitives() -> None:
+    assert not _hazmat_callers(SRC)
+
+
+def test_the_hazmat_check_catches_a_stray_caller(tmp_path: Path) -> None:
+    (tmp_path / "node").mkdir()
+    (tmp_path / "node" / "rounds.py").write_text("from chainml.crypto.hazmat import prg\n")
+    (tmp_path / "training" / "secagg").mkdir(parents=True)
+    (tmp_path / "training" / "secagg" / "client.py").write_text(
+        "from chainml.crypto.hazmat.prg import expand\n"
+    )
+    assert _hazmat_callers(tmp_path) == ["node/rounds.py"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chainml.crypto import lattice
-from chainml.crypto.lattice import (
+from chainml.crypto.hazmat import lattice
+from chainml.crypto.hazmat.lattice import (
     PRIMES,
     RANDOMNESS_LEN,
     Commitment,

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from chainml.crypto import prg
 from chainml.crypto.errors import InvalidKey
+from chainml.crypto.hazmat import prg
 
 
 def test_derive_is_rfc5869_hkdf_sha256():

@@ -8,7 +8,7 @@ import secrets
 
 import pytest
 
-from chainml.crypto.shamir import P, Share, ShareError, combine, interpolate, split
+from chainml.crypto.hazmat.shamir import P, Share, ShareError, combine, interpolate, split
 
 
 @pytest.mark.parametrize(("k", "n"), [(1, 1), (2, 3), (3, 5), (5, 5), (7, 10)])
@@ -86,7 +86,7 @@ def test_a_substituted_share_changes_the_result():
 def test_the_256_bit_field_shares_32_byte_secrets_in_33_bytes() -> None:
     """GF(2^256 + 297): every 32-byte secret is a field element (the largest too), any t
     shares rebuild it, and values are below the prime (33 bytes each)."""
-    from chainml.crypto.shamir import P256
+    from chainml.crypto.hazmat.shamir import P256
 
     assert P256 == 2**256 + 297 and pow(3, P256 - 1, P256) == 1  # Fermat witness for 3
     for secret in (b"\xff" * 32, b"\x00" * 32, bytes(range(32))):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from chainml.crypto import fixedpoint
+from chainml.crypto.hazmat import fixedpoint
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.bindings import JobParams
 from chainml.ledger.devchain import DevChainProcess

@@ -24,9 +24,9 @@ from unittest import mock
 
 import numpy as np
 
-from chainml.crypto import fixedpoint, lattice, prg, shamir
 from chainml.crypto.box import SecretBox
 from chainml.crypto.hashing import keccak256, tagged_hash
+from chainml.crypto.hazmat import fixedpoint, lattice, prg, shamir
 from chainml.crypto.keys import AccountKey, Identity, X25519KeyPair
 from chainml.crypto.merkle import MerkleTree, commitment_leaf
 from chainml.crypto.signing import (
@@ -487,7 +487,7 @@ def run_round(
     with (
         mock.patch("chainml.training.secagg.client.os.urandom", urandom),
         mock.patch("chainml.crypto.box.os.urandom", lambda k: next(nonces)[:k]),
-        mock.patch("chainml.crypto.shamir.secrets.randbelow", randbelow),
+        mock.patch("chainml.crypto.hazmat.shamir.secrets.randbelow", randbelow),
         mock.patch.object(X25519KeyPair, "generate", staticmethod(generate)),
     ):
         clients = {

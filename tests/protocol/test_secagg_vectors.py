@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from chainml.crypto import fixedpoint, lattice, prg, shamir
 from chainml.crypto.box import SecretBox
 from chainml.crypto.errors import DecryptionFailed
 from chainml.crypto.hashing import keccak256, tagged_hash
+from chainml.crypto.hazmat import fixedpoint, lattice, prg, shamir
 from chainml.crypto.keys import X25519KeyPair, recover_address
 from chainml.crypto.merkle import MerkleTree, commitment_leaf
 from chainml.crypto.signing import (

@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from chainml.crypto import Identity, X25519KeyPair, fixedpoint, prg
-from chainml.crypto.shamir import P256, Share, ShareError, combine
+from chainml.crypto import Identity, X25519KeyPair
+from chainml.crypto.hazmat import fixedpoint, prg
+from chainml.crypto.hazmat.shamir import P256, Share, ShareError, combine
 from chainml.training.secagg import (
     SHARE_BYTES,
     KeyAdvert,

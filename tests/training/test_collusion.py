@@ -34,8 +34,9 @@ import pytest
 from numpy.typing import NDArray
 from scipy import stats
 
-from chainml.crypto import X25519KeyPair, fixedpoint, prg
-from chainml.crypto.shamir import P256, Share, interpolate
+from chainml.crypto import X25519KeyPair
+from chainml.crypto.hazmat import fixedpoint, prg
+from chainml.crypto.hazmat.shamir import P256, Share, interpolate
 from chainml.training.secagg import (
     SHARE_BYTES,
     SHARE_HASH_BYTES,

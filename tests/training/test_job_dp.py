@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from chainml.crypto import fixedpoint
+from chainml.crypto.hazmat import fixedpoint
 from chainml.training import privacy
 from chainml.training.errors import TrainingError
 from chainml.training.job import JobConfig

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from chainml.crypto import Identity
-from chainml.crypto.shamir import P256
+from chainml.crypto.hazmat.shamir import P256
 from chainml.crypto.signing import verify_round_commitment
 from chainml.training.secagg import (
     AggregateMismatch,

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from chainml.crypto import Identity, fixedpoint
+from chainml.crypto import Identity
+from chainml.crypto.hazmat import fixedpoint
 from chainml.training import wire
 from chainml.training.secagg import (
     AggregateMismatch,

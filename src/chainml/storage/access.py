@@ -33,8 +33,8 @@ from chainml.crypto import hpke, wire
 from chainml.crypto.eip712 import KEY_RELEASE, KEY_REQUEST
 from chainml.crypto.errors import CryptoError, DecryptionFailed, InvalidSignature
 from chainml.crypto.hashing import keccak256
+from chainml.crypto.hazmat.shamir import Share, ShareError, combine, split
 from chainml.crypto.keys import AccountKey, Identity, X25519KeyPair, recover_address
-from chainml.crypto.shamir import Share, ShareError, combine, split
 from chainml.crypto.stream import generate_key
 from chainml.storage.errors import StorageError
 from chainml.storage.sealed import Manifest, SealedArtifact, open_stream, seal_artifact

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from chainml.crypto import Identity, fixedpoint, zk
+from chainml.crypto import Identity, zk
+from chainml.crypto.hazmat import fixedpoint
 from chainml.training import privacy, robust
 from chainml.training.data import Dataset
 from chainml.training.errors import TrainingError

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from chainml.crypto import lattice
 from chainml.crypto import wire as b64wire
+from chainml.crypto.hazmat import lattice
 from chainml.training.secagg import (
     MAC_BYTES,
     SHARE_HASH_BYTES,

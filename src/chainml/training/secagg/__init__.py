@@ -56,7 +56,7 @@ that forges one has a single online guess (the check fails, the client stops), s
 The graph is complete up to ``COMPLETE_UP_TO`` clients, and above that a Harary graph of
 degree ``2 ceil(log2 n)`` over a permutation of the roster drawn from the public graph
 seed.  Inputs are clipped to the job's L2 bound and encoded with stochastic rounding
-(``chainml.crypto.fixedpoint``), so the masked vector is as many bytes as the float32
+(``chainml.crypto.hazmat.fixedpoint``), so the masked vector is as many bytes as the float32
 update.
 
 The package: ``params`` (the rule, the graph, the context, ``Stage``), ``messages``,

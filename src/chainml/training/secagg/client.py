@@ -11,10 +11,10 @@ import os
 import numpy as np
 from numpy.typing import NDArray
 
-from chainml.crypto import fixedpoint, lattice
 from chainml.crypto.errors import CryptoError, DecryptionFailed
+from chainml.crypto.hazmat import fixedpoint, lattice
+from chainml.crypto.hazmat.shamir import P256, Share, ShareError, split
 from chainml.crypto.keys import Identity, X25519KeyPair
-from chainml.crypto.shamir import P256, Share, ShareError, split
 from chainml.training.secagg.errors import (
     ForgedKeys,
     InconsistentView,

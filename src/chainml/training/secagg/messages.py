@@ -13,7 +13,7 @@ from blake3 import blake3
 from numpy.typing import NDArray
 
 from chainml.crypto.hashing import keccak256
-from chainml.crypto.shamir import P256, Share, ShareError
+from chainml.crypto.hazmat.shamir import P256, Share, ShareError
 from chainml.training.secagg.params import RoundParams
 
 MAC_BYTES = 16  # a pair-key MAC: 128 bits (forgery is an online guess, 2^-128 a try)

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from chainml.crypto import prg
 from chainml.crypto.box import SecretBox
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256
+from chainml.crypto.hazmat import prg
 from chainml.crypto.keys import X25519KeyPair
 from chainml.training.secagg.errors import ForgedKeys
 from chainml.training.secagg.messages import MAC_BYTES, KeyAdvert, _listed

@@ -14,10 +14,10 @@ from functools import cached_property
 
 from eth_abi.abi import encode as abi_encode
 
-from chainml.crypto import fixedpoint, lattice, prg
 from chainml.crypto.eip712 import SECAGG_KEYS, SECAGG_SURVIVORS
 from chainml.crypto.errors import CryptoError
 from chainml.crypto.hashing import keccak256, tagged_hash
+from chainml.crypto.hazmat import fixedpoint, lattice, prg
 from chainml.crypto.keys import recover_address
 from chainml.crypto.signing import round_commitment_digest
 

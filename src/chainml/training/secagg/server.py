@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from chainml.crypto import fixedpoint
+from chainml.crypto.hazmat import fixedpoint
+from chainml.crypto.hazmat.shamir import P256, ShareError, combine
 from chainml.crypto.keys import X25519KeyPair
-from chainml.crypto.shamir import P256, ShareError, combine
 from chainml.training.secagg.errors import ProtocolViolation, TooFewSurvivors
 from chainml.training.secagg.messages import (
     KeyAdvert,

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from chainml.crypto import fixedpoint, lattice
 from chainml.crypto.errors import CryptoError
+from chainml.crypto.hazmat import fixedpoint, lattice
 from chainml.crypto.keys import X25519KeyPair
 from chainml.training.secagg.errors import AggregateMismatch
 from chainml.training.secagg.messages import KeyAdvert, input_commitment, input_hash

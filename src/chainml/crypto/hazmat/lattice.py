@@ -35,7 +35,7 @@ from functools import cache, lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from chainml.crypto import prg
+from chainml.crypto.hazmat import prg
 
 D = 256
 K = 8  # rows: the SIS dimension is K·D
