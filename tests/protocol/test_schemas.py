@@ -3,7 +3,8 @@
 - Each schema is a valid JSON Schema (draft 2020-12).
 - Job configuration: every configuration chainml builds validates; and over mutations of
   valid ones (a field dropped, an unknown field added, a value of another type or out of
-  range) the schema and ``JobConfig.decode`` accept and refuse the same documents.
+  range, ``norm_proofs`` false or beside a robust rule or distributed DP) the schema and
+  ``JobConfig.decode`` accept and refuse the same documents.
 - Round record: the records of real rounds (plain, verifiable, distributed DP and robust,
   run in process by the TypeScript verifier's fixture writer) validate, and each mutation
   that breaks the documented structure is refused. Records written by node processes are
@@ -64,6 +65,14 @@ configs = (
         noise_multiplier=st.integers(1, 5000).map(lambda k: k / 1000),
         dp_delta=st.integers(1, 30).map(lambda e: float(f"1e-{e}")),
     )
+    | st.builds(  # norm-bound proofs: secure aggregation, with or without central DP
+        JobConfig,
+        n_features=st.integers(1, 4096),
+        n_classes=st.integers(2, 100),
+        verifiable=st.booleans(),
+        dp=st.sampled_from([None, "central"]),
+        norm_proofs=st.just(True),
+    )
     | st.builds(
         lambda c, h, k, s, p, a: JobConfig(
             n_features=c * h * h,
@@ -118,6 +127,27 @@ def test_the_schema_and_the_decoder_refuse_the_same_configurations(
             value = float(value)
         doc[key] = value
     assert (JOB.is_valid(doc) and cnn_shape_fits(doc)) == decodes(canonical(doc)), (key, doc)
+
+
+def test_norm_proofs_is_left_out_when_false_and_refused_where_it_cannot_hold() -> None:
+    plain = JobConfig(n_features=8, n_classes=3)
+    proven = JobConfig(n_features=8, n_classes=3, norm_proofs=True)
+    assert b"norm_proofs" not in plain.encode()  # the bytes (and config_hash) of before
+    assert json.loads(proven.encode())["norm_proofs"] is True
+    assert proven.secagg_len() == plain.vector_len() + 16 and plain.secagg_len() == (
+        plain.vector_len()
+    )
+    base = json.loads(proven.encode())
+    refused = [
+        {**base, "norm_proofs": False},  # not canonical: false is spelt by leaving it out
+        {**base, "norm_proofs": 1},
+        {**base, "aggregation": "median"},  # a robust rule sees the updates themselves
+        {**base, "dp": "distributed", "noise_multiplier": 1.0, "dp_delta": 1e-05},
+    ]
+    for doc in refused:
+        assert not JOB.is_valid(doc) and not decodes(canonical(doc)), doc
+    central = {**base, "dp": "central", "noise_multiplier": 1.0, "dp_delta": 1e-05}
+    assert JOB.is_valid(central) and decodes(canonical(central))
 
 
 def cnn_shape_fits(doc: dict[str, Any]) -> bool:

@@ -16,6 +16,13 @@ standard deviation ``noise_multiplier * C / sqrt(n)`` before masking (``add_trai
 and the SecAgg+ range (``secagg_bound``) leaves room for it.  ``round_multiplier`` is what
 the Rényi-DP accountant is charged for a round; ``epsilon`` the job's ε at ``dp_delta``.
 A configuration without DP encodes exactly as before DP existed (the DP keys are left out).
+
+A job may ask for norm-bound proofs (``norm_proofs``, secure aggregation only, not with
+distributed noise): each trainer commits to its fixed-point delta and proves in zero
+knowledge that its L2 norm is within the job's clip bound (docs/protocol/zk-norm.md §7);
+the blinding of its commitment crosses SecAgg+ as ``NORM_WORDS`` extra coordinates after
+the weight (``secagg_len``).  Left out of the encoding when false, so every configuration
+without it keeps its bytes and its ``config_hash``.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ CNN_KEYS = ("image", "channels", "kernel", "stride", "pool")
 MAX_HIDDEN_LAYERS = 16
 DEFAULT_MULTIPLIER = 1.0
 DEFAULT_DELTA = 1e-5
+NORM_WORDS = 16  # a commitment's blinding as 16-bit limbs, one per 32-bit word (zk-norm §7)
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class JobConfig:
     kernel: int = 7  # each filter kernel × kernel, no padding
     stride: int = 3
     pool: int = 2  # average pooling pool × pool, stride pool
+    norm_proofs: bool = False  # each trainer proves its delta's L2 norm (zk-norm.md)
 
     def __post_init__(self) -> None:
         # every field's type and range, so that no configuration a requester posts can make
@@ -95,6 +104,11 @@ class JobConfig:
             raise TrainingError("verifiable is true or false")
         if self.aggregation not in ("secagg", *robust.RULES):
             raise TrainingError(f"aggregation is secagg or one of {', '.join(robust.RULES)}")
+        if not isinstance(self.norm_proofs, bool):
+            raise TrainingError("norm_proofs is true or false")
+        if self.norm_proofs and (self.aggregation != "secagg" or self.dp == "distributed"):
+            # a robust rule sees each update itself; a trainer's noise is outside the bound
+            raise TrainingError("norm_proofs needs secure aggregation without distributed DP")
         for name in ("noise_multiplier", "dp_delta"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -125,6 +139,8 @@ class JobConfig:
         if self.dp is None:  # as before DP existed: the same bytes, the same config_hash
             for name in ("dp", "noise_multiplier", "dp_delta"):
                 del doc[name]
+        if not self.norm_proofs:  # as before norm proofs existed
+            del doc["norm_proofs"]
         if self.model == "mlp":  # as before CNNs existed
             for name in CNN_KEYS:
                 del doc[name]
@@ -211,6 +227,11 @@ class JobConfig:
             return conv + units * self.n_classes + self.n_classes + 1
         sizes = [self.n_features, *self.hidden, self.n_classes]
         return sum(a * b + b for a, b in itertools.pairwise(sizes)) + 1
+
+    def secagg_len(self) -> int:
+        """What SecAgg+ sums for this job: ``vector_len`` and, with norm proofs, the
+        ``NORM_WORDS`` words of the trainer's commitment blinding after the weight."""
+        return self.vector_len() + (NORM_WORDS if self.norm_proofs else 0)
 
     def local_update(
         self,
