@@ -13,7 +13,7 @@ import pytest
 from chainml.ledger.bindings import Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
-from chainml.node import localnet
+from chainml.node import daemon, localnet
 from chainml.storage.unixfs import CHUNK
 from tests.cli import chainml
 
@@ -123,3 +123,41 @@ def test_store_put_get_through_a_kubo_rpc_api(tmp_path: Path):
         assert "add" in daemon.commands() and "block/get" in daemon.commands()
     finally:
         daemon.close()
+
+
+def test_store_commands_use_the_node_s_configured_store(tmp_path: Path):
+    """--config takes the store from node.toml's [storage] table, as the node itself would:
+    the local backend's directory, then a kubo daemon's RPC API."""
+    from tests.node.test_node_storage import _with_storage
+    from tests.storage.test_kubo_rpc import Kubo
+
+    daemon.init(
+        tmp_path, "n", "pw", rpc="http://127.0.0.1:1", deployment="d.json", port=1, work=1 << 10
+    )
+    config = tmp_path / "node.toml"
+    data = random.Random(5).randbytes(CHUNK + 3)
+    src, out = tmp_path / "in.bin", tmp_path / "out.bin"
+    src.write_bytes(data)
+    cid = _cli("store", "put", src, "--config", config).stdout.strip()
+    assert (tmp_path / "store").is_dir() and not Path(".chainml/store", cid).exists()
+    assert _cli("store", "get", cid, "-o", out, "--store", tmp_path / "store").returncode == 0
+    assert out.read_bytes() == data
+
+    kubo = Kubo()
+    try:
+        _with_storage(config, f'[storage]\nbackend = "kubo"\napi = "{kubo.url}"')
+        put = _cli("store", "put", src, "--config", config)
+        assert put.returncode == 0 and put.stdout.strip() == cid, put.stderr
+        out.unlink()
+        assert _cli("store", "get", cid, "-o", out, "--config", config).returncode == 0
+        assert out.read_bytes() == data and "add" in kubo.commands()
+    finally:
+        kubo.close()
+
+    _with_storage(config, '[storage]\nbackend = "kubo"')
+    bad = _cli("store", "put", src, "--config", config)
+    said = " ".join(bad.stderr.split())  # the console wraps long lines
+    assert bad.returncode == 1 and "ConfigError" in said and "needs 'api'" in said
+    both = _cli("store", "put", src, "--config", config, "--store", tmp_path / "s2")
+    assert both.returncode == 2 and "one of --store, --ipfs-api and --config" in both.stderr
+    assert not (tmp_path / "s2").exists()

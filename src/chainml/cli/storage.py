@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,22 +21,39 @@ if TYPE_CHECKING:
 store_app = typer.Typer(help="Content-addressed blobs: the CIDs ipfs add gives.")
 model_app = typer.Typer(help="Sealed models on the Models contract: seal, grant, open, revoke.")
 console = Console()
+DEFAULT_STORE = Path(".chainml/store")
 err = Console(stderr=True)
 CONFIG = typer.Option(Path("node.toml"), "--config", help="the node's node.toml")
-STORE = typer.Option(Path(".chainml/store"), "--store", help="local store directory")
+STORE = typer.Option(None, "--store", help="a local store directory [default: .chainml/store]")
 IPFS_API = typer.Option(
     "", "--ipfs-api", help="a kubo daemon's RPC API (http://127.0.0.1:5001) instead of --store"
 )
+STORE_CONFIG = typer.Option(
+    None, "--config", help="use the store of this node.toml's [storage] table instead"
+)
 
 
-def _blob_store(store: Path, ipfs_api: str) -> BlobStore:
-    if ipfs_api:
-        from chainml.storage.kubo_rpc import KuboRpcStore
+@contextlib.contextmanager
+def _blob_store(store: Path | None, ipfs_api: str, config: Path | None) -> Iterator[BlobStore]:
+    """The store one of --store, --ipfs-api or --config names (a local .chainml/store if
+    none does), opened through the same factory a node uses, and closed afterwards."""
+    from chainml.storage.factory import StoreConfig, close_store, open_store
 
-        return KuboRpcStore(ipfs_api)
-    from chainml.storage.local import LocalBlobStore
+    if (store is not None) + bool(ipfs_api) + (config is not None) > 1:
+        raise typer.BadParameter("give one of --store, --ipfs-api and --config")
+    if config is not None:
+        from chainml.node.core import NodeConfig
 
-    return LocalBlobStore(store)
+        chosen = NodeConfig.load(config).storage
+    elif ipfs_api:
+        chosen = StoreConfig.from_table({"backend": "kubo", "api": ipfs_api})
+    else:
+        chosen = StoreConfig.from_table({"dir": str(store or DEFAULT_STORE)})
+    opened = open_store(chosen)
+    try:
+        yield opened
+    finally:
+        close_store(opened)
 
 
 def _fail(what: str, exc: Exception) -> typer.Exit:
@@ -61,12 +80,14 @@ def cid(
 @store_app.command("put")
 def store_put(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
-    store: Path = STORE,
+    store: Path | None = STORE,
     ipfs_api: str = IPFS_API,
+    config: Path | None = STORE_CONFIG,
 ) -> None:
     """Store FILE; print its CID."""
     try:
-        typer.echo(_blob_store(store, ipfs_api).put(file))
+        with _blob_store(store, ipfs_api, config) as blobs:
+            typer.echo(blobs.put(file))
     except ChainmlError as exc:
         raise _fail("put failed", exc) from exc
 
@@ -75,15 +96,19 @@ def store_put(
 def store_get(
     cid: str,
     out: Path = typer.Option(..., "-o", "--output", help="file to write (atomically)"),
-    store: Path = STORE,
+    store: Path | None = STORE,
     ipfs_api: str = IPFS_API,
+    config: Path | None = STORE_CONFIG,
 ) -> None:
     """Fetch a blob by CID, every block verified; OUT appears only if all of it checks."""
     from chainml.storage.store import atomic_file
 
     try:
-        with atomic_file(out.resolve(), prefix=".get-") as fh:
-            for piece in _blob_store(store, ipfs_api).open(cid):
+        with (
+            _blob_store(store, ipfs_api, config) as blobs,
+            atomic_file(out.resolve(), prefix=".get-") as fh,
+        ):
+            for piece in blobs.open(cid):
                 fh.write(piece)
     except ChainmlError as exc:
         raise _fail("get failed", exc) from exc
