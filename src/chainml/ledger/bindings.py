@@ -329,8 +329,9 @@ class Jobs(_Binding):
         """Jobs posted so far: their ids run from 1 to this."""
         return self.functions.job_count()
 
-    def job(self, job_id: int) -> Job:
-        return self.functions.get_job(job_id)
+    def job(self, job_id: int, *, block: int | str = "latest") -> Job:
+        """Job ``job_id`` as it stood at ``block``."""
+        return self.functions.get_job(job_id, block=block)
 
     def round(self, job_id: int, round_no: int) -> Round:
         return self.functions.get_round(job_id, round_no)

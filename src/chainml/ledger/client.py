@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from eth_account import Account
@@ -30,6 +30,9 @@ from chainml.ledger.errors import (
     UnknownRevert,
     revert_error,
 )
+
+if TYPE_CHECKING:
+    from chainml.ledger.settle import Settlement
 
 Clock = Callable[[], float]
 _SSTORE_HEADROOM = 25_000
@@ -97,7 +100,8 @@ class LedgerClient:
     ``clock`` and ``sleep`` are injected so that waiting can be driven by the caller.
     Raises ``ChainUnavailable`` when the endpoint cannot be reached, ``RpcError`` for other
     node errors, a ``ContractRevert`` subclass for reverts, ``TransactionTimeout`` when no
-    receipt arrives in time.
+    receipt arrives in time.  A client given a ``settlement`` (``chainml.ledger.settle``)
+    sends nothing while that policy holds the node's view of the chain (``ViewDistrusted``).
     """
 
     def __init__(
@@ -109,8 +113,10 @@ class LedgerClient:
         gas_margin: float = 1.25,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
+        settlement: Settlement | None = None,
     ) -> None:
         self.url = url
+        self.settlement = settlement
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.gas_margin = gas_margin
@@ -252,7 +258,10 @@ class LedgerClient:
 
         Gas is estimated first, so a call that would revert raises its typed error before
         anything is sent.  A transaction mined with status 0 raises its revert reason too.
+        While the client's settlement policy holds the view, raises ``ViewDistrusted``.
         """
+        if self.settlement is not None:
+            self.settlement.check()
         sender = to_checksum_address(signer.address)
         tx: dict[str, Any] = {"from": sender, "value": _hex(value), "data": "0x" + data.hex()}
         if to is not None:

@@ -14,7 +14,10 @@ every reason in the contract sources has its class here.
      ├── ChainUnavailable             the JSON-RPC endpoint did not answer
      ├── RpcError                     the endpoint answered with an error
      ├── ArtifactMismatch             committed artifacts differ from the sources
+     ├── ViewDistrusted               the node's view of the chain is held (an eclipse)
+     ├── SettleSettingError           a settle setting that names no policy
      └── ChainDataError               a block, log or receipt failed a consistency check
+          └── SettlementUnsupported   the chain has no finalized/safe tag
 """
 
 from __future__ import annotations
@@ -42,6 +45,15 @@ class RpcError(LedgerError):
 
 class ArtifactMismatch(LedgerError):
     """Committed compiled artifacts do not match the contract sources."""
+
+
+class ViewDistrusted(LedgerError):
+    """The node's monitor found its view of the chain disagreeing with other endpoints:
+    nothing is acted on (no transaction sent, no chain fact settled) until they agree."""
+
+
+class SettleSettingError(LedgerError, ValueError):
+    """A ``settle`` setting that is neither ``finalized``, ``safe`` nor a depth >= 0."""
 
 
 class DeploymentFileError(LedgerError):
@@ -328,3 +340,8 @@ class ReorgDetected(ChainDataError):
     With a confirmation depth larger than any reorganisation this never happens; when it
     does, the reorganisation was deeper than the depth and the node must raise an alarm.
     """
+
+
+class SettlementUnsupported(ChainDataError):
+    """The chain does not answer the ``finalized`` or ``safe`` block tag that the node's
+    ``settle`` setting names: settle by a confirmation depth instead."""

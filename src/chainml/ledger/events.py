@@ -1,10 +1,12 @@
 """Event streams: contract events in chain order, only once confirmed, resumable.
 
-A stream hands out events from blocks at least ``confirmations`` deep, in (block, log)
-order.  The consumer acts on a batch and then acknowledges it; the stream stores its cursor
-(last block and its hash) only then, so a crash between the two repeats the batch rather
-than skipping it — consumers are idempotent.  If the block under the cursor changed hash,
-the chain reorganised deeper than the confirmation depth and ``ReorgDetected`` is raised.
+A stream hands out events from settled blocks only — at least ``confirmations`` deep, or
+at or below the block a ``Settlement`` policy names (``finalized``, ``safe``) — in
+(block, log) order.  The consumer acts on a batch and then acknowledges it; the stream
+stores its cursor (last block and its hash) only then, so a crash between the two repeats
+the batch rather than skipping it — consumers are idempotent.  If the block under the
+cursor changed hash, the chain reorganised below what was settled and ``ReorgDetected`` is
+raised.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Protocol
 from chainml.ledger.abi import Event
 from chainml.ledger.client import BoundContract, LedgerClient
 from chainml.ledger.errors import ReorgDetected
+from chainml.ledger.settle import Settlement
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ class EventBatch:
 
 
 class EventStream:
-    """Confirmed events of several contracts, resumable from a stored cursor."""
+    """Settled events of several contracts, resumable from a stored cursor.  ``settlement``
+    (when given) decides which blocks are settled; else ``confirmations`` deep ones are."""
 
     def __init__(
         self,
@@ -68,9 +72,11 @@ class EventStream:
         confirmations: int = 0,
         start_block: int = 0,
         max_blocks: int = 5_000,
+        settlement: Settlement | None = None,
     ) -> None:
         if confirmations < 0 or max_blocks < 1:
             raise ValueError("confirmations must be >= 0 and max_blocks >= 1")
+        self.settlement = settlement if settlement is not None else Settlement(confirmations)
         self.client = client
         self.name = name
         self.store = store
@@ -89,7 +95,7 @@ class EventStream:
                     f"block {cursor.block_number} changed after {self.name} processed it"
                 )
         start = cursor.block_number + 1 if cursor else self.start_block
-        safe = self.client.block_number() - self.confirmations
+        safe = self.settlement.settled_head(self.client)
         if start > safe:
             return EventBatch([], None)
         end = min(safe, start + self.max_blocks - 1)

@@ -22,6 +22,14 @@ not the protocol, were what a round across processes waited for.
 Everything else (sending, receipts, logs, estimates, nonces) goes to the chain as before.
 ``refresh()`` forgets the head, so the next read asks the chain: a check that failed on
 cached facts is retried on fresh ones.
+
+This is the node's acting client: the workers and roles decide what to do from its head
+(``block_number``) and send through it.  Given the node's ``settlement`` policy, while the
+chain monitor holds the view (an eclipse), ``block_number`` and ``send`` raise
+``ViewDistrusted``: every worker loop stops at its first step and logs why, and no
+transaction leaves.  Reads that only check facts (an envelope's sender in the Registry)
+still answer, so the node keeps refusing forgeries; the monitor, the dashboard and the
+metrics read through the node's plain client.
 """
 
 from __future__ import annotations
@@ -101,6 +109,12 @@ class CachingLedgerClient(LedgerClient):
                 self._registry_generation += 1
         self._per_head.clear()
         self._head = number
+
+    def block_number(self) -> int:
+        """The head a worker acts from (``ViewDistrusted`` while the view is held)."""
+        if self.settlement is not None:
+            self.settlement.check()
+        return super().block_number()
 
     def wait_for_receipt(self, tx_hash: str, timeout: float | None = None) -> Receipt:
         receipt = super().wait_for_receipt(tx_hash, timeout)

@@ -21,6 +21,7 @@ from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.deploy import Deployment
+from chainml.ledger.settle import Settlement
 from chainml.node import keystore
 from chainml.node.chaincache import CachingLedgerClient
 from chainml.node.envelope import DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_SKEW, EnvelopeReceiver, Peer
@@ -58,6 +59,7 @@ class NodeConfig:
     monitor_interval: float = 5.0
     worker_interval: float = 1.0
     confirmations: int = 0
+    settle: str = ""  # [chain] settle: "finalized" | "safe" | a depth; "": confirmations
     storage: StoreConfig = field(default_factory=StoreConfig)  # [storage]: the blob store
     training_data: Path | None = None  # a trainer's own data: .npz with x and y
     validation: Path | None = None  # an aggregator's held-out data, for accuracy per round
@@ -105,6 +107,9 @@ class NodeConfig:
                 monitor_interval=float(doc.get("monitor", {}).get("interval", 5.0)),
                 worker_interval=float(doc.get("workers", {}).get("interval", 1.0)),
                 confirmations=int(chain.get("confirmations", 0)),
+                settle=str(
+                    Settlement.parse(chain.get("settle"), int(chain.get("confirmations", 0))).mode
+                ),
                 storage=StoreConfig.from_table(doc.get("storage", {}), base),
                 training_data=_optional(base, training.get("data")),
                 validation=_optional(base, training.get("validation")),
@@ -147,6 +152,7 @@ password_env = "CHAINML_PASSWORD"
 rpc = "{rpc}"
 deployment = "{deployment}"
 confirmations = 0   # blocks an event must be under before the node acts on it
+# settle = "finalized"  # or "safe", or a depth: when a step counts (default: confirmations)
 
 [limits]
 min_stake = 1
@@ -267,6 +273,7 @@ class Node:
     state: NodeState
     receiver: EnvelopeReceiver
     facts: Chainml | None = None
+    settlement: Settlement = field(default_factory=Settlement)  # when a step counts
     _store: BlobStore | None = field(default=None, repr=False)
 
     @property
@@ -296,7 +303,10 @@ def build(config: NodeConfig, password: str) -> Node:
     cm = Chainml.connect(client, deployment)
     # facts are re-read once the head moves, looked for at most every half second (and at
     # once after this node's own transaction): a round's hot path finds them cached
-    cached = CachingLedgerClient(config.rpc_url, head_ttl=max(config.worker_interval, 0.5))
+    settlement = Settlement.parse(config.settle, config.confirmations)
+    cached = CachingLedgerClient(
+        config.rpc_url, head_ttl=max(config.worker_interval, 0.5), settlement=settlement
+    )
     facts = Chainml.connect(cached, deployment)
     # a job's participants never change once they joined: read each once
     participant_at = facts.jobs.contract.abi.encode_call("participant_at", [0, 0])[:4]
@@ -313,4 +323,4 @@ def build(config: NodeConfig, password: str) -> Node:
         max_skew=config.max_skew,
         max_payload=config.max_payload,
     )
-    return Node(config, identity, client, cm, state, receiver, facts)
+    return Node(config, identity, client, cm, state, receiver, facts, settlement)

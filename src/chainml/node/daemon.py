@@ -97,7 +97,7 @@ def run(config: NodeConfig) -> None:
     me = node.identity.address
     roles = node.cm.registry.party(me).roles if node.cm.registry.is_registered(me) else Role(0)
     workers = JobWorkers(
-        node.cached, node.identity, node.state, roles=roles, confirmations=config.confirmations
+        node.cached, node.identity, node.state, roles=roles, settlement=node.settlement
     )
     info = {
         "name": config.name,

@@ -15,6 +15,14 @@ right there.  It is a no-op otherwise.
 The workers today: a trainer joins every open job it qualifies for; any node finalises a
 job it took part in once the last challenge window has passed; a participant claims its
 reward once.  The training and inference issues add round steps and key-guardian duties.
+
+What a worker acts on is settled first, by the node's one ``Settlement`` policy
+(``chainml.ledger.settle``, the ``[chain] settle`` setting): it reads jobs created at
+settled blocks only, reads a job's state as of the settled block, and counts its own
+transaction done only once the transaction's block is settled and still on the chain (a
+step reorganised away is sent again if the settled chain says it is not done).  While the
+policy holds the node's view (the monitor saw an eclipse), a tick does nothing and says why
+once; ``gated`` keeps a role's message handlers from acting then too.
 """
 
 from __future__ import annotations
@@ -32,8 +40,10 @@ from functools import partial
 from chainml.crypto import Identity
 from chainml.ledger.bindings import Chainml, JobState, Role
 from chainml.ledger.client import LedgerClient, Receipt
-from chainml.ledger.errors import ContractRevert, LedgerError
+from chainml.ledger.errors import ContractRevert, LedgerError, ViewDistrusted
 from chainml.ledger.events import Cursor, EventStream
+from chainml.ledger.settle import Settlement
+from chainml.node.envelope import Opened
 from chainml.node.state import NodeState
 
 log = logging.getLogger("chainml.node.workers")
@@ -70,11 +80,22 @@ class Action:
 
 
 class Actions:
-    """The durable record of on-chain actions."""
+    """The durable record of on-chain actions.  With a ``settlement`` policy, an action is
+    done only once its transaction's block is settled (until then it stays ``sent`` and
+    ``perform`` answers False); ``done_on_chain`` should then read the settled state."""
 
-    def __init__(self, state: NodeState, client: LedgerClient) -> None:
+    def __init__(
+        self,
+        state: NodeState,
+        client: LedgerClient,
+        settlement: Settlement | None = None,
+        *,
+        receipt_timeout: float = 5.0,
+    ) -> None:
         self.state = state
         self.client = client
+        self.settlement = settlement
+        self.receipt_timeout = receipt_timeout  # waiting for a sent transaction found again
 
     def get(self, key: str) -> Action | None:
         rows = self.state.query("SELECT status, tx_hash FROM actions WHERE key = ?", (key,))
@@ -112,8 +133,7 @@ class Actions:
         elif action.status == "sent" and action.tx_hash:
             receipt = self._receipt(action.tx_hash)
             if receipt is not None and receipt.status == 1:
-                self._set(key, "done", action.tx_hash)
-                return True
+                return self._settle(key, receipt)
         # intent only, or sent but not mined (dropped) or reverted: ask the chain first
         if done_on_chain():
             self._set(key, "done", action.tx_hash if action else None, "found done on chain")
@@ -131,14 +151,23 @@ class Actions:
         receipt = self.client.wait_for_receipt(tx_hash)
         crash_point(f"{kind}:after-receipt")
         if receipt.status == 1:
-            self._set(key, "done", tx_hash)
-            return True
+            return self._settle(key, receipt)
         self._set(key, "failed", tx_hash, "reverted")
+        return False
+
+    def _settle(self, key: str, receipt: Receipt) -> bool:
+        """Done if the mined transaction is settled; else it stays ``sent`` for later."""
+        if self.settlement is None or self.settlement.receipt_settled(self.client, receipt):
+            self._set(key, "done", receipt.tx_hash)
+            return True
+        log.info("action %s mined in block %d, not settled yet", key, receipt.block_number)
         return False
 
     def _receipt(self, tx_hash: str) -> Receipt | None:
         try:
-            return self.client.wait_for_receipt(tx_hash, timeout=5)
+            return self.client.wait_for_receipt(tx_hash, timeout=self.receipt_timeout)
+        except ViewDistrusted:
+            raise
         except LedgerError:
             return None
 
@@ -155,22 +184,26 @@ class JobWorkers:
         roles: Role,
         confirmations: int = 0,
         admit: Callable[[int], str | None] | None = None,
+        settlement: Settlement | None = None,
     ) -> None:
         self.cm = cm
         self.client = cm.jobs.contract.client
         self.identity = identity
         self.roles = roles
         self.admit = admit  # a trainer's check of a job before it joins (None: any job)
-        self.actions = Actions(state, self.client)
+        # when a step counts (None: ``confirmations`` deep, the setting before ``settle``)
+        self.settlement = settlement if settlement is not None else Settlement(confirmations)
+        self.actions = Actions(state, self.client, self.settlement)
         self.stream = EventStream(
             self.client,
             [cm.jobs.contract],
             name="jobs",
             store=SqliteCursorStore(state),
-            confirmations=confirmations,
+            settlement=self.settlement,
         )
+        self._holding: str | None = None  # why the last tick did nothing (view held)
         self.state = state
-        self._done_at = -1  # the head at which the last tick completed
+        self._done_at: tuple[int, int] = (-1, -1)  # (head, settled) of the last full tick
         # per joined job, the chain time before which reading it again is pointless
         # (infinite: until one of its events); forgotten on restart, so all are read
         self._recheck: dict[int, float] = {}
@@ -190,15 +223,23 @@ class JobWorkers:
 
         return go
 
+    def _at(self) -> int:
+        """The block a decision reads the chain at: the settled head, read afresh."""
+        return max(self.settlement.settled_head(self.client), 0)
+
     def _joined(self, job_id: int) -> bool:
-        return bool(self.cm.jobs.contract.call("participant_of", job_id, self.identity.address))
+        return bool(
+            self.cm.jobs.contract.call(
+                "participant_of", job_id, self.identity.address, block=self._at()
+            )
+        )
 
     def on_job_created(self, job_id: int) -> None:
         if not self.roles & Role.TRAINER:
             return
         key = f"join:{job_id}"
         if self.actions.get(key) is None:  # a new decision: is the job for us?
-            job = self.cm.jobs.job(job_id)
+            job = self.cm.jobs.job(job_id, block=self._at())
             if job.state != JobState.OPEN or job.rounds_done > 0:
                 return
             if self.cm.registry.stake_of(self.identity.address) < job.params.min_stake:
@@ -208,13 +249,7 @@ class JobWorkers:
                 log.info("job %d: not joined: %s", job_id, refused)
                 return
         # an action already begun is finished whatever the job looks like now
-        if (
-            self.actions.perform(
-                key, done_on_chain=partial(self._joined, job_id), send=self._send("join", job_id)
-            )
-            and self.state.get(f"job:{job_id}") is None
-        ):
-            self.state.put(f"job:{job_id}", "joined")
+        self._do("join", job_id)
 
     def _do(self, kind: str, job_id: int) -> bool:
         done, fn = {
@@ -222,9 +257,12 @@ class JobWorkers:
             "finalize": (self._finalized, "finalize"),
             "claim": (self._claimed, "claim_reward"),
         }[kind]
-        return self.actions.perform(
+        ok = self.actions.perform(
             f"{kind}:{job_id}", done_on_chain=partial(done, job_id), send=self._send(fn, job_id)
         )
+        if ok and kind == "join" and self.state.get(f"job:{job_id}") is None:
+            self.state.put(f"job:{job_id}", "joined")  # settled: the node takes part
+        return ok
 
     def resume(self) -> None:
         """Finish every action a crash left half-done, whatever the job looks like now."""
@@ -238,19 +276,22 @@ class JobWorkers:
         return sorted(int(r[0].split(":", 1)[1]) for r in rows)
 
     def _finalized(self, job_id: int) -> bool:
-        return self.cm.jobs.job(job_id).state != JobState.OPEN
+        return self.cm.jobs.job(job_id, block=self._at()).state != JobState.OPEN
 
     def _claimed(self, job_id: int) -> bool:
-        return bool(self.cm.jobs.contract.call("claimed", job_id, self.identity.address))
+        return bool(
+            self.cm.jobs.contract.call("claimed", job_id, self.identity.address, block=self._at())
+        )
 
     def advance(self, now: float) -> None:
-        """Finalise and claim, from chain state, for every job this node joined.  A job is
-        read again only once something can have changed for it: one of its events, or the
-        chain's clock reaching the end of its challenge window."""
+        """Finalise and claim, from settled chain state, for every job this node joined.  A
+        job is read again only once something can have changed for it: one of its events,
+        or the chain's clock (``now``: the settled block's time) reaching the end of its
+        challenge window."""
         for job_id in self._my_jobs():
             if now < self._recheck.get(job_id, -math.inf):
                 continue
-            job = self.cm.jobs.job(job_id)
+            job = self.cm.jobs.job(job_id, block=self._at())
             if job.state == JobState.CANCELLED:
                 self.state.put(f"job:{job_id}", "cancelled")
                 continue
@@ -262,7 +303,7 @@ class JobWorkers:
                 and window_over
             ):
                 self._do("finalize", job_id)
-                job = self.cm.jobs.job(job_id)
+                job = self.cm.jobs.job(job_id, block=self._at())
             if job.state == JobState.FINALIZED:
                 self._do("claim", job_id)
                 self.state.put(f"job:{job_id}", "claimed")
@@ -272,12 +313,22 @@ class JobWorkers:
                 self._recheck[job_id] = math.inf  # until one of its events
 
     def tick(self) -> int:
-        """Finish half-done actions, handle new confirmed events, then advance joined jobs;
+        """Finish half-done actions, handle new settled events, then advance joined jobs;
         returns the number of events handled.  Everything a tick acts on is chain state at
-        the head, so while the head stays where the last complete tick saw it and no action
-        is half-done, there is nothing to do (an idle node reads one block number)."""
-        head = self.client.block_number()
-        if head == self._done_at and not self.actions.unfinished():
+        the settled head, so while the head and the settled head stay where the last
+        complete tick saw them and no action is half-done, there is nothing to do.  While
+        the view is held (``ViewDistrusted``), nothing is done and the reason logged once."""
+        try:
+            mark = (self.client.block_number(), self.settlement.settled_head(self.client))
+        except ViewDistrusted as exc:
+            if self._holding != str(exc):
+                log.warning("workers: not acting: %s", exc)
+                self._holding = str(exc)
+            return 0
+        if self._holding is not None:
+            log.warning("workers: acting again (the chain view agrees)")
+            self._holding = None
+        if mark == self._done_at and not self.actions.unfinished():
             return 0
         self.resume()
         batch = self.stream.poll()
@@ -290,9 +341,9 @@ class JobWorkers:
                 self._recheck.clear()
         crash_point("events:before-ack")
         self.stream.ack(batch)
-        now = int(self.client.block("latest")["timestamp"], 16)
+        now = int(self.client.block(self._at())["timestamp"], 16)
         self.advance(now)
-        self._done_at = head
+        self._done_at = mark
         return len(batch.events)
 
     def run(self, stop: threading.Event, interval: float) -> None:
@@ -304,3 +355,20 @@ class JobWorkers:
                 log.warning("workers: %s: %s", type(exc).__name__, exc)
             if stop.wait(interval):
                 return
+
+
+Handler = Callable[[Opened], None]
+
+
+def gated(handler: Handler, settlement: Settlement, name: str = "message") -> Handler:
+    """``handler`` that refuses (``ViewDistrusted``, which the dispatcher logs) while
+    ``settlement`` holds the node's view: a trainer trains and submits nothing, an
+    aggregator takes no update, on the word of a chain it cannot trust."""
+
+    def run(opened: Opened) -> None:
+        reason = settlement.held
+        if reason is not None:
+            raise ViewDistrusted(f"{name} not handled: the chain view is distrusted: {reason}")
+        handler(opened)
+
+    return run

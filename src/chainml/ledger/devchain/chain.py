@@ -9,6 +9,13 @@ every block, balance and log, and a SIGKILL loses only requests never answered.
 Two things eth-tester leaves to chance are fixed here so replay is exact: block timestamps
 are set explicitly, and ``prevrandao`` (the block's mix hash) is derived from the parent
 hash.  That makes prevrandao predictable on this chain: it is a development chain.
+
+Finality, staged: the ``finalized`` block is ``finality_depth`` blocks under the head (0,
+the default: every block is final at once, as on a chain without consensus) and the
+``safe`` block half as deep; ``set_finality`` changes the depth or freezes the finalized
+block where it is (a stalled consensus), and ``reorg`` replaces the newest blocks above
+the finalized one by a longer branch without their transactions.  These are settings of
+the running process, not journaled, except the reorganisation itself.
 """
 
 from __future__ import annotations
@@ -116,8 +123,14 @@ class DevChain:
     ``clock`` gives wall-clock seconds (injected so tests can drive time).
     """
 
-    def __init__(self, datadir: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, datadir: Path, *, clock: Callable[[], float] = time.time, finality_depth: int = 0
+    ) -> None:
+        if finality_depth < 0:
+            raise ValueError("finality_depth must be >= 0")
         self.datadir = datadir
+        self.finality_depth = finality_depth
+        self._frozen: int | None = None  # the finalized block, while finality is frozen
         self.lock = threading.RLock()
         self._clock = clock
         self._offset = 0
@@ -171,7 +184,18 @@ class DevChain:
             head = int(self.backend.chain.get_canonical_head().timestamp)
             self._min_next = max(self._min_next, head + seconds)
             return self._offset
+        if kind == "reorg":
+            return self._reorg(int(record["depth"]), int(record["ts"]))
         raise JournalError(f"unknown journal record {kind!r}")
+
+    def _reorg(self, depth: int, ts: int) -> int:
+        head = self.head()
+        fork = self.backend.chain.get_canonical_block_header_by_number(head - depth).hash
+        self.backend.revert_to_snapshot(fork)
+        for i in range(depth + 1):
+            self._set_pending_timestamp(ts + i)
+            self.tester.mine_blocks(1)
+        return self.head()
 
     def _journaled(self, record: dict[str, Any]) -> Any:
         with self.lock:
@@ -193,7 +217,46 @@ class DevChain:
             raise ValueError("time only moves forward")
         return int(self._journaled({"k": "time", "s": seconds}))
 
+    def reorg(self, depth: int) -> int:
+        """Replace the newest ``depth`` blocks by ``depth + 1`` empty ones (their
+        transactions are gone); returns the new head.  A finalized block never changes:
+        ``ValueError`` if the branch would replace one."""
+        with self.lock:
+            head = self.head()
+            if depth < 1 or head - depth < self.finalized():
+                raise ValueError(f"a reorganisation of depth {depth} would undo finalized blocks")
+            ts = max(self._next_timestamp(), int(self._clock()) + self._offset)
+            return int(self._journaled({"k": "reorg", "depth": depth, "ts": ts}))
+
+    def set_finality(self, *, depth: int | None = None, frozen: bool | None = None) -> int:
+        """Change the finality depth and/or freeze (or thaw) the finalized block; returns
+        the finalized block's number."""
+        with self.lock:
+            if depth is not None:
+                if depth < 0:
+                    raise ValueError("the finality depth must be >= 0")
+                self.finality_depth = depth
+            if frozen is not None:
+                self._frozen = self.finalized() if frozen else None
+            return self.finalized()
+
     # -- reads -----------------------------------------------------------------------
+
+    def head(self) -> int:
+        return int(self.tester.get_block_by_number("latest")["number"])
+
+    def finalized(self) -> int:
+        """The finalized block's number: ``finality_depth`` under the head, or frozen."""
+        with self.lock:
+            if self._frozen is not None:
+                return min(self._frozen, self.head())
+            return max(0, self.head() - self.finality_depth)
+
+    def safe(self) -> int:
+        """The safe block's number: half the finality depth under the head, never under
+        the finalized block."""
+        with self.lock:
+            return max(self.finalized(), self.head() - self.finality_depth // 2)
 
     def _execute(self, tx: dict[str, Any], block: Any, gas: int | None = None) -> Any:
         """Run ``tx`` on a snapshot of ``block``'s state and roll back.

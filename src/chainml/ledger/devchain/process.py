@@ -18,14 +18,17 @@ from chainml.ledger.errors import ChainUnavailable
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def serve(datadir: Path, host: str, port: int, *, public: bool = False) -> None:
-    """Serve until SIGTERM or SIGINT, then close the journal and return."""
+def serve(
+    datadir: Path, host: str, port: int, *, public: bool = False, finality_depth: int = 0
+) -> None:
+    """Serve until SIGTERM or SIGINT, then close the journal and return.  The ``finalized``
+    block is ``finality_depth`` blocks under the head (``DevChain``)."""
     from chainml.ledger.devchain.chain import DevChain
     from chainml.ledger.devchain.server import DevChainHTTPServer
 
     if host not in LOOPBACK and not public:
         raise ChainUnavailable(f"refusing to serve on {host}: pass --public to leave loopback")
-    chain = DevChain(datadir)
+    chain = DevChain(datadir, finality_depth=finality_depth)
     server = DevChainHTTPServer(chain, host, port)
 
     def stop(signum: int, frame: Any) -> None:
@@ -54,9 +57,15 @@ class DevChainProcess(Supervised):
     """``with DevChainProcess(datadir) as chain: chain.url`` — a real server subprocess."""
 
     def __init__(
-        self, datadir: Path, *, port: int | None = None, startup_timeout: float = 60.0
+        self,
+        datadir: Path,
+        *,
+        port: int | None = None,
+        startup_timeout: float = 60.0,
+        finality_depth: int = 0,
     ) -> None:
         self.datadir = Path(datadir)
+        self.finality_depth = finality_depth
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.startup_timeout = startup_timeout
@@ -75,6 +84,8 @@ class DevChainProcess(Supervised):
                 str(self.datadir),
                 "--port",
                 str(self.port),
+                "--finality-depth",
+                str(self.finality_depth),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

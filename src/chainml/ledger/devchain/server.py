@@ -3,8 +3,11 @@
 Answers what wallets, web3 libraries and chainml's client use: chain and block queries,
 balances, code, nonces, fees, ``eth_call`` and ``eth_estimateGas`` (reverts as error code 3
 with the revert data, like geth and Anvil), ``eth_sendRawTransaction`` (auto-mined),
-receipts, transactions and logs, plus the development methods ``evm_increaseTime`` and
-``evm_mine``.  Malformed requests get JSON-RPC errors; nothing a client sends crashes it.
+receipts, transactions and logs, the ``finalized`` and ``safe`` block tags, plus the
+development methods ``evm_increaseTime``, ``evm_mine``, ``chainml_setFinality``
+(``{"depth": k}`` and/or ``{"frozen": true|false}``; answers the finalized block's number)
+and ``chainml_reorg`` (a depth; answers the new head).  Malformed requests get JSON-RPC
+errors; nothing a client sends crashes it.
 """
 
 from __future__ import annotations
@@ -76,7 +79,9 @@ def _quantity(value: Any, name: str) -> int:
 
 
 def _block_tag(value: Any) -> int | str:
-    if value in (None, "latest", "pending", "safe", "finalized"):
+    if value in ("safe", "finalized"):
+        return str(value)
+    if value in (None, "latest", "pending"):
         return "latest"
     if value == "earliest":
         return "earliest"
@@ -113,13 +118,13 @@ class RpcHandler:
             "eth_blockNumber": lambda p: hex(t.get_block_by_number("latest")["number"]),
             "eth_getBlockByNumber": self._block_by_number,
             "eth_getBlockByHash": self._block_by_hash,
-            "eth_getBalance": lambda p: hex(t.get_balance(p[0], _block_tag(_opt(p, 1)))),
-            "eth_getCode": lambda p: t.get_code(p[0], _block_tag(_opt(p, 1))),
-            "eth_getTransactionCount": lambda p: hex(t.get_nonce(p[0], _block_tag(_opt(p, 1)))),
+            "eth_getBalance": lambda p: hex(t.get_balance(p[0], self._tag(_opt(p, 1)))),
+            "eth_getCode": lambda p: t.get_code(p[0], self._tag(_opt(p, 1))),
+            "eth_getTransactionCount": lambda p: hex(t.get_nonce(p[0], self._tag(_opt(p, 1)))),
             "eth_gasPrice": lambda p: hex(self._base_fee() + PRIORITY_FEE),
             "eth_maxPriorityFeePerGas": lambda p: hex(PRIORITY_FEE),
             "eth_call": lambda p: (
-                "0x" + self.chain.call(_call_tx(p[0]), _block_tag(_opt(p, 1))).hex()
+                "0x" + self.chain.call(_call_tx(p[0]), self._tag(_opt(p, 1))).hex()
             ),
             "eth_estimateGas": lambda p: hex(self.chain.estimate_gas(_call_tx(p[0]))),
             "eth_sendRawTransaction": self._send_raw,
@@ -128,7 +133,29 @@ class RpcHandler:
             "eth_getLogs": self._logs,
             "evm_increaseTime": lambda p: hex(self.chain.increase_time(_quantity(p[0], "seconds"))),
             "evm_mine": self._mine,
+            "chainml_setFinality": self._set_finality,
+            "chainml_reorg": lambda p: hex(self.chain.reorg(_quantity(p[0], "depth"))),
         }
+
+    def _tag(self, value: Any) -> int | str:
+        """A block parameter: a number, ``latest``, ``earliest``, or the number the
+        ``finalized`` and ``safe`` tags stand for now."""
+        tag = _block_tag(value)
+        if tag == "finalized":
+            return self.chain.finalized()
+        if tag == "safe":
+            return self.chain.safe()
+        return tag
+
+    def _set_finality(self, p: list[Any]) -> str:
+        opts = p[0] if p and isinstance(p[0], dict) else None
+        if opts is None or not set(opts) <= {"depth", "frozen"}:
+            raise RpcFailure(-32602, 'expected {"depth": quantity, "frozen": bool}')
+        frozen = opts.get("frozen")
+        if frozen is not None and not isinstance(frozen, bool):
+            raise RpcFailure(-32602, "frozen must be true or false")
+        depth = _quantity(opts["depth"], "depth") if "depth" in opts else None
+        return hex(self.chain.set_finality(depth=depth, frozen=frozen))
 
     def _mine(self, p: list[Any]) -> str:
         self.chain.mine()
@@ -140,7 +167,7 @@ class RpcHandler:
     def _block_by_number(self, p: list[Any]) -> Any:
         try:
             block = self.chain.tester.get_block_by_number(
-                _block_tag(p[0]), full_transactions=bool(_opt(p, 1))
+                self._tag(p[0]), full_transactions=bool(_opt(p, 1))
             )
         except BlockNotFound:
             return None
@@ -195,7 +222,7 @@ class RpcHandler:
         head = t.get_block_by_number("latest")["number"]
 
         def bound(v: Any, default: int) -> int:
-            tag = _block_tag(v) if v is not None else default
+            tag = self._tag(v) if v is not None else default
             return head if tag == "latest" else 0 if tag == "earliest" else int(tag)
 
         lo, hi = bound(flt.get("fromBlock"), head), bound(flt.get("toBlock"), head)

@@ -1,0 +1,150 @@
+"""A trainer's job workers with ``settle = "finalized"`` on the dev chain, whose finality the
+test drives: a job is joined only once its creation block is finalized, the join counts
+only once its own block is, and a join reorganised away is not counted but sent again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chainml.crypto import Identity
+from chainml.ledger.bindings import Chainml, JobParams, Role
+from chainml.ledger.client import LedgerClient
+from chainml.ledger.deploy import Deployment
+from chainml.ledger.devchain import DevChainProcess
+from chainml.ledger.settle import Settlement
+from chainml.node import localnet
+from chainml.node.state import NodeState
+from chainml.node.workers import JobWorkers
+
+ETHER = 10**18
+DEPTH = 3
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with DevChainProcess(tmp_path / "chain", finality_depth=DEPTH) as chain:
+        client = LedgerClient(chain.url, timeout=20)
+        cm, dev = localnet.deploy(client, tmp_path)
+        trainer, aggregator = Identity.generate(), Identity.generate()
+        for ident, roles in ((trainer, Role.TRAINER), (aggregator, Role.AGGREGATOR)):
+            client.transact(dev, to=ident.address, value=3 * ETHER)
+            cm.registry.register_identity(ident, roles, "x", ETHER)
+        state = NodeState(tmp_path / "state.db")
+        node_client = LedgerClient(chain.url, timeout=20)
+        workers = JobWorkers(
+            Chainml.connect(node_client, Deployment.load(tmp_path / "deployment.json")),
+            trainer,
+            state,
+            roles=Role.TRAINER,
+            settlement=Settlement("finalized"),
+        )
+        workers.actions.receipt_timeout = 0.5  # a join reorganised away is looked for briefly
+        try:
+            yield {
+                "client": client,
+                "cm": cm,
+                "dev": dev,
+                "trainer": trainer,
+                "aggregator": aggregator,
+                "workers": workers,
+                "state": state,
+            }
+        finally:
+            state.close()
+            node_client.close()
+            client.close()
+
+
+def _mine(client: LedgerClient, n: int) -> None:
+    for _ in range(n):
+        client.rpc("evm_mine")
+
+
+def _finalized(client: LedgerClient) -> int:
+    return int(str(client.block("finalized")["number"]), 16)
+
+
+def _joined(cm: Chainml, job_id: int, who: str, block: int | str = "latest") -> bool:
+    return bool(cm.jobs.contract.call("participant_of", job_id, who, block=block))
+
+
+def _new_job(w: dict[str, Any]) -> tuple[int, int]:
+    cm = w["cm"]
+    job_id = cm.jobs.create_job(
+        w["dev"], JobParams(w["aggregator"].address, 1, 1, 4, ETHER, 60), ETHER
+    )
+    return job_id, w["client"].block_number()
+
+
+def test_a_job_is_joined_once_its_creation_is_finalized_and_counted_once_the_join_is(world):
+    w = world
+    client, cm, workers, me = w["client"], w["cm"], w["workers"], w["trainer"].address
+    client.rpc("chainml_setFinality", [{"frozen": True}])  # consensus stalls
+    job_id, created = _new_job(w)
+    assert _finalized(client) < created
+    _mine(client, DEPTH + 2)  # deep enough for any depth, but not finalized
+    for _ in range(2):
+        workers.tick()
+    assert workers.actions.get(f"join:{job_id}") is None  # not even an intent
+    assert not _joined(cm, job_id, me)
+
+    client.rpc("chainml_setFinality", [{"frozen": False}])  # finality resumes
+    assert _finalized(client) >= created
+    workers.tick()
+    action = workers.actions.get(f"join:{job_id}")
+    assert action is not None and action.status == "sent"  # mined, not yet finalized
+    assert _joined(cm, job_id, me)
+    assert w["state"].get(f"job:{job_id}") is None
+    workers.tick()  # nothing new settled: the join is neither counted nor sent again
+    assert workers.actions.get(f"join:{job_id}") == action
+
+    _mine(client, DEPTH)
+    workers.tick()
+    assert workers.actions.get(f"join:{job_id}").status == "done"
+    assert w["state"].get(f"job:{job_id}") == "joined"
+    assert len(cm.jobs.contract.past_events("Joined")) == 1
+
+
+def test_a_join_reorganised_away_is_not_settled_and_is_sent_again(world):
+    w = world
+    client, cm, workers, me = w["client"], w["cm"], w["workers"], w["trainer"].address
+    job_id, created = _new_job(w)
+    _mine(client, DEPTH)
+    workers.tick()
+    first = workers.actions.get(f"join:{job_id}")
+    assert first is not None and first.status == "sent"
+    mined_in = int(str(client.rpc("eth_getTransactionReceipt", [first.tx_hash])["blockNumber"]), 16)
+
+    # the block holding the join is replaced by a longer branch without it
+    client.rpc("chainml_reorg", [hex(client.block_number() - mined_in + 1)])
+    assert not _joined(cm, job_id, me)
+    workers.tick()  # not found again: the settled chain says not joined, so join again
+    again = workers.actions.get(f"join:{job_id}")
+    assert again is not None and again.status == "sent" and again.tx_hash != first.tx_hash
+    assert w["state"].get(f"job:{job_id}") is None
+
+    _mine(client, DEPTH)
+    workers.tick()
+    assert workers.actions.get(f"join:{job_id}").status == "done"
+    assert w["state"].get(f"job:{job_id}") == "joined"
+    assert _joined(cm, job_id, me, block=_finalized(client))
+
+
+def test_node_toml_settle_is_read_and_a_bad_one_refused(tmp_path: Path):
+    from chainml.node.core import ConfigError, NodeConfig, init
+
+    init(tmp_path, "n", "pw", rpc="http://127.0.0.1:1", deployment="d.json", port=1, work=1 << 10)
+    path = tmp_path / "node.toml"
+    text = path.read_text()
+    assert NodeConfig.load(path).settle == "0"  # absent: the confirmation depth, as before
+    for value, mode in (('"finalized"', "finalized"), ('"safe"', "safe"), ("6", "6")):
+        path.write_text(text.replace("[limits]", f"settle = {value}\n\n[limits]"))
+        assert NodeConfig.load(path).settle == mode
+        assert Settlement.parse(NodeConfig.load(path).settle).mode == Settlement.parse(mode).mode
+    path.write_text(text.replace("[limits]", 'settle = "final"\n\n[limits]'))
+    with pytest.raises(ConfigError, match="settle"):
+        NodeConfig.load(path)
