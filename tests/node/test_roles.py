@@ -16,7 +16,7 @@ from chainml.node import roles
 from chainml.node.daemon import plug_roles
 from chainml.node.dispatch import Dispatcher, PurposeTaken
 from chainml.node.plugin import Plugged
-from chainml.node.roles import aggregator, guardian, provider, trainer, validator
+from chainml.node.roles import aggregator, guardian, keeper, provider, trainer, validator
 
 
 def _opened(purpose: str) -> Any:
@@ -108,11 +108,18 @@ def test_plug_roles_keeps_the_roles_that_answer_in_order():
         (aggregator.plug, Role.TRAINER | Role.INFERENCE_PROVIDER, {}),
         (provider.plug, Role.TRAINER | Role.AGGREGATOR | Role.VALIDATOR, {}),
         (validator.plug, Role.TRAINER | Role.AGGREGATOR | Role.INFERENCE_PROVIDER, {}),
+        # the keeper: a store that pins, but the node said keep = false; a store that
+        # does not pin (local: it never drops a blob)
+        (keeper.plug, Role.TRAINER, {"storage": SimpleNamespace(keep=False), "pins": True}),
+        (keeper.plug, Role.TRAINER, {"storage": SimpleNamespace(keep=True), "pins": False}),
     ],
 )
 def test_a_role_the_node_does_not_take_plugs_in_nothing(plug, registered, config):
+    config = dict(config)
+    pins = config.pop("pins", False)
     node = SimpleNamespace(config=SimpleNamespace(**config))  # never touched: no chain needed
-    context: Any = SimpleNamespace(roles=registered, node=node, config=node.config)
+    store = SimpleNamespace(pin=print) if pins else SimpleNamespace()
+    context: Any = SimpleNamespace(roles=registered, node=node, config=node.config, store=store)
     assert plug(context) is None
 
 
@@ -123,5 +130,6 @@ def test_every_role_module_is_listed():
         aggregator.plug,
         provider.plug,
         validator.plug,
+        keeper.plug,
     )
     assert len(roles.ROUTES) == 2  # the guardian's and the provider's: the published schema

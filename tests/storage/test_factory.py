@@ -115,6 +115,8 @@ def test_kubo_backend_talks_to_the_daemon_named_by_api(tmp_path: Path):
         ({"backend": "ipfs", "timeout": True}, StoreConfigError, "'timeout'"),
         ({"backend": "local", "dir": 5}, StoreConfigError, "'dir' must be"),
         ({"backend": "kubo", "api": "x", "fetch_from_network": 1}, StoreConfigError, "true or"),
+        ({"backend": "ipfs", "keep": "yes"}, StoreConfigError, "'keep' must be true or false"),
+        ({"keep": False}, UnknownOption, "'local' takes no 'keep'"),  # it never drops a blob
     ],
 )
 def test_bad_tables_are_refused_with_a_typed_error(

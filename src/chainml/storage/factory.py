@@ -15,6 +15,8 @@ with a ``StoreConfigError`` naming it (before anything is opened)::
     swarm_address = "127.0.0.1/8"      # or a private network's address/prefix, e.g. "10.0.0.2/24"
     peers = ["/ip4/127.0.0.1/tcp/4012/p2p/12D3Koo…"]
     timeout = 30                       # seconds a network fetch waits
+    keep = true                        # pin the blobs of this node's jobs and grants
+                                       # (chainml.node.keeper); false: only what it puts
 
     [storage]
     backend = "kubo"                   # a kubo daemon the user runs, over its RPC API
@@ -40,8 +42,8 @@ BACKENDS: Final = ("local", "ipfs", "kubo")
 _DEFAULT_DIR: Final = {"local": "store", "ipfs": "ipfs"}
 _KEYS: Final = {
     "local": {"dir"},
-    "ipfs": {"dir", "swarm_port", "swarm_address", "peers", "timeout"},
-    "kubo": {"api", "timeout", "fetch_from_network"},
+    "ipfs": {"dir", "swarm_port", "swarm_address", "peers", "timeout", "keep"},
+    "kubo": {"api", "timeout", "fetch_from_network", "keep"},
 }
 _REQUIRED: Final = {"kubo": ("api",)}
 LOOPBACK: Final = "127.0.0.1/8"
@@ -75,6 +77,7 @@ class StoreConfig:
     api: str = ""
     timeout: float = 30.0
     fetch_from_network: bool = False
+    keep: bool = True  # ipfs, kubo: the node pins what its jobs and grants name
 
     @classmethod
     def from_table(cls, table: Mapping[str, object], base: Path = Path()) -> StoreConfig:
@@ -104,7 +107,8 @@ class StoreConfig:
                 peers=_peers(table.get("peers", [])),
                 api=_text(table, "api", ""),
                 timeout=_positive(table.get("timeout", 30.0)),
-                fetch_from_network=_flag(table.get("fetch_from_network", False)),
+                fetch_from_network=_flag(table, "fetch_from_network", False),
+                keep=_flag(table, "keep", True),
             )
         except (TypeError, ValueError) as exc:
             raise StoreConfigError(f"storage backend {backend!r}: {exc}") from None
@@ -137,9 +141,10 @@ def _positive(value: object) -> float:
     return float(value)
 
 
-def _flag(value: object) -> bool:
+def _flag(table: Mapping[str, object], key: str, default: bool) -> bool:
+    value = table.get(key, default)
     if not isinstance(value, bool):
-        raise TypeError("'fetch_from_network' must be true or false")
+        raise TypeError(f"{key!r} must be true or false")
     return value
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from chainml.node.api import Routes
 from chainml.node.plugin import Plugin
-from chainml.node.roles import aggregator, guardian, provider, trainer, validator
+from chainml.node.roles import aggregator, guardian, keeper, provider, trainer, validator
 
 PLUGINS: tuple[Plugin, ...] = (
     guardian.plug,
@@ -18,6 +18,7 @@ PLUGINS: tuple[Plugin, ...] = (
     aggregator.plug,
     provider.plug,
     validator.plug,
+    keeper.plug,
 )
 
 # every route any role serves, with no role behind it: the published OpenAPI document
