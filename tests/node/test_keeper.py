@@ -89,3 +89,24 @@ def test_a_trainer_keeps_its_rounds_and_its_grants_and_an_outsider_nothing(
 def test_the_keeper_needs_a_store_that_pins(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="store that pins"):
         Keeper("0x" + "11" * 20, None, LocalBlobStore(tmp_path))  # type: ignore[arg-type]
+
+
+def test_a_record_names_its_norm_claims_and_the_refused_ones() -> None:
+    record = {
+        "transcript": "bt",
+        "inputs": {"2": "bi2", "1": "bi1"},
+        "norm": {
+            "claims": {"1": "bc1"},
+            "refused": {
+                "2": {"reason": "proof", "claim": "bc2"},
+                "3": {"reason": "none", "claim": ""},
+            },
+        },
+    }
+    assert list(record_blobs(record)) == [
+        ("transcript", "bt"),
+        ("inputs/1", "bi1"),
+        ("inputs/2", "bi2"),
+        ("claims/1", "bc1"),
+        ("claims/2", "bc2"),
+    ]

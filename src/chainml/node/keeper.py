@@ -39,7 +39,6 @@ log = logging.getLogger("chainml.keeper")
 
 # the round record's fields that name one blob, and those that name one per trainer
 RECORD_BLOBS = ("transcript", "model_manifest", "model_ciphertext")
-RECORD_BLOB_MAPS = ("inputs", "norm_claims")
 
 
 class Pinning(Protocol):
@@ -63,12 +62,19 @@ def record_blobs(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for key in RECORD_BLOBS:
         if isinstance(record.get(key), str):
             yield key, record[key]
-    for key in RECORD_BLOB_MAPS:
-        table = record.get(key)
-        if isinstance(table, dict):
-            for who, cid in sorted(table.items()):
-                if isinstance(cid, str):
-                    yield f"{key}/{who}", cid
+    inputs = record.get("inputs")
+    norm = record.get("norm")
+    claims = norm.get("claims") if isinstance(norm, dict) else None
+    refused = norm.get("refused") if isinstance(norm, dict) else None
+    for who, cid in sorted(inputs.items()) if isinstance(inputs, dict) else ():
+        if isinstance(cid, str):
+            yield f"inputs/{who}", cid
+    for who, cid in sorted(claims.items()) if isinstance(claims, dict) else ():
+        if isinstance(cid, str):
+            yield f"claims/{who}", cid
+    for who, why in sorted(refused.items()) if isinstance(refused, dict) else ():
+        if isinstance(why, dict) and isinstance(why.get("claim"), str) and why["claim"]:
+            yield f"claims/{who}", why["claim"]  # kept as evidence against its sender
 
 
 def _is_cid(text: str) -> bool:

@@ -23,7 +23,7 @@ def kind_of(kept: Kept) -> str:
     last = kept.why.rsplit(" ", 1)[-1]
     if last.startswith("inputs/"):
         return "input"
-    if last.startswith("norm_claims/"):
+    if last.startswith("claims/"):
         return "claim"
     if last in ("transcript", "key bundle", "bundle"):
         return "key" if "bundle" in last else "transcript"
