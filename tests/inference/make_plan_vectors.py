@@ -64,7 +64,9 @@ DESCRIPTIONS: list[dict[str, Any]] = [
 INVALID: list[tuple[str, dict[str, Any]]] = [
     ("ring degree not one of SEAL's", {"poly_degree": 8000}),
     ("modulus over the 128-bit bound", {"coeff_bits": [60, 60, 60, 60, 60]}),
-    ("depth not matching the primes", {"depth": 2}),
+    ("depth not matching the primes", {"depth": 4}),
+    ("a block layout of depth 2", {"depth": 2}),
+    ("a fused chain without its 60-bit prime", {"coeff_bits": [45, 36, 36, 60]}),
     ("depth as a string", {"depth": "3"}),
     ("regression as a number", {"regression": 0}),
     ("scale below 2^30", {"scale_bits": 20}),

@@ -3,6 +3,8 @@ provider never holds the client's secret key, and bad ciphertexts get typed erro
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -46,6 +48,33 @@ def test_mlp_single_queries_agree_with_plaintext(digits, mlp):
         logits = client.decrypt_query(provider.evaluate_query(client.encrypt_query(row)), plan)
         assert np.abs(logits - plan.plaintext(row[None])[0]).max() < 1e-3
     assert len(plan.rotations) == 11  # Galois keys only for the steps used
+
+
+def test_the_square_and_the_second_layer_share_one_prime(digits, mlp):
+    """The digits MLP's chain is (edge, 60, scale, 60): three data primes for depth 3,
+    the square multiplied unrescaled by the second layer's weights and rescaled once by
+    the 60-bit prime.  Both modes give what the five-prime chain gives, within 1e-3 of
+    numpy; a query is a prime smaller."""
+    model, plan, client, provider = mlp
+    assert plan.fused and plan.shape.fused
+    bits = plan.parameters.coeff_bits
+    assert len(bits) == plan.depth + 1 == 4 and bits[1] == bits[3] == 60
+    assert bits[2] == plan.parameters.scale_bits
+    unfused = dataclasses.replace(
+        plan, parameters=he.HEParameters.for_bound(plan.depth, plan.logit_bound)
+    )
+    assert not unfused.fused and len(unfused.parameters.coeff_bits) == 5
+    other = HEClient(unfused)
+    other_provider = HEProvider(unfused, other.evaluation_keys())
+    x = digits.x_test[:64]
+    want = plan.plaintext(x)
+    for c, p in ((client, provider), (other, other_provider)):
+        got = c.decrypt_batch(p.evaluate_batch(c.encrypt_batch(x)), len(x))
+        assert np.abs(got - want).max() < 1e-3
+        assert (
+            np.abs(c.decrypt_query(p.evaluate_query(c.encrypt_query(x[5]))) - want[5]).max() < 1e-3
+        )
+    assert len(client.encrypt_query(x[0])) < 0.9 * len(other.encrypt_query(x[0]))
 
 
 def test_logistic_regression_both_modes(digits):

@@ -20,7 +20,11 @@ and computes on ciphertexts.  A trained model is compiled into a plan:
   beyond the bound after decrypting it;
 - parameters chosen from the depth and that bound: scale 2^40 (lowered to 2^30 at worst
   to make room), one prime of the scale's size per level, and the smallest ring degree
-  whose modulus stays within SEAL's 128-bit-security bound.
+  whose modulus stays within SEAL's 128-bit-security bound — except for one hidden layer
+  in the block layout, whose square and second layer share one 60-bit prime (the chain
+  (edge, 60, scale, 60), scale at most 2^36): the square is multiplied unrescaled by the
+  second layer's weights encoded at 2^60 / scale, so a query is three primes, not four,
+  and the first layer's rotations switch keys over two.
 
 Two modes, latency (one of three layouts) and throughput:
 
@@ -78,6 +82,7 @@ Errors::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -102,6 +107,7 @@ MAX_PRIME_BITS = 60  # SEAL's largest prime
 HEADROOM_BITS = 9  # the last prime's bits over the scale, at least
 MAX_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}  # SEAL's 128-bit bounds
 MIN_SLOTS = 4096
+FUSED_SCALE_BITS = 36  # the fused chain's scale: 2^24 left for the second layer's weights
 MAX_QUERY_BYTES = 4 << 20
 MAX_KEY_BYTES = MAX_QUERY_BYTES * 16  # one evaluation-key upload (the service's max_keys)
 DEFAULT_INPUT_RANGE = (-0.5, 1.5)  # chainml's data sets are [0, 1] on the training split
@@ -189,6 +195,25 @@ class HEParameters:
             f"logits up to {bound:.3g} over the input range need more headroom than any "
             "parameters have: narrow the input range"
         )
+
+    @classmethod
+    def fused_for_bound(cls, bound: float) -> HEParameters | None:
+        """A one-hidden-layer MLP's chain with the square and the second layer sharing one
+        60-bit prime: ``(edge, 60, scale, 60)`` — the first layer rescales by the scale's
+        prime, the square is multiplied unrescaled by the second layer's weights encoded
+        at 2^60 / scale and the product rescaled by the 60-bit prime.  One prime fewer
+        than ``for_bound(3, …)``: a query is three primes, and the first layer's
+        rotations switch keys over two.  ``bound`` covers every partial sum of the second
+        layer; None if no scale from 2^36 down to 2^30 leaves room for it."""
+        if not math.isfinite(bound):
+            return None
+        headroom = max(HEADROOM_BITS, math.ceil(math.log2(max(bound, 1.0))) + 2)
+        limit = MAX_BITS[8192]
+        for scale in range(FUSED_SCALE_BITS, MIN_SCALE_BITS - 1, -1):
+            edge = scale + headroom
+            if edge <= MAX_PRIME_BITS and edge + scale + 2 * MAX_PRIME_BITS <= limit:
+                return cls(8192, (edge, MAX_PRIME_BITS, scale, MAX_PRIME_BITS), scale)
+        return None
 
     def context(self) -> Any:
         parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
@@ -367,14 +392,26 @@ class PlanShape:
         shape.check()
         return shape
 
+    @property
+    def fused(self) -> bool:
+        """A one-hidden-layer MLP in the block layout whose square and second layer share
+        a prime (``HEParameters.fused_for_bound``): depth 3 over three data primes."""
+        return (
+            self.layout == "block"
+            and not self.regression
+            and len(self.parameters.coeff_bits) == self.depth + 1
+        )
+
     def check(self) -> None:
         """``ValueError`` unless the shape is one a compiler could have made."""
         p = self.parameters
         problems = [
             (p.poly_degree not in MAX_BITS, "ring degree"),
             (sum(p.coeff_bits) > MAX_BITS.get(p.poly_degree, 0), "modulus over 128-bit bound"),
-            (len(p.coeff_bits) != self.depth + 2 or self.depth < 1, "depth"),
+            (len(p.coeff_bits) != self.depth + 2 - self.fused or self.depth < 1, "depth"),
             (self.depth > 1 and self.regression, "depth"),
+            (self.layout == "block" and self.depth not in (1, 3), "depth"),
+            (self.fused and p.coeff_bits[1] != MAX_PRIME_BITS, "depth"),
             (not MIN_SCALE_BITS <= p.scale_bits <= SCALE_BITS, "scale"),
             (self.layout not in ("block", "diagonal", "conv"), "layout"),
             (not 0 < self.n_features <= self.period <= p.slots, "layout"),
@@ -489,6 +526,16 @@ class Plan:
             tuple(float(v) for v in self.input_low),
             tuple(float(v) for v in self.input_high),
             self.logit_bound,
+        )
+
+    @property
+    def fused(self) -> bool:
+        """The square and the second layer share one 60-bit prime (see ``PlanShape``)."""
+        return (
+            len(self.weights) == 2
+            and self.activation(0) is None
+            and self.layout == "block"
+            and len(self.parameters.coeff_bits) == self.depth + 1
         )
 
     def activation(self, i: int) -> float | None:
@@ -818,6 +865,19 @@ def compile_model(
             f"({len(plan.rotations)} rotations at N = {plan.parameters.poly_degree}), over "
             f"the {MAX_KEY_BYTES >> 20} MiB an upload may take: fewer or narrower layers"
         )
+    if plan.layout == "block" and not plan.regression:
+        # every partial sum of the second layer, not only its total, must fit the last
+        # prime's headroom: bound them by the sum of the terms' magnitudes
+        h_lo, h_hi = _interval(weights[0], biases[0], low, high)
+        square_hi = np.maximum(h_lo**2, h_hi**2)
+        partial = float(np.max(square_hi @ np.abs(weights[1]) + np.abs(biases[1])))
+        fused = HEParameters.fused_for_bound(max(bound, partial))
+        # the square, at the scale squared, sits over the first and the 60-bit prime
+        if fused is not None and inner < 2.0 ** (
+            sum(fused.coeff_bits[:2]) - 2 * fused.scale_bits - 2
+        ):
+            plan = dataclasses.replace(plan, parameters=fused)
+            assert plan.fused and plan.layout == "block"
     return plan
 
 
@@ -1230,14 +1290,34 @@ class HEProvider:
         self._ev.add_plain_inplace(ct, self._layout("b1", ct, ct.scale))
         if p.w2 is None:
             return _save(ct)
-        self._ev.square_inplace(ct)
+        # the square stays unrelinearised (three components) through the product with
+        # the second layer and the rescales: relinearised at the last level, where a key
+        # switch costs least
+        if p.fused:
+            self._square_times(ct, "w2")
+        else:
+            self._ev.square_inplace(ct)
+            self._ev.rescale_to_next_inplace(ct)
+            self._ev.multiply_plain_inplace(ct, self._layout("w2", ct))
+            self._ev.rescale_to_next_inplace(ct)
         self._ev.relinearize_inplace(ct, self._relin)
-        self._ev.rescale_to_next_inplace(ct)
-        self._ev.multiply_plain_inplace(ct, self._layout("w2", ct))
-        self._ev.rescale_to_next_inplace(ct)
         self._rotate_sum(ct, across)
         self._ev.add_plain_inplace(ct, self._layout("b2", ct, ct.scale))
         return _save(ct)
+
+    def _fused_scale(self, ct: Any) -> float:
+        """Fused chain: the scale of the second layer's weights for a ciphertext at scale
+        s before its square — the 60-bit prime over s, so the product rescales to s."""
+        data = self.context.get_context_data(ct.parms_id())
+        return float(data.parms().coeff_modulus()[-1].value()) / float(ct.scale)
+
+    def _square_times(self, ct: Any, name: str) -> None:
+        """Fused chain: ct ← (ct² ⊙ layout) rescaled once by the 60-bit prime; left
+        unrelinearised."""
+        scale = self._fused_scale(ct)
+        self._ev.square_inplace(ct)
+        self._ev.multiply_plain_inplace(ct, self._layout(name, ct, scale))
+        self._ev.rescale_to_next_inplace(ct)
 
     def evaluate_batch(self, data: Sequence[bytes]) -> list[bytes]:
         """Throughput mode: one ciphertext per feature in, one per class out."""
@@ -1252,6 +1332,16 @@ class HEProvider:
 
     def _evaluate_batch(self, cts: list[Any]) -> list[bytes]:
         p = self.plan
+        if p.fused:  # the square and the second layer share a prime
+            hidden = self._dense(cts, p.w1, p.b1)
+            scale = self._fused_scale(hidden[0])
+            for c in hidden:
+                self._ev.square_inplace(c)
+            assert p.w2 is not None and p.b2 is not None
+            out = self._dense(hidden, p.w2, p.b2, scale)
+            for c in out:
+                self._ev.relinearize_inplace(c, self._relin)
+            return [_save(c) for c in out]
         layer = cts
         for i, (w, b) in enumerate(zip(p.weights, p.biases, strict=True)):
             # after x² the next layer's products and sums take the squares unrelinearised
@@ -1266,9 +1356,16 @@ class HEProvider:
                     self._ev.relinearize_inplace(c, self._relin)
         return [_save(c) for c in layer]
 
-    def _dense(self, cts: list[Any], w: NDArray[np.float64], b: NDArray[np.float64]) -> list[Any]:
-        """Each output a sum of plaintext-scalar products, rescaled once (the compiler
-        guarantees every output has a non-zero weight)."""
+    def _dense(
+        self,
+        cts: list[Any],
+        w: NDArray[np.float64],
+        b: NDArray[np.float64],
+        scale: float | None = None,
+    ) -> list[Any]:
+        """Each output a sum of plaintext-scalar products (the weights encoded at
+        ``scale``, by default the plan's), rescaled once (the compiler guarantees every
+        output has a non-zero weight)."""
         out = []
         for j in range(w.shape[1]):
             acc = None
@@ -1276,7 +1373,7 @@ class HEProvider:
                 if w[i, j] == 0.0:
                     continue
                 prod = seal.Ciphertext()
-                self._ev.multiply_plain(ct, self._plain(float(w[i, j]), ct), prod)
+                self._ev.multiply_plain(ct, self._plain(float(w[i, j]), ct, scale), prod)
                 if acc is None:
                     acc = prod
                 else:
