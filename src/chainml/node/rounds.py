@@ -33,6 +33,16 @@ Rényi-DP accountant per round (with distributed noise, the survivors' effective
 multiplier), rebuilt from the job's round records on chain so a restart does not reset
 it, and reports the job's ε in each round record (``dp``), in ``chainml_job_epsilon`` and
 on the dashboard.
+
+A job whose configuration asks for norm-bound proofs (``norm_proofs``) has each trainer
+commit to its fixed-point delta and prove in zero knowledge that its L2 norm is within the
+job's clip bound (docs/protocol/zk-norm.md §11): the trainer advertises its keys at once,
+proves while the first stages run, and sends its ``NormClaim`` (purpose ``zk/norm-claim``)
+just before its masked input.  The aggregator holds the masked inputs back until the
+masked stage closes, checks all the claims in one batch, and counts only the inputs whose
+claims verify; the others are dropouts, their claims kept in the record as evidence.  The
+record names every counted claim, so ``audit_round`` re-verifies them and checks the sum
+against the survivors' commitments.
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,8 +64,8 @@ import numpy as np
 import requests
 from numpy.typing import NDArray
 
-from chainml.crypto import Identity, MerkleTree, commitment_leaf, keccak256
-from chainml.crypto.errors import CryptoError
+from chainml.crypto import Identity, MerkleTree, commitment_leaf, keccak256, zk
+from chainml.crypto.errors import CryptoError, InvalidProof
 from chainml.crypto.signing import verify_round_commitment
 from chainml.crypto.stream import generate_key
 from chainml.errors import ChainmlError
@@ -69,10 +79,11 @@ from chainml.storage.access import unwrap_as_grantee, wrap_for_grantee
 from chainml.storage.errors import StorageError
 from chainml.storage.sealed import load_manifest, open_artifact, seal_artifact
 from chainml.storage.store import BlobStore
-from chainml.training import robust, wire
+from chainml.training import normproofs, robust, wire
 from chainml.training.errors import TrainingError
 from chainml.training.job import JobConfig
 from chainml.training.models import Params, flatten, from_safetensors, to_safetensors, unflatten
+from chainml.training.normproofs import NormClaim
 from chainml.training.secagg import (
     AggregateMismatch,
     MaskedInput,
@@ -95,6 +106,7 @@ START = "round/start"
 TO_CLIENT = "secagg/client"
 TO_SERVER = "secagg/server"
 PLAIN = "robust/update"
+NORM = "zk/norm-claim"
 STAGES = ("keys", "shares", "masked", "consistency", "unmask")
 MAX_ATTEMPTS = 3
 
@@ -216,19 +228,36 @@ def round_params(
     (``RoundParams.derive``): the aggregator, every trainer and every auditor compute the
     same ones, and take none from another party.  ``clip`` is the job's bound on chain; the
     secure range adds room for the weight coordinate and any distributed noise.  ``block``:
-    where to read the registered keys (an auditor reads them as the round saw them)."""
-    return RoundParams.derive(
-        roster,
-        registered_keys(cm, roster, block),
-        config.vector_len(),
-        chain_id=cm.jobs.client.chain_id,
-        jobs=cm.jobs.address,
-        job_id=job_id,
-        round=round_no,
-        attempt=attempt,
-        clip=config.secagg_bound(clip, len(roster)),
-        verifiable=config.verifiable,
-    )
+    where to read the registered keys (an auditor reads them as the round saw them).  With
+    norm proofs the vector carries the commitment's blinding words too, and the range the
+    room they and the grid's rounding take (``normproofs.headroom``, at the fraction bits
+    that range itself gives: the least range that holds it)."""
+    keys = registered_keys(cm, roster, block)
+    base = config.secagg_bound(clip, len(roster))
+
+    def derive(bound: float) -> RoundParams:
+        return RoundParams.derive(
+            roster,
+            keys,
+            config.secagg_len(),
+            chain_id=cm.jobs.client.chain_id,
+            jobs=cm.jobs.address,
+            job_id=job_id,
+            round=round_no,
+            attempt=attempt,
+            clip=bound,
+            verifiable=config.verifiable,
+        )
+
+    params = derive(base)
+    if config.norm_proofs:
+        dim = config.vector_len() - 1
+        for _ in range(16):  # fewer fraction bits, more room: a step or two, then fixed
+            need = base + normproofs.headroom(params.frac_bits, dim)
+            if params.clip >= need:
+                break
+            params = derive(need)
+    return params
 
 
 # the record's parameters an audit compares with those it derives, all but the attempt (which
@@ -476,6 +505,9 @@ class TrainerRole:
         self.clients: dict[tuple[int, int], tuple[SecAggClient, float]] = {}
         self.pairs = PairKeys(identity.x25519)  # agreed once per job and peer, kept
         self.facts = JobFacts(cm)
+        # norm-proof jobs: (job, round) -> the claim being proven while the stages run
+        self.claims: dict[tuple[int, int], Future[NormClaim]] = {}
+        self._prover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prover")
 
     def on_start(self, opened: Opened) -> None:
         h = opened.header
@@ -507,9 +539,7 @@ class TrainerRole:
             self.cm, h.job_id, h.round, start.attempt, config, start.clip, start.roster
         )
         global_params = from_safetensors(start.params)
-        update = config.local_update(
-            global_params, self.x, self.y, round_no=h.round, clip=start.clip
-        )
+        update = self._train(config, global_params, h.round, start.clip)
         # distributed DP: this trainer's share of the noise, before masking (not on the weight)
         update = config.add_trainer_noise(update, clip=start.clip, n_trainers=len(start.roster))
         if config.aggregation != "secagg":  # a robust job: the update itself, signed
@@ -520,10 +550,28 @@ class TrainerRole:
             crash_point("secagg:after-commit")
             self.courier.send(h.sender, PLAIN, signed.encode(), h.job_id, h.round)
             return
+        if config.norm_proofs:  # SecAgg+ sums exactly the integers committed to
+            committed = normproofs.commit_input(params, update)
+            update = committed.vector
         client = SecAggClient(params, slot, self.identity, update, pairs=self.pairs)
         self.state.put(key, f"keys:{start.attempt}")
         self.clients[(h.job_id, h.round)] = (client, time.monotonic())
+        if config.norm_proofs:  # proven while the keys and shares stages run
+            self.claims[(h.job_id, h.round)] = self._prover.submit(
+                self._prove, params, slot, start.clip, committed
+            )
         self._reply(h.sender, h.job_id, h.round, client.advertise())
+
+    def _train(
+        self, config: JobConfig, global_params: Params, round_no: int, clip: float
+    ) -> NDArray[np.float64]:
+        """This node's ``[delta · weight, weight]`` for the round (clipped to ``clip``)."""
+        return config.local_update(global_params, self.x, self.y, round_no=round_no, clip=clip)
+
+    def _prove(
+        self, params: RoundParams, slot: int, clip: float, committed: normproofs.CommittedInput
+    ) -> NormClaim:
+        return normproofs.prove_input(params, slot, clip, committed)
 
     def on_secagg(self, opened: Opened) -> None:
         h = opened.header
@@ -543,9 +591,19 @@ class TrainerRole:
         message = wire.decode(opened.plaintext)
         reply = client.handle(message)  # type: ignore[arg-type]
         if isinstance(reply, MaskedInput):
+            claim = self.claims.pop((h.job_id, h.round), None)
+            if claim is not None:  # a norm-proof job: its claim goes first
+                try:
+                    proven = claim.result()
+                except zk.NormBoundExceeded:  # not this node's clipped update: stay out
+                    del self.clients[(h.job_id, h.round)]
+                    log.warning("round %d of job %d: the update is not provable", h.round, h.job_id)
+                    return
             # durable before it leaves: this node never commits twice in one round
             self.state.put(f"secagg:{h.job_id}:{h.round}", "committed:" + reply.commitment.hex())
             crash_point("secagg:after-commit")
+            if claim is not None:
+                self.courier.send(h.sender, NORM, proven.encode(), h.job_id, h.round)
         self._reply(h.sender, h.job_id, h.round, reply)
         if isinstance(reply, UnmaskShares):
             del self.clients[(h.job_id, h.round)]
@@ -610,6 +668,8 @@ class AggregatorRole:
             return
         if h.purpose == PLAIN:
             box.put((h.sender, PlainUpdate.decode(opened.plaintext)))  # type: ignore[arg-type]
+        elif h.purpose == NORM:
+            box.put((h.sender, NormClaim.decode(opened.plaintext)))  # type: ignore[arg-type]
         else:
             box.put((h.sender, wire.decode(opened.plaintext)))
 
@@ -751,9 +811,16 @@ class AggregatorRole:
                     expected,
                 )
             server = SecAggServer(params)
+            claims: dict[int, NormClaim] = {}
+            refused: dict[str, dict[str, str]] = {}
             for stage in STAGES:
                 t0 = self.clock()
-                got = self._collect(box, server, roster, expected)
+                if stage == "masked" and config.norm_proofs:
+                    got, claims, refused = self._collect_proven(
+                        box, server, roster, expected, clip, job_id, round_no
+                    )
+                else:
+                    got = self._collect(box, server, roster, expected)
                 crash_point(f"aggregator:{stage}")
                 if self.metrics is not None:
                     self.metrics.stage_seconds.labels(stage=stage).observe(self.clock() - t0)
@@ -786,11 +853,30 @@ class AggregatorRole:
         finally:
             with self._lock:
                 self.inbox.pop((job_id, round_no), None)
-        total = result.total[:-1]
-        weight = float(result.total[-1])
+        length = config.vector_len()  # the delta, the weight; then any blinding words
+        total = result.total[: length - 1]
+        weight = float(result.total[length - 1])
         if weight <= 0:
             self.state.put(key, f"aborted:{attempt}")
             return False
+        if config.norm_proofs:
+            try:  # the sum is the sum of the proven vectors, or the round is refused
+                normproofs.check_sum(
+                    params,
+                    np.frombuffer(result.transcript.total, dtype="<u4"),
+                    [claims[i].commitment for i in result.survivors],
+                )
+            except (InvalidProof, KeyError) as exc:
+                self.state.put(key, f"aborted:{attempt}")
+                log.warning(
+                    "job %d round %d (attempt %d) aborted: the sum does not open the "
+                    "survivors' commitments (%s)",
+                    job_id,
+                    round_no,
+                    attempt,
+                    type(exc).__name__,
+                )
+                return False
         if config.dp == "central":  # the noise on the delta part, never on the total weight
             total = total + config.central_noise(len(total), clip)
         new = flatten(global_params).astype(np.float64) + total / weight
@@ -804,6 +890,11 @@ class AggregatorRole:
         }
         if config.dp is not None:
             fields["dp"] = self._privacy(job_id, round_no, config, len(result.survivors), roster)
+        if config.norm_proofs:  # every counted claim, and the refused ones as evidence
+            fields["norm"] = {
+                "claims": {str(i): self.store.put(c.encode()) for i, c in sorted(claims.items())},
+                "refused": refused,
+            }
         return self._publish(
             job_id,
             round_no,
@@ -1079,6 +1170,66 @@ class AggregatorRole:
             self._pool.map(lambda m: self._send(m[0], m[1], m[2], job_id, round_no), messages)
         )
 
+    def _collect_proven(
+        self,
+        box: queue.Queue[tuple[str, wire.Message]],
+        server: SecAggServer,
+        roster: Mapping[int, str],
+        expected: set[int],
+        clip: float,
+        job_id: int,
+        round_no: int,
+    ) -> tuple[set[int], dict[int, NormClaim], dict[str, dict[str, str]]]:
+        """The masked stage of a norm-proof round: each trainer's claim and masked input,
+        held back until the stage closes; then all the claims checked in one batch, and
+        only the inputs whose claims verify handed to ``server`` (counted).  Returns the
+        counted trainers, their claims, and the refused ones (client id -> the reason and
+        the CID of the claim it sent, if any: the evidence)."""
+        params = server.params
+        inputs: dict[int, MaskedInput] = {}
+        claims: dict[int, NormClaim] = {}
+        deadline = self.clock() + self.stage_timeout
+        while not expected <= (inputs.keys() & claims.keys()):
+            left = deadline - self.clock()
+            if left <= 0:
+                break
+            try:
+                sender, message = box.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            claimed = getattr(message, "sender", None)
+            if claimed is None or roster.get(claimed, "").lower() != sender.lower():
+                log.warning("a message whose sender id is not its signer: refused")
+                continue
+            if isinstance(message, NormClaim):
+                claims.setdefault(claimed, message)  # the first one counts
+            elif isinstance(message, MaskedInput):
+                inputs.setdefault(claimed, message)
+            else:
+                log.warning("refused: %s during the masked stage", type(message).__name__)
+        bad = normproofs.refused_claims(params, clip, {i: claims.get(i) for i in inputs})
+        got: set[int] = set()
+        for i in sorted(inputs):
+            if i in bad:
+                continue
+            try:
+                server.receive(inputs[i])
+            except ProtocolViolation as exc:
+                log.warning("refused: %s", exc)
+                continue
+            got.add(i)
+        evidence = {}
+        for i, why in sorted(bad.items()):
+            log.warning(
+                "job %d round %d: client %d's input not counted: %s", job_id, round_no, i, why
+            )
+            claim = claims.get(i)
+            evidence[str(i)] = {
+                "reason": why,
+                "claim": self.store.put(claim.encode()) if claim is not None else "",
+            }
+        return got, {i: claims[i] for i in got}, evidence
+
     def _collect(
         self,
         box: queue.Queue[tuple[str, wire.Message]],
@@ -1193,8 +1344,55 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
         verify_sum(params, transcript)
     else:
         verify_round(params, transcript, fetch)
+    if config.norm_proofs:
+        _audit_norm(store, params, job.params.clip_bound / 1000, record, transcript)
     _check_on_chain(info, job_id, round_no, transcript.leaves(params), transcript.survivors)
     return transcript.survivors
+
+
+def _audit_norm(
+    store: BlobStore,
+    params: RoundParams,
+    clip: float,
+    record: dict[str, Any],
+    transcript: RoundTranscript,
+) -> None:
+    """A norm-proof round's record: every survivor's claim verifies (one batch) and the sum
+    opens the sum of their commitments; every claim the aggregator refused does not
+    verify (it dropped no honest trainer on a pretext).  ``AggregateMismatch`` otherwise."""
+    round_no = params.round
+
+    def claim(cid: str) -> NormClaim:
+        try:
+            return NormClaim.decode(store.get(cid))
+        except (StorageError, ProtocolViolation) as exc:
+            raise AggregateMismatch(
+                f"round {round_no}: a norm claim is missing or malformed"
+            ) from exc
+
+    try:
+        norm = record["norm"]
+        counted = {i: claim(norm["claims"][str(i)]) for i in transcript.survivors}
+        refused = {int(i): claim(e["claim"]) for i, e in norm["refused"].items() if e["claim"]}
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise AggregateMismatch(
+            f"round {round_no}: the record lacks a survivor's norm claim"
+        ) from exc
+    bad = normproofs.refused_claims(params, clip, counted)
+    if bad:
+        raise AggregateMismatch(
+            f"round {round_no}: client {min(bad)}'s norm claim does not verify ({bad[min(bad)]})"
+        )
+    try:
+        normproofs.check_sum(
+            params,
+            np.frombuffer(transcript.total, dtype="<u4"),
+            [counted[i].commitment for i in transcript.survivors],
+        )
+    except InvalidProof as exc:
+        raise AggregateMismatch(f"round {round_no}: {exc}") from exc
+    if refused and len(normproofs.refused_claims(params, clip, refused)) != len(refused):
+        raise AggregateMismatch(f"round {round_no}: a refused norm claim verifies")
 
 
 def _audit_robust(

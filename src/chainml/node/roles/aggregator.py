@@ -9,7 +9,15 @@ import threading
 
 from chainml.ledger.bindings import Role
 from chainml.node.plugin import Plugged, RoleContext
-from chainml.node.rounds import PLAIN, TO_SERVER, AggregatorRole, Courier, load_npz, run_aggregator
+from chainml.node.rounds import (
+    NORM,
+    PLAIN,
+    TO_SERVER,
+    AggregatorRole,
+    Courier,
+    load_npz,
+    run_aggregator,
+)
 
 
 def plug(context: RoleContext) -> Plugged | None:
@@ -39,5 +47,5 @@ def plug(context: RoleContext) -> Plugged | None:
         "aggregator",
         aggregator,
         workers={"aggregator": work},
-        immediate={TO_SERVER: on_update, PLAIN: on_update},
+        immediate={TO_SERVER: on_update, PLAIN: on_update, NORM: on_update},
     )

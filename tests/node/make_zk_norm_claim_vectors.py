@@ -1,0 +1,71 @@
+"""Writes docs/protocol/vectors/zk-norm-claim-v1.json: one norm claim (zk-norm.md §11.2)
+for a fixed context and statement, its canonical bytes and fields, and refused spellings
+of it.  ``python -m tests.node.make_zk_norm_claim_vectors``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from chainml.crypto import zk
+from chainml.training.normproofs import NormClaim
+
+OUT = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-claim-v1.json"
+CONTEXT = {
+    "chain_id": 31337,
+    "jobs_contract": "0x5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f",
+    "job_id": 7,
+    "round": 2,
+    "attempt": 1,
+    "trainer": "0xa1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
+}
+X, BOUND_SQ, SENDER = [30, -40, 50], 10_000, 3
+
+
+def _spelt(doc: dict[str, Any], *, sort: bool = True, sep: tuple[str, str] = (",", ":")) -> str:
+    return json.dumps(doc, sort_keys=sort, separators=sep)
+
+
+def main() -> None:
+    commitment, opening = zk.commit(X)
+    params = zk.NormParams(len(X), BOUND_SQ)
+    proof = zk.prove_norm(zk.NormContext(**CONTEXT), params, X, opening)
+    claim = NormClaim(SENDER, commitment, proof)
+    # the refused spellings carry the proof's first 16 bytes only (the decoder does not
+    # judge the proof's length: that claim, well spelt, decodes and the verifier refuses it)
+    short = NormClaim(SENDER, commitment, proof[:16])
+    doc = json.loads(short.encode())
+    refused = {
+        "spaces after separators": _spelt(doc, sep=(", ", ": ")),
+        "keys out of order": json.dumps(dict(reversed(doc.items())), separators=(",", ":")),
+        "another format": _spelt({**doc, "format": "chainml-norm-claim/2"}),
+        "sender a string": _spelt({**doc, "sender": str(SENDER)}),
+        "sender 0": _spelt({**doc, "sender": 0}),
+        "sender true": _spelt({**doc, "sender": True}),
+        "upper-case hex": _spelt({**doc, "commitment": doc["commitment"].upper()}),
+        "a 47-byte commitment": _spelt({**doc, "commitment": doc["commitment"][:-2]}),
+        "an empty proof": _spelt({**doc, "proof": ""}),
+        "an odd-length proof": _spelt({**doc, "proof": doc["proof"][:-1]}),
+        "a field more": _spelt({**doc, "signature": ""}),
+        "a field less": _spelt({k: v for k, v in doc.items() if k != "sender"}),
+    }
+    vectors = {
+        "format": "chainml-norm-claim/1",
+        "note": "the proof is one of zk-norm.md section 6 as of writing (proofs have their own"
+        " vectors); the refused spellings carry a 16-byte prefix of it",
+        "context": CONTEXT,
+        "statement": {"dim": len(X), "bound_sq": BOUND_SQ},
+        "claim": claim.encode().decode(),
+        "fields": {"sender": SENDER, "commitment": commitment.hex(), "proof_bytes": len(proof)},
+        "truncated": {"claim": short.encode().decode(), "error": "MalformedNormProof"},
+        "refused": [
+            {"name": name, "claim": text, "error": "ProtocolViolation"}
+            for name, text in refused.items()
+        ],
+    }
+    OUT.write_text(json.dumps(vectors, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

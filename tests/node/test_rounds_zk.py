@@ -1,0 +1,266 @@
+"""Norm-bound proofs in secure rounds (docs/protocol/zk-norm.md §11).
+
+Fast: the norm claim's wire checks (a malformed claim is ``ProtocolViolation``; a
+truncated proof ``zk.MalformedNormProof``; a forged one, or one made for another round,
+job, attempt, trainer or vector, ``zk.InvalidNormProof``), an in-process SecAgg+ round fed
+committed inputs whose sum opens the sum of the commitments, and ``audit_round`` on its
+record, doctored in each way an aggregator could."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chainml.crypto import Identity, zk
+from chainml.crypto.zk import _norm
+from chainml.node.rounds import (
+    _bitmap,
+    _root,
+    audit_round,
+    record_params,
+    round_params,
+)
+from chainml.storage.local import LocalBlobStore
+from chainml.training import normproofs
+from chainml.training.job import JobConfig
+from chainml.training.normproofs import NormClaim
+from chainml.training.secagg import (
+    AggregateMismatch,
+    ProtocolViolation,
+    RoundParams,
+    SecAggClient,
+    run_in_memory,
+)
+from tests.protocol.standin import StandInChain
+
+VECTORS = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-claim-v1.json"
+JOB, ROUND, ATTEMPT, CLIP = 4, 2, 1, 2.0
+CONFIG = JobConfig(n_features=4, n_classes=2, hidden=(), epochs=1, norm_proofs=True)
+IDS = {i: Identity.generate() for i in range(1, 6)}
+ROSTER = {i: IDS[i].address for i in IDS}
+
+
+def _chain(**kw: Any) -> StandInChain:
+    keys = {a.address: a.x25519.public_bytes for a in IDS.values()}
+    return StandInChain(CONFIG, ROSTER, keys, clip=CLIP, **kw)
+
+
+def _params(job: int = JOB, round_no: int = ROUND, attempt: int = ATTEMPT) -> RoundParams:
+    return round_params(_chain(), job, round_no, attempt, CONFIG, CLIP, ROSTER)  # type: ignore[arg-type]
+
+
+def _update(rng: np.random.Generator, norm: float = CLIP) -> np.ndarray:
+    """A trainer's ``[delta · weight, weight]`` whose delta has L2 norm ``norm``."""
+    delta = rng.normal(size=CONFIG.vector_len() - 1)
+    weight = 0.75
+    return np.append(delta / np.linalg.norm(delta) * norm * weight, weight)
+
+
+@pytest.fixture(scope="module")
+def proven() -> dict[int, tuple[normproofs.CommittedInput, NormClaim]]:
+    params, rng = _params(), np.random.default_rng(1)
+    out = {}
+    for i in IDS:
+        committed = normproofs.commit_input(params, _update(rng), rng)
+        out[i] = (committed, normproofs.prove_input(params, i, CLIP, committed))
+    return out
+
+
+def test_honest_claims_verify_and_the_secure_sum_opens_their_commitments(proven) -> None:
+    params = _params()
+    claims = {i: c for i, (_, c) in proven.items()}
+    assert normproofs.refused_claims(params, CLIP, claims) == {}
+    assert len(claims[1].proof) == zk.proof_size(normproofs.norm_params(params, CLIP))
+    assert NormClaim.decode(claims[1].encode()) == claims[1]
+    clients = {
+        i: SecAggClient(params, i, IDS[i], committed.vector) for i, (committed, _) in proven.items()
+    }
+    result = run_in_memory(params, clients, drop={"masked": [5]})
+    words = np.frombuffer(result.transcript.total, dtype="<u4")
+    # SecAgg+ summed exactly the committed integers, and the blindings in the extra words
+    normproofs.check_sum(params, words, [claims[i].commitment for i in result.survivors])
+    expected = sum(proven[i][0].delta for i in result.survivors)
+    assert np.array_equal(words[: normproofs.delta_len(params)].view(np.int32), expected)
+    with pytest.raises(zk.AggregateMismatch):  # a commitment of the dropped trainer's
+        normproofs.check_sum(params, words, [claims[i].commitment for i in (1, 2, 3, 5)])
+
+
+def _spelt(claim: NormClaim, **changes: Any) -> bytes:
+    doc = json.loads(claim.encode())
+    doc.update(changes)
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_a_malformed_claim_is_a_protocol_violation(proven) -> None:
+    claim = proven[1][1]
+    raw = claim.encode()
+    for bad in (
+        raw.replace(b",", b", ", 1),  # not canonical
+        _spelt(claim, format="chainml-norm-claim/2"),
+        _spelt(claim, sender=True),
+        _spelt(claim, sender=0),
+        _spelt(claim, commitment=claim.commitment.hex().upper()),
+        _spelt(claim, commitment=claim.commitment[:47].hex()),
+        _spelt(claim, proof=""),
+        _spelt(claim, extra=1),
+        b"[]",
+        b"\xff",
+    ):
+        with pytest.raises(ProtocolViolation):
+            NormClaim.decode(bad)
+
+
+def test_the_claim_vectors_decode_and_refuse_as_the_spec_says() -> None:
+    vectors = json.loads(VECTORS.read_text())
+    claim = NormClaim.decode(vectors["claim"].encode())
+    assert claim.encode().decode() == vectors["claim"]
+    fields = vectors["fields"]
+    assert (claim.sender, claim.commitment.hex(), len(claim.proof)) == (
+        fields["sender"],
+        fields["commitment"],
+        fields["proof_bytes"],
+    )
+    assert len(vectors["refused"]) >= 10
+    for case in vectors["refused"]:
+        assert case["error"] == "ProtocolViolation"
+        with pytest.raises(ProtocolViolation):
+            NormClaim.decode(case["claim"].encode())
+    short = NormClaim.decode(vectors["truncated"]["claim"].encode())  # spelt well: decodes
+    ctx = zk.NormContext(**vectors["context"])
+    with pytest.raises(zk.MalformedNormProof):
+        zk.verify_norm(ctx, zk.NormParams(**vectors["statement"]), short.commitment, short.proof)
+
+
+def test_forged_truncated_and_misbound_proofs_get_typed_errors(proven) -> None:
+    params = _params()
+    committed, claim = proven[1]
+    proof = claim.proof
+    for cut in (proof[:-1], proof + b"\x00", proof[:100], bytes([proof[0] ^ 7]) + proof[1:]):
+        with pytest.raises(zk.MalformedNormProof):
+            normproofs.verify_claim(params, CLIP, dataclasses.replace(claim, proof=cut))
+    sigma = 1 + 4 * 48 + 128 * 16  # the first Schnorr response's 32 bytes start here
+    forged = bytearray(proof)
+    forged[sigma + 31] ^= 1
+    with pytest.raises(zk.InvalidNormProof) as caught:
+        normproofs.verify_claim(params, CLIP, dataclasses.replace(claim, proof=bytes(forged)))
+    assert type(caught.value) is zk.InvalidNormProof
+    for other in (_params(round_no=ROUND + 1), _params(job=JOB + 1), _params(attempt=ATTEMPT + 1)):
+        with pytest.raises(zk.InvalidNormProof):  # another round, job, attempt
+            normproofs.verify_claim(other, CLIP, claim)
+    with pytest.raises(zk.InvalidNormProof):  # another vector: trainer 2's commitment
+        normproofs.verify_claim(
+            params, CLIP, dataclasses.replace(claim, commitment=proven[2][1].commitment)
+        )
+    with pytest.raises(zk.InvalidNormProof):  # another trainer: bound to trainer 1's address
+        normproofs.verify_claim(params, CLIP, dataclasses.replace(claim, sender=2))
+    with pytest.raises(ProtocolViolation):
+        normproofs.verify_claim(params, CLIP, dataclasses.replace(claim, sender=9))
+    # the aggregator's batch names each bad one, the missing one, the misfiled one
+    claims: dict[int, NormClaim | None] = {i: c for i, (_, c) in proven.items()}
+    claims[2] = dataclasses.replace(proven[2][1], proof=bytes(forged))
+    claims[3] = None
+    claims[4] = proven[5][1]
+    refused = normproofs.refused_claims(params, CLIP, claims)
+    assert refused == {
+        2: "the norm-bound proof does not verify",
+        3: "no norm claim",
+        4: "a norm claim under another client's id",
+    }
+    assert committed.commitment.hex() in repr(committed) and "delta" not in repr(committed)
+
+
+def test_an_unclipped_update_cannot_be_proven_and_a_false_proof_is_refused() -> None:
+    params, rng = _params(), np.random.default_rng(2)
+    committed = normproofs.commit_input(params, _update(rng, 10 * CLIP), rng)
+    with pytest.raises(zk.NormBoundExceeded):
+        normproofs.prove_input(params, 1, CLIP, committed)
+    ctx = normproofs.context(params, ROSTER[1])
+    x = [int(v) for v in committed.delta]
+    statement = normproofs.norm_params(params, CLIP)
+    false = _norm._encode(
+        _norm._prove(ctx, statement, x, committed.opening.blinding, _norm._SYSTEM)
+    )
+    claim = NormClaim(1, committed.commitment, false)
+    assert normproofs.refused_claims(params, CLIP, {1: claim}) == {
+        1: "the norm-bound proof does not verify"
+    }
+
+
+def _audit_in_process(tmp_path: Path, proven, edit=lambda record, store: None) -> tuple[int, ...]:
+    """A real in-process round of committed inputs (trainer 5 refused: its claim is
+    another's), recorded as the aggregator records it, doctored by ``edit``, audited
+    against a stand-in chain."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    params = _params()
+    clients = {
+        i: SecAggClient(params, i, IDS[i], committed.vector) for i, (committed, _) in proven.items()
+    }
+    result = run_in_memory(params, clients, drop={"masked": [5]})
+    record: dict[str, Any] = {
+        "format": "chainml-round-record/2",
+        "job": JOB,
+        "round": ROUND,
+        "config": CONFIG.encode().decode(),
+        "transcript": store.put(result.transcript.encode()),
+        "inputs": {},
+        "params": record_params(params, ATTEMPT),
+        "norm": {
+            "claims": {str(i): store.put(proven[i][1].encode()) for i in result.survivors},
+            "refused": {
+                "5": {
+                    "reason": "the norm-bound proof does not verify",
+                    "claim": store.put(dataclasses.replace(proven[5][1], proof=b"\x01").encode()),
+                }
+            },
+        },
+    }
+    edit(record, store)
+    chain = _chain(
+        record_cid=store.put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()),
+        root=_root(JOB, ROUND, result.transcript.leaves(params)),
+        bitmap=_bitmap(result.survivors),
+        config_cid=store.put(CONFIG.encode()),
+    )
+    return audit_round(chain, store, JOB, ROUND)  # type: ignore[arg-type]
+
+
+def _doctor_claim(i: int, **changes: Any):
+    def edit(record: dict[str, Any], store: LocalBlobStore) -> None:
+        claim = NormClaim.decode(store.get(record["norm"]["claims"][str(i)]))
+        record["norm"]["claims"][str(i)] = store.put(dataclasses.replace(claim, **changes).encode())
+
+    return edit
+
+
+def _flip(proof: bytes) -> bytes:
+    forged = bytearray(proof)
+    forged[-1] ^= 1
+    return bytes(forged)
+
+
+def test_the_audit_re_verifies_the_claims_and_refuses_a_doctored_record(tmp_path, proven) -> None:
+    assert _audit_in_process(tmp_path, proven) == (1, 2, 3, 4)
+
+    def drop_claim(record: dict[str, Any], store: LocalBlobStore) -> None:
+        del record["norm"]["claims"]["2"]
+
+    def refuse_an_honest_one(record: dict[str, Any], store: LocalBlobStore) -> None:
+        record["norm"]["refused"]["5"]["claim"] = store.put(proven[5][1].encode())
+
+    def no_norm(record: dict[str, Any], store: LocalBlobStore) -> None:
+        del record["norm"]
+
+    for edit, why in (
+        (_doctor_claim(3, proof=_flip(proven[3][1].proof)), "does not verify"),
+        (_doctor_claim(3, commitment=proven[5][1].commitment), "does not verify"),
+        (drop_claim, "lacks a survivor's norm claim"),
+        (no_norm, "lacks a survivor's norm claim"),
+        (refuse_an_honest_one, "a refused norm claim verifies"),
+    ):
+        with pytest.raises(AggregateMismatch, match=why):
+            _audit_in_process(tmp_path, proven, edit)
