@@ -4,13 +4,24 @@ Fast: the norm claim's wire checks (a malformed claim is ``ProtocolViolation``; 
 truncated proof ``zk.MalformedNormProof``; a forged one, or one made for another round,
 job, attempt, trainer or vector, ``zk.InvalidNormProof``), an in-process SecAgg+ round fed
 committed inputs whose sum opens the sum of the commitments, and ``audit_round`` on its
-record, doctored in each way an aggregator could."""
+record, doctored in each way an aggregator could.
+
+Across node processes: a job with norm proofs where one trainer node does not clip (its
+delta 10× the clip bound, ``tests.node.zk_attacker``) and proves anyway; the aggregator
+refuses it before counting any input, the round completes with the three others, the
+record re-verifies with ``audit_round`` and keeps the refused claim as evidence, and a
+doctored proof in the record fails the audit."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+from contextlib import ExitStack
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -18,11 +29,16 @@ import pytest
 
 from chainml.crypto import Identity, zk
 from chainml.crypto.zk import _norm
+from chainml.ledger.anvil import stop_process
+from chainml.ledger.devchain import DevChainProcess
+from chainml.node import daemon, localnet
 from chainml.node.rounds import (
     _bitmap,
     _root,
     audit_round,
     record_params,
+    recorded_at,
+    roster_of,
     round_params,
 )
 from chainml.storage.local import LocalBlobStore
@@ -36,6 +52,8 @@ from chainml.training.secagg import (
     SecAggClient,
     run_in_memory,
 )
+from tests.node.test_rounds import PASSWORD, TRAINERS, _network, _post_job, _start, _wait
+from tests.protocol.schemas import RECORD
 from tests.protocol.standin import StandInChain
 
 VECTORS = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-claim-v1.json"
@@ -264,3 +282,92 @@ def test_the_audit_re_verifies_the_claims_and_refuses_a_doctored_record(tmp_path
     ):
         with pytest.raises(AggregateMismatch, match=why):
             _audit_in_process(tmp_path, proven, edit)
+
+
+# -- across node processes ----------------------------------------------------------------
+
+
+def _start_attacker(node: localnet.NodeDir) -> subprocess.Popen[bytes]:
+    """``node`` run by ``tests.node.zk_attacker`` (the node's CLI, its trainer patched)."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, CHAINML_PASSWORD=PASSWORD, PYTHONPATH=str(root))
+    argv = ["-m", "tests.node.zk_attacker", "node", "run", "--config", str(node.config)]
+    with (node.config.parent / "node.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, *argv],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
+    daemon.wait_ready(node.url, proc, address=node.identity.address)
+    return proc
+
+
+def _pointing_at(cm: Any, job_id: int, round_no: int, cid: str) -> SimpleNamespace:
+    """``cm`` as an auditor would see it if the chain had recorded ``cid`` for the round
+    (same block, root and bitmap): to audit a doctored record without a chain that holds
+    it."""
+    real = cm.jobs.round(job_id, round_no)
+    block = recorded_at(cm, job_id, round_no, real.aggregate_cid) + 1
+    info = SimpleNamespace(
+        aggregate_cid=cid, commitment_root=real.commitment_root, bitmap=real.bitmap
+    )
+    contract = SimpleNamespace(
+        call=cm.jobs.contract.call,
+        past_events=lambda name, where: [
+            SimpleNamespace(block_number=block, args={"aggregate_cid": cid})
+        ],
+    )
+    jobs = SimpleNamespace(
+        address=cm.jobs.address,
+        client=cm.jobs.client,
+        job=cm.jobs.job,
+        round=lambda j, r: info,
+        contract=contract,
+    )
+    return SimpleNamespace(jobs=jobs, registry=cm.registry)
+
+
+def test_a_trainer_node_that_does_not_clip_is_refused_and_the_record_re_verifies(tmp_path):
+    config = JobConfig(n_features=64, n_classes=10, hidden=(8,), epochs=2, norm_proofs=True)
+    with DevChainProcess(tmp_path / "chain") as chain, ExitStack() as running:
+        client, cm, nodes, store = _network(tmp_path, chain.url, config, stage_timeout=20)
+        trainers, aggregator = nodes[:TRAINERS], nodes[TRAINERS]
+        for node in trainers[:-1]:
+            running.callback(stop_process, _start(node), 20)
+        running.callback(stop_process, _start_attacker(trainers[-1]), 20)
+        job_id = _post_job(cm, store, aggregator, rounds=1, config=config)
+        _wait(lambda: cm.jobs.job(job_id).participant_count == TRAINERS)
+        running.callback(stop_process, _start(aggregator), 20)
+        _wait(lambda: cm.jobs.job(job_id).rounds_done == 1, timeout=240)
+        attacker = int(cm.jobs.functions.participant_of(job_id, trainers[-1].identity.address))
+        counted = audit_round(cm, store, job_id, 1)
+        assert attacker not in counted and len(counted) == TRAINERS - 1
+        cid = cm.jobs.round(job_id, 1).aggregate_cid
+        record = json.loads(store.get(cid))
+        RECORD.validate(record)
+        assert set(record["norm"]["claims"]) == {str(i) for i in counted}
+        evidence = record["norm"]["refused"]
+        assert evidence[str(attacker)]["reason"] == "the norm-bound proof does not verify"
+        assert set(evidence) == {str(attacker)}
+        # the evidence is the attacker's claim as sent: anyone re-checks that it fails
+        clip = cm.jobs.job(job_id).params.clip_bound / 1000
+        params = round_params(
+            cm, job_id, 1, record["params"]["attempt"], config, clip, roster_of(cm, job_id)
+        )
+        with pytest.raises(zk.InvalidNormProof):
+            normproofs.verify_claim(
+                params, clip, NormClaim.decode(store.get(evidence[str(attacker)]["claim"]))
+            )
+        log = (aggregator.config.parent / "node.log").read_text()
+        assert f"client {attacker}'s input not counted: the norm-bound proof does not verify" in log
+        # the record as published audits through the stand-in view; one doctored proof fails
+        assert audit_round(_pointing_at(cm, job_id, 1, cid), store, job_id, 1) == counted
+        honest = counted[0]
+        claim = NormClaim.decode(store.get(record["norm"]["claims"][str(honest)]))
+        doctored = dataclasses.replace(claim, proof=_flip(claim.proof))
+        record["norm"]["claims"][str(honest)] = store.put(doctored.encode())
+        forged = store.put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+        with pytest.raises(AggregateMismatch, match="norm claim does not verify"):
+            audit_round(_pointing_at(cm, job_id, 1, forged), store, job_id, 1)
