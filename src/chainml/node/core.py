@@ -83,6 +83,7 @@ class NodeConfig:
             raise ConfigError(f"{path}: {exc}") from None
         base = path.parent
         try:
+        _check_keys(path, doc)
             node, chain = doc["node"], doc["chain"]
             limits = doc.get("limits", {})
             training = doc.get("training", {})
@@ -139,6 +140,48 @@ class NodeConfig:
         return value
 
 
+
+
+# Every table node.toml may hold and the keys each takes ([http] and [storage] check their
+# own): a misspelt setting is refused by name rather than silently left at its default.
+SECTIONS: dict[str, frozenset[str]] = {
+    "node": frozenset({"name", "keystore", "state", "listen", "password_env"}),
+    "chain": frozenset({"rpc", "deployment", "confirmations", "settle"}),
+    "limits": frozenset(
+        {
+            "min_stake",
+            "max_payload",
+            "max_skew",
+            "rate_per_peer",
+            "rate_overall",
+            "ban_after_refusals",
+        }
+    ),
+    "training": frozenset({"data", "validation", "jobs_dir", "stage_timeout"}),
+    "inference": frozenset(
+        {"price", "batch_price", "receipt_batch", "receipt_age", "model_version"}
+    ),
+    "monitor": frozenset({"interval", "endpoints", "finality_stall"}),
+    "workers": frozenset({"interval"}),
+    "http": frozenset(),
+    "storage": frozenset(),
+}
+
+
+def _check_keys(path: Path, doc: dict[str, Any]) -> None:
+    for section, table in doc.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{path}: no table [{section}] (the tables: {', '.join(sorted(SECTIONS))})"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section} must be a table")
+        unknown = sorted(set(table) - SECTIONS[section]) if SECTIONS[section] else []
+        if unknown:
+            raise ConfigError(
+                f"{path}: [{section}] takes no {', '.join(map(repr, unknown))} "
+                f"(it takes {', '.join(sorted(SECTIONS[section]))})"
+            )
 TEMPLATE = """\
 # chainml node configuration (paths are relative to this file)
 [node]
