@@ -1,0 +1,92 @@
+"""The proof-of-stake devnet harness, without its clients: what does not need the ~300 MB
+install (``make posdevnet``; the devnet itself runs in ``python -m benchmarks posdevnet``):
+the install is detected, a missing one is a typed error, a minority partition cuts exactly
+the minority off and heals, and the clients are stopped however the run ends."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chainml.devtools import posdevnet
+from chainml.devtools.hosts import Network
+from chainml.devtools.posdevnet import Devnet, DevnetError
+
+from .test_harness import SERVE, _connect
+
+
+def test_an_absent_or_stale_install_is_reported_not_used(tmp_path: Path) -> None:
+    assert not posdevnet.installed(tmp_path)
+    (tmp_path / posdevnet.STAMP).write_text("0" * 64 + "\n")  # another manifest's install
+    assert not posdevnet.installed(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "chainml.devtools.posdevnet", "check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "not installed" in done.stdout
+    with Network(["pos-a"]) as net, Devnet(net, tmp_path) as devnet:
+        with pytest.raises(DevnetError, match="make posdevnet"):
+            devnet.start()
+        assert devnet.processes() == []
+
+
+def test_the_install_manifest_pins_lodestar_and_every_transitive_package() -> None:
+    manifest = json.loads(posdevnet.MANIFEST.read_text())
+    assert manifest["dependencies"] == {"@chainsafe/lodestar": posdevnet.LODESTAR_VERSION}
+    overrides = manifest["overrides"]
+    assert len(overrides) == 1862
+    # exact versions only: a range would let npm pull the libraries that crash 1.5.1
+    assert all(v[0].isdigit() and " " not in v for v in _leaves(overrides))
+
+
+def _leaves(node: object) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    assert isinstance(node, dict)
+    return [leaf for value in node.values() for leaf in _leaves(value)]
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="partitions need nftables")
+def test_a_minority_partition_cuts_it_off_from_the_others_only_and_heals() -> None:
+    with Network(["pos-a", "pos-b", "pos-c"]) as net, Devnet(net) as devnet:
+        a, b, c = net["pos-a"], net["pos-b"], net["pos-c"]
+        for host in (a, b, c):
+            server = host.popen(
+                [sys.executable, "-c", SERVE, host.address, "7000"], stdout=subprocess.PIPE
+            )
+            assert server.stdout is not None and server.stdout.readline() == b"up\n"
+        hello = {h.name: f"hello from {h.address}" for h in (a, b, c)}
+        with pytest.raises(ValueError):
+            devnet.partition(["pos-a", "pos-b", "pos-c"])  # nobody left on the other side
+        devnet.partition(["pos-c"])
+        assert c.call(_connect, a.address, 7000) == "TimeoutError"
+        assert a.call(_connect, c.address, 7000) == "TimeoutError"
+        assert b.call(_connect, c.address, 7000) == "TimeoutError"
+        assert a.call(_connect, b.address, 7000) == hello["pos-b"]  # the majority still talks
+        assert c.call(_connect, c.address, 7000) == hello["pos-c"]  # and c to itself
+        devnet.heal()
+        assert c.call(_connect, a.address, 7000) == hello["pos-a"]
+        assert b.call(_connect, c.address, 7000) == hello["pos-c"]
+
+
+def test_clients_are_stopped_and_their_logs_kept_when_a_run_fails(tmp_path: Path) -> None:
+    with Network(["pos-a", "pos-b"]) as net:
+        devnet = Devnet(net)
+        devnet.workdir = tmp_path
+        for pair in devnet.pairs.values():  # stand-ins for the clients: processes that wait
+            pair.el = pair.host.popen(["sleep", "600"])
+            pair.cl = pair.host.popen(["sleep", "600"])
+        devnet._closed = False
+        devnet.pause("pos-b")  # a stopped process must still be ended
+        with pytest.raises(RuntimeError, match="the run failed"), devnet:
+            raise RuntimeError("the run failed")
+        assert all(p.poll() is not None for p in devnet.processes())
+        assert devnet.keep_logs and tmp_path.exists()
+    assert net.leftovers() == []
