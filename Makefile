@@ -10,7 +10,7 @@ MYTH := .venv-mythril/bin/myth
 FLOWER := .venv-flower/bin/python
 DEBS := /usr/bin/chromedriver /usr/bin/ipfs_cid /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz /usr/sbin/nft
 
-.PHONY: setup demo demo-hosts test lint typecheck unit bench audit artifacts clean
+.PHONY: setup demo demo-hosts test lint typecheck unit bench audit artifacts clean posdevnet
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -43,11 +43,16 @@ $(MYTH): scripts/setup-mythril.sh
 $(FLOWER): scripts/setup-flower.sh
 	PYTHON=$(PYTHON) bash scripts/setup-flower.sh .venv-flower
 
+# the proof-of-stake devnet's clients (Lodestar 1.5.1, EthereumJS 0.10.5) from npm, with
+# pinned overrides and native builds, into .posdevnet/ (a second run does nothing)
+posdevnet: setup
+	$(PY) -m chainml.devtools.posdevnet install .posdevnet
+
 demo: setup
 	$(VENV)/bin/chainml demo
 
 # the job with each party on its own network host (a namespace each; needs root)
-demo-hosts: setup
+demo-hosts: setup posdevnet
 	$(PY) -m chainml.devtools.hostjob
 
 lint: setup
@@ -68,7 +73,7 @@ test: setup $(DEBS) $(TS_STAMP) lint typecheck
 	$(PY) -m chainml.ledger.audit.spec
 	$(VENV)/bin/pytest
 
-bench: setup $(DEBS) $(FLOWER)
+bench: setup $(DEBS) $(FLOWER) posdevnet
 	CHAINML_BENCH_FULL=1 $(PY) -m benchmarks all
 	CHAINML_FUZZ_SCALE=10 $(VENV)/bin/pytest -q tests/contracts/test_invariants.py
 
