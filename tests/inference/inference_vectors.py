@@ -3,13 +3,18 @@ inputs: the test checks the page's bytes against these and the code's decoders."
 
 from __future__ import annotations
 
+from chainml.crypto.hashing import keccak256
 from chainml.crypto.keys import AccountKey
 from chainml.inference.receipts import Receipt
 from chainml.inference.service import (
     RESPONSE_MAGIC,
+    ZERO32,
     RequestHeader,
     _frame,
     encode_request,
+    pack_batch_end,
+    pack_part,
+    parts_hash,
 )
 
 CLIENT_KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -57,8 +62,22 @@ def response() -> tuple[bytes, bytes]:
     return _frame(RESPONSE_MAGIC, receipt.to_doc(), b"answer"), receipt.digest(CHAIN_ID, RECEIPTS)
 
 
+def batch_parts() -> dict[str, bytes]:
+    """A batch of four features sent in parts: two ``he-part`` bodies (features 0–1, then
+    2), the running hash after each, and the ``he-batch-end`` body (feature 3); the
+    ciphertexts are stand-ins, the ASCII bytes ``ct-0`` … ``ct-3``."""
+    part1 = pack_part(0, [b"ct-0", b"ct-1"])
+    hash1 = parts_hash(ZERO32, keccak256(part1))
+    part2 = pack_part(2, [b"ct-2"])
+    hash2 = parts_hash(hash1, keccak256(part2))
+    end = pack_batch_end(hash2, 3, [b"ct-3"])
+    return {"part-1": part1, "parts-1": hash1, "part-2": part2, "parts-2": hash2, "end": end}
+
+
 if __name__ == "__main__":
     raw, digest = request()
     print(repr(raw), digest.hex())
     raw, digest = response()
     print(repr(raw), digest.hex())
+    for name, value in batch_parts().items():
+        print(name, value.hex())

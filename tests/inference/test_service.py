@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 from chainml.crypto import Identity
+from chainml.crypto.hashing import keccak256
 from chainml.inference import he
 from chainml.inference.client import InferenceClient, ModelInfo, ProviderRefused
 from chainml.inference.he import BadQuery, OutOfRange, compile_model
 from chainml.inference.receipts import AlteredReceipt
 from chainml.inference.service import (
+    ZERO32,
     InferenceRefused,
     InferenceService,
     Limits,
@@ -25,7 +27,10 @@ from chainml.inference.service import (
     decode_request,
     encode_request,
     encode_response,
+    pack_batch_end,
     pack_blobs,
+    pack_part,
+    parts_hash,
 )
 from chainml.node.inference import SqliteReceipts
 from chainml.node.state import NodeState, SqliteReplayCache
@@ -43,7 +48,8 @@ def model(x2_mlp):
 class World:
     """One provider, one client, a clock, balances and every byte the provider received."""
 
-    def __init__(self, model: MLP, state: Path) -> None:
+    def __init__(self, model: MLP, state: Path, limits: Limits | None = None) -> None:
+        limits = limits or Limits(max_body=14 << 20)
         self.now = [1_700_000_000.0]
         self.balances: dict[str, int] = {}
         self.provider_id, self.client_id = Identity.generate(), Identity.generate()
@@ -73,13 +79,14 @@ class World:
             ledger=self.issuer,
             replays=SqliteReplayCache(db, horizon=120),
             clock=lambda: self.now[0],
-            limits=Limits(max_body=14 << 20),
+            limits=limits,
         )
         self.received: list[bytes] = []
         info = ModelInfo.from_doc(
             {
                 "provider": self.provider_id.address,
                 "x25519": self.provider_id.x25519.public_bytes.hex(),
+                "max_body": limits.max_body,
                 **served.info(),
             }
         )
@@ -322,3 +329,65 @@ def test_a_batch_larger_than_a_ciphertext_goes_in_chunks(world, model, digits):
     batches = [r for r in world.received[sent:] if b'"mode":"he-batch"' in r[:1024]]
     assert len(batches) == 2 and logits.shape == (len(x), 10)
     assert (logits.argmax(1) == model.predict(x)).mean() >= 0.995
+
+
+@pytest.fixture(scope="module")
+def capped(model, tmp_path_factory):
+    """A provider that takes 1 MiB a request and holds 12 MiB of parts: a digits batch
+    (64 ciphertexts, about 11 MB) must go in parts."""
+    limits = Limits(max_body=1 << 20, max_pending=12 << 20)
+    w = World(model, tmp_path_factory.mktemp("capped") / "state.db", limits)
+    w.balances[w.client_id.address] = 10**9
+    return w
+
+
+def _modes(raws: list[bytes]) -> list[str]:
+    return [decode_request(raw)[0].mode for raw in raws]
+
+
+def test_a_batch_over_the_body_cap_goes_in_parts_and_is_billed_once(capped, model, digits):
+    x = digits.x_test
+    sent = len(capped.received)
+    logits = capped.client.predict_encrypted_batch(x)
+    assert (logits.argmax(1) == model.predict(x)).mean() >= 0.995
+    raws = capped.received[sent:]
+    modes = _modes(raws)
+    parts = modes.count("he-part")
+    assert modes == ["he-keys"] + ["he-part"] * parts + ["he-batch-end"] and parts >= 10
+    assert all(len(decode_request(r)[2]) <= 1 << 20 for r in raws[1:])  # every body under
+    billed = [r for r in capped.client.book.held.values() if r.price == BATCH_PRICE]
+    assert len(billed) == 1 and len(capped.client.book.held) == 1  # the parts are free
+    assert not capped.service._pending  # nothing left held
+
+
+def test_parts_out_of_order_unnamed_or_too_many_are_refused(capped, digits):
+    w = capped
+    w.client._he_client()
+    blob = [b"\x00" * 1000]
+    before = w.issuer.owed(w.client_id.address)
+
+    def refused(mode: str, body: bytes) -> str:
+        with pytest.raises(InferenceRefused) as caught:
+            w.service.handle(_fresh(w, mode, body))
+        return str(caught.value.cause)
+
+    assert refused("he-batch-end", pack_batch_end(ZERO32, 0, blob)) == "bad_input"
+    assert refused("he-part", pack_part(5, blob)) == "bad_input"  # nothing held yet
+    assert refused("he-part", pack_part(0, blob * 64)) == "bad_input"  # leaves no end
+    assert refused("he-part", b"\x00\x00") == "bad_input"  # no offset
+    first = pack_part(0, blob)
+    w.service.handle(_fresh(w, "he-part", first))
+    assert refused("he-batch-end", pack_batch_end(b"\x01" * 32, 1, blob * 63)) == "bad_input"
+    # the wrong end consumed the parts: the right one now names nothing held
+    chain = parts_hash(ZERO32, keccak256(first))
+    assert refused("he-batch-end", pack_batch_end(chain, 1, blob * 63)) == "bad_input"
+    # parts the provider can hold, and ciphertexts that are not ones: typed at the end
+    w.service.handle(_fresh(w, "he-part", first))
+    assert refused("he-batch-end", pack_batch_end(chain, 1, blob * 63)) == "bad_input"
+    big = [b"\x00" * 900_000]
+    for i in range(13):
+        w.service.handle(_fresh(w, "he-part", pack_part(i, big)))
+    assert refused("he-part", pack_part(13, big)) == "oversized"  # over the 12 MiB held
+    assert not w.service._pending
+    assert w.issuer.owed(w.client_id.address) == before  # nothing billed for any of it
+    assert w.client.predict_encrypted(digits.x_test[0]).shape == (10,)  # still serving

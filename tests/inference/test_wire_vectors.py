@@ -20,7 +20,14 @@ from chainml.inference.service import (
     decode_request,
     decode_response,
 )
-from tests.inference.inference_vectors import BODY, CHAIN_ID, RECEIPTS, request, response
+from tests.inference.inference_vectors import (
+    BODY,
+    CHAIN_ID,
+    RECEIPTS,
+    batch_parts,
+    request,
+    response,
+)
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "protocol" / "inference.md"
 
@@ -49,6 +56,12 @@ def test_the_page_s_vectors_are_the_code_s() -> None:
     receipt.verify(CHAIN_ID, RECEIPTS)
     assert receipt.request_hash == request_hash
     assert batch_root([receipt]).hex().encode() == page["batch-root"]
+
+
+def test_the_page_s_batch_parts_are_the_code_s() -> None:
+    page = _blocks("inference")
+    for name, value in batch_parts().items():
+        assert value.hex().encode() == page[name], name
 
 
 @pytest.mark.parametrize("name", list(_blocks("refused inference")))

@@ -26,12 +26,16 @@ from chainml.inference.receipts import ReceiptBook
 from chainml.inference.service import (
     ZERO32,
     BadResponse,
+    Limits,
     RequestHeader,
     decode_response,
     encode_request,
     new_nonce,
     pack_arrays,
+    pack_batch_end,
     pack_blobs,
+    pack_part,
+    parts_hash,
     seal_info,
     unpack_arrays,
     unpack_blobs,
@@ -57,6 +61,7 @@ class ModelInfo:
     price: int
     batch_price: int
     he: PlanShape | None  # None: the model is served in plain mode only
+    max_body: int = Limits.max_body  # the provider's cap on a request's body
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> ModelInfo:
@@ -69,6 +74,7 @@ class ModelInfo:
                 int(doc["price"]),
                 int(doc["batch_price"]),
                 None if doc.get("he") is None else PlanShape.from_doc(doc["he"]),
+                int(doc.get("max_body", Limits.max_body)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadResponse(f"not a model description: {exc}") from None
@@ -192,19 +198,52 @@ class InferenceClient:
 
     def predict_encrypted_batch(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Logits for rows ``x`` (throughput mode), sent in batches of at most a
-        ciphertext's slots of rows, one paid request each; every row is checked first."""
+        ciphertext's slots of rows, one paid request each; every row is checked first.  A
+        batch whose ciphertexts (one per feature) exceed the provider's body cap goes in
+        parts (``he-part`` requests, then an ``he-batch-end``), each under the cap."""
         rows = np.asarray(x, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[1] != self.info.n_features or not len(rows):
             raise BadQuery(f"rows of {self.info.n_features} features, not {rows.shape}")
         he, shape = self._he_client()
         out = []
         for chunk in he.batches(rows):
-            body = pack_blobs(he.encrypt_batch(chunk))
-            request_hash, raw = self._request("he-batch", body, key_set=self._key_set)
-            answer = self._paid("/v1/infer/he", request_hash, raw)
+            answer = self._batch(he.encrypt_batch(chunk))
             try:
                 parts = unpack_blobs(answer, shape.n_classes)
             except ValueError as exc:
                 raise BadResponse(str(exc)) from None
             out.append(he.decrypt_batch(parts, len(chunk)))
         return np.concatenate(out)
+
+    def _batch(self, cts: list[bytes]) -> bytes:
+        """One batch's answer: in one ``he-batch`` request if it fits the provider's cap,
+        else in parts, each checked against the running hash the provider answers."""
+        body = pack_blobs(cts)
+        if len(body) <= self.info.max_body:
+            request_hash, raw = self._request("he-batch", body, key_set=self._key_set)
+            return self._paid("/v1/infer/he", request_hash, raw)
+        room = self.info.max_body - 36  # an he-batch-end's hash and offset
+        groups: list[list[bytes]] = [[]]
+        used = 0
+        for ct in cts:
+            if 4 + len(ct) > room:
+                raise BadQuery("a ciphertext is larger than the provider takes in a request")
+            if used + 4 + len(ct) > room:
+                groups.append([])
+                used = 0
+            groups[-1].append(ct)
+            used += 4 + len(ct)
+        chain, offset = ZERO32, 0
+        for group in groups[:-1]:
+            body = pack_part(offset, group)
+            _, raw = self._request("he-part", body, key_set=self._key_set)
+            chain, offset = parts_hash(chain, keccak256(body)), offset + len(group)
+            try:
+                ack = json.loads(self._send("/v1/infer/he", raw))
+                if bytes.fromhex(ack["parts"]) != chain or ack["received"] != offset:
+                    raise BadResponse("the provider holds other parts than were sent")
+            except (ValueError, KeyError, TypeError):
+                raise BadResponse("the provider's answer to a batch part is malformed") from None
+        body = pack_batch_end(chain, offset, groups[-1])
+        request_hash, raw = self._request("he-batch-end", body, key_set=self._key_set)
+        return self._paid("/v1/infer/he", request_hash, raw)

@@ -18,6 +18,13 @@ Modes:
   could pay for a query.
 - ``he`` — one CKKS ciphertext (latency mode) under that key set; ``he-batch`` — one
   ciphertext per feature (throughput mode).
+- ``he-part`` and ``he-batch-end`` — a throughput-mode batch too large for one request
+  (784 pixels: about 130 MB) in several: each ``he-part`` carries the ciphertexts of the
+  next features (``u32 offset || blobs``), free but only for a client that could pay for
+  the batch, answered with the running hash of the parts; the ``he-batch-end`` names that
+  hash (``hash || u32 offset || blobs``), carries the last features, and is answered and
+  billed as one batch.  The provider holds one pending batch per client key set, within
+  ``Limits.max_pending`` bytes in all.
 
 A response is ``b"CMLR" || u32 receipt length || receipt (JSON) || body``; the receipt is
 the provider's signature over the request hash, the body's hash, the price and a
@@ -59,7 +66,7 @@ from chainml.inference.he import HEError, HEProvider, Plan
 from chainml.inference.receipts import RECEIPT_SCHEMA, Receipt
 
 REQUEST_MAGIC, RESPONSE_MAGIC = b"CMLQ", b"CMLR"
-MODES = ("plain", "he-keys", "he", "he-batch")
+MODES = ("plain", "he-keys", "he", "he-batch", "he-part", "he-batch-end")
 MAX_HEADER = 4096
 FRAME = 8  # magic and the header's length, before the header
 ZERO32 = bytes(32)
@@ -281,6 +288,23 @@ def pack_blobs(blobs: Sequence[bytes]) -> bytes:
     return b"".join(struct.pack(">I", len(b)) + b for b in blobs)
 
 
+def parts_hash(previous: bytes, body_hash: bytes) -> bytes:
+    """The running hash of a batch's parts: ``keccak256(previous || body_hash)`` with the
+    part's body hash (its request header's ``body_hash``), from 32 zero bytes
+    (``ZERO32``) before the first part."""
+    return keccak256(previous + body_hash)
+
+
+def pack_part(offset: int, blobs: Sequence[bytes]) -> bytes:
+    """An ``he-part`` body: the ciphertexts of features ``offset`` … of a batch."""
+    return struct.pack(">I", offset) + pack_blobs(blobs)
+
+
+def pack_batch_end(parts: bytes, offset: int, blobs: Sequence[bytes]) -> bytes:
+    """An ``he-batch-end`` body: the parts' running hash, then the last features'."""
+    return parts + struct.pack(">I", offset) + pack_blobs(blobs)
+
+
 def unpack_blobs(data: bytes, limit: int) -> list[bytes]:
     out: list[bytes] = []
     at = 0
@@ -342,6 +366,7 @@ class Limits:
     max_body: int = 16 << 20  # queries and batches (a batch: 64 ciphertexts of ~206 KB)
     max_keys: int = 64 << 20  # one evaluation-key upload
     key_sets: int = 8  # clients whose keys are kept at once
+    max_pending: int = 256 << 20  # parts of batches sent in several requests, in all
 
 
 class InferenceService:
@@ -372,6 +397,8 @@ class InferenceService:
         self.clock = clock
         self.limits = limits or Limits()
         self._keys: OrderedDict[tuple[str, bytes], HEProvider] = OrderedDict()
+        # per client key set, the parts of a batch sent so far: (ciphertexts, running hash)
+        self._pending: OrderedDict[tuple[str, bytes], tuple[list[bytes], bytes]] = OrderedDict()
         self._lock = threading.Lock()  # receipts are issued one at a time
 
     def max_request(self, mode: str) -> int:
@@ -408,6 +435,9 @@ class InferenceService:
         if header.mode == "he-keys":
             self._need(header.client, model.price, self.balance(header.client))
             return self._keys_in(header, body, model)
+        if header.mode == "he-part":
+            self._need(header.client, model.batch_price, self.balance(header.client))
+            return self._part_in(header, body, model)
         work, price = self._prepare(header, body, model, request_hash)
         balance = self.balance(header.client)
         self._need(header.client, price, balance)  # before any work is done for it
@@ -436,8 +466,53 @@ class InferenceService:
             self._keys.pop((header.client, key_set), None)
             self._keys[(header.client, key_set)] = provider
             while len(self._keys) > self.limits.key_sets:
-                self._keys.popitem(last=False)
+                gone, _ = self._keys.popitem(last=False)
+                self._pending.pop(gone, None)
         return json.dumps({"key_set": key_set.hex()}).encode()
+
+    def _he_provider(self, header: RequestHeader, model: ServedModel) -> HEProvider:
+        if model.plan is None:
+            raise ModeUnavailable("this model has no homomorphic plan")
+        provider = self._keys.get((header.client, header.key_set))
+        if provider is None or provider.plan is not model.plan:  # keys of a model since replaced
+            raise UnknownKeySet("upload the evaluation keys first (mode he-keys)")
+        return provider
+
+    def _part_in(self, header: RequestHeader, body: bytes, model: ServedModel) -> bytes:
+        """Keep the next part of a batch; answer the parts' running hash.  A part at
+        offset 0 starts a new batch; any other must follow the parts held, and leave at
+        least one feature for the ``he-batch-end``."""
+        self._he_provider(header, model)
+        key = (header.client, header.key_set)
+        try:
+            if len(body) < 4:
+                raise ValueError("no offset")
+            (offset,) = struct.unpack(">I", body[:4])
+            blobs = unpack_blobs(body[4:], model.n_features)
+        except ValueError as exc:
+            raise BadInput(f"batch part: {exc}") from None
+        with self._lock:
+            prior = self._pending.pop(key, ([], ZERO32))  # a part out of order ends it
+            held, chain = prior if offset else ([], ZERO32)
+            if offset != len(held):
+                raise BadInput(f"batch part at feature {offset}: {len(held)} are held")
+            if not blobs or offset + len(blobs) >= model.n_features:
+                raise BadInput(
+                    f"a part holds 1 to {model.n_features - offset - 1} ciphertexts here: "
+                    "the last features go in the he-batch-end"
+                )
+            held, chain = held + blobs, parts_hash(chain, header.body_hash)
+            size = sum(map(len, held))
+            if size > self.limits.max_pending:
+                raise OversizedRequest(f"a batch's parts over {self.limits.max_pending} bytes")
+            while (
+                self._pending
+                and size + sum(sum(map(len, parts)) for parts, _ in self._pending.values())
+                > self.limits.max_pending
+            ):
+                self._pending.popitem(last=False)  # the oldest other pending batch
+            self._pending[key] = (held, chain)
+        return json.dumps({"parts": chain.hex(), "received": len(held)}).encode()
 
     def _prepare(
         self, header: RequestHeader, body: bytes, model: ServedModel, request_hash: bytes
@@ -463,15 +538,20 @@ class InferenceService:
                 return seal(header.reply_key, pack_arrays({"logits": logits}), request_hash)
 
             return plain, model.price * len(x)
-        if model.plan is None:
-            raise ModeUnavailable("this model has no homomorphic plan")
-        provider = self._keys.get((header.client, header.key_set))
-        if provider is None or provider.plan is not model.plan:  # keys of a model since replaced
-            raise UnknownKeySet("upload the evaluation keys first (mode he-keys)")
+        provider = self._he_provider(header, model)
         if header.mode == "he":
             return _typed(lambda: provider.evaluate_query(body)), model.price
+        held: list[bytes] = []
+        if header.mode == "he-batch-end":  # consumes the parts held, whatever follows
+            with self._lock:
+                held, chain = self._pending.pop((header.client, header.key_set), ([], ZERO32))
+            if len(body) < 36 or body[:32] != chain or not held:
+                raise BadInput("the batch's end names parts this provider does not hold")
+            if struct.unpack(">I", body[32:36])[0] != len(held):
+                raise BadInput(f"the batch's end does not follow its {len(held)} features")
+            body = body[36:]
         try:
-            parts = unpack_blobs(body, model.n_features)
+            parts = held + unpack_blobs(body, model.n_features - len(held))
         except ValueError as exc:
             raise BadInput(f"ciphertext: {exc}") from None
         return _typed(lambda: pack_blobs(provider.evaluate_batch(parts))), model.batch_price

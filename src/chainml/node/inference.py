@@ -265,6 +265,7 @@ class ProviderRole:
         return {
             "provider": self.node.identity.address,
             "x25519": self.node.identity.x25519.public_bytes.hex(),
+            "max_body": self.service.limits.max_body,
             **model.info(),
         }
 

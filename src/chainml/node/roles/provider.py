@@ -143,7 +143,9 @@ def routes(provider: ProviderRole | None) -> Routes:
         @router.post("/v1/infer/he", openapi_extra=binary, responses=infer_errors)
         async def infer_he(request: Request) -> Response:
             """CKKS: evaluation keys (he-keys), one query (he) or a batch (he-batch)."""
-            return await serve(request, "he", ("he-keys", "he", "he-batch"))
+            # a batch over the body cap: he-part requests, then an he-batch-end
+            modes = ("he-keys", "he", "he-batch", "he-part", "he-batch-end")
+            return await serve(request, "he", modes)
 
         @router.get(
             "/v1/receipts/batches/{batch_id}",
