@@ -1,4 +1,4 @@
-"""Write docs/protocol/vectors/zk-norm-v1.json (``python -m tests.zk.make_zk_norm_vectors``).
+"""Write docs/protocol/vectors/zk-norm-v2.json (``python -m tests.zk.make_zk_norm_vectors``).
 
 Deterministic: the commitment blinding and the prover's randomness come from
 ``random.Random(seed)`` so chainml regenerates the same bytes; another implementation only
@@ -15,7 +15,7 @@ from chainml.crypto import zk
 from chainml.crypto.hazmat import bls12_381 as g1
 from chainml.crypto.zk import _norm
 
-PATH = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-v1.json"
+PATH = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-v2.json"
 CTX = {
     "chain_id": 31337,
     "jobs_contract": "0x" + "5f" * 20,
@@ -49,8 +49,9 @@ def _proof(ctx: dict, dim: int, bound_sq: int, x: list[int], seed: int, *, check
 def build() -> dict:
     g = _norm._gens(256)
     out: dict = {
-        "version": 1,
-        "dst": _norm.DST.decode(),
+        "version": _norm.VERSION,
+        "dst": _norm.GEN_DST.decode(),
+        "transcript_dst": _norm.DST.decode(),
         "generators": {
             "G0": g1.encode_point(g.g[0]).hex(),
             "G1": g1.encode_point(g.g[1]).hex(),

@@ -8,6 +8,7 @@ import pytest
 
 from chainml.crypto import zk
 from chainml.crypto.errors import CryptoError, InvalidProof
+from chainml.crypto.hazmat import bls12_381 as g1
 from chainml.crypto.zk import _norm
 
 CTX = zk.NormContext(
@@ -159,3 +160,22 @@ def test_a_batch_names_exactly_the_proofs_that_fail(honest):
     batch = [items[0], (wrong_round, c, proof), items[1], (CTX, c, proof[:-3]), items[2]]
     assert zk.invalid_norm_proofs(PARAMS, batch) == [1, 3]
     assert zk.invalid_norm_proofs(PARAMS, [(CTX, c, proof), items[0]]) == []
+
+
+@pytest.mark.parametrize("dim", [1, 3, 40, 4810, 100_000, 1 << 20])
+def test_the_v2_shape_pads_little_and_stays_small(dim):
+    params = zk.NormParams(dim, 1)
+    m = dim + _norm.ROWS
+    k, stop = params.ipa_rounds, params.ipa_stop
+    assert params.padded == stop << k >= m
+    assert params.padded - m < 1 << k  # v1 padded to a power of two: up to m more
+    assert 64 <= stop < 128
+    if dim <= 4810:
+        assert zk.proof_size(params) <= 16 * 1024
+
+
+def test_signed_msm_is_the_plain_msm():
+    pts = g1.generators(b"test/msm", b"P", 6)
+    values = [5, -7, 0, (1 << 31) - 1, -(1 << 31), 1]
+    assert g1.msm_signed(pts, values) == g1.msm(pts, values)
+    assert g1.msm_signed([], []) == g1.identity()

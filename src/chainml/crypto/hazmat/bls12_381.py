@@ -36,6 +36,8 @@ __all__ = [
     "hash_to_point",
     "identity",
     "msm",
+    "msm_signed",
+    "mul",
 ]
 
 ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
@@ -62,6 +64,25 @@ def msm(points: Sequence[Point], scalars: Sequence[int]) -> Point:
     if not points:
         return Point.identity()
     return Point.multiexp_unchecked(list(points), [_to_scalar(s) for s in scalars])
+
+
+def msm_signed(points: Sequence[Point], scalars: Sequence[int]) -> Point:
+    """Σ scalars[i]·points[i] for small signed integers (|s| < ORDER/2).
+
+    The same point as ``msm``, faster for short scalars: the MSM's cost grows with the
+    longest scalar, and -1 modulo ORDER is 255 bits long, so the negative ones are summed
+    apart as |s| and subtracted (32-bit scalars: about a third of the time of 255-bit)."""
+    if len(points) != len(scalars):
+        raise ValueError("msm: as many scalars as points are required")
+    pos_p, pos_s, neg_p, neg_s = [], [], [], []
+    for pt, v in zip(points, scalars, strict=True):
+        if v > 0:
+            pos_p.append(pt)
+            pos_s.append(v)
+        elif v < 0:
+            neg_p.append(pt)
+            neg_s.append(-v)
+    return msm(pos_p, pos_s) - msm(neg_p, neg_s)
 
 
 def mul(point: Point, scalar: int) -> Point:

@@ -2,6 +2,7 @@
 
 Proves knowledge of vectors a, b with ``P = <a, G> + <b, H'> + <a, b>·Q`` in
 2·log2(n/stop) points and the two folded vectors of length ``stop`` (1: two scalars),
+for any ``n = stop·2^k`` (stop need not be a power of two: the halves are contiguous),
 where ``H'_i = h_factors[i]·H_i`` (the range proof's
 ``y^-i``-scaled generators; all ones otherwise).  Not zero knowledge on its own: callers
 blind a and b first.  Round j (challenge x_j, first round splits on the top index bit):
@@ -56,10 +57,11 @@ def prove(
     materialise_at: int | None = None,
 ) -> InnerProductProof:
     n = len(a)
-    if n == 0 or n & (n - 1) or not (len(b) == len(g) == len(h) == n):
-        raise ValueError("inner product: equal power-of-two lengths required")
-    if stop < 1 or stop & (stop - 1) or stop > n:
-        raise ValueError("inner product: stop is a power of two at most n")
+    if n == 0 or not (len(b) == len(g) == len(h) == n):
+        raise ValueError("inner product: equal non-zero lengths required")
+    blocks = n // stop if 1 <= stop <= n else 0
+    if not blocks or n % stop or blocks & (blocks - 1):
+        raise ValueError("inner product: the length must be stop times a power of two")
     a_v = [x % ORDER for x in a]
     b_v = [x % ORDER for x in b]
     gcoef = [1] * n
@@ -76,22 +78,22 @@ def prove(
         c_l = _ip(a_lo, b_hi)
         c_r = _ip(a_hi, b_lo)
         if g_pts is None or h_pts is None:
+            # original generator o stands for folded index o mod m: blocks of m originals,
+            # each a lo half then a hi half
             lp: list[Point] = [q]
             ls: list[int] = [c_l]
             rp: list[Point] = [q]
             rs: list[int] = [c_r]
-            for o in range(n):
-                i = o % m
-                if i >= half:  # hi half
-                    lp.append(g[o])
-                    ls.append(a_lo[i - half] * gcoef[o])
-                    rp.append(h[o])
-                    rs.append(b_lo[i - half] * hcoef[o])
-                else:
-                    lp.append(h[o])
-                    ls.append(b_hi[i] * hcoef[o])
-                    rp.append(g[o])
-                    rs.append(a_hi[i] * gcoef[o])
+            for start in range(0, n, m):
+                lo_, mid, end = start, start + half, start + m
+                lp += g[mid:end]
+                ls += [v * c for v, c in zip(a_lo, gcoef[mid:end], strict=True)]
+                lp += h[lo_:mid]
+                ls += [v * c for v, c in zip(b_hi, hcoef[lo_:mid], strict=True)]
+                rp += h[mid:end]
+                rs += [v * c for v, c in zip(b_lo, hcoef[mid:end], strict=True)]
+                rp += g[lo_:mid]
+                rs += [v * c for v, c in zip(a_hi, gcoef[lo_:mid], strict=True)]
             left = msm(lp, ls)
             right = msm(rp, rs)
         else:
@@ -106,13 +108,12 @@ def prove(
         a_v = [(lo * x + hi * xi) % ORDER for lo, hi in zip(a_lo, a_hi, strict=True)]
         b_v = [(lo * xi + hi * x) % ORDER for lo, hi in zip(b_lo, b_hi, strict=True)]
         if g_pts is None or h_pts is None:
-            for o in range(n):
-                if o % m < half:
-                    gcoef[o] = gcoef[o] * xi % ORDER
-                    hcoef[o] = hcoef[o] * x % ORDER
-                else:
-                    gcoef[o] = gcoef[o] * x % ORDER
-                    hcoef[o] = hcoef[o] * xi % ORDER
+            for start in range(0, n, m):
+                mid, end = start + half, start + m
+                gcoef[start:mid] = [c * xi % ORDER for c in gcoef[start:mid]]
+                gcoef[mid:end] = [c * x % ORDER for c in gcoef[mid:end]]
+                hcoef[start:mid] = [c * x % ORDER for c in hcoef[start:mid]]
+                hcoef[mid:end] = [c * xi % ORDER for c in hcoef[mid:end]]
             if materialise_at is not None and half > stop and n // half >= materialise_at:
                 idx = [[o for o in range(i, n, half)] for i in range(half)]
                 g_pts = [msm([g[o] for o in os_], [gcoef[o] for o in os_]) for os_ in idx]
@@ -147,8 +148,8 @@ def verifier_terms(xs: Sequence[int], n: int) -> tuple[list[int], list[int], lis
     returns (s, s_inv, [x_j²], [x_j^-2]), s of length n.
     """
     rounds = len(xs)
-    if n % (1 << rounds):
-        raise ValueError("inner product: n must be a multiple of 2^rounds")
+    if n % (1 << rounds) or n == 0:
+        raise ValueError("inner product: n must be a non-zero multiple of 2^rounds")
     stop = n >> rounds
     inv = [_inv(x) for x in xs]
     s = [1]

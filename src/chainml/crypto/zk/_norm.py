@@ -1,5 +1,5 @@
 """Norm-bound proofs for Pedersen-committed integer vectors (specified in
-docs/protocol/zk-norm.md, version 1).  Everything here is pure computation."""
+docs/protocol/zk-norm.md, version 2).  Everything here is pure computation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -23,12 +23,13 @@ from chainml.crypto.zk.errors import (
     NormBoundExceeded,
 )
 
-DST = b"chainml/zk-norm/v1"
-VERSION = 1
+GEN_DST = b"chainml/zk-norm/v1"  # the generators did not change in v2
+DST = b"chainml/zk-norm/v2"  # the transcript's domain: a v1 proof is nothing in v2
+VERSION = 2
 ROWS = 128  # random binary projections: soundness of the smallness check 2^-128
 MASK_BITS = 64  # z_j hides <R_j, x> statistically... exactly, with rejection (see spec)
 RANGE_BITS = 64  # bound_sq - ||x||^2 in [0, 2^64)
-IPA_STOP = 64  # the main inner-product argument stops at vectors of 64 and sends them
+IPA_STOP = 64  # the main inner-product argument stops at vectors of 64..127 and sends them
 MAX_DIM = 1 << 20
 MAX_BOUND_SQ = (1 << 62) - 1
 COORD_LIMIT = 1 << 31  # |x_i| < 2^31: the signed Z_2^32 range secure aggregation uses
@@ -119,8 +120,20 @@ class NormParams:
         return self.vmax, self.width - self.vmax
 
     @property
+    def ipa_rounds(self) -> int:
+        """k: the main argument folds k times, down to ``ipa_stop`` entries in [64, 128)."""
+        return _ipa_shape(self.dim)[0]
+
+    @property
+    def ipa_stop(self) -> int:
+        return _ipa_shape(self.dim)[1]
+
+    @property
     def padded(self) -> int:
-        return 1 << (self.dim + ROWS - 1).bit_length()
+        """N = ipa_stop·2^ipa_rounds >= dim + ROWS: the vectors' length (not a power of two:
+        at 4,810 it is 4,992 where v1 padded to 8,192)."""
+        k, stop = _ipa_shape(self.dim)
+        return stop << k
 
     def encode(self) -> bytes:
         return self.dim.to_bytes(4, "big") + self.bound_sq.to_bytes(8, "big")
@@ -137,15 +150,22 @@ class _Gens:
     rh: list[Point]
 
 
+def _ipa_shape(dim: int) -> tuple[int, int]:
+    """(k, stop) with stop·2^k >= dim + ROWS, stop in [64, 128) (the least such stop)."""
+    m = dim + ROWS
+    k = max(0, (m // IPA_STOP).bit_length() - 1)
+    return k, -(-m >> k)
+
+
 def _gens(padded: int) -> _Gens:
     return _Gens(
-        g=g1.generators(DST, b"G", padded),
-        h=g1.generators(DST, b"H", padded),
-        h0=g1.generators(DST, b"H0", 1)[0],
-        u=g1.generators(DST, b"U", 1)[0],
-        q=g1.generators(DST, b"Q", 1)[0],
-        rg=g1.generators(DST, b"RG", RANGE_BITS),
-        rh=g1.generators(DST, b"RH", RANGE_BITS),
+        g=g1.generators(GEN_DST, b"G", padded),
+        h=g1.generators(GEN_DST, b"H", padded),
+        h0=g1.generators(GEN_DST, b"H0", 1)[0],
+        u=g1.generators(GEN_DST, b"U", 1)[0],
+        q=g1.generators(GEN_DST, b"Q", 1)[0],
+        rg=g1.generators(GEN_DST, b"RG", RANGE_BITS),
+        rh=g1.generators(GEN_DST, b"RH", RANGE_BITS),
     )
 
 
@@ -178,9 +198,13 @@ def bound_sq_for(clip: float, frac_bits: int, dim: int) -> int:
 @dataclass(frozen=True)
 class CommitmentOpening:
     """The secret blinding of a trainer's commitment.  Never logged, never published:
-    only the sum over trainers (through secure aggregation) is revealed."""
+    only the sum over trainers (through secure aggregation) is revealed.
+
+    ``commit`` also keeps the (public) commitment here, so that ``prove_norm`` does not
+    compute it again; an opening made by hand has none and the prover recomputes it."""
 
     blinding: int
+    commitment: bytes | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return "CommitmentOpening(<secret>)"
@@ -199,8 +223,8 @@ def blinding_from_limb_sums(words: Sequence[int]) -> int:
 
 
 def _commit_point(gens: _Gens, x: list[int], blinding: int) -> Point:
-    n = len(x)
-    return msm([*gens.g[:n], *gens.h[:n], gens.h0], [*x, *x, blinding])
+    n = len(x)  # the 32-bit coordinates apart from the 255-bit blinding: a cheaper MSM
+    return g1.msm_signed([*gens.g[:n], *gens.h[:n]], [*x, *x]) + g1.mul(gens.h0, blinding)
 
 
 def commit(
@@ -212,10 +236,15 @@ def commit(
     Raises NormBoundExceeded if a coordinate is outside [-2^31, 2^31).
     """
     values = _check_vector(x)
-    params_padded = 1 << (len(values) + ROWS - 1).bit_length()
-    gens = _gens(params_padded)
+    gens = _gens(_padded_for(len(values)))
     blinding = rng.randbelow(ORDER)
-    return g1.encode_point(_commit_point(gens, values, blinding)), CommitmentOpening(blinding)
+    commitment = g1.encode_point(_commit_point(gens, values, blinding))
+    return commitment, CommitmentOpening(blinding, commitment)
+
+
+def _padded_for(dim: int) -> int:
+    k, stop = _ipa_shape(dim)
+    return stop << k
 
 
 def verify_aggregate(
@@ -227,7 +256,7 @@ def verify_aggregate(
     values = [int(v) for v in total]
     if not commitments:
         raise AggregateMismatch("no commitments")
-    gens = _gens(1 << (len(values) + ROWS - 1).bit_length())
+    gens = _gens(_padded_for(len(values)))
     points = [_decode_point(c) for c in commitments]
     n = len(values)
     lhs = msm(points, [1] * len(points))
@@ -258,7 +287,12 @@ def _weights(rows: np.ndarray, cs: list[int]) -> list[int]:
     """w_i = Σ_j c_j·R_ji mod ORDER, through 32-bit limbs of the c_j (exact in int64)."""
     limbs = np.array([[(c >> (32 * k)) & 0xFFFFFFFF for k in range(8)] for c in cs], dtype=np.int64)
     sums = rows.T.astype(np.int64) @ limbs  # each entry < 128·2^32
-    return [sum(int(v) << (32 * k) for k, v in enumerate(row)) % ORDER for row in sums.tolist()]
+    cols = [sums[:, k].tolist() for k in range(8)]
+    return [
+        (((((((s7 << 32) + s6 << 32) + s5 << 32) + s4 << 32) + s3 << 32) + s2 << 32) + s1 << 32)
+        + s0
+        for s0, s1, s2, s3, s4, s5, s6, s7 in zip(*cols, strict=True)
+    ]  # below 2^263, not reduced: only ever used in products reduced modulo ORDER
 
 
 def _powers(base: int, count: int, start: int = 1) -> list[int]:
@@ -368,14 +402,22 @@ def prove_norm(
         raise ValueError("the vector's length is not params.dim")
     if sum(v * v for v in values) > params.bound_sq:
         raise NormBoundExceeded("the vector's L2 norm is above the bound")
-    return _encode(_prove(ctx, params, values, opening.blinding, rng))
+    return _encode(_prove(ctx, params, values, opening.blinding, rng, opening.commitment))
 
 
-def _prove(ctx: NormContext, params: NormParams, x: list[int], blinding: int, rng: _Rng) -> _Proof:
+def _prove(
+    ctx: NormContext,
+    params: NormParams,
+    x: list[int],
+    blinding: int,
+    rng: _Rng,
+    commitment: bytes | None = None,
+) -> _Proof:
     """The prover, without the statement check (a cheating prover's tool in tests)."""
     n, big_n = params.dim, params.padded
     gens = _gens(big_n)
-    commitment = g1.encode_point(_commit_point(gens, x, blinding))
+    if commitment is None:
+        commitment = g1.encode_point(_commit_point(gens, x, blinding))
     s_val = sum(v * v for v in x) % ORDER
     xm = [v % ORDER for v in x]
     x_np = np.array(x, dtype=np.int64)
@@ -440,7 +482,7 @@ def _prove(ctx: NormContext, params: NormParams, x: list[int], blinding: int, rn
     mu = (blinding + rho + rho_s * xx) % ORDER
     _absorb_scalars(t, b"open", tau, mu, t_hat)
     wq = t.challenge(b"w")
-    main = ipa.prove(t, gens.g, gens.h, g1.mul(gens.q, wq), lv, rv, stop=IPA_STOP)
+    main = ipa.prove(t, gens.g, gens.h, g1.mul(gens.q, wq), lv, rv, stop=params.ipa_stop)
     # ||x||^2 <= bound_sq: range proof of bound_sq - s, committed as bound_sq·U - V
     rng_proof = _prove_range(t, gens, (params.bound_sq - s_val) % ORDER, (-gamma) % ORDER, rng)
     return _Proof(
@@ -559,8 +601,9 @@ def _terms(
     b1, b2, b3, b4, b5 = (secrets.randbelow(ORDER - 1) + 1 for _ in range(5))
     coef_g = [0] * big_n
     coef_h = [0] * big_n
+    stop = params.ipa_stop
     for i in range(big_n):
-        k = i % IPA_STOP
+        k = i % stop
         coef_g[i] = b1 * (a[k] * s[i] + zc * u[i])
         coef_h[i] = b1 * (b[k] * s_inv[i] - (zc * u[i] if i < n else 0) - z2 * w[i])
     for j in range(ROWS):  # Schnorr: <s_y, G_y> + s_rho·H0 == T_M + e·M
@@ -612,9 +655,9 @@ def _terms(
 
 
 def proof_size(params: NormParams) -> int:
-    rounds = (params.padded // IPA_STOP).bit_length() - 1
+    rounds = params.ipa_rounds
     points = 4 + 2 + 2 * rounds + 4 + 2 * (RANGE_BITS.bit_length() - 1)
-    scalars = ROWS + 1 + 3 + 2 * IPA_STOP + 3 + 2
+    scalars = ROWS + 1 + 3 + 2 * params.ipa_stop + 3 + 2
     return 1 + points * g1.POINT_BYTES + scalars * g1.SCALAR_BYTES + ROWS * Z_BYTES
 
 
@@ -684,7 +727,8 @@ def _decode(data: bytes, params: NormParams) -> _Proof:
     data = bytes(data)
     if len(data) != proof_size(params):
         raise MalformedNormProof(
-            f"a v1 proof of dimension {params.dim} is {proof_size(params)} bytes, got {len(data)}"
+            f"a v{VERSION} proof of dimension {params.dim} is {proof_size(params)} bytes, "
+            f"got {len(data)}"
         )
     rd = _Reader(data)
     if rd.take(1)[0] != VERSION:
@@ -695,7 +739,7 @@ def _decode(data: bytes, params: NormParams) -> _Proof:
     s_rho = rd.scalar()
     t1, t2 = rd.point(), rd.point()
     tau, mu, t_hat = rd.scalar(), rd.scalar(), rd.scalar()
-    main = rd.ipa((params.padded // IPA_STOP).bit_length() - 1, IPA_STOP)
+    main = rd.ipa(params.ipa_rounds, params.ipa_stop)
     ra, rs, rt1, rt2 = rd.point(), rd.point(), rd.point(), rd.point()
     rtau, rmu, rthat = rd.scalar(), rd.scalar(), rd.scalar()
     rproof = rd.ipa(RANGE_BITS.bit_length() - 1, 1)
