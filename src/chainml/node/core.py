@@ -57,6 +57,7 @@ class NodeConfig:
     ban_after_refusals: int = 20  # hostile refusals (forged, replayed, ...) before a ban
     endpoints: tuple[str, ...] = ()  # more RPC URLs of the same chain, to detect an eclipse
     monitor_interval: float = 5.0
+    finality_stall: float = 900.0  # seconds the finalized block may stand while the head moves
     worker_interval: float = 1.0
     confirmations: int = 0
     settle: str = ""  # [chain] settle: "finalized" | "safe" | a depth; "": confirmations
@@ -82,8 +83,8 @@ class NodeConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         base = path.parent
-        try:
         _check_keys(path, doc)
+        try:
             node, chain = doc["node"], doc["chain"]
             limits = doc.get("limits", {})
             training = doc.get("training", {})
@@ -106,6 +107,7 @@ class NodeConfig:
                 ban_after_refusals=int(limits.get("ban_after_refusals", 20)),
                 endpoints=tuple(str(u) for u in doc.get("monitor", {}).get("endpoints", [])),
                 monitor_interval=float(doc.get("monitor", {}).get("interval", 5.0)),
+                finality_stall=float(doc.get("monitor", {}).get("finality_stall", 900.0)),
                 worker_interval=float(doc.get("workers", {}).get("interval", 1.0)),
                 confirmations=int(chain.get("confirmations", 0)),
                 settle=str(
@@ -138,8 +140,6 @@ class NodeConfig:
         if not value:
             raise ConfigError(f"set the keystore password in ${self.password_env}")
         return value
-
-
 
 
 # Every table node.toml may hold and the keys each takes ([http] and [storage] check their
@@ -182,6 +182,8 @@ def _check_keys(path: Path, doc: dict[str, Any]) -> None:
                 f"{path}: [{section}] takes no {', '.join(map(repr, unknown))} "
                 f"(it takes {', '.join(sorted(SECTIONS[section]))})"
             )
+
+
 TEMPLATE = """\
 # chainml node configuration (paths are relative to this file)
 [node]
@@ -234,6 +236,7 @@ model_version = 0               # 0: serve the newest version granted to this no
 [monitor]
 interval = 5        # seconds between chain checks
 endpoints = []      # other RPC URLs of the same chain: disagreement means an eclipse
+finality_stall = 900  # seconds the finalized block may stand still while the head moves
 
 [workers]
 interval = 1        # seconds between passes over new events and open jobs

@@ -88,7 +88,9 @@ def run(config: NodeConfig) -> None:
     endpoints = {config.rpc_url: node.cached.jobs.client} | {
         url: LedgerClient(url) for url in config.endpoints
     }
-    monitor = ChainMonitor(node.cached, chain_alerts, endpoints=endpoints)
+    monitor = ChainMonitor(
+        node.cached, chain_alerts, endpoints=endpoints, finality_stall=config.finality_stall
+    )
     stop = threading.Event()
     watcher = threading.Thread(
         target=monitor.run, args=(stop, config.monitor_interval), name="chain-monitor", daemon=True
@@ -134,6 +136,7 @@ def run(config: NodeConfig) -> None:
         metrics.head_lag.set(head - cursor.block_number if cursor else head)
 
     metrics = Metrics()
+    monitor.bind_metrics(metrics.registry)
     context = RoleContext(node, roles, store, metrics, stop, guard.alerts)
     plugged = plug_roles(context)
     workers.admit = next((role.admit for role in plugged if role.admit is not None), None)

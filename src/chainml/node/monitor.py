@@ -5,18 +5,26 @@ endpoint's recent block hashes (reorganisations past the confirmation depth), an
 Registry's parties with their stakes and funders (Sybil and stake concentration).  A
 party's funder is whoever sent its account its first ether, found by scanning blocks once,
 as they come.
+
+Finality: on a chain that answers the ``finalized`` tag, when the finalized block has
+not advanced for ``finality_stall`` seconds while the head did, ``finality_stalled`` is
+raised (steps a node settles by finality then wait; see docs/monitoring.md).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
 
 from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.client import LedgerClient
+from chainml.ledger.errors import ChainDataError, LedgerError, RpcError
 from chainml.node.ids import Alert, Alerts, ReorgWatch, StakeHolder, check_endpoints, check_stake
 
 log = logging.getLogger("chainml.node.monitor")
@@ -32,12 +40,22 @@ class ChainMonitor:
         confirmations: int = 2,
         max_lag: int = 5,
         scan_limit: int = 200_000,
+        own: str | None = None,
+        finality_stall: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cm = cm
         self.client = cm.registry.contract.client
         self.alerts = alerts
         self.endpoints = dict(endpoints or {})
         self.max_lag = max_lag
+        self.own = own  # the node's endpoint among ``endpoints`` (None: the one of cm)
+        self.finality_stall = finality_stall
+        self.clock = clock
+        self._final: tuple[int, float, int] | None = None  # (finalized, since, head then)
+        self.finality_lag: int | None = None  # head - finalized at the last tick
+        self.finalized_age: float | None = None  # seconds since the finalized head moved
+        self._gauges: dict[str, Gauge] = {}
         self.scan_limit = scan_limit
         self.reorgs = ReorgWatch(alerts, confirmations)
         self.funders: dict[str, str] = {}
@@ -92,15 +110,81 @@ class ChainMonitor:
             self.registered.setdefault(account, stamp)
         self._logs_from = head + 1
 
+    def _own(self) -> str | None:
+        if self.own is not None:
+            return self.own
+        for url, c in self.endpoints.items():
+            if c is self.client or c.url == self.client.url:
+                return url
+        return None
+
+    def _heads(self, own: str | None) -> dict[str, int]:
+        heads = {}
+        for url, c in self.endpoints.items():
+            try:
+                heads[url] = c.block_number()
+            except LedgerError as exc:
+                if url == own:
+                    raise
+                log.warning("chain monitor: endpoint %s left out: %s", url, type(exc).__name__)
+        return heads
+
+    def _finality(self, head: int) -> list[Alert]:
+        """``finality_stalled`` when the finalized block stood still for ``finality_stall``
+        seconds while the head advanced; nothing on a chain without the tag."""
+        try:
+            finalized = int(str(self.client.block("finalized")["number"]), 16)
+        except (RpcError, ChainDataError, KeyError, ValueError):
+            self.finality_lag = self.finalized_age = None
+            return []
+        now = self.clock()
+        if self._final is None or self._final[0] != finalized:
+            self._final = (finalized, now, head)
+        since, head_then = self._final[1], self._final[2]
+        self.finality_lag, self.finalized_age = head - finalized, now - since
+        if head > head_then and now - since >= self.finality_stall:
+            alert = self.alerts.raise_(
+                "finality_stalled",
+                f"finalized {finalized}",
+                f"the finalized block {finalized} has not advanced for {now - since:.0f} s"
+                f" while the head moved from {head_then} to {head}",
+            )
+            return [alert] if alert is not None else []
+        return []
+
+    def bind_metrics(self, registry: CollectorRegistry) -> None:
+        """Export the finality lag and the finalized block's age on ``registry``, as of the
+        last tick."""
+        self._gauges = {
+            "lag": Gauge(
+                "chainml_chain_finality_lag_blocks",
+                "Blocks between the chain head and its finalized block",
+                registry=registry,
+            ),
+            "age": Gauge(
+                "chainml_chain_finalized_age_seconds",
+                "Seconds since the chain's finalized block last advanced",
+                registry=registry,
+            ),
+        }
+
+    def _export(self) -> None:
+        if not self._gauges:
+            return
+        self._gauges["lag"].set(self.finality_lag if self.finality_lag is not None else -1)
+        self._gauges["age"].set(self.finalized_age if self.finalized_age is not None else -1)
+
     def tick(self) -> list[Alert]:
         """One round of checks (pass ``Alerts(once=True)`` to raise each alert once)."""
         raised: list[Alert] = []
         if len(self.endpoints) >= 2:
-            heads = {url: c.block_number() for url, c in self.endpoints.items()}
+            heads = self._heads(self._own())
             raised += check_endpoints(
                 self.alerts, heads, lambda url, n: self._hash(self.endpoints[url], n), self.max_lag
             )
         head = self.client.block_number()
+        raised += self._finality(head)
+        self._export()
         raised += self.reorgs.observe(head, self._hashes(head))
         self._scan(head)
         if head >= self._logs_from:
