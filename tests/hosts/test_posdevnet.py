@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,17 +77,33 @@ def test_a_minority_partition_cuts_it_off_from_the_others_only_and_heals() -> No
         assert b.call(_connect, c.address, 7000) == hello["pos-c"]
 
 
-def test_clients_are_stopped_and_their_logs_kept_when_a_run_fails(tmp_path: Path) -> None:
+def _states(netns: str) -> list[str]:
+    """The run state (R, S, T, ...) of every process inside ``netns``."""
+    pids = subprocess.run(
+        ["ip", "netns", "pids", netns], capture_output=True, text=True, timeout=30
+    ).stdout.split()
+    return [Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] for p in pids]
+
+
+def test_a_paused_pair_is_stopped_whole_and_every_client_ends_when_a_run_fails(
+    tmp_path: Path,
+) -> None:
     with Network(["pos-a", "pos-b"]) as net:
         devnet = Devnet(net)
         devnet.workdir = tmp_path
-        for pair in devnet.pairs.values():  # stand-ins for the clients: processes that wait
-            pair.el = pair.host.popen(["sleep", "600"])
-            pair.cl = pair.host.popen(["sleep", "600"])
+        for pair in devnet.pairs.values():  # stand-ins run as the clients are: under timeout
+            pair.el = pair.host.popen(["timeout", "600", "sleep", "600"])
+            pair.cl = pair.host.popen(["timeout", "600", "sleep", "600"])
         devnet._closed = False
-        devnet.pause("pos-b")  # a stopped process must still be ended
+        time.sleep(0.5)
+        devnet.pause("pos-b")
+        time.sleep(0.2)
+        paused, running = _states(net["pos-b"].netns), _states(net["pos-a"].netns)
+        assert len(paused) == 4 and set(paused) == {"T"}  # timeout and what it runs
+        assert len(running) == 4 and "T" not in running
         with pytest.raises(RuntimeError, match="the run failed"), devnet:
             raise RuntimeError("the run failed")
         assert all(p.poll() is not None for p in devnet.processes())
+        assert _states(net["pos-a"].netns) == _states(net["pos-b"].netns) == []
         assert devnet.keep_logs and tmp_path.exists()
     assert net.leftovers() == []

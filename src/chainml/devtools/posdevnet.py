@@ -24,7 +24,11 @@ Run
     minority off with nftables and ``reconnect`` restarts a Lodestar (1.5.1 does not redial
     after a partition with this few peers).  ``close()`` (the context manager's exit, also
     run at exit) stops every process it started; the network's own ``close()`` then removes
-    the namespaces.
+    the namespaces.  Each client runs under ``timeout`` (``lifetime_s``), so none outlives
+    a run that is killed outright; the hosts harness' sweep removes its namespaces.
+
+``python -m chainml.devtools.posdevnet demo`` starts three pairs, prints each host's RPC
+URL, waits for blocks and the first finality, and removes everything.
 """
 
 from __future__ import annotations
@@ -221,6 +225,16 @@ def _rpc(url: str, method: str, params: Sequence[Any] = (), timeout: float = 5.0
     return answer.get("result")
 
 
+def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:
+    """``signum`` to a client: to its process group when it leads one (``timeout`` makes a
+    group of itself and the client it runs, and does not pass SIGSTOP on), else to it."""
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid, signum)
+
+
 @dataclass
 class Pair:
     """One host's execution and consensus clients."""
@@ -359,7 +373,7 @@ class Devnet:
         for proc in procs:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGCONT)
+                    _signal(proc, signal.SIGCONT)
                     proc.terminate()
         deadline = time.monotonic() + 15
         for proc in procs:
@@ -586,7 +600,7 @@ class Devnet:
         pair = self.pairs[host]
         for proc in (pair.cl, pair.el):
             if proc is not None and proc.poll() is None:
-                os.kill(proc.pid, signal.SIGSTOP)
+                _signal(proc, signal.SIGSTOP)
         pair.paused = True
 
     def resume(self, host: str) -> None:
@@ -594,7 +608,7 @@ class Devnet:
         pair = self.pairs[host]
         for proc in (pair.el, pair.cl):
             if proc is not None and proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)
+                _signal(proc, signal.SIGCONT)
         pair.paused = False
 
     def partition(self, minority: Sequence[str]) -> None:
@@ -695,6 +709,34 @@ class Devnet:
         return "restart"
 
 
+def _demo(directory: Path, count: int) -> int:
+    """Start ``count`` pairs, show blocks and the first finality, then remove everything."""
+    if count < 3:
+        print("a devnet of at least 3 pairs", file=sys.stderr)
+        return 2
+    names = [f"pos-{i}" for i in range(1, count + 1)]
+    try:
+        with Network(names) as net, Devnet(net, directory) as devnet:
+            devnet.start()
+            for name in names:
+                print(f"{name}: execution RPC {devnet.rpc_url(name)}", flush=True)
+            devnet.wait_blocks(2, timeout=120)
+            print("blocks on every host; waiting for finality (~3 min)", flush=True)
+            heads = devnet.wait_finalized(0, timeout=10 * SECONDS_PER_SLOT * SLOTS_PER_EPOCH)
+            took = time.time() - devnet.genesis_time
+            for name, head in heads.items():
+                print(
+                    f"{name}: latest {head.latest}, safe {head.safe}, finalized"
+                    f" {head.finalized} ({took:.0f} s after genesis)",
+                    flush=True,
+                )
+    except (DevnetError, ChainmlError) as exc:
+        print(f"posdevnet demo failed: {exc}", file=sys.stderr)
+        return 1
+    print("every client stopped, every namespace removed")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chainml.devtools.posdevnet")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -703,7 +745,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     inst.add_argument("--force", action="store_true", help="install again even if present")
     check = sub.add_parser("check", help="exit 0 when an install is present")
     check.add_argument("directory", nargs="?", type=Path, default=DEFAULT_DIR)
+    demo = sub.add_parser("demo", help="three pairs on three hosts until finality, then gone")
+    demo.add_argument("directory", nargs="?", type=Path, default=DEFAULT_DIR)
+    demo.add_argument("--hosts", type=int, default=3, help="validator pairs (at least 3)")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return _demo(args.directory, args.hosts)
     if args.command == "check":
         ok = installed(args.directory)
         print("installed" if ok else "not installed")
