@@ -1,6 +1,7 @@
 """An eclipse between hosts: a node's RPC endpoint is replaced by a proxy on its own host
 that serves a stale head; its chain monitor, which also reads the honest chain node on
-another host, raises ``endpoint_behind`` against the lying endpoint (and only it)."""
+another host, raises ``endpoint_behind`` against the lying endpoint (and only it), and
+holds the node's view: ``acting_stopped``, its workers stop and the log says why."""
 
 from __future__ import annotations
 
@@ -94,3 +95,8 @@ def test_a_node_fed_a_stale_head_is_alarmed_by_an_endpoint_on_another_host(tmp_p
         assert behind, host.call(_alerts, node.url)
         assert {a["subject"] for a in behind} == {PROXY}  # the lying endpoint, not the honest
         assert "blocks behind" in behind[0]["detail"]
+        # and the node stops acting on the lying view, saying so
+        stopped = [a for a in host.call(_alerts, node.url) if a["kind"] == "acting_stopped"]
+        assert stopped and stopped[0]["subject"].startswith(PROXY), stopped
+        logged = (tmp_path / "node.log").read_text()
+        assert "the node stops acting" in logged and "blocks behind" in logged

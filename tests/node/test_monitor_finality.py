@@ -67,6 +67,7 @@ def test_a_stalled_finality_is_alarmed_while_the_head_moves(tmp_path: Path):
         assert "has not advanced" in raised[0].detail
         assert gauge("chainml_chain_finality_lag_blocks") == client.block_number() - frozen
         assert gauge("chainml_chain_finalized_age_seconds") >= 5 * STALL
+        assert gauge("chainml_chain_view_held") == 0
 
         client.rpc("chainml_setFinality", [{"frozen": False}])
         clock.now += 1

@@ -7,7 +7,8 @@ chain would have at block N: ``eth_blockNumber`` is N, ``latest``/``pending``/``
 up to ``latest`` stops at N; everything else is passed to the upstream unchanged.  A node
 given it as its RPC endpoint sees a chain that stopped; its monitor, with the honest
 endpoint on another host among its endpoints, must notice (``endpoint_behind``).
-Stops on SIGTERM.
+In process, ``StaleProxy.heal()`` ends the eclipse: from then on everything is passed
+through.  Stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ class StaleProxy(ThreadingHTTPServer):
     def __init__(self, listen: tuple[str, int], upstream: str) -> None:
         super().__init__(listen, _Handler)
         self.upstream = upstream
-        self.frozen = int(
+        self.frozen: int | None = int(
             self.forward({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber"})["result"], 16
         )
+
+    def heal(self) -> None:
+        """Stop lying: pass every request through from now on."""
+        self.frozen = None
 
     def forward(self, request: Any) -> Any:
         data = json.dumps(request).encode()
@@ -44,26 +49,27 @@ class StaleProxy(ThreadingHTTPServer):
             return json.loads(answer.read())
 
     def answer(self, request: Any) -> Any:
-        if not isinstance(request, dict):
+        frozen = self.frozen
+        if frozen is None or not isinstance(request, dict):
             return self.forward(request)
         method, params = request.get("method"), list(request.get("params") or [])
         rid = request.get("id")
         if method == "eth_blockNumber":
-            return {"jsonrpc": "2.0", "id": rid, "result": hex(self.frozen)}
+            return {"jsonrpc": "2.0", "id": rid, "result": hex(frozen)}
         if method in ("eth_getBlockByNumber", "eth_getBlockTransactionCountByNumber") and params:
             tag = params[0]
             if tag in _TAGS:
-                params[0] = hex(self.frozen)
-            elif isinstance(tag, str) and tag.startswith("0x") and int(tag, 16) > self.frozen:
+                params[0] = hex(frozen)
+            elif isinstance(tag, str) and tag.startswith("0x") and int(tag, 16) > frozen:
                 return {"jsonrpc": "2.0", "id": rid, "result": None}
         if method == "eth_getLogs" and params and isinstance(params[0], dict):
             query = dict(params[0])
             if query.get("toBlock", "latest") in _TAGS:
-                query["toBlock"] = hex(self.frozen)
+                query["toBlock"] = hex(frozen)
             params[0] = query
         if method in ("eth_call", "eth_getBalance", "eth_getCode", "eth_getTransactionCount"):
             if len(params) >= 2 and params[-1] in _TAGS:
-                params[-1] = hex(self.frozen)
+                params[-1] = hex(frozen)
         return self.forward({**request, "params": params})
 
 

@@ -42,7 +42,7 @@ from chainml.node.ids import Alerts
 from chainml.node.monitor import ChainMonitor
 from chainml.node.plugin import Plugged, Plugin, RoleContext
 from chainml.node.roles import PLUGINS
-from chainml.node.workers import JobWorkers
+from chainml.node.workers import JobWorkers, gated
 
 log = logging.getLogger("chainml.node")
 
@@ -85,11 +85,15 @@ def run(config: NodeConfig) -> None:
     )
     chain_alerts = Alerts(time.time, once=True)
     guard.others.append(chain_alerts)
-    endpoints = {config.rpc_url: node.cached.jobs.client} | {
-        url: LedgerClient(url) for url in config.endpoints
-    }
+    # the monitor reads through the plain client: the acting one is what it may hold
+    endpoints = {config.rpc_url: node.client} | {url: LedgerClient(url) for url in config.endpoints}
     monitor = ChainMonitor(
-        node.cached, chain_alerts, endpoints=endpoints, finality_stall=config.finality_stall
+        node.cm,
+        chain_alerts,
+        endpoints=endpoints,
+        settlement=node.settlement,
+        own=config.rpc_url,
+        finality_stall=config.finality_stall,
     )
     stop = threading.Event()
     watcher = threading.Thread(
@@ -132,7 +136,7 @@ def run(config: NodeConfig) -> None:
     def on_scrape(metrics: Metrics) -> None:
         metrics.peers.set(len(monitor.registered))
         cursor = workers.stream.store.load(workers.stream.name)
-        head = node.cached.jobs.client.block_number()
+        head = node.client.block_number()
         metrics.head_lag.set(head - cursor.block_number if cursor else head)
 
     metrics = Metrics()
@@ -145,6 +149,8 @@ def run(config: NodeConfig) -> None:
     )
     worker.start()
     dispatcher = Dispatcher.of(plugged)
+    for table in (dispatcher.handlers, dispatcher.immediate):  # none acts on a distrusted view
+        table.update({p: gated(h, node.settlement, p) for p, h in table.items()})
     for role in plugged:
         for name, loop in role.workers.items():
             threading.Thread(target=loop, args=(stop,), name=name, daemon=True).start()

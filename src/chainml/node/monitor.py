@@ -9,6 +9,13 @@ as they come.
 Finality: on a chain that answers the ``finalized`` tag, when the finalized block has
 not advanced for ``finality_stall`` seconds while the head did, ``finality_stalled`` is
 raised (steps a node settles by finality then wait; see docs/monitoring.md).
+
+The node's own view: when its endpoint (``own``) is more than ``max_lag`` blocks
+behind another endpoint, or disagrees with one on the hash of a block both have, the
+monitor ``hold``s the node's ``Settlement`` (the node's workers stop acting: no join, no
+transaction, no envelope handled) and raises ``acting_stopped``; it releases the hold,
+logging so, at the first tick where the endpoints agree again.  An endpoint that cannot be
+reached is left out of the comparison; only the node's own one is required.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.errors import ChainDataError, LedgerError, RpcError
+from chainml.ledger.settle import Settlement
 from chainml.node.ids import Alert, Alerts, ReorgWatch, StakeHolder, check_endpoints, check_stake
 
 log = logging.getLogger("chainml.node.monitor")
@@ -40,6 +48,7 @@ class ChainMonitor:
         confirmations: int = 2,
         max_lag: int = 5,
         scan_limit: int = 200_000,
+        settlement: Settlement | None = None,
         own: str | None = None,
         finality_stall: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
@@ -49,12 +58,15 @@ class ChainMonitor:
         self.alerts = alerts
         self.endpoints = dict(endpoints or {})
         self.max_lag = max_lag
+        # the policy whose view this monitor holds when the node's endpoint is lying
+        self.settlement = settlement
         self.own = own  # the node's endpoint among ``endpoints`` (None: the one of cm)
         self.finality_stall = finality_stall
         self.clock = clock
         self._final: tuple[int, float, int] | None = None  # (finalized, since, head then)
         self.finality_lag: int | None = None  # head - finalized at the last tick
         self.finalized_age: float | None = None  # seconds since the finalized head moved
+        self._episodes = 0  # times the view was held
         self._gauges: dict[str, Gauge] = {}
         self.scan_limit = scan_limit
         self.reorgs = ReorgWatch(alerts, confirmations)
@@ -129,6 +141,47 @@ class ChainMonitor:
                 log.warning("chain monitor: endpoint %s left out: %s", url, type(exc).__name__)
         return heads
 
+    def _distrust(
+        self, own: str, heads: Mapping[str, int], hash_at: Callable[[str, int], str]
+    ) -> str | None:
+        """Why the node's own endpoint is not to be believed, or None."""
+        top_url = max(heads, key=lambda u: heads[u])
+        lag = heads[top_url] - heads[own]
+        if lag > self.max_lag:
+            return f"{own} is {lag} blocks behind {top_url}"
+        common = min(heads.values())
+        mine = hash_at(own, common)
+        others = [u for u in heads if u != own and hash_at(u, common) != mine]
+        if others:
+            return f"{own} disagrees with {', '.join(others)} on block {common}"
+        return None
+
+    def _judge(self, heads: Mapping[str, int]) -> list[Alert]:
+        """Hold or release the node's view by what its endpoint says against the others."""
+        own = self._own()
+        if self.settlement is None or own is None or own not in heads or len(heads) < 2:
+            return []
+        cache: dict[tuple[str, int], str] = {}
+
+        def hash_at(url: str, n: int) -> str:
+            if (url, n) not in cache:
+                cache[url, n] = self._hash(self.endpoints[url], n)
+            return cache[url, n]
+
+        reason = self._distrust(own, heads, hash_at)
+        if reason is None:
+            self.settlement.release()
+            return []
+        raised: list[Alert] = []
+        if self.settlement.hold(reason):
+            self._episodes += 1
+            alert = self.alerts.raise_(
+                "acting_stopped", f"{own} #{self._episodes}", f"workers stopped: {reason}"
+            )
+            if alert is not None:
+                raised.append(alert)
+        return raised
+
     def _finality(self, head: int) -> list[Alert]:
         """``finality_stalled`` when the finalized block stood still for ``finality_stall``
         seconds while the head advanced; nothing on a chain without the tag."""
@@ -153,8 +206,8 @@ class ChainMonitor:
         return []
 
     def bind_metrics(self, registry: CollectorRegistry) -> None:
-        """Export the finality lag and the finalized block's age on ``registry``, as of the
-        last tick."""
+        """Export the finality lag, the finalized block's age and whether the node's view is
+        held (its workers stopped) on ``registry``, as of the last tick."""
         self._gauges = {
             "lag": Gauge(
                 "chainml_chain_finality_lag_blocks",
@@ -166,6 +219,11 @@ class ChainMonitor:
                 "Seconds since the chain's finalized block last advanced",
                 registry=registry,
             ),
+            "held": Gauge(
+                "chainml_chain_view_held",
+                "1 while the node's chain view is distrusted and its workers stop acting",
+                registry=registry,
+            ),
         }
 
     def _export(self) -> None:
@@ -173,6 +231,8 @@ class ChainMonitor:
             return
         self._gauges["lag"].set(self.finality_lag if self.finality_lag is not None else -1)
         self._gauges["age"].set(self.finalized_age if self.finalized_age is not None else -1)
+        held = self.settlement is not None and self.settlement.held is not None
+        self._gauges["held"].set(1 if held else 0)
 
     def tick(self) -> list[Alert]:
         """One round of checks (pass ``Alerts(once=True)`` to raise each alert once)."""
@@ -182,6 +242,7 @@ class ChainMonitor:
             raised += check_endpoints(
                 self.alerts, heads, lambda url, n: self._hash(self.endpoints[url], n), self.max_lag
             )
+            raised += self._judge(heads)
         head = self.client.block_number()
         raised += self._finality(head)
         self._export()

@@ -361,14 +361,19 @@ Handler = Callable[[Opened], None]
 
 
 def gated(handler: Handler, settlement: Settlement, name: str = "message") -> Handler:
-    """``handler`` that refuses (``ViewDistrusted``, which the dispatcher logs) while
-    ``settlement`` holds the node's view: a trainer trains and submits nothing, an
-    aggregator takes no update, on the word of a chain it cannot trust."""
+    """``handler``, except that while ``settlement`` holds the node's view the envelope is
+    dropped, and logged (once per hold): a trainer trains and submits nothing, an
+    aggregator takes no update, on the word of a chain it cannot trust.  (A role's round
+    that then misses its inputs fails as a round with dropouts does.)"""
+    logged: list[str] = []
 
     def run(opened: Opened) -> None:
         reason = settlement.held
-        if reason is not None:
-            raise ViewDistrusted(f"{name} not handled: the chain view is distrusted: {reason}")
-        handler(opened)
+        if reason is None:
+            handler(opened)
+            return
+        if logged != [reason]:
+            logged[:] = [reason]
+            log.warning("%s from %s dropped: %s", name, opened.header.sender, reason)
 
     return run
