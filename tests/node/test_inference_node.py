@@ -5,11 +5,13 @@ checks every batch billed to it — and disputes one it never received receipts 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,8 @@ from chainml.ledger.devchain import DevChainProcess
 from chainml.node import daemon, localnet
 from chainml.node.inference import check_batches, connect
 from chainml.storage.local import LocalBlobStore
-from chainml.training.models import to_safetensors
+from chainml.training.data import load_fashion_mnist
+from chainml.training.models import CNN, to_safetensors
 
 ETHER = 10**18
 PASSWORD = "provider test password"
@@ -40,14 +43,24 @@ def model(x2_mlp):
 @pytest.fixture(scope="module")
 def market(tmp_path_factory, model):
     """A chain, a provider node granted a sealed x² MLP by its owner, a funded client."""
-    tmp = tmp_path_factory.mktemp("market")
+    weights = to_safetensors(model.params, {"model": "mlp", "activation": "square"})
+    with _market(tmp_path_factory.mktemp("market"), weights, "digits x2") as state:
+        yield state
+
+
+@contextlib.contextmanager
+def _market(
+    tmp: Path, weights: bytes, name: str, *, receipt_batch: int = 6, receipt_age: int = 3600
+) -> Iterator[dict]:
+    """A chain, a provider node process granted the sealed ``weights`` by their owner, a
+    funded client; the node process is stopped on the way out."""
     with DevChainProcess(tmp / "chain") as chain:
         client = LedgerClient(chain.url)
         cm, dev = localnet.deploy(client, tmp)
         node = localnet.init_node(tmp, "provider", PASSWORD, rpc=chain.url, work=1 << 10)
         config = node.config.read_text()
-        config = config.replace("receipt_batch = 100 ", "receipt_batch = 6 ")
-        config = config.replace("receipt_age = 60 ", "receipt_age = 3600 ")
+        config = config.replace("receipt_batch = 100 ", f"receipt_batch = {receipt_batch} ")
+        config = config.replace("receipt_age = 60 ", f"receipt_age = {receipt_age} ")
         config = config.replace("interval = 1 ", "interval = 0.2 ")
         node.config.write_text(config)
         owner, user = Identity.generate(), Identity.generate()
@@ -57,9 +70,8 @@ def market(tmp_path_factory, model):
         cm.registry.register_identity(owner, Role.REQUESTER, "", ETHER)
         # the owner seals the model into the provider's store and grants it the version
         store = LocalBlobStore(node.config.parent / "store")
-        weights = to_safetensors(model.params, {"model": "mlp", "activation": "square"})
         version = localnet.publish_and_grant(
-            cm, store, owner, node.identity.address, weights, name="digits x2"
+            cm, store, owner, node.identity.address, weights, name=name
         )
         cm.receipts.deposit(user.account, ETHER // 100)
         # the tests may replace the process (kill and restart): what is stopped at the end
@@ -193,8 +205,52 @@ def test_bad_requests_get_typed_refusals_and_the_node_keeps_serving(market, digi
     assert 'chainml_requests_total{path="/v1/receipts/batches/{batch_id}"}' in metrics
     assert "/v1/receipts/batches/999" not in metrics
     assert 'chainml_requests_total{path="/v1/infer"}' in metrics
+    assert 'chainml_inference_requests_total{mode="he",outcome="oversized"} 1.0' in metrics
     paying = connect(m["cm"], m["user"], m["node"].identity.address)
     assert paying.predict_plain(digits.x_test[:1]).shape == (1, 10)
+
+
+def test_a_provider_node_serves_the_fashion_cnn_encrypted_single_and_batched(tmp_path):
+    """The Fashion-MNIST CNN (conv 4×7×7 stride 3 → ReLU's degree-2 fit → 2×2 average
+    pool → dense) sealed and granted to a provider node process, which rebuilds it from
+    its safetensors and serves it encrypted: single queries, and 400 test images in one
+    batch — 784 ciphertexts, about 130 MB, over the 16 MiB body cap, so sent in parts —
+    agree with the plaintext model on at least 99.5%; every answer's receipt checks, and
+    the batch of receipts billed on chain checks against them."""
+    data = load_fashion_mnist()
+    cnn = CNN(activation="relu_poly", seed=0)
+    cnn.fit(data.x_train[:6000], data.y_train[:6000], epochs=2, seed=0)
+    weights = to_safetensors(cnn.params, cnn.architecture())
+    with _market(tmp_path, weights, "fashion cnn", receipt_batch=100, receipt_age=2) as m:
+        info = _serving(m["node"].url)
+        assert info["he"]["n_features"] == 784 and info["he"]["layout"] == "conv"
+        book = ReceiptBook(m["user"].address, m["client"].chain_id, m["cm"].receipts.address)
+        inference = connect(m["cm"], m["user"], m["node"].identity.address, book=book)
+        x = data.x_test[:400]
+        plain = cnn.logits(x).argmax(1)
+        singles = [inference.predict_encrypted(x[i]).argmax() for i in range(3)]
+        assert singles == list(plain[:3])
+        sent = inference.sent
+        batch = inference.predict_encrypted_batch(x)
+        assert inference.sent - sent > 16 << 20  # more than one request could carry
+        assert (batch.argmax(1) == plain).mean() >= 0.995
+        assert len(book.held) == 4  # three queries and one batch: the parts are free
+        assert sorted(c for _, c in book.held) == [1, 2, 3, 4]
+
+        def billed() -> int:
+            return sum(
+                m["cm"].receipts.batch(b).receipt_count
+                for b in _batches_for(m["cm"], m["user"].address)
+            )
+
+        deadline = time.monotonic() + 20  # receipts a few seconds old are billed
+        while billed() < 4 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert billed() == 4
+        verdicts = check_batches(m["cm"], m["user"], book)
+        assert verdicts and all(v == "ok" for _, v in verdicts)
+        metrics = requests.get(m["node"].url + "/metrics", timeout=10).text
+        assert 'chainml_inference_requests_total{mode="he",outcome="ok"}' in metrics
 
 
 def _cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
