@@ -3,14 +3,22 @@ tags, a finality the test freezes, a reorganisation, and a view the monitor hold
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from chainml.ledger.client import LedgerClient, LocalSigner
 from chainml.ledger.devchain import DEV_KEY, DevChainProcess
-from chainml.ledger.errors import RpcError, SettleSettingError, ViewDistrusted
+from chainml.ledger.errors import (
+    RpcError,
+    SettlementUnsupported,
+    SettleSettingError,
+    ViewDistrusted,
+)
 from chainml.ledger.settle import Settlement
 
 DEPTH = 4
@@ -129,3 +137,50 @@ def test_the_dev_chain_replays_a_reorganisation(tmp_path: Path):
         assert client.block_number() == head
         assert [client.block(n)["hash"] for n in range(5)] == hashes
         client.close()
+
+
+class _NoTags(ThreadingHTTPServer):
+    """A JSON-RPC endpoint of a chain without the finalized/safe tags (an older node): it
+    answers a block number and refuses the tags as such nodes do."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _NoTagsHandler)
+
+
+class _NoTagsHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        rid, params = request.get("id"), request.get("params") or []
+        if request["method"] == "eth_blockNumber":
+            reply: dict[str, object] = {"jsonrpc": "2.0", "id": rid, "result": "0x20"}
+        else:
+            message = f"invalid argument 0: hex string without 0x prefix: {params[:1]}"
+            reply = {"jsonrpc": "2.0", "id": rid, "error": {"code": -32602, "message": message}}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_chain_without_the_tags_is_a_typed_error_and_a_depth_still_works():
+    server = _NoTags()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    client = LedgerClient(f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        for tag in ("finalized", "safe"):
+            with pytest.raises(SettlementUnsupported, match=f"no '{tag}' block"):
+                Settlement(tag).settled_head(client)
+        assert Settlement(12).settled_head(client) == 0x20 - 12
+    finally:
+        client.close()
+        server.shutdown()
+        thread.join()
+        server.server_close()

@@ -15,6 +15,7 @@ import pytest
 
 from chainml.crypto import Identity
 from chainml.devtools.staleproxy import StaleProxy
+from chainml.ledger.anvil import AnvilProcess
 from chainml.ledger.bindings import Chainml, JobParams, Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.deploy import Deployment
@@ -124,3 +125,29 @@ def test_workers_stop_on_a_stale_view_and_resume_when_it_agrees(tmp_path: Path, 
             state.close()
             for c in (acting, plain, honest):
                 c.close()
+
+
+def test_a_private_fork_holds_the_view_too(tmp_path: Path):
+    """The node's endpoint serves another chain (Anvil) at about the same height as the
+    honest one: not behind, but its blocks differ: the view is held as well."""
+    with DevChainProcess(tmp_path / "chain") as chain, AnvilProcess() as anvil:
+        honest, fork = LedgerClient(chain.url), LedgerClient(anvil.url)
+        cm, _ = localnet.deploy(fork, tmp_path)
+        policy = Settlement(0)
+        monitor = ChainMonitor(
+            cm,
+            Alerts(time.time, once=True),
+            endpoints={anvil.url: fork, chain.url: honest},
+            settlement=policy,
+            max_lag=10**6,  # heads never count as behind here: only the hashes differ
+        )
+        try:
+            kinds = _view(monitor.tick())
+            assert set(kinds) == {"endpoints_disagree", "acting_stopped"}
+            assert policy.held is not None
+            assert policy.held.startswith(f"{anvil.url} disagrees with {chain.url} on block")
+            with pytest.raises(ViewDistrusted):
+                policy.settled_head(fork)
+        finally:
+            honest.close()
+            fork.close()
