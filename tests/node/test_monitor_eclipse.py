@@ -66,7 +66,7 @@ def test_workers_stop_on_a_stale_view_and_resume_when_it_agrees(tmp_path: Path, 
             )
             alerts = Alerts(time.time, once=True)
             monitor = ChainMonitor(
-                Chainml.connect(plain, deployment),
+                Chainml.connect(acting, deployment),  # as the daemon wires it
                 alerts,
                 endpoints={lying: plain, chain.url: honest},
                 settlement=policy,

@@ -28,8 +28,8 @@ This is the node's acting client: the workers and roles decide what to do from i
 chain monitor holds the view (an eclipse), ``block_number`` and ``send`` raise
 ``ViewDistrusted``: every worker loop stops at its first step and logs why, and no
 transaction leaves.  Reads that only check facts (an envelope's sender in the Registry)
-still answer, so the node keeps refusing forgeries; the monitor, the dashboard and the
-metrics read through the node's plain client.
+still answer (``rpc("eth_blockNumber")`` too: the head as a fact), so the node keeps
+refusing forgeries and its monitor keeps watching.
 """
 
 from __future__ import annotations

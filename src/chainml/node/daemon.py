@@ -85,10 +85,10 @@ def run(config: NodeConfig) -> None:
     )
     chain_alerts = Alerts(time.time, once=True)
     guard.others.append(chain_alerts)
-    # the monitor reads through the plain client: the acting one is what it may hold
+    # heads are compared as the plain client reads them; the rest is read through the cache
     endpoints = {config.rpc_url: node.client} | {url: LedgerClient(url) for url in config.endpoints}
     monitor = ChainMonitor(
-        node.cm,
+        node.cached,
         chain_alerts,
         endpoints=endpoints,
         settlement=node.settlement,

@@ -243,7 +243,9 @@ class ChainMonitor:
                 self.alerts, heads, lambda url, n: self._hash(self.endpoints[url], n), self.max_lag
             )
             raised += self._judge(heads)
-        head = self.client.block_number()
+        # the head as a fact, not as a step to act from: a node's acting client refuses
+        # ``block_number`` while this monitor holds its view, and answers this
+        head = int(str(self.client.rpc("eth_blockNumber")), 16)
         raised += self._finality(head)
         self._export()
         raised += self.reorgs.observe(head, self._hashes(head))
