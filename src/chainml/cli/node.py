@@ -111,6 +111,11 @@ def node_register(
     config: Path = CONFIG,
     roles: str = typer.Option("trainer", help="comma-separated: " + ", ".join(_ROLE_NAMES)),
     stake: float = typer.Option(0.0, help="stake to lock, in the native currency"),
+    endpoint: str = typer.Option(
+        "",
+        help="the URL other parties reach the node at (default: its listen address), "
+        "e.g. https://node.example.org behind a TLS proxy",
+    ),
 ) -> None:
     """Register the node's identity in the Registry (its account pays gas and stake)."""
     from decimal import Decimal
@@ -126,13 +131,51 @@ def node_register(
                 raise typer.Exit(1)
             wanted |= Role[name.upper()]
         cfg = NodeConfig.load(config)
+        url = _endpoint(endpoint) if endpoint else f"http://{cfg.host}:{cfg.port}"
         node = build(cfg, _password(confirm=False))
         wei = int(Decimal(str(stake)) * 10**18)
-        node.cm.registry.register_identity(
-            node.identity, wanted, f"http://{cfg.host}:{cfg.port}", wei
-        )
+        node.cm.registry.register_identity(node.identity, wanted, url, wei)
         node.state.close()
     except ChainmlError as exc:
         console.print(f"[red]registration failed:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from exc
-    console.print(f"{node.identity.address} registered as {roles} with stake {stake:g}")
+    console.print(f"{node.identity.address} registered as {roles} with stake {stake:g} at {url}")
+
+
+def _endpoint(url: str, hint: str = "--endpoint") -> str:
+    """A URL other parties can post to: http or https, a host, no credentials, query or
+    fragment, at most 256 bytes (the Registry's limit); typer.BadParameter otherwise."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise typer.BadParameter(f"{url!r}: {exc}", param_hint=hint) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise typer.BadParameter(f"{url!r}: give an http(s) URL with a host", param_hint=hint)
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise typer.BadParameter(f"{url!r}: no credentials, query or fragment", param_hint=hint)
+    if len(url.encode()) > 256 or port == 0:
+        raise typer.BadParameter(f"{url!r}: too long, or port 0", param_hint=hint)
+    return url.rstrip("/")
+
+
+@app.command("endpoint")
+def node_endpoint(
+    url: str = typer.Argument(..., help="e.g. https://node.example.org"),
+    config: Path = CONFIG,
+) -> None:
+    """Change the URL the Registry gives other parties for this node (after a move, or a
+    TLS proxy put in front of it)."""
+    from chainml.node.core import NodeConfig, build
+
+    url = _endpoint(url, "URL")
+    try:
+        node = build(NodeConfig.load(config), _password(confirm=False))
+        node.cm.registry.set_endpoint(node.identity.account, url)
+        node.state.close()
+    except ChainmlError as exc:
+        console.print(f"[red]endpoint not changed:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{node.identity.address} is now reached at {url}")
