@@ -1,4 +1,4 @@
-"""Writes docs/protocol/vectors/zk-norm-claim-v1.json: one norm claim (zk-norm.md §11.2)
+"""Writes docs/protocol/vectors/zk-norm-claim-v1.json: one norm claim (zk-norm.md §12.2)
 for a fixed context and statement, its canonical bytes and fields, and refused spellings
 of it.  ``python -m tests.node.make_zk_norm_claim_vectors``."""
 

@@ -36,7 +36,7 @@ on the dashboard.
 
 A job whose configuration asks for norm-bound proofs (``norm_proofs``) has each trainer
 commit to its fixed-point delta and prove in zero knowledge that its L2 norm is within the
-job's clip bound (docs/protocol/zk-norm.md §11): the trainer advertises its keys at once,
+job's clip bound (docs/protocol/zk-norm.md §12): the trainer advertises its keys at once,
 proves while the first stages run, and sends its ``NormClaim`` (purpose ``zk/norm-claim``)
 just before its masked input.  The aggregator holds the masked inputs back until the
 masked stage closes, checks all the claims in one batch, and counts only the inputs whose
@@ -562,6 +562,12 @@ class TrainerRole:
             )
         self._reply(h.sender, h.job_id, h.round, client.advertise())
 
+    def warm(self, config: JobConfig) -> None:
+        """Ahead of a norm-proof job's first round (on joining it): derive the generators
+        its commitments need, on the prover's thread (a round's proof waits behind it)."""
+        if config.norm_proofs:
+            self._prover.submit(normproofs.warm, config.vector_len() - 1)
+
     def _train(
         self, config: JobConfig, global_params: Params, round_no: int, clip: float
     ) -> NDArray[np.float64]:
@@ -657,6 +663,7 @@ class AggregatorRole:
         self._closed: set[int] = set()  # jobs never to serve: another's, or over
         self._latest: dict[int, tuple[int, Params]] = {}  # job -> (round, model) published
         self._idle_at: tuple[int, float] | None = None  # (head, jobs_dir mtime) of a tick
+        self._warmed: set[int] = set()  # norm-proof dimensions whose generators are derived
 
     # messages arrive on the node's dispatcher thread
     def on_secagg(self, opened: Opened) -> None:
@@ -744,6 +751,10 @@ class AggregatorRole:
         except ProtocolViolation as exc:
             log.warning("job %d: not served: %s", job_id, exc)
             return None
+        dim = config.vector_len() - 1
+        if config.norm_proofs and dim not in self._warmed:  # before the first claims arrive
+            self._warmed.add(dim)
+            self._pool.submit(normproofs.warm, dim)
         return config
 
     def _model_key(self, job_id: int) -> bytes:

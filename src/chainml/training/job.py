@@ -19,7 +19,7 @@ A configuration without DP encodes exactly as before DP existed (the DP keys are
 
 A job may ask for norm-bound proofs (``norm_proofs``, secure aggregation only, not with
 distributed noise): each trainer commits to its fixed-point delta and proves in zero
-knowledge that its L2 norm is within the job's clip bound (docs/protocol/zk-norm.md §7);
+knowledge that its L2 norm is within the job's clip bound (docs/protocol/zk-norm.md §7, §12);
 the blinding of its commitment crosses SecAgg+ as ``NORM_WORDS`` extra coordinates after
 the weight (``secagg_len``).  Left out of the encoding when false, so every configuration
 without it keeps its bytes and its ``config_hash``.

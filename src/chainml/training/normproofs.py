@@ -1,4 +1,4 @@
-"""Norm-bound proofs in a secure round across parties (docs/protocol/zk-norm.md §7, §11):
+"""Norm-bound proofs in a secure round across parties (docs/protocol/zk-norm.md §7, §12):
 what a trainer commits to and sends beside its masked input, and what the aggregator and
 every auditor check.  Pure computation: the node moves the messages.
 
@@ -41,7 +41,7 @@ LIMB_MAX = (1 << 16) - 1
 class NormClaim:
     """A trainer's commitment to its fixed-point delta and its norm-bound proof, for the
     round whose context the proof is bound to (``context``).  Canonical JSON on the wire
-    (docs/protocol/zk-norm.md §11)."""
+    (docs/protocol/zk-norm.md §12)."""
 
     sender: int  # the trainer's client id in the round (its bitmap index + 1)
     commitment: bytes  # 48 bytes, a compressed BLS12-381 G1 point
@@ -117,6 +117,13 @@ def headroom(frac_bits: int, dim: int) -> float:
     beyond the clip and the weight: the grid's rounding of the delta (< sqrt(dim) units)
     and the blinding's words (each < 2^16 units), a unit being 2^-frac_bits."""
     return (math.sqrt(dim) + 1 + math.sqrt(NORM_WORDS) * LIMB_MAX + 1) / (1 << frac_bits)
+
+
+def warm(dim: int) -> None:
+    """Derive the generators a round with ``dim`` delta coordinates needs (hash-to-curve:
+    seconds at the demo's size), so that the first round's commitment and check do not
+    pay for them; each process derives them once (``zk``'s cache)."""
+    zk.commit(np.zeros(dim, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -235,4 +242,5 @@ __all__ = [
     "prove_input",
     "refused_claims",
     "verify_claim",
+    "warm",
 ]

@@ -53,6 +53,7 @@ def plug(context: RoleContext) -> Plugged | None:
             return f"job {job_id} wants {job.n_features} features, these records have {x.shape[1]}"
         if job.n_classes <= int(np.max(y)):
             return f"job {job_id} has {job.n_classes} classes, these records have more"
+        trainer.warm(job)  # a norm-proof job's generators, before its first round
         return None
 
     return Plugged(
