@@ -73,10 +73,11 @@ class Settlement:
 
     def hold(self, reason: str) -> bool:
         """Stop settling anything (the view is distrusted, for ``reason``); True if it was
-        not held before."""
+        not held before.  The reason it was first held for stands until ``release``."""
         with self._lock:
             first = self._held is None
-            self._held = reason
+            if first:
+                self._held = reason
         if first:
             log.warning("chain view distrusted, the node stops acting: %s", reason)
         return first
