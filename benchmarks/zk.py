@@ -16,11 +16,18 @@ round with proofs against the same round without, measured in one run.
   of the SecAgg client cannot carry integer limbs).  The aggregator's check of all the
   proofs one by one (``round_aggregator_verify_s``, with the aggregate check) and batched
   into one MSM (``invalid_norm_proofs``: ``round_aggregator_verify_batched_s``).
-- before/after, same run (``v1_layout``): the previous proof's shape (vectors padded to a
-  power of two, 8,192 at 4,810, folded to 64 entries, the commitment recomputed by the
-  prover), run by the same code with the v1 shape patched in; and a plain numpy
+- before/after, same run (``before_after``, keys ``v2_*`` for the current version): v1's
+  shape (vectors padded to a power of two, 8,192 at 4,810, folded to 64 entries, the
+  commitment recomputed by the prover), run by the same code with that shape patched in
+  (so without v1's Schnorr proof on M, under 1% of v1's prover), alternated with the
+  current prover in pairs (medians; the ratios are medians of the pairs' ratios; one pair
+  in the quick run); and a plain numpy
   ``||x||^2`` as the floor.  ``ratio_*_vs_target`` are the figures over the issue's
   targets (<= 1 is met).
+- the L∞ option (``linf``): prove and verify of ``prove_linf`` (every coordinate within
+  ±b, on the same commitment) at 4,810 parameters and b = 2^15 in the full run, and at
+  481 parameters and b = 127 in the quick one (whose vectors fit the generators already
+  derived, so no extra setup), against the L2 proof of the same run.
 """
 
 from __future__ import annotations
@@ -97,28 +104,85 @@ def _v1_shape() -> Iterator[None]:
         _norm._ipa_shape = saved
 
 
-def _v1_layout(dim: int) -> dict[str, Any]:
-    """Prove and verify once with the previous shape (and the prover recomputing C)."""
+def _prove_verify(params: zk.NormParams, x: np.ndarray, v1: bool) -> tuple[float, float, int]:
+    ctx = _ctx("0x" + "22" * 20)
+    started = time.perf_counter()
+    c, opening = zk.commit(x)
+    if v1:  # the v1 prover computed the commitment again
+        opening = zk.CommitmentOpening(opening.blinding)
+    proof = zk.prove_norm(ctx, params, x, opening)
+    prove_s = time.perf_counter() - started
+    started = time.perf_counter()
+    zk.verify_norm(ctx, params, c, proof)
+    return prove_s, time.perf_counter() - started, len(proof)
+
+
+def _before_after(dim: int, pairs: int) -> dict[str, Any]:
+    """v2 and the v1 shape, alternated ``pairs`` times in this process (the machine's
+    load moves within seconds: a pair is measured under about the same load); commit and
+    prove count together, as a trainer does both."""
+    params = zk.NormParams(dim, zk.bound_sq_for(CLIP, FRAC_BITS, dim))
     with _v1_shape():
-        params = zk.NormParams(dim, zk.bound_sq_for(CLIP, FRAC_BITS, dim))
-        _norm._gens(params.padded)
-        rng = np.random.default_rng(dim)
-        v = rng.normal(size=dim)
-        x = np.floor(v / np.linalg.norm(v) * CLIP * (1 << FRAC_BITS)).astype(np.int64)
-        ctx = _ctx("0x" + "22" * 20)
-        started = time.perf_counter()
-        c, opening = zk.commit(x)
-        proof = zk.prove_norm(
-            ctx, params, x, zk.CommitmentOpening(opening.blinding), rng=_norm._SYSTEM
-        )
-        prove_s = time.perf_counter() - started
-        started = time.perf_counter()
-        zk.verify_norm(ctx, params, c, proof)
-        verify_s = time.perf_counter() - started
-        padded = params.padded
-    log(f"dim {dim}, v1 shape (N = {padded}): prove {prove_s:.2f} s, "
-        f"verify {verify_s:.3f} s, proof {len(proof)} B")  # fmt: skip
-    return {"prove_s": round(prove_s, 3), "verify_s": round(verify_s, 4), "proof_bytes": len(proof)}
+        v1_params = zk.NormParams(dim, params.bound_sq)
+        v1_padded = v1_params.padded
+        _norm._gens(v1_padded)
+    rng = np.random.default_rng(dim)
+    v = rng.normal(size=dim)
+    x = np.floor(v / np.linalg.norm(v) * CLIP * (1 << FRAC_BITS)).astype(np.int64)
+    rows = []
+    for _ in range(pairs):
+        new = _prove_verify(params, x, v1=False)
+        with _v1_shape():
+            old = _prove_verify(v1_params, x, v1=True)
+        rows.append((new, old))
+    med = statistics.median
+    out = {
+        "pairs": pairs,
+        "v1_padded": v1_padded,
+        "v2_prove_s": round(med(n[0] for n, _ in rows), 3),
+        "v1_prove_s": round(med(o[0] for _, o in rows), 3),
+        "v2_verify_s": round(med(n[1] for n, _ in rows), 4),
+        "v1_verify_s": round(med(o[1] for _, o in rows), 4),
+        "v2_proof_bytes": rows[0][0][2],
+        "v1_proof_bytes": rows[0][1][2],
+        "ratio_prove_v2_vs_v1": round(med(n[0] / o[0] for n, o in rows), 2),
+        "ratio_verify_v2_vs_v1": round(med(n[1] / o[1] for n, o in rows), 2),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+    log(f"dim {dim}, now (N = {params.padded}) against the v1 shape (N = {out['v1_padded']}), "
+        f"{pairs} pairs: prove {out['v2_prove_s']} / {out['v1_prove_s']} s, verify "
+        f"{out['v2_verify_s']} / {out['v1_verify_s']} s")  # fmt: skip
+    return out
+
+
+def _linf(dim: int, bound: int, l2_prove_s: float) -> dict[str, Any]:
+    params = zk.LinfParams(dim, bound)
+    started = time.perf_counter()
+    _norm._gens(params.padded)
+    setup = time.perf_counter() - started
+    x = np.random.default_rng(dim).integers(-bound, bound + 1, size=dim)
+    ctx = _ctx("0x" + "22" * 20)
+    c, opening = zk.commit(x)
+    started = time.perf_counter()
+    proof = zk.prove_linf(ctx, params, x, opening)
+    prove_s = time.perf_counter() - started
+    started = time.perf_counter()
+    zk.verify_linf(ctx, params, c, proof)
+    verify_s = time.perf_counter() - started
+    log(f"L-inf dim {dim}, bound {bound} ({params.bits} bits, N = {params.padded}): "
+        f"setup {setup:.2f} s, prove {prove_s:.2f} s, verify {verify_s:.3f} s, "
+        f"proof {len(proof)} B")  # fmt: skip
+    return {
+        "dim": dim,
+        "bound": bound,
+        "bits": params.bits,
+        "padded": params.padded,
+        "setup_s": round(setup, 3),
+        "prove_s": round(prove_s, 3),
+        "verify_s": round(verify_s, 4),
+        "proof_bytes": len(proof),
+        "ratio_prove_vs_l2_4810": round(prove_s / l2_prove_s, 2),
+    }
 
 
 def _numpy_norm(dim: int) -> float:
@@ -214,7 +278,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     log(f"dim 4810: setup {setup:.2f} s, prove {first['prove_s']:.2f} s a trainer, "
         f"verify {first['verify_s']:.3f} s a trainer, proof {first['proof_bytes']} B")  # fmt: skip
     per = [first] + ([] if quick else [_per_trainer(100_000, FRAC_BITS)])
-    before = _v1_layout(4810)
+    before = _before_after(4810, 1 if quick else 3)
+    linf = _linf(481, 127, first["prove_s"]) if quick else _linf(4810, 1 << 15, first["prove_s"])
     batched_each = with_proofs["verify_batch_s"] / trainers
     out: dict[str, Any] = {
         "per_trainer": per,
@@ -228,10 +293,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         "baseline": "the same in-process SecAgg+ round without proofs, this run",
         "load_average_1min": round(os.getloadavg()[0], 2),
         "verify_batched_per_proof_s": round(batched_each, 4),
-        "v1_layout": before,
+        "linf": linf,
+        "before_after": before,
         "numpy_norm_s": _numpy_norm(4810),
-        "ratio_prove_vs_v1_layout": round(first["prove_s"] / before["prove_s"], 2),
-        "ratio_verify_vs_v1_layout": round(first["verify_s"] / before["verify_s"], 2),
+        "ratio_prove_vs_v1_layout": before["ratio_prove_v2_vs_v1"],
+        "ratio_verify_vs_v1_layout": before["ratio_verify_v2_vs_v1"],
         "ratio_prove_4810_vs_target": round(first["prove_s"] / 2.0, 2),
         "ratio_verify_4810_vs_target": round(first["verify_s"] / 0.1, 2),
         "ratio_verify_batched_4810_vs_target": round(batched_each / 0.1, 2),

@@ -33,7 +33,7 @@ def build() -> dict:
     out: dict = {
         "version": _linf.VERSION,
         "transcript_dst": _linf.DST.decode(),
-        "generators": "those of zk-norm-v2.json (same DST, labels G, H, H0, U, Q)",
+        "generators": "those of zk-norm-v3.json (same DST, labels G, H, H0, U, Q)",
         "proofs": [],
     }
     cases = [

@@ -1,4 +1,4 @@
-"""Write docs/protocol/vectors/zk-norm-v2.json (``python -m tests.zk.make_zk_norm_vectors``).
+"""Write docs/protocol/vectors/zk-norm-v3.json (``python -m tests.zk.make_zk_norm_vectors``).
 
 Deterministic: the commitment blinding and the prover's randomness come from
 ``random.Random(seed)`` so chainml regenerates the same bytes; another implementation only
@@ -15,7 +15,7 @@ from chainml.crypto import zk
 from chainml.crypto.hazmat import bls12_381 as g1
 from chainml.crypto.zk import _norm
 
-PATH = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-v2.json"
+PATH = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-v3.json"
 CTX = {
     "chain_id": 31337,
     "jobs_contract": "0x" + "5f" * 20,
@@ -101,11 +101,12 @@ def build() -> dict:
     out["proofs"].append({**base, "name": "truncated", "proof": base["proof"][:-2],
                           "seed": None, "expect": "malformed"})  # fmt: skip
     bad = bytearray.fromhex(base["proof"])
-    bad[1 + 48 * 4 + 16 * 128 + 5] ^= 0xFF  # inside the first Schnorr response
+    tau_at = 1 + 48 * 3 + 16 * 128 + 48 * 2  # V, M, S, the projections, T1, T2, then τ
+    bad[tau_at + 5] ^= 0xFF  # inside τ
     out["proofs"].append({**base, "name": "a flipped byte", "proof": bytes(bad).hex(),
                           "seed": None, "expect": "invalid"})  # fmt: skip
     high = bytearray.fromhex(base["proof"])
-    high[1 + 48 * 4 + 16 * 128 : 1 + 48 * 4 + 16 * 128 + 32] = b"\xff" * 32  # scalar >= r
+    high[tau_at : tau_at + 32] = b"\xff" * 32  # a scalar >= r
     out["proofs"].append({**base, "name": "a scalar not reduced", "proof": bytes(high).hex(),
                           "seed": None, "expect": "malformed"})  # fmt: skip
 

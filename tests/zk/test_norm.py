@@ -163,13 +163,13 @@ def test_a_batch_names_exactly_the_proofs_that_fail(honest):
 
 
 @pytest.mark.parametrize("dim", [1, 3, 40, 4810, 100_000, 1 << 20])
-def test_the_v2_shape_pads_little_and_stays_small(dim):
+def test_the_shape_pads_little_and_stays_small(dim):
     params = zk.NormParams(dim, 1)
     m = dim + _norm.ROWS
     k, stop = params.ipa_rounds, params.ipa_stop
     assert params.padded == stop << k >= m
     assert params.padded - m < 1 << k  # v1 padded to a power of two: up to m more
-    assert 64 <= stop < 128
+    assert 128 <= stop < 256
     if dim <= 4810:
         assert zk.proof_size(params) <= 16 * 1024
 

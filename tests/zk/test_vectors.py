@@ -1,4 +1,4 @@
-"""docs/protocol/vectors/zk-norm-v2.json against chainml.crypto.zk: every expected outcome,
+"""docs/protocol/vectors/zk-norm-v3.json against chainml.crypto.zk: every expected outcome,
 the generators' derivation, and byte-for-byte regeneration of the seeded proofs."""
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from chainml.crypto.hazmat.transcript import Transcript
 from chainml.crypto.zk._norm import (
     _SYSTEM,
     COORD_LIMIT,
-    IPA_STOP,
     CommitmentOpening,
     NormContext,
     _check_vector,
@@ -39,6 +38,7 @@ from chainml.crypto.zk.errors import InvalidNormProof, MalformedNormProof, NormB
 DST = b"chainml/zk-linf/v1"
 VERSION = 1
 MAX_LENGTH = 1 << 23  # n·(K + 1): the argument's vectors
+IPA_STOP = 64  # the argument stops at 64..127 entries (the norm proof's v2 rule)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Norm-bound proofs for Pedersen-committed integer vectors (specified in
-docs/protocol/zk-norm.md, version 2).  Everything here is pure computation."""
+docs/protocol/zk-norm.md, version 3).  Everything here is pure computation."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ from chainml.crypto.zk.errors import (
     NormBoundExceeded,
 )
 
-GEN_DST = b"chainml/zk-norm/v1"  # the generators did not change in v2
-DST = b"chainml/zk-norm/v2"  # the transcript's domain: a v1 proof is nothing in v2
-VERSION = 2
+GEN_DST = b"chainml/zk-norm/v1"  # the generators did not change in v2 or v3
+DST = b"chainml/zk-norm/v3"  # the transcript's domain: no proof of v1 or v2 is one of v3
+VERSION = 3
 ROWS = 128  # random binary projections: soundness of the smallness check 2^-128
 MASK_BITS = 64  # z_j hides <R_j, x> statistically... exactly, with rejection (see spec)
 RANGE_BITS = 64  # bound_sq - ||x||^2 in [0, 2^64)
-IPA_STOP = 64  # the main inner-product argument stops at vectors of 64..127 and sends them
+IPA_STOP = 128  # the main inner-product argument stops at vectors of 128..255, sent
 MAX_DIM = 1 << 20
 MAX_BOUND_SQ = (1 << 62) - 1
 COORD_LIMIT = 1 << 31  # |x_i| < 2^31: the signed Z_2^32 range secure aggregation uses
@@ -121,7 +121,7 @@ class NormParams:
 
     @property
     def ipa_rounds(self) -> int:
-        """k: the main argument folds k times, down to ``ipa_stop`` entries in [64, 128)."""
+        """k: the main argument folds k times, down to ``ipa_stop`` entries in [128, 256)."""
         return _ipa_shape(self.dim)[0]
 
     @property
@@ -131,7 +131,7 @@ class NormParams:
     @property
     def padded(self) -> int:
         """N = ipa_stop·2^ipa_rounds >= dim + ROWS: the vectors' length (not a power of two:
-        at 4,810 it is 4,992 where v1 padded to 8,192)."""
+        at 4,810 it is 4,960 where v1 padded to 8,192)."""
         k, stop = _ipa_shape(self.dim)
         return stop << k
 
@@ -151,7 +151,7 @@ class _Gens:
 
 
 def _ipa_shape(dim: int) -> tuple[int, int]:
-    """(k, stop) with stop·2^k >= dim + ROWS, stop in [64, 128) (the least such stop)."""
+    """(k, stop) with stop·2^k >= dim + ROWS, stop in [128, 256) (the least such stop)."""
     m = dim + ROWS
     k = max(0, (m // IPA_STOP).bit_length() - 1)
     return k, -(-m >> k)
@@ -295,6 +295,12 @@ def _weights(rows: np.ndarray, cs: list[int]) -> list[int]:
     ]  # below 2^263, not reduced: only ever used in products reduced modulo ORDER
 
 
+def _mask_weights(cs: list[int], e: int) -> list[int]:
+    """w_{n+j} = c_j / e: the argument's a_L holds e·y_j there (C + e·M is opened)."""
+    e_inv = pow(e, ORDER - 2, ORDER)
+    return [cj * e_inv % ORDER for cj in cs]
+
+
 def _powers(base: int, count: int, start: int = 1) -> list[int]:
     out = []
     v = start % ORDER
@@ -327,11 +333,8 @@ class _RangeProof:
 class _Proof:
     v: Point
     m: Point
-    t_m: Point
     s: Point
     z: tuple[int, ...]
-    s_y: tuple[int, ...]
-    s_rho: int
     t1: Point
     t2: Point
     tau: int
@@ -429,9 +432,6 @@ def _prove(
         ys = [rng.randbelow(params.width) for _ in range(ROWS)]
         rho = rng.randbelow(ORDER)
         big_m = msm([*g_y, gens.h0], [*ys, rho])
-        t_y = [rng.randbelow(ORDER) for _ in range(ROWS)]
-        t_rho = rng.randbelow(ORDER)
-        big_tm = msm([*g_y, gens.h0], [*t_y, t_rho])
         # blinding only where the witness is secret: a_L is public (zero) beyond n + ROWS
         # and a_R beyond n, so l and r are public values there whatever s_L, s_R are
         s_l = [rng.randbelow(ORDER) for _ in range(n + ROWS)] + [0] * (big_n - n - ROWS)
@@ -440,7 +440,7 @@ def _prove(
         big_s = msm(
             [*gens.g[: n + ROWS], *gens.h[:n], gens.h0], [*s_l[: n + ROWS], *s_r[:n], rho_s]
         )
-        for label, pt in ((b"V", big_v), (b"M", big_m), (b"TM", big_tm), (b"S", big_s)):
+        for label, pt in ((b"V", big_v), (b"M", big_m), (b"S", big_s)):
             t.absorb(label, g1.encode_point(pt))
         e = t.challenge(b"e")
         rows = _rows(t, n)
@@ -449,17 +449,15 @@ def _prove(
         lo, hi = params.z_range
         if all(lo <= zv < hi for zv in zs):
             break
-    s_y = [(ty + e * yv) % ORDER for ty, yv in zip(t_y, ys, strict=True)]
-    s_rho = (t_rho + e * rho) % ORDER
     t.absorb(b"z", b"".join(zv.to_bytes(Z_BYTES, "big") for zv in zs))
-    _absorb_scalars(t, b"schnorr", *s_y, s_rho)
     c = t.challenge(b"c")
     yc = t.challenge(b"y")
     zc = t.challenge(b"z")
     cs = _powers(c, ROWS, start=c)
-    w = _weights(rows, cs) + cs + [0] * (big_n - n - ROWS)
+    # the argument opens C + e·M: the masks enter a_L as e·y_j, their weights as c_j/e
+    w = _weights(rows, cs) + _mask_weights(cs, e) + [0] * (big_n - n - ROWS)
     u = _powers(yc, big_n)
-    a_l = xm + [yv % ORDER for yv in ys] + [0] * (big_n - n - ROWS)
+    a_l = xm + [e * yv % ORDER for yv in ys] + [0] * (big_n - n - ROWS)
     a_r = xm + [0] * (big_n - n)
     z2 = zc * zc % ORDER
     l0 = [(a - zc * ui) % ORDER for a, ui in zip(a_l, u, strict=True)]
@@ -479,14 +477,14 @@ def _prove(
     rv = [(a + b * xx) % ORDER for a, b in zip(r0, s_r, strict=True)]
     t_hat = _ip(lv, rv)
     tau = (tau2 * xx * xx + tau1 * xx + gamma) % ORDER
-    mu = (blinding + rho + rho_s * xx) % ORDER
+    mu = (blinding + e * rho + rho_s * xx) % ORDER
     _absorb_scalars(t, b"open", tau, mu, t_hat)
     wq = t.challenge(b"w")
     main = ipa.prove(t, gens.g, gens.h, g1.mul(gens.q, wq), lv, rv, stop=params.ipa_stop)
     # ||x||^2 <= bound_sq: range proof of bound_sq - s, committed as bound_sq·U - V
     rng_proof = _prove_range(t, gens, (params.bound_sq - s_val) % ORDER, (-gamma) % ORDER, rng)
     return _Proof(
-        big_v, big_m, big_tm, big_s, tuple(zs), tuple(s_y), s_rho, big_t1, big_t2,
+        big_v, big_m, big_s, tuple(zs), big_t1, big_t2,
         tau, mu, t_hat, main, rng_proof,
     )  # fmt: skip
 
@@ -550,7 +548,7 @@ def _terms(
     n, big_n = params.dim, params.padded
     gens = _gens(big_n)
     t = _start(ctx, params, commitment)
-    for label, pt in ((b"V", p.v), (b"M", p.m), (b"TM", p.t_m), (b"S", p.s)):
+    for label, pt in ((b"V", p.v), (b"M", p.m), (b"S", p.s)):
         t.absorb(label, g1.encode_point(pt))
     e = t.challenge(b"e")
     rows = _rows(t, n)
@@ -558,7 +556,6 @@ def _terms(
     if not all(lo <= zv < hi for zv in p.z):
         raise InvalidNormProof("a projection is out of range")
     t.absorb(b"z", b"".join(zv.to_bytes(Z_BYTES, "big") for zv in p.z))
-    _absorb_scalars(t, b"schnorr", *p.s_y, p.s_rho)
     c = t.challenge(b"c")
     yc = t.challenge(b"y")
     zc = t.challenge(b"z")
@@ -569,7 +566,7 @@ def _terms(
     wq = t.challenge(b"w")
     xs = ipa.challenges(t, p.ipa)
     cs = _powers(c, ROWS, start=c)
-    w = _weights(rows, cs) + cs + [0] * (big_n - n - ROWS)
+    w = _weights(rows, cs) + _mask_weights(cs, e) + [0] * (big_n - n - ROWS)
     u = _powers(yc, big_n)
     zeta = sum(ci * zv for ci, zv in zip(cs, p.z, strict=True)) % ORDER
     z2 = zc * zc % ORDER
@@ -598,7 +595,7 @@ def _terms(
     rdelta = ((rz - rz * rz) * sum(ryn) - rz**3 * ((1 << nb) - 1)) % ORDER
 
     # one batched MSM: each equation weighted by a fresh random scalar
-    b1, b2, b3, b4, b5 = (secrets.randbelow(ORDER - 1) + 1 for _ in range(5))
+    b1, b2, b4, b5 = (secrets.randbelow(ORDER - 1) + 1 for _ in range(4))
     coef_g = [0] * big_n
     coef_h = [0] * big_n
     stop = params.ipa_stop
@@ -606,21 +603,18 @@ def _terms(
         k = i % stop
         coef_g[i] = b1 * (a[k] * s[i] + zc * u[i])
         coef_h[i] = b1 * (b[k] * s_inv[i] - (zc * u[i] if i < n else 0) - z2 * w[i])
-    for j in range(ROWS):  # Schnorr: <s_y, G_y> + s_rho·H0 == T_M + e·M
-        coef_g[n + j] += b3 * p.s_y[j]
     # equation 1 (main IPA): rest of the terms
     extra: list[tuple[Point, int]] = [
         (gens.q, b1 * wq * (ab - p.t_hat)),
         (_decode_point(commitment), -b1),
-        (p.m, -b1 - b3 * e),
+        (p.m, -b1 * e),
         (p.s, -b1 * xx),
-        (gens.h0, b1 * p.mu + b2 * p.tau + b3 * p.s_rho),
+        (gens.h0, b1 * p.mu + b2 * p.tau),
         # equation 2: t_hat·U + tau·H0 == V + (z²·zeta + delta)·U + x·T1 + x²·T2
         (gens.u, b2 * (p.t_hat - z2 * zeta - delta)),
         (p.v, -b2),
         (p.t1, -b2 * xx),
         (p.t2, -b2 * xx * xx),
-        (p.t_m, -b3),
     ]
     extra += [(pt, -b1 * v) for pt, v in zip(p.ipa.left, x2, strict=True)]
     extra += [(pt, -b1 * v) for pt, v in zip(p.ipa.right, xm2, strict=True)]
@@ -656,8 +650,8 @@ def _terms(
 
 def proof_size(params: NormParams) -> int:
     rounds = params.ipa_rounds
-    points = 4 + 2 + 2 * rounds + 4 + 2 * (RANGE_BITS.bit_length() - 1)
-    scalars = ROWS + 1 + 3 + 2 * params.ipa_stop + 3 + 2
+    points = 3 + 2 + 2 * rounds + 4 + 2 * (RANGE_BITS.bit_length() - 1)
+    scalars = 3 + 2 * params.ipa_stop + 3 + 2
     return 1 + points * g1.POINT_BYTES + scalars * g1.SCALAR_BYTES + ROWS * Z_BYTES
 
 
@@ -710,9 +704,8 @@ def _encode(p: _Proof) -> bytes:
     return b"".join(
         [
             bytes([VERSION]),
-            ep(p.v), ep(p.m), ep(p.t_m), ep(p.s),
+            ep(p.v), ep(p.m), ep(p.s),
             b"".join(zv.to_bytes(Z_BYTES, "big") for zv in p.z),
-            b"".join(es(v) for v in p.s_y), es(p.s_rho),
             ep(p.t1), ep(p.t2), es(p.tau), es(p.mu), es(p.t_hat),
             _encode_ipa(p.ipa),
             ep(r.a), ep(r.s), ep(r.t1), ep(r.t2), es(r.tau), es(r.mu), es(r.t_hat),
@@ -733,10 +726,8 @@ def _decode(data: bytes, params: NormParams) -> _Proof:
     rd = _Reader(data)
     if rd.take(1)[0] != VERSION:
         raise MalformedNormProof("unknown proof version")
-    v, m, t_m, s = rd.point(), rd.point(), rd.point(), rd.point()
+    v, m, s = rd.point(), rd.point(), rd.point()
     zs = tuple(int.from_bytes(rd.take(Z_BYTES), "big") for _ in range(ROWS))
-    s_y = tuple(rd.scalar() for _ in range(ROWS))
-    s_rho = rd.scalar()
     t1, t2 = rd.point(), rd.point()
     tau, mu, t_hat = rd.scalar(), rd.scalar(), rd.scalar()
     main = rd.ipa(params.ipa_rounds, params.ipa_stop)
@@ -744,6 +735,6 @@ def _decode(data: bytes, params: NormParams) -> _Proof:
     rtau, rmu, rthat = rd.scalar(), rd.scalar(), rd.scalar()
     rproof = rd.ipa(RANGE_BITS.bit_length() - 1, 1)
     return _Proof(
-        v, m, t_m, s, zs, s_y, s_rho, t1, t2, tau, mu, t_hat, main,
+        v, m, s, zs, t1, t2, tau, mu, t_hat, main,
         _RangeProof(ra, rs, rt1, rt2, rtau, rmu, rthat, rproof),
     )  # fmt: skip
