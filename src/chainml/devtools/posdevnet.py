@@ -97,6 +97,10 @@ class DevnetError(ChainmlError):
 # ---------------------------------------------------------------------------- install
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _digest() -> str:
     h = hashlib.sha256()
     for path in (MANIFEST, FILES / "polyfill.cjs"):
@@ -329,25 +333,39 @@ class Devnet:
         jwt.write_text(secrets.token_hex(32))
         jwt.chmod(0o600)
         self._jwt = jwt
-        genesis = json.loads((FILES / "el-genesis.json").read_text())
-        now = int(time.time())
-        genesis["timestamp"] = hex(now)
-        (self.workdir / "genesis.json").write_text(json.dumps(genesis, indent=1))
+        # the execution genesis as given (its timestamp in the past): the same block 0 on
+        # every run, so its hash, once known, lets the beacon nodes start with the first
+        # execution client instead of after it
+        genesis_file = FILES / "el-genesis.json"
+        shutil.copyfile(genesis_file, self.workdir / "genesis.json")
+        stamp = int(json.loads(genesis_file.read_text())["timestamp"], 16)
+        if stamp > time.time():
+            raise DevnetError("the execution genesis is dated in the future: check the clock")
+        cache = self.install_dir / f"genesis-{_sha256(genesis_file)[:16]}.hash"
+        known = cache.read_text().strip() if cache.exists() else None
         pairs = list(self.pairs.values())
         first = pairs[0]
-        # the first execution client: its enode is the others' bootnode, its block 0 the
-        # consensus genesis' execution block (every host has the same genesis file)
         self._start_el(first, None)
+        if known:
+            self.genesis_hash = known
+            self.genesis_time = int(time.time()) + self.genesis_delay_s
+            for pair in pairs:
+                self._start_cl(pair, None)
+        # the first execution client's enode is the others' bootnode
         self._wait_rpc(first, deadline)
         enode = self._enode(first, deadline)
         block0 = first.host.call(_rpc, first.rpc_url, "eth_getBlockByNumber", ["0x0", False])
-        self.genesis_hash = str(block0["hash"])
-        # then everything else at once: starting Lodestar takes most of the time
-        self.genesis_time = int(time.time()) + self.genesis_delay_s
+        if known and block0["hash"] != known:
+            cache.unlink(missing_ok=True)
+            raise DevnetError("the execution genesis hash is not the one recorded: start again")
+        if not known:
+            self.genesis_hash = str(block0["hash"])
+            cache.write_text(self.genesis_hash + "\n")
+            self.genesis_time = int(time.time()) + self.genesis_delay_s
+            for pair in pairs:
+                self._start_cl(pair, None)
         for pair in pairs[1:]:
             self._start_el(pair, enode)
-        for pair in pairs:
-            self._start_cl(pair, None)
         for pair in pairs[1:]:
             self._wait_rpc(pair, deadline)
             other = pair.host.call(_rpc, pair.rpc_url, "eth_getBlockByNumber", ["0x0", False])
