@@ -108,6 +108,26 @@ def test_honest_claims_verify_and_the_secure_sum_opens_their_commitments(proven)
         normproofs.check_sum(params, words, [claims[i].commitment for i in (1, 2, 3, 5)])
 
 
+def test_the_round_s_range_holds_a_proven_input_at_its_bound() -> None:
+    """SecAgg+ clips what it is fed to the round's range: a norm-proof round's range holds
+    the delta at the clip bound after rounding, the weight 1 and every word at 2^16 - 1, so
+    no honest input is rescaled away from what it committed to; a job without proofs keeps
+    its range and length."""
+    params = _params()
+    dim = normproofs.delta_len(params)
+    assert params.vector_len == CONFIG.vector_len() + 16 == dim + 17
+    base = CONFIG.secagg_bound(CLIP, len(ROSTER))
+    assert params.clip >= base + normproofs.headroom(params.frac_bits, dim)
+    rng = np.random.default_rng(3)
+    committed = normproofs.commit_input(params, np.append(_update(rng)[:-1] / 0.75, 1.0), rng)
+    worst = committed.vector.copy()
+    worst[dim + 1 :] = 0xFFFF / (1 << params.frac_bits)
+    assert np.linalg.norm(worst) <= params.clip
+    plain = dataclasses.replace(CONFIG, norm_proofs=False)
+    other = round_params(_chain(), JOB, ROUND, ATTEMPT, plain, CLIP, ROSTER)  # type: ignore[arg-type]
+    assert (other.clip, other.vector_len) == (base, plain.vector_len())
+
+
 def _spelt(claim: NormClaim, **changes: Any) -> bytes:
     doc = json.loads(claim.encode())
     doc.update(changes)
