@@ -128,6 +128,26 @@ def test_the_round_s_range_holds_a_proven_input_at_its_bound() -> None:
     assert (other.clip, other.vector_len) == (base, plain.vector_len())
 
 
+def test_an_input_other_than_the_committed_one_fails_the_sum_check(proven) -> None:
+    """A trainer whose claim verifies but which feeds SecAgg+ another vector (one grid unit
+    off in one coordinate) or other words: the sum does not open the commitments."""
+    params = _params()
+    claims = {i: c for i, (_, c) in proven.items()}
+    unit = 1 / (1 << params.frac_bits)
+    for k in (0, normproofs.delta_len(params) + 3):  # a delta coordinate; a blinding word
+        fed = {i: committed.vector.copy() for i, (committed, _) in proven.items()}
+        fed[2][k] += unit
+        clients = {i: SecAggClient(params, i, IDS[i], v) for i, v in fed.items()}
+        result = run_in_memory(params, clients)
+        assert normproofs.refused_claims(params, CLIP, claims) == {}
+        with pytest.raises(zk.AggregateMismatch):
+            normproofs.check_sum(
+                params,
+                np.frombuffer(result.transcript.total, dtype="<u4"),
+                [claims[i].commitment for i in result.survivors],
+            )
+
+
 def _spelt(claim: NormClaim, **changes: Any) -> bytes:
     doc = json.loads(claim.encode())
     doc.update(changes)
