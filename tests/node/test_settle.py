@@ -4,6 +4,9 @@ only once its own block is, and a join reorganised away is not counted but sent 
 
 from __future__ import annotations
 
+import signal
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from chainml.ledger.client import LedgerClient
 from chainml.ledger.deploy import Deployment
 from chainml.ledger.devchain import DevChainProcess
 from chainml.ledger.settle import Settlement
-from chainml.node import localnet
+from chainml.node import daemon, localnet
 from chainml.node.state import NodeState
 from chainml.node.workers import JobWorkers
 
@@ -148,3 +151,53 @@ def test_node_toml_settle_is_read_and_a_bad_one_refused(tmp_path: Path):
     path.write_text(text.replace("[limits]", 'settle = "final"\n\n[limits]'))
     with pytest.raises(ConfigError, match="settle"):
         NodeConfig.load(path)
+
+
+def test_a_node_process_with_settle_finalized_joins_only_once_the_job_is_final(tmp_path: Path):
+    """The setting end to end: node.toml says ``settle = "finalized"``; the node process
+    does not join a job while the chain's finality is frozen below its creation, and joins
+    (and records the join done) once finality passes it."""
+    with DevChainProcess(tmp_path / "chain", finality_depth=DEPTH) as chain:
+        client = LedgerClient(chain.url)
+        cm, dev = localnet.deploy(client, tmp_path)
+        node = localnet.init_node(tmp_path, "trainer", "pw", rpc=chain.url, work=1 << 10)
+        text = node.config.read_text().replace("interval = 1 ", "interval = 0.1 ")
+        node.config.write_text(text.replace("[limits]", 'settle = "finalized"\n\n[limits]'))
+        aggregator = Identity.generate()
+        for ident, roles in ((node.identity, Role.TRAINER), (aggregator, Role.AGGREGATOR)):
+            client.transact(dev, to=ident.address, value=3 * ETHER)
+            cm.registry.register_identity(ident, roles, "x", ETHER)
+        client.rpc("chainml_setFinality", [{"frozen": True}])
+        job_id = cm.jobs.create_job(dev, JobParams(aggregator.address, 1, 1, 4, ETHER, 60), ETHER)
+        me = node.identity.address
+        proc = daemon.spawn(node.config, "pw", log=tmp_path / "node.log")
+        try:
+            daemon.wait_ready(node.url, proc, 60, address=me)
+            _mine(client, DEPTH + 1)  # deep enough, but not final
+            time.sleep(2)  # twenty worker passes
+            assert not _joined(cm, job_id, me)
+            client.rpc("chainml_setFinality", [{"frozen": False}])
+            deadline = time.monotonic() + 30
+            while not _joined(cm, job_id, me) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _joined(cm, job_id, me)
+            _mine(client, DEPTH)  # the join's own block is finalized: counted done
+
+            def status() -> str | None:
+                db = sqlite3.connect(node.config.parent / "state.db")
+                try:
+                    rows = db.execute(
+                        "SELECT status FROM actions WHERE key = ?", (f"join:{job_id}",)
+                    ).fetchall()
+                finally:
+                    db.close()
+                return rows[0][0] if rows else None
+
+            deadline = time.monotonic() + 30
+            while status() != "done" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert status() == "done"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+            client.close()

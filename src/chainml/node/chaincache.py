@@ -11,7 +11,8 @@ not the protocol, were what a round across processes waited for.
 - the head (``eth_blockNumber``) is read at most once per ``head_ttl`` seconds, and at
   once after this node's own transaction is mined (its receipt names a later block), so a
   node always reads its own writes;
-- ``eth_call`` at ``latest`` and ``eth_getBlockByNumber`` are kept until the head moves;
+- ``eth_call`` at ``latest`` and ``eth_getBlockByNumber`` are kept until the head moves
+  (but the ``finalized``, ``safe`` and ``pending`` blocks are always asked for);
 - calls to the Registry are kept until a block carries a Registry event (every change to
   a party — registration, key rotation, endpoint, stake, slashing — logs one), found with
   one ``eth_getLogs`` per new head;
@@ -127,6 +128,8 @@ class CachingLedgerClient(LedgerClient):
             return hex(self.head())
         if method == "eth_chainId":
             return self._cached(self._forever, "chainId", method, params, lambda r: True)
+        if method == "eth_getBlockByNumber" and params and params[0] in _MOVING_TAGS:
+            return super().rpc(method, params)  # finality moves on its own clock: ask
         if method == "eth_getBlockByNumber":
             head = self.head()
             if params and params[0] == "latest":  # the head's block: one entry for both
@@ -185,6 +188,7 @@ class CachingLedgerClient(LedgerClient):
         return result
 
 
+_MOVING_TAGS = ("finalized", "safe", "pending")
 MAX_ENTRIES = 50_000  # per store: lookups of addresses anyone can invent stay bounded
 
 
