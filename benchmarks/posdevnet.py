@@ -10,11 +10,12 @@ Full run (``make bench``), measured in order on one devnet:
 - ``first_finality_s``: genesis until every host's ``finalized`` tag is above block 0;
   ``blocks_per_slot`` up to then (1.0: a block in every slot);
 - ``chainml``: chainml's five contracts deployed through the first host's execution RPC
-  the way ``deploy_system`` does (compiled for the Paris EVM: Lodestar 1.5.1 predates
-  Shanghai, and the committed artifacts use its opcodes), then ``Registry.set_slasher``
-  mined and read back from the third host's RPC; ``deploy_s`` against ``deploy_system`` on
-  the project's dev chain in the same run (``baseline_deploy_s``), and the wait until that
-  transaction's block is finalized (what a step waits when it waits for finality);
+  the way ``deploy_system`` does (compiled for the Paris EVM the devnet runs: the
+  committed artifacts target Prague, past what Lodestar 1.5.1 can run), then
+  ``Registry.set_slasher`` mined and read back from the third host's RPC; ``deploy_s``
+  against ``deploy_system`` on the project's dev chain in the same run
+  (``baseline_deploy_s``), and the wait until that transaction's block is finalized (what
+  a step waits when it waits for finality);
 - ``one_pair_offline``: the third pair stopped (SIGSTOP) for three epochs: blocks per slot
   and the ``finalized`` blocks gained by the two others meanwhile (with exactly 2/3 of the
   stake online finality may stall: measured, not assumed); then resumed and reconnected,
@@ -96,9 +97,9 @@ def _deploy_baseline() -> float:
 
 
 def _paris_bytecode() -> dict[str, tuple[list[dict[str, Any]], bytes]]:
-    """chainml's contracts compiled for the Paris EVM: Lodestar 1.5.1 predates Capella, so
-    the devnet has no PUSH0 (Shanghai) nor MCOPY/TSTORE (Cancun), which the committed
-    artifacts use (their deployment runs out of gas there).  Same sources, same ABI."""
+    """chainml's contracts compiled for the Paris EVM the devnet runs (its genesis has no
+    Shanghai, and Lodestar 1.5.1 predates Deneb): the committed artifacts target Prague
+    and their deployment runs out of gas there.  Same sources, same ABI."""
     from vyper.compiler import compile_from_file_input
     from vyper.compiler.input_bundle import FilesystemInputBundle
     from vyper.compiler.settings import Settings
@@ -180,7 +181,7 @@ def _chainml_on_devnet(
     baseline = _deploy_baseline()
     return {
         "contracts": len(deployment.addresses),
-        "evm": "paris (the committed artifacts target a later EVM than Lodestar 1.5.1 runs)",
+        "evm": "paris (the committed artifacts target prague, past what the devnet runs)",
         "deploy_s": round(deploy_s, 1),
         "baseline_deploy_s": round(baseline, 2),
         "ratio_deploy_vs_devchain": round(deploy_s / baseline, 1),
