@@ -18,8 +18,10 @@ from chainml.ledger.bindings import Chainml, JobParams, Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.deploy import Deployment
 from chainml.ledger.devchain import DevChainProcess
+from chainml.ledger.errors import ViewDistrusted
 from chainml.ledger.settle import Settlement
 from chainml.node import daemon, localnet
+from chainml.node.core import NodeConfig, build
 from chainml.node.state import NodeState
 from chainml.node.workers import JobWorkers
 
@@ -170,6 +172,20 @@ def test_a_node_process_with_settle_finalized_joins_only_once_the_job_is_final(t
         client.rpc("chainml_setFinality", [{"frozen": True}])
         job_id = cm.jobs.create_job(dev, JobParams(aggregator.address, 1, 1, 4, ETHER, 60), ETHER)
         me = node.identity.address
+        built = build(NodeConfig.load(node.config), "pw")  # the parts the process will run
+        try:
+            assert built.settlement.mode == "finalized"
+            assert built.cached.jobs.client.settlement is built.settlement
+            built.settlement.hold("a test's eclipse")
+            for c in (built.client, built.cached.jobs.client):  # no transaction leaves
+                with pytest.raises(ViewDistrusted):
+                    c.transact(node.identity.account, to=dev.address, value=1)
+            with pytest.raises(ViewDistrusted):  # the head workers act from is refused
+                built.cached.jobs.client.block_number()
+            assert built.client.block_number() == client.block_number()  # facts still read
+            assert built.cached.registry.is_registered(me)
+        finally:
+            built.close()
         proc = daemon.spawn(node.config, "pw", log=tmp_path / "node.log")
         try:
             daemon.wait_ready(node.url, proc, 60, address=me)

@@ -344,12 +344,14 @@ class Node:
 
 def build(config: NodeConfig, password: str) -> Node:
     identity = keystore.load(config.keystore, password)
-    client = LedgerClient(config.rpc_url)
+    # one policy: when steps settle, and whether the node's chain view is trusted at all
+    # (while the monitor holds it, neither client sends a transaction)
+    settlement = Settlement.parse(config.settle, config.confirmations)
+    client = LedgerClient(config.rpc_url, settlement=settlement)
     deployment = Deployment.load(config.deployment)
     cm = Chainml.connect(client, deployment)
     # facts are re-read once the head moves, looked for at most every half second (and at
     # once after this node's own transaction): a round's hot path finds them cached
-    settlement = Settlement.parse(config.settle, config.confirmations)
     cached = CachingLedgerClient(
         config.rpc_url, head_ttl=max(config.worker_interval, 0.5), settlement=settlement
     )
