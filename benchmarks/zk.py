@@ -23,7 +23,10 @@ round with proofs against the same round without, measured in one run.
   current prover in pairs (medians; the ratios are medians of the pairs' ratios; one pair
   in the quick run); and a plain numpy
   ``||x||^2`` as the floor.  ``ratio_*_vs_target`` are the figures over the issue's
-  targets (<= 1 is met).
+  targets (<= 1 is met).  ``*_cpu_s``: the process's CPU time for the same work (the
+  wall-clock figures of a machine whose load average is 10-20 are 3-5x those of an idle
+  one; CPU time is what an idle single core would take, the binding's MSM being
+  single-threaded).
 - the L∞ option (``linf``): prove and verify of ``prove_linf`` (every coordinate within
   ±b, on the same commitment) at 4,810 parameters and b = 2^15 in the full run, and at
   481 parameters and b = 127 in the quick one (whose vectors fit the generators already
@@ -70,12 +73,12 @@ def _per_trainer(dim: int, frac_bits: int) -> dict[str, Any]:
     started = time.perf_counter()
     c, opening = zk.commit(x)
     commit_s = time.perf_counter() - started
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     proof = zk.prove_norm(ctx, params, x, opening)
-    prove_s = time.perf_counter() - started
-    started = time.perf_counter()
+    prove_s, prove_cpu = time.perf_counter() - started, time.process_time() - cpu
+    started, cpu = time.perf_counter(), time.process_time()
     zk.verify_norm(ctx, params, c, proof)
-    verify_s = time.perf_counter() - started
+    verify_s, verify_cpu = time.perf_counter() - started, time.process_time() - cpu
     log(f"dim {dim}: setup {setup:.2f} s, commit {commit_s:.3f} s, prove {prove_s:.2f} s, "
         f"verify {verify_s:.3f} s, proof {len(proof)} B")  # fmt: skip
     return {
@@ -84,6 +87,8 @@ def _per_trainer(dim: int, frac_bits: int) -> dict[str, Any]:
         "commit_s": round(commit_s, 4),
         "prove_s": round(prove_s, 3),
         "verify_s": round(verify_s, 4),
+        "prove_cpu_s": round(prove_cpu, 3),
+        "verify_cpu_s": round(verify_cpu, 4),
         "proof_bytes": len(proof),
     }
 
@@ -104,17 +109,19 @@ def _v1_shape() -> Iterator[None]:
         _norm._ipa_shape = saved
 
 
-def _prove_verify(params: zk.NormParams, x: np.ndarray, v1: bool) -> tuple[float, float, int]:
+def _prove_verify(params: zk.NormParams, x: np.ndarray, v1: bool) -> tuple[float, ...]:
+    """(prove wall, verify wall, proof bytes, prove CPU, verify CPU) seconds."""
     ctx = _ctx("0x" + "22" * 20)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     c, opening = zk.commit(x)
     if v1:  # the v1 prover computed the commitment again
         opening = zk.CommitmentOpening(opening.blinding)
     proof = zk.prove_norm(ctx, params, x, opening)
-    prove_s = time.perf_counter() - started
-    started = time.perf_counter()
+    prove_s, prove_cpu = time.perf_counter() - started, time.process_time() - cpu
+    started, cpu = time.perf_counter(), time.process_time()
     zk.verify_norm(ctx, params, c, proof)
-    return prove_s, time.perf_counter() - started, len(proof)
+    verify_s, verify_cpu = time.perf_counter() - started, time.process_time() - cpu
+    return prove_s, verify_s, len(proof), prove_cpu, verify_cpu
 
 
 def _before_after(dim: int, pairs: int) -> dict[str, Any]:
@@ -143,6 +150,10 @@ def _before_after(dim: int, pairs: int) -> dict[str, Any]:
         "v1_prove_s": round(med(o[0] for _, o in rows), 3),
         "v2_verify_s": round(med(n[1] for n, _ in rows), 4),
         "v1_verify_s": round(med(o[1] for _, o in rows), 4),
+        "v2_prove_cpu_s": round(med(n[3] for n, _ in rows), 3),
+        "v1_prove_cpu_s": round(med(o[3] for _, o in rows), 3),
+        "v2_verify_cpu_s": round(med(n[4] for n, _ in rows), 4),
+        "v1_verify_cpu_s": round(med(o[4] for _, o in rows), 4),
         "v2_proof_bytes": rows[0][0][2],
         "v1_proof_bytes": rows[0][1][2],
         "ratio_prove_v2_vs_v1": round(med(n[0] / o[0] for n, o in rows), 2),
@@ -213,14 +224,15 @@ def _round(dim: int, trainers: int, proofs: bool) -> dict[str, Any]:
         ints.append(np.floor(v / np.linalg.norm(v) * 0.999 * CLIP * (1 << f)).astype(np.int64))
     norm_params = zk.NormParams(dim, zk.bound_sq_for(CLIP, f, dim))
     commitments, proofs_, openings = [], [], []
-    prove_total = 0.0
+    prove_total = prove_cpu = 0.0
     if proofs:
         for i in range(trainers):
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             c, opening = zk.commit(ints[i])
             ctx = _ctx(ids[i].address)
             proofs_.append(zk.prove_norm(ctx, norm_params, ints[i], opening))
             prove_total += time.perf_counter() - t0
+            prove_cpu += time.process_time() - cpu0
             commitments.append(c)
             openings.append(opening)
     clients = {}
@@ -230,18 +242,20 @@ def _round(dim: int, trainers: int, proofs: bool) -> dict[str, Any]:
             update = np.concatenate([update, np.zeros(_norm.LIMBS)])
         clients[i + 1] = SecAggClient(params, i + 1, ids[i], update)
     result = run_in_memory(params, clients)
-    verify_total = verify_each = batch = 0.0
+    verify_total = verify_each = batch = verify_each_cpu = batch_cpu = 0.0
     if proofs:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         for i in result.survivors:
             ctx = _ctx(ids[i - 1].address)
             zk.verify_norm(ctx, norm_params, commitments[i - 1], proofs_[i - 1])
         verify_each = (time.perf_counter() - t0) / len(result.survivors)
-        t1 = time.perf_counter()
+        verify_each_cpu = (time.process_time() - cpu0) / len(result.survivors)
+        t1, cpu1 = time.perf_counter(), time.process_time()
         items = [(_ctx(ids[i - 1].address), commitments[i - 1], proofs_[i - 1])
                  for i in result.survivors]  # fmt: skip
         assert zk.invalid_norm_proofs(norm_params, items) == []
         batch = time.perf_counter() - t1
+        batch_cpu = time.process_time() - cpu1
         words = np.frombuffer(result.transcript.total, dtype="<u4")[:dim]
         total = words.view(np.int32).astype(np.int64)
         limb_sums = np.sum([o.limbs() for o in openings], axis=0) % (1 << 32)
@@ -253,6 +267,9 @@ def _round(dim: int, trainers: int, proofs: bool) -> dict[str, Any]:
     return {
         "seconds": time.perf_counter() - started - batch,  # the batch is the alternative
         "prove_s": prove_total,
+        "prove_cpu_s": prove_cpu,
+        "verify_each_cpu_s": verify_each_cpu,
+        "verify_batch_cpu_s": batch_cpu,
         "aggregator_verify_s": verify_total,
         "verify_each_s": verify_each,
         "verify_batch_s": batch if proofs else 0.0,
@@ -273,6 +290,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "setup_s": round(setup, 3),
         "prove_s": round(with_proofs["prove_s"] / trainers, 3),
         "verify_s": round(with_proofs["verify_each_s"], 4),
+        "prove_cpu_s": round(with_proofs["prove_cpu_s"] / trainers, 3),
+        "verify_cpu_s": round(with_proofs["verify_each_cpu_s"], 4),
+        "verify_batched_per_proof_cpu_s": round(with_proofs["verify_batch_cpu_s"] / trainers, 4),
         "proof_bytes": with_proofs["proof_bytes"],
     }
     log(f"dim 4810: setup {setup:.2f} s, prove {first['prove_s']:.2f} s a trainer, "
@@ -299,6 +319,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         "ratio_prove_vs_v1_layout": before["ratio_prove_v2_vs_v1"],
         "ratio_verify_vs_v1_layout": before["ratio_verify_v2_vs_v1"],
         "ratio_prove_4810_vs_target": round(first["prove_s"] / 2.0, 2),
+        "ratio_prove_cpu_4810_vs_target": round(first["prove_cpu_s"] / 2.0, 2),
+        "ratio_verify_cpu_4810_vs_target": round(first["verify_cpu_s"] / 0.1, 2),
         "ratio_verify_4810_vs_target": round(first["verify_s"] / 0.1, 2),
         "ratio_verify_batched_4810_vs_target": round(batched_each / 0.1, 2),
         "ratio_proof_bytes_vs_target": round(first["proof_bytes"] / (16 * 1024), 3),
