@@ -195,11 +195,19 @@ def test_cli_up_status_down(tmp_path: Path):
     datadir = str(tmp_path / "chain")
     port = str(free_port())
     try:
-        up = runner.invoke(app, ["chain", "up", "--datadir", datadir, "--port", port])
+        up = runner.invoke(
+            app, ["chain", "up", "--datadir", datadir, "--port", port, "--finality-depth", "2"]
+        )
         assert up.exit_code == 0, up.output
         assert f"http://127.0.0.1:{port}" in up.output
         status = runner.invoke(app, ["chain", "status", "--datadir", datadir])
         assert status.exit_code == 0 and "1337" in status.output
+        client = LedgerClient(f"http://127.0.0.1:{port}")
+        dev = LocalSigner.from_key(DEV_KEYS[1])
+        for _ in range(3):
+            client.transact(dev, to=dev.address, value=1)
+        head = int(client.block("latest")["number"], 16)
+        assert int(client.block("finalized")["number"], 16) == head - 2
     finally:
         down = runner.invoke(app, ["chain", "down", "--datadir", datadir])
     assert down.exit_code == 0

@@ -17,10 +17,16 @@ DATADIR = typer.Option(Path(".chainml/chain"), help="where blocks and the journa
 
 
 @app.command("up")
-def chain_up(datadir: Path = DATADIR, port: int = typer.Option(8545)) -> None:
+def chain_up(
+    datadir: Path = DATADIR,
+    port: int = typer.Option(8545),
+    finality_depth: int = typer.Option(
+        0, min=0, help="blocks the finalized block trails the head by (safe: half)"
+    ),
+) -> None:
     """Start the chain in the background (or show the one already running)."""
     try:
-        url = up(datadir, port)
+        url = up(datadir, port, finality_depth)
     except ChainmlError as exc:
         console.print(f"[red]could not start the chain:[/red] {exc}")
         raise typer.Exit(1) from exc

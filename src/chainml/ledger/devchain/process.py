@@ -133,8 +133,9 @@ def running(datadir: Path) -> tuple[int, str] | None:
     return pid, url
 
 
-def up(datadir: Path, port: int) -> str:
-    """Start a detached chain (or find the running one); returns its URL."""
+def up(datadir: Path, port: int, finality_depth: int = 0) -> str:
+    """Start a detached chain (or find the running one); returns its URL.  Its
+    ``finalized`` block trails the head by ``finality_depth`` blocks (``safe`` by half)."""
     if found := running(datadir):
         return found[1]
     datadir.mkdir(parents=True, exist_ok=True)
@@ -149,6 +150,8 @@ def up(datadir: Path, port: int) -> str:
             str(datadir),
             "--port",
             str(port),
+            "--finality-depth",
+            str(finality_depth),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
