@@ -302,6 +302,9 @@ def test_the_fashion_cnn_agrees_encrypted_in_both_modes(fashion, fashion_cnn, fa
     model = fashion_cnn
     plan, client, provider = fashion_served
     assert plan.depth == 3 and plan.n_features == 784 and plan.layout == "conv"
+    # the square and the dense layer share one 60-bit prime: three data primes
+    assert plan.fused and len(plan.parameters.coeff_bits) == 4
+    assert plan.parameters.coeff_bits[1] == 60 and plan.parameters.scale_bits <= 34
     x, y = fashion.x_test[:400], fashion.y_test[:400]
     plain = model.logits(x)
     got = client.decrypt_batch(provider.evaluate_batch(client.encrypt_batch(x)), len(x))

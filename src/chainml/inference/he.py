@@ -20,11 +20,12 @@ and computes on ciphertexts.  A trained model is compiled into a plan:
   beyond the bound after decrypting it;
 - parameters chosen from the depth and that bound: scale 2^40 (lowered to 2^30 at worst
   to make room), one prime of the scale's size per level, and the smallest ring degree
-  whose modulus stays within SEAL's 128-bit-security bound — except for one hidden layer
-  in the block layout, whose square and second layer share one 60-bit prime (the chain
-  (edge, 60, scale, 60), scale at most 2^36): the square is multiplied unrescaled by the
-  second layer's weights encoded at 2^60 / scale, so a query is three primes, not four,
-  and the first layer's rotations switch keys over two.
+  whose modulus stays within SEAL's 128-bit-security bound — except for a network with one
+  x² activation, whose square and second layer share one 60-bit prime (the chain
+  (edge, 60, scale, 60), scale at most 2^36 in the block layout, 2^34 in the others): the
+  square is multiplied unrescaled by the second layer's weights encoded at 2^60 / scale,
+  so a query is three primes, not four, and the first layer's rotations switch keys over
+  two.
 
 Two modes, latency (one of three layouts) and throughput:
 
@@ -107,7 +108,12 @@ MAX_PRIME_BITS = 60  # SEAL's largest prime
 HEADROOM_BITS = 9  # the last prime's bits over the scale, at least
 MAX_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}  # SEAL's 128-bit bounds
 MIN_SLOTS = 4096
-FUSED_SCALE_BITS = 36  # the fused chain's scale: 2^24 left for the second layer's weights
+# the fused chain's scale: 2^24 left for the block layout's second layer's weights; the
+# diagonal and conv layouts sum many more weighted terms per logit and keep 2^26 (measured
+# single queries: the digits MLP's logits within 1e-4 at 2^36, 6e-4 at 2^32; the
+# Fashion-MNIST CNN's within 6e-5 at 2^32, 2e-4 at 2^34, 7e-4 at 2^36 — and batched 4e-4
+# at 2^32, its fresh noise over 784 ciphertexts)
+FUSED_SCALE_BITS = {"block": 36, "diagonal": 34, "conv": 34}
 MAX_QUERY_BYTES = 4 << 20
 MAX_KEY_BYTES = MAX_QUERY_BYTES * 16  # one evaluation-key upload (the service's max_keys)
 DEFAULT_INPUT_RANGE = (-0.5, 1.5)  # chainml's data sets are [0, 1] on the training split
@@ -197,19 +203,19 @@ class HEParameters:
         )
 
     @classmethod
-    def fused_for_bound(cls, bound: float) -> HEParameters | None:
+    def fused_for_bound(cls, bound: float, max_scale: int = 36) -> HEParameters | None:
         """A one-hidden-layer MLP's chain with the square and the second layer sharing one
         60-bit prime: ``(edge, 60, scale, 60)`` — the first layer rescales by the scale's
         prime, the square is multiplied unrescaled by the second layer's weights encoded
         at 2^60 / scale and the product rescaled by the 60-bit prime.  One prime fewer
         than ``for_bound(3, …)``: a query is three primes, and the first layer's
         rotations switch keys over two.  ``bound`` covers every partial sum of the second
-        layer; None if no scale from 2^36 down to 2^30 leaves room for it."""
+        layer; None if no scale from 2^``max_scale`` down to 2^30 leaves room for it."""
         if not math.isfinite(bound):
             return None
         headroom = max(HEADROOM_BITS, math.ceil(math.log2(max(bound, 1.0))) + 2)
         limit = MAX_BITS[8192]
-        for scale in range(FUSED_SCALE_BITS, MIN_SCALE_BITS - 1, -1):
+        for scale in range(max_scale, MIN_SCALE_BITS - 1, -1):
             edge = scale + headroom
             if edge <= MAX_PRIME_BITS and edge + scale + 2 * MAX_PRIME_BITS <= limit:
                 return cls(8192, (edge, MAX_PRIME_BITS, scale, MAX_PRIME_BITS), scale)
@@ -394,13 +400,9 @@ class PlanShape:
 
     @property
     def fused(self) -> bool:
-        """A one-hidden-layer MLP in the block layout whose square and second layer share
-        a prime (``HEParameters.fused_for_bound``): depth 3 over three data primes."""
-        return (
-            self.layout == "block"
-            and not self.regression
-            and len(self.parameters.coeff_bits) == self.depth + 1
-        )
+        """A network with one x² activation whose square and second layer share a prime
+        (``HEParameters.fused_for_bound``): depth 3 over three data primes."""
+        return not self.regression and len(self.parameters.coeff_bits) == self.depth + 1
 
     def check(self) -> None:
         """``ValueError`` unless the shape is one a compiler could have made."""
@@ -411,7 +413,7 @@ class PlanShape:
             (len(p.coeff_bits) != self.depth + 2 - self.fused or self.depth < 1, "depth"),
             (self.depth > 1 and self.regression, "depth"),
             (self.layout == "block" and self.depth not in (1, 3), "depth"),
-            (self.fused and p.coeff_bits[1] != MAX_PRIME_BITS, "depth"),
+            (self.fused and (self.depth != 3 or p.coeff_bits[1] != MAX_PRIME_BITS), "depth"),
             (not MIN_SCALE_BITS <= p.scale_bits <= SCALE_BITS, "scale"),
             (self.layout not in ("block", "diagonal", "conv"), "layout"),
             (not 0 < self.n_features <= self.period <= p.slots, "layout"),
@@ -534,7 +536,6 @@ class Plan:
         return (
             len(self.weights) == 2
             and self.activation(0) is None
-            and self.layout == "block"
             and len(self.parameters.coeff_bits) == self.depth + 1
         )
 
@@ -865,19 +866,20 @@ def compile_model(
             f"({len(plan.rotations)} rotations at N = {plan.parameters.poly_degree}), over "
             f"the {MAX_KEY_BYTES >> 20} MiB an upload may take: fewer or narrower layers"
         )
-    if plan.layout == "block" and not plan.regression:
+    if len(weights) == 2 and list(acts) == [None]:
         # every partial sum of the second layer, not only its total, must fit the last
         # prime's headroom: bound them by the sum of the terms' magnitudes
         h_lo, h_hi = _interval(weights[0], biases[0], low, high)
         square_hi = np.maximum(h_lo**2, h_hi**2)
         partial = float(np.max(square_hi @ np.abs(weights[1]) + np.abs(biases[1])))
-        fused = HEParameters.fused_for_bound(max(bound, partial))
+        fused = HEParameters.fused_for_bound(max(bound, partial), FUSED_SCALE_BITS[plan.layout])
         # the square, at the scale squared, sits over the first and the 60-bit prime
         if fused is not None and inner < 2.0 ** (
             sum(fused.coeff_bits[:2]) - 2 * fused.scale_bits - 2
         ):
+            layout = plan.layout
             plan = dataclasses.replace(plan, parameters=fused)
-            assert plan.fused and plan.layout == "block"
+            assert plan.fused and plan.layout == layout  # the same ring: the same slots
     return plan
 
 
@@ -1171,8 +1173,11 @@ class HEProvider:
             layouts[f"b{i}"] = np.tile(tiled, slots // rows)
         return layouts
 
-    def _diagonal_product(self, ct: Any, name: str, rows: int, n1: int) -> Any:
-        """Σ_g rot(Σ_b D'_{g,b} ⊙ rot(ct, b), g n1), rescaled once."""
+    def _diagonal_product(
+        self, ct: Any, name: str, rows: int, n1: int, scale: float | None = None
+    ) -> Any:
+        """Σ_g rot(Σ_b D'_{g,b} ⊙ rot(ct, b), g n1), the diagonals encoded at ``scale``
+        (by default the plan's), rescaled once."""
         babies: dict[int, Any] = {0: ct}
         total = None
         for g in range(-(-rows // n1)):
@@ -1185,7 +1190,7 @@ class HEProvider:
                     babies[b] = seal.Ciphertext()
                     self._ev.rotate_vector(ct, b, self._galois, babies[b])
                 prod = seal.Ciphertext()
-                self._ev.multiply_plain(babies[b], self._layout(key, ct), prod)
+                self._ev.multiply_plain(babies[b], self._layout(key, ct, scale), prod)
                 if inner is None:
                     inner = prod
                 else:
@@ -1209,9 +1214,14 @@ class HEProvider:
             self._ev.add_plain_inplace(ct, self._layout("b0", ct, ct.scale))
             first = 1
         for i, (rows, width, n1) in enumerate(self.plan.diagonal_layers, first):
-            if i:
+            scale = None
+            if i and self.plan.fused:  # the square, unrescaled, meets weights at 2^60 / s
+                scale = self._fused_scale(ct)
+                self._ev.square_inplace(ct)
+                self._ev.relinearize_inplace(ct, self._relin)
+            elif i:
                 ct = self._activate(ct, self.plan.activation(i - 1))
-            ct = self._diagonal_product(ct, f"w{i}", rows, n1)
+            ct = self._diagonal_product(ct, f"w{i}", rows, n1, scale)
             self._rotate_sum(ct, [rows << k for k in range((width // rows).bit_length() - 1)])
             self._ev.add_plain_inplace(ct, self._layout(f"b{i}", ct, ct.scale))
         return _save(ct)
