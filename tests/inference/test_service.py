@@ -391,3 +391,31 @@ def test_parts_out_of_order_unnamed_or_too_many_are_refused(capped, digits):
     assert not w.service._pending
     assert w.issuer.owed(w.client_id.address) == before  # nothing billed for any of it
     assert w.client.predict_encrypted(digits.x_test[0]).shape == (10,)  # still serving
+
+
+def test_a_provider_that_acknowledges_other_parts_is_caught(capped, digits):
+    """A provider whose answer to a batch part names another running hash (it holds, or
+    claims to hold, other parts than were sent): the client stops with ``BadResponse``
+    before it sends the end, and pays nothing."""
+    from chainml.inference.service import BadResponse
+
+    honest = capped.client.post
+    held = len(capped.client.book.held)
+
+    def lying(path: str, raw: bytes) -> tuple[int, bytes]:
+        status, answer = honest(path, raw)
+        if decode_request(raw)[0].mode == "he-part":
+            doc = json.loads(answer)
+            answer = json.dumps({**doc, "parts": "00" * 32}).encode()
+        return status, answer
+
+    capped.client._he_client()  # the keys are uploaded, honestly answered
+    capped.client.post = lying
+    try:
+        sent = len(capped.received)
+        with pytest.raises(BadResponse):
+            capped.client.predict_encrypted_batch(digits.x_test[:8])
+        assert _modes(capped.received[sent:]) == ["he-part"]
+    finally:
+        capped.client.post = honest
+    assert len(capped.client.book.held) == held
