@@ -710,21 +710,49 @@ class Devnet:
 
     def reconnect(self, host: str, timeout: float = 90) -> str:
         """Get ``host``'s beacon node back among its peers after a partition or a pause:
-        ``connect_peer`` to each, then, if it still has no peer after half of ``timeout``,
-        a restart.  Returns how it was done ("peers", "connect_peer" or "restart")."""
-        deadline = time.monotonic() + timeout / 2
-        with contextlib.suppress(OSError, TimeoutError, KeyError, DevnetError):
-            if self.beacon_peers(host) >= len(self.pairs) - 1:
-                return "peers"
+        ``connect_peer`` to each (always: right after a pause or a heal its count may still
+        hold dead connections), then, if it has no peer after ``timeout``, a restart.
+        Returns how it was done ("connect_peer" or "restart")."""
+        deadline = time.monotonic() + timeout
         self.connect_peers(host)
         while time.monotonic() < deadline:
+            time.sleep(2)
             with contextlib.suppress(OSError, TimeoutError, KeyError, DevnetError):
                 if self.beacon_peers(host) > 0:
                     return "connect_peer"
-            time.sleep(2)
         self.log(f"posdevnet: {host}'s beacon node did not take a peer: restarting it")
-        self.restart_beacon(host, timeout=timeout / 2)
+        self.restart_beacon(host)
+        self.connect_peers(host)
         return "restart"
+
+    def rejoin(self, host: str, timeout: float = 240) -> tuple[str, float]:
+        """Reconnect ``host`` and wait until its chain holds the block the others had at
+        their head when this was called (so it follows their chain again, past the fault).
+        If it does not within half of ``timeout``, its beacon node is restarted and given
+        the rest.  Returns how it was reconnected and the seconds it took."""
+        started = time.monotonic()
+        others = [n for n, p in self.pairs.items() if n != host and not p.paused]
+        heads = {o: self.head(o) for o in others}
+        target = min(h.latest for h in heads.values())
+
+        def joined(now: dict[str, Head]) -> bool:
+            if now[host].latest < target:
+                return False
+            mine = self.block_hash(host, target)
+            return all(self.block_hash(o, target) == mine for o in others)
+
+        how = self.reconnect(host, timeout / 4)
+        try:
+            self.wait([host, *others], joined, timeout / 2, f"{host} rejoining")
+        except DevnetError as exc:
+            if how == "restart":
+                raise
+            self.log(f"posdevnet: {exc}: restarting {host}'s beacon node")
+            self.restart_beacon(host)
+            self.connect_peers(host)
+            how = "restart"
+            self.wait([host, *others], joined, timeout / 2, f"{host} rejoining")
+        return how, time.monotonic() - started
 
 
 def _demo(directory: Path, count: int) -> int:
