@@ -399,7 +399,12 @@ def prove_norm(
 ) -> bytes:
     """Prove in zero knowledge that the vector committed (by ``commit``) with ``opening``
     has ``||x||_2^2 <= params.bound_sq``, bound to ``ctx``.  Returns the canonical
-    encoding.  Raises NormBoundExceeded if the statement is false (nothing is proven)."""
+    encoding.  Raises NormBoundExceeded if the statement is false (nothing is proven).
+
+    The proof is for the commitment the opening carries (``commit`` puts it there; an
+    opening built by hand from a blinding has none, and the commitment is recomputed from
+    ``x``): an opening from another vector's ``commit`` gives a proof that does not verify.
+    """
     values = _check_vector(x)
     if len(values) != params.dim:
         raise ValueError("the vector's length is not params.dim")
