@@ -18,7 +18,7 @@
   same model in numpy, same run (no target in the issue for this model: the figure is
   recorded for the CNN work to beat).
 - the Fashion-MNIST CNN (issue 19): conv 4×7×7 stride 3 → ReLU's degree-2 fit → 2×2
-  average pool → dense, trained by three parties with FedAvg (``train_federated``; 18,000
+  average pool → dense, trained by three parties with FedAvg (``train_federated``; 6,000
   training images with --quick, all 60,000 without), compiled to a 784→256→10 plan in
   the diagonal layout: single queries (median, against the same model in numpy on one
   image), one batch of 4,096 test images (client encryption, provider evaluation and
@@ -265,7 +265,7 @@ def _fashion_cnn(quick: bool) -> dict[str, Any]:
     """The Fashion-MNIST CNN, trained federatedly, served in both modes."""
     log("Fashion-MNIST CNN: federated training")
     data = load_fashion_mnist()
-    n = 18000 if quick else len(data.y_train)
+    n = 6000 if quick else len(data.y_train)  # --quick: under a minute on two cores
     sub = type(data)(data.name, data.x_train[:n], data.y_train[:n], data.x_test, data.y_test)
     started = time.perf_counter()
     model, history = train_federated(
