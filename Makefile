@@ -71,7 +71,7 @@ test: setup $(DEBS) $(TS_STAMP) lint typecheck
 	$(PY) -m chainml.ledger.bindgen check
 	$(PY) -m chainml.ledger.audit.static
 	$(PY) -m chainml.ledger.audit.spec
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 bench: setup $(DEBS) $(FLOWER) posdevnet
 	CHAINML_BENCH_FULL=1 $(PY) -m benchmarks all

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,10 +64,44 @@ def _descendants(root: int) -> dict[int, str]:
     return found
 
 
+# Under pytest-xdist each worker checks its own descendants, and the run's outcome is the
+# controller's: a worker that finds a leak writes it here and the controller fails the run.
+LEAK_REPORTS = "CHAINML_TEST_LEAK_REPORTS"
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_worker(config):
+        os.environ[LEAK_REPORTS] = tempfile.mkdtemp(prefix="chainml-leaks-")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``--dist loadgroup`` a test file runs on one worker (its module fixtures, chains
+    and nodes are set up once), and every multi-host test on the same worker (they share the
+    machine's network namespaces and are the heaviest)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            path = item.nodeid.split("::")[0]
+            group = "hosts" if path.startswith("tests/hosts/") else path
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if a process the tests started is still running once every fixture
     is torn down (after a grace period for those on their way out); they are killed."""
+    reports = Path(os.environ.get(LEAK_REPORTS, "/nonexistent"))
+    if not _is_worker(session.config) and reports.is_dir():
+        found = sorted(reports.iterdir())
+        for report in found:
+            sys.stderr.write(report.read_text())
+        shutil.rmtree(reports, ignore_errors=True)
+        if found:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if not Path("/proc/self/stat").exists():
         return  # not Linux: nothing to scan
     deadline = time.monotonic() + LEAK_GRACE_SECONDS
@@ -79,5 +115,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     lines = "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in sorted(left.items()))
-    sys.stderr.write(f"\nprocesses the tests started outlived the run (killed now):\n{lines}\n")
+    message = f"\nprocesses the tests started outlived the run (killed now):\n{lines}\n"
+    sys.stderr.write(message)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if _is_worker(session.config) and reports.is_dir():
+        (reports / f"worker-{os.getpid()}.txt").write_text(message)

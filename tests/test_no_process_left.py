@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 CONFTEST = Path(__file__).parent / "conftest.py"
 
 LEAKY = """
@@ -31,12 +33,14 @@ def test_starts_a_process_and_stops_it():
 """
 
 
-def _inner_run(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+def _inner_run(
+    tmp_path: Path, body: str, *options: str
+) -> subprocess.CompletedProcess[str]:
     shutil.copy(CONFTEST, tmp_path / "conftest.py")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_inner.py").write_text(body)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options, str(tmp_path)],
         cwd=tmp_path,
         env=dict(os.environ, CHAINML_TEST_LEAK_GRACE="1"),
         capture_output=True,
@@ -54,8 +58,13 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_a_process_left_running_fails_the_run_and_is_killed(tmp_path: Path):
-    run = _inner_run(tmp_path, LEAKY)
+# "-n 2": under pytest-xdist the leak happens in a worker, and the run (the controller's
+# exit status) must still fail
+@pytest.mark.parametrize("options", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_a_process_left_running_fails_the_run_and_is_killed(
+    tmp_path: Path, options: tuple[str, ...]
+):
+    run = _inner_run(tmp_path, LEAKY, *options)
     pid = int((tmp_path / "child.pid").read_text())
     assert run.returncode == 1, run.stdout + run.stderr
     assert "outlived the run" in run.stderr and f"pid {pid}" in run.stderr
@@ -65,7 +74,8 @@ def test_a_process_left_running_fails_the_run_and_is_killed(tmp_path: Path):
     assert not _running(pid)
 
 
-def test_a_run_that_stops_what_it_starts_passes(tmp_path: Path):
-    run = _inner_run(tmp_path, TIDY)
+@pytest.mark.parametrize("options", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_a_run_that_stops_what_it_starts_passes(tmp_path: Path, options: tuple[str, ...]):
+    run = _inner_run(tmp_path, TIDY, *options)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "outlived" not in run.stderr
