@@ -215,15 +215,25 @@ def _window(devnet: Devnet, hosts: list[str], seconds: float) -> dict[str, Any]:
     }
 
 
-def _finality_after(devnet: Devnet) -> str:
-    """Whether finality moves on every host within five epochs of a fault's end."""
-    finalized = min(devnet.head(h).finalized for h in HOSTS)
-    started = time.monotonic()
+def _finality_after(devnet: Devnet) -> dict[str, Any]:
+    """Whether each host's ``finalized`` tag moves within five epochs of a fault's end."""
+    before, started = _heads(devnet, HOSTS), time.monotonic()
+
+    def moved(now: dict[str, Head]) -> bool:
+        return all(now[h].finalized > before[h].finalized for h in HOSTS)
+
     try:
-        devnet.wait_finalized(finalized, timeout=5 * EPOCH_S)
+        devnet.wait(HOSTS, moved, 5 * EPOCH_S, "finality")
+        verdict = "advances on every host"
     except posdevnet.DevnetError:
-        return f"stalled: nothing finalized on every host for {5 * EPOCH_S} s"
-    return f"advances on every host ({time.monotonic() - started:.0f} s to the next)"
+        verdict = f"stalled on some host for {5 * EPOCH_S} s"
+    after = _heads(devnet, HOSTS)
+    return {
+        "finality": verdict,
+        "waited_s": round(time.monotonic() - started),
+        "finalized_gained": {h: after[h].finalized - before[h].finalized for h in HOSTS},
+        "latest": {h: after[h].latest for h in HOSTS},
+    }
 
 
 def _offline(devnet: Devnet) -> dict[str, Any]:
