@@ -9,11 +9,15 @@ to the handler of its purpose; nothing outside the role module names the role.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import Counter
+
+from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Role
 from chainml.node.api import Metrics, Routes
 from chainml.node.core import Node, NodeConfig
@@ -60,3 +64,28 @@ class Plugged:
 
 
 Plugin = Callable[[RoleContext], Plugged | None]
+
+
+def kind_counter(context: RoleContext, name: str, doc: str, kinds: Sequence[str]) -> Counter:
+    """A role's counter of what it did, by ``kind``, every kind exported from zero."""
+    counter = Counter(name, doc, ["kind"], registry=context.metrics.registry)
+    for kind in kinds:
+        counter.labels(kind=kind)
+    return counter
+
+
+def every_interval(context: RoleContext, tick: Callable[[], object], what: str) -> Worker:
+    """A worker calling ``tick`` every worker interval until the node stops; a chain or
+    store failure is logged and the next pass tries again."""
+    log = logging.getLogger(f"chainml.{what}")
+
+    def work(stop: threading.Event) -> None:
+        while True:
+            try:
+                tick()
+            except (ChainmlError, OSError) as exc:
+                log.warning("%s: %s", what, exc)
+            if stop.wait(context.config.worker_interval):
+                return
+
+    return work

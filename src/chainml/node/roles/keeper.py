@@ -7,13 +7,9 @@ never drops a blob, so it needs no keeper.  Each blob pinned is counted
 from __future__ import annotations
 
 import logging
-import threading
 
-from prometheus_client import Counter
-
-from chainml.errors import ChainmlError
 from chainml.node.keeper import Keeper, Kept, can_pin
-from chainml.node.plugin import Plugged, RoleContext
+from chainml.node.plugin import Plugged, RoleContext, every_interval, kind_counter
 
 log = logging.getLogger("chainml.keeper")
 KINDS = ("record", "transcript", "input", "claim", "model", "key")
@@ -35,28 +31,18 @@ def kind_of(kept: Kept) -> str:
 def plug(context: RoleContext) -> Plugged | None:
     if not context.config.storage.keep or not can_pin(context.store):
         return None
-    counted = Counter(
+    counted = kind_counter(
+        context,
         "chainml_blobs_kept",
         "Blobs this node pinned because its jobs or its grants name them",
-        ["kind"],
-        registry=context.metrics.registry,
+        KINDS,
     )
-    for kind in KINDS:
-        counted.labels(kind=kind)
 
     def heard(kept: Kept) -> None:
         counted.labels(kind=kind_of(kept)).inc()
         log.info("kept %s: %s", kept.why, kept.cid)
 
     keeper = Keeper(context.node.identity.address, context.node.cm, context.store, on_kept=heard)
-
-    def work(stop: threading.Event) -> None:
-        while True:
-            try:
-                keeper.tick()
-            except (ChainmlError, OSError) as exc:
-                log.warning("keeper: %s", exc)
-            if stop.wait(context.config.worker_interval):
-                return
-
-    return Plugged("keeper", keeper, workers={"keeper": work})
+    return Plugged(
+        "keeper", keeper, workers={"keeper": every_interval(context, keeper.tick, "keeper")}
+    )

@@ -8,17 +8,10 @@ when the node is registered as a validator.  Each action is counted
 
 from __future__ import annotations
 
-import logging
-import threading
-
-from prometheus_client import Counter
-
-from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Role
-from chainml.node.plugin import Plugged, RoleContext
+from chainml.node.plugin import Plugged, RoleContext, every_interval, kind_counter
 from chainml.node.validator import EVIDENCE, Action, ValidatorRole
 
-log = logging.getLogger("chainml.validator")
 KINDS = ("valid", "invalid", "challenge", "not_challenged", "vote", "resolve", "evidence")
 
 
@@ -26,15 +19,13 @@ def plug(context: RoleContext) -> Plugged | None:
     if not context.roles & Role.VALIDATOR:
         return None
     node, alerts = context.node, context.alerts
-    counted = Counter(
+    counted = kind_counter(
+        context,
         "chainml_validator_actions",
         "What the validator did: rounds audited valid or invalid, challenges, votes, "
         "resolutions, double-signing reports",
-        ["kind"],
-        registry=context.metrics.registry,
+        KINDS,
     )
-    for kind in KINDS:
-        counted.labels(kind=kind)
 
     def heard(action: Action) -> None:
         counted.labels(kind=action.kind).inc()
@@ -45,18 +36,9 @@ def plug(context: RoleContext) -> Plugged | None:
     # the validator reads the chain as it is (an audit must not see a cached past)
     validator = ValidatorRole(node.identity, node.cm, context.store, node.state, on_action=heard)
 
-    def work(stop: threading.Event) -> None:
-        while True:
-            try:
-                validator.tick()
-            except (ChainmlError, OSError) as exc:
-                log.warning("validator: %s", exc)
-            if stop.wait(context.config.worker_interval):
-                return
-
     return Plugged(
         "validator",
         validator,
-        workers={"validator": work},
+        workers={"validator": every_interval(context, validator.tick, "validator")},
         handlers={EVIDENCE: validator.on_evidence},
     )
