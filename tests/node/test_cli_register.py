@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 import typer
@@ -23,59 +24,64 @@ def _register(config, *args: str) -> subprocess.CompletedProcess[str]:
     return chainml("node", "register", "--config", config, *args, password=PASSWORD)
 
 
-def test_register_from_the_command_line(tmp_path):
-    with DevChainProcess(tmp_path / "chain") as chain:
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("register")
+    with DevChainProcess(root / "chain") as chain:
         client = LedgerClient(chain.url)
-        cm, dev = localnet.deploy(client, tmp_path)
-        node = localnet.init_node(tmp_path, "carol", PASSWORD, rpc=chain.url, work=1 << 10)
-        client.transact(dev, to=node.identity.address, value=3 * ETHER)
-
-        bad = _register(node.config, "--roles", "trainer,wizard")
-        assert bad.returncode == 1 and "unknown role 'wizard'" in bad.stdout
-        done = _register(node.config, "--roles", "trainer, validator", "--stake", "1.5")
-        assert done.returncode == 0, done.stdout + done.stderr
-        party = cm.registry.party(node.identity.address)
-        assert party.roles == Role.TRAINER | Role.VALIDATOR
-        assert party.x25519_key == node.identity.x25519.public_bytes
-        assert party.endpoint == node.url
-        assert cm.registry.stake_of(node.identity.address) == 3 * ETHER // 2
-        again = _register(node.config)
-        assert again.returncode == 1 and "AlreadyRegistered" in again.stdout
-        assert PASSWORD not in done.stdout + again.stdout
+        cm, dev = localnet.deploy(client, root)
+        yield SimpleNamespace(root=root, url=chain.url, client=client, cm=cm, dev=dev)
 
 
-def test_register_and_change_the_endpoint_others_reach_the_node_at(tmp_path):
-    with DevChainProcess(tmp_path / "chain") as chain:
-        client = LedgerClient(chain.url)
-        cm, dev = localnet.deploy(client, tmp_path)
-        node = localnet.init_node(tmp_path, "dave", PASSWORD, rpc=chain.url, work=1 << 10)
-        client.transact(dev, to=node.identity.address, value=3 * ETHER)
-        refused = _register(node.config, "--endpoint", "https://user:pw@node.example")
-        assert refused.returncode == 2 and "--endpoint" in refused.stderr
-        assert not cm.registry.is_registered(node.identity.address)  # nothing was sent
+def _funded_node(chain: SimpleNamespace, name: str) -> localnet.NodeDir:
+    """A new node's directory beside the deployment, its account funded, not registered."""
+    node = localnet.init_node(chain.root, name, PASSWORD, rpc=chain.url, work=1 << 10)
+    chain.client.transact(chain.dev, to=node.identity.address, value=3 * ETHER)
+    return node
 
-        done = _register(node.config, "--endpoint", "https://node.hospital-a.example/")
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "at https://node.hospital-a.example" in " ".join(done.stdout.split())
-        assert cm.registry.party(node.identity.address).endpoint == (
-            "https://node.hospital-a.example"
-        )
-        moved = chainml(
-            "node",
-            "endpoint",
-            "https://node-2.hospital-a.example:8443",
-            "--config",
-            node.config,
-            password=PASSWORD,
-        )
-        assert moved.returncode == 0, moved.stdout + moved.stderr
-        assert cm.registry.party(node.identity.address).endpoint == (
-            "https://node-2.hospital-a.example:8443"
-        )
-        bad = chainml(
-            "node", "endpoint", "https://x.example?q=1", "--config", node.config, password=PASSWORD
-        )
-        assert bad.returncode == 2 and "query" in bad.stderr  # the console boxes it
+
+def test_register_from_the_command_line(chain):
+    cm, node = chain.cm, _funded_node(chain, "carol")
+    bad = _register(node.config, "--roles", "trainer,wizard")
+    assert bad.returncode == 1 and "unknown role 'wizard'" in bad.stdout
+    done = _register(node.config, "--roles", "trainer, validator", "--stake", "1.5")
+    assert done.returncode == 0, done.stdout + done.stderr
+    party = cm.registry.party(node.identity.address)
+    assert party.roles == Role.TRAINER | Role.VALIDATOR
+    assert party.x25519_key == node.identity.x25519.public_bytes
+    assert party.endpoint == node.url
+    assert cm.registry.stake_of(node.identity.address) == 3 * ETHER // 2
+    again = _register(node.config)
+    assert again.returncode == 1 and "AlreadyRegistered" in again.stdout
+    assert PASSWORD not in done.stdout + again.stdout
+
+
+def test_register_and_change_the_endpoint_others_reach_the_node_at(chain):
+    cm, node = chain.cm, _funded_node(chain, "dave")
+    refused = _register(node.config, "--endpoint", "https://user:pw@node.example")
+    assert refused.returncode == 2 and "--endpoint" in refused.stderr
+    assert not cm.registry.is_registered(node.identity.address)  # nothing was sent
+
+    done = _register(node.config, "--endpoint", "https://node.hospital-a.example/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "at https://node.hospital-a.example" in " ".join(done.stdout.split())
+    assert cm.registry.party(node.identity.address).endpoint == "https://node.hospital-a.example"
+    moved = chainml(
+        "node",
+        "endpoint",
+        "https://node-2.hospital-a.example:8443",
+        "--config",
+        node.config,
+        password=PASSWORD,
+    )
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert cm.registry.party(node.identity.address).endpoint == (
+        "https://node-2.hospital-a.example:8443"
+    )
+    bad = chainml(
+        "node", "endpoint", "https://x.example?q=1", "--config", node.config, password=PASSWORD
+    )
+    assert bad.returncode == 2 and "query" in bad.stderr  # the console boxes it
 
 
 @pytest.mark.parametrize(
