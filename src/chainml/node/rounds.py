@@ -54,7 +54,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -1199,19 +1199,9 @@ class AggregatorRole:
         params = server.params
         inputs: dict[int, MaskedInput] = {}
         claims: dict[int, NormClaim] = {}
-        deadline = self.clock() + self.stage_timeout
-        while not expected <= (inputs.keys() & claims.keys()):
-            left = deadline - self.clock()
-            if left <= 0:
-                break
-            try:
-                sender, message = box.get(timeout=min(left, 0.5))
-            except queue.Empty:
-                continue
-            claimed = getattr(message, "sender", None)
-            if claimed is None or roster.get(claimed, "").lower() != sender.lower():
-                log.warning("a message whose sender id is not its signer: refused")
-                continue
+        for claimed, message in self._arrivals(
+            box, roster, lambda: expected <= (inputs.keys() & claims.keys())
+        ):
             if isinstance(message, NormClaim):
                 claims.setdefault(claimed, message)  # the first one counts
             elif isinstance(message, MaskedInput):
@@ -1241,19 +1231,19 @@ class AggregatorRole:
             }
         return got, {i: claims[i] for i in got}, evidence
 
-    def _collect(
+    def _arrivals(
         self,
         box: queue.Queue[tuple[str, wire.Message]],
-        server: SecAggServer,
         roster: Mapping[int, str],
-        expected: set[int],
-    ) -> set[int]:
-        got: set[int] = set()
+        finished: Callable[[], bool],
+    ) -> Iterator[tuple[int, wire.Message]]:
+        """A stage's messages, each with the client id it claims once that id is checked
+        to be its envelope's signer, until ``finished()`` or the stage times out."""
         deadline = self.clock() + self.stage_timeout
-        while got < expected:
+        while not finished():
             left = deadline - self.clock()
             if left <= 0:
-                break
+                return
             try:
                 sender, message = box.get(timeout=min(left, 0.5))
             except queue.Empty:
@@ -1264,6 +1254,17 @@ class AggregatorRole:
                     "a secure-aggregation message whose sender id is not its signer: refused"
                 )
                 continue
+            yield claimed, message
+
+    def _collect(
+        self,
+        box: queue.Queue[tuple[str, wire.Message]],
+        server: SecAggServer,
+        roster: Mapping[int, str],
+        expected: set[int],
+    ) -> set[int]:
+        got: set[int] = set()
+        for claimed, message in self._arrivals(box, roster, lambda: not got < expected):
             try:
                 server.receive(message)  # type: ignore[arg-type]
             except ProtocolViolation as exc:
