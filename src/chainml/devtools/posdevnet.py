@@ -728,8 +728,9 @@ class Devnet:
     def rejoin(self, host: str, timeout: float = 240) -> tuple[str, float]:
         """Reconnect ``host`` and wait until its chain holds the block the others had at
         their head when this was called (so it follows their chain again, past the fault).
-        If it does not within half of ``timeout``, its beacon node is restarted and given
-        the rest.  Returns how it was reconnected and the seconds it took."""
+        If it does not within half of ``timeout``, or loses its peers again in the epoch
+        after, its beacon node is restarted and given the rest.  Returns how it was
+        reconnected and the seconds until it held that block."""
         started = time.monotonic()
         others = [n for n, p in self.pairs.items() if n != host and not p.paused]
         heads = {o: self.head(o) for o in others}
@@ -744,6 +745,18 @@ class Devnet:
         how = self.reconnect(host, timeout / 4)
         try:
             self.wait([host, *others], joined, timeout / 2, f"{host} rejoining")
+            took = time.monotonic() - started
+            # seen after a partition: the redialled node loses its peers again within an
+            # epoch and goes back to building alone (finality then stalls): watch it
+            for _ in range(SLOTS_PER_EPOCH):
+                time.sleep(SECONDS_PER_SLOT)
+                try:
+                    peers = self.beacon_peers(host)
+                except (OSError, TimeoutError, KeyError, ValueError):
+                    peers = 0
+                if peers == 0:
+                    raise DevnetError(f"{host} lost its peers again after rejoining")
+            return how, took
         except DevnetError as exc:
             if how == "restart":
                 raise
