@@ -51,9 +51,11 @@ posdevnet: setup
 demo: setup
 	$(VENV)/bin/chainml demo
 
-# the job with each party on its own network host (a namespace each; needs root)
+# the job with each party on its own network host (a namespace each; needs root), then a
+# proof-of-stake devnet of three validator pairs on three hosts until it finalizes (~4 min)
 demo-hosts: setup posdevnet
 	$(PY) -m chainml.devtools.hostjob
+	$(PY) -m chainml.devtools.posdevnet demo .posdevnet
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
