@@ -33,9 +33,7 @@ def test_starts_a_process_and_stops_it():
 """
 
 
-def _inner_run(
-    tmp_path: Path, body: str, *options: str
-) -> subprocess.CompletedProcess[str]:
+def _inner_run(tmp_path: Path, body: str, *options: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(CONFTEST, tmp_path / "conftest.py")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_inner.py").write_text(body)
