@@ -26,6 +26,7 @@ from chainml.crypto.zk._norm import (
     _check_vector,
     _commit_point,
     _decode_point,
+    _evaluate,
     _gens,
     _ip,
     _padded_for,
@@ -242,23 +243,13 @@ def _prove(
         for vv, a, uv, wv in zip(vec.v, a_r, vec.u, w, strict=True)
     ]
     r1 = [vv * sv % ORDER for vv, sv in zip(vec.v, s_r, strict=True)]
-    t1 = (_ip(l0, r1) + _ip(s_l, r0)) % ORDER
-    t2 = _ip(s_l, r1)
-    tau1, tau2 = rng.randbelow(ORDER), rng.randbelow(ORDER)
-    big_t1 = msm([gens.u, gens.h0], [t1, tau1])
-    big_t2 = msm([gens.u, gens.h0], [t2, tau2])
-    t.absorb(b"T1", g1.encode_point(big_t1))
-    t.absorb(b"T2", g1.encode_point(big_t2))
-    xx = t.challenge(b"x")
-    lv = [(a + b * xx) % ORDER for a, b in zip(l0, s_l, strict=True)]
-    rv = [(a + b * xx) % ORDER for a, b in zip(r0, r1, strict=True)]
-    t_hat = _ip(lv, rv)
-    tau = (tau2 * xx * xx + tau1 * xx + phi * phi * gamma) % ORDER
-    mu = (phi * blinding + alpha + rho * xx) % ORDER
-    t.absorb(b"open", b"".join(g1.encode_scalar(v) for v in (tau, mu, t_hat)))
+    ev = _evaluate(t, gens, rng, l0, s_l, r0, r1)
+    tau = (ev.tau2 * ev.x * ev.x + ev.tau1 * ev.x + phi * phi * gamma) % ORDER
+    mu = (phi * blinding + alpha + rho * ev.x) % ORDER
+    t.absorb(b"open", b"".join(g1.encode_scalar(v) for v in (tau, mu, ev.t_hat)))
     wq = t.challenge(b"w")
-    proof = ipa.prove(t, g, h, g1.mul(gens.q, wq), lv, rv, vec.v_inv, stop=params.ipa_stop)
-    return _LinfProof(big_v, big_a, big_s, big_t1, big_t2, tau, mu, t_hat, proof)
+    proof = ipa.prove(t, g, h, g1.mul(gens.q, wq), ev.lv, ev.rv, vec.v_inv, stop=params.ipa_stop)
+    return _LinfProof(big_v, big_a, big_s, ev.big_t1, ev.big_t2, tau, mu, ev.t_hat, proof)
 
 
 def verify_linf(ctx: NormContext, params: LinfParams, commitment: bytes, proof: bytes) -> None:

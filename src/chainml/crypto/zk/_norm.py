@@ -344,6 +344,45 @@ class _Proof:
     range: _RangeProof
 
 
+@dataclass(frozen=True)
+class _Evaluated:
+    """The step every argument here shares: t(X) = <l0 + s_l·X, r0 + r1·X>, its two
+    coefficients committed (T1, T2, absorbed under ``label`` + "T1"/"T2"), the challenge x
+    (``label`` + "x") and l, r and t̂ at x."""
+
+    big_t1: Point
+    big_t2: Point
+    tau1: int
+    tau2: int
+    x: int
+    lv: list[int]
+    rv: list[int]
+    t_hat: int
+
+
+def _evaluate(
+    t: Transcript,
+    gens: _Gens,
+    rng: _Rng,
+    l0: list[int],
+    s_l: list[int],
+    r0: list[int],
+    r1: list[int],
+    label: bytes = b"",
+) -> _Evaluated:
+    t1 = (_ip(l0, r1) + _ip(s_l, r0)) % ORDER
+    t2 = _ip(s_l, r1)
+    tau1, tau2 = rng.randbelow(ORDER), rng.randbelow(ORDER)
+    big_t1 = msm([gens.u, gens.h0], [t1, tau1])
+    big_t2 = msm([gens.u, gens.h0], [t2, tau2])
+    t.absorb(label + b"T1", g1.encode_point(big_t1))
+    t.absorb(label + b"T2", g1.encode_point(big_t2))
+    x = t.challenge(label + b"x")
+    lv = [(a + b * x) % ORDER for a, b in zip(l0, s_l, strict=True)]
+    rv = [(a + b * x) % ORDER for a, b in zip(r0, r1, strict=True)]
+    return _Evaluated(big_t1, big_t2, tau1, tau2, x, lv, rv, _ip(lv, rv))
+
+
 def _prove_range(t: Transcript, gens: _Gens, value: int, gamma: int, rng: _Rng) -> _RangeProof:
     """Bulletproofs range proof that V_r = value·U + gamma·H0 holds value in [0, 2^64)."""
     nb = RANGE_BITS
@@ -363,26 +402,16 @@ def _prove_range(t: Transcript, gens: _Gens, value: int, gamma: int, rng: _Rng) 
     l0 = [(b - z) % ORDER for b in a_l]
     r0 = [(yi * (b + z) + z * z * tw) % ORDER for yi, b, tw in zip(yn, a_r, two, strict=True)]
     r1 = [yi * sr % ORDER for yi, sr in zip(yn, s_r, strict=True)]
-    t1 = (_ip(l0, r1) + _ip(s_l, r0)) % ORDER
-    t2 = _ip(s_l, r1)
-    tau1, tau2 = rng.randbelow(ORDER), rng.randbelow(ORDER)
-    big_t1 = msm([gens.u, gens.h0], [t1, tau1])
-    big_t2 = msm([gens.u, gens.h0], [t2, tau2])
-    t.absorb(b"range/T1", g1.encode_point(big_t1))
-    t.absorb(b"range/T2", g1.encode_point(big_t2))
-    x = t.challenge(b"range/x")
-    lv = [(a + b * x) % ORDER for a, b in zip(l0, s_l, strict=True)]
-    rv = [(a + b * x) % ORDER for a, b in zip(r0, r1, strict=True)]
-    t_hat = _ip(lv, rv)
-    tau = (tau2 * x * x + tau1 * x + z * z * gamma) % ORDER
-    mu = (alpha + rho * x) % ORDER
-    _absorb_scalars(t, b"range/open", tau, mu, t_hat)
+    ev = _evaluate(t, gens, rng, l0, s_l, r0, r1, b"range/")
+    tau = (ev.tau2 * ev.x * ev.x + ev.tau1 * ev.x + z * z * gamma) % ORDER
+    mu = (alpha + rho * ev.x) % ORDER
+    _absorb_scalars(t, b"range/open", tau, mu, ev.t_hat)
     wq = t.challenge(b"range/w")
     y_inv = pow(y, ORDER - 2, ORDER)
     proof = ipa.prove(
-        t, gens.rg, gens.rh, g1.mul(gens.q, wq), lv, rv, _powers(y_inv, nb), materialise_at=8
+        t, gens.rg, gens.rh, g1.mul(gens.q, wq), ev.lv, ev.rv, _powers(y_inv, nb), materialise_at=8
     )
-    return _RangeProof(big_a, big_s, big_t1, big_t2, tau, mu, t_hat, proof)
+    return _RangeProof(big_a, big_s, ev.big_t1, ev.big_t2, tau, mu, ev.t_hat, proof)
 
 
 def _absorb_scalars(t: Transcript, label: bytes, *values: int) -> None:
@@ -470,27 +499,17 @@ def _prove(
         (a + (zc * ui if i < n else 0) + z2 * wi) % ORDER
         for i, (a, ui, wi) in enumerate(zip(a_r, u, w, strict=True))
     ]
-    t1 = (_ip(l0, s_r) + _ip(s_l, r0)) % ORDER
-    t2 = _ip(s_l, s_r)
-    tau1, tau2 = rng.randbelow(ORDER), rng.randbelow(ORDER)
-    big_t1 = msm([gens.u, gens.h0], [t1, tau1])
-    big_t2 = msm([gens.u, gens.h0], [t2, tau2])
-    t.absorb(b"T1", g1.encode_point(big_t1))
-    t.absorb(b"T2", g1.encode_point(big_t2))
-    xx = t.challenge(b"x")
-    lv = [(a + b * xx) % ORDER for a, b in zip(l0, s_l, strict=True)]
-    rv = [(a + b * xx) % ORDER for a, b in zip(r0, s_r, strict=True)]
-    t_hat = _ip(lv, rv)
-    tau = (tau2 * xx * xx + tau1 * xx + gamma) % ORDER
-    mu = (blinding + e * rho + rho_s * xx) % ORDER
-    _absorb_scalars(t, b"open", tau, mu, t_hat)
+    ev = _evaluate(t, gens, rng, l0, s_l, r0, s_r)
+    tau = (ev.tau2 * ev.x * ev.x + ev.tau1 * ev.x + gamma) % ORDER
+    mu = (blinding + e * rho + rho_s * ev.x) % ORDER
+    _absorb_scalars(t, b"open", tau, mu, ev.t_hat)
     wq = t.challenge(b"w")
-    main = ipa.prove(t, gens.g, gens.h, g1.mul(gens.q, wq), lv, rv, stop=params.ipa_stop)
+    main = ipa.prove(t, gens.g, gens.h, g1.mul(gens.q, wq), ev.lv, ev.rv, stop=params.ipa_stop)
     # ||x||^2 <= bound_sq: range proof of bound_sq - s, committed as bound_sq·U - V
     rng_proof = _prove_range(t, gens, (params.bound_sq - s_val) % ORDER, (-gamma) % ORDER, rng)
     return _Proof(
-        big_v, big_m, big_s, tuple(zs), big_t1, big_t2,
-        tau, mu, t_hat, main, rng_proof,
+        big_v, big_m, big_s, tuple(zs), ev.big_t1, ev.big_t2,
+        tau, mu, ev.t_hat, main, rng_proof,
     )  # fmt: skip
 
 
