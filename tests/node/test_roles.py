@@ -16,7 +16,7 @@ from chainml.node import roles
 from chainml.node.daemon import plug_roles
 from chainml.node.dispatch import Dispatcher, PurposeTaken
 from chainml.node.plugin import Plugged
-from chainml.node.roles import aggregator, guardian, keeper, provider, trainer, validator
+from chainml.node.roles import aggregator, guardian, jobs, keeper, provider, trainer, validator
 
 
 def _opened(purpose: str) -> Any:
@@ -125,6 +125,7 @@ def test_a_role_the_node_does_not_take_plugs_in_nothing(plug, registered, config
 
 def test_every_role_module_is_listed():
     assert roles.PLUGINS == (
+        jobs.plug,
         guardian.plug,
         trainer.plug,
         aggregator.plug,
@@ -133,3 +134,31 @@ def test_every_role_module_is_listed():
         keeper.plug,
     )
     assert len(roles.ROUTES) == 2  # the guardian's and the provider's: the published schema
+
+
+def test_attach_shows_each_role_every_role_plugged():
+    shown: list[list[str]] = []
+    watcher = Plugged("watcher", attach=lambda all_: shown.append([p.name for p in all_]))
+    context: Any = SimpleNamespace()
+    got = plug_roles(context, [lambda c: Plugged("a"), lambda c: watcher])
+    assert [p.name for p in got] == ["a", "watcher"]
+    assert shown == [["a", "watcher"]]
+
+
+def test_the_job_workers_join_only_what_every_checking_role_admits():
+    asked: list[str] = []
+
+    def check(name: str, refuse: set[int]) -> Any:
+        def admit(job_id: int) -> str | None:
+            asked.append(name)
+            return f"{name} refuses {job_id}" if job_id in refuse else None
+
+        return admit
+
+    assert jobs.admit_all([]) is None  # no role checks: any job is joined
+    admit = jobs.admit_all([check("trainer", {2}), check("other", {2, 3})])
+    assert admit is not None
+    assert admit(1) is None and asked == ["trainer", "other"]
+    assert admit(2) == "trainer refuses 2"  # the first refusal, the rest not asked
+    assert asked == ["trainer", "other", "trainer"]
+    assert admit(3) == "other refuses 3"

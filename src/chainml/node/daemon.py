@@ -42,7 +42,7 @@ from chainml.node.ids import Alerts
 from chainml.node.monitor import ChainMonitor
 from chainml.node.plugin import Plugged, Plugin, RoleContext
 from chainml.node.roles import PLUGINS
-from chainml.node.workers import JobWorkers, gated
+from chainml.node.workers import gated
 
 log = logging.getLogger("chainml.node")
 
@@ -66,9 +66,9 @@ class JsonLogFormatter(logging.Formatter):
 def run(config: NodeConfig) -> None:
     """Serve until SIGTERM/SIGINT (uvicorn's handlers), then close the state.
 
-    The node's own parts (chain monitor, job workers, dashboard, metrics) run whatever its
-    roles; then each role in ``roles.PLUGINS`` is offered the node and plugs in its
-    workers, routes and message handlers (``chainml.node.plugin``)."""
+    The node's own parts (chain monitor, dashboard, metrics) run whatever its roles; then
+    each role in ``roles.PLUGINS`` (the job workers among them) is offered the node and
+    plugs in its workers, routes and message handlers (``chainml.node.plugin``)."""
     node = build(config, config.password())
     try:
         store = node.store  # on the main thread: the embedded engine hands SIGTERM back here
@@ -102,9 +102,6 @@ def run(config: NodeConfig) -> None:
     watcher.start()
     me = node.identity.address
     roles = node.cm.registry.party(me).roles if node.cm.registry.is_registered(me) else Role(0)
-    workers = JobWorkers(
-        node.cached, node.identity, node.state, roles=roles, settlement=node.settlement
-    )
     info = {
         "name": config.name,
         "account": node.identity.address,
@@ -135,25 +132,21 @@ def run(config: NodeConfig) -> None:
 
     def on_scrape(metrics: Metrics) -> None:
         metrics.peers.set(len(monitor.registered))
-        cursor = workers.stream.store.load(workers.stream.name)
-        head = node.client.block_number()
-        metrics.head_lag.set(head - cursor.block_number if cursor else head)
 
     metrics = Metrics()
     monitor.bind_metrics(metrics.registry)
     context = RoleContext(node, roles, store, metrics, stop, guard.alerts)
     plugged = plug_roles(context)
-    workers.admit = next((role.admit for role in plugged if role.admit is not None), None)
-    worker = threading.Thread(
-        target=workers.run, args=(stop, config.worker_interval), name="workers", daemon=True
-    )
-    worker.start()
     dispatcher = Dispatcher.of(plugged)
     for table in (dispatcher.handlers, dispatcher.immediate):  # none acts on a distrusted view
         table.update({p: gated(h, node.settlement, p) for p, h in table.items()})
-    for role in plugged:
-        for name, loop in role.workers.items():
-            threading.Thread(target=loop, args=(stop,), name=name, daemon=True).start()
+    threads = [
+        threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
+        for role in plugged
+        for name, loop in role.workers.items()
+    ]
+    for thread in threads:
+        thread.start()
     threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True).start()
     app = create_app(
         node.receiver,
@@ -199,15 +192,23 @@ def run(config: NodeConfig) -> None:
         server.run()
     finally:
         stop.set()
-        watcher.join(timeout=10)
-        worker.join(timeout=10)
+        # every loop ends at its next look at ``stop``: give them 10 s in all before the
+        # state they write is closed
+        deadline = time.monotonic() + 10
+        for thread in (watcher, *threads):
+            thread.join(timeout=max(deadline - time.monotonic(), 0.1))
         node.close()
         log.info("node %s stopped", config.name)
 
 
 def plug_roles(context: RoleContext, plugins: Sequence[Plugin] = PLUGINS) -> list[Plugged]:
-    """The roles this node takes: each plugin offered the node, those that answer kept."""
-    return [role for plugin in plugins if (role := plugin(context)) is not None]
+    """The roles this node takes: each plugin offered the node, those that answer kept;
+    then each kept role's ``attach`` is shown them all."""
+    plugged = [role for plugin in plugins if (role := plugin(context)) is not None]
+    for role in plugged:
+        if role.attach is not None:
+            role.attach(plugged)
+    return plugged
 
 
 def spawn(

@@ -4,7 +4,8 @@ A role module (``chainml.node.roles.*``) offers ``plug(context) -> Plugged | Non
 the node's parts it builds its objects and says what to run, or answers ``None`` when this
 node does not take the role (not registered for it, or not configured).  The daemon starts
 every worker on its own thread, mounts every role's routes and hands each opened envelope
-to the handler of its purpose; nothing outside the role module names the role.
+to the handler of its purpose; nothing outside the role module names the role.  Once
+every role is plugged, each one's ``attach`` (if any) is shown all of them.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Plugged:
     # whether this node takes part in a job it may join: None, or why not (a trainer's
     # check of the job's published configuration against its own data)
     admit: Callable[[int], str | None] | None = None
+    # called once every role is plugged, with all of them (the job workers take the
+    # others' ``admit`` checks this way)
+    attach: Callable[[Sequence[Plugged]], None] | None = None
 
 
 Plugin = Callable[[RoleContext], Plugged | None]

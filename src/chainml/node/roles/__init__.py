@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from chainml.node.api import Routes
 from chainml.node.plugin import Plugin
-from chainml.node.roles import aggregator, guardian, keeper, provider, trainer, validator
+from chainml.node.roles import aggregator, guardian, jobs, keeper, provider, trainer, validator
 
 PLUGINS: tuple[Plugin, ...] = (
+    jobs.plug,
     guardian.plug,
     trainer.plug,
     aggregator.plug,
