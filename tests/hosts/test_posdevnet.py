@@ -75,6 +75,22 @@ def test_a_minority_partition_cuts_it_off_from_the_others_only_and_heals() -> No
         devnet.heal()
         assert c.call(_connect, a.address, 7000) == hello["pos-a"]
         assert b.call(_connect, c.address, 7000) == hello["pos-c"]
+        # a chain node's peers cut, its RPC port left open: only that port crosses
+        for host in (a, c):
+            server = host.popen(
+                [sys.executable, "-c", SERVE, host.address, "7001"], stdout=subprocess.PIPE
+            )
+            assert server.stdout is not None and server.stdout.readline() == b"up\n"
+        with pytest.raises(ValueError):
+            devnet.partition(["pos-c"], keep_tcp_ports=(0,))
+        devnet.partition(["pos-c"], keep_tcp_ports=(7000,))
+        assert c.call(_connect, a.address, 7000) == hello["pos-a"]  # c reaches a's port
+        assert a.call(_connect, c.address, 7000) == hello["pos-c"]  # and a reaches c's
+        assert c.call(_connect, a.address, 7001) == "TimeoutError"  # nothing else crosses
+        assert a.call(_connect, c.address, 7001) == "TimeoutError"
+        assert a.call(_connect, b.address, 7000) == hello["pos-b"]
+        devnet.heal()
+        assert a.call(_connect, c.address, 7001) == hello["pos-c"]
 
 
 def _states(netns: str) -> list[str]:

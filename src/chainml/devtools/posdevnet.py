@@ -629,22 +629,37 @@ class Devnet:
                 _signal(proc, signal.SIGCONT)
         pair.paused = False
 
-    def partition(self, minority: Sequence[str]) -> None:
+    def partition(self, minority: Sequence[str], *, keep_tcp_ports: Sequence[int] = ()) -> None:
         """Cut ``minority`` off from the other hosts: nftables in each minority host drops
         everything to and from the others' addresses (its own loopback still works, so its
-        clients keep talking to each other)."""
+        clients keep talking to each other), except TCP to or from ``keep_tcp_ports`` on
+        either side (``(EL_RPC_PORT,)``: the chain nodes lose their peers, their JSON-RPC
+        stays reachable, as for a chain client whose peer-to-peer links alone are cut)."""
         others = [p.host.address for n, p in self.pairs.items() if n not in minority]
         if not others or not minority:
             raise ValueError("a partition needs hosts on both sides")
+        if not all(isinstance(p, int) and 0 < p < 65536 for p in keep_tcp_ports):
+            raise ValueError("keep_tcp_ports are TCP port numbers")
         if shutil.which("nft") is None:
             raise DevnetError("a partition needs nftables (the nft command)")
         addresses = ", ".join(others)
+        table = "inet chainml_posdevnet"
+        keep = ""
+        if keep_tcp_ports:
+            ports = ", ".join(str(p) for p in keep_tcp_ports)
+            for chain, side in (("in", "saddr"), ("out", "daddr")):
+                for direction in ("sport", "dport"):
+                    keep += (
+                        f"add rule {table} {chain} ip {side} {{ {addresses} }}"
+                        f" tcp {direction} {{ {ports} }} accept\n"
+                    )
         rules = (
-            "add table inet chainml_posdevnet\n"
-            "add chain inet chainml_posdevnet in { type filter hook input priority 0 ; }\n"
-            "add chain inet chainml_posdevnet out { type filter hook output priority 0 ; }\n"
-            f"add rule inet chainml_posdevnet in ip saddr {{ {addresses} }} drop\n"
-            f"add rule inet chainml_posdevnet out ip daddr {{ {addresses} }} drop\n"
+            f"add table {table}\n"
+            f"add chain {table} in {{ type filter hook input priority 0 ; }}\n"
+            f"add chain {table} out {{ type filter hook output priority 0 ; }}\n"
+            f"{keep}"
+            f"add rule {table} in ip saddr {{ {addresses} }} drop\n"
+            f"add rule {table} out ip daddr {{ {addresses} }} drop\n"
         )
         for name in minority:
             host = self.pairs[name].host
