@@ -1,46 +1,68 @@
-"""Federated training in one process: local training, then one aggregation per round.
+"""Federated training in one process: local training, then one round of the round engine.
 
-Each trainer starts from the global parameters, trains on its own shard and returns the
-change (its delta), clipped to the job's L2 bound.  The aggregate is applied to the global
-model.  Aggregation modes:
+Each trainer starts from the global parameters, trains on its own shard and takes the
+change (its delta).  Every round runs in ``chainml.training.engine``'s ``RoundEngine``,
+the engine the node runs, over an in-memory transport and a hand-moved clock, with the
+node's strategies: each trainer sends ``[clip(delta) · weight, weight]`` (its weight
+``min(1, records / weight_base)``; by default ``weight_base`` is the largest shard, so
+the largest trainer weighs 1), and the step is the sum's delta part over its last
+coordinate, the survivors' total weight.  Modes:
 
-- ``fedavg``: plaintext mean weighted by sample counts;
-- ``secagg``: the same weighted mean computed with SecAgg+ (``chainml.training.secagg``):
-  each trainer masks ``n_k / n_max * delta_k`` and the server, which knows the public
-  record counts (they are committed on chain), divides the sum by ``sum(n_k) / n_max``;
-- ``median``, ``trimmed_mean``, ``krum``: robust aggregators over plaintext deltas, for
-  jobs that send updates to a committee instead.
+- ``fedavg``: that sum in plaintext (unsigned, unchecked: the baseline);
+- ``secagg``: the same sum under SecAgg+ (``chainml.training.secagg``), the trainers'
+  updates masked, the weight coordinate summed with them;
+- ``median``, ``trimmed_mean``, ``krum``: robust rules over signed plaintext updates,
+  FoolsGold leaving out the trainers it flags (as the node does), for jobs that send
+  updates to a committee instead.
+
+``dp`` ("central" or "distributed", with ``fedavg`` or ``secagg``) wraps the sum in
+Gaussian noise (``engine.dp``); ε at ``delta`` is in the history.
 
 Attackers for the poisoning tests transform their own data or delta (``label_flip``,
-``sign_flip``); an ``unclipped`` attacker skips the clip.
+``sign_flip``); an ``unclipped`` attacker skips the clip (a robust round refuses its
+update).  ``drop``: per round, per stage, the trainers that go silent from that stage on.
 
-``norm_proofs=True`` (with ``secagg``): each trainer commits to its fixed-point input and
-proves that its L2 norm is within the round's bound (``chainml.crypto.zk``, spec
-docs/protocol/zk-norm.md); the aggregator verifies every proof before the masked stage and
-drops a trainer whose proof fails (``History.refused``), then checks that the round's sum
-opens the sum of the survivors' commitments.  An unclipped attacker commits to its real
-(too long) input and presents a valid proof made for its clipped one: refused.  One that
-commits to its clipped input and sends another (``Attack.mismatch``) passes its proof, and
-the round's sum then fails the aggregate check (``zk.AggregateMismatch``).  Shortcut
-of this one-process simulation: the commitments' blinding sum is added up directly instead
-of travelling as 16-bit limbs through secure aggregation.
+``norm_proofs=True`` (with ``secagg``): each trainer commits to its fixed-point delta and
+proves that its L2 norm is within the clip (``chainml.training.normproofs``, spec
+docs/protocol/zk-norm.md §12), exactly as a trainer node does; the aggregator checks every
+claim at the close of the masked stage and does not count an input whose claim fails
+(``History.refused``), then checks that the round's sum opens the sum of the survivors'
+commitments.  An unclipped attacker commits to its real (too long) delta and presents a
+valid proof made for its clipped one: refused.  One that commits to its clipped delta and
+sends another (``Attack.mismatch``) passes its proof, and the round's sum then fails the
+aggregate check (``zk.AggregateMismatch``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from chainml.crypto import Identity, zk
-from chainml.crypto.hazmat import fixedpoint
-from chainml.training import privacy, robust
+from chainml.crypto import Identity
+from chainml.ledger.errors import UnknownDataset
+from chainml.training import normproofs, privacy, robust
 from chainml.training.data import Dataset
+from chainml.training.engine import (
+    FedAvg,
+    ManualClock,
+    MemoryTransport,
+    Private,
+    Robust,
+    RoundEngine,
+    SecAggFedAvg,
+    Strategy,
+    SybilWatch,
+    secure_params,
+)
+from chainml.training.engine.secagg import SecAggTrainer
 from chainml.training.errors import TrainingError
 from chainml.training.models import MLP, Model, flatten, unflatten
-from chainml.training.secagg import PairKeys, RoundParams, SecAggClient, clip_l2, run_in_memory
+from chainml.training.normproofs import NormClaim
+from chainml.training.secagg import PairKeys, RoundParams, SecAggClient, clip_l2
 
 MODES = ("fedavg", "secagg", *robust.RULES)
 
@@ -64,6 +86,8 @@ class Attack:
     unclipped: bool = False  # the attacker does not clip its delta
     # with norm_proofs: it commits to (and proves) its clipped delta but sends the other
     mismatch: bool = False
+    # with norm_proofs: it claims weight 1 (more records than its shard holds), scaled by it
+    overweight: bool = False
 
 
 def train_federated(
@@ -85,29 +109,40 @@ def train_federated(
     noise_multiplier: float = 1.0,
     delta: float = 1e-5,
     norm_proofs: bool = False,
+    weight_base: int | None = None,
 ) -> tuple[Model, History]:
     """Train for ``rounds``; ``dp`` is None, "central" or "distributed" (Gaussian noise of
-    ``noise_multiplier * clip`` on the sum; ε at ``delta`` in the history)."""
+    ``noise_multiplier * clip`` on the sum; ε at ``delta`` in the history).
+    ``weight_base``: the records that weigh 1 (``JobConfig.weight_base``); by default the
+    largest shard's."""
     if mode not in MODES:
         raise TrainingError(f"mode is one of {MODES}")
     if norm_proofs and (mode != "secagg" or dp):
         raise TrainingError("norm_proofs needs mode 'secagg' without dp")
     if dp not in (None, "central", "distributed") or (dp and mode not in ("fedavg", "secagg")):
         raise TrainingError("dp is 'central' or 'distributed', with fedavg or secagg")
+    n = len(shards)
+    if n < 3:
+        raise TrainingError("a round needs at least 3 trainers")
     accountant = privacy.RdpAccountant()
     noise_rng = np.random.default_rng([seed, 99])
     model = (make_model or (lambda: MLP(data.n_features, data.n_classes, (64,), seed=seed)))()
     like = model.params
     history = History()
-    n = len(shards)
     counts = np.array([len(s) for s in shards], dtype=np.float64)
+    base = weight_base or int(counts.max())
+    weights = np.minimum(1.0, counts / base)
+    identities = identities or {i: Identity.generate() for i in range(1, n + 1)}
+    roster = {i: identities[i].address for i in range(1, n + 1)}
+    rules = normproofs.ClaimRules(clip, base, _datasets(roster, shards)) if norm_proofs else None
+    strategy = _strategy(mode, byzantine, dp, noise_multiplier, noise_rng, rules)
+    keys = {i: identities[i].x25519.public_bytes for i in range(1, n + 1)}
+    pairs = {i: PairKeys(identities[i].x25519) for i in roster}  # kept across the job
+    clock = ManualClock()
     n_classes = data.n_classes
-    if mode == "secagg" and identities is None:
-        identities = {i: Identity.generate() for i in range(1, n + 1)}
-    pairs = {i: PairKeys(identity.x25519) for i, identity in (identities or {}).items()}
     for r in range(1, rounds + 1):
         start = flatten(model.params).astype(np.float64)
-        deltas = []
+        deltas, vectors = [], []
         for k, shard in enumerate(shards):
             if attack and attack.sybil and k in attack.clients:
                 shard = shards[min(attack.clients)]
@@ -122,26 +157,22 @@ def train_federated(
             change = flatten(local.params).astype(np.float64) - start
             if attack and k in attack.clients and attack.kind == "sign_flip":
                 change = -attack.scale * change
-            unclipped = attack and k in attack.clients and attack.unclipped
-            deltas.append(change if unclipped else clip_l2(change, clip))
-        weights = counts / counts.max()  # public record counts; scaled sums keep their clip
-        if dp == "distributed":  # each trainer noises its own weighted, clipped delta
-            deltas = [
-                d + privacy.distributed_noise(len(d), clip, noise_multiplier, n, noise_rng) / w
-                for d, w in zip(deltas, weights, strict=True)
-            ]
-        if mode == "fedavg":
-            weighted_sum = np.tensordot(weights, np.stack(deltas), axes=1)
-            participants = tuple(range(1, n + 1))
-        elif mode == "secagg":
-            assert identities is not None
-            bound = clip  # SecAgg's range check; distributed noise needs room above the clip
-            if dp == "distributed":
-                bound += privacy.noise_headroom(noise_multiplier, clip, n, len(start))
-            params = RoundParams.create(
-                {i: identities[i].address for i in range(1, n + 1)},
-                {i: identities[i].x25519.public_bytes for i in range(1, n + 1)},
-                len(start),
+            w = float(weights[k])
+            if attack and k in attack.clients and attack.unclipped:
+                deltas.append(change)
+                vectors.append(np.append(change * w, w))
+            else:
+                deltas.append(clip_l2(change, clip))
+                vectors.append(
+                    strategy.contribution(change, w, clip=clip, n_trainers=n, rng=noise_rng)
+                )
+        length = len(start) + 1  # the delta and the weight
+
+        def derive(bound: float, r: int = r, length: int = length) -> RoundParams:
+            return RoundParams.create(
+                roster,
+                keys,
+                length + strategy.extra_len(),
                 chain_id=31337,
                 jobs="0x" + "00" * 19 + "01",
                 job_id=1,
@@ -149,52 +180,52 @@ def train_federated(
                 clip=bound,
                 graph_seed=np.random.default_rng([seed, r]).bytes(32),
             )
-            inputs = [deltas[i - 1] * weights[i - 1] for i in range(1, n + 1)]
-            round_drop = {k: list(v) for k, v in ((drop or {}).get(r) or {}).items()}
-            proven: dict[int, tuple[bytes, zk.CommitmentOpening]] = {}
-            if norm_proofs:
-                liar = bool(attack and attack.mismatch)
-                inputs, proven, refused = _prove_and_verify(
-                    params, identities, inputs, seed, r, mismatch=liar
-                )
-                history.refused.append(refused)
-                round_drop["masked"] = [*round_drop.get("masked", []), *refused]
-            clients = {
-                i: SecAggClient(
+
+        params = secure_params(
+            derive, strategy.bound(clip, n, length), norm_proofs=norm_proofs, dim=len(start)
+        )
+        sessions = {}
+        for i in roster:
+            rng = np.random.default_rng([seed, r, i])
+            k = i - 1
+            evil = attack is not None and k in attack.clients
+            # what backs its weight: its shard as data set i (an overweight attacker claims 1)
+            records = base if evil and attack.overweight else len(shards[k])  # type: ignore[union-attr]
+            stake = normproofs.DataStake(i, max(records, 1), base)
+            session: Any
+            if norm_proofs and evil and attack.unclipped:  # type: ignore[union-attr]
+                honest = clip_l2(deltas[k], clip) * weights[k]
+                session = _norm_attacker(
                     params,
                     i,
                     identities[i],
-                    inputs[i - 1],
-                    pairs=pairs[i],  # each trainer keeps its pair keys across the job
-                    rng=np.random.default_rng([seed, r, i]),
+                    vectors[k],
+                    np.append(honest, weights[k]),
+                    stake,
+                    pairs[i],
+                    rng,
+                    clip,
+                    attack.mismatch,  # type: ignore[union-attr]
                 )
-                for i in range(1, n + 1)
-            }
-            result = run_in_memory(params, clients, drop=round_drop)
-            participants = result.survivors
-            weighted_sum = result.total
-            if norm_proofs:
-                words = np.frombuffer(result.transcript.total, dtype="<u4")[: len(start)]
-                zk.verify_aggregate(
-                    [proven[i][0] for i in participants],
-                    words.view(np.int32).astype(np.int64),
-                    sum(proven[i][1].blinding for i in participants),
+            else:
+                session = strategy.trainer(
+                    params,
+                    i,
+                    identities[i],
+                    vectors[k],
+                    pairs=pairs[i],
+                    rng=rng,
+                    clip=clip,
+                    stake=stake,
                 )
-        if mode in ("fedavg", "secagg"):
-            if dp == "central":
-                weighted_sum = weighted_sum + privacy.central_noise(
-                    len(start), clip, noise_multiplier, noise_rng
-                )
-                accountant.step(noise_multiplier)
-            elif dp == "distributed":
-                accountant.step(
-                    privacy.effective_multiplier(noise_multiplier, len(participants), n)
-                )
-            update = weighted_sum / sum(weights[i - 1] for i in participants)
-        else:
-            f = max(byzantine, 1) if mode == "trimmed_mean" else byzantine
-            update = robust.aggregate(mode, np.stack(deltas), f)
-            participants = tuple(range(1, n + 1))
+            sessions[i] = (roster[i], session)
+        transport = MemoryTransport(sessions, clock, drop=(drop or {}).get(r))
+        engine = RoundEngine(transport, clock=clock, stage_timeout=STAGE_TIMEOUT)
+        aggregate = engine.run(strategy.aggregation(params, clip=clip, n_trainers=n), roster)
+        if norm_proofs:
+            history.refused.append(tuple(sorted(aggregate.refused)))
+        if aggregate.multiplier is not None:
+            accountant.step(aggregate.multiplier)
         if mode not in ("fedavg", "secagg"):  # the committee sees each delta: FoolsGold's input
             stacked_deltas = np.stack(deltas)
             history.delta_sums = (
@@ -202,54 +233,78 @@ def train_federated(
                 if history.delta_sums is None
                 else history.delta_sums + stacked_deltas
             )
-        model.set_params(unflatten((start + update).astype(np.float32), like))
+        model.set_params(unflatten((start + aggregate.update).astype(np.float32), like))
         history.accuracy.append(model.accuracy(data.x_test, data.y_test))
         if dp:
             history.epsilon = accountant.epsilon(delta)
-        history.participants.append(participants)
+        history.participants.append(aggregate.counted)
     return model, history
 
 
-def _norm_context(params: RoundParams, trainer: str) -> zk.NormContext:
-    return zk.NormContext(
-        params.chain_id, params.jobs, params.job_id, params.round, params.attempt, trainer
+STAGE_TIMEOUT = 10.0  # seconds of the hand-moved clock: only a trainer that never answers waits
+
+
+def _strategy(
+    mode: str,
+    byzantine: int,
+    dp: str | None,
+    noise_multiplier: float,
+    rng: np.random.Generator,
+    rules: normproofs.ClaimRules | None,
+) -> Strategy:
+    if mode in robust.RULES:
+        f = max(byzantine, 1) if mode == "trimmed_mean" else byzantine
+        return Robust(mode, f=f, watch=SybilWatch())
+    inner: Strategy = (
+        SecAggFedAvg(norm_proofs=rules is not None, rules=rules) if mode == "secagg" else FedAvg()
     )
+    return Private(inner, dp, noise_multiplier, rng=rng) if dp else inner
 
 
-def _prove_and_verify(
+def _norm_attacker(
     params: RoundParams,
-    identities: Mapping[int, Identity],
-    inputs: Sequence[NDArray[np.float64]],
-    seed: int,
-    round_no: int,
-    *,
-    mismatch: bool = False,
-) -> tuple[
-    list[NDArray[np.float64]], dict[int, tuple[bytes, zk.CommitmentOpening]], tuple[int, ...]
-]:
-    """Each trainer commits to its fixed-point input and proves its norm (an unclipped one
-    presents the proof of its clipped input); the aggregator verifies.  Returns the inputs
-    as the SecAgg+ clients will encode them (exactly: already on the fixed-point grid),
-    the commitments and openings, and the trainers refused."""
-    f, dim = params.frac_bits, len(inputs[0])
-    norm = zk.NormParams(dim, zk.bound_sq_for(params.clip, f, dim))
-    room = params.clip - (np.sqrt(dim) + 1) / (1 << f)  # rounding stays within the clip
-    exact: list[NDArray[np.float64]] = []
-    proven: dict[int, tuple[bytes, zk.CommitmentOpening]] = {}
-    submitted = []
-    for i, value in enumerate(inputs, start=1):
-        rng = np.random.default_rng([seed, round_no, i, 7])
-        ctx = _norm_context(params, identities[i].address)
-        honest = fixedpoint.encode(clip_l2(value, room), f, rng).view(np.int32)
-        x = honest
-        if np.linalg.norm(value) > params.clip * (1 + 1e-9):  # a trainer that did not clip
-            x = fixedpoint.encode(value, f, rng).view(np.int32)
-        commitment, opening = zk.commit(honest)
-        proof = zk.prove_norm(ctx, norm, honest, opening)
-        if x is not honest and not mismatch:  # the attacker commits to what it really sends
-            commitment, opening = zk.commit(x)
-        submitted.append((ctx, commitment, proof))
-        proven[i] = (commitment, opening)
-        exact.append(x.astype(np.float64) / (1 << f))
-    refused = tuple(k + 1 for k in zk.invalid_norm_proofs(norm, submitted))  # the aggregator
-    return exact, proven, refused
+    slot: int,
+    identity: Identity,
+    real: NDArray[np.float64],
+    honest: NDArray[np.float64],
+    stake: normproofs.DataStake,
+    pairs: PairKeys,
+    rng: np.random.Generator,
+    clip: float,
+    mismatch: bool,
+) -> SecAggTrainer:
+    """A trainer that did not clip, in a norm-proof round: it proves its clipped vector
+    (``honest``) and sends its ``real`` one, committing to the real one (refused: the
+    proof is not for that commitment) or, with ``mismatch``, to the clipped one (its proof
+    passes; the sum does not open the commitments)."""
+    proven = normproofs.commit_input(params, honest, stake, rng)
+    sent = normproofs.commit_input(params, real, stake, rng)
+    commitment = proven.commitment if mismatch else sent.commitment
+
+    def claim() -> NormClaim:
+        proof = normproofs.prove_input(params, slot, clip, proven).proof
+        return NormClaim(slot, stake.dataset, stake.records, commitment, proof)
+
+    client = SecAggClient(params, slot, identity, sent.vector, pairs=pairs, rng=rng)
+    return SecAggTrainer(client, claim)
+
+
+@dataclass(frozen=True)
+class _Dataset:
+    owner: str
+    record_count: int
+    revoked: bool = False
+
+
+def _datasets(
+    roster: Mapping[int, str], shards: Sequence[NDArray[np.int64]]
+) -> Callable[[int], normproofs.DatasetRecord]:
+    """The Datasets contract as this simulation has it: trainer ``i``'s shard is data set
+    ``i``, with as many records as the shard."""
+
+    def get(dataset_id: int) -> normproofs.DatasetRecord:
+        if dataset_id not in roster:
+            raise UnknownDataset(f"no data set {dataset_id}")
+        return _Dataset(roster[dataset_id], len(shards[dataset_id - 1]))
+
+    return get
