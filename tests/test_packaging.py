@@ -2,7 +2,7 @@
 
 The runtime wheel's modules may import only ``[project] dependencies``; a module that
 belongs to an optional feature imports only its extra; tests and benchmarks import only
-what ``make test`` installs (runtime + ``dev`` + ``torch``).  Each import is mapped to the
+what ``make test`` installs (runtime + ``dev`` + ``torch`` + ``zk``).  Each import is mapped to the
 distribution that provides it through the installed metadata, so a package that merely
 happens to be installed (pulled in by something else) does not count as declared.
 """
@@ -28,6 +28,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 EXTRA_OF = {
     "chainml/training/torch_adapter.py": "torch",
     "chainml/inference/torch_import.py": "torch",
+    "chainml/inference/zkml.py": "zk",  # imports EZKL and onnx only when called
     "chainml/ledger/audit/": "dev",  # contract audit tools, left out of the wheel
     "chainml/ledger/bindgen.py": "dev",  # writes generated.py; left out of the wheel
 }
@@ -102,7 +103,7 @@ def test_every_src_import_is_declared_where_it_belongs() -> None:
 
 
 def test_tests_and_benchmarks_import_only_what_make_test_installs() -> None:
-    allowed = RUNTIME | EXTRAS["dev"] | EXTRAS["torch"]
+    allowed = RUNTIME | EXTRAS["dev"] | EXTRAS["torch"] | EXTRAS["zk"]
     paths = sorted((ROOT / "tests").rglob("*.py")) + sorted((ROOT / "benchmarks").rglob("*.py"))
     wrong = [
         f"{path.relative_to(ROOT)}:{line} imports {top} (from {PROVIDERS.get(top)})"
@@ -145,7 +146,7 @@ def test_the_wheel_carries_no_audit_tools_and_every_contract_artifact() -> None:
     # what the wheel does carry imports only runtime dependencies
     for name in files:
         if name.endswith(".py"):
-            assert _extra_of(name) in (None, "torch"), name
+            assert _extra_of(name) in (None, "torch", "zk"), name
 
 
 def _runtime_closure() -> set[str]:

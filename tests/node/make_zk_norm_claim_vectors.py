@@ -1,4 +1,4 @@
-"""Writes docs/protocol/vectors/zk-norm-claim-v1.json: one norm claim (zk-norm.md §12.2)
+"""Writes docs/protocol/vectors/zk-norm-claim-v2.json: one norm claim (zk-norm.md §12.2)
 for a fixed context and statement, its canonical bytes and fields, and refused spellings
 of it.  ``python -m tests.node.make_zk_norm_claim_vectors``."""
 
@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from chainml.crypto import zk
+from chainml.training import normproofs
 from chainml.training.normproofs import NormClaim
 
-OUT = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-claim-v1.json"
+OUT = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-claim-v2.json"
 CONTEXT = {
     "chain_id": 31337,
     "jobs_contract": "0x5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f",
@@ -20,7 +21,7 @@ CONTEXT = {
     "attempt": 1,
     "trainer": "0xa1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
 }
-X, BOUND_SQ, SENDER = [30, -40, 50], 10_000, 3
+X, BOUND_SQ, SENDER, DATASET, RECORDS = [30, -40, 50], 10_000, 3, 12, 750
 
 
 def _spelt(doc: dict[str, Any], *, sort: bool = True, sep: tuple[str, str] = (",", ":")) -> str:
@@ -31,18 +32,22 @@ def main() -> None:
     commitment, opening = zk.commit(X)
     params = zk.NormParams(len(X), BOUND_SQ)
     proof = zk.prove_norm(zk.NormContext(**CONTEXT), params, X, opening)
-    claim = NormClaim(SENDER, commitment, proof)
+    claim = NormClaim(SENDER, DATASET, RECORDS, commitment, proof)
     # the refused spellings carry the proof's first 16 bytes only (the decoder does not
     # judge the proof's length: that claim, well spelt, decodes and the verifier refuses it)
-    short = NormClaim(SENDER, commitment, proof[:16])
+    short = NormClaim(SENDER, DATASET, RECORDS, commitment, proof[:16])
     doc = json.loads(short.encode())
     refused = {
         "spaces after separators": _spelt(doc, sep=(", ", ": ")),
         "keys out of order": json.dumps(dict(reversed(doc.items())), separators=(",", ":")),
-        "another format": _spelt({**doc, "format": "chainml-norm-claim/2"}),
+        "another format (v1, no weight)": _spelt({**doc, "format": "chainml-norm-claim/1"}),
         "sender a string": _spelt({**doc, "sender": str(SENDER)}),
         "sender 0": _spelt({**doc, "sender": 0}),
         "sender true": _spelt({**doc, "sender": True}),
+        "dataset 0": _spelt({**doc, "dataset": 0}),
+        "records a string": _spelt({**doc, "records": str(RECORDS)}),
+        "records 0": _spelt({**doc, "records": 0}),
+        "records 2^256": _spelt({**doc, "records": 1 << 256}),
         "upper-case hex": _spelt({**doc, "commitment": doc["commitment"].upper()}),
         "a 47-byte commitment": _spelt({**doc, "commitment": doc["commitment"][:-2]}),
         "an empty proof": _spelt({**doc, "proof": ""}),
@@ -50,15 +55,37 @@ def main() -> None:
         "a field more": _spelt({**doc, "signature": ""}),
         "a field less": _spelt({k: v for k, v in doc.items() if k != "sender"}),
     }
+    # a claim's weight, its grid value and its statement's bound (§13), for a job with
+    # clip_bound 2,000 (clip 2.0) and weight_base 1,000, at the round's fraction bits f
+    weights = [
+        {
+            "clip": 2.0,
+            "weight_base": 1000,
+            "records": records,
+            "frac_bits": f,
+            "dim": 481,
+            "weighted_clip": normproofs.weighted_clip(2.0, records, 1000),
+            "grid_weight": (min(records, 1000) << f) // 1000,
+            "bound_sq": zk.bound_sq_for(normproofs.weighted_clip(2.0, records, 1000), f, 481),
+        }
+        for records, f in ((750, 20), (1, 20), (1000, 16), (5000, 16), (333, 18))
+    ]
     vectors = {
-        "format": "chainml-norm-claim/1",
+        "format": "chainml-norm-claim/2",
         "note": "the proof is one of zk-norm.md section 6 as of writing (proofs have their own"
         " vectors); the refused spellings carry a 16-byte prefix of it",
         "context": CONTEXT,
         "statement": {"dim": len(X), "bound_sq": BOUND_SQ},
         "claim": claim.encode().decode(),
-        "fields": {"sender": SENDER, "commitment": commitment.hex(), "proof_bytes": len(proof)},
+        "fields": {
+            "sender": SENDER,
+            "dataset": DATASET,
+            "records": RECORDS,
+            "commitment": commitment.hex(),
+            "proof_bytes": len(proof),
+        },
         "truncated": {"claim": short.encode().decode(), "error": "MalformedNormProof"},
+        "weights": weights,
         "refused": [
             {"name": name, "claim": text, "error": "ProtocolViolation"}
             for name, text in refused.items()

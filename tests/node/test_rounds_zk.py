@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chainml.crypto import Identity, zk
+from chainml.crypto import DatasetCommitment, Identity, encode_float_records, schema_hash, zk
 from chainml.crypto.zk import _norm
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.devchain import DevChainProcess
+from chainml.ledger.errors import UnknownDataset
 from chainml.node import daemon, localnet
 from chainml.node.rounds import (
     _bitmap,
@@ -44,7 +45,7 @@ from chainml.node.rounds import (
 from chainml.storage.local import LocalBlobStore
 from chainml.training import normproofs
 from chainml.training.job import JobConfig
-from chainml.training.normproofs import NormClaim
+from chainml.training.normproofs import NormClaim, UnbackedWeight
 from chainml.training.secagg import (
     AggregateMismatch,
     ProtocolViolation,
@@ -56,16 +57,37 @@ from tests.node.test_rounds import PASSWORD, TRAINERS, _network, _post_job, _sta
 from tests.protocol.schemas import RECORD
 from tests.protocol.standin import StandInChain
 
-VECTORS = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-claim-v1.json"
+VECTORS = Path(__file__).resolve().parents[2] / "docs/protocol/vectors/zk-norm-claim-v2.json"
 JOB, ROUND, ATTEMPT, CLIP = 4, 2, 1, 2.0
 CONFIG = JobConfig(n_features=4, n_classes=2, hidden=(), epochs=1, norm_proofs=True)
 IDS = {i: Identity.generate() for i in range(1, 6)}
 ROSTER = {i: IDS[i].address for i in IDS}
+# trainer i's data set on the Datasets contract is id 10 + i, of 750 records (weight 0.75);
+# id 9 is trainer 1's too, revoked; id 8 is trainer 1's, of 300 records
+DATASETS = {
+    10 + i: SimpleNamespace(owner=ROSTER[i].lower(), record_count=750, revoked=False)
+    for i in ROSTER
+} | {
+    9: SimpleNamespace(owner=ROSTER[1], record_count=750, revoked=True),
+    8: SimpleNamespace(owner=ROSTER[1], record_count=300, revoked=False),
+}
+STAKES = {i: normproofs.DataStake(10 + i, 750, CONFIG.weight_base) for i in ROSTER}
+
+
+def _dataset(dataset_id: int, block: int | str = "latest") -> SimpleNamespace:
+    if dataset_id not in DATASETS:
+        raise UnknownDataset()
+    return DATASETS[dataset_id]
+
+
+RULES = normproofs.ClaimRules(CLIP, CONFIG.weight_base, _dataset)
 
 
 def _chain(**kw: Any) -> StandInChain:
     keys = {a.address: a.x25519.public_bytes for a in IDS.values()}
-    return StandInChain(CONFIG, ROSTER, keys, clip=CLIP, **kw)
+    chain = StandInChain(CONFIG, ROSTER, keys, clip=CLIP, **kw)
+    chain.datasets = SimpleNamespace(functions=SimpleNamespace(get=_dataset))  # type: ignore[attr-defined]
+    return chain
 
 
 def _params(job: int = JOB, round_no: int = ROUND, attempt: int = ATTEMPT) -> RoundParams:
@@ -84,7 +106,7 @@ def proven() -> dict[int, tuple[normproofs.CommittedInput, NormClaim]]:
     params, rng = _params(), np.random.default_rng(1)
     out = {}
     for i in IDS:
-        committed = normproofs.commit_input(params, _update(rng), rng)
+        committed = normproofs.commit_input(params, _update(rng), STAKES[i], rng)
         out[i] = (committed, normproofs.prove_input(params, i, CLIP, committed))
     return out
 
@@ -92,7 +114,7 @@ def proven() -> dict[int, tuple[normproofs.CommittedInput, NormClaim]]:
 def test_honest_claims_verify_and_the_secure_sum_opens_their_commitments(proven) -> None:
     params = _params()
     claims = {i: c for i, (_, c) in proven.items()}
-    assert normproofs.refused_claims(params, CLIP, claims) == {}
+    assert normproofs.refused_claims(params, RULES, claims) == {}
     assert len(claims[1].proof) == zk.proof_size(normproofs.norm_params(params, CLIP))
     assert NormClaim.decode(claims[1].encode()) == claims[1]
     clients = {
@@ -101,11 +123,18 @@ def test_honest_claims_verify_and_the_secure_sum_opens_their_commitments(proven)
     result = run_in_memory(params, clients, drop={"masked": [5]})
     words = np.frombuffer(result.transcript.total, dtype="<u4")
     # SecAgg+ summed exactly the committed integers, and the blindings in the extra words
-    normproofs.check_sum(params, words, [claims[i].commitment for i in result.survivors])
+    wb = CONFIG.weight_base
+    normproofs.check_sum(params, wb, words, [claims[i] for i in result.survivors])
     expected = sum(proven[i][0].delta for i in result.survivors)
-    assert np.array_equal(words[: normproofs.delta_len(params)].view(np.int32), expected)
+    dim = normproofs.delta_len(params)
+    assert np.array_equal(words[:dim].view(np.int32), expected)
+    # the weight word is the sum of the claimed weights on the grid: 4 × 0.75
+    assert words[dim] == 4 * normproofs.grid_weight(params, 750, wb) == 3 << params.frac_bits
     with pytest.raises(zk.AggregateMismatch):  # a commitment of the dropped trainer's
-        normproofs.check_sum(params, words, [claims[i].commitment for i in (1, 2, 3, 5)])
+        normproofs.check_sum(params, wb, words, [claims[i] for i in (1, 2, 3, 5)])
+    heavier = [claims[i] for i in (1, 2, 3)] + [dataclasses.replace(claims[4], records=1000)]
+    with pytest.raises(zk.AggregateMismatch, match="summed weight"):  # the sum's weight
+        normproofs.check_sum(params, wb, words, heavier)
 
 
 def test_the_round_s_range_holds_a_proven_input_at_its_bound() -> None:
@@ -119,7 +148,10 @@ def test_the_round_s_range_holds_a_proven_input_at_its_bound() -> None:
     base = CONFIG.secagg_bound(CLIP, len(ROSTER))
     assert params.clip >= base + normproofs.headroom(params.frac_bits, dim)
     rng = np.random.default_rng(3)
-    committed = normproofs.commit_input(params, np.append(_update(rng)[:-1] / 0.75, 1.0), rng)
+    stake = normproofs.DataStake(1, 1000, CONFIG.weight_base)
+    committed = normproofs.commit_input(
+        params, np.append(_update(rng)[:-1] / 0.75, 1.0), stake, rng
+    )
     worst = committed.vector.copy()
     worst[dim + 1 :] = 0xFFFF / (1 << params.frac_bits)
     assert np.linalg.norm(worst) <= params.clip
@@ -139,12 +171,13 @@ def test_an_input_other_than_the_committed_one_fails_the_sum_check(proven) -> No
         fed[2][k] += unit
         clients = {i: SecAggClient(params, i, IDS[i], v) for i, v in fed.items()}
         result = run_in_memory(params, clients)
-        assert normproofs.refused_claims(params, CLIP, claims) == {}
+        assert normproofs.refused_claims(params, RULES, claims) == {}
         with pytest.raises(zk.AggregateMismatch):
             normproofs.check_sum(
                 params,
+                CONFIG.weight_base,
                 np.frombuffer(result.transcript.total, dtype="<u4"),
-                [claims[i].commitment for i in result.survivors],
+                [claims[i] for i in result.survivors],
             )
 
 
@@ -159,9 +192,13 @@ def test_a_malformed_claim_is_a_protocol_violation(proven) -> None:
     raw = claim.encode()
     for bad in (
         raw.replace(b",", b", ", 1),  # not canonical
-        _spelt(claim, format="chainml-norm-claim/2"),
+        _spelt(claim, format="chainml-norm-claim/1"),  # v1 had no weight
         _spelt(claim, sender=True),
         _spelt(claim, sender=0),
+        _spelt(claim, dataset=0),
+        _spelt(claim, records=-1),
+        _spelt(claim, records=1.5),
+        _spelt(claim, dataset=1 << 256),
         _spelt(claim, commitment=claim.commitment.hex().upper()),
         _spelt(claim, commitment=claim.commitment[:47].hex()),
         _spelt(claim, proof=""),
@@ -178,8 +215,12 @@ def test_the_claim_vectors_decode_and_refuse_as_the_spec_says() -> None:
     claim = NormClaim.decode(vectors["claim"].encode())
     assert claim.encode().decode() == vectors["claim"]
     fields = vectors["fields"]
-    assert (claim.sender, claim.commitment.hex(), len(claim.proof)) == (
+    assert (claim.sender, claim.dataset, claim.records) == (
         fields["sender"],
+        fields["dataset"],
+        fields["records"],
+    )
+    assert (claim.commitment.hex(), len(claim.proof)) == (
         fields["commitment"],
         fields["proof_bytes"],
     )
@@ -194,6 +235,15 @@ def test_the_claim_vectors_decode_and_refuse_as_the_spec_says() -> None:
     short = NormClaim.decode(vectors["truncated"]["claim"].encode())
     with pytest.raises(zk.MalformedNormProof):
         zk.verify_norm(ctx, statement, short.commitment, short.proof)
+    # a claim's weight on the grid and its bound (§13), as every party computes them
+    assert len(vectors["weights"]) >= 5
+    for case in vectors["weights"]:
+        grid = SimpleNamespace(frac_bits=case["frac_bits"])
+        records, wb = case["records"], case["weight_base"]
+        clip = normproofs.weighted_clip(case["clip"], records, wb)
+        assert clip == case["weighted_clip"]
+        assert normproofs.grid_weight(grid, records, wb) == case["grid_weight"]  # type: ignore[arg-type]
+        assert zk.bound_sq_for(clip, case["frac_bits"], case["dim"]) == case["bound_sq"]
 
 
 def test_forged_truncated_and_misbound_proofs_get_typed_errors(proven) -> None:
@@ -202,27 +252,27 @@ def test_forged_truncated_and_misbound_proofs_get_typed_errors(proven) -> None:
     proof = claim.proof
     for cut in (proof[:-1], proof + b"\x00", proof[:100], bytes([proof[0] ^ 7]) + proof[1:]):
         with pytest.raises(zk.MalformedNormProof):
-            normproofs.verify_claim(params, CLIP, dataclasses.replace(claim, proof=cut))
+            normproofs.verify_claim(params, RULES, dataclasses.replace(claim, proof=cut))
     forged = _flip(proof)  # the last byte: of a scalar that still decodes, or not
     with pytest.raises(zk.InvalidNormProof):
-        normproofs.verify_claim(params, CLIP, dataclasses.replace(claim, proof=forged))
+        normproofs.verify_claim(params, RULES, dataclasses.replace(claim, proof=forged))
     for other in (_params(round_no=ROUND + 1), _params(job=JOB + 1), _params(attempt=ATTEMPT + 1)):
         with pytest.raises(zk.InvalidNormProof):  # another round, job, attempt
-            normproofs.verify_claim(other, CLIP, claim)
+            normproofs.verify_claim(other, RULES, claim)
     with pytest.raises(zk.InvalidNormProof):  # another vector: trainer 2's commitment
         normproofs.verify_claim(
-            params, CLIP, dataclasses.replace(claim, commitment=proven[2][1].commitment)
+            params, RULES, dataclasses.replace(claim, commitment=proven[2][1].commitment)
         )
     with pytest.raises(zk.InvalidNormProof):  # another trainer: bound to trainer 1's address
-        normproofs.verify_claim(params, CLIP, dataclasses.replace(claim, sender=2))
+        normproofs.verify_claim(params, RULES, dataclasses.replace(claim, sender=2, dataset=12))
     with pytest.raises(ProtocolViolation):
-        normproofs.verify_claim(params, CLIP, dataclasses.replace(claim, sender=9))
+        normproofs.verify_claim(params, RULES, dataclasses.replace(claim, sender=9))
     # the aggregator's batch names each bad one, the missing one, the misfiled one
     claims: dict[int, NormClaim | None] = {i: c for i, (_, c) in proven.items()}
     claims[2] = dataclasses.replace(proven[2][1], proof=_flip(proven[2][1].proof))
     claims[3] = None
     claims[4] = proven[5][1]
-    refused = normproofs.refused_claims(params, CLIP, claims)
+    refused = normproofs.refused_claims(params, RULES, claims)
     assert refused == {
         2: "the norm-bound proof does not verify",
         3: "no norm claim",
@@ -233,19 +283,84 @@ def test_forged_truncated_and_misbound_proofs_get_typed_errors(proven) -> None:
 
 def test_an_unclipped_update_cannot_be_proven_and_a_false_proof_is_refused() -> None:
     params, rng = _params(), np.random.default_rng(2)
-    committed = normproofs.commit_input(params, _update(rng, 10 * CLIP), rng)
+    committed = normproofs.commit_input(params, _update(rng, 10 * CLIP), STAKES[1], rng)
     with pytest.raises(zk.NormBoundExceeded):
         normproofs.prove_input(params, 1, CLIP, committed)
     ctx = normproofs.context(params, ROSTER[1])
     x = [int(v) for v in committed.delta]
-    statement = normproofs.norm_params(params, CLIP)
+    statement = normproofs.norm_params(params, CLIP * 0.75)
     false = _norm._encode(
         _norm._prove(ctx, statement, x, committed.opening.blinding, _norm._SYSTEM)
     )
-    claim = NormClaim(1, committed.commitment, false)
-    assert normproofs.refused_claims(params, CLIP, {1: claim}) == {
+    claim = NormClaim(1, 11, 750, committed.commitment, false)
+    assert normproofs.refused_claims(params, RULES, {1: claim}) == {
         1: "the norm-bound proof does not verify"
     }
+
+
+def _overweight(
+    stake: normproofs.DataStake, seed: int = 4
+) -> tuple[normproofs.CommittedInput, NormClaim]:
+    """Trainer 4's input at the weight ``stake`` claims, with a proof that verifies for it
+    (its delta within the clip times that weight)."""
+    params, rng = _params(), np.random.default_rng(seed)
+    update = _update(rng)
+    committed = normproofs.commit_input(params, update, stake, rng)
+    return committed, normproofs.prove_input(params, 4, CLIP, committed)
+
+
+def test_a_weight_its_data_set_does_not_back_is_refused() -> None:
+    """Each claim names a data set and a record count: the verifier reads the data set on
+    chain and refuses a claim of more records than it holds, a data set that is another
+    trainer's, a revoked or unknown one, though every such proof verifies for the weight
+    it claims (a weight of 1 lets a delta of the whole clip through: 0.75 backed)."""
+    params = _params()
+    wb = CONFIG.weight_base
+    cases = {
+        normproofs.DataStake(14, 751, wb): "the claimed weight is more than its data set holds",
+        normproofs.DataStake(14, 1000, wb): "the claimed weight is more than its data set holds",
+        normproofs.DataStake(13, 750, wb): "the claimed data set is not the trainer's",
+        normproofs.DataStake(99, 750, wb): "the claimed data set does not exist",
+    }
+    for stake, why in cases.items():
+        _, claim = _overweight(stake)
+        assert normproofs.refused_claims(params, RULES, {4: claim}) == {4: why}
+        with pytest.raises(normproofs.UnbackedWeight, match=why):
+            normproofs.verify_claim(params, RULES, claim)
+        backed = normproofs.ClaimRules(  # the same claim against a chain that backs it
+            CLIP,
+            wb,
+            lambda i: SimpleNamespace(owner=ROSTER[4], record_count=10**6, revoked=False),
+        )
+        normproofs.verify_claim(params, backed, claim)
+    revoked = dataclasses.replace(_overweight(STAKES[1])[1], sender=1, dataset=9)
+    assert normproofs.refused_claims(params, RULES, {1: revoked}) == {
+        1: "the claimed data set is revoked"
+    }
+    # a claim of fewer records than the data set holds is backed: weight 0.3 of data set 8
+    params1, rng = _params(), np.random.default_rng(5)
+    small = normproofs.commit_input(params1, _update(rng), normproofs.DataStake(8, 300, wb), rng)
+    claim = normproofs.prove_input(params1, 1, CLIP, small)
+    assert (claim.dataset, claim.records) == (8, 300)
+    assert normproofs.refused_claims(params1, RULES, {1: claim}) == {}
+    # its delta was rescaled from the update's weight (0.75) to the claimed one (0.3)
+    dim = normproofs.delta_len(params1)
+    assert np.linalg.norm(small.delta) <= CLIP * 0.3 * (1 << params1.frac_bits) + np.sqrt(dim)
+    assert small.vector[dim] * (1 << params1.frac_bits) == normproofs.grid_weight(params1, 300, wb)
+    # and a claimed weight above the one proven for fails the proof itself
+    lying = dataclasses.replace(claim, dataset=11, records=750)  # bound 0.75·clip: proven 0.3
+    with pytest.raises(zk.InvalidNormProof):
+        normproofs.verify_claim(params1, RULES, lying)
+
+
+def test_the_audit_refuses_a_counted_overweight_claim(tmp_path, proven) -> None:
+    """An aggregator that counts trainer 4's claim of 1,000 records from a data set of 750
+    (its proof and the sum check hold for that weight): the audit refuses the record."""
+    heavy = dict(proven)
+    heavy[4] = _overweight(normproofs.DataStake(14, 1000, CONFIG.weight_base))
+    why = r"client 4's norm claim does not verify \(the claimed weight is more than its data"
+    with pytest.raises(AggregateMismatch, match=why):
+        _audit_in_process(tmp_path, heavy)
 
 
 def _audit_in_process(tmp_path: Path, proven, edit=lambda record, store: None) -> tuple[int, ...]:
@@ -326,10 +441,11 @@ def test_the_audit_re_verifies_the_claims_and_refuses_a_doctored_record(tmp_path
 # -- across node processes ----------------------------------------------------------------
 
 
-def _start_attacker(node: localnet.NodeDir) -> subprocess.Popen[bytes]:
-    """``node`` run by ``tests.node.zk_attacker`` (the node's CLI, its trainer patched)."""
+def _start_attacker(node: localnet.NodeDir, kind: str) -> subprocess.Popen[bytes]:
+    """``node`` run by ``tests.node.zk_attacker`` (the node's CLI, its trainer patched to
+    attack as ``kind`` says)."""
     root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, CHAINML_PASSWORD=PASSWORD, PYTHONPATH=str(root))
+    env = dict(os.environ, CHAINML_PASSWORD=PASSWORD, PYTHONPATH=str(root), ZK_ATTACK=kind)
     argv = ["-m", "tests.node.zk_attacker", "node", "run", "--config", str(node.config)]
     with (node.config.parent / "node.log").open("ab") as log:
         proc = subprocess.Popen(
@@ -365,17 +481,40 @@ def _pointing_at(cm: Any, job_id: int, round_no: int, cid: str) -> SimpleNamespa
         round=lambda j, r: info,
         contract=contract,
     )
-    return SimpleNamespace(jobs=jobs, registry=cm.registry)
+    return SimpleNamespace(jobs=jobs, registry=cm.registry, datasets=cm.datasets)
 
 
-def test_a_trainer_node_that_does_not_clip_is_refused_and_the_record_re_verifies(tmp_path):
+def _commit_datasets(cm: Any, trainers: list[localnet.NodeDir]) -> None:
+    """Each trainer node commits to its records on the Datasets contract (salted Merkle
+    root, record count), as a data owner does before it trains: its weight's backing."""
+    for node in trainers:
+        with np.load(node.config.parent / "data.npz") as data:
+            records = encode_float_records(data["x"], data["y"])
+        root = DatasetCommitment.build(records).root
+        cm.datasets.commit(node.identity.account, root, len(records), schema_hash("digits"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "why", "error"),
+    [
+        ("unclipped", "the norm-bound proof does not verify", zk.InvalidNormProof),
+        ("overweight", "the claimed weight is more than its data set holds", UnbackedWeight),
+    ],
+)
+def test_a_trainer_node_that_does_not_clip_or_claims_more_weight_is_refused(
+    tmp_path, kind: str, why: str, error: type[Exception]
+) -> None:
+    """The attacker node either proves a delta 10× the clip bound (a false proof), or
+    claims three times its data set's records (weight 1 for a fraction of it; its proof
+    holds for that weight): the aggregator refuses it, and the record re-verifies."""
     config = JobConfig(n_features=64, n_classes=10, hidden=(8,), epochs=2, norm_proofs=True)
     with DevChainProcess(tmp_path / "chain") as chain, ExitStack() as running:
         client, cm, nodes, store = _network(tmp_path, chain.url, config, stage_timeout=20)
         trainers, aggregator = nodes[:TRAINERS], nodes[TRAINERS]
+        _commit_datasets(cm, trainers)
         for node in trainers[:-1]:
             running.callback(stop_process, _start(node), 20)
-        running.callback(stop_process, _start_attacker(trainers[-1]), 20)
+        running.callback(stop_process, _start_attacker(trainers[-1], kind), 20)
         job_id = _post_job(cm, store, aggregator, rounds=1, config=config)
         _wait(lambda: cm.jobs.job(job_id).participant_count == TRAINERS)
         running.callback(stop_process, _start(aggregator), 20)
@@ -388,19 +527,30 @@ def test_a_trainer_node_that_does_not_clip_is_refused_and_the_record_re_verifies
         RECORD.validate(record)
         assert set(record["norm"]["claims"]) == {str(i) for i in counted}
         evidence = record["norm"]["refused"]
-        assert evidence[str(attacker)]["reason"] == "the norm-bound proof does not verify"
+        assert evidence[str(attacker)]["reason"] == why
         assert set(evidence) == {str(attacker)}
         # the evidence is the attacker's claim as sent: anyone re-checks that it fails
         clip = cm.jobs.job(job_id).params.clip_bound / 1000
         params = round_params(
             cm, job_id, 1, record["params"]["attempt"], config, clip, roster_of(cm, job_id)
         )
-        with pytest.raises(zk.InvalidNormProof):
+        rules = normproofs.ClaimRules(
+            clip, config.weight_base, normproofs.dataset_lookup(cm.datasets)
+        )
+        with pytest.raises(error):
             normproofs.verify_claim(
-                params, clip, NormClaim.decode(store.get(evidence[str(attacker)]["claim"]))
+                params, rules, NormClaim.decode(store.get(evidence[str(attacker)]["claim"]))
             )
+        # the counted trainers' weights are their data sets' (a quarter of the digits each)
+        counted_claims = [
+            NormClaim.decode(store.get(record["norm"]["claims"][str(i)])) for i in counted
+        ]
+        assert all(
+            c.records == cm.datasets.get(c.dataset).record_count < config.weight_base
+            for c in counted_claims
+        )
         log = (aggregator.config.parent / "node.log").read_text()
-        assert f"client {attacker}'s input not counted: the norm-bound proof does not verify" in log
+        assert f"client {attacker}'s input not counted: {why}" in log
         # the record as published audits through the stand-in view; one doctored proof fails
         assert audit_round(_pointing_at(cm, job_id, 1, cid), store, job_id, 1) == counted
         honest = counted[0]

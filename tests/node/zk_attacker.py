@@ -3,9 +3,13 @@
 about it.  Its update's delta is ``SCALE`` times the job's clip bound, and in a job with
 norm-bound proofs it commits to that delta and proves it anyway, with the prover that
 skips the statement check (``zk._norm._prove``): a proof of a false statement, which the
-aggregator must refuse."""
+aggregator must refuse.  With ``ZK_ATTACK=overweight`` it trains and proves honestly but
+claims three times the records its data set on chain holds (``own_stake`` patched)."""
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,7 +20,7 @@ from chainml.node import rounds
 from chainml.training import normproofs
 from chainml.training.job import JobConfig
 from chainml.training.models import Params
-from chainml.training.normproofs import CommittedInput, NormClaim
+from chainml.training.normproofs import CommittedInput, DataStake, NormClaim
 from chainml.training.secagg import RoundParams
 
 SCALE = 10.0
@@ -34,16 +38,29 @@ def _prove(
     self: rounds.TrainerRole, params: RoundParams, slot: int, clip: float, committed: CommittedInput
 ) -> NormClaim:
     ctx = normproofs.context(params, params.roster[slot])
-    statement = normproofs.norm_params(params, clip)
+    stake = committed.stake
+    statement = normproofs.norm_params(
+        params, normproofs.weighted_clip(clip, stake.records, stake.weight_base)
+    )
     x = [int(v) for v in committed.delta]
     proof = _norm._encode(
         _norm._prove(ctx, statement, x, committed.opening.blinding, _norm._SYSTEM)
     )
-    return NormClaim(slot, committed.commitment, proof)
+    return NormClaim(slot, stake.dataset, stake.records, committed.commitment, proof)
 
 
-rounds.TrainerRole._train = _train  # type: ignore[method-assign]
-rounds.TrainerRole._prove = _prove  # type: ignore[method-assign]
+def _own_stake(datasets: Any, owner: str, available: int, weight_base: int) -> DataStake:
+    """Three times the records its data set holds: weight 1 for a third of it or less."""
+    real = _real_stake(datasets, owner, available, weight_base)
+    return DataStake(real.dataset, 3 * real.records, weight_base)
+
+
+_real_stake = normproofs.own_stake
+if os.environ.get("ZK_ATTACK", "unclipped") == "overweight":
+    normproofs.own_stake = _own_stake  # type: ignore[assignment]
+else:
+    rounds.TrainerRole._train = _train  # type: ignore[method-assign]
+    rounds.TrainerRole._prove = _prove  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     app()

@@ -54,3 +54,19 @@ def test_a_trainer_that_sends_other_than_it_committed_fails_the_aggregate_check(
             data, shards, rounds=1, mode="secagg", attack=attack, norm_proofs=True, seed=2,
             make_model=lambda: MLP(data.n_features, data.n_classes, (4,), seed=0), clip=1.0,
         )  # fmt: skip
+
+
+def test_a_trainer_claiming_more_weight_than_its_records_is_refused():
+    """Its weight (the clip's multiplier in its proof and its share of the average) is
+    claimed as 1 while its shard holds fewer records than the largest: its proof of
+    ``||delta|| <= clip`` verifies, but the weight is not backed, so it is not counted."""
+    data, shards = _setup()
+    small = min(range(len(shards)), key=lambda k: len(shards[k]))
+    assert len(shards[small]) < max(len(s) for s in shards)
+    attack = Attack("sign_flip", frozenset({small}), scale=10.0, overweight=True)
+    _, history = train_federated(
+        data, shards, rounds=1, mode="secagg", attack=attack, norm_proofs=True, seed=3,
+        make_model=lambda: MLP(data.n_features, data.n_classes, (4,), seed=0), clip=1.0,
+    )  # fmt: skip
+    assert history.refused == [(small + 1,)]
+    assert history.participants == [tuple(i for i in range(1, 6) if i != small + 1)]

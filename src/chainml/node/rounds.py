@@ -551,7 +551,10 @@ class TrainerRole:
             self.courier.send(h.sender, PLAIN, signed.encode(), h.job_id, h.round)
             return
         if config.norm_proofs:  # SecAgg+ sums exactly the integers committed to
-            committed = normproofs.commit_input(params, update)
+            stake = normproofs.own_stake(
+                self.cm.datasets, self.identity.address, len(self.y), config.weight_base
+            )  # its weight, backed by its data set on chain
+            committed = normproofs.commit_input(params, update, stake)
             update = committed.vector
         client = SecAggClient(params, slot, self.identity, update, pairs=self.pairs)
         self.state.put(key, f"keys:{start.attempt}")
@@ -827,8 +830,11 @@ class AggregatorRole:
             for stage in STAGES:
                 t0 = self.clock()
                 if stage == "masked" and config.norm_proofs:
+                    rules = normproofs.ClaimRules(
+                        clip, config.weight_base, normproofs.dataset_lookup(self.cm.datasets)
+                    )
                     got, claims, refused = self._collect_proven(
-                        box, server, roster, expected, clip, job_id, round_no
+                        box, server, roster, expected, rules, job_id, round_no
                     )
                 else:
                     got = self._collect(box, server, roster, expected)
@@ -874,8 +880,9 @@ class AggregatorRole:
             try:  # the sum is the sum of the proven vectors, or the round is refused
                 normproofs.check_sum(
                     params,
+                    config.weight_base,
                     np.frombuffer(result.transcript.total, dtype="<u4"),
-                    [claims[i].commitment for i in result.survivors],
+                    [claims[i] for i in result.survivors],
                 )
             except (InvalidProof, KeyError) as exc:
                 self.state.put(key, f"aborted:{attempt}")
@@ -1187,7 +1194,7 @@ class AggregatorRole:
         server: SecAggServer,
         roster: Mapping[int, str],
         expected: set[int],
-        clip: float,
+        rules: normproofs.ClaimRules,
         job_id: int,
         round_no: int,
     ) -> tuple[set[int], dict[int, NormClaim], dict[str, dict[str, str]]]:
@@ -1208,7 +1215,7 @@ class AggregatorRole:
                 inputs.setdefault(claimed, message)
             else:
                 log.warning("refused: %s during the masked stage", type(message).__name__)
-        bad = normproofs.refused_claims(params, clip, {i: claims.get(i) for i in inputs})
+        bad = normproofs.refused_claims(params, rules, {i: claims.get(i) for i in inputs})
         got: set[int] = set()
         for i in sorted(inputs):
             if i in bad:
@@ -1357,7 +1364,12 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
     else:
         verify_round(params, transcript, fetch)
     if config.norm_proofs:
-        _audit_norm(store, params, job.params.clip_bound / 1000, record, transcript)
+        rules = normproofs.ClaimRules(  # the data sets as they were when the round was recorded
+            job.params.clip_bound / 1000,
+            config.weight_base,
+            normproofs.dataset_lookup(cm.datasets, block),
+        )
+        _audit_norm(store, params, rules, record, transcript)
     _check_on_chain(info, job_id, round_no, transcript.leaves(params), transcript.survivors)
     return transcript.survivors
 
@@ -1365,7 +1377,7 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
 def _audit_norm(
     store: BlobStore,
     params: RoundParams,
-    clip: float,
+    rules: normproofs.ClaimRules,
     record: dict[str, Any],
     transcript: RoundTranscript,
 ) -> None:
@@ -1390,7 +1402,7 @@ def _audit_norm(
         raise AggregateMismatch(
             f"round {round_no}: the record lacks a survivor's norm claim"
         ) from exc
-    bad = normproofs.refused_claims(params, clip, counted)
+    bad = normproofs.refused_claims(params, rules, counted)
     if bad:
         raise AggregateMismatch(
             f"round {round_no}: client {min(bad)}'s norm claim does not verify ({bad[min(bad)]})"
@@ -1398,12 +1410,13 @@ def _audit_norm(
     try:
         normproofs.check_sum(
             params,
+            rules.weight_base,
             np.frombuffer(transcript.total, dtype="<u4"),
-            [counted[i].commitment for i in transcript.survivors],
+            [counted[i] for i in transcript.survivors],
         )
     except InvalidProof as exc:
         raise AggregateMismatch(f"round {round_no}: {exc}") from exc
-    if refused and len(normproofs.refused_claims(params, clip, refused)) != len(refused):
+    if refused and len(normproofs.refused_claims(params, rules, refused)) != len(refused):
         raise AggregateMismatch(f"round {round_no}: a refused norm claim verifies")
 
 

@@ -528,12 +528,23 @@ def verify_norm(ctx: NormContext, params: NormParams, commitment: bytes, proof: 
 
 
 def invalid_norm_proofs(
-    params: NormParams, items: Sequence[tuple[NormContext, bytes, bytes]]
+    params: NormParams,
+    items: Sequence[tuple[NormContext, bytes, bytes]],
+    *,
+    statements: Sequence[NormParams] | None = None,
 ) -> list[int]:
     """The positions in ``items`` (context, commitment, proof) whose proofs do not verify
     (malformed ones included); empty if all do.  All proofs are checked in one MSM over
     the shared generators, each with independent random weights; only if that fails is
-    each checked alone, to name the culprits.  For an aggregator with many trainers."""
+    each checked alone, to name the culprits.  For an aggregator with many trainers.
+
+    ``statements``, if given, is each item's own statement (a bound per trainer, e.g. its
+    weighted clip); all of ``params.dim`` (they share the generators).  Otherwise every
+    item is checked against ``params``."""
+    if statements is None:
+        statements = [params] * len(items)
+    if len(statements) != len(items) or any(s.dim != params.dim for s in statements):
+        raise ValueError("one statement per item, all of params.dim")
     gens = _gens(params.padded)
     total_g = [0] * params.padded
     total_h = [0] * params.padded
@@ -541,7 +552,7 @@ def invalid_norm_proofs(
     bad: list[int] = []
     for k, (ctx, commitment, proof) in enumerate(items):
         try:
-            coef_g, coef_h, more = _terms(ctx, params, commitment, proof)
+            coef_g, coef_h, more = _terms(ctx, statements[k], commitment, proof)
         except InvalidNormProof:
             bad.append(k)
             continue
@@ -554,7 +565,7 @@ def invalid_norm_proofs(
     for k, (ctx, commitment, proof) in enumerate(items):
         if k not in bad:
             try:
-                verify_norm(ctx, params, commitment, proof)
+                verify_norm(ctx, statements[k], commitment, proof)
             except InvalidNormProof:
                 bad.append(k)
     return sorted(bad)
