@@ -12,7 +12,7 @@ from chainml.ledger.bindings import Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node import localnet
-from chainml.node.core import NodeConfig
+from chainml.node.roles import load_config
 from chainml.storage.factory import open_store
 from chainml.training.job import JobConfig
 from tests.cli import chainml
@@ -78,7 +78,7 @@ def test_post_follow_and_audit_a_job_from_the_command_line(tmp_path):
         assert doc["config_hash"] == p.config_hash.hex() and doc["round_list"] == []
         # published in the node's store under the CID on chain: the same bytes
         assert doc["config_cid"] == p.config_cid
-        store = open_store(NodeConfig.load(node.config).storage)
+        store = open_store(load_config(node.config).storage)
         assert store.get(p.config_cid) == written.read_bytes()
 
         none_yet = chainml("job", "audit", "1", "--config", config)

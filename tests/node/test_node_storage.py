@@ -1,6 +1,6 @@
 """A node's store is the one its ``[storage]`` table names: a node process on the embedded
 IPFS engine serves a key release from a bundle it fetches over the swarm, and a bad table
-stops ``NodeConfig.load`` with a typed error."""
+stops ``load_config`` with a typed error."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_the_template_is_a_local_store_beside_the_config(tmp_path: Path):
     daemon.init(
         tmp_path, "n", "pw", rpc="http://127.0.0.1:1", deployment="d.json", port=1, work=1 << 10
     )
-    config = daemon.NodeConfig.load(tmp_path / "node.toml")
+    config = daemon.load_config(tmp_path / "node.toml")
     assert (config.storage.backend, config.storage.dir) == ("local", tmp_path / "store")
     assert config.store == tmp_path / "store"
 
@@ -58,7 +58,7 @@ def test_a_bad_storage_table_is_a_config_error(tmp_path: Path, table: str, cause
     )
     _with_storage(tmp_path / "node.toml", table)
     with pytest.raises(daemon.ConfigError, match=r"node\.toml: \[storage\]") as caught:
-        daemon.NodeConfig.load(tmp_path / "node.toml")
+        daemon.load_config(tmp_path / "node.toml")
     assert isinstance(caught.value.__cause__, cause)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -103,8 +104,8 @@ def test_plug_roles_keeps_the_roles_that_answer_in_order():
 @pytest.mark.parametrize(
     ("plug", "registered", "config"),
     [
-        (trainer.plug, Role.AGGREGATOR | Role.INFERENCE_PROVIDER, {"training_data": "d.npz"}),
-        (trainer.plug, Role.TRAINER, {"training_data": None}),  # registered, but no data
+        (trainer.plug, Role.AGGREGATOR | Role.INFERENCE_PROVIDER, {"data": Path("d.npz")}),
+        (trainer.plug, Role.TRAINER, {"data": None}),  # registered, but no data
         (aggregator.plug, Role.TRAINER | Role.INFERENCE_PROVIDER, {}),
         (provider.plug, Role.TRAINER | Role.AGGREGATOR | Role.VALIDATOR, {}),
         (validator.plug, Role.TRAINER | Role.AGGREGATOR | Role.INFERENCE_PROVIDER, {}),
@@ -117,7 +118,8 @@ def test_plug_roles_keeps_the_roles_that_answer_in_order():
 def test_a_role_the_node_does_not_take_plugs_in_nothing(plug, registered, config):
     config = dict(config)
     pins = config.pop("pins", False)
-    node = SimpleNamespace(config=SimpleNamespace(**config))  # never touched: no chain needed
+    settings = SimpleNamespace(**config)  # every role's settings, as node.toml gave them
+    node = SimpleNamespace(config=SimpleNamespace(**config, settings=lambda section: settings))
     store = SimpleNamespace(pin=print) if pins else SimpleNamespace()
     context: Any = SimpleNamespace(roles=registered, node=node, config=node.config, store=store)
     assert plug(context) is None

@@ -21,7 +21,8 @@ from chainml.ledger.devchain import DevChainProcess
 from chainml.ledger.errors import ViewDistrusted
 from chainml.ledger.settle import Settlement
 from chainml.node import daemon, localnet
-from chainml.node.core import NodeConfig, build
+from chainml.node.core import build
+from chainml.node.roles import load_config
 from chainml.node.state import NodeState
 from chainml.node.workers import JobWorkers
 
@@ -140,19 +141,20 @@ def test_a_join_reorganised_away_is_not_settled_and_is_sent_again(world):
 
 
 def test_node_toml_settle_is_read_and_a_bad_one_refused(tmp_path: Path):
-    from chainml.node.core import ConfigError, NodeConfig, init
+    from chainml.node.core import ConfigError
+    from chainml.node.roles import init, load_config
 
     init(tmp_path, "n", "pw", rpc="http://127.0.0.1:1", deployment="d.json", port=1, work=1 << 10)
     path = tmp_path / "node.toml"
     text = path.read_text()
-    assert NodeConfig.load(path).settle == "0"  # absent: the confirmation depth, as before
+    assert load_config(path).settle == "0"  # absent: the confirmation depth, as before
     for value, mode in (('"finalized"', "finalized"), ('"safe"', "safe"), ("6", "6")):
         path.write_text(text.replace("[limits]", f"settle = {value}\n\n[limits]"))
-        assert NodeConfig.load(path).settle == mode
-        assert Settlement.parse(NodeConfig.load(path).settle).mode == Settlement.parse(mode).mode
+        assert load_config(path).settle == mode
+        assert Settlement.parse(load_config(path).settle).mode == Settlement.parse(mode).mode
     path.write_text(text.replace("[limits]", 'settle = "final"\n\n[limits]'))
     with pytest.raises(ConfigError, match="settle"):
-        NodeConfig.load(path)
+        load_config(path)
 
 
 def test_a_node_process_with_settle_finalized_joins_only_once_the_job_is_final(tmp_path: Path):
@@ -172,7 +174,7 @@ def test_a_node_process_with_settle_finalized_joins_only_once_the_job_is_final(t
         client.rpc("chainml_setFinality", [{"frozen": True}])
         job_id = cm.jobs.create_job(dev, JobParams(aggregator.address, 1, 1, 4, ETHER, 60), ETHER)
         me = node.identity.address
-        built = build(NodeConfig.load(node.config), "pw")  # the parts the process will run
+        built = build(load_config(node.config), "pw")  # the parts the process will run
         try:
             assert built.settlement.mode == "finalized"
             assert built.cached.jobs.client.settlement is built.settlement

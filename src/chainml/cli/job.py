@@ -38,9 +38,9 @@ def _chain(config: Path) -> tuple[NodeConfig, Chainml]:
     from chainml.ledger.bindings import Chainml
     from chainml.ledger.client import LedgerClient
     from chainml.ledger.deploy import Deployment
-    from chainml.node.core import NodeConfig
+    from chainml.node.roles import load_config
 
-    cfg = NodeConfig.load(config)
+    cfg = load_config(config)
     return cfg, Chainml.connect(LedgerClient(cfg.rpc_url), Deployment.load(cfg.deployment))
 
 
@@ -74,6 +74,7 @@ def job_create(
     """Post a training job from this node's account; its configuration goes in jobs_dir."""
     from chainml.cli.storage import _node
     from chainml.ledger.bindings import JobParams
+    from chainml.node.roles import aggregator as aggregator_role
     from chainml.training.job import JobConfig
 
     try:
@@ -120,7 +121,8 @@ def job_create(
             # published: any trainer, validator or auditor fetches it and checks the hash
             config_cid=node.store.put(job.encode()),
         )
-        path = node.config.jobs_dir / f"{job.config_hash.hex()}.json"
+        jobs_dir = node.config.settings(aggregator_role.SETTINGS).jobs_dir
+        path = jobs_dir / f"{job.config_hash.hex()}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(job.encode())
         job_id = node.cm.jobs.create_job(node.identity.account, params, _wei(reward))

@@ -47,7 +47,7 @@ def node_init(
     port: int = typer.Option(8701, help="the API's port on 127.0.0.1"),
 ) -> None:
     """Create an identity (account + X25519 keys) in an encrypted keystore, and node.toml."""
-    from chainml.node.core import init
+    from chainml.node.roles import init
 
     try:
         identity = init(
@@ -64,13 +64,13 @@ def node_run(config: Path = CONFIG) -> None:
     """Serve the node's API until SIGTERM or Ctrl-C."""
     import logging
 
-    from chainml.node.daemon import JsonLogFormatter, NodeConfig, run
+    from chainml.node.daemon import JsonLogFormatter, load_config, run
 
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLogFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
-        run(NodeConfig.load(config))
+        run(load_config(config))
     except ChainmlError as exc:
         console.print(f"[red]node failed:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -79,10 +79,10 @@ def node_run(config: Path = CONFIG) -> None:
 @app.command("status")
 def node_status(config: Path = CONFIG, as_json: bool = typer.Option(False, "--json")) -> None:
     """Ask a running node how it is."""
-    from chainml.node.core import NodeConfig
+    from chainml.node.roles import load_config
 
     try:
-        cfg = NodeConfig.load(config)
+        cfg = load_config(config)
         doc = requests.get(f"http://{cfg.host}:{cfg.port}/v1/status", timeout=5).json()
     except ChainmlError as exc:
         console.print(f"[red]{exc}[/red]")
@@ -121,7 +121,8 @@ def node_register(
     from decimal import Decimal
 
     from chainml.ledger.bindings import Role
-    from chainml.node.core import NodeConfig, build
+    from chainml.node.core import build
+    from chainml.node.roles import load_config
 
     try:
         wanted = Role(0)
@@ -130,7 +131,7 @@ def node_register(
                 console.print(f"[red]unknown role {name!r}[/red]; one of {', '.join(_ROLE_NAMES)}")
                 raise typer.Exit(1)
             wanted |= Role[name.upper()]
-        cfg = NodeConfig.load(config)
+        cfg = load_config(config)
         url = _endpoint(endpoint) if endpoint else f"http://{cfg.host}:{cfg.port}"
         node = build(cfg, _password(confirm=False))
         wei = int(Decimal(str(stake)) * 10**18)
@@ -168,11 +169,12 @@ def node_endpoint(
 ) -> None:
     """Change the URL the Registry gives other parties for this node (after a move, or a
     TLS proxy put in front of it)."""
-    from chainml.node.core import NodeConfig, build
+    from chainml.node.core import build
+    from chainml.node.roles import load_config
 
     url = _endpoint(url, "URL")
     try:
-        node = build(NodeConfig.load(config), _password(confirm=False))
+        node = build(load_config(config), _password(confirm=False))
         node.cm.registry.set_endpoint(node.identity.account, url)
         node.state.close()
     except ChainmlError as exc:

@@ -42,9 +42,9 @@ def _blob_store(store: Path | None, ipfs_api: str, config: Path | None) -> Itera
     if (store is not None) + bool(ipfs_api) + (config is not None) > 1:
         raise typer.BadParameter("give one of --store, --ipfs-api and --config")
     if config is not None:
-        from chainml.node.core import NodeConfig
+        from chainml.node.roles import load_config
 
-        chosen = NodeConfig.load(config).storage
+        chosen = load_config(config).storage
     elif ipfs_api:
         chosen = StoreConfig.from_table({"backend": "kubo", "api": ipfs_api})
     else:
@@ -116,9 +116,10 @@ def store_get(
 
 def _node(config: Path) -> Node:
     from chainml.cli.node import _password
-    from chainml.node.core import NodeConfig, build
+    from chainml.node.core import build
+    from chainml.node.roles import load_config
 
-    return build(NodeConfig.load(config), _password(confirm=False))
+    return build(load_config(config), _password(confirm=False))
 
 
 @model_app.command("seal")

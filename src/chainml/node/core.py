@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import time
 import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from chainml.crypto import Identity
 from chainml.errors import ChainmlError
@@ -35,8 +36,70 @@ class ConfigError(ChainmlError):
     """node.toml is missing a field or has a wrong one."""
 
 
-def _optional(base: Path, value: object) -> Path | None:
-    return base / str(value) if value else None
+class BadSetting(ConfigError):
+    """A key of node.toml holds a value of the wrong kind or out of its range; ``table``
+    and ``key`` name it."""
+
+    def __init__(self, path: Path, table: str, key: str, why: str) -> None:
+        super().__init__(f"{path}: [{table}] {key}: {why}")
+        self.table, self.key = table, key
+
+
+T = TypeVar("T")
+
+
+class Table:
+    """One table of node.toml, as a role reads it: each getter answers the key's value or
+    its default, and raises ``BadSetting`` naming the key for a value of the wrong kind or
+    out of range.  Paths are relative to the file."""
+
+    def __init__(self, path: Path, name: str, values: Mapping[str, Any]) -> None:
+        self.path, self.name, self.values = Path(path), name, values
+
+    def bad(self, key: str, why: str) -> BadSetting:
+        return BadSetting(self.path, self.name, key, why)
+
+    def integer(self, key: str, default: int, *, minimum: int | None = None) -> int:
+        value = self.values.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.bad(key, f"an integer, not {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.bad(key, f"at least {minimum}, not {value}")
+        return value
+
+    def number(self, key: str, default: float, *, positive: bool = False) -> float:
+        value = self.values.get(key, default)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise self.bad(key, f"a number, not {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise self.bad(key, f"a finite number, not {value}")
+        if value < 0 or (positive and value == 0):
+            raise self.bad(key, f"{'above' if positive else 'at least'} 0, not {value}")
+        return float(value)
+
+    def path_of(self, key: str, default: str | None = None) -> Path | None:
+        """A path relative to the file (None: the key is absent, or empty, and no default)."""
+        value = self.values.get(key, default)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise self.bad(key, f"a path, not {value!r}")
+        return self.path.parent / value
+
+
+@dataclass(frozen=True)
+class Section(Generic[T]):
+    """The keys of node.toml one part of the node reads: ``keys`` of the table ``table``
+    (several parts may share a table, each with its own keys; ``None``: the parser checks
+    them itself), parsed by ``parse`` into that part's settings.  ``template`` is what
+    ``init`` writes into the table for it.  A role module declares its own; ``name`` (the
+    role's) is how ``NodeConfig.settings`` finds them again."""
+
+    name: str
+    table: str
+    keys: frozenset[str] | None
+    parse: Callable[[Table], T]
+    template: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,19 +125,23 @@ class NodeConfig:
     confirmations: int = 0
     settle: str = ""  # [chain] settle: "finalized" | "safe" | a depth; "": confirmations
     storage: StoreConfig = field(default_factory=StoreConfig)  # [storage]: the blob store
-    training_data: Path | None = None  # a trainer's own data: .npz with x and y
-    validation: Path | None = None  # an aggregator's held-out data, for accuracy per round
-    jobs_dir: Path = Path("jobs")  # job configurations this aggregator serves, by hash
-    stage_timeout: float = 10.0  # seconds a secure-aggregation stage waits for stragglers
-    price: int = 10**12  # wei per plain row or encrypted query, as an inference provider
-    batch_price: int = 10**14  # wei per encrypted batch (throughput mode)
-    receipt_batch: int = 100  # receipts per posted batch at most
-    receipt_age: float = 60.0  # seconds before a client's unposted receipts are posted
-    model_version: int = 0  # the version to serve; 0: the newest granted to this node
     http: HttpLimits = field(default_factory=HttpLimits)  # [http]: timeouts, limits, proxies
+    # each role's settings, parsed by its own ``Section`` (``settings`` reads them)
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def settings(self, section: Section[T]) -> T:
+        """The settings ``section`` parsed from node.toml; its defaults if this config
+        was loaded without that section."""
+        if section.name in self.sections:
+            return cast(T, self.sections[section.name])
+        return section.parse(Table(Path("node.toml"), section.table, {}))
 
     @classmethod
-    def load(cls, path: Path) -> NodeConfig:
+    def load(cls, path: Path, sections: Sequence[Section[Any]]) -> NodeConfig:
+        """Read ``path``: the node's own tables, then each of ``sections`` (the roles'
+        declarations, ``chainml.node.roles.SECTIONS``).  A table or key none of them
+        declares is refused by name (a misspelt setting is not silently left at its
+        default), and so is a value of the wrong kind (``BadSetting``)."""
         path = Path(path)
         try:
             doc = tomllib.loads(path.read_text())
@@ -83,12 +150,18 @@ class NodeConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         base = path.parent
-        _check_keys(path, doc)
+        sections = (*SECTIONS, *sections)
+        _check_keys(path, doc, sections)
+        parsed: dict[str, Any] = {}
+        for section in sections:
+            if section.name in parsed:
+                raise ValueError(f"two sections named {section.name!r}")
+            parsed[section.name] = section.parse(
+                Table(path, section.table, doc.get(section.table, {}))
+            )
         try:
             node, chain = doc["node"], doc["chain"]
             limits = doc.get("limits", {})
-            training = doc.get("training", {})
-            inference = doc.get("inference", {})
             host, _, port = str(node["listen"]).rpartition(":")
             return cls(
                 name=str(node["name"]),
@@ -114,16 +187,8 @@ class NodeConfig:
                     Settlement.parse(chain.get("settle"), int(chain.get("confirmations", 0))).mode
                 ),
                 storage=StoreConfig.from_table(doc.get("storage", {}), base),
-                training_data=_optional(base, training.get("data")),
-                validation=_optional(base, training.get("validation")),
-                jobs_dir=base / training.get("jobs_dir", "jobs"),
-                stage_timeout=float(training.get("stage_timeout", 10.0)),
-                price=int(inference.get("price", 10**12)),
-                batch_price=int(inference.get("batch_price", 10**14)),
-                receipt_batch=int(inference.get("receipt_batch", 100)),
-                receipt_age=float(inference.get("receipt_age", 60.0)),
-                model_version=int(inference.get("model_version", 0)),
                 http=HttpLimits.from_doc(doc.get("http", {})),
+                sections=parsed,
             )
         except StoreConfigError as exc:
             raise ConfigError(f"{path}: [storage] {exc}") from exc
@@ -142,45 +207,69 @@ class NodeConfig:
         return value
 
 
-# Every table node.toml may hold and the keys each takes ([http] and [storage] check their
-# own): a misspelt setting is refused by name rather than silently left at its default.
-SECTIONS: dict[str, frozenset[str]] = {
-    "node": frozenset({"name", "keystore", "state", "listen", "password_env"}),
-    "chain": frozenset({"rpc", "deployment", "confirmations", "settle"}),
-    "limits": frozenset(
-        {
-            "min_stake",
-            "max_payload",
-            "max_skew",
-            "rate_per_peer",
-            "rate_overall",
-            "ban_after_refusals",
-        }
-    ),
-    "training": frozenset({"data", "validation", "jobs_dir", "stage_timeout"}),
-    "inference": frozenset(
-        {"price", "batch_price", "receipt_batch", "receipt_age", "model_version"}
-    ),
-    "monitor": frozenset({"interval", "endpoints", "finality_stall"}),
-    "workers": frozenset({"interval"}),
-    "http": frozenset(),
-    "storage": frozenset(),
-}
+def _none(table: Table) -> None:
+    return None  # parsed by ``NodeConfig.load`` itself
 
 
-def _check_keys(path: Path, doc: dict[str, Any]) -> None:
-    for section, table in doc.items():
-        if section not in SECTIONS:
+# The node's own tables ([http] and [storage] check their own keys); each role declares
+# its own (``chainml.node.roles.SECTIONS``).
+SECTIONS: tuple[Section[None], ...] = (
+    Section(
+        "node", "node", frozenset({"name", "keystore", "state", "listen", "password_env"}), _none
+    ),
+    Section("chain", "chain", frozenset({"rpc", "deployment", "confirmations", "settle"}), _none),
+    Section(
+        "limits",
+        "limits",
+        frozenset(
+            {
+                "min_stake",
+                "max_payload",
+                "max_skew",
+                "rate_per_peer",
+                "rate_overall",
+                "ban_after_refusals",
+            }
+        ),
+        _none,
+    ),
+    Section("monitor", "monitor", frozenset({"interval", "endpoints", "finality_stall"}), _none),
+    Section("workers", "workers", frozenset({"interval"}), _none),
+    Section("http", "http", None, _none),
+    Section("storage", "storage", None, _none),
+)
+
+
+def known_keys(sections: Sequence[Section[Any]]) -> dict[str, frozenset[str] | None]:
+    """Each table the sections declare, with the keys they read in it (None: its parser
+    checks them)."""
+    tables: dict[str, frozenset[str] | None] = {}
+    for section in sections:
+        if section.table in tables:
+            had = tables[section.table]
+            if had is None or section.keys is None:
+                raise ValueError(f"[{section.table}] checks its own keys: it is not shared")
+            tables[section.table] = had | section.keys
+        else:
+            tables[section.table] = section.keys
+    return tables
+
+
+def _check_keys(path: Path, doc: dict[str, Any], sections: Sequence[Section[Any]]) -> None:
+    tables = known_keys(sections)
+    for name, table in doc.items():
+        if name not in tables:
             raise ConfigError(
-                f"{path}: no table [{section}] (the tables: {', '.join(sorted(SECTIONS))})"
+                f"{path}: no table [{name}] (the tables: {', '.join(sorted(tables))})"
             )
         if not isinstance(table, dict):
-            raise ConfigError(f"{path}: {section} must be a table")
-        unknown = sorted(set(table) - SECTIONS[section]) if SECTIONS[section] else []
-        if unknown:
+            raise ConfigError(f"{path}: {name} must be a table")
+        keys = tables[name]
+        unknown = sorted(set(table) - keys) if keys is not None else []
+        if unknown and keys is not None:
             raise ConfigError(
-                f"{path}: [{section}] takes no {', '.join(map(repr, unknown))} "
-                f"(it takes {', '.join(sorted(SECTIONS[section]))})"
+                f"{path}: [{name}] takes no {', '.join(map(repr, unknown))} "
+                f"(it takes {', '.join(sorted(keys))})"
             )
 
 
@@ -220,19 +309,6 @@ forwarded_header = "x-forwarded-for"  # then the client's address is read from t
 backend = "local"     # "local" (blocks under dir) | "ipfs" (an embedded IPFS peer) | "kubo"
 dir = "store"         # see docs/node.md for the keys of "ipfs" and "kubo"
 
-[training]
-# data = "data.npz"             # a trainer's own records (x, y); never leaves this node
-# validation = "validation.npz" # an aggregator's held-out records: accuracy per round
-jobs_dir = "jobs"               # job configurations this node aggregates, named by hash
-stage_timeout = 10              # seconds a secure-aggregation stage waits for stragglers
-
-[inference]   # as an inference provider (role INFERENCE_PROVIDER)
-price = 1000000000000           # wei per plain row or encrypted query
-batch_price = 100000000000000   # wei per encrypted batch of up to 4,096 rows
-receipt_batch = 100             # receipts per batch posted on chain, at most
-receipt_age = 60                # seconds before a client's receipts are posted anyway
-model_version = 0               # 0: serve the newest version granted to this node
-
 [monitor]
 interval = 5        # seconds between chain checks
 endpoints = []      # other RPC URLs of the same chain: disagreement means an eclipse
@@ -253,22 +329,32 @@ def init(
     port: int,
     work: int = keystore.SCRYPT_N,
     identity: Identity | None = None,
+    sections: Sequence[Section[Any]],
 ) -> Identity:
-    """Create a party's identity (or keep ``identity``) and its config in ``directory``."""
+    """Create a party's identity (or keep ``identity``) and its config in ``directory``:
+    the node's own tables, then each of ``sections``' template under its table."""
     directory = Path(directory)
     identity = identity or Identity.generate()
     keystore.save(identity, directory / "keystore.json", password, work=work)
-    (directory / "node.toml").write_text(
-        TEMPLATE.format(
-            name=name,
-            port=port,
-            rpc=rpc,
-            deployment=deployment,
-            max_payload=DEFAULT_MAX_PAYLOAD,
-            max_skew=DEFAULT_MAX_SKEW,
-        )
+    text = TEMPLATE.format(
+        name=name,
+        port=port,
+        rpc=rpc,
+        deployment=deployment,
+        max_payload=DEFAULT_MAX_PAYLOAD,
+        max_skew=DEFAULT_MAX_SKEW,
     )
+    (directory / "node.toml").write_text(text + template_of(sections))
     return identity
+
+
+def template_of(sections: Sequence[Section[Any]]) -> str:
+    """The sections' templates, each table once, its sections' lines in their order."""
+    lines: dict[str, list[str]] = {}
+    for section in sections:
+        if section.template:
+            lines.setdefault(section.table, []).append(section.template.rstrip("\n"))
+    return "".join(f"\n[{table}]\n" + "\n".join(body) + "\n" for table, body in lines.items())
 
 
 class LedgerPeers:

@@ -34,14 +34,13 @@ from chainml.node.core import (
     Node,
     NodeConfig,
     build,
-    init,
 )
 from chainml.node.dashboard import collect, render
 from chainml.node.dispatch import Dispatcher
 from chainml.node.ids import Alerts
 from chainml.node.monitor import ChainMonitor
 from chainml.node.plugin import Plugged, Plugin, RoleContext
-from chainml.node.roles import PLUGINS
+from chainml.node.roles import PLUGINS, init, load_config
 from chainml.node.workers import gated
 
 log = logging.getLogger("chainml.node")
@@ -266,6 +265,7 @@ __all__ = [
     "NodeStartError",
     "build",
     "init",
+    "load_config",
     "plug_roles",
     "run",
     "spawn",

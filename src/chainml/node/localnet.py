@@ -16,7 +16,7 @@ from chainml.ledger.bindings import Chainml
 from chainml.ledger.client import LedgerClient, LocalSigner
 from chainml.ledger.deploy import deploy_system
 from chainml.ledger.devchain import DEV_KEY
-from chainml.node import core, keystore
+from chainml.node import keystore, roles
 from chainml.node.access import LedgerChainView
 from chainml.storage import access
 from chainml.storage.sealed import seal_artifact
@@ -52,7 +52,7 @@ def init_node(
     loopback port."""
     port = free_port()
     directory = Path(root) / name
-    core.init(
+    roles.init(
         directory,
         name,
         password,

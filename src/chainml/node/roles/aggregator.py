@@ -6,8 +6,11 @@ model.  Taken when the node is registered as an aggregator."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 from chainml.ledger.bindings import Role
+from chainml.node.core import Section, Table
 from chainml.node.plugin import Plugged, RoleContext
 from chainml.node.rounds import (
     NORM,
@@ -20,10 +23,38 @@ from chainml.node.rounds import (
 )
 
 
+@dataclass(frozen=True)
+class AggregatorSettings:
+    validation: Path | None  # held-out records (.npz), for accuracy per round
+    jobs_dir: Path  # job configurations this node aggregates, named by hash
+    stage_timeout: float  # seconds a secure-aggregation stage waits for stragglers
+
+
+def _parse(table: Table) -> AggregatorSettings:
+    jobs_dir = table.path_of("jobs_dir", "jobs")
+    if jobs_dir is None:
+        raise table.bad("jobs_dir", "a directory, not an empty string")
+    stage_timeout = table.number("stage_timeout", 10.0, positive=True)
+    return AggregatorSettings(table.path_of("validation"), jobs_dir, stage_timeout)
+
+
+SETTINGS = Section(
+    "aggregator",
+    "training",
+    frozenset({"validation", "jobs_dir", "stage_timeout"}),
+    _parse,
+    template="""\
+# validation = "validation.npz" # an aggregator's held-out records: accuracy per round
+jobs_dir = "jobs"               # job configurations this node aggregates, named by hash
+stage_timeout = 10              # seconds a secure-aggregation stage waits for stragglers""",
+)
+
+
 def plug(context: RoleContext) -> Plugged | None:
     config, node = context.config, context.node
     if not context.roles & Role.AGGREGATOR:
         return None
+    settings = config.settings(SETTINGS)
     cm = node.cached  # the round's hot path reads the same facts again and again
     aggregator = AggregatorRole(
         node.identity,
@@ -31,9 +62,9 @@ def plug(context: RoleContext) -> Plugged | None:
         node.state,
         Courier(node.identity, cm),
         context.store,
-        jobs_dir=config.jobs_dir,
-        validation=load_npz(config.validation) if config.validation else None,
-        stage_timeout=config.stage_timeout,
+        jobs_dir=settings.jobs_dir,
+        validation=load_npz(settings.validation) if settings.validation else None,
+        stage_timeout=settings.stage_timeout,
         metrics=context.metrics,
         alerts=context.alerts,
     )

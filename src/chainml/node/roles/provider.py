@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -31,21 +32,56 @@ from chainml.node.api import (
     inference_refusals,
     request_peer,
 )
+from chainml.node.core import Section, Table
 from chainml.node.inference import ProviderRole
 from chainml.node.plugin import Plugged, RoleContext
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    price: int  # wei per plain row or encrypted query
+    batch_price: int  # wei per encrypted batch (throughput mode)
+    receipt_batch: int  # receipts per posted batch at most
+    receipt_age: float  # seconds before a client's unposted receipts are posted
+    model_version: int  # the version to serve; 0: the newest granted to this node
+
+
+def _parse(table: Table) -> ProviderSettings:
+    return ProviderSettings(
+        price=table.integer("price", 10**12, minimum=0),
+        batch_price=table.integer("batch_price", 10**14, minimum=0),
+        receipt_batch=table.integer("receipt_batch", 100, minimum=1),
+        receipt_age=table.number("receipt_age", 60.0),
+        model_version=table.integer("model_version", 0, minimum=0),
+    )
+
+
+SETTINGS = Section(
+    "provider",
+    "inference",
+    frozenset({"price", "batch_price", "receipt_batch", "receipt_age", "model_version"}),
+    _parse,
+    template="""\
+# as an inference provider (role INFERENCE_PROVIDER)
+price = 1000000000000           # wei per plain row or encrypted query
+batch_price = 100000000000000   # wei per encrypted batch of up to 4,096 rows
+receipt_batch = 100             # receipts per batch posted on chain, at most
+receipt_age = 60                # seconds before a client's receipts are posted anyway
+model_version = 0               # 0: serve the newest version granted to this node""",
+)
 
 
 def plug(context: RoleContext) -> Plugged | None:
     if not context.roles & Role.INFERENCE_PROVIDER:
         return None
-    config = context.config
+    config, settings = context.config, context.config.settings(SETTINGS)
     provider = ProviderRole(
         context.node,
-        price=config.price,
-        batch_price=config.batch_price,
-        max_receipts=config.receipt_batch,
-        max_age=config.receipt_age,
-        model_version=config.model_version,
+        price=settings.price,
+        batch_price=settings.batch_price,
+        max_receipts=settings.receipt_batch,
+        max_age=settings.receipt_age,
+        model_version=settings.model_version,
         clock=time.time,
     )
 

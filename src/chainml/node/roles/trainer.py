@@ -6,11 +6,14 @@ and ``[training] data`` names its data."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Role
+from chainml.node.core import Section
 from chainml.node.plugin import Plugged, RoleContext
 from chainml.node.rounds import (
     START,
@@ -24,12 +27,26 @@ from chainml.node.rounds import (
 log = logging.getLogger("chainml.trainer")
 
 
+@dataclass(frozen=True)
+class TrainerSettings:
+    data: Path | None  # [training] data: this node's own records (.npz with x and y)
+
+
+SETTINGS = Section(
+    "trainer",
+    "training",
+    frozenset({"data"}),
+    lambda table: TrainerSettings(table.path_of("data")),
+    template='# data = "data.npz"  # a trainer\'s own records (x, y); never leave this node',
+)
+
+
 def plug(context: RoleContext) -> Plugged | None:
-    config, node = context.config, context.node
-    if not context.roles & Role.TRAINER or config.training_data is None:
+    node, settings = context.node, context.config.settings(SETTINGS)
+    if not context.roles & Role.TRAINER or settings.data is None:
         return None
     cm = node.cached  # the round's hot path reads the same facts again and again
-    x, y = data = load_npz(config.training_data)
+    x, y = data = load_npz(settings.data)
     trainer = TrainerRole(
         node.identity,
         cm,
