@@ -342,3 +342,28 @@ def test_deep_nesting_and_huge_numbers_are_malformed_not_fatal():
     ):
         with pytest.raises(Malformed):
             Envelope.from_bytes(raw)
+
+
+def test_a_nonce_recorded_without_a_flush_survives_the_process_being_killed(tmp_path):
+    """The node's receiver records nonces with ``sync=False``: the write is in the log the
+    operating system holds, so a node killed with SIGKILL still refuses the replay."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "state.db"
+    code = (
+        "import os, signal\n"
+        "from chainml.node.state import NodeState, SqliteReplayCache\n"
+        f"cache = SqliteReplayCache(NodeState({str(path)!r}), horizon=120, sync=False)\n"
+        "assert cache.remember('0xabc', b'n' * 32, 1000)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code], timeout=60, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    state = NodeState(path)
+    reopened = SqliteReplayCache(state, horizon=120, sync=False)
+    assert len(reopened) == 1
+    assert not reopened.remember("0xabc", b"n" * 32, 1000)  # the replay is refused
+    assert reopened.remember("0xabc", b"m" * 32, 1000)
+    assert state.query("PRAGMA synchronous")[0][0] == 2  # FULL again for every other write

@@ -451,7 +451,9 @@ def build(config: NodeConfig, password: str) -> Node:
         chain_id=client.chain_id,
         registry=deployment.registry,
         peers=LedgerPeers(facts),
-        replays=SqliteReplayCache(state, horizon=config.max_skew),
+        # a nonce is not flushed to the disk on its own: one flush per envelope was most
+        # of a round's time across processes (``chainml.node.state``)
+        replays=SqliteReplayCache(state, horizon=config.max_skew, sync=False),
         clock=time.time,
         min_stake=config.min_stake,
         max_skew=config.max_skew,
