@@ -20,22 +20,8 @@ from chainml.inference.zkml import (
     ZkProver,
     ZkVerifier,
 )
-from chainml.training.models import MLP
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def zk_srs(tmp_path_factory):
-    return zkml.SrsCache(tmp_path_factory.mktemp("srs"))
-
-
-@pytest.fixture(scope="session")
-def zk_digits(x2_mlp, zk_srs):
-    """The digits x² MLP's bundle and prover (keys made once per session)."""
-    bundle, prover = zkml.build_bundle(x2_mlp.params, "square", srs=zk_srs)
-    yield bundle, prover
-    prover.close()
 
 
 @pytest.fixture(scope="session")
@@ -43,21 +29,6 @@ def honest(zk_digits, digits):
     """One honest proof: (row, outputs, proof)."""
     row = digits.x_test[0]
     return (row, *zk_digits[1].prove(row))
-
-
-@pytest.fixture(scope="session")
-def other_model(digits):
-    model = MLP(64, 10, (32,), activation="square", seed=7)
-    model.fit(digits.x_train, digits.y_train, epochs=3, lr=0.02, seed=7)
-    return model
-
-
-@pytest.fixture(scope="session")
-def zk_other(other_model, zk_srs):
-    """Another model of the same shape, with its own bundle on the same SRS."""
-    bundle, prover = zkml.build_bundle(other_model.params, "square", srs=zk_srs)
-    yield bundle, prover
-    prover.close()
 
 
 def test_an_honest_proof_verifies_and_gives_the_model_s_logits(zk_digits, honest, x2_mlp):

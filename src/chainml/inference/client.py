@@ -22,7 +22,7 @@ from chainml.crypto.hpke import open_sealed, seal
 from chainml.crypto.keys import Identity, X25519KeyPair
 from chainml.errors import ChainmlError
 from chainml.inference.he import BadQuery, HEClient, PlanShape
-from chainml.inference.receipts import ReceiptBook
+from chainml.inference.receipts import Receipt, ReceiptBook
 from chainml.inference.service import (
     ZERO32,
     BadResponse,
@@ -40,6 +40,7 @@ from chainml.inference.service import (
     unpack_arrays,
     unpack_blobs,
 )
+from chainml.inference.zkml import MalformedProof, ZkError, ZkVerifier, unpack_answer
 
 Transport = Callable[[str, bytes], tuple[int, bytes]]
 
@@ -62,6 +63,7 @@ class ModelInfo:
     batch_price: int
     he: PlanShape | None  # None: the model is served in plain mode only
     max_body: int = Limits.max_body  # the provider's cap on a request's body
+    zk_bundle: str = ""  # the CID of the proof bundle, when the provider proves its answers
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> ModelInfo:
@@ -75,8 +77,9 @@ class ModelInfo:
                 int(doc["batch_price"]),
                 None if doc.get("he") is None else PlanShape.from_doc(doc["he"]),
                 int(doc.get("max_body", Limits.max_body)),
+                str((doc.get("zk") or {}).get("bundle", "")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BadResponse(f"not a model description: {exc}") from None
 
 
@@ -91,8 +94,10 @@ class InferenceClient:
         post: Transport,
         clock: Callable[[], float],
         book: ReceiptBook | None = None,
+        zk: ZkVerifier | None = None,
     ) -> None:
         self.identity = identity
+        self.zk = zk  # the committed model's proof bundle, for predict_proven
         self.info = info
         self.chain_id = chain_id
         self.receipts_contract = receipts_contract
@@ -142,9 +147,12 @@ class InferenceClient:
 
     def _paid(self, path: str, request_hash: bytes, raw: bytes) -> bytes:
         """Send, check the receipt names this request and answer, keep it; the answer."""
+        return self._paid_receipt(path, request_hash, raw)[1]
+
+    def _paid_receipt(self, path: str, request_hash: bytes, raw: bytes) -> tuple[Receipt, bytes]:
         receipt, body = decode_response(self._send(path, raw))
         self.book.record(receipt, request_hash, keccak256(body))
-        return body
+        return receipt, body
 
     # -- plain, sealed both ways ------------------------------------------------------------
 
@@ -162,6 +170,40 @@ class InferenceClient:
             return np.asarray(unpack_arrays(opened)["logits"], dtype=np.float64)
         except (CryptoError, ValueError, KeyError) as exc:
             raise BadResponse(f"the sealed answer does not open: {type(exc).__name__}") from None
+
+    def predict_proven(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Logits for rows ``x`` (float32 on the wire, as in ``predict_plain``), each with a
+        zero-knowledge proof that the committed model (``self.zk``'s bundle, which the
+        model's manifest on chain names) maps that row to them.  An answer whose proof
+        fails or does not parse is rejected: its receipt is marked in the book, so the
+        batch that bills it is disputed (``RejectedAnswer``), and ``InvalidProof`` or
+        ``MalformedProof`` is raised.  The logits are the circuit's fixed-point ones."""
+        if self.zk is None:
+            raise BadResponse("no proof bundle for this model: connect with its bundle")
+        rows = np.asarray(x, dtype=np.float32)
+        bundle = self.zk.bundle
+        if rows.ndim != 2 or rows.shape[1] != bundle.n_inputs or not np.isfinite(rows).all():
+            raise ValueError(f"rows of {bundle.n_inputs} finite values, not {rows.shape}")
+        reply = X25519KeyPair.generate()
+        nonce = new_nonce()
+        info = seal_info(self.identity.address, self.info.provider, nonce)
+        body = seal(self.info.x25519, pack_arrays({"x": rows}), info)
+        request_hash, raw = self._request(
+            "plain-zk", body, reply_key=reply.public_bytes, nonce=nonce
+        )
+        receipt, answer = self._paid_receipt("/v1/infer", request_hash, raw)
+        try:
+            try:
+                opened = open_sealed(reply, answer, request_hash)
+            except CryptoError:
+                raise MalformedProof("the sealed answer does not open") from None
+            outputs, proofs = unpack_answer(opened, bundle, len(rows))
+            return np.stack(
+                [self.zk.verify(r, o, p) for r, o, p in zip(rows, outputs, proofs, strict=True)]
+            )
+        except ZkError as exc:
+            self.book.reject(receipt, f"{type(exc).__name__}: {exc}")
+            raise
 
     # -- homomorphic ------------------------------------------------------------------------
 

@@ -12,8 +12,10 @@ against the receipts the provider lists for it.  It refuses — each with its ow
 a receipt whose signature or content differs from the one it holds (``AlteredReceipt``),
 a batch that leaves out a receipt it holds from the counters the batch covers
 (``ReceiptLeftOut``), a counter listed twice or already paid in an earlier batch
-(``CountedTwice``), and a root, count or amount that do not match the listing
-(``BatchMismatch``); it then disputes the batch on chain within the dispute window.
+(``CountedTwice``), a root, count or amount that do not match the listing
+(``BatchMismatch``), and a batch that bills a receipt the client rejected when it got it —
+an answer whose proof of inference failed (``RejectedAnswer``); it then disputes the batch
+on chain within the dispute window.
 Both sides are pure: nothing here sends a transaction or reads a clock of its own.
 """
 
@@ -63,6 +65,10 @@ class CountedTwice(ReceiptError):
 
 class BatchMismatch(ReceiptError):
     """The batch on chain does not match the receipts listed for it."""
+
+
+class RejectedAnswer(ReceiptError):
+    """The batch bills a receipt for an answer the client rejected (its proof failed)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,8 @@ class ReceiptBook:
     held: dict[tuple[str, int], Receipt] = field(default_factory=dict)
     paid: set[tuple[str, int]] = field(default_factory=set)
     checked: set[int] = field(default_factory=set)  # batch ids already checked
+    # receipts for answers the client rejected (a proof that failed), with why
+    rejected: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         """Keep the book in a file (written whole or not at all)."""
@@ -192,6 +200,7 @@ class ReceiptBook:
             "held": [r.to_doc() for r in self.held.values()],
             "paid": sorted([p, c] for p, c in self.paid),
             "checked": sorted(self.checked),
+            "rejected": sorted([p, c, why] for (p, c), why in self.rejected.items()),
         }
         with atomic_file(Path(path), prefix=".book-") as fh:
             fh.write(json.dumps(doc, indent=1).encode())
@@ -213,6 +222,7 @@ class ReceiptBook:
                 book.held[(r.provider.lower(), r.counter)] = r
             book.paid = {(str(p), int(c)) for p, c in doc["paid"]}
             book.checked = {int(b) for b in doc["checked"]}
+            book.rejected = {(str(p), int(c)): str(why) for p, c, why in doc.get("rejected", [])}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ReceiptError(f"{path} is not a receipt book: {type(exc).__name__}") from None
         return book
@@ -228,6 +238,14 @@ class ReceiptBook:
         if key in self.held:
             raise CountedTwice(f"counter {receipt.counter} was already used")
         self.held[key] = receipt
+
+    def reject(self, receipt: Receipt, why: str) -> None:
+        """Mark a receipt held as billing an answer the client rejected: a batch that bills
+        it is disputed (``RejectedAnswer``)."""
+        key = (receipt.provider.lower(), receipt.counter)
+        if self.held.get(key) != receipt:
+            raise AlteredReceipt("only a receipt the client holds can be rejected")
+        self.rejected[key] = why
 
     def check(self, batch: Batch, provider: str) -> None:
         """Accept a posted batch (root, count, amount from chain; receipts listed off
@@ -255,6 +273,11 @@ class ReceiptBook:
             r.price for r in batch.receipts
         ):
             raise BatchMismatch("the count or amount on chain is not the listing's")
+        for c in sorted(counters):
+            if (provider, c) in self.rejected:
+                raise RejectedAnswer(
+                    f"receipt {c} billed a rejected answer: {self.rejected[(provider, c)]}"
+                )
         self.paid.update((provider, c) for c in counters)
 
 

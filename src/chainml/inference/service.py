@@ -13,6 +13,9 @@ Modes:
 - ``plain`` — the body is the input (safetensors, ``x``: rows × features) sealed with HPKE
   to the provider's registered X25519 key; the answer (``logits``) is sealed to the reply
   key.  Only the two ends see either.
+- ``plain-zk`` — the same, for a model published with a proof bundle; the sealed answer is
+  the quantised logits and one zero-knowledge proof per row that the committed model maps
+  that row to them (``chainml.inference.zkml``, ``docs/protocol/zk-inference.md``).
 - ``he-keys`` — the body is the client's public CKKS evaluation keys; the provider keeps
   them (a few clients' worth) under the key set's hash.  Free, but only for a client that
   could pay for a query.
@@ -64,9 +67,10 @@ from chainml.crypto.keys import AccountKey, X25519KeyPair, recover_address
 from chainml.errors import ChainmlError
 from chainml.inference.he import HEError, HEProvider, Plan
 from chainml.inference.receipts import RECEIPT_SCHEMA, Receipt
+from chainml.inference.zkml import ZkError, ZkProver, pack_answer
 
 REQUEST_MAGIC, RESPONSE_MAGIC = b"CMLQ", b"CMLR"
-MODES = ("plain", "he-keys", "he", "he-batch", "he-part", "he-batch-end")
+MODES = ("plain", "plain-zk", "he-keys", "he", "he-batch", "he-part", "he-batch-end")
 MAX_HEADER = 4096
 FRAME = 8  # magic and the header's length, before the header
 ZERO32 = bytes(32)
@@ -330,8 +334,10 @@ class ServedModel:
     predict: Callable[[NDArray[np.float64]], NDArray[np.float64]]  # rows → logits
     n_features: int
     plan: Plan | None  # None: no CKKS plan for this model (plain mode only)
-    price: int  # per row (plain) or per query (he)
+    price: int  # per row (plain, plain-zk) or per query (he)
     batch_price: int  # per throughput-mode batch
+    prover: ZkProver | None = None  # None: no proofs (mode plain-zk unavailable)
+    zk_bundle: str = ""  # the CID of the proof bundle the version's manifest names
 
     def info(self) -> dict[str, Any]:
         p = self.plan
@@ -341,6 +347,7 @@ class ServedModel:
             "price": str(self.price),
             "batch_price": str(self.batch_price),
             "he": None if p is None else p.shape.to_doc(),
+            "zk": None if self.prover is None else {"bundle": self.zk_bundle},
         }
 
 
@@ -363,6 +370,7 @@ class Replays(Protocol):
 class Limits:
     max_skew: int = 120
     max_rows: int = 1024  # plain mode, per request
+    max_proven_rows: int = 4  # plain-zk, per request (a proof takes seconds)
     max_body: int = 16 << 20  # queries and batches (a batch: 64 ciphertexts of ~206 KB)
     max_keys: int = 64 << 20  # one evaluation-key upload
     key_sets: int = 8  # clients whose keys are kept at once
@@ -519,17 +527,20 @@ class InferenceService:
     ) -> tuple[Callable[[], bytes], int]:
         """The request checked as far as it can be without evaluating it: the work that
         answers it, and its price."""
-        if header.mode == "plain":
+        if header.mode in ("plain", "plain-zk"):
+            prover = model.prover
+            if header.mode == "plain-zk" and prover is None:
+                raise ModeUnavailable("this model was published without a proof bundle")
             try:
                 x = unpack_arrays(open_sealed(self.x25519, body, header.seal_info()))["x"]
             except (CryptoError, ValueError, KeyError) as exc:
                 raise BadInput(f"plain input: {type(exc).__name__}") from None
-            if (
-                x.ndim != 2
-                or x.shape[1] != model.n_features
-                or not 0 < len(x) <= self.limits.max_rows
-            ):
-                raise BadInput(f"x must be 1..{self.limits.max_rows} rows of {model.n_features}")
+            zk = header.mode == "plain-zk"
+            most = self.limits.max_proven_rows if zk else self.limits.max_rows
+            if x.ndim != 2 or x.shape[1] != model.n_features or not 0 < len(x) <= most:
+                raise BadInput(f"x must be 1..{most} rows of {model.n_features}")
+            if zk and not np.isfinite(x).all():
+                raise BadInput("x holds a value that is not finite")
             if header.reply_key == ZERO32:
                 raise BadInput("a plain request needs a reply key")
 
@@ -537,6 +548,16 @@ class InferenceService:
                 logits = model.predict(np.asarray(x, dtype=np.float64)).astype(np.float32)
                 return seal(header.reply_key, pack_arrays({"logits": logits}), request_hash)
 
+            def proven(p: ZkProver) -> bytes:
+                try:
+                    answers = [p.prove(row) for row in np.asarray(x, dtype=np.float32)]
+                except (ZkError, ValueError) as exc:
+                    raise BadInput(f"no proof for this input: {exc}") from None
+                blob = pack_answer(np.stack([o for o, _ in answers]), [q for _, q in answers])
+                return seal(header.reply_key, blob, request_hash)
+
+            if zk and prover is not None:
+                return (lambda: proven(prover)), model.price * len(x)
             return plain, model.price * len(x)
         provider = self._he_provider(header, model)
         if header.mode == "he":

@@ -38,7 +38,7 @@ import shutil
 import struct
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -52,6 +52,10 @@ from safetensors.numpy import save as st_save
 
 from chainml.crypto.hashing import keccak256
 from chainml.errors import ChainmlError
+from chainml.storage.cid import RAW, parse_cid
+from chainml.storage.errors import StorageError
+from chainml.storage.sealed import Manifest
+from chainml.storage.unixfs import file_cid
 
 BUNDLE_MAGIC = b"CMZK"
 BUNDLE_VERSION = 1
@@ -293,6 +297,38 @@ class ZkBundle:
         for path, data in zip(paths, (self.settings, self.vk, self.srs), strict=True):
             path.write_bytes(data)
         return paths
+
+
+def content_matches(cid: str, data: bytes) -> bool:
+    """Whether ``data`` is the blob ``cid`` names (a raw block, or a file as ``ipfs add``
+    builds it), whoever handed it over."""
+    try:
+        parsed = parse_cid(cid)
+    except StorageError:
+        return False
+    if parsed.codec == RAW:
+        return parsed.matches(data)
+    return file_cid(data).multihash == parsed.multihash
+
+
+def committed_bundle(manifest_cid: str, fetch: Callable[[str], bytes]) -> tuple[ZkBundle, str]:
+    """(the bundle, its CID) that the model version whose manifest CID is on chain commits
+    to: the manifest and the bundle are fetched from anyone (``fetch(cid)``) and each
+    checked against its CID.  Raises ``MalformedBundle`` if the manifest names none or a
+    blob is not the one its CID names."""
+    raw = fetch(manifest_cid)
+    if not content_matches(manifest_cid, raw):
+        raise MalformedBundle("the manifest handed over is not the one on chain")
+    try:
+        manifest = Manifest.decode(raw)
+    except StorageError as exc:
+        raise MalformedBundle(f"the manifest: {exc}") from None
+    if not manifest.zk_bundle:
+        raise MalformedBundle("this model version was published without a proof bundle")
+    blob = fetch(manifest.zk_bundle)
+    if not content_matches(manifest.zk_bundle, blob):
+        raise MalformedBundle("the bundle handed over is not the one the manifest names")
+    return ZkBundle.decode(blob), manifest.zk_bundle
 
 
 # -- field elements ------------------------------------------------------------------------

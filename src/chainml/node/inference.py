@@ -9,15 +9,24 @@ regression).  Receipts are kept in the node's SQLite state the moment they are s
 every ``max_receipts`` receipts or ``max_age`` seconds per client, the role posts their
 Merkle root, count and amount on the Receipts contract, exactly once (``Actions``), and
 keeps the listing the client checks the batch against (``GET /v1/receipts/batches/{id}``).
+
+A version whose manifest names a proof bundle (``chainml.inference.zkml``) is also served
+in mode ``plain-zk``: the role rebuilds the proving key from the opened weights and the
+bundle, and serves proofs only if its verifying key is the bundle's.  A client that
+``connect``s with ``proofs=`` fetches the bundle the manifest on chain names (from any
+content-addressed store: each blob is checked against its CID) and verifies every answer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,13 +42,16 @@ from chainml.inference.service import (
     Limits,
     ServedModel,
 )
+from chainml.inference.zkml import ZkError, ZkProver, ZkVerifier, committed_bundle
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.errors import LedgerError
 from chainml.node.access import LedgerChainView
 from chainml.node.core import Node
-from chainml.node.models import open_in_memory
+from chainml.node.models import manifest_of, open_in_memory
 from chainml.node.state import NodeState, SqliteReplayCache
 from chainml.node.workers import Actions
+from chainml.storage.errors import StorageError
+from chainml.training.errors import TrainingError
 from chainml.training.models import CNN, classifier_from_safetensors
 
 log = logging.getLogger("chainml.node.inference")
@@ -200,6 +212,10 @@ class ProviderRole:
         self.model_version = model_version
         self._grant_id = 0
         self._open = open_version or (lambda n, v, g: open_in_memory(n, v, grant_id=g))
+        # the provers' circuits and proving keys (they hold the weights): beside the store,
+        # left over from a killed run removed here
+        self._zk_dir = Path(node.config.store).parent / "zk-work"
+        shutil.rmtree(self._zk_dir, ignore_errors=True)
         self.receipts = SqliteReceipts(
             node.state,
             node.identity.account,
@@ -243,20 +259,43 @@ class ProviderRole:
             if self.cm.models.functions.grant_valid(self._grant_id):
                 return True
             log.warning("grant %d is no longer valid: model unloaded", self._grant_id)
-            self.service.model = None
+            self.unload()
         try:
             version, grant_id = self._grant()
             blob = self._open(self.node, version, grant_id)
-            self.service.model = serve_model(
-                blob, version, price=self.price, batch_price=self.batch_price
-            )
+            model = serve_model(blob, version, price=self.price, batch_price=self.batch_price)
+            self.service.model = self._with_proofs(model, blob)
             self._grant_id = grant_id
         except ChainmlError as exc:
             log.debug("no model to serve yet: %s", type(exc).__name__)
             return False
-        mode = "plain and CKKS" if self.service.model.plan is not None else "plain only"
+        served = self.service.model
+        mode = "plain and CKKS" if served.plan is not None else "plain only"
+        mode += ", with proofs" if served.prover is not None else ""
         log.info("serving model version %d through grant %d (%s)", version, grant_id, mode)
         return True
+
+    def _with_proofs(self, model: ServedModel, blob: bytes) -> ServedModel:
+        """``model`` with a prover, if its version's manifest names a proof bundle and
+        these weights give the bundle's verifying key; else ``model`` as it is."""
+        try:
+            manifest_cid = self.cm.models.version(model.version).manifest_cid
+            if not manifest_of(self.node, model.version).zk_bundle:
+                return model
+            bundle, cid = committed_bundle(manifest_cid, self.node.store.get)
+            _, params, activation = classifier_from_safetensors(blob)
+            self._zk_dir.mkdir(parents=True, exist_ok=True)
+            prover = ZkProver(bundle, params, activation, workdir=self._zk_dir)
+        except (ZkError, StorageError, TrainingError) as exc:
+            log.warning("version %d served without proofs: %s", model.version, exc)
+            return model
+        return dataclasses.replace(model, prover=prover, zk_bundle=cid)
+
+    def unload(self) -> None:
+        """Stop serving the model; its prover's files are removed."""
+        model, self.service.model = self.service.model, None
+        if model is not None and model.prover is not None:
+            model.prover.close()
 
     def info(self) -> dict[str, Any] | None:
         model = self.service.model
@@ -369,10 +408,14 @@ def connect(
     *,
     book: ReceiptBook | None = None,
     wait: float = 0.0,
+    proofs: Callable[[str], bytes] | None = None,
 ) -> InferenceClient:
     """An ``InferenceClient`` for the provider registered on chain as ``provider``: its
     endpoint and X25519 key come from the Registry, the served model from its API (asked
-    again for up to ``wait`` seconds while the provider serves none yet)."""
+    again for up to ``wait`` seconds while the provider serves none yet).  With
+    ``proofs`` (``fetch(cid) -> bytes`` from a content-addressed store), the client can
+    ask for proven answers (``predict_proven``): it verifies them against the bundle that
+    the served version's manifest on chain names (``ZkError`` if there is none)."""
     party = cm.registry.party(provider)
     base = party.endpoint.rstrip("/")
     deadline = time.monotonic() + wait
@@ -392,6 +435,10 @@ def connect(
         time.sleep(0.2)
     if info.provider.lower() != provider.lower() or info.x25519 != party.x25519_key:
         raise ProviderUnreachable("the node at that endpoint is not the registered provider")
+    verifier = None
+    if proofs is not None:
+        manifest_cid = cm.models.version(info.model_version).manifest_cid
+        verifier = ZkVerifier(committed_bundle(manifest_cid, proofs)[0])
     return InferenceClient(
         identity,
         info,
@@ -400,6 +447,7 @@ def connect(
         post=http_transport(base),
         clock=time.time,
         book=book,
+        zk=verifier,
     )
 
 

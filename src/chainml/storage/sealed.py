@@ -54,6 +54,9 @@ class Manifest:
     salt: str  # hex, the stream's HKDF salt (public)
     ciphertext_cid: str
     format: int = FORMAT
+    # the CID of the public bundle that verifies proofs of inference with this model
+    # (``chainml.inference.zkml``); written only when set, so other manifests keep their CID
+    zk_bundle: str = ""
 
     @property
     def aad(self) -> bytes:
@@ -68,7 +71,10 @@ class Manifest:
             raise WrongKey("the key does not match the artifact's key commitment")
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        doc = asdict(self)
+        if not self.zk_bundle:
+            del doc["zk_bundle"]
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> Manifest:
@@ -95,6 +101,10 @@ class Manifest:
         if not all(checks):
             raise MalformedManifest("manifest fields out of range")
         parse_cid(self.ciphertext_cid)
+        if not isinstance(self.zk_bundle, str):
+            raise MalformedManifest("zk_bundle is a CID")
+        if self.zk_bundle:
+            parse_cid(self.zk_bundle)
 
 
 def _is_hex32(value: object) -> bool:
@@ -128,8 +138,10 @@ def seal_artifact(
     version: int,
     media_type: str = "application/octet-stream",
     chunk_size: int = DEFAULT_CHUNK,
+    zk_bundle: str = "",
 ) -> SealedArtifact:
-    """Encrypt ``source`` under ``key`` into ``store``; the manifest is stored too."""
+    """Encrypt ``source`` under ``key`` into ``store``; the manifest is stored too (naming
+    ``zk_bundle``, the CID of a model's proof-verification bundle, if given)."""
     sealer = StreamSealer(key, associated_data(artifact_id, version), chunk_size=chunk_size)
 
     def ciphertext() -> Iterator[bytes]:
@@ -150,6 +162,7 @@ def seal_artifact(
         key_commitment=sealer.header.key_commitment.hex(),
         salt=sealer.header.salt.hex(),
         ciphertext_cid=ciphertext_cid,
+        zk_bundle=zk_bundle,
     )
     return SealedArtifact(manifest, store.put(manifest.encode()))
 

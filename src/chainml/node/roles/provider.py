@@ -174,7 +174,8 @@ def routes(provider: ProviderRole | None) -> Routes:
         @router.post("/v1/infer", openapi_extra=binary, responses=infer_errors)
         async def infer_plain(request: Request) -> Response:
             """A plain request: input sealed to this node, answer sealed to the client."""
-            return await serve(request, "plain", ("plain",))
+            # mode plain-zk: the answer carries a proof of inference per row
+            return await serve(request, "plain", ("plain", "plain-zk"))
 
         @router.post("/v1/infer/he", openapi_extra=binary, responses=infer_errors)
         async def infer_he(request: Request) -> Response:
