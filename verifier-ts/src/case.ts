@@ -4,12 +4,15 @@
  *      "config_hash": "<hex32>", "aggregate_cid": "bafy…", "commitment_root": "<hex32>",
  *      "bitmap": "27", "roster": {"1": "0x…"}, "keys": {"1": "<hex32>"}, "blobs": "blobs"}
  *
- * and optionally "config_cid": the CID the job publishes its configuration under.
+ * and optionally "config_cid": the CID the job publishes its configuration under, and
+ * "datasets": {"<id>": {"owner": "0x…", "record_count": N, "revoked": false}} (Datasets.get
+ * at the round's block, for a norm-proof round's v2 claims).
  * `bitmap` is a decimal string or an integer; `blobs` is relative to the case file. */
 import { readFileSync, existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { unhex } from "./bytes.js";
-import { isObject, parseStrict } from "./json.js";
+import { isObject, JValue, parseStrict } from "./json.js";
+import { DatasetFact } from "./normround.js";
 import { ChainFacts } from "./verify.js";
 
 export interface Case {
@@ -38,7 +41,23 @@ export function loadCase(path: string): Case {
     roster: idMap(doc.roster, (x) => x),
     keys: idMap(doc.keys, (x) => unhex(x, 32)),
   };
+  if (doc.datasets !== undefined) facts.datasets = datasetMap(doc.datasets);
   return { facts, fetch: blobFolder(resolve(dirname(path), (doc.blobs as string) ?? "blobs")) };
+}
+
+/** `{"<id>": {"owner": "0x…", "record_count": N, "revoked": false}, …}` */
+function datasetMap(v: JValue): Map<string, DatasetFact> {
+  if (!isObject(v)) throw new TypeError("datasets is an object of data set ids");
+  const out = new Map<string, DatasetFact>();
+  for (const [id, d] of Object.entries(v)) {
+    if (!/^(0|[1-9][0-9]*)$/.test(id) || !isObject(d)) throw new TypeError(`data set ${id}: expected {owner, record_count, revoked}`);
+    const { owner, record_count: count, revoked } = d;
+    if (typeof owner !== "string" || typeof revoked !== "boolean" || (typeof count !== "number" && typeof count !== "bigint")) {
+      throw new TypeError(`data set ${id}: expected {owner, record_count, revoked}`);
+    }
+    out.set(id, { owner, recordCount: BigInt(count), revoked });
+  }
+  return out;
 }
 
 /** Blobs from a folder, each file named by its CID (the verifier checks every CID itself). */

@@ -14,6 +14,7 @@ import { VerificationError, require } from "./errors.js";
 import { isObject, JValue, parseCanonical } from "./json.js";
 import { addCommitments, commit, commitmentKey, parseCommitment } from "./lattice.js";
 import { bitmapOf, leaf, leafData, merkleRoot } from "./merkle.js";
+import { auditNorm, DatasetFact, NORM_WORDS, widenedParams } from "./normround.js";
 import { decodeWord, deriveParams, label, RoundParams, secureBound } from "./params.js";
 import { blake3, keccak256, mask, signedBy, taggedHash, x25519, x25519Public } from "./primitives.js";
 import { clientId, decodeTranscript, Transcript } from "./transcript.js";
@@ -179,6 +180,9 @@ export interface ChainFacts {
   roster: Map<number, string>;
   /** client id → registered X25519 key */
   keys: Map<number, Uint8Array>;
+  /** data set id (decimal) → `Datasets.get(id)` at the round's block: what v2 norm claims
+   * (honest weights) are checked against; absent means none is known */
+  datasets?: Map<string, DatasetFact>;
 }
 
 export interface AuditResult {
@@ -281,6 +285,7 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
   const recordRule = record.aggregation === undefined ? "secagg" : record.aggregation;
   require(recordRule === rule, "12/2 configuration", `the record says ${JSON.stringify(recordRule)}, the configuration ${JSON.stringify(rule)}`);
   const domain = domainSeparator(facts.chainId, facts.jobs);
+  require(rule === "secagg" || config.norm_proofs === undefined || config.norm_proofs === false, "12/3 configuration", "norm_proofs needs secure aggregation");
   if (rule !== "secagg") return auditRobust(facts, record, rule, domain);
 
   // steps 3–5: the parameters, derived
@@ -292,13 +297,19 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
     require(typeof config.noise_multiplier === "number", "12/3 configuration", "a distributed-DP job without noise_multiplier");
     noise = config.noise_multiplier;
   }
+  // a job with norm-bound proofs (zk-norm.md §12): 16 more words, a wider range
+  const normProofs = config.norm_proofs === undefined ? false : config.norm_proofs;
+  require(typeof normProofs === "boolean", "12/3 configuration", "norm_proofs is not a boolean");
+  require(!normProofs || config.dp !== "distributed", "12/3 configuration", "norm_proofs with distributed DP");
   const recorded = record.params;
   require(isObject(recorded), "12/4 parameters", "the record has no params");
   const attempt = int(recorded.attempt, "params.attempt", "12/4 parameters");
-  const clip = secureBound(facts.clipBound, facts.roster.size, vlen, noise);
+  const base = secureBound(facts.clipBound, facts.roster.size, vlen, noise);
+  const derive = (clip: number): RoundParams =>
+    deriveParams({ ...facts, attempt, vectorLen: vlen + (normProofs ? NORM_WORDS : 0), clip, verifiable, roster: facts.roster, keys: facts.keys });
   let p: RoundParams;
   try {
-    p = deriveParams({ ...facts, attempt, vectorLen: vlen, clip, verifiable, roster: facts.roster, keys: facts.keys });
+    p = normProofs ? widenedParams(base, vlen - 1, derive) : derive(base);
   } catch (e) {
     throw new VerificationError("12/4 parameters", (e as Error).message);
   }
@@ -306,7 +317,7 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
     recorded.degree === p.degree &&
     recorded.threshold === p.threshold &&
     recorded.min_partners === p.minPartners &&
-    recorded.clip === clip &&
+    recorded.clip === p.clip &&
     recorded.graph_seed === hex(p.graphSeed) &&
     recorded.vector_len === p.vectorLen &&
     recorded.verifiable === p.verifiable;
@@ -322,6 +333,15 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
     total = verifyRound(p, transcript, (i) => fetchChecked(fetch, inputs[String(i)], `masked input ${i}`));
   }
 
+  // step 6, a job with norm-bound proofs: zk-norm.md §12.4
+  if (normProofs) {
+    const weightBase = config.weight_base;
+    require(typeof weightBase === "number" && Number.isInteger(weightBase) && weightBase >= 1, "12/3 configuration", "weight_base is not a positive integer");
+    const datasets = facts.datasets ?? new Map<string, DatasetFact>();
+    const rules = { clip: facts.clipBound / 1000, weightBase, datasets: (id: bigint) => datasets.get(id.toString()) };
+    auditNorm(p, rules, record, transcript.survivors, total, (cid, what) => fetchChecked(fetch, cid, what));
+  }
+
   // step 7: root and bitmap
   const leaves = transcript.survivors.map((i) => {
     const t = transcript.inputs.get(i)!;
@@ -331,6 +351,7 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
   require(equal(merkleRoot(leaves), facts.commitmentRoot), "12/7 root", "the commitment root on chain is not the survivors'");
   require(bitmapOf(transcript.survivors) === facts.bitmap, "12/7 bitmap", "the bitmap on chain is not the survivors'");
   const sum = Array.from(total.subarray(0, p.vectorLen), (w) => decodeWord(w, p.fracBits));
+  // (in a norm-proof round the last 16 of these are the summed blinding limbs, not the model's)
   return { aggregation: rule, counted: transcript.survivors, params: p, sum, totalWords: total };
 }
 

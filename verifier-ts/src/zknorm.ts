@@ -478,17 +478,20 @@ export function verifyNorm(ctx: NormContext, params: NormParams, commitment: Uin
   }
 }
 
-/** The positions of `items` (context, commitment, proof) whose proofs do not verify,
- * malformed ones included; empty if all do. All are checked in one MSM over the shared
- * generators, each proof with its own random weights; only if that fails is each checked
- * alone, to name the failing ones (§4.3). */
-export function invalidNormProofs(params: NormParams, items: [NormContext, Uint8Array, Uint8Array][]): number[] {
-  const N = params.padded;
+/** The positions of `items` (context, commitment, proof, statement) whose proofs do not
+ * verify, malformed ones included; empty if all do. The statements may differ in their
+ * bound, not in their dimension (they share the generators). All are checked in one MSM,
+ * each proof with its own random weights; only if that fails is each checked alone, to
+ * name the failing ones (§4.3). */
+export function invalidNormProofs(items: [NormContext, Uint8Array, Uint8Array, NormParams][]): number[] {
+  if (items.length === 0) return [];
+  const N = items[0][3].padded;
+  if (items.some((it) => it[3].dim !== items[0][3].dim)) throw new RangeError("a batch's statements share one dimension");
   const totalG: bigint[] = new Array(N).fill(0n);
   const totalH: bigint[] = new Array(N).fill(0n);
   const extra: [Point, bigint][] = [];
   const bad: number[] = [];
-  items.forEach(([ctx, commitment, proof], k) => {
+  items.forEach(([ctx, commitment, proof, params], k) => {
     let terms: Terms;
     try {
       terms = normTerms(ctx, params, commitment, proof);
@@ -503,7 +506,7 @@ export function invalidNormProofs(params: NormParams, items: [NormContext, Uint8
     extra.push(...terms.extra);
   });
   if (bad.length === items.length || isIdentity(gens(N), N, totalG, totalH, extra)) return bad;
-  items.forEach(([ctx, commitment, proof], k) => {
+  items.forEach(([ctx, commitment, proof, params], k) => {
     if (bad.includes(k)) return;
     try {
       verifyNorm(ctx, params, commitment, proof);

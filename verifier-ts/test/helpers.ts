@@ -10,3 +10,8 @@ export const VECTORS = resolve(ROOT, "docs", "protocol", "vectors");
 export function vectors(name: string): any {
   return JSON.parse(readFileSync(resolve(VECTORS, name), "utf8"));
 }
+
+/** A proof vector's context, as the verifier takes it. */
+export function contextOf(c: any): { chainId: number; jobs: string; jobId: number; round: number; attempt: number; trainer: string } {
+  return { chainId: c.chain_id, jobs: c.jobs_contract, jobId: c.job_id, round: c.round, attempt: c.attempt, trainer: c.trainer };
+}

@@ -11,7 +11,7 @@ import { loadCase } from "../src/case.js";
 import { blobCid } from "../src/cid.js";
 import { keccak256 } from "../src/primitives.js";
 import { parseJson } from "../src/json.js";
-import { VerificationError } from "../src/errors.js";
+import { AggregateMismatch, VerificationError } from "../src/errors.js";
 import { auditRound } from "../src/verify.js";
 import { ROOT } from "./helpers.js";
 
@@ -97,8 +97,9 @@ test("the command line exits 0 on an honest round and 3 on a tampered one, one J
  * their new CIDs, as an aggregator would post them), audited. */
 function doctored(
   edit: (record: any, transcript: any, put: (b: Uint8Array | string) => string, facts: any, plant: (cid: string, b: string) => void) => void,
+  name = "honest",
 ) {
-  const c = loadCase(join(out, "cases", "honest.json"));
+  const c = loadCase(join(out, "cases", `${name}.json`));
   const extra = new Map<string, Uint8Array>();
   const put = (b: Uint8Array | string): string => {
     const bytes = typeof b === "string" ? new Uint8Array(Buffer.from(b, "utf8")) : b;
@@ -112,11 +113,16 @@ function doctored(
   const facts = { ...c.facts };
   const before = record.transcript;
   const planted = new Map<string, Uint8Array>();
+  const get = (cid: string): Uint8Array | undefined => planted.get(cid) ?? extra.get(cid) ?? c.fetch(cid);
+  blob = (cid: string) => Buffer.from(get(cid)!).toString("utf8");
   edit(record, transcript, put, facts, (cid, b) => planted.set(cid, new Uint8Array(Buffer.from(b, "utf8"))));
   if (record.transcript === before) record.transcript = put(canonical(transcript));
   if (facts.aggregateCid === c.facts.aggregateCid) facts.aggregateCid = put(canonical(record));
-  return auditRound(facts, (cid) => planted.get(cid) ?? extra.get(cid) ?? c.fetch(cid));
+  return auditRound(facts, get);
 }
+
+/** A blob of the case being doctored, as text (set by `doctored`). */
+let blob: (cid: string) => string = () => "";
 
 test("the control: the honest round re-stored through the doctoring path checks out", () => {
   assert.deepEqual(doctored(() => {}).counted, expected.honest.survivors);
@@ -195,3 +201,110 @@ for (const [name, edit] of Object.entries(DOCTORED)) {
     assert.throws(() => doctored(edit), VerificationError);
   });
 }
+
+// -- a job with norm-bound proofs (docs/protocol/zk-norm.md §12) -----------------------------
+
+test("honest_norm: a norm-proof round checks out: every survivor's claim verifies, the sum opens their commitments, the refused claim does not verify", () => {
+  const r = audit("honest_norm");
+  const e = expected.honest_norm;
+  assert.deepEqual(r.counted, e.survivors);
+  assert.equal(r.params!.fracBits, e.frac_bits);
+  assert.equal(r.params!.clip, e.clip); // the range widened by §12.1's rule, as chainml's
+  assert.equal(r.params!.vectorLen, e.vector_len); // and 16 words for the blinding
+  assert.deepEqual(r.sum, e.chainml_sum);
+  const tol = (e.survivors.length + 1) / 2 ** e.frac_bits;
+  e.plain_sum.forEach((x: number, c: number) => assert.ok(Math.abs(r.sum![c] - x) <= tol, `coordinate ${c}: ${r.sum![c]} vs ${x}`));
+});
+
+test("norm_input_off: a trainer fed SecAgg+ a vector one grid unit off its commitment: refused by the aggregate check", () => {
+  assert.throws(
+    () => audit("norm_input_off"),
+    (e: unknown) => e instanceof AggregateMismatch && e.check === "zk-norm/7 aggregate",
+  );
+});
+
+const flipLast = (claim: string): string => {
+  const c = JSON.parse(claim);
+  const last = c.proof.slice(-2);
+  c.proof = c.proof.slice(0, -2) + (parseInt(last, 16) ^ 1).toString(16).padStart(2, "0");
+  return canonicalClaim(c);
+};
+const canonicalClaim = (c: any): string => parseJson(JSON.stringify(c)).canonical;
+const withClaim = (i: number, change: (claim: string) => string) => (r: any, t: any, put: (b: string) => string) =>
+  (r.norm.claims[String(i)] = put(change(blob(r.norm.claims[String(i)]))));
+
+const NORM_DOCTORED: Record<string, [Parameters<typeof doctored>[0], string]> = {
+  "a survivor's proof with a flipped byte": [withClaim(3, flipLast), "zk-norm/12.4 claims"],
+  "a survivor's proof truncated": [withClaim(2, (c) => canonicalClaim({ ...JSON.parse(c), proof: JSON.parse(c).proof.slice(0, -2) })), "zk-norm/12.4 claims"],
+  "a survivor's claim with another survivor's commitment": [
+    (r, t, put) => {
+      const other = JSON.parse(blob(r.norm.claims["1"])).commitment;
+      withClaim(3, (c) => canonicalClaim({ ...JSON.parse(c), commitment: other }))(r, t, put);
+    },
+    "zk-norm/12.4 claims",
+  ],
+  "a survivor's claim is another survivor's (its sender)": [(r) => (r.norm.claims["2"] = r.norm.claims["3"]), "zk-norm/12.4 claims"],
+  "a survivor's claim missing": [(r) => delete r.norm.claims["2"], "zk-norm/12.4 record"],
+  "no norm field": [(r) => delete r.norm, "zk-norm/12.4 record"],
+  "norm claims not an object": [(r) => (r.norm.claims = []), "zk-norm/12.4 record"],
+  "a claim not in its canonical spelling": [withClaim(1, (c) => c.replace('","', '", "')), "zk-norm/12.2 claim"],
+  "a claim in upper-case hex": [withClaim(1, (c) => c.replace(/"commitment":"([0-9a-f]+)"/, (m, h) => `"commitment":"${h.toUpperCase()}"`)), "zk-norm/12.2 claim"],
+  "a claim's blob not what its CID names": [
+    (r, t, put, facts, plant) => plant(r.norm.claims["1"], blob(r.norm.claims["1"]).replace('"sender":1', '"sender":2')),
+    "cid",
+  ],
+  "the refused trainer's honest claim listed as refused": [
+    (r) => (r.norm.refused["5"].claim = expected.honest_norm.honest_claim_5),
+    "zk-norm/12.4 refused",
+  ],
+  "a refused entry under a name that is not a client id": [(r) => (r.norm.refused["05"] = r.norm.refused["5"]), "zk-norm/12.4 record"],
+  "a refused entry without its reason": [(r) => delete r.norm.refused["5"].reason, "zk-norm/12.4 record"],
+  "the range not widened for the words (the clip of a job without proofs)": [(r) => (r.params.clip = 5.0), "12/5 parameters"],
+  "the vector without the 16 words": [(r) => (r.params.vector_len -= 16), "12/5 parameters"],
+};
+
+for (const [name, [edit, check]] of Object.entries(NORM_DOCTORED)) {
+  test(`norm round doctored: ${name}: refused by ${check}`, () => {
+    assert.throws(
+      () => doctored(edit, "honest_norm"),
+      (e: unknown) => e instanceof VerificationError && e.check === check,
+    );
+  });
+}
+
+test("norm round: the control: re-stored through the doctoring path it checks out", () => {
+  assert.deepEqual(doctored(() => {}, "honest_norm").counted, expected.honest_norm.survivors);
+});
+
+test("norm round, honest weights (§13): a weight its data set does not back, or a claim without a weight, is refused", () => {
+  assert.equal(expected.honest_norm.claim_format, "chainml-norm-claim/2");
+  const onDataset = (change: (d: any) => void) => (r: any, tr: any, put: any, facts: any) => {
+    const id = String(JSON.parse(blob(r.norm.claims["2"])).dataset);
+    const ds = new Map(facts.datasets);
+    const d = { ...(ds.get(id) as any) };
+    change(d);
+    ds.set(id, d);
+    facts.datasets = ds;
+  };
+  const cases: Record<string, Parameters<typeof doctored>[0]> = {
+    "fewer records on chain than claimed": onDataset((d) => (d.recordCount = 100n)),
+    "the data set revoked": onDataset((d) => (d.revoked = true)),
+    "the data set another trainer's": onDataset((d) => (d.owner = "0x" + "12".repeat(20))),
+    "the data set unknown": (r, tr, put, facts) => (facts.datasets = new Map()),
+    "a v1 claim (no weight) among v2 claims": withClaim(3, (c) => {
+      const { dataset, records, ...rest } = JSON.parse(c);
+      return canonicalClaim({ ...rest, format: "chainml-norm-claim/1" });
+    }),
+    "more records claimed (a greater weight) than the proof was made for": withClaim(1, (c) =>
+      canonicalClaim({ ...JSON.parse(c), records: JSON.parse(c).records + 1 }),
+    ),
+  };
+  const checks: Record<string, string> = { "a v1 claim (no weight) among v2 claims": "zk-norm/12.2 claim" };
+  for (const [name, edit] of Object.entries(cases)) {
+    assert.throws(
+      () => doctored(edit, "honest_norm"),
+      (e: unknown) => e instanceof VerificationError && e.check === (checks[name] ?? "zk-norm/12.4 claims"),
+      name,
+    );
+  }
+});
