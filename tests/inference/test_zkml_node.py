@@ -1,0 +1,236 @@
+"""Proven inference across processes, on a chain: the owner publishes the digits x² MLP with
+its proof bundle named in the sealed manifest; an honest provider node serves it with
+proofs the client verifies against what the chain commits to; a provider node that answers
+with another model (and valid proofs of that model) fails the client's verification, and
+the batch that bills the answer is disputed on chain."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainml.crypto import Identity
+from chainml.crypto.stream import generate_key
+from chainml.inference.receipts import ReceiptBook
+from chainml.inference.zkml import InvalidProof, MalformedBundle, committed_bundle
+from chainml.ledger.anvil import stop_process
+from chainml.ledger.bindings import Role
+from chainml.ledger.client import LedgerClient
+from chainml.ledger.devchain import DevChainProcess
+from chainml.node import daemon, localnet
+from chainml.node.access import LedgerChainView
+from chainml.node.inference import check_batches, connect
+from chainml.storage import access
+from chainml.storage.local import LocalBlobStore
+from chainml.storage.sealed import seal_artifact
+from chainml.training.models import to_safetensors
+
+pytestmark = pytest.mark.slow
+
+ETHER = 10**18
+PASSWORD = "zk provider test password"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _provider_node(tmp: Path, name: str, url: str):
+    node = localnet.init_node(tmp, name, PASSWORD, rpc=url, work=1 << 10)
+    config = node.config.read_text()
+    config = config.replace("receipt_batch = 100 ", "receipt_batch = 1 ")  # bill each answer
+    config = config.replace("interval = 1 ", "interval = 0.2 ")
+    node.config.write_text(config)
+    return node
+
+
+def _spawn(node, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    if env is None:
+        return daemon.spawn(node.config, PASSWORD, log=node.config.parent / "node.log")
+    argv = ["-m", "tests.inference.zk_swapper", "node", "run", "--config", str(node.config)]
+    full = dict(os.environ, CHAINML_PASSWORD=PASSWORD, PYTHONPATH=str(ROOT), **env)
+    with (node.config.parent / "node.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, *argv], env=full, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+
+def _wait(what, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory, x2_mlp, other_model, zk_digits, zk_other):
+    """A chain; the digits x² MLP published with its proof bundle and granted to an honest
+    provider node and to a swapping one; a funded client."""
+    tmp = tmp_path_factory.mktemp("zkmarket")
+    bundle, _ = zk_digits
+    other_bundle, _ = zk_other
+    weights = to_safetensors(x2_mlp.params, {"model": "mlp", "activation": "square"})
+    with DevChainProcess(tmp / "chain") as chain:
+        client = LedgerClient(chain.url)
+        cm, dev = localnet.deploy(client, tmp)
+        honest = _provider_node(tmp, "honest", chain.url)
+        swapper = _provider_node(tmp, "swapper", chain.url)
+        owner, user = Identity.generate(), Identity.generate()
+        for ident in (honest.identity, swapper.identity, owner, user):
+            client.transact(dev, to=ident.address, value=5 * ETHER)
+        for node in (honest, swapper):
+            cm.registry.register_identity(node.identity, Role.INFERENCE_PROVIDER, node.url, ETHER)
+        cm.registry.register_identity(owner, Role.REQUESTER, "", ETHER)
+        # the owner publishes: the bundle, then the sealed weights whose manifest names it
+        stores = [LocalBlobStore(n.config.parent / "store") for n in (honest, swapper)]
+        key = generate_key()
+        model_id = cm.models.create_model(owner.account, "digits x2 proven")
+        bundle_cid = stores[0].put(bundle.encode())
+        sealed = seal_artifact(
+            stores[0],
+            key,
+            weights,
+            artifact_id=f"model-{model_id}",
+            version=1,
+            zk_bundle=bundle_cid,
+        )
+        for cid in (bundle_cid, sealed.manifest_cid, sealed.manifest.ciphertext_cid):
+            assert stores[1].put(stores[0].get(cid)) == cid  # the same blobs in both stores
+        version = cm.models.publish_version(
+            owner.account,
+            model_id,
+            sealed.manifest.ciphertext_cid,
+            sealed.manifest_cid,
+            sealed.plaintext_commitment,
+        )
+        view = LedgerChainView(cm)
+        for node, store in zip((honest, swapper), stores, strict=True):
+            wrapped = access.wrap_for_grantee(view, key, version, node.identity.address)
+            cm.models.grant(
+                owner.account,
+                version,
+                node.identity.address,
+                view.now() + 86400,
+                store.put(wrapped),
+            )
+        cm.receipts.deposit(user.account, ETHER // 100)
+        swap_files = tmp / "swap"
+        swap_files.mkdir()
+        (swap_files / "weights").write_bytes(
+            to_safetensors(other_model.params, {"model": "mlp", "activation": "square"})
+        )
+        (swap_files / "bundle").write_bytes(other_bundle.encode())
+        procs = [
+            _spawn(honest),
+            _spawn(
+                swapper,
+                {
+                    "ZK_SWAP_WEIGHTS": str(swap_files / "weights"),
+                    "ZK_SWAP_BUNDLE": str(swap_files / "bundle"),
+                },
+            ),
+        ]
+        try:
+            for node, proc in zip((honest, swapper), procs, strict=True):
+                daemon.wait_ready(node.url, proc, address=node.identity.address)
+            yield {
+                "cm": cm,
+                "chain": client,
+                "user": user,
+                "honest": honest,
+                "swapper": swapper,
+                "version": version,
+                "bundle_cid": bundle_cid,
+                "fetch": stores[0].get,
+                "plain_manifest": seal_artifact(
+                    stores[0], key, weights, artifact_id="m", version=1
+                ),
+                # the client's one book: every batch billed to it is checked against it
+                "book": ReceiptBook(user.address, client.chain_id, cm.receipts.address),
+            }
+        finally:
+            for proc in procs:
+                with contextlib.suppress(Exception):
+                    stop_process(proc, timeout=20)
+
+
+def _connect(m, node, book):
+    """The client, once the node serves its model with proofs."""
+
+    def ready():
+        try:
+            c = connect(m["cm"], m["user"], node.identity.address, book=book, proofs=m["fetch"])
+        except Exception:  # noqa: BLE001 - not serving yet
+            return None
+        return c if c.info.zk_bundle else None
+
+    return _wait(ready)
+
+
+def _batches(cm, client: str, provider: str) -> list[int]:
+    return [
+        int(e.args["batch_id"])
+        for e in cm.receipts.contract.past_events("BatchPosted")
+        if str(e.args["client"]).lower() == client.lower()
+        and str(e.args["provider"]).lower() == provider.lower()
+    ]
+
+
+def test_an_honest_provider_node_s_proven_answers_verify_and_its_batch_checks(
+    market, x2_mlp, digits
+):
+    m = market
+    book = m["book"]
+    inference = _connect(m, m["honest"], book)
+    assert inference.info.zk_bundle == m["bundle_cid"]
+    x = digits.x_test[20:22]
+    logits = inference.predict_proven(x)
+    assert np.array_equal(logits.argmax(1), x2_mlp.predict(x))
+    assert not book.rejected
+    provider = m["honest"].identity.address
+    (batch_id,) = _wait(lambda: _batches(m["cm"], m["user"].address, provider))
+    verdicts = dict(check_batches(m["cm"], m["user"], book))
+    assert verdicts[batch_id] == "ok"
+    assert m["cm"].receipts.batch(batch_id).status == 1  # left to settle
+
+
+def test_a_provider_node_serving_another_model_is_disputed_on_chain(market, digits):
+    m = market
+    cm, user, book = m["cm"], m["user"], m["book"]
+    inference = _connect(m, m["swapper"], book)
+    assert inference.info.zk_bundle == m["bundle_cid"]  # it claims the committed model
+    with pytest.raises(InvalidProof):
+        inference.predict_proven(digits.x_test[:1])
+    assert len(book.rejected) == 1
+    provider = m["swapper"].identity.address
+    (batch_id,) = _wait(lambda: _batches(cm, user.address, provider))
+    before = cm.receipts.available(user.address)
+    amount = cm.receipts.batch(batch_id).amount
+    verdicts = dict(check_batches(cm, user, book))
+    assert verdicts[batch_id] == "RejectedAnswer"
+    assert cm.receipts.batch(batch_id).status == 3  # disputed on chain
+    assert cm.receipts.available(user.address) == before + amount
+
+
+def test_the_client_takes_the_bundle_only_from_the_manifest_on_chain(market, zk_other):
+    m = market
+    manifest_cid = m["cm"].models.version(m["version"]).manifest_cid
+    bundle, cid = committed_bundle(manifest_cid, m["fetch"])
+    assert cid == m["bundle_cid"]
+    other_bundle, _ = zk_other
+
+    def lying(c: str) -> bytes:  # a store that hands over another bundle under the CID
+        return other_bundle.encode() if c == cid else m["fetch"](c)
+
+    with pytest.raises(MalformedBundle, match="not the one the manifest names"):
+        committed_bundle(manifest_cid, lying)
+    plain = m["plain_manifest"]  # a version sealed without a bundle
+    with pytest.raises(MalformedBundle, match="without a proof bundle"):
+        committed_bundle(plain.manifest_cid, m["fetch"])
