@@ -422,6 +422,11 @@ class ZkProver:
         )
         return outputs, bytes(doc["proof"])
 
+    @property
+    def proving_key_size(self) -> int:
+        """Bytes of the proving key on disk (it never leaves the provider)."""
+        return self._pk.stat().st_size
+
     def close(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
 
