@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { abi, ascii, beInt, hex, unhex } from "./bytes.js";
 import { keccak256 } from "./primitives.js";
 import { EscrowFacts } from "./escrow.js";
+import { DatasetFact } from "./normround.js";
 import { ChainFacts } from "./verify.js";
 
 export interface AbiParam {
@@ -163,8 +164,23 @@ function abiOf(dir: string, name: string): unknown {
   return JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8"));
 }
 
-/** The facts of one round, read from the chain. */
-export async function readChainFacts(url: string, jobs: string, jobId: bigint, round: bigint, abiDir: string): Promise<ChainFacts> {
+/** Where a norm-proof round's data sets are (zk-norm.md §13): the Datasets contract, and
+ * the ids the round's claims name, given the record's CID. */
+export interface DatasetSource {
+  address: string;
+  ids: (aggregateCid: string) => bigint[];
+}
+
+/** The facts of one round, read from the chain (with `datasets`, also `Datasets.get` of
+ * each data set the round's claims name, at the same block as the keys). */
+export async function readChainFacts(
+  url: string,
+  jobs: string,
+  jobId: bigint,
+  round: bigint,
+  abiDir: string,
+  datasets?: DatasetSource,
+): Promise<ChainFacts> {
   const rpc = new Rpc(url);
   const chainId = BigInt((await rpc.request("eth_chainId", [])) as string);
   const J = new Contract(rpc, jobs, abiOf(abiDir, "Jobs"));
@@ -184,7 +200,7 @@ export async function readChainFacts(url: string, jobs: string, jobId: bigint, r
     roster.set(i + 1, account);
     keys.set(i + 1, ((await R.callAt(at, "identities", account)) as { [k: string]: any }).x25519_key);
   }
-  return {
+  const facts: ChainFacts = {
     chainId,
     jobs,
     jobId,
@@ -198,6 +214,24 @@ export async function readChainFacts(url: string, jobs: string, jobId: bigint, r
     roster,
     keys,
   };
+  if (datasets) {
+    const D = new Contract(rpc, datasets.address, abiOf(abiDir, "Datasets"));
+    facts.datasets = await readDatasets(D, datasets.ids(facts.aggregateCid), at);
+  }
+  return facts;
+}
+
+/** `Datasets.get(id)` at `at` for each of `ids` that exists then (1 ≤ id ≤ dataset_count:
+ * `get` reverts for any other); an id absent from the map is a data set that does not exist. */
+export async function readDatasets(D: Contract, ids: bigint[], at: Block): Promise<Map<string, DatasetFact>> {
+  const count = (await D.callAt(at, "dataset_count")) as bigint;
+  const out = new Map<string, DatasetFact>();
+  for (const id of new Set(ids)) {
+    if (id < 1n || id > count) continue;
+    const d = (await D.callAt(at, "get", id)) as { [k: string]: any };
+    out.set(id.toString(), { owner: d.owner, recordCount: d.record_count, revoked: d.revoked });
+  }
+  return out;
 }
 
 const STATES: { [k: number]: EscrowFacts["state"] } = { 1: "open", 2: "finalized", 3: "cancelled" };

@@ -1,12 +1,13 @@
 /** Audit recorded rounds; one JSON line per round on stdout.
  *
  *     node dist/src/cli.js CASE.json …
- *     node dist/src/cli.js --rpc URL --jobs 0x… --job N --round R --blobs DIR [--abi DIR]
+ *     node dist/src/cli.js --rpc URL --jobs 0x… --job N --round R --blobs DIR [--datasets 0x…] [--abi DIR]
  *     node dist/src/cli.js --rpc URL --jobs 0x… --job N --escrow [--abi DIR]
  *
  * The first reads each round's chain facts from a case file (src/case.ts); the second reads
  * them from an Ethereum JSON-RPC endpoint with the committed ABIs (default: the repository's
- * src/chainml/ledger/artifacts); the third checks the job's escrow to the wei (src/escrow.ts).
+ * src/chainml/ledger/artifacts) and, with --datasets (the Datasets contract), the data sets a
+ * norm-proof round's claims name (docs/protocol/zk-norm.md §13); the third checks the job's escrow to the wei (src/escrow.ts).
  * Exit 0 when every round (or the escrow) checks out, 3 when one is refused, 2 when the input
  * cannot be read. */
 import { dirname, resolve } from "node:path";
@@ -14,13 +15,14 @@ import { fileURLToPath } from "node:url";
 import { blobFolder, Case, loadCase } from "./case.js";
 import { readChainFacts, readEscrowFacts } from "./chain.js";
 import { auditEscrow } from "./escrow.js";
+import { claimedDatasets } from "./normround.js";
 import { VerificationError } from "./errors.js";
 import { auditRound } from "./verify.js";
 
 const DEFAULT_ABI = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "chainml", "ledger", "artifacts");
 
 function usage(msg: string): never {
-  console.error(`${msg}\nusage: cli.js CASE.json … | cli.js --rpc URL --jobs ADDR --job N (--round R --blobs DIR | --escrow) [--abi DIR]`);
+  console.error(`${msg}\nusage: cli.js CASE.json … | cli.js --rpc URL --jobs ADDR --job N (--round R --blobs DIR [--datasets ADDR] | --escrow) [--abi DIR]`);
   process.exit(2);
 }
 
@@ -41,8 +43,10 @@ async function cases(argv: string[]): Promise<[string, Case][]> {
   }
   for (const need of ["rpc", "jobs", "job", "round", "blobs"]) if (!opts.has(need)) usage(`--${need} is required`);
   try {
-    const facts = await readChainFacts(opts.get("rpc")!, opts.get("jobs")!, BigInt(opts.get("job")!), BigInt(opts.get("round")!), opts.get("abi") ?? DEFAULT_ABI);
-    return [[`${opts.get("rpc")} job ${opts.get("job")} round ${opts.get("round")}`, { facts, fetch: blobFolder(opts.get("blobs")!) }]];
+    const fetch = blobFolder(opts.get("blobs")!);
+    const datasets = opts.has("datasets") ? { address: opts.get("datasets")!, ids: (cid: string) => claimedDatasets(fetch, cid) } : undefined;
+    const facts = await readChainFacts(opts.get("rpc")!, opts.get("jobs")!, BigInt(opts.get("job")!), BigInt(opts.get("round")!), opts.get("abi") ?? DEFAULT_ABI, datasets);
+    return [[`${opts.get("rpc")} job ${opts.get("job")} round ${opts.get("round")}`, { facts, fetch }]];
   } catch (e) {
     return usage(`reading the chain: ${(e as Error).message}`);
   }

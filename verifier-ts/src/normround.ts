@@ -249,3 +249,28 @@ export function auditNorm(
     }
   }
 }
+
+/** The data set ids a round record's claims name (counted and refused), read leniently
+ * from the blobs (`fetch` returns a blob by CID, unchecked): what an auditor must look up on
+ * the Datasets contract before the audit, which checks everything itself. */
+export function claimedDatasets(fetch: (cid: string) => Uint8Array | undefined, recordCid: string): bigint[] {
+  const ids: bigint[] = [];
+  const claimAt = (cid: unknown): void => {
+    const raw = typeof cid === "string" && cid ? fetch(cid) : undefined;
+    if (!raw) return;
+    try {
+      ids.push(decodeClaim(raw).dataset);
+    } catch {
+      // a malformed claim names no data set; the audit refuses it
+    }
+  };
+  try {
+    const raw = fetch(recordCid);
+    const record = raw ? JSON.parse(Buffer.from(raw).toString("utf8")) : {};
+    for (const cid of Object.values(record?.norm?.claims ?? {})) claimAt(cid);
+    for (const entry of Object.values(record?.norm?.refused ?? {})) claimAt((entry as { claim?: unknown })?.claim);
+  } catch {
+    // not a record: the audit refuses it
+  }
+  return ids;
+}

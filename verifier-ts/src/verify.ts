@@ -337,7 +337,8 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
   if (normProofs) {
     const weightBase = config.weight_base;
     require(typeof weightBase === "number" && Number.isInteger(weightBase) && weightBase >= 1, "12/3 configuration", "weight_base is not a positive integer");
-    const datasets = facts.datasets ?? new Map<string, DatasetFact>();
+    require(facts.datasets, "zk-norm/13 data sets", "no data sets to check the claims' weights against (the Datasets contract: --datasets, or a case's datasets)");
+    const datasets: Map<string, DatasetFact> = facts.datasets;
     const rules = { clip: facts.clipBound / 1000, weightBase, datasets: (id: bigint) => datasets.get(id.toString()) };
     auditNorm(p, rules, record, transcript.survivors, total, (cid, what) => fetchChecked(fetch, cid, what));
   }

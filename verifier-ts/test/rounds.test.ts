@@ -291,6 +291,7 @@ test("norm round, honest weights (§13): a weight its data set does not back, or
     "the data set revoked": onDataset((d) => (d.revoked = true)),
     "the data set another trainer's": onDataset((d) => (d.owner = "0x" + "12".repeat(20))),
     "the data set unknown": (r, tr, put, facts) => (facts.datasets = new Map()),
+    "no data sets known to the auditor": (r, tr, put, facts) => (facts.datasets = undefined),
     "a v1 claim (no weight) among v2 claims": withClaim(3, (c) => {
       const { dataset, records, ...rest } = JSON.parse(c);
       return canonicalClaim({ ...rest, format: "chainml-norm-claim/1" });
@@ -299,7 +300,10 @@ test("norm round, honest weights (§13): a weight its data set does not back, or
       canonicalClaim({ ...JSON.parse(c), records: JSON.parse(c).records + 1 }),
     ),
   };
-  const checks: Record<string, string> = { "a v1 claim (no weight) among v2 claims": "zk-norm/12.2 claim" };
+  const checks: Record<string, string> = {
+    "a v1 claim (no weight) among v2 claims": "zk-norm/12.2 claim",
+    "no data sets known to the auditor": "zk-norm/13 data sets",
+  };
   for (const [name, edit] of Object.entries(cases)) {
     assert.throws(
       () => doctored(edit, "honest_norm"),
