@@ -20,6 +20,7 @@ from chainml.inference.zkml import (
     ZkProver,
     ZkVerifier,
 )
+from chainml.training.models import MLP
 
 pytestmark = pytest.mark.slow
 
@@ -138,3 +139,16 @@ def test_field_elements_round_trip_signed():
     assert zkml.felt(-1) == (zkml.FIELD - 1).to_bytes(32, "little").hex()
     with pytest.raises(MalformedProof):
         zkml.felt_value(zkml.FIELD.to_bytes(32, "little").hex())
+
+
+def test_a_relu_mlp_proves_and_verifies_too(digits, zk_srs):
+    """chainml's default activation: EZKL's relu gadget fits the default circuit size."""
+    model = MLP(64, 10, (32,), activation="relu", seed=0)
+    model.fit(digits.x_train, digits.y_train, epochs=3, lr=0.02, seed=0)
+    bundle, prover = zkml.build_bundle(model.params, "relu", srs=zk_srs)
+    with prover:
+        row = digits.x_test[1]
+        outputs, proof = prover.prove(row)
+    logits = ZkVerifier(bundle).verify(row, outputs, proof)
+    expected = model.logits(row[None])[0]
+    assert logits.argmax() == expected.argmax() and np.abs(logits - expected).max() < 0.25
