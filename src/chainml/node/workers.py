@@ -33,9 +33,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from chainml.crypto import Identity
 from chainml.ledger.bindings import Chainml, JobState, Role
@@ -69,7 +70,16 @@ class SqliteCursorStore:
         return Cursor(int(number), block_hash)
 
     def save(self, name: str, cursor: Cursor) -> None:
-        self.state.put(f"cursor:{name}", f"{cursor.block_number}:{cursor.block_hash}")
+        # not flushed to the disk on its own (``NodeState.execute``): a cursor lost with the
+        # machine only means the same events are read and handled again, and every action
+        # they lead to is idempotent (``Actions``); one flush per block was a cost every node
+        # paid at every block
+        self.state.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (f"cursor:{name}", f"{cursor.block_number}:{cursor.block_hash}"),
+            sync=False,
+        )
 
 
 @dataclass(frozen=True)
@@ -207,6 +217,7 @@ class JobWorkers:
         # per joined job, the chain time before which reading it again is pointless
         # (infinite: until one of its events); forgotten on restart, so all are read
         self._recheck: dict[int, float] = {}
+        self._rounds: dict[int, int] = {}  # per job read, its number of rounds
 
     def _send(self, fn: str, *args: object) -> Callable[[], str]:
         contract = self.cm.jobs.contract
@@ -292,6 +303,7 @@ class JobWorkers:
             if now < self._recheck.get(job_id, -math.inf):
                 continue
             job = self.cm.jobs.job(job_id, block=self._at())
+            self._rounds[job_id] = job.params.rounds
             if job.state == JobState.CANCELLED:
                 self.state.put(f"job:{job_id}", "cancelled")
                 continue
@@ -335,16 +347,32 @@ class JobWorkers:
         for event in batch.events:
             if event.name == "JobCreated":
                 self.on_job_created(int(event.args["job_id"]))
+            if self._changes_nothing(event.name, event.args):
+                continue
             if "job_id" in event.args:  # the job's state may have changed: read it again
                 self._recheck.pop(int(event.args["job_id"]), None)
             else:
                 self._recheck.clear()
         crash_point("events:before-ack")
         self.stream.ack(batch)
-        now = int(self.client.block(self._at())["timestamp"], 16)
-        self.advance(now)
+        if self._due():
+            self.advance(int(self.client.block(self._at())["timestamp"], 16))
         self._done_at = mark
         return len(batch.events)
+
+    def _changes_nothing(self, name: str, args: Mapping[str, Any]) -> bool:
+        """Whether an event leaves ``advance``'s decision for its job as it was: another
+        trainer joining, or a round recorded that is not the job's last (its rounds known
+        from an earlier read).  Every other event of a job has it read again."""
+        if name == "Joined":
+            return True
+        rounds = self._rounds.get(int(args.get("job_id", 0)))
+        return name == "RoundRecorded" and rounds is not None and int(args["round"]) < rounds
+
+    def _due(self) -> bool:
+        """Whether ``advance`` has a job to read (or needs the chain's clock for one)."""
+        recheck = self._recheck
+        return any(recheck.get(job_id, -math.inf) < math.inf for job_id in self._my_jobs())
 
     def run(self, stop: threading.Event, interval: float) -> None:
         """Tick now, then every ``interval`` seconds until ``stop`` is set."""
