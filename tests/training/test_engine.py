@@ -30,6 +30,7 @@ from chainml.training.engine import (
 )
 from chainml.training.engine.dp import dp_entry
 from chainml.training.job import JobConfig
+from chainml.training.models import flatten
 from chainml.training.privacy import RdpAccountant
 from chainml.training.secagg import (
     KeyAdvert,
@@ -125,12 +126,22 @@ def test_a_secure_round_is_the_weighted_mean_and_waits_for_nobody():
 
 
 def test_the_weight_coordinate_is_the_node_s():
-    """What a trainer sends is ``JobConfig.local_update``'s vector: the clipped delta
-    times the weight, then the weight."""
+    """What a trainer sends is ``JobConfig.local_update``'s vector (a trainer node's):
+    the clipped delta times the weight ``min(1, records / weight_base)``, then the weight."""
     delta = np.arange(1.0, DIM + 1)
     vector = SecAggFedAvg().contribution(delta, 0.25, clip=CLIP, n_trainers=N)
     assert np.allclose(vector, np.append(clip_l2(delta, CLIP) * 0.25, 0.25))
     assert np.linalg.norm(vector[:-1]) == pytest.approx(CLIP * 0.25)
+    config = JobConfig(n_features=6, n_classes=3, hidden=(4,), epochs=2, weight_base=400)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(100, 6)), rng.integers(0, 3, size=100)
+    start = config.initial_model().params
+    node = config.local_update(start, x, y, round_no=2, clip=0.5)
+    model = config.initial_model()
+    model.fit(x, y, epochs=config.epochs, lr=config.lr, seed=config.seed * 1000 + 2)
+    change = flatten(model.params).astype(np.float64) - flatten(start).astype(np.float64)
+    simulated = SecAggFedAvg().contribution(change, 100 / 400, clip=0.5, n_trainers=N)
+    assert np.array_equal(simulated, node)
 
 
 def test_a_late_trainer_is_a_dropout_after_exactly_the_stage_timeout():

@@ -1,9 +1,13 @@
 """Training rounds across node processes: the trainer and aggregator roles.
 
 Every message between them is an envelope (signed by the sender's registered account,
-sealed to the recipient's registered X25519 key), and the SecAgg+ state machines of
-``chainml.training.secagg`` do the protocol work; this module only moves messages, keeps
-time, and makes each step durable:
+sealed to the recipient's registered X25519 key).  The aggregator's round is the round
+engine's (``chainml.training.engine``, the same one the simulator runs): the job's
+strategy (``engine.strategy_for``: SecAgg+, a robust rule, DP) says what the trainers
+send and how it is combined, ``RoundEngine`` runs the stages over ``EnvelopeTransport``
+(the courier out, the round's inbox in) on the node's clock; the SecAgg+ state machines of
+``chainml.training.secagg`` do the protocol work.  This module moves messages, keeps time,
+and makes each step durable:
 
 - the **aggregator** (the job's ``aggregator`` on chain) starts round ``r`` once every
   participant has joined: it sends each trainer a ``round/start`` (job configuration,
@@ -54,7 +58,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +83,19 @@ from chainml.storage.access import unwrap_as_grantee, wrap_for_grantee
 from chainml.storage.errors import StorageError
 from chainml.storage.sealed import load_manifest, open_artifact, seal_artifact
 from chainml.storage.store import BlobStore
-from chainml.training import normproofs, robust, wire
+from chainml.training import normproofs, wire
+from chainml.training.engine import (
+    Arrival,
+    PlainUpdate,
+    RoundEngine,
+    SybilWatch,
+    dp_entry,
+    secure_params,
+    strategy_for,
+)
+from chainml.training.engine.plain import sign_update
+from chainml.training.engine.plain import within_bounds as _within_bounds  # noqa: F401 (tests)
+from chainml.training.engine.secagg import COMPARED_PARAMS, record_params
 from chainml.training.errors import TrainingError
 from chainml.training.job import JobConfig
 from chainml.training.models import Params, flatten, from_safetensors, to_safetensors, unflatten
@@ -93,8 +109,6 @@ from chainml.training.secagg import (
     RoundTranscript,
     SecAggClient,
     SecAggError,
-    SecAggServer,
-    TooFewSurvivors,
     UnmaskShares,
     verify_round,
     verify_sum,
@@ -249,68 +263,7 @@ def round_params(
             verifiable=config.verifiable,
         )
 
-    params = derive(base)
-    if config.norm_proofs:
-        dim = config.vector_len() - 1
-        for _ in range(16):  # fewer fraction bits, more room: a step or two, then fixed
-            need = base + normproofs.headroom(params.frac_bits, dim)
-            if params.clip >= need:
-                break
-            params = derive(need)
-    return params
-
-
-# the record's parameters an audit compares with those it derives, all but the attempt (which
-# it derives them from; docs/protocol/secagg.md §11.2, §12 step 5)
-COMPARED_PARAMS = (
-    "degree",
-    "threshold",
-    "min_partners",
-    "clip",
-    "graph_seed",
-    "vector_len",
-    "verifiable",
-)
-
-
-def record_params(params: RoundParams, attempt: int) -> dict[str, Any]:
-    """A secure round's ``params`` in its record (docs/protocol/secagg.md §11.2)."""
-    return {
-        "attempt": attempt,
-        "degree": params.degree,
-        "threshold": params.threshold,
-        "min_partners": params.min_partners,
-        "clip": params.clip,
-        "graph_seed": params.graph_seed.hex(),
-        "vector_len": params.vector_len,
-        "verifiable": params.verifiable,
-    }
-
-
-def _within_bounds(update: NDArray[np.float32], length: int, clip: float) -> bool:
-    """A trainer's ``[step · weight, weight]``: finite, weight in (0, 1], step within the
-    job's L2 bound (float32 rounding allowed for)."""
-    if update.shape != (length,) or not np.isfinite(update).all():
-        return False
-    weight = float(update[-1])
-    step = float(np.linalg.norm(update[:-1].astype(np.float64)))
-    return 0.0 < weight <= 1.0 and step <= clip * weight * (1 + 1e-5)
-
-
-def _signed_by(params: RoundParams, message: PlainUpdate, account: str) -> bool:
-    try:
-        verify_round_commitment(
-            account,
-            message.signature,
-            params.chain_id,
-            params.jobs,
-            params.job_id,
-            params.round,
-            message.commitment,
-        )
-    except CryptoError:
-        return False
-    return True
+    return secure_params(derive, base, norm_proofs=config.norm_proofs, dim=config.vector_len() - 1)
 
 
 def _root(job_id: int, round_no: int, leaves: Sequence[tuple[str, bytes]]) -> bytes:
@@ -376,43 +329,6 @@ def _check_on_chain(
         raise AggregateMismatch(f"round {round_no}: the commitment root is not the record's")
     if info.bitmap != _bitmap(counted):
         raise AggregateMismatch(f"round {round_no}: the bitmap is not the record's trainers")
-
-
-@dataclass(frozen=True)
-class PlainUpdate:
-    """A trainer's update for a robust-aggregation job, and its signed round commitment
-    (EIP-712 ``RoundCommitment`` over the hash of the float32 bytes)."""
-
-    update: NDArray[np.float32]
-    signature: bytes
-
-    @property
-    def commitment(self) -> bytes:
-        return keccak256(np.ascontiguousarray(self.update, dtype="<f4").tobytes())
-
-    def encode(self) -> bytes:
-        data = np.ascontiguousarray(self.update, dtype="<f4").tobytes()
-        return json.dumps(
-            {
-                "format": "chainml-plain-update/1",
-                "update": base64.b64encode(data).decode(),
-                "signature": self.signature.hex(),
-            }
-        ).encode()
-
-    @classmethod
-    def decode(cls, raw: bytes) -> PlainUpdate:
-        try:
-            d = json.loads(raw)
-            if d["format"] != "chainml-plain-update/1":
-                raise ValueError("unknown format")
-            data = base64.b64decode(d["update"], validate=True)
-            signature = bytes.fromhex(d["signature"])
-            if len(data) % 4 or len(signature) != 65:
-                raise ValueError("bad sizes")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ProtocolViolation("malformed plain update") from exc
-        return cls(np.frombuffer(data, dtype="<f4").astype(np.float32), signature)
 
 
 def roster_of(cm: Chainml, job_id: int) -> dict[int, str]:
@@ -543,10 +459,8 @@ class TrainerRole:
         # distributed DP: this trainer's share of the noise, before masking (not on the weight)
         update = config.add_trainer_noise(update, clip=start.clip, n_trainers=len(start.roster))
         if config.aggregation != "secagg":  # a robust job: the update itself, signed
-            plain = PlainUpdate(update.astype(np.float32), b"")
-            digest = params.input_digest(plain.commitment)
-            signed = PlainUpdate(plain.update, self.identity.account.sign_digest(digest))
-            self.state.put(key, "committed:" + plain.commitment.hex())  # durable first
+            signed = sign_update(params, self.identity, update)
+            self.state.put(key, "committed:" + signed.commitment.hex())  # durable first
             crash_point("secagg:after-commit")
             self.courier.send(h.sender, PLAIN, signed.encode(), h.job_id, h.round)
             return
@@ -625,6 +539,54 @@ class TrainerRole:
         self.courier.send(to, TO_SERVER, wire.encode(message), job_id, round_no)
 
 
+class EnvelopeTransport:
+    """The round engine's transport in a node: each message an envelope signed by this
+    node and sealed to its recipient (``AggregatorRole._send_all``, side by side), each
+    arrival taken off the round's inbox, where the dispatcher thread puts what opened
+    (its signer checked by the envelope layer)."""
+
+    def __init__(
+        self,
+        role: AggregatorRole,
+        job_id: int,
+        round_no: int,
+        roster: Mapping[int, str],
+        start: bytes,
+        box: queue.Queue[tuple[str, Any]],
+    ) -> None:
+        self.role, self.job_id, self.round_no = role, job_id, round_no
+        self.roster, self.payload, self.box = roster, start, box
+
+    def start(self, roster: Mapping[int, str]) -> set[int]:
+        ids = list(roster)
+        delivered = self.role._send_all(
+            [(roster[i], START, self.payload) for i in ids], self.job_id, self.round_no
+        )
+        log.info(
+            "job %d round %d: started with %d trainers",
+            self.job_id,
+            self.round_no,
+            sum(delivered),
+        )
+        # a trainer the start did not reach is not waited for: it has dropped out
+        return {i for i, ok in zip(ids, delivered, strict=True) if ok}
+
+    def send(self, messages: Sequence[tuple[int, Any]]) -> set[int]:
+        delivered = self.role._send_all(
+            [(self.roster[i], TO_CLIENT, wire.encode(m)) for i, m in messages],
+            self.job_id,
+            self.round_no,
+        )
+        return {i for (i, _), ok in zip(messages, delivered, strict=True) if ok}
+
+    def receive(self, timeout: float) -> Arrival | None:
+        try:
+            sender, message = self.box.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        return Arrival(sender, message)
+
+
 # -- the aggregator --------------------------------------------------------------------------
 
 
@@ -655,11 +617,10 @@ class AggregatorRole:
         self.stage_timeout, self.metrics, self.clock = stage_timeout, metrics, clock
         self.actions = Actions(state, cm.jobs.client)
         self.alerts = alerts
-        # FoolsGold: per job, per trainer, its step in each round
-        self.histories: dict[int, dict[int, dict[int, NDArray[np.float64]]]] = {}
+        self.watches: dict[int, SybilWatch] = {}  # FoolsGold: per job, each trainer's steps
         # DP: per job, the noise multiplier each recorded round was charged
         self.dp_spent: dict[int, dict[int, float]] = {}
-        self.inbox: dict[tuple[int, int], queue.Queue[tuple[str, wire.Message]]] = {}
+        self.inbox: dict[tuple[int, int], queue.Queue[tuple[str, Any]]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="courier")
         self.facts = JobFacts(cm)
@@ -677,9 +638,9 @@ class AggregatorRole:
             log.info("secure-aggregation message for a round not running: ignored")
             return
         if h.purpose == PLAIN:
-            box.put((h.sender, PlainUpdate.decode(opened.plaintext)))  # type: ignore[arg-type]
+            box.put((h.sender, PlainUpdate.decode(opened.plaintext)))
         elif h.purpose == NORM:
-            box.put((h.sender, NormClaim.decode(opened.plaintext)))  # type: ignore[arg-type]
+            box.put((h.sender, NormClaim.decode(opened.plaintext)))
         else:
             box.put((h.sender, wire.decode(opened.plaintext)))
 
@@ -784,6 +745,9 @@ class AggregatorRole:
         return from_safetensors(open_artifact(self.store, self._model_key(job_id), manifest))
 
     def run_round(self, job_id: int, round_no: int, config: JobConfig, attempt: int) -> bool:
+        """One attempt at a round, run by the round engine over envelopes
+        (``EnvelopeTransport``) with the job's strategy (``engine.strategy_for``); the
+        result recorded and submitted (``_publish``).  False if it was aborted."""
         started = self.clock()
         roster = self.facts.roster(job_id)
         clip = self.facts.params(job_id).clip_bound / 1000
@@ -794,72 +758,41 @@ class AggregatorRole:
         start = RoundStart(config.encode(), to_safetensors(global_params), roster, clip, attempt)
         key = f"round:{job_id}:{round_no}"
         self.state.put(key, f"running:{attempt}")
-        box: queue.Queue[tuple[str, wire.Message]] = queue.Queue()
+        rules = None
+        if config.norm_proofs:  # each claim's weight checked against its data set on chain
+            rules = normproofs.ClaimRules(
+                clip, config.weight_base, normproofs.dataset_lookup(self.cm.datasets)
+            )
+        strategy = strategy_for(
+            config, watch=self.watches.setdefault(job_id, SybilWatch()), rules=rules
+        )
+        box: queue.Queue[tuple[str, Any]] = queue.Queue()
         with self._lock:
             self.inbox[(job_id, round_no)] = box
-        try:
-            payload = start.encode()
-            delivered = self._send_all(
-                [(a, START, payload) for a in roster.values()], job_id, round_no
-            )
-            # a trainer the start did not reach is not waited for: it has dropped out
-            expected = {i for i, ok in zip(roster, delivered, strict=True) if ok}
+        transport = EnvelopeTransport(self, job_id, round_no, roster, start.encode(), box)
+
+        def on_stage(stage: str, seconds: float, got: int, sent: int) -> None:
+            crash_point(f"aggregator:{stage}")
+            if self.metrics is not None:
+                self.metrics.stage_seconds.labels(stage=stage).observe(seconds)
             log.info(
-                "job %d round %d (attempt %d): started with %d trainers",
+                "job %d round %d (attempt %d): stage %s closed with %d of %d",
                 job_id,
                 round_no,
                 attempt,
-                len(expected),
+                stage,
+                got,
+                sent,
             )
-            if config.aggregation != "secagg":
-                return self._robust_round(
-                    job_id,
-                    round_no,
-                    attempt,
-                    config,
-                    params,
-                    clip,
-                    global_params,
-                    box,
-                    started,
-                    expected,
-                )
-            server = SecAggServer(params)
-            claims: dict[int, NormClaim] = {}
-            refused: dict[str, dict[str, str]] = {}
-            for stage in STAGES:
-                t0 = self.clock()
-                if stage == "masked" and config.norm_proofs:
-                    rules = normproofs.ClaimRules(
-                        clip, config.weight_base, normproofs.dataset_lookup(self.cm.datasets)
-                    )
-                    got, claims, refused = self._collect_proven(
-                        box, server, roster, expected, rules, job_id, round_no
-                    )
-                else:
-                    got = self._collect(box, server, roster, expected)
-                crash_point(f"aggregator:{stage}")
-                if self.metrics is not None:
-                    self.metrics.stage_seconds.labels(stage=stage).observe(self.clock() - t0)
-                if stage == "unmask":
-                    break
-                outgoing: list[Any] = list(server.advance())
-                delivered = self._send_all(
-                    [(roster[m.recipient], TO_CLIENT, wire.encode(m)) for m in outgoing],
-                    job_id,
-                    round_no,
-                )
-                expected = {m.recipient for m, ok in zip(outgoing, delivered, strict=True) if ok}
-                log.info(
-                    "job %d round %d: stage %s closed with %d of %d",
-                    job_id,
-                    round_no,
-                    stage,
-                    len(got),
-                    len(roster),
-                )
-            result = server.finish()
-        except SecAggError as exc:
+
+        engine = RoundEngine(
+            transport, clock=self.clock, stage_timeout=self.stage_timeout, on_stage=on_stage
+        )
+        try:
+            aggregation = strategy.aggregation(params, clip=clip, n_trainers=len(roster))
+            aggregate = engine.run(aggregation, roster)
+        except (SecAggError, InvalidProof) as exc:
+            # too few survivors, or a sum that does not open the survivors' commitments
             self.state.put(key, f"aborted:{attempt}")
             log.warning("job %d round %d (attempt %d) aborted: %s", job_id, round_no, attempt, exc)
             if self.metrics is not None:
@@ -870,123 +803,30 @@ class AggregatorRole:
         finally:
             with self._lock:
                 self.inbox.pop((job_id, round_no), None)
-        length = config.vector_len()  # the delta, the weight; then any blinding words
-        total = result.total[: length - 1]
-        weight = float(result.total[length - 1])
-        if weight <= 0:
-            self.state.put(key, f"aborted:{attempt}")
-            return False
-        if config.norm_proofs:
-            try:  # the sum is the sum of the proven vectors, or the round is refused
-                normproofs.check_sum(
-                    params,
-                    config.weight_base,
-                    np.frombuffer(result.transcript.total, dtype="<u4"),
-                    [claims[i] for i in result.survivors],
+        for i, why in sorted(aggregate.refused.items()):
+            log.warning(
+                "job %d round %d: client %d's input not counted: %s", job_id, round_no, i, why
+            )
+        for i, score in sorted(aggregate.flagged.items()):
+            if self.alerts is not None:
+                self.alerts.raise_(
+                    "sybil_poisoner",
+                    roster[i],
+                    f"job {job_id}: updates too alike to another trainer's "
+                    f"(FoolsGold weight {score:.2f})",
                 )
-            except (InvalidProof, KeyError) as exc:
-                self.state.put(key, f"aborted:{attempt}")
-                log.warning(
-                    "job %d round %d (attempt %d) aborted: the sum does not open the "
-                    "survivors' commitments (%s)",
-                    job_id,
-                    round_no,
-                    attempt,
-                    type(exc).__name__,
-                )
-                return False
-        if config.dp == "central":  # the noise on the delta part, never on the total weight
-            total = total + config.central_noise(len(total), clip)
-        new = flatten(global_params).astype(np.float64) + total / weight
-        inputs = {
-            str(i): self.store.put(v.astype("<u4").tobytes()) for i, v in server.inputs.items()
-        }
-        fields = {
-            "transcript": self.store.put(result.transcript.encode()),
-            "inputs": inputs,
-            "params": record_params(params, attempt),
-        }
+        new = flatten(global_params).astype(np.float64) + aggregate.update
+        fields = aggregate.record(self.store.put)
         if config.dp is not None:
-            fields["dp"] = self._privacy(job_id, round_no, config, len(result.survivors), roster)
-        if config.norm_proofs:  # every counted claim, and the refused ones as evidence
-            fields["norm"] = {
-                "claims": {str(i): self.store.put(c.encode()) for i, c in sorted(claims.items())},
-                "refused": refused,
-            }
+            fields["dp"] = self._privacy(job_id, round_no, config, len(aggregate.counted), roster)
         return self._publish(
             job_id,
             round_no,
             attempt,
             config,
             unflatten(new.astype(np.float32), global_params),
-            result.transcript.leaves(params),
-            result.survivors,
-            fields,
-            started,
-        )
-
-    def _robust_round(
-        self,
-        job_id: int,
-        round_no: int,
-        attempt: int,
-        config: JobConfig,
-        params: RoundParams,
-        clip: float,
-        global_params: Params,
-        box: queue.Queue[tuple[str, wire.Message]],
-        started: float,
-        expected: set[int],
-    ) -> bool:
-        """Plaintext updates to this aggregator (each within the job's ``clip`` bound, with
-        a weight in (0, 1]), a robust rule over them, FoolsGold.  ``TooFewSurvivors`` below
-        the round's quorum, as in a secure round."""
-        roster = params.roster
-        by_address = {a.lower(): i for i, a in roster.items()}
-        got: dict[int, PlainUpdate] = {}
-        deadline = self.clock() + self.stage_timeout
-        while not expected <= set(got) and self.clock() < deadline:
-            try:
-                sender, message = box.get(timeout=min(0.5, max(deadline - self.clock(), 0.01)))
-            except queue.Empty:
-                continue
-            slot = by_address.get(sender.lower())
-            if not isinstance(message, PlainUpdate) or slot is None or slot in got:
-                continue
-            if not _within_bounds(message.update, params.vector_len, clip) or not _signed_by(
-                params, message, roster[slot]
-            ):
-                log.warning(
-                    "job %d round %d: a bad update from %s refused", job_id, round_no, sender
-                )
-                continue
-            got[slot] = message
-        if len(got) < params.quorum:
-            raise TooFewSurvivors(f"{len(got)} valid updates, quorum {params.quorum}")
-        counted = sorted(got)
-        raw = np.stack([got[i].update.astype(np.float64) for i in counted])
-        deltas = raw[:, :-1] / raw[:, -1:]  # each party's own step, unweighted
-        flagged = self._sybil_check(job_id, round_no, counted, deltas, roster)
-        keep = [k for k, i in enumerate(counted) if i not in flagged]
-        if len(keep) >= 3:  # FoolsGold's verdict first: alike identities do not vote twice
-            deltas = deltas[keep]
-        delta = robust.aggregate(config.aggregation, deltas)
-        new = flatten(global_params).astype(np.float64) + delta
-        fields = {
-            "aggregation": config.aggregation,
-            "commitments": {str(i): got[i].commitment.hex() for i in counted},
-            "signatures": {str(i): got[i].signature.hex() for i in counted},
-            "params": {"vector_len": params.vector_len, "clip": params.clip},
-        }
-        leaves = [(roster[i], got[i].commitment) for i in counted]
-        return self._publish(
-            job_id,
-            round_no,
-            attempt,
-            config,
-            unflatten(new.astype(np.float32), global_params),
-            leaves,
-            counted,
+            aggregate.leaves,
+            aggregate.counted,
             fields,
             started,
         )
@@ -1018,44 +858,8 @@ class AggregatorRole:
         if multiplier is None:
             raise TrainingError(f"job {job_id} does not ask for differential privacy")
         charged = [spent[r] for r in range(1, round_no)] + [multiplier]
-        return {
-            "mode": config.dp,
-            "noise_multiplier": config.noise_multiplier,
-            "multiplier": multiplier,
-            "delta": config.dp_delta,
-            "rounds": round_no,
-            "epsilon": config.epsilon(charged),
-        }
-
-    def _sybil_check(
-        self,
-        job_id: int,
-        round_no: int,
-        counted: Sequence[int],
-        deltas: NDArray[np.float64],
-        roster: Mapping[int, str],
-    ) -> set[int]:
-        """FoolsGold over each trainer's updates summed across the job's rounds so far (a
-        retried round replaces its earlier attempt's); the trainers it flags, each raised
-        as an alert."""
-        history = self.histories.setdefault(job_id, {})
-        for i, d in zip(counted, deltas, strict=True):
-            history.setdefault(i, {})[round_no] = d
-        ids = sorted(history)
-        if len(ids) < 3:
-            return set()
-        scores = robust.foolsgold_scores(np.stack([sum(history[i].values()) for i in ids]))
-        flagged = set()
-        for index in robust.flag_sybils(scores):
-            flagged.add(ids[index])
-            if self.alerts is not None:
-                self.alerts.raise_(
-                    "sybil_poisoner",
-                    roster[ids[index]],
-                    f"job {job_id}: updates too alike to another trainer's "
-                    f"(FoolsGold weight {scores[index]:.2f})",
-                )
-        return flagged
+        assert config.dp is not None
+        return dp_entry(config.dp, config.noise_multiplier, config.dp_delta, charged)
 
     def _publish(
         self,
@@ -1187,98 +991,6 @@ class AggregatorRole:
         return list(
             self._pool.map(lambda m: self._send(m[0], m[1], m[2], job_id, round_no), messages)
         )
-
-    def _collect_proven(
-        self,
-        box: queue.Queue[tuple[str, wire.Message]],
-        server: SecAggServer,
-        roster: Mapping[int, str],
-        expected: set[int],
-        rules: normproofs.ClaimRules,
-        job_id: int,
-        round_no: int,
-    ) -> tuple[set[int], dict[int, NormClaim], dict[str, dict[str, str]]]:
-        """The masked stage of a norm-proof round: each trainer's claim and masked input,
-        held back until the stage closes; then all the claims checked in one batch, and
-        only the inputs whose claims verify handed to ``server`` (counted).  Returns the
-        counted trainers, their claims, and the refused ones (client id -> the reason and
-        the CID of the claim it sent, if any: the evidence)."""
-        params = server.params
-        inputs: dict[int, MaskedInput] = {}
-        claims: dict[int, NormClaim] = {}
-        for claimed, message in self._arrivals(
-            box, roster, lambda: expected <= (inputs.keys() & claims.keys())
-        ):
-            if isinstance(message, NormClaim):
-                claims.setdefault(claimed, message)  # the first one counts
-            elif isinstance(message, MaskedInput):
-                inputs.setdefault(claimed, message)
-            else:
-                log.warning("refused: %s during the masked stage", type(message).__name__)
-        bad = normproofs.refused_claims(params, rules, {i: claims.get(i) for i in inputs})
-        got: set[int] = set()
-        for i in sorted(inputs):
-            if i in bad:
-                continue
-            try:
-                server.receive(inputs[i])
-            except ProtocolViolation as exc:
-                log.warning("refused: %s", exc)
-                continue
-            got.add(i)
-        evidence = {}
-        for i, why in sorted(bad.items()):
-            log.warning(
-                "job %d round %d: client %d's input not counted: %s", job_id, round_no, i, why
-            )
-            claim = claims.get(i)
-            evidence[str(i)] = {
-                "reason": why,
-                "claim": self.store.put(claim.encode()) if claim is not None else "",
-            }
-        return got, {i: claims[i] for i in got}, evidence
-
-    def _arrivals(
-        self,
-        box: queue.Queue[tuple[str, wire.Message]],
-        roster: Mapping[int, str],
-        finished: Callable[[], bool],
-    ) -> Iterator[tuple[int, wire.Message]]:
-        """A stage's messages, each with the client id it claims once that id is checked
-        to be its envelope's signer, until ``finished()`` or the stage times out."""
-        deadline = self.clock() + self.stage_timeout
-        while not finished():
-            left = deadline - self.clock()
-            if left <= 0:
-                return
-            try:
-                sender, message = box.get(timeout=min(left, 0.5))
-            except queue.Empty:
-                continue
-            claimed = getattr(message, "sender", None)
-            if claimed is None or roster.get(claimed, "").lower() != sender.lower():
-                log.warning(
-                    "a secure-aggregation message whose sender id is not its signer: refused"
-                )
-                continue
-            yield claimed, message
-
-    def _collect(
-        self,
-        box: queue.Queue[tuple[str, wire.Message]],
-        server: SecAggServer,
-        roster: Mapping[int, str],
-        expected: set[int],
-    ) -> set[int]:
-        got: set[int] = set()
-        for claimed, message in self._arrivals(box, roster, lambda: not got < expected):
-            try:
-                server.receive(message)  # type: ignore[arg-type]
-            except ProtocolViolation as exc:
-                log.warning("refused: %s", exc)
-                continue
-            got.add(claimed)
-        return got
 
 
 # -- auditing -------------------------------------------------------------------------------
@@ -1472,14 +1184,18 @@ def load_npz(path: Path) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
 
 
 __all__ = [
+    "COMPARED_PARAMS",
     "AggregatorRole",
     "Courier",
     "DeliveryFailed",
+    "EnvelopeTransport",
+    "PlainUpdate",
     "RoundStart",
     "TrainerRole",
     "audit_round",
     "check_job_params",
     "load_npz",
+    "record_params",
     "roster_of",
     "run_aggregator",
 ]
