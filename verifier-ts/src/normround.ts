@@ -1,7 +1,8 @@
 /** Rounds of a job with norm-bound proofs (docs/protocol/zk-norm.md §12): the round's range
  * and length (§12.1), the trainers' claims (§12.2) and the audit of the record (§12.4). */
 import { equal, hex, unhex } from "./bytes.js";
-import { AggregateMismatch, VerificationError, require } from "./errors.js";
+import { AggregateMismatch, InvalidNormProof, VerificationError, require } from "./errors.js";
+import { LinfParams, verifyLinf } from "./zklinf.js";
 import { isObject, JValue, parseStrict } from "./json.js";
 import { RoundParams } from "./params.js";
 import { clientId } from "./transcript.js";
@@ -10,7 +11,7 @@ import { blindingFromLimbSums, boundSqFor, invalidNormProofs, NormContext, NormP
 /** The blinding's 16-bit limbs, one a word, after the weight coordinate (§7, §12.1). */
 export const NORM_WORDS = 16;
 const LIMB_MAX = 65535;
-const MAX_CLAIM_BYTES = 2 * (1 << 16) + 512;
+const MAX_CLAIM_BYTES = 4 * (1 << 16) + 512; // room for an L∞ proof (§14)
 
 /** §12.1: the range's room for the delta's rounding (< √n grid units) and the 16 words
  * (each < 2^16 units), a unit being 2^-f. The same double operations, in the same order, as
@@ -37,6 +38,7 @@ export function widenedParams(base: number, dim: number, derive: (clip: number) 
 export const CLAIM_FORMAT = "chainml-norm-claim/2";
 const MAX_ID = (1n << 256n) - 1n;
 const FIELDS = "commitment,dataset,format,proof,records,sender";
+const LINF = "linf"; // only in a claim of a job with an L∞ bound (§14)
 
 export interface NormClaim {
   sender: number;
@@ -44,6 +46,8 @@ export interface NormClaim {
   records: bigint;
   commitment: Uint8Array;
   proof: Uint8Array;
+  /** an L∞ proof on the same commitment (§11, §14), empty if the claim carries none */
+  linf: Uint8Array;
 }
 
 /** §12.2: a claim is exactly the canonical spelling of its six fields (sorted keys, no
@@ -63,7 +67,7 @@ export function decodeClaim(raw: Uint8Array): NormClaim {
     return fail("not JSON");
   }
   if (!isObject(d)) return fail("not an object");
-  if (Object.keys(d).sort().join(",") !== FIELDS) fail("not the claim's fields");
+  if (Object.keys(d).filter((k) => k !== LINF).sort().join(",") !== FIELDS) fail("not the claim's fields");
   if (d.format !== CLAIM_FORMAT) fail("unknown format");
   const integer = (v: JValue, most: bigint, what: string): bigint => {
     if ((typeof v !== "number" || !Number.isInteger(v)) && typeof v !== "bigint") return fail(`${what} is not an integer`);
@@ -76,20 +80,24 @@ export function decodeClaim(raw: Uint8Array): NormClaim {
   const records = integer(d.records, MAX_ID, "the record count");
   let commitment: Uint8Array;
   let proof: Uint8Array;
+  let linf: Uint8Array = new Uint8Array(0);
   try {
     commitment = unhex(d.commitment as string);
     proof = unhex(d.proof as string);
+    if (LINF in d) linf = unhex(d[LINF] as string);
   } catch {
     return fail("lower-case hex expected");
   }
   if (commitment.length !== 48 || proof.length === 0) fail("a 48-byte commitment and a proof");
-  const claim: NormClaim = { sender, dataset, records, commitment, proof };
+  if (LINF in d && linf.length === 0) fail("an empty L-infinity proof");
+  const claim: NormClaim = { sender, dataset, records, commitment, proof, linf };
   if (!equal(encodeClaim(claim), raw)) fail("not canonical");
   return claim;
 }
 
 export function encodeClaim(c: NormClaim): Uint8Array {
-  const text = `{"commitment":"${hex(c.commitment)}","dataset":${c.dataset},"format":"${CLAIM_FORMAT}","proof":"${hex(c.proof)}","records":${c.records},"sender":${c.sender}}`;
+  const linf = c.linf.length ? `"linf":"${hex(c.linf)}",` : "";
+  const text = `{"commitment":"${hex(c.commitment)}","dataset":${c.dataset},"format":"${CLAIM_FORMAT}",${linf}"proof":"${hex(c.proof)}","records":${c.records},"sender":${c.sender}}`;
   return new TextEncoder().encode(text);
 }
 
@@ -123,6 +131,25 @@ export interface ClaimRules {
   clip: number;
   weightBase: number;
   datasets: (id: bigint) => DatasetFact | undefined;
+  /** the job's linf_bound (§14): 0 if it asks for none */
+  linf: number;
+}
+
+/** §14: the L∞ statement for a delta within ±bound (already times the weight) on the
+ * round's grid: |x_j| ≤ ⌈bound·2^f⌉ + 1, at most 2^31 − 1. */
+export function linfParams(p: RoundParams, bound: number): LinfParams {
+  const grid = Math.ceil(bound * 2 ** p.fracBits) + 1;
+  return new LinfParams(deltaLen(p), Math.min(grid, 2 ** 31 - 1));
+}
+
+/** §14: a claim's L∞ proof as its job asks (none if it asks none); InvalidNormProof. */
+function verifyClaimLinf(p: RoundParams, rules: ClaimRules, c: NormClaim, ctx: NormContext): void {
+  if (!rules.linf) {
+    if (c.linf.length) throw new InvalidNormProof("an L-infinity proof in a job that asks for none");
+    return;
+  }
+  if (!c.linf.length) throw new InvalidNormProof("no L-infinity proof");
+  verifyLinf(ctx, linfParams(p, weightedClip(rules.linf, c.records, rules.weightBase)), c.commitment, c.linf);
 }
 
 const minWeight = (records: bigint, weightBase: number): bigint => (records < BigInt(weightBase) ? records : BigInt(weightBase));
@@ -175,6 +202,15 @@ export function refusedClaims(p: RoundParams, rules: ClaimRules, claims: Map<num
       statement(p, rules, c),
     ]);
     for (const k of invalidNormProofs(items)) refused.set(batch[k][0], "the norm-bound proof does not verify");
+    batch.forEach(([i, c], k) => {
+      if (refused.has(i) || !(rules.linf || c.linf.length)) return;
+      try {
+        verifyClaimLinf(p, rules, c, items[k][0]);
+      } catch (e) {
+        if (!(e instanceof InvalidNormProof)) throw e; // MalformedNormProof included
+        refused.set(i, "the L-infinity proof does not verify");
+      }
+    });
   }
   return refused;
 }

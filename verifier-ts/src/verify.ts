@@ -301,6 +301,7 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
   const normProofs = config.norm_proofs === undefined ? false : config.norm_proofs;
   require(typeof normProofs === "boolean", "12/3 configuration", "norm_proofs is not a boolean");
   require(!normProofs || config.dp !== "distributed", "12/3 configuration", "norm_proofs with distributed DP");
+  require(normProofs || config.linf_bound === undefined, "12/3 configuration", "linf_bound without norm_proofs");
   const recorded = record.params;
   require(isObject(recorded), "12/4 parameters", "the record has no params");
   const attempt = int(recorded.attempt, "params.attempt", "12/4 parameters");
@@ -339,7 +340,9 @@ export function auditRound(facts: ChainFacts, fetch: (cid: string) => Uint8Array
     require(typeof weightBase === "number" && Number.isInteger(weightBase) && weightBase >= 1, "12/3 configuration", "weight_base is not a positive integer");
     require(facts.datasets, "zk-norm/13 data sets", "no data sets to check the claims' weights against (the Datasets contract: --datasets, or a case's datasets)");
     const datasets: Map<string, DatasetFact> = facts.datasets;
-    const rules = { clip: facts.clipBound / 1000, weightBase, datasets: (id: bigint) => datasets.get(id.toString()) };
+    const linf = config.linf_bound === undefined ? 0 : config.linf_bound;
+    require(typeof linf === "number" && Number.isFinite(linf) && linf >= 0, "12/3 configuration", "linf_bound is not a non-negative number");
+    const rules = { clip: facts.clipBound / 1000, weightBase, datasets: (id: bigint) => datasets.get(id.toString()), linf };
     auditNorm(p, rules, record, transcript.survivors, total, (cid, what) => fetchChecked(fetch, cid, what));
   }
 

@@ -43,8 +43,19 @@ for (const r of V.refused) {
   });
 }
 
-test("claims longer than 131,584 bytes, not UTF-8, not an object, or with a duplicate key are refused", () => {
-  const big = V.claim.replace(/"proof":"([0-9a-f]+)"/, (m: string, h: string) => `"proof":"${h}${"00".repeat(60_000)}"`);
+test("an L∞ proof (§14) travels as the optional field linf: it decodes and re-encodes; an empty one is refused", () => {
+  const withLinf = V.claim.replace('"format"', '"format"').replace('"proof":', '"linf":"0102","proof":');
+  const c = decodeClaim(ascii(withLinf));
+  assert.equal(hex(c.linf), "0102");
+  assert.deepEqual(encodeClaim(c), ascii(withLinf));
+  assert.equal(decodeClaim(ascii(V.claim)).linf.length, 0);
+  for (const bad of [withLinf.replace('"linf":"0102"', '"linf":""'), withLinf.replace('"linf":"0102"', '"linf":"01AB"'), withLinf.replace('"linf":"0102","proof"', '"proof"').replace('"records"', '"linf":"0102","records"')]) {
+    assert.throws(() => decodeClaim(ascii(bad)), (e: unknown) => e instanceof VerificationError && e.check === "zk-norm/12.2 claim");
+  }
+});
+
+test("claims longer than 262,656 bytes, not UTF-8, not an object, or with a duplicate key are refused", () => {
+  const big = V.claim.replace(/"proof":"([0-9a-f]+)"/, (m: string, h: string) => `"proof":"${h}${"00".repeat(130_000)}"`);
   for (const raw of [ascii(big), Uint8Array.of(0xff, 0xfe), ascii("[]"), ascii(V.claim.replace('{"commitment"', '{"sender":1,"commitment"'))]) {
     assert.throws(() => decodeClaim(raw), (e: unknown) => e instanceof VerificationError && e.check === "zk-norm/12.2 claim");
   }

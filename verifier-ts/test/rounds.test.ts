@@ -312,3 +312,31 @@ test("norm round, honest weights (§13): a weight its data set does not back, or
     );
   }
 });
+
+test("honest_linf: an L∞ job's round (§14) checks out, every survivor's L∞ proof re-verified", (t) => {
+  if (!expected.honest_linf) return t.skip("this chainml has no L-infinity job option");
+  const r = audit("honest_linf");
+  assert.deepEqual(r.counted, expected.honest_linf.survivors);
+  assert.deepEqual(r.sum, expected.honest_linf.chainml_sum);
+});
+
+test("L∞ round doctored: a claim without its L∞ proof, with a flipped one, and an L∞ proof in a job that asks none are refused", (t) => {
+  if (!expected.honest_linf) return t.skip("this chainml has no L-infinity job option");
+  const flipLinf = (c: string) => {
+    const d = JSON.parse(c);
+    d.linf = (parseInt(d.linf.slice(0, 2), 16) ^ 0).toString(16).padStart(2, "0") + d.linf.slice(2, -2) + (parseInt(d.linf.slice(-2), 16) ^ 1).toString(16).padStart(2, "0");
+    return canonicalClaim(d);
+  };
+  const cases: [string, Parameters<typeof doctored>[0]][] = [
+    ["honest_linf", withClaim(2, (c) => canonicalClaim({ ...JSON.parse(c), linf: undefined }))],
+    ["honest_linf", withClaim(1, flipLinf)],
+    ["honest_norm", withClaim(1, (c) => canonicalClaim({ ...JSON.parse(c), linf: "0102" }))],
+  ];
+  for (const [name, edit] of cases) {
+    assert.throws(
+      () => doctored(edit, name),
+      (e: unknown) => e instanceof VerificationError && e.check === "zk-norm/12.4 claims" && /L-infinity/.test(e.message),
+      name,
+    );
+  }
+});
