@@ -58,6 +58,7 @@ from chainml.training.engine import (
     SybilWatch,
     secure_params,
 )
+from chainml.training.engine.plain import PlainTrainer
 from chainml.training.engine.secagg import SecAggTrainer
 from chainml.training.errors import TrainingError
 from chainml.training.models import MLP, Model, flatten, unflatten
@@ -132,12 +133,17 @@ def train_federated(
     counts = np.array([len(s) for s in shards], dtype=np.float64)
     base = weight_base or int(counts.max())
     weights = np.minimum(1.0, counts / base)
-    identities = identities or {i: Identity.generate() for i in range(1, n + 1)}
-    roster = {i: identities[i].address for i in range(1, n + 1)}
+    if identities is None and mode == "fedavg":  # nothing signed or sealed: stand-ins
+        roster = {i: f"0x{i:040x}" for i in range(1, n + 1)}
+        keys = {i: i.to_bytes(32, "big") for i in roster}
+        pairs: dict[int, PairKeys] = {}
+    else:
+        identities = identities or {i: Identity.generate() for i in range(1, n + 1)}
+        roster = {i: identities[i].address for i in range(1, n + 1)}
+        keys = {i: identities[i].x25519.public_bytes for i in range(1, n + 1)}
+        pairs = {i: PairKeys(identities[i].x25519) for i in roster}  # kept across the job
     rules = normproofs.ClaimRules(clip, base, _datasets(roster, shards)) if norm_proofs else None
     strategy = _strategy(mode, byzantine, dp, noise_multiplier, noise_rng, rules)
-    keys = {i: identities[i].x25519.public_bytes for i in range(1, n + 1)}
-    pairs = {i: PairKeys(identities[i].x25519) for i in roster}  # kept across the job
     clock = ManualClock()
     n_classes = data.n_classes
     for r in range(1, rounds + 1):
@@ -189,11 +195,15 @@ def train_federated(
             rng = np.random.default_rng([seed, r, i])
             k = i - 1
             evil = attack is not None and k in attack.clients
+            session: Any
+            if identities is None:  # plaintext FedAvg: the update, unsigned
+                session = PlainTrainer(params, None, vectors[k], signed=False)
+                sessions[i] = (roster[i], session)
+                continue
             # what backs its weight: its shard as data set i (an overweight attacker claims 1)
             records = base if evil and attack.overweight else len(shards[k])  # type: ignore[union-attr]
-            stake = normproofs.DataStake(i, max(records, 1), base)
-            session: Any
-            if norm_proofs and evil and attack.unclipped:  # type: ignore[union-attr]
+            stake = normproofs.DataStake(i, max(records, 1), base) if norm_proofs else None
+            if stake is not None and evil and attack.unclipped:  # type: ignore[union-attr]
                 honest = clip_l2(deltas[k], clip) * weights[k]
                 session = _norm_attacker(
                     params,

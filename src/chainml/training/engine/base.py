@@ -159,14 +159,19 @@ class Strategy(ABC):
         """The aggregator's state for one round of ``params`` (``clip``: the job's bound)."""
 
 
-def identify(arrival: Arrival, roster: Mapping[int, str]) -> int | None:
+def identify(
+    arrival: Arrival, roster: Mapping[int, str], by_signer: Mapping[str, int] | None = None
+) -> int | None:
     """The client id an arrival counts for: the id a message claims (``sender``) if the
-    roster names its signer for it; for a message that claims none, the signer's slot.
+    roster names its signer for it; for a message that claims none, the signer's slot
+    (``by_signer``: lower-case account -> id, the roster inverted, if the caller keeps one).
     None if neither holds (a message under another's id is refused)."""
     signer = arrival.signer.lower()
     claimed = getattr(arrival.message, "sender", None)
     if claimed is None:
-        return next((i for i, a in roster.items() if a.lower() == signer), None)
+        if by_signer is None:
+            by_signer = {a.lower(): i for i, a in roster.items()}
+        return by_signer.get(signer)
     if isinstance(claimed, int) and roster.get(claimed, "").lower() == signer:
         return claimed
     return None

@@ -60,6 +60,7 @@ class RoundEngine:
         self, aggregation: Aggregation, roster: Mapping[int, str], expected: set[int]
     ) -> None:
         deadline = self.clock() + self.stage_timeout
+        by_signer = {a.lower(): i for i, a in roster.items()}
         while not expected <= aggregation.completed:
             left = deadline - self.clock()
             if left <= 0:
@@ -67,7 +68,7 @@ class RoundEngine:
             arrival = self.transport.receive(min(left, self.poll))
             if arrival is None:
                 continue
-            client = identify(arrival, roster)
+            client = identify(arrival, roster, by_signer)
             if client is None:
                 log.warning("a round message whose sender id is not its signer: refused")
                 continue

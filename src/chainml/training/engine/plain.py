@@ -104,9 +104,17 @@ class PlainTrainer:
     """A trainer's session: its one update when the round opens."""
 
     def __init__(
-        self, params: RoundParams, identity: Identity, vector: NDArray[np.floating], *, signed: bool
+        self,
+        params: RoundParams,
+        identity: Identity | None,
+        vector: NDArray[np.floating],
+        *,
+        signed: bool,
     ) -> None:
+        """``identity``: the trainer's, which signs; None only for an unsigned update."""
         if signed:
+            if identity is None:
+                raise ValueError("a signed update needs the trainer's identity")
             self.message = sign_update(params, identity, vector)
         else:
             self.message = PlainUpdate(np.asarray(vector, dtype=np.float32), b"")
