@@ -367,3 +367,42 @@ def test_a_nonce_recorded_without_a_flush_survives_the_process_being_killed(tmp_
     assert not reopened.remember("0xabc", b"n" * 32, 1000)  # the replay is refused
     assert reopened.remember("0xabc", b"m" * 32, 1000)
     assert state.query("PRAGMA synchronous")[0][0] == 2  # FULL again for every other write
+
+
+def test_the_header_s_encoding_is_the_abi_encoding_of_its_types():
+    """``Header.encode`` writes the ABI encoding itself: byte for byte ``eth_abi``'s, for
+    purposes of every length up to the limit and integers at their bounds."""
+    import random
+
+    from eth_abi.abi import encode as abi_encode
+
+    from chainml.node.envelope import HEADER_TYPES, VERSION, Header
+
+    rng = random.Random(7)
+    for length in range(1, 65):
+        header = Header(
+            sender=Identity.generate().address,
+            recipient=Identity.generate().address,
+            purpose="".join(
+                rng.choice("abcdefghijklmnopqrstuvwxyz/-_ 0123456789") for _ in range(length)
+            ),
+            job_id=rng.choice([0, 1, 2**256 - 1, rng.getrandbits(256)]),
+            round=rng.choice([0, 7, 2**256 - 1, rng.getrandbits(64)]),
+            timestamp=rng.choice([0, 2**64 - 1, rng.getrandbits(63)]),
+            nonce=rng.randbytes(32),
+        )
+        values = [VERSION, header.sender, header.recipient, header.purpose, header.job_id]
+        values += [header.round, header.timestamp, header.nonce]
+        assert header.encode() == abi_encode(list(HEADER_TYPES), values), length
+    good = Header(
+        Identity.generate().address, Identity.generate().address, "p", 1, 1, 1, b"\0" * 32
+    )
+    for bad in (
+        {"job_id": 2**256},
+        {"round": -1},
+        {"timestamp": 2**64},
+        {"nonce": b"\0" * 31},
+        {"sender": "0x1234"},
+    ):
+        with pytest.raises(ValueError):
+            Header(**{**good.__dict__, **bad}).encode()
