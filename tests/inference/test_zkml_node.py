@@ -25,9 +25,7 @@ from chainml.ledger.bindings import Role
 from chainml.ledger.client import LedgerClient
 from chainml.ledger.devchain import DevChainProcess
 from chainml.node import daemon, localnet
-from chainml.node.access import LedgerChainView
 from chainml.node.inference import check_batches, connect
-from chainml.storage import access
 from chainml.storage.local import LocalBlobStore
 from chainml.storage.sealed import seal_artifact
 from chainml.training.models import to_safetensors
@@ -39,13 +37,28 @@ PASSWORD = "zk provider test password"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _provider_node(tmp: Path, name: str, url: str):
+def _node(tmp: Path, name: str, url: str):
     node = localnet.init_node(tmp, name, PASSWORD, rpc=url, work=1 << 10)
     config = node.config.read_text()
     config = config.replace("receipt_batch = 100 ", "receipt_batch = 1 ")  # bill each answer
     config = config.replace("interval = 1 ", "interval = 0.2 ")
+    config = config.replace('dir = "store"', f'dir = "{tmp / "store"}"')
     node.config.write_text(config)
     return node
+
+
+def _cli(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``chainml ARGS`` as its own process (as ``tests.cli.chainml``), with room for a
+    bundle built or a proof made on a loaded machine."""
+    env = dict(os.environ, CHAINML_PASSWORD=PASSWORD, COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "chainml.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _spawn(node, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -59,7 +72,7 @@ def _spawn(node, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         )
 
 
-def _wait(what, timeout: float = 90.0):
+def _wait(what, timeout: float = 180.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = what()
@@ -70,90 +83,74 @@ def _wait(what, timeout: float = 90.0):
 
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory, x2_mlp, other_model, zk_digits, zk_other):
-    """A chain; the digits x² MLP published with its proof bundle and granted to an honest
-    provider node and to a swapping one; a funded client."""
+def market(tmp_path_factory, x2_mlp, other_model, zk_other):
+    """A chain; the owner publishes the digits x² MLP with its proof bundle through the CLI
+    (``model seal --proofs``) and grants it to an honest provider node and to a swapping
+    one; a funded client identity and a client node for the CLI.  Every node uses one
+    store, as IPFS would make them."""
     tmp = tmp_path_factory.mktemp("zkmarket")
-    bundle, _ = zk_digits
     other_bundle, _ = zk_other
-    weights = to_safetensors(x2_mlp.params, {"model": "mlp", "activation": "square"})
+    weights = tmp / "digits.safetensors"
+    weights.write_bytes(to_safetensors(x2_mlp.params, {"model": "mlp", "activation": "square"}))
+    store = LocalBlobStore(tmp / "store")
     with DevChainProcess(tmp / "chain") as chain:
         client = LedgerClient(chain.url)
         cm, dev = localnet.deploy(client, tmp)
-        honest = _provider_node(tmp, "honest", chain.url)
-        swapper = _provider_node(tmp, "swapper", chain.url)
-        owner, user = Identity.generate(), Identity.generate()
-        for ident in (honest.identity, swapper.identity, owner, user):
+        nodes = {n: _node(tmp, n, chain.url) for n in ("owner", "honest", "swapper", "clinic")}
+        user = Identity.generate()
+        for ident in [n.identity for n in nodes.values()] + [user]:
             client.transact(dev, to=ident.address, value=5 * ETHER)
-        for node in (honest, swapper):
+        for name in ("honest", "swapper"):
+            node = nodes[name]
             cm.registry.register_identity(node.identity, Role.INFERENCE_PROVIDER, node.url, ETHER)
-        cm.registry.register_identity(owner, Role.REQUESTER, "", ETHER)
-        # the owner publishes: the bundle, then the sealed weights whose manifest names it
-        stores = [LocalBlobStore(n.config.parent / "store") for n in (honest, swapper)]
-        key = generate_key()
-        model_id = cm.models.create_model(owner.account, "digits x2 proven")
-        bundle_cid = stores[0].put(bundle.encode())
-        sealed = seal_artifact(
-            stores[0],
-            key,
-            weights,
-            artifact_id=f"model-{model_id}",
-            version=1,
-            zk_bundle=bundle_cid,
+        cm.registry.register_identity(nodes["owner"].identity, Role.REQUESTER, "", ETHER)
+        owner = nodes["owner"].config
+        sealed = _cli(
+            "model", "seal", weights, "--name", "digits x2", "--proofs", "--config", owner
         )
-        for cid in (bundle_cid, sealed.manifest_cid, sealed.manifest.ciphertext_cid):
-            assert stores[1].put(stores[0].get(cid)) == cid  # the same blobs in both stores
-        version = cm.models.publish_version(
-            owner.account,
-            model_id,
-            sealed.manifest.ciphertext_cid,
-            sealed.manifest_cid,
-            sealed.plaintext_commitment,
-        )
-        view = LedgerChainView(cm)
-        for node, store in zip((honest, swapper), stores, strict=True):
-            wrapped = access.wrap_for_grantee(view, key, version, node.identity.address)
-            cm.models.grant(
-                owner.account,
-                version,
-                node.identity.address,
-                view.now() + 86400,
-                store.put(wrapped),
+        assert sealed.returncode == 0, sealed.stdout + sealed.stderr
+        version = int(sealed.stdout.split("version")[1].split()[0])
+        bundle_cid = sealed.stdout.split("proofs")[1].split()[0]
+        for name in ("honest", "swapper"):
+            address = nodes[name].identity.address
+            granted = _cli(
+                "model", "grant", str(version), address, "--days", "1", "--config", owner
             )
+            assert granted.returncode == 0, granted.stderr
         cm.receipts.deposit(user.account, ETHER // 100)
-        swap_files = tmp / "swap"
-        swap_files.mkdir()
-        (swap_files / "weights").write_bytes(
+        cm.receipts.deposit(nodes["clinic"].identity.account, ETHER // 100)
+        swap = tmp / "swap"
+        swap.mkdir()
+        (swap / "weights").write_bytes(
             to_safetensors(other_model.params, {"model": "mlp", "activation": "square"})
         )
-        (swap_files / "bundle").write_bytes(other_bundle.encode())
+        (swap / "bundle").write_bytes(other_bundle.encode())
         procs = [
-            _spawn(honest),
+            _spawn(nodes["honest"]),
             _spawn(
-                swapper,
-                {
-                    "ZK_SWAP_WEIGHTS": str(swap_files / "weights"),
-                    "ZK_SWAP_BUNDLE": str(swap_files / "bundle"),
-                },
+                nodes["swapper"],
+                {"ZK_SWAP_WEIGHTS": str(swap / "weights"), "ZK_SWAP_BUNDLE": str(swap / "bundle")},
             ),
         ]
         try:
-            for node, proc in zip((honest, swapper), procs, strict=True):
-                daemon.wait_ready(node.url, proc, address=node.identity.address)
+            for node, proc in zip((nodes["honest"], nodes["swapper"]), procs, strict=True):
+                daemon.wait_ready(node.url, proc, timeout=120, address=node.identity.address)
             yield {
                 "cm": cm,
                 "chain": client,
                 "user": user,
-                "honest": honest,
-                "swapper": swapper,
+                "honest": nodes["honest"],
+                "swapper": nodes["swapper"],
+                "clinic": nodes["clinic"],
                 "version": version,
                 "bundle_cid": bundle_cid,
-                "fetch": stores[0].get,
+                "fetch": store.get,
                 "plain_manifest": seal_artifact(
-                    stores[0], key, weights, artifact_id="m", version=1
+                    store, generate_key(), weights, artifact_id="m", version=1
                 ),
                 # the client's one book: every batch billed to it is checked against it
                 "book": ReceiptBook(user.address, client.chain_id, cm.receipts.address),
+                "tmp": tmp,
             }
         finally:
             for proc in procs:
@@ -190,7 +187,7 @@ def test_an_honest_provider_node_s_proven_answers_verify_and_its_batch_checks(
     book = m["book"]
     inference = _connect(m, m["honest"], book)
     assert inference.info.zk_bundle == m["bundle_cid"]
-    x = digits.x_test[20:22]
+    x = digits.x_test[20:21]
     logits = inference.predict_proven(x)
     assert np.array_equal(logits.argmax(1), x2_mlp.predict(x))
     assert not book.rejected
@@ -234,3 +231,46 @@ def test_the_client_takes_the_bundle_only_from_the_manifest_on_chain(market, zk_
     plain = m["plain_manifest"]  # a version sealed without a bundle
     with pytest.raises(MalformedBundle, match="without a proof bundle"):
         committed_bundle(plain.manifest_cid, m["fetch"])
+
+
+def test_the_cli_client_asks_for_proofs_and_disputes_a_swapped_model(market, digits):
+    m = market
+    cm, clinic = m["cm"], m["clinic"]
+    data = m["tmp"] / "digits.npz"
+    np.savez(data, x=digits.x_test, y=digits.y_test)
+    honest = m["honest"].identity.address
+    done = _cli(
+        "infer",
+        "run",
+        honest,
+        "--input",
+        data,
+        "--rows",
+        "1",
+        "--proven",
+        "--config",
+        clinic.config,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 predictions (proven plain)" in done.stdout
+    swapped = _cli(
+        "infer",
+        "run",
+        m["swapper"].identity.address,
+        "--input",
+        data,
+        "--rows",
+        "1",
+        "--proven",
+        "--config",
+        clinic.config,
+    )
+    assert swapped.returncode != 0 and "InvalidProof" in swapped.stderr
+    for provider in (honest, m["swapper"].identity.address):
+        _wait(lambda p=provider: _batches(cm, clinic.identity.address, p))
+    checked = _cli("infer", "receipts", "--config", clinic.config)
+    assert checked.returncode == 3, checked.stdout + checked.stderr
+    (bad,) = _batches(cm, clinic.identity.address, m["swapper"].identity.address)
+    (good,) = _batches(cm, clinic.identity.address, honest)
+    assert f"batch {bad}" in checked.stdout and "disputed" in checked.stdout
+    assert cm.receipts.batch(bad).status == 3 and cm.receipts.batch(good).status == 1

@@ -57,6 +57,9 @@ def run(
         False, "--encrypted", help="CKKS: the provider sees ciphertexts only"
     ),
     batch: bool = typer.Option(False, "--batch", help="with --encrypted: all rows in one batch"),
+    proven: bool = typer.Option(
+        False, "--proven", help="plain, with a proof per row that the committed model answered"
+    ),
     rows: int = typer.Option(10, min=1, help="how many rows of the input to ask about"),
     config: Path = CONFIG,
     book: Path | None = BOOK,
@@ -80,8 +83,11 @@ def run(
         ledger = ReceiptBook.load(
             path, node.identity.address, node.client.chain_id, node.cm.receipts.address
         )
-        client = connect(node.cm, node.identity, provider, book=ledger)
-        if not encrypted:
+        fetch = node.store.get if proven else None  # the bundle, from this node's store
+        client = connect(node.cm, node.identity, provider, book=ledger, proofs=fetch)
+        if proven:
+            logits = client.predict_proven(x)
+        elif not encrypted:
             logits = client.predict_plain(x)
         elif batch:
             logits = client.predict_encrypted_batch(x)
@@ -93,6 +99,7 @@ def run(
         if ledger is not None:  # every receipt received, even if a later request failed
             ledger.save(path)
     mode = ("encrypted batch" if batch else "encrypted") if encrypted else "sealed plain"
+    mode = "proven plain" if proven else mode
     predicted = logits.argmax(axis=1)
     console.print(f"{len(x)} predictions ({mode}) from {provider}")
     table = Table()

@@ -127,6 +127,9 @@ def model_seal(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
     name: str = typer.Option("model", help="name of a new model"),
     model_id: int = typer.Option(0, "--model", help="add a version to this model instead"),
+    proofs: bool = typer.Option(
+        False, "--proofs", help="also publish a proof bundle: providers prove plain answers"
+    ),
     config: Path = CONFIG,
 ) -> None:
     """Seal FILE (safetensors weights or any artifact) and publish it as a model version."""
@@ -134,12 +137,13 @@ def model_seal(
 
     try:
         node = _node(config)
-        done = models.seal_and_publish(node, file, name=name, model_id=model_id)
+        done = models.seal_and_publish(node, file, name=name, model_id=model_id, proofs=proofs)
     except ChainmlError as exc:
         raise _fail("seal failed", exc) from exc
     console.print(
         f"model {done.model_id} version {done.version_id}\n"
         f"  ciphertext {done.ciphertext_cid}\n  manifest   {done.manifest_cid}"
+        + (f"\n  proofs     {done.zk_bundle}" if done.zk_bundle else "")
     )
 
 

@@ -39,6 +39,7 @@ class Published:
     version_id: int
     ciphertext_cid: str
     manifest_cid: str
+    zk_bundle: str = ""  # the CID of its proof bundle, if published with one
 
 
 def _store(node: Node) -> BlobStore:
@@ -65,17 +66,33 @@ def _own_key(node: Node, version_id: int) -> bytes:
 
 
 def seal_and_publish(
-    node: Node, path: Path, *, name: str, model_id: int = 0, parent: int = 0, job_id: int = 0
+    node: Node,
+    path: Path,
+    *,
+    name: str,
+    model_id: int = 0,
+    parent: int = 0,
+    job_id: int = 0,
+    proofs: bool = False,
 ) -> Published:
-    """Seal ``path`` under a fresh key, store it and publish it as a new version."""
+    """Seal ``path`` under a fresh key, store it and publish it as a new version; with
+    ``proofs``, first build and store its proof bundle (``chainml.inference.zkml``: the
+    weights must be an MLP or a regression) and name it in the manifest."""
     account = node.identity.account
+    bundle_cid = _proof_bundle(node, path) if proofs else ""
     if not model_id:
         model_id = node.cm.models.create_model(account, name)
     version = node.cm.models.model(model_id).version_count + 1
     key = generate_key()
     media = SAFETENSORS if path.suffix == ".safetensors" else "application/octet-stream"
     sealed = seal_artifact(
-        _store(node), key, path, artifact_id=f"model-{model_id}", version=version, media_type=media
+        _store(node),
+        key,
+        path,
+        artifact_id=f"model-{model_id}",
+        version=version,
+        media_type=media,
+        zk_bundle=bundle_cid,
     )
     version_id = node.cm.models.publish_version(
         account,
@@ -87,7 +104,22 @@ def seal_and_publish(
         job_id,
     )
     _remember_key(node, version_id, key)
-    return Published(model_id, version_id, sealed.manifest.ciphertext_cid, sealed.manifest_cid)
+    return Published(
+        model_id, version_id, sealed.manifest.ciphertext_cid, sealed.manifest_cid, bundle_cid
+    )
+
+
+def _proof_bundle(node: Node, path: Path) -> str:
+    """Build the proof bundle of the weights at ``path`` (the SRS made here, kept beside the
+    store) and store it; its CID."""
+    from chainml.inference import zkml
+    from chainml.training.models import classifier_from_safetensors
+
+    _, params, activation = classifier_from_safetensors(path.read_bytes())
+    cache = zkml.SrsCache(Path(node.config.store).parent / "zk-srs")
+    bundle, prover = zkml.build_bundle(params, activation, srs=cache)
+    prover.close()  # the owner keeps no proving key: each provider rebuilds its own
+    return _store(node).put(bundle.encode())
 
 
 def grant(
