@@ -115,7 +115,8 @@ def train_federated(
     """Train for ``rounds``; ``dp`` is None, "central" or "distributed" (Gaussian noise of
     ``noise_multiplier * clip`` on the sum; ε at ``delta`` in the history).
     ``weight_base``: the records that weigh 1 (``JobConfig.weight_base``); by default the
-    largest shard's."""
+    largest shard's.  A round has at least 3 trainers, as a node's does (``TrainingError``
+    for fewer shards)."""
     if mode not in MODES:
         raise TrainingError(f"mode is one of {MODES}")
     if norm_proofs and (mode != "secagg" or dp):
