@@ -16,14 +16,27 @@ Full run (``make bench``), measured in order on one devnet:
   against ``deploy_system`` on the project's dev chain in the same run
   (``baseline_deploy_s``), and the wait until that transaction's block is finalized (what
   a step waits when it waits for finality);
+- ``job``: chainml's nodes (``chainml.devtools.posdevnet_job``), each inside a devnet host
+  talking to that host's own execution client with ``settle = "finalized"``, run a job of
+  three trainers and two rounds: the job's creation until finalized (what the trainers
+  wait for before joining), each round's wall time, and each round's record until
+  finalized (what a round whose steps waited for finality would add: the round steps of
+  ``node/rounds.py`` act on the latest block, see docs/deploy.md); against the same job
+  across hosts on the project's dev chain, run after the devnet is gone
+  (``baseline_dev_chain``, ``ratio_round_vs_dev_chain``);
+- ``sybils``: one funder on pos-2 registers five identities holding the majority of the
+  stake: which alerts every node's monitor raised (``common_funder``, ``stake_majority``);
+- ``minority_partition``: pos-3's chain node cut off its peers (nftables; its RPC port left
+  open, as for a chain client that lost its peers) for three epochs while the nodes run:
+  the majority's finality, the minority's own blocks, the head lag, the alerts of the
+  chainml node on pos-3 and of the aggregator's on pos-1, the rejoin (Lodestar 1.5.1 does
+  not redial: ``connect_peer``, else a restart), the reorganisation alert after the heal,
+  and ``as_documented``: each point of docs/monitoring.md checked (a failed one makes the
+  run's ``ok`` false);
 - ``one_pair_offline``: the third pair stopped (SIGSTOP) for three epochs: blocks per slot
   and the ``finalized`` blocks gained by the two others meanwhile (with exactly 2/3 of the
   stake online finality may stall: measured, not assumed); then resumed and reconnected,
-  ``rejoin_s`` until its chain agrees with the others' again;
-- ``minority_partition``: the third host cut off with nftables for two epochs: whether the
-  majority kept finalizing and how far the minority's head went on its own; healed, then
-  reconnected (Lodestar 1.5.1 does not redial: ``connect_peer``, else a restart) and
-  ``rejoin_s`` until the minority's chain is the majority's again past the heal.
+  ``rejoin_s`` until its chain agrees with the others' again.
 
 ``--quick`` (under a minute): finality takes minutes here, so a quick run checks the
 install and liveness only: three pairs started, blocks produced on every host in the
@@ -32,6 +45,8 @@ first slots after genesis, ``blocks_per_slot`` against the slot clock; the JSON 
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -39,7 +54,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chainml.devtools import posdevnet
+from chainml.devtools import posdevnet, posdevnet_job
 from chainml.devtools.hosts import Network, unavailable
 from chainml.devtools.posdevnet import SECONDS_PER_SLOT, SLOTS_PER_EPOCH, Devnet, Head
 from chainml.errors import ChainmlError
@@ -47,6 +62,7 @@ from chainml.errors import ChainmlError
 HOSTS = ["pos-1", "pos-2", "pos-3"]
 INSTALL_DIR = Path(__file__).resolve().parents[1] / ".posdevnet"
 EPOCH_S = SECONDS_PER_SLOT * SLOTS_PER_EPOCH
+JOB_ROUNDS = 2
 
 
 def log(msg: str) -> None:
@@ -96,67 +112,18 @@ def _deploy_baseline() -> float:
                 client.close()
 
 
-def _paris_bytecode() -> dict[str, tuple[list[dict[str, Any]], bytes]]:
-    """chainml's contracts compiled for the Paris EVM the devnet runs (its genesis has no
-    Shanghai, and Lodestar 1.5.1 predates Deneb): the committed artifacts target Prague
-    and their deployment runs out of gas there.  Same sources, same ABI."""
-    from vyper.compiler import compile_from_file_input
-    from vyper.compiler.input_bundle import FilesystemInputBundle
-    from vyper.compiler.settings import Settings
-
-    from chainml.ledger import artifacts
-
-    bundle = FilesystemInputBundle([artifacts.CONTRACTS_DIR])
-    compiled = {}
-    for name in artifacts.CONTRACTS:
-        out = compile_from_file_input(
-            bundle.load_file(artifacts.CONTRACTS_DIR / f"{name}.vy"),
-            input_bundle=bundle,
-            output_formats=["abi", "bytecode"],
-            settings=Settings(evm_version="paris"),
-        )
-        if out["abi"] != artifacts.load(name).abi:
-            raise RuntimeError(f"{name}: the Paris build has another ABI")
-        compiled[name] = (out["abi"], bytes.fromhex(out["bytecode"].removeprefix("0x")))
-    return compiled
-
-
-def _chainml_on_devnet(
-    devnet: Devnet, compiled: dict[str, tuple[list[dict[str, Any]], bytes]]
-) -> dict[str, Any]:
+def _chainml_on_devnet(devnet: Devnet, compiled: posdevnet_job.Compiled) -> dict[str, Any]:
     """chainml's contracts deployed through pos-1 as ``deploy_system`` does (each contract
     with its constructor arguments, then Jobs set as the Registry's slasher), checked from
     pos-3: code at every address and the slasher the transaction wrote."""
     from eth_utils.address import to_checksum_address
 
     from chainml.ledger.abi import ContractABI
-    from chainml.ledger.client import BoundContract, LedgerClient, LocalSigner
-    from chainml.ledger.deploy import Deployment, SystemParameters, constructor_args
+    from chainml.ledger.client import BoundContract, LedgerClient
 
-    signer = LocalSigner.from_key(posdevnet.FUNDED_KEY)
-    here, there = devnet.pairs["pos-1"].host, devnet.pairs["pos-3"].host
-
-    def deploy() -> tuple[Deployment, float, int]:
-        client = LedgerClient(devnet.rpc_url("pos-1"), timeout=120, poll_interval=0.5)
-        try:
-            started = time.monotonic()
-            start_block = client.block_number()
-            deployed: dict[str, str] = {}
-            for name, (abi, code) in compiled.items():
-                args = constructor_args(name, SystemParameters(), deployed)
-                address, _ = client.deploy(signer, ContractABI(abi), code, args)
-                deployed[name] = to_checksum_address(address)
-            registry = BoundContract(
-                client, deployed["Registry"], ContractABI(compiled["Registry"][0])
-            )
-            receipt = registry.transact(signer, "set_slasher", deployed["Jobs"])
-            deployment = Deployment(chain_id=client.chain_id, block=start_block, addresses=deployed)
-            return deployment, time.monotonic() - started, receipt.block_number
-        finally:
-            client.close()
-
-    deployment, deploy_s, tx_block = here.call(deploy, timeout=900)
+    deployment, deploy_s, tx_block = posdevnet_job.deploy(devnet, compiled, "pos-1")
     mined_at = time.monotonic()
+    there = devnet.pairs["pos-3"].host
 
     def check() -> str:
         client = LedgerClient(devnet.rpc_url("pos-3"), timeout=60, poll_interval=0.5)
@@ -189,6 +156,7 @@ def _chainml_on_devnet(
         "transaction_block": tx_block,
         "checked_from": "pos-3: code at every address, Registry.slasher() == Jobs",
         "transaction_to_finalized_s": round(to_final, 1),
+        "deployment": deployment,
     }
 
 
@@ -280,9 +248,40 @@ def _partition(devnet: Devnet) -> dict[str, Any]:
     }
 
 
+def _partition_with_nodes(devnet: Devnet, job: posdevnet_job.DevnetJob) -> dict[str, Any]:
+    """The third host's chain node cut off its peers for three epochs (its RPC port open)
+    while chainml's nodes run: the majority's finality, the minority's own blocks, the
+    alerts of the chainml node on the cut-off host (and of the aggregator's), the rejoin and
+    the reorganisation alert; then whether finality moves on every host."""
+    log("-- pos-3's chain node cut off its peers (nftables, RPC left open) for three epochs")
+    measured = posdevnet_job.partition_alerts(job, node="trainer-2", epochs=3)
+    log(
+        f"pos-3 rejoined ({measured['reconnected_by']}) {measured['rejoin_s']:.0f} s after the heal"
+    )
+    alerted = set(measured["alerts_on_partitioned_host"])
+    documented = {
+        # docs/monitoring.md: the cut-off side's own endpoint lags (its chain node stalls) or
+        # disagrees (it builds a fork of its own): alarmed, and its node stops acting
+        "its_endpoint_alarmed_and_acting_stopped": "acting_stopped" in alerted
+        and bool(alerted & {"endpoint_behind", "endpoints_disagree"}),
+        "its_own_endpoint_named": measured["own_endpoint_named"],
+        "seen_from_another_host": measured["aggregator_names_the_cut_off_endpoint"],
+        "acting_again_after_the_heal": measured["acting_again"],
+        # on heal, a reorganisation alert if it had built (and seen buried) blocks of its own
+        "deep_reorg_if_it_built_its_own": bool(measured["deep_reorg"])
+        or measured["minority_blocks_alone"] < 3,
+    }
+    return {
+        **measured,
+        "as_documented": documented,
+        "finality_after": _finality_after(devnet),
+    }
+
+
 def _full(net: Network) -> dict[str, Any]:
-    compiled = _paris_bytecode()
-    with Devnet(net, INSTALL_DIR, genesis_delay_s=25, log=log) as devnet:
+    compiled = posdevnet_job.paris_contracts()
+    keep = bool(os.environ.get("CHAINML_KEEP_LOGS"))  # the clients' and nodes' logs
+    with Devnet(net, INSTALL_DIR, genesis_delay_s=25, log=log, keep_logs=keep) as devnet:
         started = time.monotonic()
         devnet.start(timeout=180)
         startup = time.monotonic() - started
@@ -305,21 +304,48 @@ def _full(net: Network) -> dict[str, Any]:
             f" {2 * EPOCH_S}-{3 * EPOCH_S} s) and deploy_system on the dev chain",
         }
         errors: dict[str, str] = {}
-        stages: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-            ("chainml", lambda: _chainml_on_devnet(devnet, compiled)),
-            ("one_pair_offline", lambda: _offline(devnet)),
-            ("minority_partition", lambda: _partition(devnet)),
-        ]
-        for stage, measure in stages:  # a stage that fails is reported, the next still runs
+
+        def stage(name: str, measure: Callable[[], dict[str, Any]]) -> None:
+            """A stage that fails is reported, the next still runs."""
             try:
-                result[stage] = measure()
+                result[name] = measure()
             except (posdevnet.DevnetError, RuntimeError, OSError, ChainmlError) as exc:
-                log(f"{stage} failed: {exc}")
-                errors[stage] = f"{type(exc).__name__}: {str(exc)[:300]}"
+                log(f"{name} failed: {exc}")
+                errors[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
                 devnet.heal()
-                for name in HOSTS:
-                    if devnet.pairs[name].paused:
-                        devnet.resume(name)
+                for host in HOSTS:
+                    if devnet.pairs[host].paused:
+                        devnet.resume(host)
+
+        stage("chainml", lambda: _chainml_on_devnet(devnet, compiled))
+        deployment = result.get("chainml", {}).pop("deployment", None)
+        partitioned = False
+        if deployment is not None:
+            root = Path(tempfile.mkdtemp(prefix="chainml-posdevjob-"))
+            try:
+                job = posdevnet_job.prepare(devnet, root, deployment)
+                with posdevnet_job.running_nodes(job):
+                    stage("job", lambda: posdevnet_job.run_job(job, JOB_ROUNDS))
+                    stage("sybils", lambda: posdevnet_job.sybils(job))
+                    stage("minority_partition", lambda: _partition_with_nodes(devnet, job))
+                    partitioned = True
+            except (posdevnet.DevnetError, OSError, ChainmlError) as exc:
+                log(f"chainml's nodes failed: {exc}")
+                errors["nodes"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            finally:
+                if keep:
+                    log(f"chainml's nodes' homes and logs are kept in {root}")
+                else:
+                    shutil.rmtree(root, ignore_errors=True)
+        if not partitioned:
+            stage("minority_partition", lambda: _partition(devnet))
+        stage("one_pair_offline", lambda: _offline(devnet))
+        checks = result.get("minority_partition", {}).get("as_documented", {})
+        failed = [name for name, ok in checks.items() if not ok]
+        if failed:
+            errors["minority_partition"] = f"not as docs/monitoring.md says: {failed}"
+        if "sybils" in result and not result["sybils"]["every_node_alerted"]:
+            errors["sybils"] = f"not every node raised the alerts: {result['sybils']}"[:300]
         result["ok"] = not errors
         if errors:
             result["errors"] = errors
@@ -350,6 +376,17 @@ def run(quick: bool) -> dict[str, Any]:
     leftovers = net.leftovers()
     if leftovers:
         raise RuntimeError(f"the devnet left {leftovers}")
+    if not quick and "job" in measured:  # the same job on the dev chain, the devnet gone
+        measured["job"]["baseline_dev_chain"] = posdevnet_job.dev_chain_baseline(JOB_ROUNDS)
+        ratio = [
+            round(a / b, 1)
+            for a, b in zip(
+                measured["job"]["round_s"],
+                measured["job"]["baseline_dev_chain"]["round_s"],
+                strict=False,
+            )
+        ]
+        measured["job"]["ratio_round_vs_dev_chain"] = ratio
     if quick and not measured["live"]:
         raise RuntimeError(f"no block reached every host: {measured}")
     return {**base, **measured}

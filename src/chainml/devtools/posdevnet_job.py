@@ -544,8 +544,12 @@ def partition_alerts(job: DevnetJob, *, node: str = "trainer-2", epochs: int = 3
         "first_alert_s": {k: round(v, 1) for k, v in sorted(first.items(), key=lambda kv: kv[1])},
         "own_endpoint_named": any(a["subject"].startswith(own) for a in minority_alerts),
         "alerts_on_aggregator_host": sorted({a["kind"] for a in watcher_alerts}),
-        "aggregator_names_the_lagging_endpoint": any(
-            a["kind"] == "endpoint_behind" and a["subject"] == own for a in watcher_alerts
+        # from another host: pos-3's endpoint behind, or the endpoints on two forks (the
+        # monitor cannot tell which fork is whose, and holds its own node's view too)
+        "aggregator_names_the_cut_off_endpoint": any(
+            (a["kind"] == "endpoint_behind" and a["subject"] == own)
+            or (a["kind"] == "endpoints_disagree" and own in a["detail"])
+            for a in watcher_alerts
         ),
         "reconnected_by": how,
         "rejoin_s": round(rejoin, 1),
