@@ -95,6 +95,20 @@ class InvalidProof(ZkError):
     """A well-formed proof that does not verify for this input and output."""
 
 
+MEMORY_DIR = Path("/dev/shm")  # noqa: S108 - a memory-backed directory, when there is one
+
+
+def private_dir(workdir: Path | None = None) -> Path | None:
+    """Where files that hold weights go: ``workdir`` if given, else a memory-backed
+    directory (``/dev/shm``) where there is one, so the weights EZKL must read from files do
+    not reach a disk; else the system's temporary directory."""
+    if workdir is not None:
+        return workdir
+    if MEMORY_DIR.is_dir() and os.access(MEMORY_DIR, os.W_OK | os.X_OK):
+        return MEMORY_DIR
+    return None
+
+
 def _ezkl() -> ModuleType:
     try:
         import ezkl
@@ -361,7 +375,8 @@ class ZkProver:
     """The provider's side: proofs that the bundle's circuit maps a row to its logits.
 
     Holds the compiled circuit and the proving key (which contain the weights) in a private
-    temporary directory, removed by ``close``; one proof at a time."""
+    temporary directory (``private_dir``: in memory where it can), removed by ``close``;
+    one proof at a time."""
 
     def __init__(
         self,
@@ -373,7 +388,7 @@ class ZkProver:
     ) -> None:
         ezkl = _ezkl()
         self.bundle = bundle
-        self._dir = Path(tempfile.mkdtemp(prefix="chainml-zk-", dir=workdir))
+        self._dir = Path(tempfile.mkdtemp(prefix="chainml-zk-", dir=private_dir(workdir)))
         self._lock = threading.Lock()
         try:
             onnx_path = self._dir / "model.onnx"
@@ -450,7 +465,7 @@ def build_bundle(
     also fixes the proof size the bundle records."""
     ezkl = _ezkl()
     cfg = config or CircuitConfig()
-    work = Path(tempfile.mkdtemp(prefix="chainml-zkbuild-", dir=workdir))
+    work = Path(tempfile.mkdtemp(prefix="chainml-zkbuild-", dir=private_dir(workdir)))
     try:
         onnx_path, settings = work / "model.onnx", work / "settings.json"
         onnx_path.write_bytes(model_onnx(params, activation))

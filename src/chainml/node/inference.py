@@ -42,7 +42,13 @@ from chainml.inference.service import (
     Limits,
     ServedModel,
 )
-from chainml.inference.zkml import ZkError, ZkProver, ZkVerifier, committed_bundle
+from chainml.inference.zkml import (
+    ZkError,
+    ZkProver,
+    ZkVerifier,
+    committed_bundle,
+    private_dir,
+)
 from chainml.ledger.bindings import Chainml
 from chainml.ledger.errors import LedgerError
 from chainml.node.access import LedgerChainView
@@ -212,9 +218,11 @@ class ProviderRole:
         self.model_version = model_version
         self._grant_id = 0
         self._open = open_version or (lambda n, v, g: open_in_memory(n, v, grant_id=g))
-        # the provers' circuits and proving keys (they hold the weights): beside the store,
-        # left over from a killed run removed here
-        self._zk_dir = Path(node.config.store).parent / "zk-work"
+        # the provers' circuits and proving keys hold the weights: in memory where the
+        # machine has a memory-backed directory (the model is opened in memory only), else
+        # beside the store; what a killed run left there is removed here
+        base = private_dir() or Path(node.config.store).parent
+        self._zk_dir = base / f"chainml-zk-{node.identity.address.lower()}"
         shutil.rmtree(self._zk_dir, ignore_errors=True)
         self.receipts = SqliteReceipts(
             node.state,
