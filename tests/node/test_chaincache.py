@@ -114,3 +114,32 @@ def test_lookups_of_invented_addresses_stay_bounded(chain, monkeypatch):
         assert not cm.registry.is_registered(Identity.generate().address)
     assert len(client._per_registry) <= 3
     assert cm.registry.is_registered(party.address)  # still right after being dropped
+
+
+def test_the_environment_s_proxy_settings_are_read_once_not_per_request(chain, monkeypatch):
+    from requests import sessions
+
+    from chainml.node.chaincache import environment_once
+
+    url, _, _, _ = chain
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    client = CachingLedgerClient(url)
+
+    def read_again(*args: object, **kwargs: object) -> dict[str, str]:
+        raise AssertionError("the environment read again for a request")
+
+    monkeypatch.setattr(sessions, "get_environ_proxies", read_again)
+    assert client.rpc("eth_chainId")  # answered without reading the environment
+    assert client.block_number() >= 0
+    monkeypatch.undo()
+
+    # what it read: a proxy for other hosts, none for one NO_PROXY names, the CA bundle
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/ca.pem")
+    remote, loopback = sessions.Session(), sessions.Session()
+    environment_once(remote, "http://rpc.example:8545")
+    environment_once(loopback, "http://127.0.0.1:8545")
+    assert remote.proxies.get("http") == "http://proxy.invalid:3128"
+    assert "http" not in loopback.proxies
+    assert remote.verify == "/etc/ssl/ca.pem" and not remote.trust_env

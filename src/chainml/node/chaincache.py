@@ -21,6 +21,9 @@ not the protocol, were what a round across processes waited for.
   than zero.
 
 Everything else (sending, receipts, logs, estimates, nonces) goes to the chain as before.
+The environment's proxy and CA-bundle settings for the endpoint are read once, when the
+client is made, not again for every request as ``requests`` does by default (a scan of
+the whole environment that cost a node more CPU than the loopback call itself).
 ``refresh()`` forgets the head, so the next read asks the chain: a check that failed on
 cached facts is retried on fresh ones.
 
@@ -36,10 +39,13 @@ refusing forgeries and its monitor keeps watching.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import requests
 
 from chainml.ledger.client import Clock, LedgerClient, Receipt, Sleep
 
@@ -55,6 +61,7 @@ class CachingLedgerClient(LedgerClient):
         **kwargs: Any,
     ) -> None:
         super().__init__(url, clock=clock, sleep=sleep, **kwargs)
+        environment_once(self._session, url)
         self.head_ttl = head_ttl
         self._cache_lock = threading.RLock()
         self._head = -1
@@ -186,6 +193,17 @@ class CachingLedgerClient(LedgerClient):
             with self._cache_lock:
                 _bounded(store)[key] = result
         return result
+
+
+def environment_once(session: requests.Session, url: str) -> None:
+    """Have ``session`` use the environment's proxies for ``url`` (``HTTP_PROXY``,
+    ``NO_PROXY``, ...) and its CA bundle (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) as
+    they are now, instead of reading the environment again at every request."""
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
 
 
 _MOVING_TAGS = ("finalized", "safe", "pending")
