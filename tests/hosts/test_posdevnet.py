@@ -6,6 +6,7 @@ the minority off and heals, and the clients are stopped however the run ends."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from chainml.devtools import posdevnet
+from chainml.devtools import posdevnet, posdevnet_job
 from chainml.devtools.hosts import Network
 from chainml.devtools.posdevnet import Devnet, DevnetError
 
@@ -123,3 +124,42 @@ def test_a_paused_pair_is_stopped_whole_and_every_client_ends_when_a_run_fails(
         assert _states(net["pos-a"].netns) == _states(net["pos-b"].netns) == []
         assert devnet.keep_logs and tmp_path.exists()
     assert net.leftovers() == []
+
+
+INSTALL = Path(__file__).resolve().parents[2] / ".posdevnet"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+@pytest.mark.skipif(
+    not os.environ.get("CHAINML_BENCH_FULL") or not posdevnet.installed(INSTALL),
+    reason="the devnet takes minutes: make bench runs this (CHAINML_BENCH_FULL=1, make posdevnet)",
+)
+def test_a_chain_node_cut_off_its_peers_is_alarmed_by_the_chainml_node_beside_it(
+    tmp_path: Path,
+) -> None:
+    """Three validator pairs, chainml's nodes beside them; pos-3's chain node loses its
+    peers for three epochs (its RPC still answers): the chainml node on pos-3 sees its own
+    endpoint fall behind the others (when its chain node stalls) or disagree with them
+    (when it builds a fork of its own) and stops acting, the aggregator's node on pos-1
+    names pos-3's endpoint; after the heal it acts again, and if pos-3 had built blocks of
+    its own that its monitor saw buried, their replacement is a deep_reorg alert."""
+    compiled = posdevnet_job.paris_contracts()
+    with Network(["pos-1", "pos-2", "pos-3"]) as net, Devnet(net, INSTALL) as devnet:
+        devnet.start(timeout=180)
+        devnet.wait_blocks(2, timeout=180)
+        deployment, _, _ = posdevnet_job.deploy(devnet, compiled)
+        job = posdevnet_job.prepare(devnet, tmp_path, deployment)
+        with posdevnet_job.running_nodes(job):
+            out = posdevnet_job.partition_alerts(job, node="trainer-2", epochs=3)
+    assert net.leftovers() == []
+    alerted = set(out["alerts_on_partitioned_host"])
+    # its chain node stalls (its head lags) or builds a fork of its own (the hashes differ)
+    assert alerted & {"endpoint_behind", "endpoints_disagree"}, out
+    assert "acting_stopped" in alerted and out["own_endpoint_named"], out
+    if out["max_head_lag_blocks"] > 5 and out["minority_blocks_alone"] == 0:
+        assert "endpoint_behind" in alerted, out
+    assert out["aggregator_names_the_cut_off_endpoint"], out  # seen from pos-1 too
+    assert out["acting_again"], out
+    if out["minority_blocks_alone"] >= 3:  # its own fork, seen two blocks deep, replaced
+        assert out["deep_reorg"], out
