@@ -52,10 +52,11 @@ demo: setup
 	$(VENV)/bin/chainml demo
 
 # the job with each party on its own network host (a namespace each; needs root), then a
-# proof-of-stake devnet of three validator pairs on three hosts until it finalizes (~4 min)
+# proof-of-stake devnet of three validator pairs on three hosts until it finalizes, and
+# chainml's nodes on it: a job, Sybils, a chain node partitioned (~15 min)
 demo-hosts: setup posdevnet
 	$(PY) -m chainml.devtools.hostjob
-	$(PY) -m chainml.devtools.posdevnet demo .posdevnet
+	$(PY) -m chainml.devtools.posdevnet_job .posdevnet
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -78,6 +79,7 @@ test: setup $(DEBS) $(TS_STAMP) lint typecheck
 bench: setup $(DEBS) $(FLOWER) posdevnet
 	CHAINML_BENCH_FULL=1 $(PY) -m benchmarks all
 	CHAINML_FUZZ_SCALE=10 $(VENV)/bin/pytest -q tests/contracts/test_invariants.py
+	CHAINML_BENCH_FULL=1 $(VENV)/bin/pytest -q tests/hosts/test_posdevnet.py
 
 audit: setup $(MYTH)
 	$(PY) -m chainml.ledger.audit.symbolic
