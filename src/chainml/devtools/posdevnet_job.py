@@ -30,9 +30,11 @@ host's bridge address, peered with the aggregator's.  The aggregator and one tra
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -596,6 +598,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = args.keep or Path(tempfile.mkdtemp(prefix="chainml-posdevjob-"))
     names = ["pos-1", "pos-2", "pos-3"]
     keep = args.keep is not None
+    if not keep:
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
     with Network(names) as net, Devnet(net, args.directory, log=say, keep_logs=keep) as devnet:
         devnet.start(timeout=180)
         devnet.wait_finalized(0, timeout=8 * EPOCH_S + 60)
