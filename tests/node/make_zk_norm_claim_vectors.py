@@ -22,6 +22,7 @@ CONTEXT = {
     "trainer": "0xa1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
 }
 X, BOUND_SQ, SENDER, DATASET, RECORDS = [30, -40, 50], 10_000, 3, 12, 750
+LINF_BOUND = 64  # the L-infinity claim's statement: every |x_j| <= 64 (§14)
 
 
 def _spelt(doc: dict[str, Any], *, sort: bool = True, sep: tuple[str, str] = (",", ":")) -> str:
@@ -48,6 +49,8 @@ def main() -> None:
         "records a string": _spelt({**doc, "records": str(RECORDS)}),
         "records 0": _spelt({**doc, "records": 0}),
         "records 2^256": _spelt({**doc, "records": 1 << 256}),
+        "an empty linf": _spelt({**doc, "linf": ""}),
+        "linf not hex": _spelt({**doc, "linf": "zz"}),
         "upper-case hex": _spelt({**doc, "commitment": doc["commitment"].upper()}),
         "a 47-byte commitment": _spelt({**doc, "commitment": doc["commitment"][:-2]}),
         "an empty proof": _spelt({**doc, "proof": ""}),
@@ -70,6 +73,8 @@ def main() -> None:
         }
         for records, f in ((750, 20), (1, 20), (1000, 16), (5000, 16), (333, 18))
     ]
+    linf = zk.prove_linf(zk.NormContext(**CONTEXT), zk.LinfParams(len(X), LINF_BOUND), X, opening)
+    with_linf = NormClaim(SENDER, DATASET, RECORDS, commitment, proof, linf)
     vectors = {
         "format": "chainml-norm-claim/2",
         "note": "the proof is one of zk-norm.md section 6 as of writing (proofs have their own"
@@ -86,6 +91,11 @@ def main() -> None:
         },
         "truncated": {"claim": short.encode().decode(), "error": "MalformedNormProof"},
         "weights": weights,
+        "linf": {
+            "claim": with_linf.encode().decode(),
+            "statement": {"dim": len(X), "bound": LINF_BOUND},
+            "linf_bytes": len(linf),
+        },
         "refused": [
             {"name": name, "claim": text, "error": "ProtocolViolation"}
             for name, text in refused.items()

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from chainml.crypto import DatasetCommitment, Identity, encode_float_records, schema_hash, zk
-from chainml.crypto.zk import _norm
+from chainml.crypto.zk import _linf, _norm
 from chainml.ledger.anvil import stop_process
 from chainml.ledger.devchain import DevChainProcess
 from chainml.ledger.errors import UnknownDataset
@@ -235,6 +235,14 @@ def test_the_claim_vectors_decode_and_refuse_as_the_spec_says() -> None:
     short = NormClaim.decode(vectors["truncated"]["claim"].encode())
     with pytest.raises(zk.MalformedNormProof):
         zk.verify_norm(ctx, statement, short.commitment, short.proof)
+    # a claim of a job with an L-infinity bound (§14): its linf proof verifies
+    case = vectors["linf"]
+    with_linf = NormClaim.decode(case["claim"].encode())
+    assert (
+        with_linf.encode().decode() == case["claim"] and len(with_linf.linf) == case["linf_bytes"]
+    )
+    assert dataclasses.replace(with_linf, linf=b"") == claim
+    zk.verify_linf(ctx, zk.LinfParams(**case["statement"]), with_linf.commitment, with_linf.linf)
     # a claim's weight on the grid and its bound (§13), as every party computes them
     assert len(vectors["weights"]) >= 5
     for case in vectors["weights"]:
@@ -445,7 +453,8 @@ def _start_attacker(node: localnet.NodeDir, kind: str) -> subprocess.Popen[bytes
     """``node`` run by ``tests.node.zk_attacker`` (the node's CLI, its trainer patched to
     attack as ``kind`` says)."""
     root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, CHAINML_PASSWORD=PASSWORD, PYTHONPATH=str(root), ZK_ATTACK=kind)
+    path = os.pathsep.join([str(root / "src"), str(root)])  # this tree's chainml and tests
+    env = dict(os.environ, CHAINML_PASSWORD=PASSWORD, PYTHONPATH=path, ZK_ATTACK=kind)
     argv = ["-m", "tests.node.zk_attacker", "node", "run", "--config", str(node.config)]
     with (node.config.parent / "node.log").open("ab") as log:
         proc = subprocess.Popen(
@@ -494,22 +503,33 @@ def _commit_datasets(cm: Any, trainers: list[localnet.NodeDir]) -> None:
         cm.datasets.commit(node.identity.account, root, len(records), schema_hash("digits"))
 
 
+@pytest.mark.timeout(900)  # the L-infinity case's proofs take minutes on a loaded machine
 @pytest.mark.parametrize(
-    ("kind", "why", "error"),
+    ("kind", "why", "error", "linf"),
     [
-        ("unclipped", "the norm-bound proof does not verify", zk.InvalidNormProof),
-        ("overweight", "the claimed weight is more than its data set holds", UnbackedWeight),
+        ("unclipped", "the norm-bound proof does not verify", zk.InvalidNormProof, 0.0),
+        ("overweight", "the claimed weight is more than its data set holds", UnbackedWeight, 0.0),
+        # its box-clipped delta is within the clip: no L-infinity proof is what fails
+        ("unclipped", "the L-infinity proof does not verify", zk.InvalidNormProof, 0.05),
     ],
 )
 def test_a_trainer_node_that_does_not_clip_or_claims_more_weight_is_refused(
-    tmp_path, kind: str, why: str, error: type[Exception]
+    tmp_path, kind: str, why: str, error: type[Exception], linf: float
 ) -> None:
     """The attacker node either proves a delta 10× the clip bound (a false proof), or
     claims three times its data set's records (weight 1 for a fraction of it; its proof
-    holds for that weight): the aggregator refuses it, and the record re-verifies."""
-    config = JobConfig(n_features=64, n_classes=10, hidden=(8,), epochs=2, norm_proofs=True)
+    holds for that weight): the aggregator refuses it, and the record re-verifies.  In a
+    job with an L∞ bound the honest trainers' claims carry L∞ proofs, which the
+    aggregator and the audit check, and the attacker's claim, which has none, is
+    refused."""
+    config = JobConfig(
+        n_features=64, n_classes=10, hidden=(8,), epochs=2, norm_proofs=True, linf_bound=linf
+    )
     with DevChainProcess(tmp_path / "chain") as chain, ExitStack() as running:
-        client, cm, nodes, store = _network(tmp_path, chain.url, config, stage_timeout=20)
+        # an L-infinity proof (its generators first: 2 × 10,496 points at this size) takes
+        # 10 s of CPU a trainer more, and three trainers share the machine's cores
+        timeout = 150 if linf else 20
+        client, cm, nodes, store = _network(tmp_path, chain.url, config, stage_timeout=timeout)
         trainers, aggregator = nodes[:TRAINERS], nodes[TRAINERS]
         _commit_datasets(cm, trainers)
         for node in trainers[:-1]:
@@ -535,7 +555,7 @@ def test_a_trainer_node_that_does_not_clip_or_claims_more_weight_is_refused(
             cm, job_id, 1, record["params"]["attempt"], config, clip, roster_of(cm, job_id)
         )
         rules = normproofs.ClaimRules(
-            clip, config.weight_base, normproofs.dataset_lookup(cm.datasets)
+            clip, config.weight_base, normproofs.dataset_lookup(cm.datasets), config.linf_bound
         )
         with pytest.raises(error):
             normproofs.verify_claim(
@@ -549,6 +569,7 @@ def test_a_trainer_node_that_does_not_clip_or_claims_more_weight_is_refused(
             c.records == cm.datasets.get(c.dataset).record_count < config.weight_base
             for c in counted_claims
         )
+        assert all(bool(c.linf) == bool(linf) for c in counted_claims)
         log = (aggregator.config.parent / "node.log").read_text()
         assert f"client {attacker}'s input not counted: {why}" in log
         # the record as published audits through the stand-in view; one doctored proof fails
@@ -560,3 +581,51 @@ def test_a_trainer_node_that_does_not_clip_or_claims_more_weight_is_refused(
         forged = store.put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
         with pytest.raises(AggregateMismatch, match="norm claim does not verify"):
             audit_round(_pointing_at(cm, job_id, 1, forged), store, job_id, 1)
+
+
+def test_an_l_infinity_job_proves_every_coordinate_and_refuses_one_out_of_range() -> None:
+    """A job with ``linf_bound`` (zk-norm.md §14): each trainer clips its coordinates to
+    ±linf_bound times its weight and its claim carries an L∞ proof on the same commitment;
+    the sum still opens the commitments.  A claim without the proof, with one in a job
+    that asks for none, or proving a vector with coordinates out of range, is refused."""
+    linf = 0.2
+    config = dataclasses.replace(CONFIG, linf_bound=linf)
+    assert JobConfig.decode(config.encode()) == config and b'"linf_bound":0.2' in config.encode()
+    params, rng = _params(), np.random.default_rng(7)
+    rules = dataclasses.replace(RULES, linf=linf)
+    committed = {
+        i: normproofs.commit_input(params, _update(rng), STAKES[i], rng, linf=linf) for i in IDS
+    }
+    claims = {i: normproofs.prove_input(params, i, CLIP, c) for i, c in committed.items()}
+    box = normproofs.linf_params(params, linf * 0.75).bound
+    assert all(np.abs(c.delta).max() <= box for c in committed.values())
+    assert all(claims[i].linf and NormClaim.decode(claims[i].encode()) == claims[i] for i in IDS)
+    assert normproofs.refused_claims(params, rules, claims) == {}
+    normproofs.verify_claim(params, rules, claims[1])
+    clients = {i: SecAggClient(params, i, IDS[i], c.vector) for i, c in committed.items()}
+    result = run_in_memory(params, clients)
+    words = np.frombuffer(result.transcript.total, dtype="<u4")
+    normproofs.check_sum(params, CONFIG.weight_base, words, [claims[i] for i in result.survivors])
+    bad = "the L-infinity proof does not verify"
+    bare = dataclasses.replace(claims[2], linf=b"")
+    assert normproofs.refused_claims(params, rules, {2: bare}) == {2: bad}
+    assert normproofs.refused_claims(params, RULES, {1: claims[1]}) == {1: bad}  # not asked
+    with pytest.raises(zk.InvalidNormProof, match="no L-infinity proof"):
+        normproofs.verify_claim(params, rules, bare)
+    # a delta within the L2 clip but not the box: no honest L∞ proof of it exists, and
+    # one from the prover that skips the check is refused
+    wide = normproofs.commit_input(params, _update(rng), STAKES[3], rng)
+    assert np.abs(wide.delta).max() > box
+    with pytest.raises(zk.NormBoundExceeded):
+        normproofs.prove_input(params, 3, CLIP, dataclasses.replace(wide, linf=linf))
+    l2_only = normproofs.prove_input(params, 3, CLIP, wide)
+    ctx = normproofs.context(params, ROSTER[3])
+    x = [int(v) for v in wide.delta]
+    statement = normproofs.linf_params(params, linf * 0.75)
+    false = _linf._encode(_linf._prove(ctx, statement, x, wide.opening.blinding, _norm._SYSTEM))
+    forged = dataclasses.replace(l2_only, linf=false)
+    assert normproofs.refused_claims(params, rules, {3: forged}) == {3: bad}
+    with pytest.raises(zk.InvalidNormProof):
+        normproofs.verify_claim(params, rules, forged)
+    with pytest.raises(ProtocolViolation):  # an empty L-infinity field is malformed
+        NormClaim.decode(_spelt(claims[1], linf=""))

@@ -72,6 +72,7 @@ configs = (
         verifiable=st.booleans(),
         dp=st.sampled_from([None, "central"]),
         norm_proofs=st.just(True),
+        linf_bound=st.sampled_from([0.0, 0.05, 2.5]),
     )
     | st.builds(
         lambda c, h, k, s, p, a: JobConfig(
@@ -95,7 +96,7 @@ configs = (
 )
 
 # values of every JSON type, in and out of the fields' ranges; ints are left out for
-# noise_multiplier, whose canonical spelling is a float (2.0, never 2): a rule of the
+# noise_multiplier and linf_bound, whose canonical spelling is a float (2.0, never 2): a rule of the
 # encoding, checked on the bytes, that no JSON Schema can state
 VALUES: list[Any] = [
     *(None, True, False, -1, 0, 1, 3, 2.5, -0.5, "", "mlp", "cnn", "relu", "relu_poly"),
@@ -123,7 +124,8 @@ def test_the_schema_and_the_decoder_refuse_the_same_configurations(
         doc.pop(key, None)
     else:
         value = data.draw(st.sampled_from(VALUES))
-        if key == "noise_multiplier" and isinstance(value, int) and not isinstance(value, bool):
+        floats = ("noise_multiplier", "linf_bound")  # spelt as floats (2.0, never 2)
+        if key in floats and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         doc[key] = value
     assert (JOB.is_valid(doc) and cnn_shape_fits(doc)) == decodes(canonical(doc)), (key, doc)

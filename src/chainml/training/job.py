@@ -22,7 +22,9 @@ distributed noise): each trainer commits to its fixed-point delta and proves in 
 knowledge that its L2 norm is within the job's clip bound (docs/protocol/zk-norm.md §7, §12);
 the blinding of its commitment crosses SecAgg+ as ``NORM_WORDS`` extra coordinates after
 the weight (``secagg_len``).  Left out of the encoding when false, so every configuration
-without it keeps its bytes and its ``config_hash``.
+without it keeps its bytes and its ``config_hash``.  With norm proofs a job may also ask for
+an L∞ bound (``linf_bound``): every coordinate of a trainer's delta within ±``linf_bound``
+times its weight, proven on the same commitment (zk-norm.md §11, §14); left out when 0.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class JobConfig:
     stride: int = 3
     pool: int = 2  # average pooling pool × pool, stride pool
     norm_proofs: bool = False  # each trainer proves its delta's L2 norm (zk-norm.md)
+    linf_bound: float = 0.0  # and, if > 0, every coordinate within ±linf_bound (§14)
 
     def __post_init__(self) -> None:
         # every field's type and range, so that no configuration a requester posts can make
@@ -109,6 +112,13 @@ class JobConfig:
         if self.norm_proofs and (self.aggregation != "secagg" or self.dp == "distributed"):
             # a robust rule sees each update itself; a trainer's noise is outside the bound
             raise TrainingError("norm_proofs needs secure aggregation without distributed DP")
+        if isinstance(self.linf_bound, bool) or not isinstance(self.linf_bound, (int, float)):
+            raise TrainingError("linf_bound is a number")
+        object.__setattr__(self, "linf_bound", float(self.linf_bound))
+        if not (math.isfinite(self.linf_bound) and self.linf_bound >= 0):
+            raise TrainingError("linf_bound is a non-negative number")
+        if self.linf_bound and not self.norm_proofs:
+            raise TrainingError("linf_bound needs norm_proofs")
         for name in ("noise_multiplier", "dp_delta"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -141,6 +151,8 @@ class JobConfig:
                 del doc[name]
         if not self.norm_proofs:  # as before norm proofs existed
             del doc["norm_proofs"]
+        if not self.linf_bound:  # as before the L-infinity option existed
+            del doc["linf_bound"]
         if self.model == "mlp":  # as before CNNs existed
             for name in CNN_KEYS:
                 del doc[name]

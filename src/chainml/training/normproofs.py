@@ -21,6 +21,11 @@ weight_base) / weight_base``, its proof's bound the clip times that weight, and 
 coordinate that weight on the round's grid.  The verifier (``ClaimRules``) checks on chain
 that the data set is the trainer's, not revoked, and holds that many records; the sum
 check ties the summed weight coordinate to the sum of the counted claims' weights.
+
+L∞ (§14): a job with ``linf_bound`` also has every coordinate of each delta within
+±``linf_bound`` times the claim's weight: the trainer clips its coordinates to that box,
+proves it on the same commitment (``zk.prove_linf``) and the claim carries that proof
+(``linf``); the verifier refuses a claim of such a job without one, or whose proof fails.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ MAX_PROOF_BYTES = 1 << 16  # a v1 proof is 12-13 KiB for any allowed dimension
 LIMB_MAX = (1 << 16) - 1
 MAX_ID = (1 << 256) - 1  # data set ids and record counts are uint256 on chain
 CLAIM_FIELDS = {"format", "sender", "dataset", "records", "commitment", "proof"}
+LINF_FIELD = "linf"  # present only in a claim of a job with an L-infinity bound (§14)
 
 
 @dataclass(frozen=True)
@@ -59,17 +65,21 @@ class NormClaim:
     records: int  # how many of that data set's records it counts (its weight, §13)
     commitment: bytes  # 48 bytes, a compressed BLS12-381 G1 point
     proof: bytes  # the canonical proof encoding (zk-norm.md §6)
+    linf: bytes = b""  # an L-infinity proof on the same commitment (§11), if the job asks
 
     def encode(self) -> bytes:
+        doc: dict[str, Any] = {
+            "format": CLAIM_FORMAT,
+            "sender": self.sender,
+            "dataset": self.dataset,
+            "records": self.records,
+            "commitment": self.commitment.hex(),
+            "proof": self.proof.hex(),
+        }
+        if self.linf:
+            doc[LINF_FIELD] = self.linf.hex()
         return json.dumps(
-            {
-                "format": CLAIM_FORMAT,
-                "sender": self.sender,
-                "dataset": self.dataset,
-                "records": self.records,
-                "commitment": self.commitment.hex(),
-                "proof": self.proof.hex(),
-            },
+            doc,
             sort_keys=True,
             separators=(",", ":"),
         ).encode()
@@ -80,10 +90,10 @@ class NormClaim:
         for anything else.  The proof's length and content are the verifier's to judge
         (``zk.MalformedNormProof``, ``zk.InvalidNormProof``)."""
         try:
-            if len(raw) > 2 * MAX_PROOF_BYTES + 512:
+            if len(raw) > 4 * MAX_PROOF_BYTES + 512:
                 raise ValueError("too long")
             d = json.loads(raw)
-            if not isinstance(d, dict) or set(d) != CLAIM_FIELDS:
+            if not isinstance(d, dict) or set(d) - {LINF_FIELD} != CLAIM_FIELDS:
                 raise ValueError("not the claim's fields")
             if d["format"] != CLAIM_FORMAT:
                 raise ValueError("unknown format")
@@ -93,7 +103,10 @@ class NormClaim:
             proof = _hex(d["proof"])
             if len(commitment) != COMMITMENT_BYTES or not proof:
                 raise ValueError("a 48-byte commitment and a proof")
-            claim = cls(sender, dataset, records, commitment, proof)
+            linf = _hex(d[LINF_FIELD]) if LINF_FIELD in d else b""
+            if LINF_FIELD in d and not linf:
+                raise ValueError("an empty L-infinity proof")
+            claim = cls(sender, dataset, records, commitment, proof, linf)
             if claim.encode() != raw:
                 raise ValueError("not canonical")
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
@@ -144,6 +157,7 @@ class ClaimRules:
     clip: float
     weight_base: int
     datasets: Callable[[int], DatasetRecord]
+    linf: float = 0.0  # the job's linf_bound: 0 if it asks for none
 
 
 @dataclass(frozen=True)
@@ -203,6 +217,13 @@ def own_stake(datasets: Any, owner: str, available: int, weight_base: int) -> Da
     raise NoDataset(f"{owner} has no live data set on the Datasets contract")
 
 
+def linf_params(params: RoundParams, bound: float) -> zk.LinfParams:
+    """The L∞ statement for a delta within ±``bound`` (already times the weight) on the
+    round's grid: ``|x_j| <= ceil(bound·2^f) + 1`` (the grid's rounding adds below 1)."""
+    grid = math.ceil(bound * (1 << params.frac_bits)) + 1
+    return zk.LinfParams(delta_len(params), min(grid, (1 << 31) - 1))  # |x_j| < 2^31 anyway
+
+
 def delta_len(params: RoundParams) -> int:
     """How many coordinates the proof covers: the delta, before the weight and the words."""
     return params.vector_len - NORM_WORDS - 1
@@ -246,6 +267,7 @@ class CommittedInput:
     commitment: bytes
     opening: zk.CommitmentOpening
     stake: DataStake  # public: what the claim names as its weight
+    linf: float = 0.0  # the job's linf_bound, if any: the claim carries an L∞ proof
 
     def __repr__(self) -> str:
         return f"CommittedInput(commitment={self.commitment.hex()}, <secret>)"
@@ -256,6 +278,8 @@ def commit_input(
     update: NDArray[np.floating],
     stake: DataStake,
     rng: np.random.Generator | None = None,
+    *,
+    linf: float = 0.0,
 ) -> CommittedInput:
     """Put ``update`` (``[delta · weight, weight]``, ``JobConfig.local_update``) on the
     round's fixed-point grid with stochastic rounding, at the weight ``stake`` backs (the
@@ -263,8 +287,9 @@ def commit_input(
     the delta's integers, put the weight's grid value (``grid_weight``) in the weight
     coordinate and append the commitment's blinding as ``NORM_WORDS`` words.  SecAgg+'s
     own encoding of the returned vector yields exactly these integers (its rounding of a
-    grid value is the value itself).  Raises ``zk.NormBoundExceeded`` for a coordinate
-    outside 32 bits."""
+    grid value is the value itself).  With ``linf`` (the job's ``linf_bound``) every
+    coordinate is first clipped to ±``linf`` times the weight (which keeps the L2 clip).
+    Raises ``zk.NormBoundExceeded`` for a coordinate outside 32 bits."""
     values = np.asarray(update, dtype=np.float64)
     dim = delta_len(params)
     if values.shape != (dim + 1,) or not values[dim] > 0:
@@ -272,12 +297,15 @@ def commit_input(
     scale = float(1 << params.frac_bits)
     rng = rng or np.random.default_rng()
     scaled = values[:dim] * (stake.weight / values[dim])
+    if linf:
+        box = weighted_clip(linf, stake.records, stake.weight_base)
+        scaled = np.clip(scaled, -box, box)
     delta = np.floor(scaled * scale + rng.random(dim)).astype(np.int64)
     commitment, opening = zk.commit(delta)
     words = np.array(opening.limbs(), dtype=np.float64) / scale
     weight = grid_weight(params, stake.records, stake.weight_base) / scale
     vector = np.concatenate([delta.astype(np.float64) / scale, [weight], words])
-    return CommittedInput(vector, delta, commitment, opening, stake)
+    return CommittedInput(vector, delta, commitment, opening, stake, linf)
 
 
 def prove_input(
@@ -291,7 +319,11 @@ def prove_input(
     stake = committed.stake
     bound = weighted_clip(clip, stake.records, stake.weight_base)
     proof = zk.prove_norm(ctx, norm_params(params, bound), committed.delta, committed.opening)
-    return NormClaim(sender, stake.dataset, stake.records, committed.commitment, proof)
+    linf = b""
+    if committed.linf:
+        box = weighted_clip(committed.linf, stake.records, stake.weight_base)
+        linf = zk.prove_linf(ctx, linf_params(params, box), committed.delta, committed.opening)
+    return NormClaim(sender, stake.dataset, stake.records, committed.commitment, proof, linf)
 
 
 def verify_claim(params: RoundParams, rules: ClaimRules, claim: NormClaim) -> None:
@@ -305,12 +337,24 @@ def verify_claim(params: RoundParams, rules: ClaimRules, claim: NormClaim) -> No
     why = _unbacked(params, rules, claim)
     if why:
         raise UnbackedWeight(why)
-    zk.verify_norm(
-        context(params, params.roster[claim.sender]),
-        _statement(params, rules, claim),
-        claim.commitment,
-        claim.proof,
-    )
+    ctx = context(params, params.roster[claim.sender])
+    zk.verify_norm(ctx, _statement(params, rules, claim), claim.commitment, claim.proof)
+    _verify_linf(params, rules, claim, ctx)
+
+
+def _verify_linf(
+    params: RoundParams, rules: ClaimRules, claim: NormClaim, ctx: zk.NormContext
+) -> None:
+    """The claim's L∞ proof, as its job asks: ``zk.InvalidNormProof`` if it has none, has
+    one the job does not ask for, or one that does not verify."""
+    if not rules.linf:
+        if claim.linf:
+            raise zk.InvalidNormProof("an L-infinity proof in a job that asks for none")
+        return
+    if not claim.linf:
+        raise zk.InvalidNormProof("no L-infinity proof")
+    box = weighted_clip(rules.linf, claim.records, rules.weight_base)
+    zk.verify_linf(ctx, linf_params(params, box), claim.commitment, claim.linf)
 
 
 def _statement(params: RoundParams, rules: ClaimRules, claim: NormClaim) -> zk.NormParams:
@@ -354,6 +398,12 @@ def refused_claims(
         items = [(context(params, params.roster[i]), c.commitment, c.proof) for i, c in batch]
         for k in zk.invalid_norm_proofs(statements[0], items, statements=statements):
             refused[batch[k][0]] = "the norm-bound proof does not verify"
+        for (i, claim), (ctx, _, _) in zip(batch, items, strict=True):
+            if i not in refused and (rules.linf or claim.linf):
+                try:
+                    _verify_linf(params, rules, claim, ctx)
+                except zk.InvalidNormProof:  # MalformedNormProof included
+                    refused[i] = "the L-infinity proof does not verify"
     return refused
 
 
@@ -396,6 +446,7 @@ __all__ = [
     "delta_len",
     "grid_weight",
     "headroom",
+    "linf_params",
     "norm_params",
     "own_stake",
     "prove_input",
