@@ -19,8 +19,9 @@ and makes each step durable:
   that falls below the threshold, or that a crash interrupted, is aborted and retried as
   a new attempt; nothing reaches the chain for it.
 - a **trainer** checks that a ``round/start`` comes from the job's aggregator and carries
-  the configuration whose hash is on chain, trains on its own data and answers each stage.
-  Before it sends its signed commitment it records it in SQLite; a trainer that has
+  the configuration whose hash is on chain, trains on its own data and answers each stage
+  through the strategy's trainer session (``engine.secagg.SecAggTrainer``: its SecAgg+
+  client, and a norm-proof job's claim just before its masked input).  Before it sends its signed commitment it records it in SQLite; a trainer that has
   committed in a round never takes part in that round again (after a crash its SecAgg+
   keys are gone: it is a dropout), so no trainer ever signs two commitments for one round.
 
@@ -59,7 +60,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,8 @@ from chainml.training.engine import (
     secure_params,
     strategy_for,
 )
-from chainml.training.engine.plain import sign_update
 from chainml.training.engine.plain import within_bounds as _within_bounds  # noqa: F401 (tests)
-from chainml.training.engine.secagg import COMPARED_PARAMS, record_params
+from chainml.training.engine.secagg import COMPARED_PARAMS, SecAggTrainer, record_params
 from chainml.training.errors import TrainingError
 from chainml.training.job import JobConfig
 from chainml.training.models import Params, flatten, from_safetensors, to_safetensors, unflatten
@@ -418,11 +418,10 @@ class TrainerRole:
         self.identity, self.cm, self.state, self.courier = identity, cm, state, courier
         self.x, self.y = data
         self.metrics = metrics
-        self.clients: dict[tuple[int, int], tuple[SecAggClient, float]] = {}
+        # (job, round) -> its session (the strategy's: SecAgg+ client, claim) and start time
+        self.clients: dict[tuple[int, int], tuple[SecAggTrainer, float]] = {}
         self.pairs = PairKeys(identity.x25519)  # agreed once per job and peer, kept
         self.facts = JobFacts(cm)
-        # norm-proof jobs: (job, round) -> the claim being proven while the stages run
-        self.claims: dict[tuple[int, int], Future[NormClaim]] = {}
         self._prover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prover")
 
     def on_start(self, opened: Opened) -> None:
@@ -459,7 +458,7 @@ class TrainerRole:
         # distributed DP: this trainer's share of the noise, before masking (not on the weight)
         update = config.add_trainer_noise(update, clip=start.clip, n_trainers=len(start.roster))
         if config.aggregation != "secagg":  # a robust job: the update itself, signed
-            signed = sign_update(params, self.identity, update)
+            (signed,) = strategy_for(config).trainer(params, slot, self.identity, update).open()
             self.state.put(key, "committed:" + signed.commitment.hex())  # durable first
             crash_point("secagg:after-commit")
             self.courier.send(h.sender, PLAIN, signed.encode(), h.job_id, h.round)
@@ -468,16 +467,17 @@ class TrainerRole:
             stake = normproofs.own_stake(
                 self.cm.datasets, self.identity.address, len(self.y), config.weight_base
             )  # its weight, backed by its data set on chain
-            committed = normproofs.commit_input(params, update, stake, linf=config.linf_bound)
+            committed = normproofs.commit_input(params, update, stake)
             update = committed.vector
         client = SecAggClient(params, slot, self.identity, update, pairs=self.pairs)
         self.state.put(key, f"keys:{start.attempt}")
-        self.clients[(h.job_id, h.round)] = (client, time.monotonic())
+        claim = None
         if config.norm_proofs:  # proven while the keys and shares stages run
-            self.claims[(h.job_id, h.round)] = self._prover.submit(
-                self._prove, params, slot, start.clip, committed
-            )
-        self._reply(h.sender, h.job_id, h.round, client.advertise())
+            claim = self._prover.submit(self._prove, params, slot, start.clip, committed).result
+        # its claim goes just before its masked input (the strategy's session says so)
+        session = SecAggTrainer(client, claim)
+        self.clients[(h.job_id, h.round)] = (session, time.monotonic())
+        self._reply(h.sender, h.job_id, h.round, session.open())
 
     def warm(self, config: JobConfig) -> None:
         """Ahead of a norm-proof job's first round (on joining it): derive the generators
@@ -506,37 +506,41 @@ class TrainerRole:
                 h.job_id,
             )
             return
-        client, started = entry
+        session, started = entry
         if h.sender.lower() != self.facts.params(h.job_id).aggregator.lower():
             raise ProtocolViolation(
                 "secure-aggregation traffic from someone other than the aggregator"
             )
         message = wire.decode(opened.plaintext)
-        reply = client.handle(message)  # type: ignore[arg-type]
-        if isinstance(reply, MaskedInput):
-            claim = self.claims.pop((h.job_id, h.round), None)
-            if claim is not None:  # a norm-proof job: its claim goes first
-                try:
-                    proven = claim.result()
-                except zk.NormBoundExceeded:  # not this node's clipped update: stay out
-                    del self.clients[(h.job_id, h.round)]
-                    log.warning("round %d of job %d: the update is not provable", h.round, h.job_id)
-                    return
-            # durable before it leaves: this node never commits twice in one round
-            self.state.put(f"secagg:{h.job_id}:{h.round}", "committed:" + reply.commitment.hex())
-            crash_point("secagg:after-commit")
-            if claim is not None:
-                self.courier.send(h.sender, NORM, proven.encode(), h.job_id, h.round)
-        self._reply(h.sender, h.job_id, h.round, reply)
-        if isinstance(reply, UnmaskShares):
+        try:
+            replies = session.handle(message)
+        except zk.NormBoundExceeded:  # not this node's clipped update: stay out
+            del self.clients[(h.job_id, h.round)]
+            log.warning("round %d of job %d: the update is not provable", h.round, h.job_id)
+            return
+        for reply in replies:
+            if isinstance(reply, MaskedInput):
+                # durable before it leaves: this node never commits twice in one round
+                self.state.put(
+                    f"secagg:{h.job_id}:{h.round}", "committed:" + reply.commitment.hex()
+                )
+                crash_point("secagg:after-commit")
+        self._reply(h.sender, h.job_id, h.round, replies)
+        if any(isinstance(reply, UnmaskShares) for reply in replies):
             del self.clients[(h.job_id, h.round)]
             if self.metrics is not None:
                 self.metrics.round_seconds.labels(role="trainer", outcome="done").observe(
                     time.monotonic() - started
                 )
 
-    def _reply(self, to: str, job_id: int, round_no: int, message: wire.Message) -> None:
-        self.courier.send(to, TO_SERVER, wire.encode(message), job_id, round_no)
+    def _reply(self, to: str, job_id: int, round_no: int, messages: Sequence[Any]) -> None:
+        """Send the session's messages in order: a norm claim as ``zk/norm-claim``, the
+        SecAgg+ messages as ``secagg/server``."""
+        for message in messages:
+            if isinstance(message, NormClaim):
+                self.courier.send(to, NORM, message.encode(), job_id, round_no)
+            else:
+                self.courier.send(to, TO_SERVER, wire.encode(message), job_id, round_no)
 
 
 class EnvelopeTransport:
@@ -761,10 +765,7 @@ class AggregatorRole:
         rules = None
         if config.norm_proofs:  # each claim's weight checked against its data set on chain
             rules = normproofs.ClaimRules(
-                clip,
-                config.weight_base,
-                normproofs.dataset_lookup(self.cm.datasets),
-                config.linf_bound,
+                clip, config.weight_base, normproofs.dataset_lookup(self.cm.datasets)
             )
         strategy = strategy_for(
             config, watch=self.watches.setdefault(job_id, SybilWatch()), rules=rules
@@ -1083,7 +1084,6 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
             job.params.clip_bound / 1000,
             config.weight_base,
             normproofs.dataset_lookup(cm.datasets, block),
-            config.linf_bound,
         )
         _audit_norm(store, params, rules, record, transcript)
     _check_on_chain(info, job_id, round_no, transcript.leaves(params), transcript.survivors)
