@@ -467,7 +467,7 @@ class TrainerRole:
             stake = normproofs.own_stake(
                 self.cm.datasets, self.identity.address, len(self.y), config.weight_base
             )  # its weight, backed by its data set on chain
-            committed = normproofs.commit_input(params, update, stake)
+            committed = normproofs.commit_input(params, update, stake, linf=config.linf_bound)
             update = committed.vector
         client = SecAggClient(params, slot, self.identity, update, pairs=self.pairs)
         self.state.put(key, f"keys:{start.attempt}")
@@ -765,7 +765,10 @@ class AggregatorRole:
         rules = None
         if config.norm_proofs:  # each claim's weight checked against its data set on chain
             rules = normproofs.ClaimRules(
-                clip, config.weight_base, normproofs.dataset_lookup(self.cm.datasets)
+                clip,
+                config.weight_base,
+                normproofs.dataset_lookup(self.cm.datasets),
+                config.linf_bound,
             )
         strategy = strategy_for(
             config, watch=self.watches.setdefault(job_id, SybilWatch()), rules=rules
@@ -1084,6 +1087,7 @@ def audit_round(cm: Chainml, store: BlobStore, job_id: int, round_no: int) -> tu
             job.params.clip_bound / 1000,
             config.weight_base,
             normproofs.dataset_lookup(cm.datasets, block),
+            config.linf_bound,
         )
         _audit_norm(store, params, rules, record, transcript)
     _check_on_chain(info, job_id, round_no, transcript.leaves(params), transcript.survivors)
