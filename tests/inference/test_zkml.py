@@ -5,6 +5,7 @@ another output does not; malformed proofs, answers and bundles get typed errors.
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -152,3 +153,31 @@ def test_a_relu_mlp_proves_and_verifies_too(digits, zk_srs):
     logits = ZkVerifier(bundle).verify(row, outputs, proof)
     expected = model.logits(row[None])[0]
     assert logits.argmax() == expected.argmax() and np.abs(logits - expected).max() < 0.25
+
+
+def test_proving_leaves_the_process_s_other_threads_running(zk_digits, digits):
+    """EZKL holds the GIL while it proves (seconds); the prover runs it in a child process,
+    so a provider node's API and workers go on meanwhile (in process, another thread got
+    2 turns of 10 ms in a 4.7 s proof)."""
+    import threading
+
+    _, prover = zk_digits
+    turns: list[float] = []
+    done = threading.Event()
+
+    def other() -> None:
+        while not done.is_set():
+            turns.append(time.perf_counter())
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        started = time.perf_counter()
+        prover.prove(digits.x_test[2])
+        ended = time.perf_counter()
+    finally:
+        done.set()
+        thread.join()
+    during = [t for t in turns if started < t < ended]
+    assert len(during) >= 20, f"{len(during)} turns in {ended - started:.1f} s"

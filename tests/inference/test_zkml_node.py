@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
 from chainml.crypto import Identity
 from chainml.crypto.stream import generate_key
@@ -70,6 +71,19 @@ def _spawn(node, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, *argv], env=full, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
         )
+
+
+def _ready(node, proc, timeout: float = 120.0) -> None:
+    """``daemon.wait_ready``, asked again when the node, up but slow on a loaded machine,
+    lets a status request time out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            daemon.wait_ready(node.url, proc, timeout=10, address=node.identity.address)
+            return
+        except (requests.Timeout, daemon.NodeStartError):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise
 
 
 def _wait(what, timeout: float = 180.0):
@@ -134,7 +148,7 @@ def market(tmp_path_factory, x2_mlp, other_model, zk_other):
         ]
         try:
             for node, proc in zip((nodes["honest"], nodes["swapper"]), procs, strict=True):
-                daemon.wait_ready(node.url, proc, timeout=120, address=node.identity.address)
+                _ready(node, proc)
             yield {
                 "cm": cm,
                 "chain": client,

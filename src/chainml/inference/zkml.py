@@ -36,6 +36,8 @@ import json
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -107,6 +109,55 @@ def private_dir(workdir: Path | None = None) -> Path | None:
     if MEMORY_DIR.is_dir() and os.access(MEMORY_DIR, os.W_OK | os.X_OK):
         return MEMORY_DIR
     return None
+
+
+# EZKL's long steps hold the GIL for seconds (a proof: ~4 s in which no other thread of the
+# process runs), which would stall a provider node's API and workers; they run in a child
+# process instead, reading and writing files only (nothing crosses the boundary pickled).
+_CHILD = """
+import sys
+import ezkl
+op, args = sys.argv[1], sys.argv[2:]
+try:
+    if op == "srs":
+        ezkl.gen_srs(args[0], int(args[1]))
+    elif op == "setup":
+        ezkl.compile_circuit(args[0], args[1], args[2])
+        ezkl.setup(args[1], args[3], args[4], args[5])
+    elif op == "prove":
+        ezkl.gen_witness(args[0], args[1], args[2])
+        ezkl.prove(args[2], args[1], args[3], args[4], args[5])
+    else:
+        sys.exit(2)
+except RuntimeError as exc:
+    sys.stderr.write(str(exc))
+    sys.exit(3)
+"""
+CHILD_TIMEOUT = 1800.0  # seconds for one step (an SRS of 2^20 takes minutes)
+
+
+class StepFailed(RuntimeError):
+    """An EZKL step in the child process refused its input (its message)."""
+
+
+def _in_child(op: str, *args: object) -> None:
+    """One EZKL step (``srs``, ``setup`` or ``prove``) in a child process; raises
+    ``StepFailed`` with EZKL's message if EZKL refused, ``ZkError`` if the child died."""
+    _ezkl()  # installed at all: the child would fail the same way, less clearly
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, op, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ZkError(f"EZKL {op} took over {CHILD_TIMEOUT:g} s") from None
+    if done.returncode == 3:
+        raise StepFailed(done.stderr.strip()[-500:])
+    if done.returncode != 0:
+        raise ZkError(f"EZKL {op} failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
 
 
 def _ezkl() -> ModuleType:
@@ -197,7 +248,7 @@ class SrsCache:
             if not target.exists():
                 self.directory.mkdir(parents=True, exist_ok=True)
                 tmp = self.directory / f".kzg{logrows}.{os.getpid()}.tmp"
-                _ezkl().gen_srs(str(tmp), logrows)
+                _in_child("srs", tmp, logrows)
                 os.replace(tmp, target)  # whole or not at all
         return target
 
@@ -386,7 +437,7 @@ class ZkProver:
         *,
         workdir: Path | None = None,
     ) -> None:
-        ezkl = _ezkl()
+        _ezkl()
         self.bundle = bundle
         self._dir = Path(tempfile.mkdtemp(prefix="chainml-zk-", dir=private_dir(workdir)))
         self._lock = threading.Lock()
@@ -398,9 +449,10 @@ class ZkProver:
             self._pk = self._dir / "pk.key"
             mine = self._dir / "mine.vk"
             try:
-                ezkl.compile_circuit(str(onnx_path), str(self._circuit), str(self._settings))
-                ezkl.setup(str(self._circuit), str(mine), str(self._pk), str(self._srs))
-            except RuntimeError as exc:
+                _in_child(
+                    "setup", onnx_path, self._circuit, self._settings, mine, self._pk, self._srs
+                )
+            except StepFailed as exc:
                 raise BundleMismatch(
                     f"the weights do not fit the bundle's circuit: {exc}"
                 ) from None
@@ -412,7 +464,6 @@ class ZkProver:
 
     def prove(self, row: NDArray[Any]) -> tuple[NDArray[np.int64], bytes]:
         """(the quantised logits, the proof) for one row of ``n_inputs`` float32 values."""
-        ezkl = _ezkl()
         x = np.asarray(row, dtype=np.float32)
         if x.shape != (self.bundle.n_inputs,) or not np.isfinite(x).all():
             raise ValueError(f"one row of {self.bundle.n_inputs} finite values")
@@ -422,11 +473,8 @@ class ZkProver:
                 data, witness, proof = work / "input.json", work / "witness.json", work / "p.json"
                 data.write_text(json.dumps({"input_data": [[float(v) for v in x]]}))
                 try:
-                    ezkl.gen_witness(str(data), str(self._circuit), str(witness))
-                    ezkl.prove(
-                        str(witness), str(self._circuit), str(self._pk), str(proof), str(self._srs)
-                    )
-                except RuntimeError as exc:
+                    _in_child("prove", data, self._circuit, witness, self._pk, proof, self._srs)
+                except StepFailed as exc:
                     raise ZkError(f"EZKL could not prove: {exc}") from None
                 doc = json.loads(proof.read_text())
             finally:
@@ -478,10 +526,9 @@ def build_bundle(
         try:
             ezkl.gen_settings(str(onnx_path), str(settings), py_run_args=args)
             circuit, vk, pk = work / "model.compiled", work / "vk.key", work / "pk.key"
-            ezkl.compile_circuit(str(onnx_path), str(circuit), str(settings))
             srs_path = srs.path(cfg.logrows)
-            ezkl.setup(str(circuit), str(vk), str(pk), str(srs_path))
-        except RuntimeError as exc:
+            _in_child("setup", onnx_path, circuit, settings, vk, pk, srs_path)
+        except (RuntimeError, StepFailed) as exc:
             raise UnsupportedModel(f"EZKL: {exc}") from None
         draft = ZkBundle(settings.read_bytes(), vk.read_bytes(), srs_path.read_bytes(), MAX_PROOF)
     finally:

@@ -379,6 +379,8 @@ class ProviderRole:
             except (ChainmlError, LedgerError, OSError) as exc:
                 log.warning("provider pass failed: %s", type(exc).__name__)
             stop.wait(interval)
+        self.unload()  # the node stops: its prover's files (they hold the weights) go
+        shutil.rmtree(self._zk_dir, ignore_errors=True)
 
 
 # -- the client's side: HTTP to the provider, receipts checked against the chain -----------
