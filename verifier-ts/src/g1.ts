@@ -75,9 +75,9 @@ export function encodeScalar(v: bigint): Uint8Array {
 const cache = new Map<string, Point[]>();
 
 /** Generator i of a family: RFC 9380 hash_to_curve (BLS12381G1_XMD:SHA-256_SSWU_RO_) of the
- * message `dst` under the domain tag `label ‖ u32be(i)`. (zk-norm.md §3 says the other way
- * round — `dst` the tag, `label ‖ u32be(i)` the message — but the vectors, and chainml, have
- * them this way: docs/protocol/verifier-notes.md, item 12.) Cached per family. */
+ * message `dst` under the domain tag `label ‖ u32be(i)` (zk-norm.md §3; its text had them
+ * the other way round until this verifier found it: verifier-notes.md, item 12). Cached
+ * per family. */
 export function generators(dst: string, label: string, count: number): Point[] {
   const key = `${dst}\u0000${label}`;
   let have = cache.get(key);
