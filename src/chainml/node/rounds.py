@@ -21,9 +21,10 @@ and makes each step durable:
 - a **trainer** checks that a ``round/start`` comes from the job's aggregator and carries
   the configuration whose hash is on chain, trains on its own data and answers each stage
   through the strategy's trainer session (``engine.secagg.SecAggTrainer``: its SecAgg+
-  client, and a norm-proof job's claim just before its masked input).  Before it sends its signed commitment it records it in SQLite; a trainer that has
-  committed in a round never takes part in that round again (after a crash its SecAgg+
-  keys are gone: it is a dropout), so no trainer ever signs two commitments for one round.
+  client, and a norm-proof job's claim just before its masked input).  Before it sends
+  its signed commitment it records it in SQLite; a trainer that has committed in a round
+  never takes part in that round again (after a crash its SecAgg+ keys are gone: it is a
+  dropout), so no trainer ever signs two commitments for one round.
 
 A job whose configuration names a robust rule (``aggregation``: ``krum``, ``median`` or
 ``trimmed_mean``) accepts plaintext updates instead, each sealed to the aggregator and
