@@ -77,6 +77,7 @@ def _round(
     sessions: dict[int, Any] | None = None,
     round_no: int = 1,
     seed: int = 0,
+    stage_timeouts: dict[str, float] | None = None,
 ):
     """One round; returns the aggregate, each stage's (name, seconds, answered, sent to),
     the clock and the contributions."""
@@ -104,6 +105,7 @@ def _round(
         transport,
         clock=clock,
         stage_timeout=TIMEOUT,
+        stage_timeouts=stage_timeouts,
         on_stage=lambda *a: stages.append(a),
     )
     aggregate = engine.run(strategy.aggregation(params, clip=CLIP, n_trainers=N), ROSTER)
@@ -158,6 +160,32 @@ def test_a_late_trainer_is_a_dropout_after_exactly_the_stage_timeout():
     assert durations["masked"] == TIMEOUT
     assert sum(durations.values()) == TIMEOUT  # no other stage waited
     assert clock() == 100.0 + TIMEOUT
+
+
+def test_a_stage_with_its_own_timeout_waits_that_long_and_no_other_does():
+    """A norm-proof round's masked stage waits longer for the proofs (the node's
+    ``proof_timeout``): an input 15 s late is counted under a 40 s masked stage, one held
+    back past it is a dropout at exactly 40 s, and no other stage waits."""
+    late = {2: 15.0, 3: 45.0}
+
+    def network(stage: str, client: int, message: Any) -> float | None:
+        return late.get(client, 0.0) if isinstance(message, MaskedInput) else 0.0
+
+    aggregate, stages, _, vectors = _round(
+        SecAggFedAvg(), network=network, stage_timeouts={"masked": 40.0}
+    )
+    assert aggregate.counted == (1, 2, 4, 5)
+    assert np.allclose(aggregate.update, _mean(vectors, (1, 2, 4, 5)), atol=1e-4)
+    durations = {name: seconds for name, seconds, _, _ in stages}
+    assert durations.pop("masked") == 40.0
+    assert set(durations.values()) == {0.0}
+    with pytest.raises(ValueError):
+        RoundEngine(
+            MemoryTransport({}, ManualClock()),
+            clock=ManualClock(),
+            stage_timeout=TIMEOUT,
+            stage_timeouts={"masked": 0.0},
+        )
 
 
 def test_reordered_and_delayed_delivery_within_the_timeout_changes_nothing():

@@ -110,6 +110,7 @@ from chainml.training.secagg import (
     RoundTranscript,
     SecAggClient,
     SecAggError,
+    Stage,
     UnmaskShares,
     verify_round,
     verify_sum,
@@ -607,6 +608,7 @@ class AggregatorRole:
         jobs_dir: Path,
         validation: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None,
         stage_timeout: float = 10.0,
+        proof_timeout: float = 60.0,
         metrics: Any = None,
         clock: Callable[[], float] = time.monotonic,
         alerts: Any = None,
@@ -620,6 +622,8 @@ class AggregatorRole:
         )
         self.jobs_dir, self.validation = Path(jobs_dir), validation
         self.stage_timeout, self.metrics, self.clock = stage_timeout, metrics, clock
+        # a norm-proof round's masked stage waits this much longer: the trainers' proofs
+        self.proof_timeout = proof_timeout
         self.actions = Actions(state, cm.jobs.client)
         self.alerts = alerts
         self.watches: dict[int, SybilWatch] = {}  # FoolsGold: per job, each trainer's steps
@@ -793,8 +797,13 @@ class AggregatorRole:
                 sent,
             )
 
+        masked = self.stage_timeout + self.proof_timeout if config.norm_proofs else None
         engine = RoundEngine(
-            transport, clock=self.clock, stage_timeout=self.stage_timeout, on_stage=on_stage
+            transport,
+            clock=self.clock,
+            stage_timeout=self.stage_timeout,
+            stage_timeouts={Stage.MASKED: masked} if masked else None,
+            on_stage=on_stage,
         )
         try:
             aggregation = strategy.aggregation(params, clip=clip, n_trainers=len(roster))

@@ -28,6 +28,7 @@ class AggregatorSettings:
     validation: Path | None  # held-out records (.npz), for accuracy per round
     jobs_dir: Path  # job configurations this node aggregates, named by hash
     stage_timeout: float  # seconds a secure-aggregation stage waits for stragglers
+    proof_timeout: float  # seconds more a norm-proof round's masked stage waits
 
 
 def _parse(table: Table) -> AggregatorSettings:
@@ -35,18 +36,20 @@ def _parse(table: Table) -> AggregatorSettings:
     if jobs_dir is None:
         raise table.bad("jobs_dir", "a directory, not an empty string")
     stage_timeout = table.number("stage_timeout", 10.0, positive=True)
-    return AggregatorSettings(table.path_of("validation"), jobs_dir, stage_timeout)
+    proof_timeout = table.number("proof_timeout", 60.0, positive=True)
+    return AggregatorSettings(table.path_of("validation"), jobs_dir, stage_timeout, proof_timeout)
 
 
 SETTINGS = Section(
     "aggregator",
     "training",
-    frozenset({"validation", "jobs_dir", "stage_timeout"}),
+    frozenset({"validation", "jobs_dir", "stage_timeout", "proof_timeout"}),
     _parse,
     template="""\
 # validation = "validation.npz" # an aggregator's held-out records: accuracy per round
 jobs_dir = "jobs"               # job configurations this node aggregates, named by hash
-stage_timeout = 10              # seconds a secure-aggregation stage waits for stragglers""",
+stage_timeout = 10              # seconds a secure-aggregation stage waits for stragglers
+proof_timeout = 60              # seconds more a norm-proof round's masked stage waits""",
 )
 
 
@@ -65,6 +68,7 @@ def plug(context: RoleContext) -> Plugged | None:
         jobs_dir=settings.jobs_dir,
         validation=load_npz(settings.validation) if settings.validation else None,
         stage_timeout=settings.stage_timeout,
+        proof_timeout=settings.proof_timeout,
         metrics=context.metrics,
         alerts=context.alerts,
     )

@@ -1,8 +1,9 @@
 """``RoundEngine``: one round of any strategy over any transport, timed by an injected clock.
 
 The engine opens the round at every trainer, then for each stage takes arrivals until
-every trainer it reached has done its part or ``stage_timeout`` passes on the clock
-(whoever is late has dropped out), closes the stage and sends the next one's messages to
+every trainer it reached has done its part or the stage's time passes on the clock
+(``stage_timeout``, or that stage's entry in ``stage_timeouts``; whoever is late has
+dropped out), closes the stage and sends the next one's messages to
 whoever should get them; a trainer a message did not reach is not waited for.  A message
 whose claimed client id is not its signer's slot is refused, as is any the strategy
 refuses (``ProtocolViolation``): the round goes on without it.  The simulator
@@ -30,15 +31,19 @@ class RoundEngine:
         *,
         clock: Clock,
         stage_timeout: float,
+        stage_timeouts: Mapping[str, float] | None = None,
         poll: float = 0.5,
         on_stage: StageHook | None = None,
     ) -> None:
-        """``poll``: the longest one wait on the transport lasts (the deadline is checked
-        between waits); ``on_stage``: called as each stage closes (metrics, logs, crash
-        points), before the next stage's messages leave."""
-        if stage_timeout <= 0 or poll <= 0:
-            raise ValueError("the stage timeout and the poll interval are positive")
-        self.transport, self.clock = transport, clock
+        """``stage_timeouts``: the stages that may take longer than the others (a
+        norm-proof round's masked stage waits for the trainers' proofs); ``poll``: the
+        longest one wait on the transport lasts (the deadline is checked between waits);
+        ``on_stage``: called as each stage closes (metrics, logs, crash points), before
+        the next stage's messages leave."""
+        timeouts = dict(stage_timeouts or {})
+        if min(stage_timeout, poll, *timeouts.values()) <= 0:
+            raise ValueError("the stage timeouts and the poll interval are positive")
+        self.transport, self.clock, self.stage_timeouts = transport, clock, timeouts
         self.stage_timeout, self.poll, self.on_stage = stage_timeout, poll, on_stage
         self.reached: set[int] = set()  # who the round's start reached
 
@@ -59,7 +64,7 @@ class RoundEngine:
     def _collect(
         self, aggregation: Aggregation, roster: Mapping[int, str], expected: set[int]
     ) -> None:
-        deadline = self.clock() + self.stage_timeout
+        deadline = self.clock() + self.stage_timeouts.get(aggregation.stage, self.stage_timeout)
         by_signer = {a.lower(): i for i, a in roster.items()}
         while not expected <= aggregation.completed:
             left = deadline - self.clock()
