@@ -65,7 +65,12 @@ ETHER = 10**18
 
 SAFETENSORS = "application/vnd.safetensors"
 # one hidden layer with the x² activation: the trained model is the one served under CKKS
-JOB = JobConfig(n_features=64, n_classes=10, hidden=(32,), activation="square", epochs=5, lr=0.03)
+# SecAgg+ with norm-bound proofs: each hospital proves its update within the clip, for the
+# weight its data set on chain backs (docs/protocol/zk-norm.md)
+JOB = JobConfig(
+    n_features=64, n_classes=10, hidden=(32,), activation="square", epochs=5, lr=0.03,
+    norm_proofs=True,
+)  # fmt: skip
 
 
 @dataclass
@@ -261,9 +266,10 @@ def _job(
         accuracies.append(accuracy)
         cids.append(info.aggregate_cid)
         step(
-            f"round {r}: the hospitals' nodes trained and masked, the coordinator's node "
-            f"learnt only the sum of {counted} updates (SecAgg+), an auditor checked it against "
-            f"their signed lattice commitments alone; accuracy {accuracy:.3f}"
+            f"round {r}: the hospitals' nodes trained, proved their updates' norms and "
+            f"weights and masked them; the coordinator's node checked the proofs and learnt "
+            f"only the sum of {counted} updates (SecAgg+); an auditor re-checked the proofs "
+            f"and the sum against their commitments alone; accuracy {accuracy:.3f}"
         )
 
     step("challenge window passes; the nodes finalise the job and claim each reward once")
