@@ -4,6 +4,7 @@ only once its own block is, and a join reorganised away is not counted but sent 
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import time
@@ -219,3 +220,52 @@ def test_a_node_process_with_settle_finalized_joins_only_once_the_job_is_final(t
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0
             client.close()
+
+
+def test_an_aggregator_starts_a_round_on_settled_joins_and_counts_its_record_once_settled(
+    world, tmp_path: Path
+):
+    """With ``settle = "finalized"``: a job whose joins are mined but not final is not
+    served yet; a round record mined but not final stays ``submitting`` (the next round
+    waits) and counts as done once its block is final."""
+    from chainml.node.rounds import AggregatorRole, Courier
+    from chainml.storage.local import LocalBlobStore
+    from chainml.training.job import JobConfig
+
+    w, client, cm = world, world["client"], world["cm"]
+    config = JobConfig(n_features=4, n_classes=2, hidden=(2,))
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / f"{config.config_hash.hex()}.json").write_bytes(config.encode())
+    params = JobParams(w["aggregator"].address, 1, 1, 1, ETHER, 60, config_hash=config.config_hash)
+    job_id = cm.jobs.create_job(w["dev"], params, ETHER)
+    cm.jobs.join(w["trainer"].account, job_id)
+    node_cm = w["workers"].cm
+    state = NodeState(tmp_path / "aggregator.db")
+    role = AggregatorRole(
+        w["aggregator"], node_cm, state, Courier(w["aggregator"], node_cm),
+        LocalBlobStore(tmp_path / "blobs"), jobs_dir=jobs,
+        settlement=Settlement("finalized"),
+    )  # fmt: skip
+    role.actions.receipt_timeout = 0.5
+    try:
+        assert role._my_open_jobs(role._at()) == []  # mined, not final: not served yet
+        _mine(client, DEPTH + 1)
+        assert role._my_open_jobs(role._at()) == [job_id]
+        # the round's record is ready to submit (as after run_round's masked stages)
+        state.put(f"record:{job_id}:1", json.dumps({"root": "00" * 32, "bitmap": 1}))
+        state.put(f"round:{job_id}:1", "submitting:1")
+        role.tick()
+        assert cm.jobs.job(job_id).rounds_done == 1  # mined
+        assert cm.jobs.job(job_id, block=_finalized(client)).rounds_done == 0
+        assert state.get(f"round:{job_id}:1") == "submitting:1"  # not counted yet
+        _mine(client, 1)
+        role.tick()  # still not final: not sent again, not counted
+        assert state.get(f"round:{job_id}:1") == "submitting:1"
+        assert cm.jobs.job(job_id).rounds_done == 1
+        _mine(client, DEPTH)
+        role.tick()
+        assert state.get(f"round:{job_id}:1") == "done:1"
+        assert role._my_open_jobs(role._at()) == []  # its one round is recorded and final
+    finally:
+        state.close()

@@ -77,6 +77,7 @@ from chainml.crypto.stream import generate_key
 from chainml.errors import ChainmlError
 from chainml.ledger.bindings import Chainml, JobParams, JobState
 from chainml.ledger.errors import LedgerError
+from chainml.ledger.settle import Settlement
 from chainml.node.access import LedgerChainView
 from chainml.node.envelope import Opened, seal_envelope
 from chainml.node.state import NodeState
@@ -612,7 +613,11 @@ class AggregatorRole:
         metrics: Any = None,
         clock: Callable[[], float] = time.monotonic,
         alerts: Any = None,
+        settlement: Settlement | None = None,
     ) -> None:
+        """``settlement``: the node's policy of when a step counts (``[chain] settle``);
+        with one, a round starts only once the joins it counts and the previous round's
+        record are settled, and a record counts once its own block is."""
         self.identity, self.cm, self.state, self.courier, self.store = (
             identity,
             cm,
@@ -624,7 +629,8 @@ class AggregatorRole:
         self.stage_timeout, self.metrics, self.clock = stage_timeout, metrics, clock
         # a norm-proof round's masked stage waits this much longer: the trainers' proofs
         self.proof_timeout = proof_timeout
-        self.actions = Actions(state, cm.jobs.client)
+        self.settlement = settlement
+        self.actions = Actions(state, cm.jobs.client, settlement)
         self.alerts = alerts
         self.watches: dict[int, SybilWatch] = {}  # FoolsGold: per job, each trainer's steps
         # DP: per job, the noise multiplier each recorded round was charged
@@ -653,8 +659,15 @@ class AggregatorRole:
         else:
             box.put((h.sender, wire.decode(opened.plaintext)))
 
-    def _my_open_jobs(self) -> list[int]:
-        count = self.cm.jobs.job_count()
+    def _at(self) -> int | str:
+        """The block the aggregator's decisions read the chain at: the settled head
+        (``ViewDistrusted`` while the node's view is held), or the latest without a policy."""
+        if self.settlement is None:
+            return "latest"
+        return max(self.settlement.settled_head(self.cm.jobs.client), 0)
+
+    def _my_open_jobs(self, at: int | str) -> list[int]:
+        count = self.cm.jobs.functions.job_count(block=at)
         mine = []
         for job_id in range(1, count + 1):
             if job_id in self._closed:
@@ -662,8 +675,9 @@ class AggregatorRole:
             if self.facts.params(job_id).aggregator.lower() != self.identity.address.lower():
                 self._closed.add(job_id)  # a job's aggregator never changes
                 continue
-            job = self.cm.jobs.job(job_id)
+            job = self.cm.jobs.job(job_id, block=at)
             if job.state != JobState.OPEN or job.rounds_done >= job.params.rounds:
+                self._settle_pending(job_id, job.rounds_done)  # its last record, now settled
                 self._closed.add(job_id)  # finished or cancelled: never open again
                 continue
             if job.participant_count >= job.params.max_participants:
@@ -680,11 +694,13 @@ class AggregatorRole:
         if unchanged == self._idle_at:
             return False
         self._idle_at = None
-        for job_id in self._my_open_jobs():
+        at = self._at()
+        for job_id in self._my_open_jobs(at):
             config = self._config(job_id)
             if config is None:
                 continue
-            round_no = self.cm.jobs.job(job_id).rounds_done + 1
+            round_no = self.cm.jobs.job(job_id, block=at).rounds_done + 1
+            self._settle_pending(job_id, round_no - 1)  # the previous record, now settled
             status = self.state.get(f"round:{job_id}:{round_no}") or "new:0"
             kind, attempt = status.split(":", 1)
             if kind in ("running", "done"):  # interrupted, or not on chain after all: void
@@ -698,20 +714,29 @@ class AggregatorRole:
                 self.state.put(f"round:{job_id}:{round_no}", f"aborted:{attempt}")
             if kind in ("aborted", "new") and int(attempt) >= MAX_ATTEMPTS:
                 continue
-            if kind == "submitting":  # a crash between recording and submitting: finish it
-                record = json.loads(self.state.get(f"record:{job_id}:{round_no}") or "{}")
-                done = self._submit(job_id, round_no, int(attempt), record)
-                self.state.put(
-                    f"round:{job_id}:{round_no}", f"{'done' if done else 'aborted'}:{attempt}"
-                )
-                if done:
-                    self._report_epsilon(job_id, round_no, record)
+            if kind == "submitting":  # not settled yet, or a crash before it was sent: finish
+                self._settle_pending(job_id, round_no)
                 continue
             self.run_round(job_id, round_no, config, int(attempt) + 1)
             ran = True
         if not ran:
             self._idle_at = unchanged
         return ran
+
+    def _settle_pending(self, job_id: int, round_no: int) -> None:
+        """Finish a round whose record was stored but not yet counted (a crash before it
+        was sent, or mined and waiting for its block to settle): submit it once, and mark
+        it done once settled, aborted if the chain refused it."""
+        key = f"round:{job_id}:{round_no}"
+        kind, _, attempt = (self.state.get(key) or "").partition(":")
+        if round_no < 1 or kind != "submitting":
+            return
+        record = json.loads(self.state.get(f"record:{job_id}:{round_no}") or "{}")
+        outcome = self._submit(job_id, round_no, int(attempt), record)
+        if outcome != "pending":
+            self.state.put(key, f"{outcome}:{attempt}")
+        if outcome == "done":
+            self._report_epsilon(job_id, round_no, record)
 
     def _config(self, job_id: int) -> JobConfig | None:
         params = self.facts.params(job_id)
@@ -920,7 +945,16 @@ class AggregatorRole:
         self.state.put(f"record:{job_id}:{round_no}", json.dumps(record))
         self.state.put(key, f"submitting:{attempt}")
         crash_point("aggregator:before-submit")
-        if not self._submit(job_id, round_no, attempt, record):
+        outcome = self._submit(job_id, round_no, attempt, record)
+        if outcome == "pending":  # mined; the next ticks count it once its block settles
+            log.info(
+                "job %d round %d (attempt %d): recorded, waiting for its block to settle",
+                job_id,
+                round_no,
+                attempt,
+            )
+            return False
+        if outcome == "aborted":
             self.state.put(key, f"aborted:{attempt}")
             log.warning(
                 "job %d round %d (attempt %d): the chain refused the result",
@@ -962,7 +996,9 @@ class AggregatorRole:
         if self.metrics is not None:
             self.metrics.job_epsilon.labels(job=str(job_id)).set(epsilon)
 
-    def _submit(self, job_id: int, round_no: int, attempt: int, record: dict[str, Any]) -> bool:
+    def _submit(self, job_id: int, round_no: int, attempt: int, record: dict[str, Any]) -> str:
+        """Submit the round's record once: ``"done"`` (settled), ``"pending"`` (mined, not
+        settled yet: ask again later) or ``"aborted"`` (the chain refused it)."""
         cid = self.store.put(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
         contract = self.cm.jobs.contract
         client = contract.client
@@ -980,11 +1016,17 @@ class AggregatorRole:
                 )
             )
 
-        return self.actions.perform(
-            f"round:{job_id}:{round_no}:{attempt}",
-            done_on_chain=lambda: self.cm.jobs.job(job_id).rounds_done >= round_no,
+        key = f"round:{job_id}:{round_no}:{attempt}"
+        if self.actions.perform(
+            key,
+            done_on_chain=lambda: (
+                self.cm.jobs.job(job_id, block=self._at()).rounds_done >= round_no
+            ),
             send=send,
-        )
+        ):
+            return "done"
+        action = self.actions.get(key)
+        return "pending" if action is not None and action.status == "sent" else "aborted"
 
     def _send(self, to: str, purpose: str, payload: bytes, job_id: int, round_no: int) -> bool:
         try:

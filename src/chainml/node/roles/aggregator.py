@@ -71,6 +71,7 @@ def plug(context: RoleContext) -> Plugged | None:
         proof_timeout=settings.proof_timeout,
         metrics=context.metrics,
         alerts=context.alerts,
+        settlement=node.settlement,
     )
 
     def work(stop: threading.Event) -> None:
