@@ -31,6 +31,8 @@ EXTRA_OF = {
     "chainml/inference/zkml.py": "zk",  # imports EZKL and onnx only when called
     "chainml/ledger/audit/": "dev",  # contract audit tools, left out of the wheel
     "chainml/ledger/bindgen.py": "dev",  # writes generated.py; left out of the wheel
+    # compiles the contracts for the PoS devnet's Paris EVM; devtools are not in the wheel
+    "chainml/devtools/posdevnet_job.py": "dev",
 }
 # function-local imports of dev-only commands inside runtime modules
 DEV_COMMANDS = {
