@@ -202,7 +202,6 @@ HAZMAT_CALLERS = {
     "crypto",
     "training/secagg",
     "training/wire.py",
-    "training/federated.py",
     "storage/access.py",
 }
 
