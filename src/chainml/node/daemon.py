@@ -237,7 +237,7 @@ def wait_ready(
             raise NodeStartError(f"node exited with {proc.returncode}: {output[-2000:]}")
         try:
             answer = requests.get(url + "/v1/status", timeout=1)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up, or slow: ask again
             time.sleep(0.1)
             continue
         if not address:
