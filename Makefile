@@ -79,7 +79,8 @@ test: setup $(DEBS) $(TS_STAMP) lint typecheck
 bench: setup $(DEBS) $(FLOWER) posdevnet
 	CHAINML_BENCH_FULL=1 $(PY) -m benchmarks all
 	CHAINML_FUZZ_SCALE=10 $(VENV)/bin/pytest -q tests/contracts/test_invariants.py
-	CHAINML_BENCH_FULL=1 $(VENV)/bin/pytest -q tests/hosts/test_posdevnet.py
+	CHAINML_BENCH_FULL=1 $(VENV)/bin/pytest -q tests/hosts/test_posdevnet.py tests/hosts/test_sybil_hosts.py
+	CHAINML_BENCH_FULL=1 $(VENV)/bin/pytest -q tests/node/test_rounds_zk.py -k L-infinity
 
 audit: setup $(MYTH)
 	$(PY) -m chainml.ledger.audit.symbolic

@@ -6,6 +6,7 @@ that funder, and ``registration_burst``, as the single-host monitor test does.""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from chainml.crypto import Identity
@@ -54,6 +56,10 @@ def _register(url: str, root: Path, funders: int, per_funder: int) -> list[str]:
         client.close()
 
 
+@pytest.mark.skipif(
+    not os.environ.get("CHAINML_BENCH_FULL"),
+    reason="make bench runs this (make test keeps the job across hosts and the eclipse alarm)",
+)
 def test_one_funder_s_sybils_on_another_host_are_alarmed_by_a_node_s_monitor(tmp_path: Path):
     with Network(["chain", "node", "parties", "sybil"]) as net, ExitStack() as stack:
         chain, url = hostjob.start_chain(net, tmp_path, probe_from="node")

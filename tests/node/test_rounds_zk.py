@@ -509,8 +509,19 @@ def _commit_datasets(cm: Any, trainers: list[localnet.NodeDir]) -> None:
     [
         ("unclipped", "the norm-bound proof does not verify", zk.InvalidNormProof, 0.0),
         ("overweight", "the claimed weight is more than its data set holds", UnbackedWeight, 0.0),
-        # its box-clipped delta is within the clip: no L-infinity proof is what fails
-        ("unclipped", "the L-infinity proof does not verify", zk.InvalidNormProof, 0.05),
+        # its box-clipped delta is within the clip: no L-infinity proof is what fails.  Its
+        # node processes prove L-infinity for minutes on 2 cores: make bench runs this case
+        # (test_an_l_infinity_job_... checks the same refusal in one process in make test)
+        pytest.param(
+            "unclipped",
+            "the L-infinity proof does not verify",
+            zk.InvalidNormProof,
+            0.05,
+            marks=pytest.mark.skipif(
+                not os.environ.get("CHAINML_BENCH_FULL"),
+                reason="L-infinity proofs across node processes: make bench runs this",
+            ),
+        ),
     ],
 )
 def test_a_trainer_node_that_does_not_clip_or_claims_more_weight_is_refused(
