@@ -61,21 +61,7 @@ def test_a_node_fed_a_stale_head_is_alarmed_by_an_endpoint_on_another_host(tmp_p
         assert proxy.stdout is not None
         frozen = json.loads(proxy.stdout.readline())["frozen"]
         assert frozen == host.call(client.block_number)
-        with (tmp_path / "node.log").open("ab") as log:
-            proc = host.popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "chainml.cli.main",
-                    "node",
-                    "run",
-                    "--config",
-                    str(node.config),
-                ],
-                env={"CHAINML_PASSWORD": hostjob.PASSWORD},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        proc = hostjob.start_node(host, node, tmp_path / "node.log")
         stack.callback(stop_process, proc, 20)
         host.call(daemon.wait_ready, node.url, proc, 120, address=node.identity.address)
         time.sleep(1.5)  # three monitor ticks with both endpoints at the same head

@@ -7,8 +7,6 @@ that funder, and ``registration_burst``, as the single-host monitor test does.""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -80,21 +78,7 @@ def test_one_funder_s_sybils_on_another_host_are_alarmed_by_a_node_s_monitor(tmp
         # three honest parties, registered from their own host, each with its own funder
         net["parties"].wait_port(net["chain"].address, hostjob.CHAIN_PORT)
         net["parties"].call(_register, url, tmp_path, 3, 1)
-        with (tmp_path / "node.log").open("ab") as log:
-            proc = host.popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "chainml.cli.main",
-                    "node",
-                    "run",
-                    "--config",
-                    str(node.config),
-                ],
-                env={"CHAINML_PASSWORD": hostjob.PASSWORD},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        proc = hostjob.start_node(host, node, tmp_path / "node.log")
         stack.callback(stop_process, proc, 20)
         host.call(daemon.wait_ready, node.url, proc, 120, address=node.identity.address)
         time.sleep(2)  # four monitor ticks over the honest registry

@@ -285,6 +285,17 @@ def prepare(
     return aggregator_host.call(setup, timeout=180)
 
 
+def start_node(host: Host, node: localnet.NodeDir, log: Path) -> subprocess.Popen[bytes]:
+    """``chainml node run`` for ``node`` inside ``host``, its output appended to ``log``."""
+    with log.open("ab") as out:
+        return host.popen(
+            [sys.executable, "-m", "chainml.cli.main", "node", "run", "--config", str(node.config)],
+            env={"CHAINML_PASSWORD": PASSWORD},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
 @contextmanager
 def running_nodes(net: Network, prepared: _Nodes) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     """Every node process started on its host (the aggregator's first, then the others
@@ -293,14 +304,7 @@ def running_nodes(net: Network, prepared: _Nodes) -> Iterator[dict[str, subproce
 
     def start(name: str) -> None:
         node = prepared.nodes[name]
-        with (node.config.parent / "node.log").open("ab") as log:
-            argv = [sys.executable, "-m", "chainml.cli.main", "node", "run"]
-            procs[name] = net[name].popen(
-                [*argv, "--config", str(node.config)],
-                env={"CHAINML_PASSWORD": PASSWORD},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        procs[name] = start_node(net[name], node, node.config.parent / "node.log")
 
     def ready(name: str) -> None:
         node = prepared.nodes[name]

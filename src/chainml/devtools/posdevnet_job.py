@@ -283,21 +283,7 @@ def running_nodes(job: DevnetJob) -> Iterator[DevnetJob]:
 
     def start(name: str) -> None:
         node = job.nodes[name]
-        with (node.config.parent / "node.log").open("ab") as log:
-            job.procs[name] = job.host(name).popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "chainml.cli.main",
-                    "node",
-                    "run",
-                    "--config",
-                    str(node.config),
-                ],
-                env={"CHAINML_PASSWORD": hostjob.PASSWORD},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        job.procs[name] = hostjob.start_node(job.host(name), node, node.config.parent / "node.log")
 
     def ready(name: str) -> None:
         node = job.nodes[name]
